@@ -1,0 +1,37 @@
+"""minigen: a from-scratch deep-learning engine for generative models.
+
+The top-level ``kernels/`` folder is installed as ``minigen.kernels`` (see
+``package_dir``) so that no bare top-level ``kernels`` import name is claimed
+in site-packages.
+"""
+from setuptools import setup, find_packages
+
+packages = [p for p in find_packages(include=["minigen", "minigen.*"])]
+packages += ["minigen.kernels"] + ["minigen.kernels." + p for p in find_packages(where="kernels")]
+
+setup(
+    name="minigen",
+    version="0.1.0",
+    description="A from-scratch deep-learning engine for generative models (NumPy + Numba + CuPy)",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir={"minigen.kernels": "kernels"},
+    package_data={"minigen": ["data/files/*"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=2.0",
+        "numba>=0.60",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+        "pillow>=9.0",
+        "matplotlib>=3.6",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "gpu": ["cupy-cuda12x>=13"],
+        "bench": ["torch"],
+    },
+    entry_points={"console_scripts": ["minigen=minigen.cli:main"]},
+)
