@@ -1,0 +1,303 @@
+"""Elementwise ops with NumPy broadcasting.
+
+Every backward undoes broadcasting with :func:`sum_to` (sum the gradient over
+the dimensions that were broadcast), which is itself differentiable.
+Notation: ``g`` is the incoming gradient dL/dy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..backend import get_array_module, move_array
+from ..tensor import Tensor, register_method
+from .shape import sum_to
+
+__all__ = ["add", "sub", "mul", "div", "true_divide", "neg", "pow", "exp", "log", "rsub"]
+
+
+def _t(x, like=None):
+    """Wrap array-likes as tensors; Python scalars stay scalars (they keep the tensor's dtype)."""
+    if isinstance(x, Tensor) or isinstance(x, (int, float, bool)):
+        return x
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        arr = np.asarray(x)
+        if like is not None and arr.dtype.kind == "f" and like.dtype.kind == "f":
+            arr = arr.astype(like.dtype)
+        return Tensor._make(arr if like is None else move_array(arr, like.device))
+    return x
+
+
+def _st(g, x):
+    """Gradient for argument ``x``: reduced to its shape, or None for a plain number."""
+    return sum_to(g, x.shape) if isinstance(x, Tensor) else None
+
+
+class Add(Function):
+    """y = a + b.   da = sum_to(g, a.shape),  db = sum_to(g, b.shape)."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        return _st(g, a), _st(g, b)
+
+
+class Sub(Function):
+    """y = a - b.   da = sum_to(g),  db = -sum_to(g)."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        return _st(g, a), (_st(-g, b) if isinstance(b, Tensor) else None)
+
+
+class Mul(Function):
+    """y = a * b.   da = sum_to(g * b),  db = sum_to(g * a)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        ga = _st(g * b, a) if ctx.next_nodes[0] is not None else None
+        gb = _st(g * a, b) if ctx.next_nodes[1] is not None else None
+        return ga, gb
+
+
+class Div(Function):
+    """y = a / b.   da = sum_to(g / b),  db = sum_to(-g * a / b^2)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        ga = _st(g / b, a) if ctx.next_nodes[0] is not None else None
+        gb = _st(-g * a / (b * b), b) if ctx.next_nodes[1] is not None else None
+        return ga, gb
+
+
+class Neg(Function):
+    """y = -x.   dx = -g."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, g):
+        return (-g,)
+
+
+class Pow(Function):
+    """y = a ** b.   da = g * b * a^(b-1),   db = g * a^b * log(a)  (only where a > 0 matters)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a ** b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        ga = gb = None
+        if ctx.next_nodes[0] is not None:
+            if isinstance(b, Tensor):
+                ga = _st(g * b * a ** (b - 1), a)
+            elif b == 0:
+                ga = g * 0
+            elif b == 1:
+                ga = g
+            elif b == 2:
+                ga = g * (a * 2)
+            else:
+                ga = g * (b * a ** (b - 1))
+        if ctx.next_nodes[1] is not None:
+            y = a ** b
+            la = log(a) if isinstance(a, Tensor) else float(np.log(a))
+            gb = _st(g * y * la, b)
+        return ga, gb
+
+
+class Exp(Function):
+    """y = exp(x).   dx = g * y."""
+
+    uses_inputs = False
+    uses_output = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).exp(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * ctx.output,)
+
+
+class Log(Function):
+    """y = log(x).   dx = g / x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.args
+        return (g / x,)
+
+
+class Cast(Function):
+    """y = x as another dtype.   dx = g cast back to x's dtype (no gradient into integer tensors)."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.src = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.to(ctx.src),)
+
+
+class ToDevice(Function):
+    """y = x copied to another device.   dx = g copied back."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, device):
+        from ..backend import device_of_array
+
+        ctx.src = device_of_array(x)
+        return move_array(x, device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.to(ctx.src),)
+
+    @classmethod
+    def apply(cls, x, device):
+        # the one op whose output lives on another device than its input
+        from ..autograd.grad_mode import STATE
+
+        out = Tensor._make(cls.forward(ctx := _Ctx(), x.data, device), False)
+        if STATE.enabled and x.requires_grad:
+            from ..autograd.function import Context
+
+            c = Context()
+            c.fn, c.args, c.src = cls, (x, device), ctx.src
+            c.next_nodes = ((x._ctx if x._ctx is not None else x), None)
+            c.versions = (0, 0)
+            out.requires_grad, out._ctx = True, c
+        return out
+
+
+class _Ctx:
+    pass
+
+
+# ------------------------------------------------------------------ functional
+def add(a, b, alpha=1):
+    """a + alpha * b"""
+    if alpha != 1:
+        b = mul(b, alpha)
+    if not isinstance(a, Tensor):
+        return Add.apply(_t(a, b), b)
+    return Add.apply(a, _t(b, a))
+
+
+def sub(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    if not isinstance(a, Tensor):
+        return Sub.apply(_t(a, b), b)
+    return Sub.apply(a, _t(b, a))
+
+
+def rsub(a, b):
+    return sub(b, a)
+
+
+def mul(a, b):
+    if not isinstance(a, Tensor):
+        return Mul.apply(_t(a, b), b)
+    return Mul.apply(a, _t(b, a))
+
+
+def div(a, b, rounding_mode=None):
+    if rounding_mode is not None:
+        from .pointwise import floor_divide
+
+        return floor_divide(a, b) if rounding_mode == "floor" else (a / b).trunc()
+    if not isinstance(a, Tensor):
+        a = _t(a, b)
+        if not isinstance(a, Tensor):
+            a = Tensor._make(get_array_module(b.data).asarray(a, dtype=b.dtype if b.dtype.kind == "f" else None))
+    else:
+        b = _t(b, a)
+    if a.dtype.kind in "iub" and (not isinstance(b, Tensor) or b.dtype.kind in "iub"):
+        a = a.to(np.float32)
+    return Div.apply(a, b)
+
+
+true_divide = div
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def pow(a, b):
+    if not isinstance(a, Tensor):
+        return Pow.apply(_t(a, b), b)
+    return Pow.apply(a, _t(b, a))
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+# ------------------------------------------------------------------ operators
+Tensor.__add__ = lambda a, b: Add.apply(a, _t(b, a))
+Tensor.__radd__ = lambda a, b: Add.apply(_t(b, a), a)
+Tensor.__sub__ = lambda a, b: Sub.apply(a, _t(b, a))
+Tensor.__rsub__ = lambda a, b: Sub.apply(_t(b, a), a)
+Tensor.__mul__ = lambda a, b: Mul.apply(a, _t(b, a))
+Tensor.__rmul__ = lambda a, b: Mul.apply(_t(b, a), a)
+Tensor.__truediv__ = lambda a, b: div(a, b)
+Tensor.__rtruediv__ = lambda a, b: div(b, a)
+Tensor.__neg__ = lambda a: Neg.apply(a)
+Tensor.__pos__ = lambda a: a
+Tensor.__pow__ = lambda a, b: Pow.apply(a, _t(b, a))
+Tensor.__rpow__ = lambda a, b: Pow.apply(_t(b, a), a)
+
+for _name in ("add", "sub", "mul", "div", "pow", "exp", "log", "neg", "true_divide"):
+    register_method(_name)(globals()[_name])
+Tensor.multiply = Tensor.mul
+Tensor.subtract = Tensor.sub
+Tensor.divide = Tensor.div
+Tensor.negative = Tensor.neg

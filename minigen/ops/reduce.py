@@ -1,0 +1,80 @@
+"""Reductions over ``dim`` (int, tuple or None) with ``keepdim``.
+
+Backward of a reduction broadcasts the gradient back over the reduced dims
+(re-inserting them first when ``keepdim=False``).
+"""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..tensor import Tensor, register_method
+from ._util import norm_dims
+from .shape import broadcast_to, reshape
+
+__all__ = ["sum", "mean"]
+
+
+def _keep_shape(shape, dims):
+    return tuple(1 if i in dims else s for i, s in enumerate(shape))
+
+
+def expand_reduced(g, in_shape, dims, keepdim):
+    """Broadcast a reduced gradient back to ``in_shape`` (differentiable)."""
+    if not keepdim:
+        g = reshape(g, _keep_shape(in_shape, dims))
+    return broadcast_to(g, in_shape)
+
+
+class Sum(Function):
+    """y = sum_{i in dims} x_i.   dx = broadcast(g) over the summed dims."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.in_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        return x.sum(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (expand_reduced(g, ctx.in_shape, ctx.dims, ctx.keepdim),)
+
+
+class Mean(Function):
+    """y = (1/N) sum_{i in dims} x_i.   dx = broadcast(g) / N."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.in_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        n = 1
+        for d in dims:
+            n *= x.shape[d]
+        ctx.n = n
+        return x.mean(axis=dims, keepdims=keepdim) if n else x.sum(axis=dims, keepdims=keepdim) * float("nan")
+
+    @staticmethod
+    def backward(ctx, g):
+        return (expand_reduced(g, ctx.in_shape, ctx.dims, ctx.keepdim) / max(ctx.n, 1),)
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x.dtype.kind in "biu":
+        x = x.to("int64")
+    return Sum.apply(x, norm_dims(dim, x.ndim), keepdim)
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = x.to(dtype)
+    if x.dtype.kind not in "fc":
+        from ..errors import DTypeError
+
+        raise DTypeError(f"mean expects a floating point tensor, got dtype {x.dtype} (use .float() first)")
+    return Mean.apply(x, norm_dims(dim, x.ndim), keepdim)
+
+
+register_method("sum")(sum)
+register_method("mean")(mean)

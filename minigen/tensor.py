@@ -1,0 +1,685 @@
+"""``Tensor``: an n-d array (NumPy on the CPU, CuPy on a GPU) plus what autograd needs.
+
+Fields (see ``__slots__``):
+- ``data``: the array. ``xp`` (NumPy or CuPy) is found from it, never from a flag.
+- ``requires_grad``: whether gradients flow to this tensor.
+- ``grad``: the accumulated gradient (a Tensor) after ``backward``.
+- ``_ctx``: the :class:`~minigen.autograd.function.Context` of the op that made it
+  (None for leaves); exposed as ``grad_fn``.
+- ``_vc``: a one-element list, the version counter, shared with views of the same
+  storage; in-place ops bump it so autograd notices a saved tensor was edited.
+
+Methods for the ops (``x.sum()``, ``x.relu()``, ...) are attached by the op
+modules in :mod:`minigen.ops` with :func:`register_method`, so each op lives
+in one place next to its formula.
+"""
+from __future__ import annotations
+
+import builtins
+import weakref
+
+import numpy as np
+
+from . import backend
+from .autograd import function as _function
+from .autograd import engine as _engine
+from .autograd.grad_mode import STATE
+from .errors import AutogradError, DTypeError, DeviceError, InvalidArgumentError, ShapeError
+from .random import _gen
+
+# dtypes: NumPy dtype objects under PyTorch's names
+float16 = half = np.dtype("float16")
+float32 = float = np.dtype("float32")
+float64 = double = np.dtype("float64")
+int8 = np.dtype("int8")
+uint8 = np.dtype("uint8")
+int16 = short = np.dtype("int16")
+int32 = int = np.dtype("int32")
+int64 = long = np.dtype("int64")
+bool_ = np.dtype("bool")
+_builtin_int, _builtin_float, _builtin_bool = builtins.int, builtins.float, builtins.bool
+
+_default_dtype = [np.dtype("float32")]
+
+
+def set_default_dtype(dtype) -> None:
+    d = np.dtype(dtype)
+    if d.kind != "f":
+        raise DTypeError(f"default dtype must be a floating point dtype, got {d}")
+    _default_dtype[0] = d
+
+
+def get_default_dtype():
+    return _default_dtype[0]
+
+
+def as_dtype(dtype):
+    """Normalise a dtype spec (``mg.float32``, ``'float32'``, ``np.float32``, ``bool``)."""
+    if dtype is None:
+        return None
+    if dtype is _builtin_bool:
+        return bool_
+    if dtype is _builtin_float:
+        return _default_dtype[0]
+    if dtype is _builtin_int:
+        return int64
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"not a dtype: {dtype!r}") from None
+
+
+class Tensor:
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_vc", "_hooks", "__weakref__", "name")
+    __array_priority__ = 1000  # make `ndarray * Tensor` call Tensor.__rmul__
+
+    def __init__(self, data, dtype=None, requires_grad=False, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        dt = as_dtype(dtype)
+        if device is not None:
+            xp = backend.xp_for_device(device)
+            arr = backend.move_array(data if hasattr(data, "shape") else np.asarray(data), device)
+        else:
+            xp = backend.get_array_module(data)
+            arr = data
+        if not hasattr(arr, "dtype") or type(arr).__module__.split(".")[0] not in ("numpy", "cupy"):
+            arr = _to_array(arr, dt)
+        elif dt is not None and arr.dtype != dt:
+            arr = arr.astype(dt)
+        if type(arr) is not np.ndarray and not isinstance(arr, np.ndarray) and xp is np:
+            arr = np.asarray(arr)
+        self.data = arr
+        self.grad = None
+        self._ctx = None
+        self._vc = [0]
+        self._hooks = None
+        self.name = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data, requires_grad=False):
+        """Fast internal constructor: ``data`` is already an array."""
+        t = object.__new__(cls)
+        t.data = data
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._ctx = None
+        t._vc = [0]
+        t._hooks = None
+        t.name = None
+        return t
+
+    # ---------------------------------------------------------------- metadata
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    def dim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return backend.device_of_array(self.data)
+
+    @property
+    def is_cuda(self):
+        return self.device.type == "cuda"
+
+    @property
+    def xp(self):
+        return backend.get_array_module(self.data)
+
+    def size(self, dim=None):
+        if dim is None:
+            return tuple(self.data.shape)
+        from .ops._util import norm_dim
+
+        return self.data.shape[norm_dim(dim, self.ndim)]
+
+    def numel(self):
+        return _builtin_int(self.data.size)
+
+    def element_size(self):
+        return self.data.itemsize
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    def is_floating_point(self):
+        return self.dtype.kind == "f"
+
+    def is_contiguous(self):
+        return _builtin_bool(self.data.flags.c_contiguous)
+
+    def _version(self):
+        return self._vc[0]
+
+    # ---------------------------------------------------------------- conversion
+    def numpy(self):
+        if self.requires_grad:
+            raise AutogradError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise InvalidArgumentError(f"item() needs a tensor with one element, got shape {tuple(self.shape)}")
+        return self.data.reshape(()).item() if hasattr(self.data, "item") else self.data
+
+    def tolist(self):
+        return backend.to_numpy(self.data).tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        a = backend.to_numpy(self.data)
+        return a.astype(dtype) if dtype is not None else a
+
+    def __float__(self):
+        return _builtin_float(self.item())
+
+    def __int__(self):
+        return _builtin_int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise InvalidArgumentError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous (shape {tuple(self.shape)})"
+            )
+        return _builtin_bool(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu" or self.data.size != 1:
+            raise DTypeError(f"only integer tensors of one element can be used as an index, got {self.dtype}")
+        return _builtin_int(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def to(self, *args, dtype=None, device=None, copy=False):
+        """``t.to(mg.float64)``, ``t.to('cuda')``, ``t.to('cpu', mg.float32)`` (differentiable)."""
+        for a in args:
+            if isinstance(a, (str, backend.Device)):
+                device = a
+            elif isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            else:
+                dtype = a
+        out = self
+        if dtype is not None and as_dtype(dtype) != self.dtype:
+            from .ops.elementwise import Cast
+
+            out = Cast.apply(out, as_dtype(dtype))
+        if device is not None and backend.as_device(device) != self.device:
+            from .ops.elementwise import ToDevice
+
+            out = ToDevice.apply(out, backend.as_device(device))
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def float(self):
+        return self.to(float32)
+
+    def double(self):
+        return self.to(float64)
+
+    def half(self):
+        return self.to(float16)
+
+    def long(self):
+        return self.to(int64)
+
+    def int(self):
+        return self.to(int32)
+
+    def bool(self):
+        return self.to(bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    # ---------------------------------------------------------------- autograd
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.dtype.kind not in "fc":
+            raise DTypeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
+        if not requires_grad and self._ctx is not None:
+            raise AutogradError("requires_grad can only be changed on leaf tensors; use detach()")
+        self.requires_grad = _builtin_bool(requires_grad)
+        return self
+
+    def detach(self):
+        """A tensor sharing this storage (and version counter), cut from the graph."""
+        t = Tensor._make(self.data, False)
+        t._vc = self._vc
+        return t
+
+    def detach_(self):
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    def retain_grad(self):
+        if self._ctx is None:
+            return
+        self._ctx.retained = weakref.ref(self)
+
+    def register_hook(self, hook):
+        """``hook(grad) -> Tensor or None`` runs when the gradient w.r.t. this tensor is computed."""
+        if not self.requires_grad:
+            raise AutogradError("cannot register a hook on a tensor that does not require grad")
+        if self._ctx is None:
+            self._hooks = (self._hooks or []) + [hook]
+        else:
+            self._ctx.hooks = (self._ctx.hooks or []) + [hook]
+        return hook
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate the gradient of this tensor into the leaves' ``.grad``.
+
+        A non-scalar tensor needs ``gradient`` (the vector of the vector-Jacobian
+        product). ``create_graph=True`` records the backward itself, so the
+        gradients can be differentiated again.
+        """
+        _engine.backward(self, None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+
+    # ---------------------------------------------------------------- in place
+    def _inplace(self, compute, *args):
+        """Run ``compute(self, *args)`` out of place, then write the result into this tensor's storage.
+
+        With autograd recording, the tensor is rebound to the new op's node (its old
+        node lives on as the new op's input), so gradients stay correct; a leaf that
+        requires grad cannot be edited in place (as in PyTorch).
+        """
+        track = STATE.enabled and (self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+        if track:
+            if self._ctx is None and self.requires_grad:
+                raise AutogradError(
+                    f"a leaf tensor that requires grad (shape {tuple(self.shape)}) is being used in an in-place "
+                    f"operation; wrap it in mg.no_grad() or use an out-of-place op"
+                )
+            old = Tensor._make(self.data, self.requires_grad)
+            old._ctx, old._vc = self._ctx, self._vc
+            out = compute(old, *args)
+        else:
+            with _no_grad():
+                out = compute(self, *args)
+        if out.shape != self.shape:
+            raise ShapeError(
+                f"in-place op would change the shape of the tensor from {tuple(self.shape)} to {tuple(out.shape)}"
+            )
+        if out.dtype != self.dtype:
+            out_data = out.data.astype(self.dtype)
+        else:
+            out_data = out.data
+        self.data[...] = out_data
+        self._vc[0] += 1
+        if track:
+            self._ctx = out._ctx
+            self.requires_grad = True
+        return self
+
+    def add_(self, other, alpha=1):
+        return self._inplace(lambda a, b: a + (b if alpha == 1 else b * alpha), other)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(lambda a, b: a - (b if alpha == 1 else b * alpha), other)
+
+    def mul_(self, other):
+        return self._inplace(lambda a, b: a * b, other)
+
+    def div_(self, other):
+        return self._inplace(lambda a, b: a / b, other)
+
+    def pow_(self, other):
+        return self._inplace(lambda a, b: a ** b, other)
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace(lambda a: a.clamp(min, max))
+
+    def neg_(self):
+        return self._inplace(lambda a: -a)
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        if STATE.enabled and self.requires_grad and self._ctx is None:
+            raise AutogradError("a leaf tensor that requires grad is being used in an in-place operation (fill_)")
+        self.data[...] = value.data if isinstance(value, Tensor) else value
+        self._vc[0] += 1
+        if self.requires_grad and STATE.enabled:
+            self._ctx = None
+            self.requires_grad = False
+        return self
+
+    def copy_(self, src):
+        src = src if isinstance(src, Tensor) else Tensor(src)
+        if src.device != self.device:
+            src = src.to(self.device)
+        return self._inplace(lambda a, s: a * 0 + s, src)
+
+    def __setitem__(self, index, value):
+        from .ops.shape import setitem
+
+        setitem(self, index, value)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    # ---------------------------------------------------------------- printing
+    def __repr__(self):
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4, threshold=200,
+                               prefix="tensor(")
+        extra = []
+        if self.dtype not in (float32, int64, bool_):
+            extra.append(f"dtype={self.dtype}")
+        if self.device.type != "cpu":
+            extra.append(f"device='{self.device}'")
+        if self._ctx is not None:
+            extra.append(f"grad_fn=<{self._ctx.name}>")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    __str__ = __repr__
+
+
+def register_method(name=None):
+    """Decorator: attach a function from an op module as a Tensor method."""
+
+    def deco(fn):
+        setattr(Tensor, name or fn.__name__, fn)
+        return fn
+
+    return deco
+
+
+def _no_grad():
+    from .autograd.grad_mode import no_grad
+
+    return no_grad()
+
+
+_function.Tensor = Tensor
+
+
+def _to_array(data, dtype):
+    """Python data (numbers, nested lists, tensors inside lists) to a NumPy array."""
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+        data = [backend.to_numpy(x.data) if isinstance(x, Tensor) else x for x in data]
+    try:
+        arr = np.asarray(data)
+    except ValueError as e:
+        raise InvalidArgumentError(f"cannot build a tensor from {type(data).__name__}: {e}") from None
+    if arr.dtype == object:
+        raise DTypeError(f"cannot build a tensor from ragged or non-numeric data of type {type(data).__name__}")
+    if dtype is not None:
+        return arr.astype(dtype)
+    if arr.dtype.kind == "f":
+        return arr.astype(_default_dtype[0]) if not isinstance(data, np.ndarray) else arr
+    if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray):
+        return arr.astype(int64)
+    if arr.dtype.kind in "US":
+        raise DTypeError(f"cannot build a tensor from strings ({arr.dtype})")
+    return arr
+
+
+# -------------------------------------------------------------------- creation
+def tensor(data, dtype=None, requires_grad=False, device=None):
+    """A new tensor (a copy of ``data``). Python floats become float32, ints int64."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if hasattr(data, "shape") and hasattr(data, "dtype"):
+        xp = backend.get_array_module(data)
+        arr = xp.array(data, copy=True)
+        if dtype is not None:
+            arr = arr.astype(as_dtype(dtype))
+    else:
+        arr = _to_array(data, as_dtype(dtype))
+    if device is not None:
+        arr = backend.move_array(arr, device)
+    t = Tensor._make(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    if isinstance(data, Tensor):
+        return data.to(dtype=dtype, device=device)
+    if isinstance(data, np.ndarray) and device is None:
+        return Tensor._make(data if dtype is None else data.astype(as_dtype(dtype)))
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(arr):
+    """A tensor sharing memory with a NumPy array."""
+    if not isinstance(arr, np.ndarray):
+        raise DTypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
+    return Tensor._make(arr)
+
+
+def _shape_arg(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    try:
+        shape = tuple(_builtin_int(s) for s in size)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"size must be a sequence of ints, got {size!r}") from None
+    if any(s < 0 for s in shape):
+        raise ShapeError(f"negative dimension in size {shape}")
+    return shape
+
+
+def _fill(fn_name, size, dtype, device, requires_grad, *extra):
+    xp = backend.xp_for_device(device) if device is not None else np
+    dt = as_dtype(dtype) or _default_dtype[0]
+    arr = getattr(xp, fn_name)(_shape_arg(size), *extra, dtype=dt)
+    if device is not None and backend.as_device(device).type == "cuda":
+        arr = backend.move_array(arr, device)
+    t = Tensor._make(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _fill("zeros", size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _fill("ones", size, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return _fill("empty", size, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None:
+        dtype = bool_ if isinstance(fill_value, _builtin_bool) else (
+            int64 if isinstance(fill_value, _builtin_int) else _default_dtype[0])
+    xp = backend.xp_for_device(device) if device is not None else np
+    arr = xp.full(_shape_arg((size,) if isinstance(size, _builtin_int) else size), fill_value, dtype=as_dtype(dtype))
+    t = Tensor._make(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _like(t, dtype, device):
+    return (dtype if dtype is not None else t.dtype), (device if device is not None else t.device)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    d, dev = _like(t, dtype, device)
+    return zeros(*t.shape, dtype=d, device=dev, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    d, dev = _like(t, dtype, device)
+    return ones(*t.shape, dtype=d, device=dev, requires_grad=requires_grad)
+
+
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    d, dev = _like(t, dtype, device)
+    return empty(*t.shape, dtype=d, device=dev, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    d, dev = _like(t, dtype, device)
+    return full(t.shape, fill_value, dtype=d, device=dev, requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    xp = backend.xp_for_device(device) if device is not None else np
+    t = Tensor._make(xp.eye(n, m, dtype=as_dtype(dtype) or _default_dtype[0]))
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise InvalidArgumentError("arange: step must be nonzero")
+    if dtype is None:
+        dtype = int64 if all(isinstance(v, _builtin_int) for v in (start, end, step)) else _default_dtype[0]
+    xp = backend.xp_for_device(device) if device is not None else np
+    t = Tensor._make(xp.arange(start, end, step, dtype=as_dtype(dtype)))
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    xp = backend.xp_for_device(device) if device is not None else np
+    t = Tensor._make(xp.linspace(start, end, _builtin_int(steps), dtype=as_dtype(dtype) or _default_dtype[0]))
+    return t.requires_grad_(True) if requires_grad else t
+
+
+# -------------------------------------------------------------------- random
+def _rng(generator, device):
+    g = _gen(generator)
+    xp = backend.xp_for_device(device) if device is not None else np
+    return g.xp_generator(xp), xp
+
+
+def _random_tensor(arr, dtype, requires_grad):
+    arr = arr.astype(as_dtype(dtype) or _default_dtype[0], copy=False)
+    t = Tensor._make(arr)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    """Uniform samples on [0, 1)."""
+    r, _ = _rng(generator, device)
+    return _random_tensor(r.random(_shape_arg(size)), dtype, requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples."""
+    r, _ = _rng(generator, device)
+    return _random_tensor(r.standard_normal(_shape_arg(size)), dtype, requires_grad)
+
+
+def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """Normal samples N(mean, std^2); ``mean``/``std`` may be tensors (broadcast)."""
+    r, xp = _rng(generator, device)
+    m = mean.data if isinstance(mean, Tensor) else mean
+    s = std.data if isinstance(std, Tensor) else std
+    if size is None:
+        size = np.broadcast_shapes(np.shape(m), np.shape(s))
+    return _random_tensor(m + s * r.standard_normal(_shape_arg((size,) if isinstance(size, _builtin_int) else size)),
+                          dtype, requires_grad)
+
+
+def randint(low, high=None, size=(), generator=None, dtype=None, device=None):
+    """Integers uniform on [low, high)."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise InvalidArgumentError(f"randint: need low < high, got low={low}, high={high}")
+    r, _ = _rng(generator, device)
+    arr = r.integers(low, high, size=_shape_arg((size,) if isinstance(size, _builtin_int) else size))
+    return Tensor._make(np.asarray(arr).astype(as_dtype(dtype) or int64) if not hasattr(arr, "device") else arr.astype(as_dtype(dtype) or int64))
+
+
+def randperm(n, generator=None, dtype=None, device=None):
+    r, _ = _rng(generator, device)
+    return Tensor._make(r.permutation(_builtin_int(n)).astype(as_dtype(dtype) or int64))
+
+
+def rand_like(t, generator=None, dtype=None):
+    return rand(*t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
+
+
+def randn_like(t, generator=None, dtype=None):
+    return randn(*t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
+
+
+def randint_like(t, low, high=None, generator=None, dtype=None):
+    return randint(low, high, t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
+
+
+def bernoulli(p, generator=None):
+    """Samples in {0, 1} with probability ``p`` (a tensor)."""
+    r, _ = _rng(generator, p.device)
+    return Tensor._make((r.random(p.shape) < p.data).astype(p.dtype))
+
+
+def multinomial(probs, num_samples, replacement=False, generator=None):
+    """Draw category indices from rows of (unnormalised) ``probs`` (1-d or 2-d)."""
+    from .ops._util import check_float
+
+    check_float(probs, "multinomial")
+    p = backend.to_numpy(probs.data).astype(np.float64)
+    squeeze = p.ndim == 1
+    p = np.atleast_2d(p)
+    if (p < 0).any() or not np.isfinite(p).all():
+        raise InvalidArgumentError("multinomial: probabilities must be finite and non-negative")
+    sums = p.sum(-1, keepdims=True)
+    if (sums <= 0).any():
+        raise InvalidArgumentError("multinomial: each row of probabilities must have a positive sum")
+    p = p / sums
+    if not replacement and num_samples > p.shape[-1]:
+        raise InvalidArgumentError(
+            f"multinomial: cannot draw {num_samples} samples without replacement from {p.shape[-1]} categories")
+    r = _gen(generator).numpy
+    out = np.stack([r.choice(p.shape[-1], size=num_samples, replace=replacement, p=row) for row in p])
+    if squeeze:
+        out = out[0]
+    return Tensor._make(backend.move_array(out.astype(np.int64), probs.device))
