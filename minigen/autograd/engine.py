@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import AnomalyError, AutogradError, InplaceError
 from .function import Context, Tensor as _T_unused, user_stack_line  # noqa: F401
-from .grad_mode import STATE, set_grad_enabled
+from .grad_mode import STATE
 from . import function as _fn
 
 
@@ -22,28 +22,32 @@ def _node(t):
 
 
 def _topo(roots):
-    """Nodes reachable from ``roots``; returned outputs-first (reverse postorder)."""
+    """Op nodes (Contexts) reachable from ``roots``, outputs first (reverse DFS postorder).
+
+    Leaves are not listed: they have no inputs, so their gradients are simply
+    accumulated after the walk."""
     post, seen = [], set()
-    stack = [(r, False) for r in roots]
+    stack = [r for r in roots if type(r) is Context]
+    expanded = set()
     while stack:
-        n, done = stack.pop()
-        if done:
-            post.append(n)
+        n = stack[-1]
+        k = id(n)
+        if k in expanded:
+            stack.pop()
+            if k not in seen:
+                seen.add(k)
+                post.append(n)
             continue
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        stack.append((n, True))
-        if type(n) is Context:
-            for p in n.next_nodes:
-                if p is not None and id(p) not in seen:
-                    stack.append((p, False))
+        expanded.add(k)
+        for p in n.next_nodes:
+            if p is not None and type(p) is Context and id(p) not in expanded:
+                stack.append(p)
     post.reverse()
     return post
 
 
 def _check_versions(ctx):
-    if ctx.fn.uses_inputs:
+    if ctx.versions is not None:
         T = _fn.Tensor
         for i, a in enumerate(ctx.args):
             if isinstance(a, T) and a._vc[0] != ctx.versions[i]:
@@ -63,45 +67,41 @@ def _check_versions(ctx):
 def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     """Core walk. ``capture``: list of nodes whose incoming gradient is returned
     (mg.grad); when None, gradients are accumulated into leaf ``.grad``."""
-    T = _fn.Tensor
     nodes = [_node(r) for r in roots]
     order = _topo(nodes)
+    run = None
     if capture is not None:
-        # prune: only nodes with a path to one of the captured nodes need backward
-        want = {id(c) for c in capture}
-        needed = set(want)
+        # prune: only nodes with a path to one of the captured nodes need their backward run
+        needed = {id(c) for c in capture}
+        run = set()
         for n in reversed(order):
-            if type(n) is Context and any(p is not None and id(p) in needed for p in n.next_nodes):
-                needed.add(id(n))
-        order = [n for n in order if id(n) in needed]
+            for p in n.next_nodes:
+                if p is not None and id(p) in needed:
+                    needed.add(id(n))
+                    run.add(id(n))
+                    break
         results = {id(c): None for c in capture}
-        # a node's backward runs only when one of its inputs still needs a gradient
-        run = {id(n) for n in order if type(n) is Context and any(p is not None and id(p) in needed for p in n.next_nodes)}
     grads = {}
+    leaves = {}
     for n, g in zip(nodes, root_grads):
         k = id(n)
         grads[k] = g if k not in grads else grads[k] + g
+        if type(n) is not Context:
+            leaves[k] = n
     anomaly = STATE.anomaly
-    with set_grad_enabled(create_graph):
-        for n in order:
-            g = grads.pop(id(n), None)
+    prev_mode = STATE.enabled
+    STATE.enabled = create_graph
+    try:
+        for ctx in order:
+            k = id(ctx)
+            g = grads.pop(k, None)
             if g is None:
                 continue
-            if capture is not None and id(n) in results:
-                prev = results[id(n)]
-                results[id(n)] = g if prev is None else prev + g
-            if type(n) is not Context:  # a leaf tensor
-                if n._hooks:
-                    for h in n._hooks:
-                        r = h(g)
-                        if r is not None:
-                            g = r
-                if capture is None:
-                    _accumulate(n, g, create_graph)
-                continue
-            ctx = n
-            if capture is not None and id(n) not in run:
-                continue
+            if capture is not None:
+                if k in results:
+                    results[k] = g if results[k] is None else results[k] + g
+                if k not in run:
+                    continue
             if ctx.freed:
                 raise AutogradError(
                     f"trying to backward through the graph a second time (at {ctx.name}); its saved values "
@@ -117,29 +117,49 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 t = ctx.retained()
                 if t is not None:
                     _accumulate(t, g, create_graph)
-            _check_versions(ctx)
+            if ctx.versions is not None or ctx.output is not None:
+                _check_versions(ctx)
             gin = ctx.fn.backward(ctx, g)
             if type(gin) is not tuple:
                 gin = (gin,) if not isinstance(gin, list) else tuple(gin)
             if anomaly:
                 _anomaly_backward(ctx, g, gin)
+            args = ctx.args
             for i, p in enumerate(ctx.next_nodes):
                 if p is None:
                     continue
                 gi = gin[i] if i < len(gin) else None
                 if gi is None:
                     continue
-                a = ctx.args[i]
-                if gi.shape != a.shape:
+                if gi.data.shape != args[i].data.shape:
                     raise AutogradError(
                         f"internal: {ctx.name} returned a gradient of shape {tuple(gi.shape)} for argument {i} "
-                        f"of shape {tuple(a.shape)}"
+                        f"of shape {tuple(args[i].shape)}"
                     )
-                k = id(p)
-                prev = grads.get(k)
-                grads[k] = gi if prev is None else prev + gi
+                kp = id(p)
+                prev = grads.get(kp)
+                grads[kp] = gi if prev is None else prev + gi
+                if type(p) is not Context:
+                    leaves[kp] = p
             if not retain_graph:
                 ctx.release()
+        # leaves last: they have no inputs, so their gradient is complete now
+        for kp, leaf in leaves.items():
+            g = grads.pop(kp, None)
+            if g is None:
+                continue
+            if leaf._hooks:
+                for h in leaf._hooks:
+                    r = h(g)
+                    if r is not None:
+                        g = r
+            if capture is not None:
+                if kp in results:
+                    results[kp] = g if results[kp] is None else results[kp] + g
+            else:
+                _accumulate(leaf, g, create_graph)
+    finally:
+        STATE.enabled = prev_mode
     if capture is not None:
         return [results[id(c)] for c in capture]
     return None
@@ -147,7 +167,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
 
 def _accumulate(t, g, create_graph):
     T = _fn.Tensor
-    if g.dtype != t.dtype:
+    if g.data.dtype != t.data.dtype:
         g = g.to(t.dtype)
     if t.grad is None:
         if create_graph:
@@ -186,7 +206,7 @@ def _make_grads(outputs, grad_outputs, create_graph):
                     f"grad can be implicitly created only for scalar outputs; output {i} has shape "
                     f"{tuple(o.shape)}: pass gradient= (or grad_outputs=) of that shape"
                 )
-            g = T._make(_ones_like(o.data), False)
+            g = T._make(_ones_like(o.data), False)  # d o / d o = 1
         else:
             if not isinstance(g, T):
                 g = T._make(np.asarray(g, dtype=o.dtype), False)
@@ -201,6 +221,8 @@ def _make_grads(outputs, grad_outputs, create_graph):
 
 
 def _ones_like(a):
+    if type(a) is np.ndarray:
+        return np.ones(a.shape, a.dtype)
     from ..backend import get_array_module
 
     return get_array_module(a).ones_like(a)

@@ -53,15 +53,14 @@ class Context:
     Ops may set any other attribute in forward (masks, indices, shapes...).
     """
 
-    __slots__ = ("fn", "args", "next_nodes", "versions", "output", "out_version",
-                 "freed", "stack", "hooks", "retained", "__dict__")
-
-    def __init__(self):
-        self.freed = False
-        self.output = None
-        self.hooks = None
-        self.retained = None
-        self.stack = None
+    __slots__ = ("fn", "args", "next_nodes", "out_version", "__dict__")
+    # defaults live on the class so creating a Context costs no attribute writes
+    freed = False
+    output = None
+    hooks = None
+    retained = None
+    stack = None
+    versions = None
 
     @property
     def name(self) -> str:
@@ -73,7 +72,6 @@ class Context:
     def release(self):
         """Free what backward needed (called after a backward without retain_graph)."""
         self.args = None
-        self.output = None
         self.__dict__.clear()
         self.freed = True
 
@@ -141,7 +139,7 @@ class Function:
             else:
                 raw.append(a)
         needs = needs and STATE.enabled and cls.differentiable
-        ctx = Context()
+        ctx = Context() if needs else _Scratch()
         try:
             out = cls.forward(ctx, *raw, **kwargs)
         except MinigenError:
@@ -160,17 +158,20 @@ class Function:
         if needs:
             ctx.fn = cls
             ctx.args = args
-            ctx.next_nodes = tuple(
-                (a._ctx if a._ctx is not None else a) if isinstance(a, T) and a.requires_grad else None
-                for a in args
-            )
+            ctx.next_nodes = [
+                (a._ctx or a) if isinstance(a, T) and a.requires_grad else None for a in args
+            ]
             if cls.uses_inputs:
-                ctx.versions = tuple(a._vc[0] if isinstance(a, T) else 0 for a in args)
+                ctx.versions = [a._vc[0] if isinstance(a, T) else 0 for a in args]
             if cls.uses_output:
                 ctx.output = res
                 ctx.out_version = res._vc[0]
             res._ctx = ctx
         return res
+
+
+class _Scratch:
+    """Stands in for a Context when no graph is recorded (forward may still set attributes)."""
 
 
 def _xp_of_type(arr_type):

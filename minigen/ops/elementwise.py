@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import STATE
 from ..backend import get_array_module, move_array
 from ..tensor import Tensor, register_method
-from .shape import sum_to
+from .shape import _sum_to_array, sum_to
 
 __all__ = ["add", "sub", "mul", "div", "true_divide", "neg", "pow", "exp", "log", "rsub"]
 
@@ -33,6 +34,20 @@ def _st(g, x):
     return sum_to(g, x.shape) if isinstance(x, Tensor) else None
 
 
+def _ast(xp, g, x):
+    """Array fast path of ``_st`` (first-order backward, no graph recorded)."""
+    if not isinstance(x, Tensor):
+        return None
+    if g.shape != x.data.shape:
+        g = _sum_to_array(xp, g, x.data.shape)
+    return Tensor._make(g)
+
+
+# Fast paths: when backward runs without create_graph (STATE.enabled is False) the hottest ops
+# compute their gradients directly on arrays, skipping per-op Tensor bookkeeping. The Tensor-op
+# formula next to it is the definition (and what create_graph=True differentiates).
+
+
 class Add(Function):
     """y = a + b.   da = sum_to(g, a.shape),  db = sum_to(g, b.shape)."""
 
@@ -45,6 +60,9 @@ class Add(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.args
+        if not STATE.enabled:
+            xp = get_array_module(g.data)
+            return _ast(xp, g.data, a), _ast(xp, g.data, b)
         return _st(g, a), _st(g, b)
 
 
@@ -60,6 +78,9 @@ class Sub(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.args
+        if not STATE.enabled:
+            xp = get_array_module(g.data)
+            return _ast(xp, g.data, a), (_ast(xp, -g.data, b) if isinstance(b, Tensor) else None)
         return _st(g, a), (_st(-g, b) if isinstance(b, Tensor) else None)
 
 
@@ -73,6 +94,12 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.args
+        if not STATE.enabled:
+            xp, gd = get_array_module(g.data), g.data
+            ad = a.data if isinstance(a, Tensor) else a
+            bd = b.data if isinstance(b, Tensor) else b
+            return (_ast(xp, gd * bd, a) if ctx.next_nodes[0] is not None else None,
+                    _ast(xp, gd * ad, b) if ctx.next_nodes[1] is not None else None)
         ga = _st(g * b, a) if ctx.next_nodes[0] is not None else None
         gb = _st(g * a, b) if ctx.next_nodes[1] is not None else None
         return ga, gb
@@ -88,6 +115,12 @@ class Div(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.args
+        if not STATE.enabled:
+            xp, gd = get_array_module(g.data), g.data
+            ad = a.data if isinstance(a, Tensor) else a
+            bd = b.data if isinstance(b, Tensor) else b
+            return (_ast(xp, gd / bd, a) if ctx.next_nodes[0] is not None else None,
+                    _ast(xp, -gd * ad / (bd * bd), b) if ctx.next_nodes[1] is not None else None)
         ga = _st(g / b, a) if ctx.next_nodes[0] is not None else None
         gb = _st(-g * a / (b * b), b) if ctx.next_nodes[1] is not None else None
         return ga, gb

@@ -6,6 +6,8 @@ Backward of a reduction broadcasts the gradient back over the reduced dims
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import STATE
+from ..backend import get_array_module
 from ..tensor import Tensor, register_method
 from ._util import norm_dims
 from .shape import broadcast_to, reshape
@@ -17,11 +19,30 @@ def _keep_shape(shape, dims):
     return tuple(1 if i in dims else s for i, s in enumerate(shape))
 
 
+class ExpandReduced(Function):
+    """y = broadcast of a reduced tensor g back to ``in_shape`` (re-inserting the reduced dims).
+    dg = sum of the incoming gradient over ``dims`` (keepdim as given)."""
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, g, in_shape, dims, keepdim):
+        ctx.dims, ctx.keepdim = dims, keepdim
+        xp = get_array_module(g)
+        if g.size == 1 and len(dims) == len(in_shape):  # full reduction: a filled array is cheaper
+            return xp.full(in_shape, g.reshape(()), dtype=g.dtype)
+        if not keepdim:
+            g = g.reshape(_keep_shape(in_shape, dims))
+        return xp.broadcast_to(g, in_shape)
+
+    @staticmethod
+    def backward(ctx, gg):
+        return (Sum.apply(gg, ctx.dims, ctx.keepdim),)
+
+
 def expand_reduced(g, in_shape, dims, keepdim):
     """Broadcast a reduced gradient back to ``in_shape`` (differentiable)."""
-    if not keepdim:
-        g = reshape(g, _keep_shape(in_shape, dims))
-    return broadcast_to(g, in_shape)
+    return ExpandReduced.apply(g, in_shape, dims, keepdim)
 
 
 class Sum(Function):
@@ -36,6 +57,8 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if not STATE.enabled:  # array fast path (first-order backward)
+            return (Tensor._make(ExpandReduced.forward(ctx, g.data, ctx.in_shape, ctx.dims, ctx.keepdim)),)
         return (expand_reduced(g, ctx.in_shape, ctx.dims, ctx.keepdim),)
 
 
@@ -55,6 +78,9 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if not STATE.enabled:  # array fast path (first-order backward)
+            gd = g.data / max(ctx.n, 1)
+            return (Tensor._make(ExpandReduced.forward(ctx, gd, ctx.in_shape, ctx.dims, ctx.keepdim)),)
         return (expand_reduced(g, ctx.in_shape, ctx.dims, ctx.keepdim) / max(ctx.n, 1),)
 
 
