@@ -1,0 +1,23 @@
+"""``minigen.data``: datasets, the DataLoader, MNIST / Fashion-MNIST, text corpora, image utilities.
+
+- :mod:`~minigen.data.dataset`: ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``;
+- :mod:`~minigen.data.dataloader`: ``DataLoader`` (batching, seeded shuffling, resumable), samplers, collate;
+- :mod:`~minigen.data.mnist`: the IDX format, ``MNIST`` / ``FashionMNIST`` (download + MD5 + cache),
+  ``BundledMNIST`` / ``load_mnist_bundled`` (the real 10k set shipped with the package, 9k/1k split);
+- :mod:`~minigen.data.text`: tiny-shakespeare, ``CharTokenizer``, nanoGPT's ``get_batch``, ``BPTTIterator``;
+- :mod:`~minigen.data.images`: ``save_image_grid`` (PNG), ``plot_curves`` (PNG, headless matplotlib).
+"""
+from .dataset import (  # noqa: F401
+    Dataset, TensorDataset, Subset, ConcatDataset, random_split, DataError, DatasetNotFoundError,
+)
+from .dataloader import (  # noqa: F401
+    DataLoader, default_collate, Sampler, SequentialSampler, RandomSampler, SubsetRandomSampler, BatchSampler,
+)
+from .mnist import (  # noqa: F401
+    read_idx, write_idx, data_root, download_dataset, MNIST, FashionMNIST, BundledMNIST, load_mnist_bundled,
+    MNIST_RESOURCES, FASHION_MNIST_RESOURCES,
+)
+from .text import (  # noqa: F401
+    load_shakespeare, shakespeare_splits, CharTokenizer, get_batch, batchify, BPTTIterator,
+)
+from .images import make_grid, save_image_grid, plot_curves  # noqa: F401
