@@ -1,0 +1,482 @@
+"""Normalisation and dropout: layer_norm, batch_norm, group_norm, instance_norm, rms_norm, normalize, dropout.
+
+Every normaliser here standardises ``x`` over a set of reduction dims ``D``
+(n = number of elements reduced per statistic) and optionally applies a
+per-feature affine map::
+
+    mu    = mean_D(x)                      var = mean_D((x - mu)^2)     (biased variance)
+    rstd  = 1 / sqrt(var + eps)            x_hat = (x - mu) * rstd
+    y     = x_hat * w + b
+
+Backward (g = dL/dy, g_hat = g * w; means over D)::
+
+    dx = rstd * (g_hat - mean_D(g_hat) - x_hat * mean_D(g_hat * x_hat))
+       = (1/n) * rstd * (n * g_hat - sum_D(g_hat) - x_hat * sum_D(g_hat * x_hat))
+    dw = sum over the broadcast dims of (g * x_hat)        db = sum over the broadcast dims of g
+
+(derivation: d x_hat_j / d x_i = rstd * (delta_ij - 1/n - x_hat_i x_hat_j / n)).
+
+Which ``D`` and which shape of ``w`` make which layer:
+
+=============  =========================  ==================================
+op             reduction dims D           w, b broadcast as
+=============  =========================  ==================================
+layer_norm     the trailing ``normalized_shape`` dims   ``normalized_shape``
+batch_norm     all dims but the channel dim 1            ``(C, 1, ..., 1)``
+instance_norm  the spatial dims 2..                      ``(C, 1, ..., 1)``
+group_norm     (C/G, spatial) inside each group          ``(C, 1, ..., 1)``
+=============  =========================  ==================================
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import numbers
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import STATE
+from ..backend import get_array_module
+from ..errors import DeviceError, DTypeError, InvalidArgumentError, ShapeError
+from ..tensor import Tensor
+from .reduce import mean as _mean, sum as _sum
+from .shape import _sum_to_array, reshape, sum_to
+
+__all__ = ["layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "normalize", "dropout",
+           "dropout1d", "dropout2d", "dropout3d"]
+
+
+# ------------------------------------------------------------------ argument checks (shared with attention/loss)
+def _check_tensor(x, op, name="input", allow_none=False):
+    """Raise a DTypeError naming ``op`` when ``x`` is not a Tensor (None allowed if ``allow_none``)."""
+    if x is None and allow_none:
+        return None
+    if not isinstance(x, Tensor):
+        raise DTypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__}")
+    return x
+
+
+def _check_float_tensor(x, op, name="input", allow_none=False):
+    x = _check_tensor(x, op, name, allow_none)
+    if x is not None and x.dtype.kind != "f":
+        raise DTypeError(f"{op}: {name} must be a floating point tensor, got dtype {x.dtype}")
+    return x
+
+
+def _check_number(v, op, name, lo=None, hi=None, allow_none=False):
+    """A real number (bool excluded) within [lo, hi]; returns it as a float."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, Tensor) and v.data.size == 1 and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, builtins.bool) or not isinstance(v, numbers.Real):
+        raise InvalidArgumentError(f"{op}: {name} must be a real number, got {type(v).__name__}")
+    v = builtins.float(v)
+    if math.isnan(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise InvalidArgumentError(f"{op}: {name} must be in {rng}, got {v}")
+    return v
+
+
+def _same_device(op, *ts):
+    ts = [t for t in ts if isinstance(t, Tensor)]
+    for t in ts[1:]:
+        if type(t.data) is not type(ts[0].data):
+            raise DeviceError(f"{op}: tensors on different devices: " +
+                              ", ".join(f"shape {tuple(u.shape)} on {u.device}" for u in ts))
+
+
+def _channel_view(t, ndim):
+    """A per-channel vector (C,) viewed as (C, 1, ..., 1) so it broadcasts against (N, C, *spatial)."""
+    return reshape(t, (t.shape[0],) + (1,) * (ndim - 2))
+
+
+# ------------------------------------------------------------------ the core Function
+class _AffineNorm(Function):
+    """y = x_hat * w + b with x_hat = (x - mean_D x) / sqrt(var_D x + eps); see the module docstring.
+
+    Arguments: ``(x, w, b, dims, eps, stats)``; ``w``/``b`` may be None and must already
+    broadcast against ``x``; ``stats`` (a dict or None) receives the batch ``mean`` and
+    biased ``var`` arrays (kept dims) so a caller can update running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, dims, eps, stats):
+        xp = get_array_module(x)
+        mu = x.mean(axis=dims, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=dims, keepdims=True)
+        rstd = 1.0 / xp.sqrt(var + eps)
+        y = xc * rstd
+        if w is not None:
+            y = y * w
+        if b is not None:
+            y = y + b
+        ctx.dims, ctx.eps, ctx.mu, ctx.rstd = dims, eps, mu, rstd
+        if stats is not None:
+            stats["mean"], stats["var"] = mu, var
+        return y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, b = ctx.args[:3]
+        need = [ctx.next_nodes[i] is not None for i in range(3)]
+        if not STATE.enabled:  # plain backward: the same formula on arrays, with the saved mu / rstd
+            return _AffineNorm._backward_arrays(ctx, g, x, w, b, need)
+        dims, eps = ctx.dims, ctx.eps
+        # recompute the statistics with differentiable ops so that create_graph=True gives 2nd derivatives
+        mu = _mean(x, dims, keepdim=True)
+        xc = x - mu
+        rstd = (_mean(xc * xc, dims, keepdim=True) + eps) ** -0.5
+        x_hat = xc * rstd
+        dx = dw = db = None
+        if need[0]:
+            g_hat = g * w if w is not None else g
+            dx = rstd * (g_hat - _mean(g_hat, dims, keepdim=True)
+                         - x_hat * _mean(g_hat * x_hat, dims, keepdim=True))
+        if need[1]:
+            dw = sum_to(g * x_hat, w.shape)
+        if need[2]:
+            db = sum_to(g, b.shape)
+        return dx, dw, db, None, None, None
+
+    @staticmethod
+    def _backward_arrays(ctx, g, x, w, b, need):
+        xp = get_array_module(x.data)
+        gd, dims = g.data, ctx.dims
+        x_hat = (x.data - ctx.mu) * ctx.rstd
+        dx = dw = db = None
+        if need[0]:
+            g_hat = gd * w.data if w is not None else gd
+            dx = ctx.rstd * (g_hat - g_hat.mean(axis=dims, keepdims=True)
+                             - x_hat * (g_hat * x_hat).mean(axis=dims, keepdims=True))
+            dx = Tensor._make(dx.astype(x.dtype, copy=False))
+        if need[1]:
+            dw = Tensor._make(_sum_to_array(xp, gd * x_hat, w.shape).astype(w.dtype, copy=False))
+        if need[2]:
+            db = Tensor._make(_sum_to_array(xp, gd, b.shape).astype(b.dtype, copy=False))
+        return dx, dw, db, None, None, None
+
+
+class LayerNorm(_AffineNorm):
+    """Layer normalisation: statistics over the trailing ``normalized_shape`` dims of each sample.
+
+    forward:  y = (x - mean_D x) / sqrt(var_D x + eps) * w + b      (var biased, D = trailing dims)
+    backward: dx = rstd * (g_hat - mean_D g_hat - x_hat * mean_D(g_hat * x_hat)),  g_hat = g * w;
+              dw = sum_{leading dims}(g * x_hat);  db = sum_{leading dims}(g).
+    """
+
+
+class BatchNorm(_AffineNorm):
+    """Batch normalisation with batch statistics (training mode): statistics over every dim but channel 1.
+
+    forward:  y = (x - mean_D x) / sqrt(var_D x + eps) * w + b      (D = (0, 2, 3, ...), var biased)
+    backward: dx = rstd * (g_hat - mean_D g_hat - x_hat * mean_D(g_hat * x_hat)),  g_hat = g * w;
+              dw_c = sum_D(g * x_hat)_c;  db_c = sum_D(g)_c.
+    """
+
+
+# ------------------------------------------------------------------ layer norm / rms norm
+def _norm_shape(normalized_shape, x, op):
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, builtins.bool):
+        shape = (builtins.int(normalized_shape),)
+    elif isinstance(normalized_shape, (tuple, list)) and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, builtins.bool) for s in normalized_shape):
+        shape = tuple(builtins.int(s) for s in normalized_shape)
+    else:
+        raise InvalidArgumentError(f"{op}: normalized_shape must be an int or a tuple of ints, "
+                                   f"got {normalized_shape!r}")
+    k = len(shape)
+    if k == 0 or k > x.ndim or tuple(x.shape[x.ndim - k:]) != shape:
+        raise ShapeError(f"{op}: normalized_shape {shape} must equal the trailing dims of the input, "
+                         f"got input of shape {tuple(x.shape)}")
+    return shape
+
+
+def _check_affine(t, shape, op, name):
+    if t is None:
+        return None
+    _check_float_tensor(t, op, name)
+    if tuple(t.shape) != tuple(shape):
+        raise ShapeError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    return t
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation over the trailing ``normalized_shape`` dims (see :class:`LayerNorm`)."""
+    op = "layer_norm"
+    x = _check_float_tensor(input, op)
+    shape = _norm_shape(normalized_shape, x, op)
+    weight = _check_affine(weight, shape, op, "weight")
+    bias = _check_affine(bias, shape, op, "bias")
+    eps = _check_number(eps, op, "eps", lo=0.0)
+    _same_device(op, x, weight, bias)
+    dims = tuple(range(x.ndim - len(shape), x.ndim))
+    return LayerNorm.apply(x, weight, bias, dims, eps, None)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """RMS normalisation: y = x / sqrt(mean_D(x^2) + eps) * w  (D = trailing ``normalized_shape`` dims).
+
+    Composed of differentiable ops, so its backward is the chain rule through
+    mean, pow and mul: dx = rstd * (g_hat - x_hat * mean_D(g_hat * x_hat)).
+    ``eps=None`` uses the machine epsilon of the input's dtype (as PyTorch).
+    """
+    op = "rms_norm"
+    x = _check_float_tensor(input, op)
+    shape = _norm_shape(normalized_shape, x, op)
+    weight = _check_affine(weight, shape, op, "weight")
+    eps = builtins.float(np.finfo(x.dtype).eps) if eps is None else _check_number(eps, op, "eps", lo=0.0)
+    _same_device(op, x, weight)
+    dims = tuple(range(x.ndim - len(shape), x.ndim))
+    y = x * (_mean(x * x, dims, keepdim=True) + eps) ** -0.5
+    return y * weight if weight is not None else y
+
+
+# ------------------------------------------------------------------ batch norm / instance norm / group norm
+def _check_nc(x, op, min_ndim=2):
+    if x.ndim < min_ndim:
+        raise ShapeError(f"{op}: expected an input of shape (N, C{', L' if min_ndim > 2 else ''}, ...) "
+                         f"with at least {min_ndim} dims, got shape {tuple(x.shape)}")
+
+
+def _update_running(op, running, new, momentum):
+    """running <- (1 - momentum) * running + momentum * new, in place (no autograd), bumping its version."""
+    if running is None:
+        return
+    if type(running.data) is not type(new):
+        raise DeviceError(f"{op}: running statistics on {running.device} but the input is on another device")
+    running.data[...] = ((1.0 - momentum) * running.data + momentum * new).astype(running.dtype, copy=False)
+    running._vc[0] += 1
+
+
+def _check_running(t, C, op, name):
+    if t is None:
+        return None
+    _check_float_tensor(t, op, name)
+    if tuple(t.shape) != (C,):
+        raise ShapeError(f"{op}: {name} must have shape ({C},) (one value per channel), got {tuple(t.shape)}")
+    return t
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation of (N, C), (N, C, L), (N, C, H, W), ... inputs over every dim but the channel dim.
+
+    training=True: normalise with the batch mean and *biased* batch variance (:class:`BatchNorm`,
+    closed-form backward) and update the running statistics in place (when given)::
+
+        running_mean <- (1 - momentum) * running_mean + momentum * mean
+        running_var  <- (1 - momentum) * running_var  + momentum * var * n / (n - 1)   (unbiased)
+
+    training=False: y = (x - running_mean) / sqrt(running_var + eps) * w + b, an affine map composed of
+    differentiable ops (dx = g * w / sqrt(running_var + eps)).
+    """
+    op = "batch_norm"
+    x = _check_float_tensor(input, op)
+    _check_nc(x, op)
+    C = x.shape[1]
+    running_mean = _check_running(running_mean, C, op, "running_mean")
+    running_var = _check_running(running_var, C, op, "running_var")
+    weight = _check_affine(weight, (C,), op, "weight")
+    bias = _check_affine(bias, (C,), op, "bias")
+    eps = _check_number(eps, op, "eps", lo=0.0)
+    momentum = _check_number(momentum, op, "momentum")
+    _same_device(op, x, running_mean, running_var, weight, bias)
+    w = _channel_view(weight, x.ndim) if weight is not None else None
+    b = _channel_view(bias, x.ndim) if bias is not None else None
+    if training:
+        dims = (0,) + tuple(range(2, x.ndim))
+        n = x.numel() // max(C, 1)
+        if n <= 1:
+            raise InvalidArgumentError(f"{op}: expected more than 1 value per channel when training, "
+                                       f"got input of shape {tuple(x.shape)}")
+        stats = {}
+        y = BatchNorm.apply(x, w, b, dims, eps, stats)
+        _update_running(op, running_mean, stats["mean"].reshape(C), momentum)
+        _update_running(op, running_var, stats["var"].reshape(C) * (n / (n - 1)), momentum)
+        return y
+    if running_mean is None or running_var is None:
+        raise InvalidArgumentError(f"{op}: running_mean and running_var are needed when training=False")
+    y = (x - _channel_view(running_mean, x.ndim)) * (_channel_view(running_var, x.ndim) + eps) ** -0.5
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Instance normalisation of (N, C, L...) inputs: statistics over the spatial dims of each (sample, channel).
+
+    Same Function and backward as :class:`BatchNorm` with D = (2, 3, ...). With ``use_input_stats`` the running
+    statistics (if given) are updated with the batch average of the per-instance mean and unbiased variance;
+    ``use_input_stats=False`` normalises with the running statistics instead.
+    """
+    op = "instance_norm"
+    x = _check_float_tensor(input, op)
+    _check_nc(x, op, min_ndim=3)
+    C = x.shape[1]
+    running_mean = _check_running(running_mean, C, op, "running_mean")
+    running_var = _check_running(running_var, C, op, "running_var")
+    weight = _check_affine(weight, (C,), op, "weight")
+    bias = _check_affine(bias, (C,), op, "bias")
+    eps = _check_number(eps, op, "eps", lo=0.0)
+    momentum = _check_number(momentum, op, "momentum")
+    _same_device(op, x, running_mean, running_var, weight, bias)
+    if not use_input_stats:
+        return batch_norm(x, running_mean, running_var, weight, bias, training=False, eps=eps)
+    dims = tuple(range(2, x.ndim))
+    n = x.numel() // max(x.shape[0] * C, 1)
+    if n <= 1:
+        raise InvalidArgumentError(f"{op}: expected more than 1 spatial element per channel, "
+                                   f"got input of shape {tuple(x.shape)}")
+    w = _channel_view(weight, x.ndim) if weight is not None else None
+    b = _channel_view(bias, x.ndim) if bias is not None else None
+    stats = {}
+    y = BatchNorm.apply(x, w, b, dims, eps, stats)
+    _update_running(op, running_mean, stats["mean"].reshape(x.shape[0], C).mean(axis=0), momentum)
+    _update_running(op, running_var, (stats["var"] * (n / (n - 1))).reshape(x.shape[0], C).mean(axis=0), momentum)
+    return y
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalisation: channels split into ``num_groups`` groups, statistics over (C/G, spatial) per sample.
+
+    forward: x viewed as (N, G, C/G * spatial), standardised over its last dim with the
+    :class:`LayerNorm` Function (same closed-form backward), viewed back, then y = x_hat * w_c + b_c.
+    """
+    op = "group_norm"
+    x = _check_float_tensor(input, op)
+    _check_nc(x, op)
+    if isinstance(num_groups, builtins.bool) or not isinstance(num_groups, numbers.Integral) or num_groups <= 0:
+        raise InvalidArgumentError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
+    N, C = x.shape[0], x.shape[1]
+    if C % num_groups:
+        raise ShapeError(f"{op}: the number of channels {C} (input shape {tuple(x.shape)}) must be divisible "
+                         f"by num_groups={num_groups}")
+    weight = _check_affine(weight, (C,), op, "weight")
+    bias = _check_affine(bias, (C,), op, "bias")
+    eps = _check_number(eps, op, "eps", lo=0.0)
+    _same_device(op, x, weight, bias)
+    per_group = x.numel() // max(N * num_groups, 1)
+    xg = reshape(x, (N, builtins.int(num_groups), per_group))
+    y = reshape(LayerNorm.apply(xg, None, None, (2,), eps, None), x.shape)
+    if weight is not None:
+        y = y * _channel_view(weight, x.ndim)
+    if bias is not None:
+        y = y + _channel_view(bias, x.ndim)
+    return y
+
+
+# ------------------------------------------------------------------ normalize
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """y = x / max(||x||_p, eps) along ``dim`` (``||x||_p = (sum |x|^p)^(1/p)``).
+
+    Composed of differentiable ops. Where ``||x||_p < eps`` the denominator is the constant eps
+    (no gradient through the norm), as ``clamp_min`` in PyTorch; an all-zero slice gives zeros
+    and a zero gradient through the norm (not NaN).
+    """
+    from ._util import norm_dim
+
+    op = "normalize"
+    x = _check_float_tensor(input, op)
+    if out is not None:
+        raise InvalidArgumentError(f"{op}: out= is not supported")
+    p = _check_number(p, op, "p")
+    if p <= 0:
+        raise InvalidArgumentError(f"{op}: p must be positive, got {p}")
+    eps = _check_number(eps, op, "eps", lo=0.0)
+    d = norm_dim(dim, x.ndim)
+    if x.ndim == 0:
+        raise ShapeError(f"{op}: expected a tensor with at least 1 dim, got a 0-d tensor")
+    norm = _l2_norm(x, d, p)
+    xp = get_array_module(norm.data)
+    small = (norm.data < eps).astype(x.dtype)  # constant mask: clamp_min(norm, eps)
+    denom = norm * (1.0 - small) + xp.asarray(eps * small, dtype=x.dtype)
+    return x / denom
+
+
+def _l2_norm(x, dim, p=2.0):
+    """||x||_p along ``dim`` (keepdim), with gradient 0 (not NaN) for an all-zero slice (as PyTorch's norm)."""
+    if p == 2.0:
+        powed = x * x
+    else:
+        from .pointwise import abs as _abs
+
+        powed = _abs(x) ** p
+    s = _sum(powed, dim, keepdim=True)
+    zero = (s.data == 0).astype(s.dtype)   # constant: an all-zero slice takes the root of 1 instead of 0
+    return (s + zero) ** (1.0 / p) * (1.0 - zero)
+
+
+# ------------------------------------------------------------------ dropout
+class Dropout(Function):
+    """Inverted dropout: y = x * m / (1 - p) with m ~ Bernoulli(1 - p) per element (or per channel).
+
+    forward:  y = x * s,  s = m / (1 - p) (a constant array drawn in the caller)
+    backward: dx = g * s.
+    """
+
+    uses_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * Tensor._make(ctx.scale), None
+
+
+def _dropout(x, p, training, generator, mask_shape, op):
+    from ..random import _gen
+
+    x = _check_float_tensor(x, op)
+    p = _check_number(p, op, "p", lo=0.0, hi=1.0)
+    if not training or p == 0.0:
+        return x
+    xp = get_array_module(x.data)
+    if p == 1.0:
+        scale = xp.zeros(mask_shape, dtype=x.dtype)
+    else:
+        r = _gen(generator).xp_generator(xp)
+        keep = r.random(mask_shape) >= p
+        scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return Dropout.apply(x, scale)
+
+
+def dropout(input, p=0.5, training=True, inplace=False, generator=None):
+    """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    Identity when ``training`` is False or ``p == 0``. The mask is drawn from ``generator``
+    (default: minigen's global generator, see ``mg.manual_seed``). ``inplace`` is accepted for
+    PyTorch compatibility; the result is always a new tensor.
+    """
+    return _dropout(input, p, training, generator, getattr(input, "shape", None), "dropout")
+
+
+def _feature_dropout(input, p, training, generator, spatial, op):
+    x = _check_float_tensor(input, op)
+    if x.ndim not in (spatial + 1, spatial + 2):
+        raise ShapeError(f"{op}: expected a {spatial + 1}-d (C, *) or {spatial + 2}-d (N, C, *) input, "
+                         f"got shape {tuple(x.shape)}")
+    k = x.ndim - spatial
+    return _dropout(x, p, training, generator, tuple(x.shape[:k]) + (1,) * spatial, op)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False, generator=None):
+    """Channel dropout for (N, C, L) / (C, L): whole channels are zeroed with probability p (scaled 1/(1-p))."""
+    return _feature_dropout(input, p, training, generator, 1, "dropout1d")
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
+    """Channel dropout for (N, C, H, W) / (C, H, W): whole feature maps are zeroed with probability p."""
+    return _feature_dropout(input, p, training, generator, 2, "dropout2d")
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False, generator=None):
+    """Channel dropout for (N, C, D, H, W) / (C, D, H, W)."""
+    return _feature_dropout(input, p, training, generator, 3, "dropout3d")
