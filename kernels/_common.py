@@ -1,0 +1,159 @@
+"""Shared pieces of the CPU kernels: the jit decorators, layout helpers and rules, and BLAS from Numba.
+
+Decorators
+----------
+``jit``  = ``numba.njit(cache=True, fastmath=FASTMATH)``: compiled once, cached on disk (``__pycache__``
+next to the module, or NUMBA_CACHE_DIR), so a second process starts fast.
+``pjit`` = the same with ``parallel=True`` (``prange`` loops; threads = ``numba.get_num_threads()``,
+which respects NUMBA_NUM_THREADS).
+
+``FASTMATH`` is the *safe* subset of LLVM's fast-math flags: ``reassoc`` + ``contract`` (so reductions
+vectorise and a*b+c becomes an FMA), ``nsz`` and ``arcp``. It deliberately leaves out ``nnan``/``ninf``:
+the kernels rely on -inf (masked attention scores, max-subtraction) and must propagate NaN like NumPy.
+Re-association changes float32 rounding at the ~1e-6 relative level, inside the tests' tolerances
+(the same tolerances NumPy's own pairwise summation needs against a float64 reference).
+
+Parallel pattern
+----------------
+A kernel body is a serial ``jit`` function over a range ``[r0, r1)`` of rows/channels; a ``pjit`` driver
+splits the range in ``nchunks`` pieces with ``prange``. Small inputs call the serial body directly: a
+parallel region costs ~5-15 us to wake the thread pool, which dominates below the thresholds given in
+each kernel's docstring.
+
+BLAS from Numba
+---------------
+``np.dot`` inside ``@njit`` needs SciPy, which minigen does not depend on. Instead :func:`blas_gemm`
+finds the ILP64 ``cblas_?gemm`` that NumPy's own wheel bundles (``scipy_openblas64``) and hands it to
+Numba as a first-class function (a Wrapper Address Protocol object passed as an argument, so the
+compiled code stays cacheable). When it cannot be found (another NumPy build), ``blas_gemm`` returns
+None and the kernels that want it fall back to a Python loop around NumPy's ``@``.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numba as nb
+import numpy as np
+from numba import types
+
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+
+
+def jit(fn=None, **kw):
+    opts = dict(cache=True, fastmath=FASTMATH, nogil=True)
+    opts.update(kw)
+    return nb.njit(**opts)(fn) if fn is not None else nb.njit(**opts)
+
+
+def pjit(fn=None, **kw):
+    opts = dict(cache=True, fastmath=FASTMATH, parallel=True, nogil=True)
+    opts.update(kw)
+    return nb.njit(**opts)(fn) if fn is not None else nb.njit(**opts)
+
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def is_float(*arrays) -> bool:
+    """All given arrays are float32/float64 NumPy arrays of one dtype (None entries ignored)."""
+    dt = None
+    for a in arrays:
+        if a is None:
+            continue
+        if a.dtype not in FLOATS:
+            return False
+        if dt is None:
+            dt = a.dtype
+        elif a.dtype != dt:
+            return False
+    return dt is not None
+
+
+def c(a):
+    """C-contiguous version of ``a`` (no copy when it already is)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def threads() -> int:
+    return int(nb.get_num_threads())
+
+
+def chunks(n: int, min_per_chunk: int = 1) -> int:
+    """How many parallel chunks to cut ``n`` items into: one per thread, never below ``min_per_chunk`` each."""
+    t = threads()
+    return max(1, min(t, n // max(1, min_per_chunk)))
+
+
+# ------------------------------------------------------------------ BLAS (cblas_?gemm) for Numba
+CblasRowMajor, CblasNoTrans, CblasTrans = 101, 111, 112
+
+
+class _GemmWAP(types.WrapperAddressProtocol):
+    """A C function address + its Numba signature: callable from nopython code when passed as an argument."""
+
+    def __init__(self, addr, sig):
+        self._addr, self._sig = addr, sig
+
+    def __wrapper_address__(self):
+        return self._addr
+
+    def signature(self):
+        return self._sig
+
+
+def _gemm_sig(ft):
+    i32, i64, p = types.int32, types.int64, types.uintp
+    return types.void(i32, i32, i32, i64, i64, i64, ft, p, i64, p, i64, ft, p, i64)
+
+
+_BLAS = {}
+
+
+def _find_blas():
+    import numba.experimental.function_type  # noqa: F401  (registers typeof for WAP objects)
+
+    libdir = os.path.dirname(np.__file__) + ".libs"
+    cands = sorted(glob.glob(os.path.join(libdir, "*openblas*.so*")))
+    for path in cands:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_cblas_", "cblas_"):
+            try:
+                fs = getattr(lib, prefix + "sgemm64_")
+                fd = getattr(lib, prefix + "dgemm64_")
+            except AttributeError:
+                continue
+            _BLAS["lib"] = lib  # keep the library loaded
+            _BLAS[np.dtype(np.float32)] = _GemmWAP(ctypes.cast(fs, ctypes.c_void_p).value, _gemm_sig(types.float32))
+            _BLAS[np.dtype(np.float64)] = _GemmWAP(ctypes.cast(fd, ctypes.c_void_p).value, _gemm_sig(types.float64))
+            return
+
+
+def blas_gemm(dtype):
+    """The ILP64 cblas gemm for ``dtype`` as a Numba-callable object, or None when not found."""
+    if not _BLAS:
+        _BLAS["searched"] = True
+        if os.environ.get("MINIGEN_NO_NUMBA_BLAS", "") not in ("", "0"):
+            return None
+        try:
+            _find_blas()
+        except Exception:  # pragma: no cover - exotic NumPy builds
+            pass
+    return _BLAS.get(np.dtype(dtype))
+
+
+@jit
+def gemm(fn, transa, transb, alpha, a, b, beta, out):
+    """out = alpha * op(a) @ op(b) + beta * out  for C-contiguous 2-d arrays (op = transpose if trans*)."""
+    m = out.shape[0]
+    n = out.shape[1]
+    k = a.shape[0] if transa else a.shape[1]
+    ta = np.int32(CblasTrans if transa else CblasNoTrans)
+    tb = np.int32(CblasTrans if transb else CblasNoTrans)
+    fn(np.int32(CblasRowMajor), ta, tb, np.int64(m), np.int64(n), np.int64(k), alpha,
+       a.ctypes.data, np.int64(a.shape[1]), b.ctypes.data, np.int64(b.shape[1]), beta,
+       out.ctypes.data, np.int64(out.shape[1]))

@@ -1,0 +1,321 @@
+"""Layer norm and batch norm, forward and backward, one pass over the data per statistic.
+
+layer_norm: x seen as (R, D) rows, normalised over the last D elements (``normalized_shape`` flattened).
+batch_norm: x seen as (N, C, S) with S = H*W (NCHW) or S = 1 (NC); statistics per channel over N and S.
+Means and variances are accumulated in float64 (two passes: mean, then sum of squared deviations, so
+large offsets do not cancel). Saved statistics come back in the input dtype, as PyTorch's.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ._common import c, chunks, is_float, jit, pjit
+from .dispatch import register
+
+_PAR_MIN = 1 << 14
+
+
+def _w_or(w, D, dt, fill):
+    return np.full(D, fill, dt) if w is None else c(w.reshape(-1).astype(dt, copy=False))
+
+
+# ------------------------------------------------------------------ layer norm
+@jit
+def _ln_fwd_rows(x, w, b, eps, y, mean, rstd, r0, r1):
+    D = x.shape[1]
+    for r in range(r0, r1):
+        s = 0.0
+        for j in range(D):
+            s += x[r, j]
+        mu = s / D
+        v = 0.0
+        for j in range(D):
+            d = x[r, j] - mu
+            v += d * d
+        rs = 1.0 / math.sqrt(v / D + eps)
+        for j in range(D):
+            y[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
+        mean[r] = mu
+        rstd[r] = rs
+
+
+@pjit
+def _ln_fwd_par(x, w, b, eps, y, mean, rstd, nch):
+    R = x.shape[0]
+    for ci in prange(nch):
+        _ln_fwd_rows(x, w, b, eps, y, mean, rstd, ci * R // nch, (ci + 1) * R // nch)
+
+
+@jit
+def _ln_bwd_rows(g, x, w, mean, rstd, dx, dw, db, r0, r1):
+    """dw, db: this chunk's partial sums (1-d, accumulated into)."""
+    D = x.shape[1]
+    for r in range(r0, r1):
+        mu = mean[r]
+        rs = rstd[r]
+        a = 0.0  # sum_j g w
+        bb = 0.0  # sum_j g w xhat
+        for j in range(D):
+            xh = (x[r, j] - mu) * rs
+            gw = g[r, j] * w[j]
+            a += gw
+            bb += gw * xh
+            dw[j] += g[r, j] * xh
+            db[j] += g[r, j]
+        a /= D
+        bb /= D
+        for j in range(D):
+            xh = (x[r, j] - mu) * rs
+            dx[r, j] = rs * (g[r, j] * w[j] - a - xh * bb)
+
+
+@pjit
+def _ln_bwd_par(g, x, w, mean, rstd, dx, dwp, dbp, nch):
+    R = x.shape[0]
+    for ci in prange(nch):
+        _ln_bwd_rows(g, x, w, mean, rstd, dx, dwp[ci], dbp[ci], ci * R // nch, (ci + 1) * R // nch)
+
+
+def _ln_requires(x, *rest):
+    return is_float(x, *[a for a in rest if a is not None and hasattr(a, "dtype")]) and x.ndim >= 1
+
+
+@register("layer_norm_forward", requires=_ln_requires, worth=lambda x, *r: x.size >= 1024)
+def layer_norm_forward(x, weight, bias, eps, D=None):
+    """y = (x - mean) * rstd * weight + bias over the last D elements (D = weight.size, or x.shape[-1]).
+
+    mean = sum(x)/D, var = sum((x - mean)^2)/D (biased), rstd = 1/sqrt(var + eps).
+    Returns (y [x.shape], mean [R], rstd [R]) with R = x.size // D (save mean/rstd for backward).
+    weight/bias may be None (elementwise_affine=False).
+    Wired into: minigen/ops/norm.py ``LayerNorm`` forward (flatten normalized_shape into one D).
+    Measured (2 cores, float32): (12*64, 128) 2.9x faster than the NumPy reference; threshold 1024 elements.
+    """
+    if D is None:
+        D = weight.size if weight is not None else x.shape[-1]
+    shape = x.shape
+    x2 = c(x).reshape(-1, D)
+    R = x2.shape[0]
+    dt = x2.dtype
+    w = _w_or(weight, D, dt, 1.0)
+    b = _w_or(bias, D, dt, 0.0)
+    y = np.empty_like(x2)
+    mean = np.empty(R, dt)
+    rstd = np.empty(R, dt)
+    if x2.size >= _PAR_MIN and R > 1:
+        _ln_fwd_par(x2, w, b, float(eps), y, mean, rstd, chunks(R))
+    else:
+        _ln_fwd_rows(x2, w, b, float(eps), y, mean, rstd, 0, R)
+    return y.reshape(shape), mean, rstd
+
+
+@register("layer_norm_backward", requires=_ln_requires, worth=lambda g, *r: g.size >= 1024)
+def layer_norm_backward(g, x, weight, mean, rstd):
+    """dx = rstd * (g w - mean_j(g w) - xhat * mean_j(g w xhat)),  xhat = (x - mean) * rstd;
+    dweight = sum_rows(g * xhat), dbias = sum_rows(g).
+
+    ``mean``/``rstd`` are the forward's saved (R,) statistics; D = mean-row length = x.size // R.
+    Returns (dx [x.shape], dweight [D] or None when weight is None, dbias [D] or None likewise).
+    Wired into: ``LayerNorm.backward`` fast path (not create_graph). Measured (2 cores, float32):
+    (12*64, 128) 3.4x faster than the NumPy reference formula; threshold 1024 elements.
+    """
+    R = mean.shape[0]
+    shape = x.shape
+    x2 = c(x).reshape(R, -1)
+    g2 = c(g).reshape(R, -1)
+    D = x2.shape[1]
+    dt = x2.dtype
+    w = _w_or(weight, D, dt, 1.0)
+    mean = c(mean.reshape(-1))
+    rstd = c(rstd.reshape(-1))
+    dx = np.empty_like(x2)
+    nch = chunks(R) if x2.size >= _PAR_MIN and R > 1 else 1
+    dwp = np.zeros((nch, D), np.float64)
+    dbp = np.zeros((nch, D), np.float64)
+    if nch > 1:
+        _ln_bwd_par(g2, x2, w, mean, rstd, dx, dwp, dbp, nch)
+    else:
+        _ln_bwd_rows(g2, x2, w, mean, rstd, dx, dwp[0], dbp[0], 0, R)
+    if weight is None:
+        return dx.reshape(shape), None, None
+    return dx.reshape(shape), dwp.sum(0).astype(dt), dbp.sum(0).astype(dt)
+
+
+# ------------------------------------------------------------------ batch norm
+@jit
+def _bn_fwd_ch(x, w, b, eps, y, mean, var, rstd, c0, c1):
+    N, _, S = x.shape
+    M = N * S
+    for ch in range(c0, c1):
+        s = 0.0
+        for n in range(N):
+            for j in range(S):
+                s += x[n, ch, j]
+        mu = s / M
+        v = 0.0
+        for n in range(N):
+            for j in range(S):
+                d = x[n, ch, j] - mu
+                v += d * d
+        v /= M
+        rs = 1.0 / math.sqrt(v + eps)
+        sc = rs * w[ch]
+        sh = b[ch] - mu * sc
+        for n in range(N):
+            for j in range(S):
+                y[n, ch, j] = x[n, ch, j] * sc + sh
+        mean[ch] = mu
+        var[ch] = v
+        rstd[ch] = rs
+
+
+@pjit
+def _bn_fwd_par(x, w, b, eps, y, mean, var, rstd, nch):
+    C = x.shape[1]
+    for ci in prange(nch):
+        _bn_fwd_ch(x, w, b, eps, y, mean, var, rstd, ci * C // nch, (ci + 1) * C // nch)
+
+
+@jit
+def _bn_bwd_ch(g, x, w, mean, rstd, dx, dw, db, c0, c1):
+    N, _, S = x.shape
+    M = N * S
+    for ch in range(c0, c1):
+        mu = mean[ch]
+        rs = rstd[ch]
+        sg = 0.0
+        sgx = 0.0
+        for n in range(N):
+            for j in range(S):
+                gv = g[n, ch, j]
+                sg += gv
+                sgx += gv * (x[n, ch, j] - mu)
+        sgx *= rs  # sum g * xhat
+        db[ch] = sg
+        dw[ch] = sgx
+        k = w[ch] * rs
+        a = sg / M
+        bb = sgx / M
+        for n in range(N):
+            for j in range(S):
+                xh = (x[n, ch, j] - mu) * rs
+                dx[n, ch, j] = k * (g[n, ch, j] - a - xh * bb)
+
+
+@pjit
+def _bn_bwd_par(g, x, w, mean, rstd, dx, dw, db, nch):
+    C = x.shape[1]
+    for ci in prange(nch):
+        _bn_bwd_ch(g, x, w, mean, rstd, dx, dw, db, ci * C // nch, (ci + 1) * C // nch)
+
+
+@jit
+def _affine_ch(x, sc, sh, y, c0, c1):
+    N, _, S = x.shape
+    for ch in range(c0, c1):
+        a = sc[ch]
+        b = sh[ch]
+        for n in range(N):
+            for j in range(S):
+                y[n, ch, j] = x[n, ch, j] * a + b
+
+
+@pjit
+def _affine_par(x, sc, sh, y, nch):
+    C = x.shape[1]
+    for ci in prange(nch):
+        _affine_ch(x, sc, sh, y, ci * C // nch, (ci + 1) * C // nch)
+
+
+def _as_ncs(x):
+    x = c(x)
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _bn_requires(x, *rest):
+    return is_float(x, *[a for a in rest if a is not None and hasattr(a, "dtype")]) and x.ndim >= 2
+
+
+def _nch(x3):
+    C = x3.shape[1]
+    return chunks(C) if x3.size >= _PAR_MIN and C > 1 else 1
+
+
+@register("batch_norm_forward", requires=_bn_requires, worth=lambda x, *r: x.size >= 2048)
+def batch_norm_forward(x, weight, bias, eps):
+    """Training-mode batch norm with batch statistics, per channel (dim 1) over N and the spatial dims:
+
+    mean_c = E[x], var_c = E[(x - mean_c)^2] (biased), rstd_c = 1/sqrt(var_c + eps),
+    y = (x - mean_c) * rstd_c * weight_c + bias_c.
+    Returns (y, mean [C], var [C] (biased: the op updates running_var with var * M/(M-1)), rstd [C]).
+    x: (N, C) or (N, C, *spatial). weight/bias may be None (affine=False).
+    Wired into: minigen/ops/norm.py ``BatchNorm`` forward, training mode (or no running stats).
+    Measured (2 cores, float32): DCGAN (64, 128, 7, 7) 2.6x faster than the NumPy reference;
+    threshold 2048 elements.
+    """
+    x3 = _as_ncs(x)
+    C = x3.shape[1]
+    dt = x3.dtype
+    w = _w_or(weight, C, dt, 1.0)
+    b = _w_or(bias, C, dt, 0.0)
+    y = np.empty_like(x3)
+    mean, var, rstd = np.empty(C, dt), np.empty(C, dt), np.empty(C, dt)
+    nch = _nch(x3)
+    if nch > 1:
+        _bn_fwd_par(x3, w, b, float(eps), y, mean, var, rstd, nch)
+    else:
+        _bn_fwd_ch(x3, w, b, float(eps), y, mean, var, rstd, 0, C)
+    return y.reshape(x.shape), mean, var, rstd
+
+
+@register("batch_norm_eval_forward", requires=_bn_requires, worth=lambda x, *r: x.size >= 2048)
+def batch_norm_eval_forward(x, running_mean, running_var, weight, bias, eps):
+    """Eval-mode batch norm: y = (x - running_mean_c) / sqrt(running_var_c + eps) * weight_c + bias_c,
+    computed as one pass y = x * scale_c + shift_c.  (Backward is dx = g * scale_c: no kernel needed.)
+    Wired into: minigen/ops/norm.py ``BatchNorm`` forward in eval mode.
+    """
+    x3 = _as_ncs(x)
+    C = x3.shape[1]
+    dt = x3.dtype
+    w = _w_or(weight, C, np.float64, 1.0)
+    b = _w_or(bias, C, np.float64, 0.0)
+    sc = (w / np.sqrt(running_var.astype(np.float64) + eps)).astype(dt)
+    sh = (b - running_mean.astype(np.float64) * sc).astype(dt)
+    y = np.empty_like(x3)
+    nch = _nch(x3)
+    if nch > 1:
+        _affine_par(x3, sc, sh, y, nch)
+    else:
+        _affine_ch(x3, sc, sh, y, 0, C)
+    return y.reshape(x.shape)
+
+
+@register("batch_norm_backward", requires=_bn_requires, worth=lambda g, *r: g.size >= 2048)
+def batch_norm_backward(g, x, weight, mean, rstd):
+    """Training-mode batch-norm backward (batch statistics), per channel c over its M = N * S values:
+
+    dx = weight_c * rstd_c * (g - mean(g) - xhat * mean(g * xhat)),  xhat = (x - mean_c) * rstd_c
+    dweight_c = sum(g * xhat),  dbias_c = sum(g).
+    Returns (dx, dweight [C] or None when weight is None, dbias [C] or None likewise).
+    Wired into: ``BatchNorm.backward`` fast path (training mode, not create_graph).
+    Measured (2 cores, float32): DCGAN (64, 128, 7, 7) 3.0x faster than the NumPy reference formula.
+    """
+    x3 = _as_ncs(x)
+    g3 = _as_ncs(g)
+    C = x3.shape[1]
+    dt = x3.dtype
+    w = _w_or(weight, C, dt, 1.0)
+    dx = np.empty_like(x3)
+    dw, db = np.empty(C, np.float64), np.empty(C, np.float64)
+    mean = c(mean.reshape(-1))
+    rstd = c(rstd.reshape(-1))
+    nch = _nch(x3)
+    if nch > 1:
+        _bn_bwd_par(g3, x3, w, mean, rstd, dx, dw, db, nch)
+    else:
+        _bn_bwd_ch(g3, x3, w, mean, rstd, dx, dw, db, 0, C)
+    if weight is None:
+        return dx.reshape(x.shape), None, None
+    return dx.reshape(x.shape), dw.astype(dt), db.astype(dt)

@@ -1,0 +1,249 @@
+"""Fused softmax / log-softmax (over the last dim) and cross-entropy, forward and backward, in one pass per row.
+
+Layout: the kernels see a C-contiguous (R, C) array (the wrapper reshapes the leading dims into R and
+copies a non-contiguous input once). Row sums are accumulated in float64 for both dtypes.
+Rows are split over the threads when the array is large (``_PAR_MIN`` elements).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ._common import c, chunks, is_float, jit, pjit
+from .dispatch import register
+
+_PAR_MIN = 1 << 15  # below ~32k elements a parallel region's wake-up costs more than it saves
+
+
+def _rows2d(x):
+    x = c(x)
+    C = x.shape[-1] if x.ndim else 1
+    return x.reshape(-1, C)
+
+
+def _float_nd(*arrays):
+    return is_float(*arrays) and arrays[0].ndim >= 1
+
+
+# ------------------------------------------------------------------ softmax / log_softmax
+@jit
+def _softmax_rows(x, y, r0, r1, log):
+    C = x.shape[1]
+    for r in range(r0, r1):
+        m = -np.inf
+        for j in range(C):
+            if x[r, j] > m:
+                m = x[r, j]
+        if m == -np.inf:  # a row of all -inf: NumPy's reference gives NaN (exp(-inf - -inf))
+            m = 0.0
+        s = 0.0
+        if log:
+            for j in range(C):
+                s += math.exp(x[r, j] - m)
+            lse = m + math.log(s)
+            for j in range(C):
+                y[r, j] = x[r, j] - lse
+        else:
+            for j in range(C):
+                e = math.exp(x[r, j] - m)
+                y[r, j] = e
+                s += e
+            inv = 1.0 / s
+            for j in range(C):
+                y[r, j] = y[r, j] * inv
+
+
+@pjit
+def _softmax_par(x, y, nch, log):
+    R = x.shape[0]
+    for ci in prange(nch):
+        _softmax_rows(x, y, ci * R // nch, (ci + 1) * R // nch, log)
+
+
+@jit
+def _softmax_bwd_rows(y, g, dx, r0, r1, log):
+    C = y.shape[1]
+    for r in range(r0, r1):
+        s = 0.0
+        if log:  # dx = g - exp(y) * sum(g)
+            for j in range(C):
+                s += g[r, j]
+            for j in range(C):
+                dx[r, j] = g[r, j] - math.exp(y[r, j]) * s
+        else:  # dx = y * (g - sum(g * y))
+            for j in range(C):
+                s += g[r, j] * y[r, j]
+            for j in range(C):
+                dx[r, j] = y[r, j] * (g[r, j] - s)
+
+
+@pjit
+def _softmax_bwd_par(y, g, dx, nch, log):
+    R = y.shape[0]
+    for ci in prange(nch):
+        _softmax_bwd_rows(y, g, dx, ci * R // nch, (ci + 1) * R // nch, log)
+
+
+def _fwd(x, log):
+    shape = x.shape
+    x2 = _rows2d(x)
+    y = np.empty_like(x2)
+    R = x2.shape[0]
+    if x2.size >= _PAR_MIN and R > 1:
+        _softmax_par(x2, y, chunks(R), log)
+    else:
+        _softmax_rows(x2, y, 0, R, log)
+    return y.reshape(shape)
+
+
+def _bwd(y, g, log):
+    shape = y.shape
+    y2, g2 = _rows2d(y), _rows2d(g)
+    dx = np.empty_like(y2)
+    R = y2.shape[0]
+    if y2.size >= _PAR_MIN and R > 1:
+        _softmax_bwd_par(y2, g2, dx, chunks(R), log)
+    else:
+        _softmax_bwd_rows(y2, g2, dx, 0, R, log)
+    return dx.reshape(shape)
+
+
+_SMALL = 256  # measured: below ~256 elements NumPy's 4 vectorised calls beat the kernel's call overhead
+
+
+@register("softmax_forward", requires=_float_nd, worth=lambda x: x.size >= _SMALL)
+def softmax_forward(x):
+    """y = exp(x - max) / sum(exp(x - max)) over the LAST dim of ``x`` (any leading shape).
+
+    Wired into: minigen/ops/activation.py ``Softmax.forward`` when ``dim == x.ndim - 1``.
+    Measured (2 cores, float32): (64, 1000) 2.3x faster than the NumPy reference, (12*4*64, 64) 2.6x;
+    threshold 256 elements (below it the reference's few vectorised calls win on call overhead).
+    """
+    return _fwd(x, False)
+
+
+@register("log_softmax_forward", requires=_float_nd, worth=lambda x: x.size >= _SMALL)
+def log_softmax_forward(x):
+    """y = x - max - log(sum(exp(x - max))) over the last dim.
+
+    Wired into: minigen/ops/activation.py ``LogSoftmax.forward`` (dim == last). Same thresholds as softmax.
+    """
+    return _fwd(x, True)
+
+
+@register("softmax_backward", requires=_float_nd, worth=lambda y, g: y.size >= _SMALL)
+def softmax_backward(y, g):
+    """dx = y * (g - sum(g * y, -1))   (y = softmax output, g = dL/dy), last dim.
+
+    Wired into: ``Softmax.backward`` as the fast array path when not create_graph
+    (``not grad_mode.STATE.enabled``): ``Tensor._make(softmax_backward(y.data, g.data))``.
+    """
+    return _bwd(y, g, False)
+
+
+@register("log_softmax_backward", requires=_float_nd, worth=lambda y, g: y.size >= _SMALL)
+def log_softmax_backward(y, g):
+    """dx = g - exp(y) * sum(g, -1)   (y = log_softmax output), last dim.
+
+    Wired into: ``LogSoftmax.backward`` fast path (not create_graph).
+    """
+    return _bwd(y, g, True)
+
+
+# ------------------------------------------------------------------ cross-entropy
+@jit
+def _ce_rows(x, t, w, ignore_index, eps, loss, dx, wt, r0, r1):
+    """Per row r: p = softmax(x_r); a_c = (1-eps) w_t [c == t] + eps/C w_c;
+    loss_r = -sum_c a_c log p_c;  dloss_r/dx_rj = p_j sum_c a_c - a_j.   wt_r = w_t (0 if ignored)."""
+    C = x.shape[1]
+    for r in range(r0, r1):
+        tr = t[r]
+        if tr == ignore_index:
+            loss[r] = 0.0
+            wt[r] = 0.0
+            for j in range(C):
+                dx[r, j] = 0.0
+            continue
+        m = -np.inf
+        for j in range(C):
+            if x[r, j] > m:
+                m = x[r, j]
+        s = 0.0
+        for j in range(C):
+            s += math.exp(x[r, j] - m)
+        lse = m + math.log(s)
+        inv = 1.0 / s
+        w_t = w[tr]
+        asum = (1.0 - eps) * w_t
+        lsum = -(1.0 - eps) * w_t * (x[r, tr] - lse)
+        if eps != 0.0:
+            ec = eps / C
+            for j in range(C):
+                asum += ec * w[j]
+                lsum -= ec * w[j] * (x[r, j] - lse)
+            for j in range(C):
+                dx[r, j] = math.exp(x[r, j] - m) * inv * asum - ec * w[j]
+        else:
+            for j in range(C):
+                dx[r, j] = math.exp(x[r, j] - m) * inv * asum
+        dx[r, tr] -= (1.0 - eps) * w_t
+        loss[r] = lsum
+        wt[r] = w_t
+
+
+@pjit
+def _ce_par(x, t, w, ignore_index, eps, loss, dx, wt, nch):
+    R = x.shape[0]
+    for ci in prange(nch):
+        _ce_rows(x, t, w, ignore_index, eps, loss, dx, wt, ci * R // nch, (ci + 1) * R // nch)
+
+
+def _ce_requires(logits, target, weight=None):
+    return (is_float(logits, weight) and logits.ndim == 2 and target.ndim == 1
+            and target.dtype.kind in "iu" and target.shape[0] == logits.shape[0])
+
+
+@register("cross_entropy", requires=_ce_requires, worth=lambda x, t, w=None: x.size >= 512)
+def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """Cross-entropy of logits (N, C) against integer class targets (N,), loss AND dlogits in one pass.
+
+    With p = softmax(logits_i), w the class weights (ones if None), eps = label_smoothing and
+    a_ic = (1 - eps) w_{t_i} [c == t_i] + eps/C w_c (PyTorch's definition):
+        loss_i = -sum_c a_ic log p_ic                 (0 for rows with t_i == ignore_index)
+        dloss_i/dlogits_ij = p_ij sum_c a_ic - a_ij
+    reduction 'none' -> (loss (N,), dlogits (N, C));  'sum' -> (0-d sum, dlogits);
+    'mean' -> (sum_i loss_i / sum_i w_{t_i}, dlogits / sum_i w_{t_i})  (non-ignored rows), as PyTorch.
+    The returned dlogits is d(reduced loss)/dlogits for an upstream gradient of 1 (for 'none': row i
+    is dloss_i/dlogits_i), so the op's backward is ``g * dlogits`` ('none': ``g[:, None] * dlogits``).
+    Targets must lie in [0, C) (the op validates them and raises IndexOutOfRangeError first).
+
+    Wired into: minigen/ops/loss.py ``CrossEntropy`` (forward computes both; backward multiplies) for
+    (N, C) logits with class-index targets (higher-rank (N, C, d...) inputs: move C last and flatten).
+    Measured (2 cores, float32): (32*64, 65) 3.1x faster than log_softmax + gather + mean in NumPy,
+    (128, 10) 2.0x; threshold 512 elements.
+    """
+    x = c(logits)
+    t = c(target.astype(np.int64, copy=False))
+    N, C = x.shape
+    w = np.ones(C, x.dtype) if weight is None else c(weight.astype(x.dtype, copy=False))
+    loss = np.empty(N, x.dtype)
+    wt = np.empty(N, x.dtype)
+    dx = np.empty_like(x)
+    if x.size >= _PAR_MIN and N > 1:
+        _ce_par(x, t, w, int(ignore_index), float(label_smoothing), loss, dx, wt, chunks(N))
+    else:
+        _ce_rows(x, t, w, int(ignore_index), float(label_smoothing), loss, dx, wt, 0, N)
+    if reduction == "none":
+        return loss, dx
+    if reduction == "sum":
+        return np.asarray(loss.sum(dtype=np.float64), x.dtype), dx
+    den = wt.sum(dtype=np.float64)
+    tot = loss.sum(dtype=np.float64)
+    out = np.asarray(tot / den if den != 0 else np.nan, x.dtype)
+    if den != 0:
+        dx *= x.dtype.type(1.0 / den)
+    else:
+        dx[...] = np.nan
+    return out, dx
