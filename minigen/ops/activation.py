@@ -37,8 +37,9 @@ def _sum_keep(t, dim):
 
 
 def _const(arr):
-    """A constant (no-grad) tensor around an array computed in forward (a mask, a slope map)."""
-    return Tensor._make(arr)
+    """A constant (no-grad) tensor around an array computed in forward (a mask, a slope map, ...).
+    NumPy turns 0-d results into scalars; asarray makes them arrays again."""
+    return Tensor._make(get_array_module(arr).asarray(arr))
 
 
 def _float_input(x, op):
@@ -474,10 +475,23 @@ def softsign(x):
     return Softsign.apply(x)
 
 
+class Tanhshrink(Function):
+    """y = x - tanh(x).   dx = g * tanh(x)^2."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x - get_array_module(x).tanh(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.args
+        t = tanh(x)
+        return (g * (t * t),)
+
+
 def tanhshrink(x):
-    """y = x - tanh(x) (composed of differentiable ops)."""
     _float_input(x, "tanhshrink")
-    return x - tanh(x)
+    return Tanhshrink.apply(x)
 
 
 class HardSigmoid(Function):

@@ -47,8 +47,9 @@ _Number = (builtins.int, builtins.float, builtins.bool)
 
 # ------------------------------------------------------------------ helpers
 def _const(arr):
-    """A constant tensor around an array computed in forward (mask, quotient, sign)."""
-    return Tensor._make(arr)
+    """A constant (no-grad) tensor around an array computed in forward (a mask, a slope map, ...).
+    NumPy turns 0-d results into scalars; asarray makes them arrays again."""
+    return Tensor._make(get_array_module(arr).asarray(arr))
 
 
 def _zero_grad(g):

@@ -53,7 +53,9 @@ def _count(shape, dims):
 
 
 def _const(arr):
-    return Tensor._make(arr)
+    """A constant (no-grad) tensor around an array computed in forward (a mask, a slope map, ...).
+    NumPy turns 0-d results into scalars; asarray makes them arrays again."""
+    return Tensor._make(get_array_module(arr).asarray(arr))
 
 
 def _expand(g, ctx):
