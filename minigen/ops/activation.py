@@ -520,14 +520,14 @@ def hardsigmoid(x, inplace=False):
 class HardSwish(Function):
     """y = x * clip(x + 3, 0, 6) / 6.
 
-    dx = g * (0 if x < -3;  (2x + 3) / 6 if -3 <= x <= 3;  1 if x > 3)   (PyTorch's choice at the kinks).
+    dx = g * (0 if x <= -3;  (2x + 3) / 6 if -3 < x < 3;  1 if x >= 3)   (PyTorch's choice at the kinks).
     """
 
     @staticmethod
     def forward(ctx, x):
         xp = get_array_module(x)
-        ctx.mid = ((x >= -3) & (x <= 3)).astype(x.dtype)
-        ctx.hi = (x > 3).astype(x.dtype)
+        ctx.mid = ((x > -3) & (x < 3)).astype(x.dtype)
+        ctx.hi = (x >= 3).astype(x.dtype)
         return (x * xp.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
 
     @staticmethod
