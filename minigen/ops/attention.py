@@ -84,9 +84,10 @@ def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enabl
             raise ShapeError(f"{op}: with enable_gqa the key/value head counts must be equal and divide the "
                              f"query head count, got query {tuple(q.shape)}, key {tuple(k.shape)}, "
                              f"value {tuple(v.shape)}")
-        _broadcast([q.shape[:-3], k.shape[:-3], v.shape[:-3]], "the batch dims of query, key and value")
+        batch = _broadcast([q.shape[:-3], k.shape[:-3], v.shape[:-3]], "the batch dims of query, key and value")
+        batch = batch + (hq,)
     else:
-        _broadcast([q.shape[:-2], k.shape[:-2], v.shape[:-2]], "the batch dims of query, key and value")
+        batch = _broadcast([q.shape[:-2], k.shape[:-2], v.shape[:-2]], "the batch dims of query, key and value")
     dropout_p = _check_number(dropout_p, op, "dropout_p", lo=0.0, hi=1.0)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
@@ -101,8 +102,10 @@ def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enabl
         if attn_mask.dtype.kind not in "bf":
             raise DTypeError(f"{op}: attn_mask must be bool (True = take part) or floating point (added to the "
                              f"scores), got dtype {attn_mask.dtype}")
-        L, S = q.shape[-2], k.shape[-2]
-        _broadcast([attn_mask.shape, q.shape[:-2] + (L, S)], "attn_mask and the attention scores")
+        scores = batch + (q.shape[-2], k.shape[-2])
+        if _broadcast([attn_mask.shape, scores], "attn_mask and the attention scores") != scores:
+            raise ShapeError(f"{op}: attn_mask of shape {tuple(attn_mask.shape)} must broadcast to the shape of "
+                             f"the attention scores {scores}")
     _same_device(op, q, k, v, attn_mask)
     return q, k, v, attn_mask, dropout_p, builtins.bool(is_causal), builtins.float(scale), builtins.bool(enable_gqa)
 
