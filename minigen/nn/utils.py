@@ -1,0 +1,118 @@
+"""Gradient and parameter utilities: clipping, flattening to a vector, counting.
+
+``clip_grad_norm_(params, max_norm)``: with the total norm over all gradients
+    N = (sum_p ||g_p||_q^q)^(1/q)      (q = norm_type; q = inf: N = max_p max|g_p|)
+every gradient is scaled in place by min(1, max_norm / (N + 1e-6)); N is returned.
+``clip_grad_value_(params, c)``: g = clamp(g, -c, c) elementwise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import get_array_module, move_array, to_numpy
+from ..errors import InvalidArgumentError, ShapeError
+from ..tensor import Tensor
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters",
+           "count_parameters"]
+
+
+def _params(parameters):
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    return list(parameters)
+
+
+def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:
+    """(sum_i ||t_i||_q^q)^(1/q) over the given tensors (q = inf: the largest |element|); a 0-d float tensor."""
+    ts = [t for t in _params(tensors) if t is not None]
+    q = float(norm_type)
+    if not ts:
+        return Tensor._make(np.asarray(0.0, dtype=np.float32))
+    dt = ts[0].dtype
+    if q == math.inf:
+        total = max(float(get_array_module(t.data).abs(t.data).max()) if t.data.size else 0.0 for t in ts)
+    elif q <= 0:
+        raise InvalidArgumentError(f"norm_type must be positive, got {norm_type}")
+    else:
+        acc = 0.0
+        for t in ts:
+            a = t.data.astype(np.float64) if t.data.dtype != np.float64 else t.data
+            acc += float((get_array_module(a).abs(a) ** q).sum())
+        total = acc ** (1.0 / q)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise InvalidArgumentError(f"the total norm of order {norm_type} of the gradients is non-finite ({total}); "
+                                   f"pass error_if_nonfinite=False to clip anyway")
+    return Tensor._make(np.asarray(total, dtype=dt))
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                    foreach=None) -> Tensor:
+    """Scale all gradients in place so that their total norm is at most ``max_norm``.
+
+    N = total norm of the gradients (see :func:`get_total_norm`); each gradient is multiplied
+    by ``min(1, max_norm / (N + 1e-6))``. Returns N (before clipping), as a 0-d tensor.
+    """
+    params = [p for p in _params(parameters) if p.grad is not None]
+    total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
+    coef = min(1.0, float(max_norm) / (float(total.data) + 1e-6))
+    for p in params:
+        g = p.grad.data
+        if coef < 1.0:
+            g *= coef
+    return total
+
+
+def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
+    """Clamp every gradient element to [-clip_value, clip_value], in place."""
+    c = float(clip_value)
+    for p in _params(parameters):
+        if p.grad is not None:
+            g = p.grad.data
+            get_array_module(g).clip(g, -c, c, out=g)
+
+
+def parameters_to_vector(parameters) -> Tensor:
+    """Concatenate the flattened parameters into one 1-d tensor (a copy; no autograd)."""
+    ps = _params(parameters)
+    if not ps:
+        raise InvalidArgumentError("parameters_to_vector needs at least one tensor")
+    xp = get_array_module(ps[0].data)
+    for p in ps[1:]:
+        if p.device != ps[0].device:
+            from ..errors import DeviceError
+
+            raise DeviceError(f"parameters_to_vector: parameters on {ps[0].device} and {p.device}")
+    return Tensor._make(xp.concatenate([p.data.reshape(-1) for p in ps]))
+
+
+def vector_to_parameters(vec: Tensor, parameters) -> None:
+    """Write consecutive slices of ``vec`` into the parameters (in place), the inverse of parameters_to_vector."""
+    if not isinstance(vec, Tensor) or vec.ndim != 1:
+        raise ShapeError(f"vector_to_parameters expects a 1-d Tensor, got "
+                         f"{tuple(vec.shape) if isinstance(vec, Tensor) else type(vec).__name__}")
+    ps = _params(parameters)
+    total = sum(p.numel() for p in ps)
+    if total != vec.numel():
+        raise ShapeError(f"vector_to_parameters: vector has {vec.numel()} elements, the parameters have {total}")
+    i = 0
+    for p in ps:
+        n = p.numel()
+        chunk = vec.data[i:i + n].reshape(p.shape)
+        p.data[...] = move_array(chunk, p.device).astype(p.dtype, copy=False)
+        p._vc[0] += 1
+        i += n
+
+
+def count_parameters(module_or_params, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of a Module (or an iterable of tensors), each shared tensor counted once."""
+    params = module_or_params.parameters() if hasattr(module_or_params, "parameters") else module_or_params
+    seen, n = set(), 0
+    for p in params:
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        n += p.numel()
+    return n

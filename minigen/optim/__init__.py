@@ -1,0 +1,13 @@
+"""Optimizers and learning-rate schedules (``minigen.optim``), PyTorch's names and semantics.
+
+Each optimizer's docstring states its update rule; ``minigen.optim.lr_scheduler``
+holds the schedules (each with its closed-form lr(t) in the docstring).
+"""
+from .optimizer import Optimizer, required  # noqa: F401
+from .sgd import SGD  # noqa: F401
+from .adam import Adam, AdamW  # noqa: F401
+from .rmsprop import RMSprop  # noqa: F401
+from .adagrad import Adagrad  # noqa: F401
+from . import lr_scheduler  # noqa: F401
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
