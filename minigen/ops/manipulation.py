@@ -332,7 +332,7 @@ def select(x, dim, index):
 
 
 def _split_at(x, d, bounds):
-    return tuple(getitem(x, _along(d, x.ndim, slice(a, b))) for a, b in zip(bounds[:-1], bounds[1:]))
+    return tuple(getitem(x, _along(d, x.ndim, slice(a, max(a, b)))) for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 def split(x, split_size_or_sections, dim=0):
@@ -374,8 +374,8 @@ def tensor_split(x, indices_or_sections, dim=0):
     if isinstance(indices_or_sections, (list, tuple)) or (isinstance(indices_or_sections, Tensor)
                                                          and indices_or_sections.ndim == 1):
         idx = _ints((indices_or_sections,), "tensor_split indices")
+        # piece i is x[idx[i-1] : idx[i]] with Python slice semantics (a later index may be smaller: empty)
         bounds = [0] + [min(max(i + n if i < 0 else i, 0), n) for i in idx] + [n]
-        bounds = [bounds[0]] + [max(b, a) for a, b in zip(bounds[:-1], bounds[1:])]
     else:
         k = _int(indices_or_sections)
         if k <= 0:
