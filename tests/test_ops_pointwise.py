@@ -1,0 +1,545 @@
+"""Pointwise ops: gradients (first and second order), PyTorch oracle, tie/kink conventions,
+scalars on either side, comparisons and logic, erf fast path == reference, errors."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigen as mg
+from minigen.errors import DTypeError, InvalidArgumentError, ShapeError
+from minigen.ops import pointwise as pw
+from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import strategies as mst
+from tests.conftest import requires_torch
+
+
+def _to_torch(x):
+    import torch
+
+    return torch.tensor(np.array(x.data), requires_grad=x.requires_grad)
+
+
+def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
+    """Forward and vector-Jacobian products on the same inputs (non-tensors are passed through)."""
+    import torch
+
+    ts = [_to_torch(x) if isinstance(x, mg.Tensor) else x for x in xs]
+    y, yt = mg_fn(*xs), th_fn(*ts)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=rtol, atol=atol)
+    assert y.dtype == np.dtype(str(yt.dtype).replace("torch.", "")), (y.dtype, yt.dtype)
+    wrt = [i for i, x in enumerate(xs) if isinstance(x, mg.Tensor) and x.requires_grad]
+    if not wrt or not yt.requires_grad:
+        return
+    v = np.random.default_rng(0).standard_normal(y.shape)
+    gs = mg.grad(y, [xs[i] for i in wrt], grad_outputs=mg.tensor(v), allow_unused=True)
+    gts = torch.autograd.grad(yt, [ts[i] for i in wrt], grad_outputs=torch.tensor(v), allow_unused=True)
+    for g, gt in zip(gs, gts):
+        gt = np.zeros(g.shape) if gt is None else gt.numpy()
+        np.testing.assert_allclose(g.data, gt, rtol=rtol, atol=atol)
+
+
+def _not_near_int(lo, hi, margin=0.05):
+    return mst.floats(lo, hi).filter(lambda v: abs(v - round(v)) > margin)
+
+
+# ------------------------------------------------------------------ unary float ops
+# name -> (minigen fn, torch fn name, elements)
+UNARY = {
+    "sqrt": (mg.sqrt, "sqrt", mst.floats(0.1, 3)),
+    "rsqrt": (mg.rsqrt, "rsqrt", mst.floats(0.1, 3)),
+    "sin": (mg.sin, "sin", mst.floats(-3, 3)),
+    "cos": (mg.cos, "cos", mst.floats(-3, 3)),
+    "tan": (mg.tan, "tan", mst.floats(-1.2, 1.2)),
+    "asin": (mg.asin, "asin", mst.floats(-0.9, 0.9)),
+    "acos": (mg.acos, "acos", mst.floats(-0.9, 0.9)),
+    "atan": (mg.atan, "atan", mst.floats(-3, 3)),
+    "sinh": (mg.sinh, "sinh", mst.floats(-2, 2)),
+    "cosh": (mg.cosh, "cosh", mst.floats(-2, 2)),
+    "asinh": (mg.asinh, "asinh", mst.floats(-3, 3)),
+    "acosh": (mg.acosh, "acosh", mst.floats(1.1, 3)),
+    "atanh": (mg.atanh, "atanh", mst.floats(-0.9, 0.9)),
+    "erf": (mg.erf, "erf", mst.floats(-3, 3)),
+    "erfc": (mg.erfc, "erfc", mst.floats(-3, 3)),
+    "log1p": (mg.log1p, "log1p", mst.floats(-0.9, 3)),
+    "expm1": (mg.expm1, "expm1", mst.floats(-2, 2)),
+    "log2": (mg.log2, "log2", mst.floats(0.1, 3)),
+    "log10": (mg.log10, "log10", mst.floats(0.1, 3)),
+    "exp2": (mg.exp2, "exp2", mst.floats(-2, 2)),
+    "square": (mg.square, "square", mst.floats(-2, 2)),
+    "reciprocal": (mg.reciprocal, "reciprocal", mst.away_from(0.0, -2, 2, 0.2)),
+    "abs": (mg.abs, "abs", mst.away_from(0.0)),
+    "frac": (mg.frac, "frac", _not_near_int(-3, 3)),
+    "nan_to_num": (mg.nan_to_num, "nan_to_num", mst.floats(-2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(UNARY))
+@given(data=st.data())
+def test_unary_gradcheck(name, data):
+    fn, _, elems = UNARY[name]
+    x = data.draw(mst.tensors(elements=elems))
+    y = fn(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert gradcheck(fn, (x,))
+
+
+@pytest.mark.parametrize("name", list(UNARY))
+@given(data=st.data())
+def test_unary_gradgradcheck(name, data):
+    fn, _, elems = UNARY[name]
+    x = data.draw(mst.tensors(shape=mst.shapes(max_dims=2, max_side=3), elements=elems))
+    assert gradgradcheck(fn, (x,))
+
+
+@requires_torch
+@pytest.mark.parametrize("name", list(UNARY))
+@given(data=st.data())
+def test_unary_matches_torch(name, data):
+    import torch
+
+    fn, tname, elems = UNARY[name]
+    x = data.draw(mst.tensors(elements=elems))
+    _compare_with_torch(fn, getattr(torch, tname), [x])
+
+
+def test_unary_hand_computed():
+    x = mg.tensor([0.25, 1.0, 4.0], dtype=mg.float64, requires_grad=True)
+    y = mg.sqrt(x)
+    np.testing.assert_array_equal(y.data, [0.5, 1.0, 2.0])
+    y.sum().backward()  # 1 / (2 sqrt x)
+    np.testing.assert_allclose(x.grad.data, [1.0, 0.5, 0.25], rtol=1e-15)
+    z = mg.tensor(0.5, dtype=mg.float64, requires_grad=True)
+    mg.erf(z).backward()  # 2/sqrt(pi) exp(-1/4)
+    assert z.grad.item() == pytest.approx(2 / math.sqrt(math.pi) * math.exp(-0.25), rel=1e-15)
+    assert mg.erf(z).item() == pytest.approx(math.erf(0.5), rel=1e-15)
+    np.testing.assert_allclose(mg.log2(mg.tensor([8.0])).data, [3.0])
+    np.testing.assert_allclose(mg.frac(mg.tensor([2.75, -2.75])).data, [0.75, -0.75])
+
+
+def test_integer_inputs_promote_to_float():
+    x = mg.tensor([1, 4, 9])
+    assert mg.sqrt(x).dtype == mg.float32
+    np.testing.assert_array_equal(mg.sqrt(x).data, [1, 2, 3])
+    assert mg.sin(mg.tensor([0])).dtype == mg.float32
+    assert mg.square(x).dtype == mg.int64  # square stays integer, as PyTorch
+    assert mg.abs(mg.tensor([-2, 3])).dtype == mg.int64
+
+
+def test_erf_fast_path_equals_reference():
+    rng = np.random.default_rng(1)
+    for dt in (np.float64, np.float32):
+        x = (rng.standard_normal(1000) * 3).astype(dt)
+        x[:4] = [0.0, -0.0, 30.0, -30.0]
+        xs = x[::2]  # non-contiguous
+        np.testing.assert_allclose(pw.erf_array(xs), pw.erf_reference(xs), rtol=0, atol=0 if dt == np.float64 else 1e-7)
+        np.testing.assert_allclose(pw.erfc_array(xs), pw.erfc_reference(xs), rtol=1e-15 if dt == np.float64 else 1e-6)
+        assert pw.erf_array(xs).dtype == dt
+    assert pw.erf_array(np.array([0.5], dtype=np.float16)).dtype == np.float16
+
+
+# ------------------------------------------------------------------ step functions: zero gradients
+STEP = {"floor": mg.floor, "ceil": mg.ceil, "round": mg.round, "trunc": mg.trunc, "sign": mg.sign}
+
+
+@pytest.mark.parametrize("name", list(STEP))
+@given(x=mst.tensors(elements=_not_near_int(-3, 3)))
+def test_step_functions(name, x):
+    y = STEP[name](x)
+    np.testing.assert_array_equal(y.data, getattr(np, "rint" if name == "round" else name)(x.data))
+    assert y.requires_grad  # as PyTorch: a gradient exists and it is zero
+    (gx,) = mg.grad(y, x, grad_outputs=mg.ones_like(y))
+    np.testing.assert_array_equal(gx.data, np.zeros(x.shape))
+
+
+@requires_torch
+def test_step_and_kink_conventions_match_torch():
+    import torch
+
+    x = mg.tensor([-2.5, -1.5, -0.5, 0.0, 0.5, 1.5, 2.5], dtype=mg.float64, requires_grad=True)
+    for name in ("floor", "ceil", "round", "trunc", "sign", "abs", "frac"):
+        _compare_with_torch(getattr(mg, name), getattr(torch, name), [x])
+    _compare_with_torch(lambda t: mg.round(t, decimals=1), lambda t: torch.round(t, decimals=1),
+                        [mg.tensor([1.25, 0.35, -2.45], dtype=mg.float64, requires_grad=True)])
+
+
+def test_abs_gradient_at_zero_is_zero():
+    x = mg.tensor([-1.0, 0.0, 2.0], dtype=mg.float64, requires_grad=True)
+    mg.abs(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(abs(mg.tensor([-3.0])).data, [3.0])
+
+
+def test_round_half_to_even_and_decimals():
+    np.testing.assert_array_equal(mg.round(mg.tensor([0.5, 1.5, 2.5, -0.5])).data, [0.0, 2.0, 2.0, -0.0])
+    np.testing.assert_allclose(mg.round(mg.tensor([1.2345, 2.5]), decimals=2).data, [1.23, 2.5])
+    assert mg.floor(mg.tensor([3])).dtype == mg.int64
+
+
+# ------------------------------------------------------------------ binary ops with broadcasting
+GRID_A = st.integers(-20, 20).map(lambda k: k * 0.1 + 0.05)  # a and b never tie: |a - b| >= 0.05
+GRID_B = st.integers(-20, 20).map(lambda k: k * 0.1)
+
+
+@st.composite
+def broadcast_pair(draw, elems_a=None, elems_b=None):
+    sa, sb = draw(mst.mutually_broadcastable_shapes(2)).input_shapes
+    a = draw(mst.tensors(shape=sa, elements=elems_a))
+    b = draw(mst.tensors(shape=sb, elements=elems_b))
+    return a, b
+
+
+BINARY = {  # name -> (minigen fn, torch fn, elements a, elements b)
+    "maximum": (mg.maximum, "maximum", GRID_A, GRID_B),
+    "minimum": (mg.minimum, "minimum", GRID_A, GRID_B),
+    "fmax": (mg.fmax, "fmax", GRID_A, GRID_B),
+    "fmin": (mg.fmin, "fmin", GRID_A, GRID_B),
+    "atan2": (mg.atan2, "atan2", mst.away_from(0.0, -2, 2, 0.2), mst.away_from(0.0, -2, 2, 0.2)),
+    "hypot": (mg.hypot, "hypot", mst.away_from(0.0, -2, 2, 0.2), mst.floats()),
+    "logaddexp": (mg.logaddexp, "logaddexp", mst.floats(-3, 3), mst.floats(-3, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+@given(data=st.data())
+def test_binary_gradcheck(name, data):
+    fn, _, ea, eb = BINARY[name]
+    a, b = data.draw(broadcast_pair(ea, eb))
+    assert gradcheck(fn, (a, b))
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum", "logaddexp", "atan2"])
+@given(data=st.data())
+def test_binary_gradgradcheck(name, data):
+    fn, _, ea, eb = BINARY[name]
+    shp = mst.shapes(max_dims=2, max_side=3)
+    a = data.draw(mst.tensors(shape=shp, elements=ea))
+    b = data.draw(mst.tensors(shape=a.shape, elements=eb))
+    # max(a, b) * a has a nonzero second derivative where a wins
+    assert gradgradcheck(lambda u, w: fn(u, w) * u, (a, b))
+
+
+@requires_torch
+@pytest.mark.parametrize("name", list(BINARY))
+@given(data=st.data())
+def test_binary_matches_torch(name, data):
+    import torch
+
+    fn, tname, ea, eb = BINARY[name]
+    a, b = data.draw(broadcast_pair(ea, eb))
+    _compare_with_torch(fn, getattr(torch, tname), [a, b])
+
+
+@requires_torch
+@given(data=st.data())
+def test_scalars_on_either_side_match_torch(data):
+    import torch
+
+    x = data.draw(mst.tensors(elements=GRID_A))
+    s = data.draw(GRID_B)
+    for name in ("maximum", "minimum", "remainder", "fmod", "floor_divide", "eq", "lt", "ge"):
+        fn, tfn = getattr(mg, name), getattr(torch, name)
+        if name in ("maximum", "minimum"):  # torch wants tensors here
+            _compare_with_torch(lambda t: fn(t, s), lambda t: tfn(t, torch.tensor(s, dtype=t.dtype)), [x])
+            _compare_with_torch(lambda t: fn(s, t), lambda t: tfn(torch.tensor(s, dtype=t.dtype), t), [x])
+        elif name == "floor_divide":  # no gradient in torch (its backward raises)
+            _compare_with_torch(lambda t: fn(t, s), lambda t: tfn(t, s), [x.detach()]) if s != 0 else None
+        elif s != 0 or name in ("eq", "lt", "ge"):
+            _compare_with_torch(lambda t: fn(t, s), lambda t: tfn(t, s), [x])
+    # operators with the number on the left
+    np.testing.assert_array_equal((s < x).data, s < x.data)
+    np.testing.assert_array_equal((s >= x).data, s >= x.data)
+    np.testing.assert_array_equal((2.0 % x).data, np.remainder(2.0, x.data))
+    np.testing.assert_array_equal((2.0 // x).data, np.floor_divide(2.0, x.data))
+
+
+def test_maximum_minimum_ties_split_half():
+    a = mg.tensor([1.0, 2.0, 3.0], dtype=mg.float64, requires_grad=True)
+    b = mg.tensor([1.0, 1.0, 4.0], dtype=mg.float64, requires_grad=True)
+    mg.maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(b.grad.data, [0.5, 0.0, 1.0])
+    a.grad = b.grad = None
+    mg.minimum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(b.grad.data, [0.5, 1.0, 0.0])
+    # a tie against a broadcast scalar: each side gets half, summed over the broadcast
+    c = mg.tensor([2.0], dtype=mg.float64, requires_grad=True)
+    mg.maximum(a, c).sum().backward()
+    np.testing.assert_array_equal(c.grad.data, [1.5])  # 1 (a=1 loses) + 0.5 (tie at 2) + 0
+
+
+@requires_torch
+def test_ties_and_nans_match_torch():
+    import torch
+
+    a = mg.tensor([1.0, 2.0, np.nan, 3.0, np.nan], dtype=mg.float64, requires_grad=True)
+    b = mg.tensor([1.0, 2.0, 1.0, np.nan, np.nan], dtype=mg.float64, requires_grad=True)
+    for name in ("maximum", "minimum", "fmax", "fmin"):
+        ta, tb = _to_torch(a), _to_torch(b)
+        y, yt = getattr(mg, name)(a, b), getattr(torch, name)(ta, tb)
+        np.testing.assert_array_equal(y.data, yt.detach().numpy())
+        ga, gb = mg.grad(y.sum(), [a, b])
+        tga, tgb = torch.autograd.grad(yt.sum(), [ta, tb])
+        np.testing.assert_array_equal(ga.data, tga.numpy(), err_msg=name)
+        np.testing.assert_array_equal(gb.data, tgb.numpy(), err_msg=name)
+
+
+@st.composite
+def mod_inputs(draw):
+    """a = q * b with q at least 0.1 away from an integer (away from the jumps of remainder/fmod)."""
+    shape = draw(mst.shapes())
+    b = draw(mst.tensors(shape=shape, elements=mst.away_from(0.0, -2, 2, 0.3)))
+    q = draw(hnp.arrays(np.float64, shape, elements=_not_near_int(-3, 3, 0.1)))
+    a = mg.tensor(q * b.data, dtype=mg.float64, requires_grad=True)
+    return a, b
+
+
+@given(mod_inputs())
+def test_remainder_fmod_gradcheck(ab):
+    a, b = ab
+    assert gradcheck(mg.remainder, (a, b))
+    assert gradcheck(mg.fmod, (a, b))
+    assert gradcheck(lambda t: mg.remainder(t, 0.7), (a,))
+
+
+@requires_torch
+@given(mod_inputs())
+def test_remainder_fmod_floor_divide_match_torch(ab):
+    import torch
+
+    a, b = ab
+    _compare_with_torch(mg.remainder, torch.remainder, [a, b])
+    _compare_with_torch(mg.fmod, torch.fmod, [a, b])
+    fa, fb = a.detach(), b.detach()
+    _compare_with_torch(mg.floor_divide, torch.floor_divide, [fa, fb])
+
+
+def test_mod_hand_computed():
+    a = mg.tensor([5.0, -5.0, 5.0], dtype=mg.float64, requires_grad=True)
+    b = mg.tensor([3.0, 3.0, -3.0], dtype=mg.float64, requires_grad=True)
+    r = mg.remainder(a, b)
+    np.testing.assert_array_equal(r.data, [2.0, 1.0, -1.0])  # sign of the divisor
+    r.sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(b.grad.data, [-1.0, 2.0, 2.0])  # -floor(a / b)
+    np.testing.assert_array_equal(mg.fmod(a, b).data, [2.0, -2.0, 2.0])  # sign of the dividend
+    np.testing.assert_array_equal((a // b).data, [1.0, -2.0, -2.0])
+    np.testing.assert_array_equal(mg.floor_divide(mg.tensor([7, -7]), 2).data, [3, -4])
+    with pytest.raises(InvalidArgumentError, match="division by zero"):
+        mg.floor_divide(mg.tensor([1]), 0)
+
+
+@given(data=st.data())
+def test_lerp_gradcheck(data):
+    sa, sb, sw = data.draw(mst.mutually_broadcastable_shapes(3)).input_shapes
+    start = data.draw(mst.tensors(shape=sa))
+    end = data.draw(mst.tensors(shape=sb))
+    w = data.draw(mst.tensors(shape=sw))
+    assert gradcheck(mg.lerp, (start, end, w))
+    assert gradcheck(lambda s, e: mg.lerp(s, e, 0.3), (start, end))
+
+
+@requires_torch
+def test_lerp_matches_torch():
+    import torch
+
+    rng = np.random.default_rng(0)
+    s = mg.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    e = mg.tensor(rng.standard_normal((3,)), requires_grad=True)
+    w = mg.tensor(rng.random((2, 1)), requires_grad=True)
+    _compare_with_torch(mg.lerp, torch.lerp, [s, e, w])
+    _compare_with_torch(lambda a, b: mg.lerp(a, b, 0.25), lambda a, b: torch.lerp(a, b, 0.25), [s, e])
+    x = mg.tensor([1.0, 2.0], dtype=mg.float64)
+    np.testing.assert_array_equal(mg.lerp(x, mg.tensor([3.0, 6.0], dtype=mg.float64), 0.5).data, [2.0, 4.0])
+
+
+# ------------------------------------------------------------------ clamp
+@given(data=st.data())
+def test_clamp_scalar_bounds_gradcheck(data):
+    x = data.draw(mst.tensors(elements=mst.away_from((-0.5, 1.0), -2, 2, 0.05)))
+    assert gradcheck(lambda t: mg.clamp(t, -0.5, 1.0), (x,))
+    assert gradcheck(lambda t: mg.clamp(t, min=-0.5), (x,))
+    assert gradcheck(lambda t: t.clip(max=1.0), (x,))
+    assert gradgradcheck(lambda t: mg.clamp(t, -0.5, 1.0) * t, (x,))
+
+
+@given(data=st.data())
+def test_clamp_tensor_bounds_gradcheck(data):
+    x, lo = data.draw(broadcast_pair(GRID_A, GRID_B))
+    hi = lo + 1.0
+    assert gradcheck(mg.clamp, (x, lo, hi.detach().requires_grad_(True)))
+
+
+@requires_torch
+@given(data=st.data())
+def test_clamp_matches_torch(data):
+    import torch
+
+    x, lo = data.draw(broadcast_pair(GRID_A, GRID_B))
+    hi = (lo + 0.75).detach().requires_grad_(True)
+    _compare_with_torch(mg.clamp, torch.clamp, [x, lo, hi])
+    _compare_with_torch(lambda t: mg.clamp(t, -0.5, 0.5), lambda t: torch.clamp(t, -0.5, 0.5), [x])
+
+
+def test_clamp_conventions():
+    x = mg.tensor([0.0, 1.0, 2.0, 3.0, 5.0], dtype=mg.float64, requires_grad=True)
+    y = mg.clamp(x, 1.0, 3.0)
+    np.testing.assert_array_equal(y.data, [1.0, 1.0, 2.0, 3.0, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 1.0, 1.0, 0.0])  # both ends inclusive
+    # min > max: every value becomes max, nothing flows to x
+    x.grad = None
+    y = mg.clamp(x, 3.0, 1.0)
+    np.testing.assert_array_equal(y.data, [1.0] * 5)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0] * 5)
+    # tensor bounds: min gets the gradient where x < min, max where x > max or min > max
+    lo = mg.tensor([1.0, 1.0, 1.0, 3.0, 1.0], dtype=mg.float64, requires_grad=True)
+    hi = mg.tensor([3.0, 3.0, 3.0, 2.0, 3.0], dtype=mg.float64, requires_grad=True)
+    x.grad = None
+    mg.clamp(x, lo, hi).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(lo.grad.data, [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(hi.grad.data, [0, 0, 0, 1, 1])
+    with pytest.raises(InvalidArgumentError):
+        mg.clamp(x)
+
+
+def test_inplace_clamp_and_friends():
+    base = mg.tensor([-2.0, 0.5, 2.0], dtype=mg.float64, requires_grad=True)
+    h = base * 1.0
+    h.clamp_(-1.0, 1.0)
+    h.sum().backward()
+    np.testing.assert_array_equal(base.grad.data, [0.0, 1.0, 0.0])
+    z = mg.tensor([4.0, 9.0])
+    z.sqrt_()
+    np.testing.assert_array_equal(z.data, [2.0, 3.0])
+
+
+# ------------------------------------------------------------------ where / nan_to_num
+@given(data=st.data())
+def test_where_gradcheck(data):
+    sc, sa, sb = data.draw(mst.mutually_broadcastable_shapes(3)).input_shapes
+    cond = mg.tensor(data.draw(hnp.arrays(np.bool_, sc)))
+    a = data.draw(mst.tensors(shape=sa))
+    b = data.draw(mst.tensors(shape=sb))
+    y = mg.where(cond, a, b)
+    np.testing.assert_array_equal(y.data, np.where(cond.data, a.data, b.data))
+    assert gradcheck(lambda u, w: mg.where(cond, u, w), (a, b))
+    assert gradgradcheck(lambda u, w: mg.where(cond, u * u, w), (a, b))
+    assert gradcheck(lambda u: mg.where(cond, u, 0.5), (a,))
+    assert gradcheck(lambda w: mg.where(cond, -1.0, w), (b,))
+
+
+@requires_torch
+def test_where_matches_torch():
+    import torch
+
+    rng = np.random.default_rng(0)
+    cond = mg.tensor(rng.random((2, 3)) > 0.5)
+    a = mg.tensor(rng.standard_normal((3,)), requires_grad=True)
+    b = mg.tensor(rng.standard_normal((2, 1)), requires_grad=True)
+    tc = torch.tensor(cond.data)
+    _compare_with_torch(lambda u, w: mg.where(cond, u, w), lambda u, w: torch.where(tc, u, w), [a, b])
+    _compare_with_torch(lambda u: mg.where(cond, u, 0.0), lambda u: torch.where(tc, u, 0.0), [a])
+    # scalars only: default float dtype; method form x.where(cond, y)
+    assert mg.where(cond, 1.0, 0.0).dtype == mg.float32
+    assert mg.where(cond, 1, 0).dtype == mg.int64
+    np.testing.assert_array_equal(a.where(cond, b).data, mg.where(cond, a, b).data)
+    idx = mg.where(mg.tensor([[True, False], [False, True]]))
+    np.testing.assert_array_equal(idx[0].data, [0, 1])
+    np.testing.assert_array_equal(idx[1].data, [0, 1])
+
+
+def test_nan_to_num():
+    x = mg.tensor([np.nan, np.inf, -np.inf, 1.5], dtype=mg.float64, requires_grad=True)
+    y = mg.nan_to_num(x, nan=0.5, posinf=9.0, neginf=-9.0)
+    np.testing.assert_array_equal(y.data, [0.5, 9.0, -9.0, 1.5])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, 0.0, 1.0])
+    assert mg.nan_to_num(mg.tensor([np.inf], dtype=mg.float32)).item() == np.finfo(np.float32).max
+
+
+# ------------------------------------------------------------------ comparisons and logic
+CMP = {"eq": "__eq__", "ne": "__ne__", "lt": "__lt__", "le": "__le__", "gt": "__gt__", "ge": "__ge__"}
+
+
+@pytest.mark.parametrize("name", list(CMP))
+@given(data=st.data())
+def test_comparisons(name, data):
+    a, b = data.draw(broadcast_pair(GRID_B, GRID_B))  # a grid, so equal values do occur
+    ref = getattr(np, {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
+                       "ge": "greater_equal"}[name])(a.data, b.data)
+    for y in (getattr(mg, name)(a, b), getattr(a, CMP[name])(b), getattr(a, name)(b)):
+        assert y.dtype == mg.bool_ and not y.requires_grad
+        np.testing.assert_array_equal(y.data, ref)
+
+
+def test_comparison_operators_with_other_types():
+    x = mg.tensor([1.0, 2.0, 3.0])
+    assert (x == None) is False  # noqa: E711  (Python falls back to identity)
+    assert (x != "a") is True
+    np.testing.assert_array_equal((x == [1.0, 0.0, 3.0]).data, [True, False, True])
+    np.testing.assert_array_equal((x > np.float32(1.5)).data, [False, True, True])
+    np.testing.assert_array_equal((2 < x).data, [False, False, True])
+    assert hash(x) == id(x)  # still usable as a dict key / in sets
+
+
+def test_logical_and_bitwise():
+    a = mg.tensor([True, True, False, False])
+    b = mg.tensor([True, False, True, False])
+    np.testing.assert_array_equal(mg.logical_and(a, b).data, [True, False, False, False])
+    np.testing.assert_array_equal(mg.logical_or(a, b).data, [True, True, True, False])
+    np.testing.assert_array_equal(mg.logical_xor(a, b).data, [False, True, True, False])
+    np.testing.assert_array_equal(mg.logical_not(a).data, [False, False, True, True])
+    np.testing.assert_array_equal((a & b).data, [True, False, False, False])
+    np.testing.assert_array_equal((a | b).data, [True, True, True, False])
+    np.testing.assert_array_equal((a ^ b).data, [False, True, True, False])
+    np.testing.assert_array_equal((~a).data, [False, False, True, True])
+    np.testing.assert_array_equal(mg.logical_and(mg.tensor([0.0, 2.0]), 1).data, [False, True])
+    np.testing.assert_array_equal((mg.tensor([6, 3]) & 5).data, [4, 1])
+    with pytest.raises(DTypeError):
+        mg.tensor([1.0]) & mg.tensor([1.0])
+    with pytest.raises(DTypeError):
+        ~mg.tensor([1.0])
+
+
+def test_predicates_and_closeness():
+    x = mg.tensor([1.0, np.nan, np.inf, -np.inf])
+    np.testing.assert_array_equal(mg.isnan(x).data, [False, True, False, False])
+    np.testing.assert_array_equal(mg.isinf(x).data, [False, False, True, True])
+    np.testing.assert_array_equal(mg.isposinf(x).data, [False, False, True, False])
+    np.testing.assert_array_equal(mg.isneginf(x).data, [False, False, False, True])
+    np.testing.assert_array_equal(x.isfinite().data, [True, False, False, False])
+    a = mg.tensor([1.0, 2.0])
+    assert mg.allclose(a, a + 1e-9) is True
+    assert mg.allclose(a, a + 1e-3) is False
+    assert mg.allclose(a, a + 1e-3, atol=1e-2)
+    assert not mg.allclose(x, x)
+    assert mg.allclose(x, x, equal_nan=True)
+    np.testing.assert_array_equal(mg.isclose(a, mg.tensor([1.0, 2.1])).data, [True, False])
+    assert mg.equal(a, mg.tensor([1.0, 2.0])) is True
+    assert mg.equal(a, mg.tensor([1.0, 2.5])) is False
+    assert mg.equal(a, mg.tensor([[1.0, 2.0]])) is False  # shapes differ
+
+
+# ------------------------------------------------------------------ errors
+def test_errors():
+    with pytest.raises(ShapeError):
+        mg.maximum(mg.zeros(3), mg.zeros(4))
+    with pytest.raises(ShapeError):
+        mg.where(mg.tensor([True, False]), mg.zeros(3), 0.0)
+    with pytest.raises(ShapeError):
+        mg.zeros(2, 3) < mg.zeros(4)
+    with pytest.raises(DTypeError, match="bool"):
+        mg.where(mg.tensor([1, 0]), mg.zeros(2), mg.ones(2))
+    with pytest.raises(DTypeError):
+        mg.lerp(mg.tensor([1, 2]), mg.tensor([2, 3]), 0.5)
+    with pytest.raises(DTypeError):
+        mg.frac(mg.tensor([1, 2]))
+    with pytest.raises(DTypeError):
+        mg.maximum(mg.zeros(2), "a")
+    with pytest.raises(InvalidArgumentError):
+        mg.where(mg.tensor([True]), mg.zeros(1))
