@@ -8,9 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
-
-from ._common import c, chunks, is_float, jit, pjit
+from ._common import c, is_float, jit, parallel_for
 from .dispatch import register
 
 _PAR_MIN = 1 << 15
@@ -69,11 +67,6 @@ def _fwd_range(x, y, kind, i0, i1):
         y[i] = act_value(x[i], kind)
 
 
-@pjit
-def _fwd_par(x, y, kind, nch):
-    n = x.size
-    for ci in prange(nch):
-        _fwd_range(x, y, kind, ci * n // nch, (ci + 1) * n // nch)
 
 
 @jit
@@ -82,11 +75,6 @@ def _bwd_range(x, g, dx, kind, i0, i1):
         dx[i] = g[i] * act_grad(x[i], kind)
 
 
-@pjit
-def _bwd_par(x, g, dx, kind, nch):
-    n = x.size
-    for ci in prange(nch):
-        _bwd_range(x, g, dx, kind, ci * n // nch, (ci + 1) * n // nch)
 
 
 def _flat(a):
@@ -98,10 +86,7 @@ def act_forward(x, kind):
     k = KINDS[kind]
     xf = _flat(x)
     y = np.empty_like(xf)
-    if xf.size >= _PAR_MIN:
-        _fwd_par(xf, y, k, chunks(xf.size, 4096))
-    else:
-        _fwd_range(xf, y, k, 0, xf.size)
+    parallel_for(_fwd_range, xf.size, xf, y, k, parallel=xf.size >= _PAR_MIN)
     return y.reshape(x.shape)
 
 
@@ -111,10 +96,7 @@ def act_backward(x, g, kind):
     xf = _flat(x)
     gf = _flat(g)
     dx = np.empty_like(xf)
-    if xf.size >= _PAR_MIN:
-        _bwd_par(xf, gf, dx, k, chunks(xf.size, 4096))
-    else:
-        _bwd_range(xf, gf, dx, k, 0, xf.size)
+    parallel_for(_bwd_range, xf.size, xf, gf, dx, k, parallel=xf.size >= _PAR_MIN)
     return dx.reshape(x.shape)
 
 
@@ -188,11 +170,6 @@ def _dropout_range(x, y, mask, p, scale, seed, i0, i1):
             y[i] = 0.0 * x[i]
 
 
-@pjit
-def _dropout_par(x, y, mask, p, scale, seed, nch):
-    n = x.size
-    for ci in prange(nch):
-        _dropout_range(x, y, mask, p, scale, seed, ci * n // nch, (ci + 1) * n // nch)
 
 
 def _seed64(seed):
@@ -216,10 +193,7 @@ def dropout_forward(x, p, seed):
     p = float(p)
     scale = 1.0 / (1.0 - p)
     s = _seed64(seed)
-    if xf.size >= _PAR_MIN:
-        _dropout_par(xf, y, mask, p, scale, s, chunks(xf.size, 4096))
-    else:
-        _dropout_range(xf, y, mask, p, scale, s, 0, xf.size)
+    parallel_for(_dropout_range, xf.size, xf, y, mask, p, scale, s, parallel=xf.size >= _PAR_MIN)
     return y.reshape(x.shape), mask.reshape(x.shape)
 
 

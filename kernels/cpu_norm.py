@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
-
-from ._common import c, chunks, is_float, jit, pjit
+from ._common import c, chunks, is_float, jit, parallel_for
 from .dispatch import register
 
 _PAR_MIN = 1 << 14
@@ -42,11 +40,6 @@ def _ln_fwd_rows(x, w, b, eps, y, mean, rstd, r0, r1):
         rstd[r] = rs
 
 
-@pjit
-def _ln_fwd_par(x, w, b, eps, y, mean, rstd, nch):
-    R = x.shape[0]
-    for ci in prange(nch):
-        _ln_fwd_rows(x, w, b, eps, y, mean, rstd, ci * R // nch, (ci + 1) * R // nch)
 
 
 @jit
@@ -72,10 +65,13 @@ def _ln_bwd_rows(g, x, w, mean, rstd, dx, dw, db, r0, r1):
             dx[r, j] = rs * (g[r, j] * w[j] - a - xh * bb)
 
 
-@pjit
-def _ln_bwd_par(g, x, w, mean, rstd, dx, dwp, dbp, nch):
+
+
+@jit
+def _ln_bwd_chunk(g, x, w, mean, rstd, dx, dwp, dbp, nch, c0, c1):
+    """Chunks c0..c1 of nch equal row ranges, each with its own partial dw/db row (no races)."""
     R = x.shape[0]
-    for ci in prange(nch):
+    for ci in range(c0, c1):
         _ln_bwd_rows(g, x, w, mean, rstd, dx, dwp[ci], dbp[ci], ci * R // nch, (ci + 1) * R // nch)
 
 
@@ -104,10 +100,7 @@ def layer_norm_forward(x, weight, bias, eps, D=None):
     y = np.empty_like(x2)
     mean = np.empty(R, dt)
     rstd = np.empty(R, dt)
-    if x2.size >= _PAR_MIN and R > 1:
-        _ln_fwd_par(x2, w, b, float(eps), y, mean, rstd, chunks(R))
-    else:
-        _ln_fwd_rows(x2, w, b, float(eps), y, mean, rstd, 0, R)
+    parallel_for(_ln_fwd_rows, R, x2, w, b, float(eps), y, mean, rstd, parallel=x2.size >= _PAR_MIN)
     return y.reshape(shape), mean, rstd
 
 
@@ -134,10 +127,7 @@ def layer_norm_backward(g, x, weight, mean, rstd):
     nch = chunks(R) if x2.size >= _PAR_MIN and R > 1 else 1
     dwp = np.zeros((nch, D), np.float64)
     dbp = np.zeros((nch, D), np.float64)
-    if nch > 1:
-        _ln_bwd_par(g2, x2, w, mean, rstd, dx, dwp, dbp, nch)
-    else:
-        _ln_bwd_rows(g2, x2, w, mean, rstd, dx, dwp[0], dbp[0], 0, R)
+    parallel_for(_ln_bwd_chunk, nch, g2, x2, w, mean, rstd, dx, dwp, dbp, nch, parallel=nch > 1)
     if weight is None:
         return dx.reshape(shape), None, None
     return dx.reshape(shape), dwp.sum(0).astype(dt), dbp.sum(0).astype(dt)
@@ -171,11 +161,6 @@ def _bn_fwd_ch(x, w, b, eps, y, mean, var, rstd, c0, c1):
         rstd[ch] = rs
 
 
-@pjit
-def _bn_fwd_par(x, w, b, eps, y, mean, var, rstd, nch):
-    C = x.shape[1]
-    for ci in prange(nch):
-        _bn_fwd_ch(x, w, b, eps, y, mean, var, rstd, ci * C // nch, (ci + 1) * C // nch)
 
 
 @jit
@@ -204,11 +189,6 @@ def _bn_bwd_ch(g, x, w, mean, rstd, dx, dw, db, c0, c1):
                 dx[n, ch, j] = k * (g[n, ch, j] - a - xh * bb)
 
 
-@pjit
-def _bn_bwd_par(g, x, w, mean, rstd, dx, dw, db, nch):
-    C = x.shape[1]
-    for ci in prange(nch):
-        _bn_bwd_ch(g, x, w, mean, rstd, dx, dw, db, ci * C // nch, (ci + 1) * C // nch)
 
 
 @jit
@@ -222,11 +202,6 @@ def _affine_ch(x, sc, sh, y, c0, c1):
                 y[n, ch, j] = x[n, ch, j] * a + b
 
 
-@pjit
-def _affine_par(x, sc, sh, y, nch):
-    C = x.shape[1]
-    for ci in prange(nch):
-        _affine_ch(x, sc, sh, y, ci * C // nch, (ci + 1) * C // nch)
 
 
 def _as_ncs(x):
@@ -238,9 +213,8 @@ def _bn_requires(x, *rest):
     return is_float(x, *[a for a in rest if a is not None and hasattr(a, "dtype")]) and x.ndim >= 2
 
 
-def _nch(x3):
-    C = x3.shape[1]
-    return chunks(C) if x3.size >= _PAR_MIN and C > 1 else 1
+def _par(x3):
+    return x3.size >= _PAR_MIN
 
 
 @register("batch_norm_forward", requires=_bn_requires, worth=lambda x, *r: x.size >= 2048)
@@ -262,11 +236,7 @@ def batch_norm_forward(x, weight, bias, eps):
     b = _w_or(bias, C, dt, 0.0)
     y = np.empty_like(x3)
     mean, var, rstd = np.empty(C, dt), np.empty(C, dt), np.empty(C, dt)
-    nch = _nch(x3)
-    if nch > 1:
-        _bn_fwd_par(x3, w, b, float(eps), y, mean, var, rstd, nch)
-    else:
-        _bn_fwd_ch(x3, w, b, float(eps), y, mean, var, rstd, 0, C)
+    parallel_for(_bn_fwd_ch, C, x3, w, b, float(eps), y, mean, var, rstd, parallel=_par(x3))
     return y.reshape(x.shape), mean, var, rstd
 
 
@@ -284,11 +254,7 @@ def batch_norm_eval_forward(x, running_mean, running_var, weight, bias, eps):
     sc = (w / np.sqrt(running_var.astype(np.float64) + eps)).astype(dt)
     sh = (b - running_mean.astype(np.float64) * sc).astype(dt)
     y = np.empty_like(x3)
-    nch = _nch(x3)
-    if nch > 1:
-        _affine_par(x3, sc, sh, y, nch)
-    else:
-        _affine_ch(x3, sc, sh, y, 0, C)
+    parallel_for(_affine_ch, C, x3, sc, sh, y, parallel=_par(x3))
     return y.reshape(x.shape)
 
 
@@ -311,11 +277,7 @@ def batch_norm_backward(g, x, weight, mean, rstd):
     dw, db = np.empty(C, np.float64), np.empty(C, np.float64)
     mean = c(mean.reshape(-1))
     rstd = c(rstd.reshape(-1))
-    nch = _nch(x3)
-    if nch > 1:
-        _bn_bwd_par(g3, x3, w, mean, rstd, dx, dw, db, nch)
-    else:
-        _bn_bwd_ch(g3, x3, w, mean, rstd, dx, dw, db, 0, C)
+    parallel_for(_bn_bwd_ch, C, g3, x3, w, mean, rstd, dx, dw, db, parallel=_par(x3))
     if weight is None:
         return dx.reshape(x.shape), None, None
     return dx.reshape(x.shape), dw.astype(dt), db.astype(dt)

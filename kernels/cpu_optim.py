@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
-
-from ._common import FLOATS, chunks, jit, pjit
+from ._common import FLOATS, jit, parallel_for
 from .dispatch import register
 
 _PAR_MIN = 1 << 16
@@ -41,12 +39,6 @@ def _adam_range(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2_sqrt, amsgrad, d
         p[i] = pi - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
 
 
-@pjit
-def _adam_par(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2_sqrt, amsgrad, decoupled, maximize, nch):
-    n = p.size
-    for ci in prange(nch):
-        _adam_range(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2_sqrt, amsgrad, decoupled, maximize,
-                    ci * n // nch, (ci + 1) * n // nch)
 
 
 @jit
@@ -68,12 +60,6 @@ def _sgd_range(p, g, buf, lr, mom, damp, wd, nesterov, maximize, init, use_buf, 
         p[i] = p[i] - lr * d
 
 
-@pjit
-def _sgd_par(p, g, buf, lr, mom, damp, wd, nesterov, maximize, init, use_buf, nch):
-    n = p.size
-    for ci in prange(nch):
-        _sgd_range(p, g, buf, lr, mom, damp, wd, nesterov, maximize, init, use_buf,
-                   ci * n // nch, (ci + 1) * n // nch)
 
 
 class _Flat:
@@ -136,10 +122,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=
         vm = VM.flat if amsgrad else dummy.astype(dt)
         args = (P.flat, gf, M.flat, V.flat, vm, float(lr), b1, b2, float(eps), float(weight_decay), bc1, bc2s,
                 bool(amsgrad), bool(decoupled), bool(maximize))
-        if P.flat.size >= _PAR_MIN:
-            _adam_par(*args, chunks(P.flat.size, 8192))
-        else:
-            _adam_range(*args, 0, P.flat.size)
+        parallel_for(_adam_range, P.flat.size, *args, parallel=P.flat.size >= _PAR_MIN)
         for f in (P, M, V, VM):
             if f is not None:
                 f.close()
@@ -175,10 +158,7 @@ def sgd_step(params, grads, momentum_buffers=None, *, lr, momentum=0.0, dampenin
         buf = B.flat if use_buf else np.zeros(0, dt)
         args = (P.flat, gf, buf, float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov),
                 bool(maximize), bool(first_step[i]), use_buf)
-        if P.flat.size >= _PAR_MIN:
-            _sgd_par(*args, chunks(P.flat.size, 8192))
-        else:
-            _sgd_range(*args, 0, P.flat.size)
+        parallel_for(_sgd_range, P.flat.size, *args, parallel=P.flat.size >= _PAR_MIN)
         P.close()
         if B is not None:
             B.close()

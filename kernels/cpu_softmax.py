@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
-
-from ._common import c, chunks, is_float, jit, pjit
+from ._common import c, is_float, jit, parallel_for
 from .dispatch import register
 
 _PAR_MIN = 1 << 15  # below ~32k elements a parallel region's wake-up costs more than it saves
@@ -29,7 +27,7 @@ def _float_nd(*arrays):
 
 # ------------------------------------------------------------------ softmax / log_softmax
 @jit
-def _softmax_rows(x, y, r0, r1, log):
+def _softmax_rows(x, y, log, r0, r1):
     C = x.shape[1]
     for r in range(r0, r1):
         m = -np.inf
@@ -55,15 +53,10 @@ def _softmax_rows(x, y, r0, r1, log):
                 y[r, j] = y[r, j] * inv
 
 
-@pjit
-def _softmax_par(x, y, nch, log):
-    R = x.shape[0]
-    for ci in prange(nch):
-        _softmax_rows(x, y, ci * R // nch, (ci + 1) * R // nch, log)
 
 
 @jit
-def _softmax_bwd_rows(y, g, dx, r0, r1, log):
+def _softmax_bwd_rows(y, g, dx, log, r0, r1):
     C = y.shape[1]
     for r in range(r0, r1):
         s = 0.0
@@ -79,11 +72,6 @@ def _softmax_bwd_rows(y, g, dx, r0, r1, log):
                 dx[r, j] = y[r, j] * (g[r, j] - s)
 
 
-@pjit
-def _softmax_bwd_par(y, g, dx, nch, log):
-    R = y.shape[0]
-    for ci in prange(nch):
-        _softmax_bwd_rows(y, g, dx, ci * R // nch, (ci + 1) * R // nch, log)
 
 
 def _fwd(x, log):
@@ -91,10 +79,7 @@ def _fwd(x, log):
     x2 = _rows2d(x)
     y = np.empty_like(x2)
     R = x2.shape[0]
-    if x2.size >= _PAR_MIN and R > 1:
-        _softmax_par(x2, y, chunks(R), log)
-    else:
-        _softmax_rows(x2, y, 0, R, log)
+    parallel_for(_softmax_rows, R, x2, y, log, parallel=x2.size >= _PAR_MIN)
     return y.reshape(shape)
 
 
@@ -103,10 +88,7 @@ def _bwd(y, g, log):
     y2, g2 = _rows2d(y), _rows2d(g)
     dx = np.empty_like(y2)
     R = y2.shape[0]
-    if y2.size >= _PAR_MIN and R > 1:
-        _softmax_bwd_par(y2, g2, dx, chunks(R), log)
-    else:
-        _softmax_bwd_rows(y2, g2, dx, 0, R, log)
+    parallel_for(_softmax_bwd_rows, R, y2, g2, dx, log, parallel=y2.size >= _PAR_MIN)
     return dx.reshape(shape)
 
 
@@ -193,11 +175,6 @@ def _ce_rows(x, t, w, ignore_index, eps, loss, dx, wt, r0, r1):
         wt[r] = w_t
 
 
-@pjit
-def _ce_par(x, t, w, ignore_index, eps, loss, dx, wt, nch):
-    R = x.shape[0]
-    for ci in prange(nch):
-        _ce_rows(x, t, w, ignore_index, eps, loss, dx, wt, ci * R // nch, (ci + 1) * R // nch)
 
 
 def _ce_requires(logits, target, weight=None):
@@ -231,10 +208,8 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
     loss = np.empty(N, x.dtype)
     wt = np.empty(N, x.dtype)
     dx = np.empty_like(x)
-    if x.size >= _PAR_MIN and N > 1:
-        _ce_par(x, t, w, int(ignore_index), float(label_smoothing), loss, dx, wt, chunks(N))
-    else:
-        _ce_rows(x, t, w, int(ignore_index), float(label_smoothing), loss, dx, wt, 0, N)
+    parallel_for(_ce_rows, N, x, t, w, int(ignore_index), float(label_smoothing), loss, dx, wt,
+                 parallel=x.size >= _PAR_MIN)
     if reduction == "none":
         return loss, dx
     if reduction == "sum":
