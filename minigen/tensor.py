@@ -322,8 +322,10 @@ class Tensor:
                     f"a leaf tensor that requires grad (shape {tuple(self.shape)}) is being used in an in-place "
                     f"operation; wrap it in mg.no_grad() or use an out-of-place op"
                 )
-            old = Tensor._make(self.data, self.requires_grad)
-            old._ctx, old._vc = self._ctx, self._vc
+            # the op's input is the *original* value: a copy with its own version counter, bound to
+            # this tensor's current graph node (what PyTorch saves as "original self")
+            old = Tensor._make(self.data.copy(), self.requires_grad)
+            old._ctx = self._ctx
             out = compute(old, *args)
         else:
             with _no_grad():

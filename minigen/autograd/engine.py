@@ -119,7 +119,15 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                     _accumulate(t, g, create_graph)
             if ctx.versions is not None or ctx.output is not None:
                 _check_versions(ctx)
-            gin = ctx.fn.backward(ctx, g)
+            if anomaly:
+                # ops run inside a backward are checked as part of that backward, not as forwards
+                STATE.anomaly = False
+                try:
+                    gin = ctx.fn.backward(ctx, g)
+                finally:
+                    STATE.anomaly = True
+            else:
+                gin = ctx.fn.backward(ctx, g)
             if type(gin) is not tuple:
                 gin = (gin,) if not isinstance(gin, list) else tuple(gin)
             if anomaly:
