@@ -376,8 +376,8 @@ class CrossEntropy(Function):
         onehot_coef = (1 - ctx.smoothing) * ctx.wt                      # A's one-hot part, (M,)
         index = (ctx.rows, ctx.tt)
         if ctx.reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                inv = xp.asarray(1.0 / ctx.denom, dtype=x.dtype)
+            # every target ignored: the loss is 0/0 = NaN but the gradient is 0 (no row takes part), as PyTorch
+            inv = xp.asarray(1.0 / ctx.denom if ctx.denom != 0 else 0.0, dtype=x.dtype)
         if not STATE.enabled:  # plain backward on arrays
             gd = g.data
             gi = gd[:, None] if ctx.reduction == "none" else (gd * inv if ctx.reduction == "mean" else gd)
@@ -421,6 +421,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         cdim = 1 if x.ndim >= 2 else 0
         C = x.shape[cdim]
         _same_device(op, x, t, weight)
+        if ignore_index != -100:
+            raise InvalidArgumentError(f"{op}: ignore_index is only supported for class-index targets, got "
+                                       f"probability targets (float, shape {tuple(t.shape)})")
         q = t * (1 - smoothing) + smoothing / C if smoothing > 0 else t
         terms = log_softmax(x, dim=cdim) * q
         if weight is not None:
@@ -455,8 +458,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         return reshape(loss, out_shape)
     if reduction == "sum":
         return _sum(loss)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _sum(loss) / _const(xp.asarray(wt.sum(), dtype=x.dtype))
+    denom = wt.sum()
+    if denom == 0:  # every target ignored: NaN loss (0/0) with a zero gradient, as PyTorch
+        return _sum(loss) * 0.0 + float("nan")
+    return _sum(loss) / _const(xp.asarray(denom, dtype=x.dtype))
 
 
 # ------------------------------------------------------------------ distribution losses
