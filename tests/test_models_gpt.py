@@ -1,0 +1,204 @@
+"""GPT: attention and the whole forward pass against the equations in NumPy, causality, sampling, training."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import minigen as mg
+from conftest import requires_torch
+from minigen.models.gpt import GPT, GPTConfig, CausalSelfAttention, TrainConfig, train_gpt
+
+_erf = np.vectorize(math.erf)
+
+
+def _ln(x, g, b=None, eps=1e-5):
+    y = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * g
+    return y if b is None else y + b
+
+
+def _softmax(s):
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _attention_ref(x, w_attn, w_proj, H):
+    """concat_h softmax(q_h k_h^T / sqrt(d) + M) v_h, then W_o; x: (T, C); M_ij = -inf for j > i."""
+    T, C = x.shape
+    d = C // H
+    q, k, v = np.split(x @ w_attn.T, 3, axis=-1)
+    mask = np.triu(np.full((T, T), -np.inf), 1)
+    heads = []
+    for h in range(H):
+        sl = slice(h * d, (h + 1) * d)
+        p = _softmax(q[:, sl] @ k[:, sl].T / math.sqrt(d) + mask)
+        heads.append(p @ v[:, sl])
+    return np.concatenate(heads, -1) @ w_proj.T
+
+
+def _randomise(model, seed=0):
+    rng = np.random.default_rng(seed)
+    with mg.no_grad():
+        for _, p in model.named_parameters():
+            p.data[...] = rng.normal(0, 0.5, size=p.shape)
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
+def test_attention_by_hand_two_tokens():
+    # C = 2, one head, W_q = W_k = W_v = W_o = I: q = k = v = x;  out_0 = x_0;
+    # out_1 = softmax([x1.x0, x1.x1] / sqrt 2) . [x0, x1]
+    att = CausalSelfAttention(GPTConfig(n_embd=2, n_head=1)).double()
+    with mg.no_grad():
+        att.c_attn.weight.data[...] = np.vstack([np.eye(2)] * 3)
+        att.c_proj.weight.data[...] = np.eye(2)
+    x = np.array([[1.0, 0.0], [1.0, 2.0]])
+    y = att(mg.tensor(x), 1, 2).detach().numpy()
+    s = np.array([1.0, 5.0]) / math.sqrt(2)
+    w = np.exp(s) / np.exp(s).sum()
+    np.testing.assert_allclose(y, [x[0], w[0] * x[0] + w[1] * x[1]], rtol=1e-12)
+
+
+def test_multihead_attention_matches_equation():
+    cfg = GPTConfig(n_embd=8, n_head=2)
+    att = CausalSelfAttention(cfg).double()
+    st = _randomise(att)
+    x = np.random.default_rng(1).normal(size=(2, 5, 8))
+    y = att(mg.tensor(x.reshape(10, 8)), 2, 5).detach().numpy().reshape(2, 5, 8)
+    for b in range(2):
+        np.testing.assert_allclose(y[b], _attention_ref(x[b], st["c_attn.weight"], st["c_proj.weight"], 2), rtol=1e-10)
+
+
+@pytest.mark.parametrize("bias,tie", [(False, True), (True, False)])
+def test_gpt_forward_matches_numpy_reference(bias, tie):
+    cfg = GPTConfig(vocab_size=7, block_size=6, n_layer=2, n_head=2, n_embd=8, bias=bias, tie_weights=tie)
+    model = GPT(cfg).double()
+    st = _randomise(model, 3)
+    idx = np.array([[1, 4, 0, 6, 2], [3, 3, 5, 0, 1]])
+    tgt = np.array([[4, 0, 6, 2, 2], [3, 5, 0, 1, 6]])
+    logits, loss = model(mg.tensor(idx), mg.tensor(tgt))
+    B = lambda k: st.get(k) if bias else None  # noqa: E731
+    ref = np.zeros(logits.shape)
+    for b in range(2):
+        x = st["wte.weight"][idx[b]] + st["wpe.weight"][:5]
+        for i in range(2):
+            p = f"h.{i}."
+            a = _ln(x, st[p + "ln_1.weight"], B(p + "ln_1.bias"))
+            if bias:  # biases of q/k/v and of the output projection
+                qkv_b, o_b = st[p + "attn.c_attn.bias"], st[p + "attn.c_proj.bias"]
+                T, C = a.shape
+                q, k, v = np.split(a @ st[p + "attn.c_attn.weight"].T + qkv_b, 3, -1)
+                mask = np.triu(np.full((T, T), -np.inf), 1)
+                heads = [_softmax(q[:, s] @ k[:, s].T / 2.0 + mask) @ v[:, s] for s in (slice(0, 4), slice(4, 8))]
+                x = x + np.concatenate(heads, -1) @ st[p + "attn.c_proj.weight"].T + o_b
+            else:
+                x = x + _attention_ref(a, st[p + "attn.c_attn.weight"], st[p + "attn.c_proj.weight"], 2)
+            m = _ln(x, st[p + "ln_2.weight"], B(p + "ln_2.bias"))
+            hdn = m @ st[p + "mlp.c_fc.weight"].T + (st[p + "mlp.c_fc.bias"] if bias else 0)
+            gelu = 0.5 * hdn * (1 + _erf(hdn / math.sqrt(2)))
+            x = x + gelu @ st[p + "mlp.c_proj.weight"].T + (st[p + "mlp.c_proj.bias"] if bias else 0)
+        head = st["wte.weight"] if tie else st["lm_head.weight"]
+        ref[b] = _ln(x, st["ln_f.weight"], B("ln_f.bias")) @ head.T
+    np.testing.assert_allclose(logits.detach().numpy(), ref, rtol=1e-9, atol=1e-12)
+    # loss = mean_t -log softmax(logits_t)[target_t]
+    lp = ref - ref.max(-1, keepdims=True)
+    lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(lp, tgt[..., None], -1).mean()
+    assert math.isclose(loss.item(), nll, rel_tol=1e-10)
+
+
+def test_causality_weight_tying_and_param_groups():
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    model = GPT(cfg)
+    assert model.lm_head.weight is model.wte.weight
+    n_total = sum(p.numel() for p in model.parameters())
+    assert n_total == 11 * 8 + 8 * 8 + (8 * 24 + 8 * 8 + 8 * 32 + 32 * 8) + 3 * 8  # tied head counted once
+    idx = np.array([[1, 2, 3, 4, 5]])
+    a = model(mg.tensor(idx))[0].detach().numpy()
+    idx2 = idx.copy()
+    idx2[0, 3] = 9
+    b = model(mg.tensor(idx2))[0].detach().numpy()
+    np.testing.assert_array_equal(a[0, :3], b[0, :3])  # positions before the change see nothing of it
+    assert np.abs(a[0, 3:] - b[0, 3:]).max() > 1e-4
+    groups = model.param_groups(0.1)
+    assert all(p.ndim == 2 for p in groups[0]["params"]) and all(p.ndim == 1 for p in groups[1]["params"])
+    assert groups[0]["weight_decay"] == 0.1 and groups[1]["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="block_size"):
+        model(mg.tensor(np.zeros((1, 9), dtype=np.int64)))
+
+
+def test_generate_greedy_topk_and_seeded():
+    model = GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    start = np.array([[1, 2]])
+    out = model.generate(start, 6, temperature=0).detach().numpy()
+    assert out.shape == (1, 8) and (out[:, :2] == start).all()
+    # greedy by hand: each new token is the argmax of the last position's logits over the last 4 tokens
+    seq = [1, 2]
+    for _ in range(6):
+        logits = model(mg.tensor(np.array([seq[-4:]])))[0].detach().numpy()
+        seq.append(int(logits[0, -1].argmax()))
+    assert out[0].tolist() == seq
+    assert model.generate(start, 6, top_k=1).detach().numpy().tolist() == out.tolist()  # top-1 sampling = greedy
+    s1 = model.generate(start, 10, temperature=1.0, top_p=0.9, generator=mg.Generator().manual_seed(5)).detach().numpy()
+    s2 = model.generate(start, 10, temperature=1.0, top_p=0.9, generator=mg.Generator().manual_seed(5)).detach().numpy()
+    assert (s1 == s2).all() and ((0 <= s1) & (s1 < 5)).all()
+    assert model.training  # generate restores the mode
+
+
+@requires_torch
+def test_gradients_match_torch():
+    import torch
+
+    cfg = GPTConfig(vocab_size=9, block_size=5, n_layer=1, n_head=2, n_embd=8, bias=True)
+    model = GPT(cfg).double()
+    st = _randomise(model, 4)
+    idx = np.array([[1, 4, 0, 8, 2], [3, 3, 5, 0, 1]])
+    tgt = np.array([[4, 0, 8, 2, 2], [3, 5, 0, 1, 6]])
+    _, loss = model(mg.tensor(idx), mg.tensor(tgt))
+    loss.backward()
+    P = {k: torch.tensor(v, requires_grad=True) for k, v in st.items() if k != "lm_head.weight"}
+    F = torch.nn.functional
+    ti = torch.tensor(idx)
+    x = P["wte.weight"][ti] + P["wpe.weight"][:5]
+    a = F.layer_norm(x, (8,), P["h.0.ln_1.weight"], P["h.0.ln_1.bias"])
+    q, k, v = (a @ P["h.0.attn.c_attn.weight"].T + P["h.0.attn.c_attn.bias"]).split(8, -1)
+    q, k, v = (t.reshape(2, 5, 2, 4).transpose(1, 2) for t in (q, k, v))
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 5, 8)
+    x = x + y @ P["h.0.attn.c_proj.weight"].T + P["h.0.attn.c_proj.bias"]
+    m = F.layer_norm(x, (8,), P["h.0.ln_2.weight"], P["h.0.ln_2.bias"])
+    x = x + F.gelu(m @ P["h.0.mlp.c_fc.weight"].T + P["h.0.mlp.c_fc.bias"]) @ P["h.0.mlp.c_proj.weight"].T \
+        + P["h.0.mlp.c_proj.bias"]
+    logits = F.layer_norm(x, (8,), P["ln_f.weight"], P["ln_f.bias"]) @ P["wte.weight"].T
+    tl = F.cross_entropy(logits.reshape(10, 9), torch.tensor(tgt).reshape(10))
+    tl.backward()
+    assert math.isclose(loss.item(), tl.item(), rel_tol=1e-10)
+    params = dict(model.named_parameters())
+    for k, t in P.items():
+        np.testing.assert_allclose(params[k].grad.detach().numpy(), t.grad.detach().numpy(), rtol=1e-8, atol=1e-11, err_msg=k)
+
+
+def _tiny_cfg(**kw):
+    base = dict(block_size=8, batch_size=4, n_layer=1, n_head=2, n_embd=16, max_iters=10, warmup_iters=2,
+                lr_decay_iters=10, eval_interval=5, eval_iters=2, log_interval=1, lr=3e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_learns_a_pattern_and_resumes_exactly(tmp_path):
+    data = np.array([0, 1, 2, 3, 4, 5, 6, 7] * 200, dtype=np.int64)
+    tr, va = data[:1400], data[1400:]
+    _, full, _ = train_gpt(_tiny_cfg(max_iters=10), tr, va, 8, str(tmp_path / "a"), progress=False,
+                           sample_tokens=0)
+    _, part, _ = train_gpt(_tiny_cfg(max_iters=6, lr_decay_iters=10), tr, va, 8, str(tmp_path / "b"),
+                           progress=False, sample_tokens=0, checkpoint_every=3)
+    assert part["step"] == 6
+    _, res, text = train_gpt(_tiny_cfg(max_iters=10), tr, va, 8, str(tmp_path / "b"), resume=True,
+                             progress=False, sample_tokens=12, decode=lambda ids: "".join(map(str, ids)))
+    assert res["step"] == 10
+    assert res["val_loss"] == full["val_loss"]  # bit-for-bit the same run
+    for f in ("metrics.jsonl", "loss_curve.png", "samples.txt", "summary.json", "checkpoint.safetensors"):
+        assert os.path.exists(tmp_path / "b" / f), f
+    assert len(text) == 12
+    # a longer run learns the cycle: loss far below log(8) = 2.08
+    _, s, _ = train_gpt(_tiny_cfg(max_iters=60, lr_decay_iters=60, eval_interval=60, lr=1e-2), tr, va, 8,
+                        str(tmp_path / "c"), progress=False, sample_tokens=0)
+    assert s["val_loss"] < 0.5
