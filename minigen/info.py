@@ -1,0 +1,97 @@
+"""``minigen info``: versions, kernel backend, devices and threads, as a dict or as text."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+__all__ = ["collect", "format_info"]
+
+
+def _version(dist_name):
+    """Installed version from the package metadata (no import: importing torch alone takes seconds)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist_name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _blas():
+    try:
+        import numpy as np
+
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:
+        return None
+
+
+def _cuda():
+    """(available, description) of CuPy/CUDA, without failing when either is missing."""
+    try:
+        import cupy
+    except Exception:
+        return False, "CuPy not installed"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        return False, f"CuPy {cupy.__version__} installed, no usable CUDA device ({type(e).__name__})"
+    if n == 0:
+        return False, f"CuPy {cupy.__version__} installed, 0 CUDA devices"
+    names = []
+    for i in range(n):
+        try:
+            props = cupy.cuda.runtime.getDeviceProperties(i)
+            name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+            names.append(f"cuda:{i} {name} ({props['totalGlobalMem'] / 2**30:.0f} GiB)")
+        except Exception:
+            names.append(f"cuda:{i}")
+    return True, f"CuPy {cupy.__version__}, " + "; ".join(names)
+
+
+def collect() -> dict:
+    """Everything ``minigen info`` prints, as a JSON-able dict."""
+    import minigen
+
+    info = {
+        "minigen": minigen.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": _version("numpy"),
+        "blas": _blas(),
+        "numba": _version("numba"),
+        "safetensors": _version("safetensors"),
+        "torch (optional oracle)": _version("torch"),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        from minigen.kernels import dispatch
+
+        info["kernels_mode"] = dispatch.mode()
+        info["kernels_backend"] = "numba" if dispatch.available() else "numpy reference (Numba not importable)"
+        info["kernel_threads"] = dispatch.num_threads()
+    except Exception as e:  # the kernels package may be absent in a stripped install
+        info["kernels_mode"] = None
+        info["kernels_backend"] = f"numpy reference ({type(e).__name__}: kernels unavailable)"
+        info["kernel_threads"] = None
+    for var in ("MINIGEN_KERNELS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MINIGEN_DATA"):
+        info[var] = os.environ.get(var)
+    ok, desc = _cuda()
+    info["cuda_available"] = ok
+    info["cuda"] = desc
+    try:
+        from minigen.data.mnist import data_root
+
+        info["data_root"] = data_root()
+    except Exception:
+        info["data_root"] = None
+    info["executable"] = sys.executable
+    return info
+
+
+def format_info(info: dict) -> str:
+    width = max(len(k) for k in info)
+    return "\n".join(f"{k:<{width}}  {'-' if v is None else v}" for k, v in info.items())

@@ -1,0 +1,526 @@
+"""A small, explicit training helper (not a framework) and the MNIST classifier recipe.
+
+:class:`Trainer` runs the loop everybody writes by hand, and nothing more::
+
+    for each epoch, for each batch:
+        optimizer.zero_grad(); loss = loss_fn(batch); loss.backward()
+        (clip gradients); optimizer.step(); scheduler.step()
+        every log_every steps: a metrics row (mean loss, lr, samples/s) -> metrics.jsonl + metrics.csv
+        every eval_every steps (and at each epoch end): eval_fn() -> a 'val' metrics row
+        every checkpoint_every steps (and at each epoch end): save the training state
+
+What you pass in stays yours: the model, the optimizer, the loader and two
+functions — ``loss_fn(batch) -> loss`` (or ``(loss, {name: value})``) and
+``eval_fn() -> {name: value}`` (run under ``no_grad`` with ``model.eval()``).
+
+Checkpoints (one file, ``<out_dir>/checkpoint.safetensors``, replaced atomically,
+so it always holds the latest complete state) contain the model, optimizer and
+scheduler state dicts, minigen's RNG state, the loader's position in its epoch
+and the step/epoch counters: ``fit(resume=True)`` continues exactly where the
+saved run was, bit for bit on the CPU.
+
+Ctrl-C during ``fit`` finishes the current step, saves a checkpoint and returns
+(``result['interrupted'] is True``); a second Ctrl-C stops at once. If the
+interrupt lands in the middle of a step (e.g. when ``fit`` does not run in the
+main thread, so no signal handler can be installed), the state from *before*
+that step is saved, unless it arrived during ``optimizer.step()`` itself, where
+the parameters may be half-updated: then nothing is saved and the previous
+checkpoint stays.
+
+The second half of this module is the recipe behind ``minigen train mlp|cnn``:
+an MLP and a LeNet-style CNN trained on the bundled MNIST 9k/1k split.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import backend
+from .errors import InvalidArgumentError
+from .io import load as _load, save as _save
+from .random import get_rng_state, set_rng_state
+from .tensor import Tensor
+
+__all__ = ["Trainer", "MetricsLogger", "clip_grad_norm", "batch_size_of", "accuracy",
+           "MLP", "LeNet", "mnist_model", "train_mnist"]
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+# ----------------------------------------------------------------------------- metrics log
+class MetricsLogger:
+    """Metric rows to ``<out_dir>/<name>.jsonl`` (one JSON object per line) and ``<name>.csv``.
+
+    Every row has a ``split`` ('train', 'val', ...) and a ``step``. The CSV has the
+    union of all columns seen so far (a new column rewrites the CSV from the rows).
+    ``truncate(step)`` drops rows after ``step`` (used on resume, so the log matches
+    the checkpoint).
+    """
+
+    def __init__(self, out_dir, name="metrics"):
+        self.jsonl_path = os.path.join(out_dir, name + ".jsonl")
+        self.csv_path = os.path.join(out_dir, name + ".csv")
+        self.rows = []
+        self.columns = []
+        if os.path.exists(self.jsonl_path):
+            with open(self.jsonl_path, encoding="utf-8") as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        try:
+                            self.rows.append(json.loads(line))
+                        except json.JSONDecodeError:
+                            break  # a half-written last line from a crash
+            self._rewrite()
+
+    def _add_columns(self, row) -> bool:
+        new = [k for k in row if k not in self.columns]
+        self.columns.extend(new)
+        return bool(new)
+
+    def _rewrite(self):
+        self.columns = []
+        for r in self.rows:
+            self._add_columns(r)
+        with open(self.jsonl_path, "w", encoding="utf-8") as f:
+            for r in self.rows:
+                f.write(json.dumps(r) + "\n")
+        with open(self.csv_path, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns)
+            w.writeheader()
+            w.writerows(self.rows)
+
+    def log(self, row: dict) -> None:
+        row = {k: _jsonable(v) for k, v in row.items()}
+        self.rows.append(row)
+        with open(self.jsonl_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._add_columns(row) or not os.path.exists(self.csv_path):
+            self._rewrite()
+        else:
+            with open(self.csv_path, "a", encoding="utf-8", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.columns).writerow(row)
+
+    def truncate(self, step: int) -> None:
+        self.rows = [r for r in self.rows if r.get("step", 0) <= step]
+        self._rewrite()
+
+    def series(self, key: str, split: str = "train"):
+        """``[(step, value), ...]`` of one metric."""
+        return [(r["step"], r[key]) for r in self.rows if r.get("split") == split and r.get(key) is not None]
+
+
+def _jsonable(v):
+    if isinstance(v, Tensor):
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# ----------------------------------------------------------------------------- small helpers
+def batch_size_of(batch) -> int:
+    """Number of samples in a batch: the length of its first Tensor/array (1 if none)."""
+    if isinstance(batch, (Tensor, np.ndarray)):
+        return int(batch.shape[0]) if batch.ndim else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        for b in batch:
+            n = batch_size_of(b)
+            if n:
+                return n
+    return 0
+
+
+def clip_grad_norm(parameters, max_norm: float) -> float:
+    """Scale all gradients so their joint L2 norm is at most ``max_norm``; returns the norm before clipping.
+
+    ``total = sqrt(sum_p ||g_p||^2)``; if ``total > max_norm`` every ``g_p`` is
+    multiplied by ``max_norm / (total + 1e-6)`` (PyTorch's ``clip_grad_norm_``).
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = math.sqrt(sum(float((g.data.astype(np.float64) ** 2).sum()) for g in grads))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g.data *= g.data.dtype.type(coef)
+    return total
+
+
+def accuracy(logits, target) -> float:
+    """Fraction of rows whose argmax equals the target."""
+    pred = backend.to_numpy(logits.detach().data).argmax(-1)
+    return float((pred == backend.to_numpy(target.data)).mean())
+
+
+# ----------------------------------------------------------------------------- Trainer
+class Trainer:
+    """The training loop with logging, evaluation, checkpoints, resume and clean Ctrl-C (module docstring)."""
+
+    def __init__(self, model, optimizer, loss_fn, train_loader, *, out_dir, scheduler=None, eval_fn=None,
+                 epochs=1, max_steps=None, log_every=10, eval_every=None, checkpoint_every=None,
+                 grad_clip=None, progress=None, scheduler_interval="step", monitor="val_loss",
+                 extra_state=None, checkpoint_name=CHECKPOINT, log_name="metrics"):
+        if epochs is None and max_steps is None:
+            raise InvalidArgumentError("Trainer: give epochs or max_steps")
+        if scheduler_interval not in ("step", "epoch"):
+            raise InvalidArgumentError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        self.model, self.optimizer, self.loss_fn, self.loader = model, optimizer, loss_fn, train_loader
+        self.scheduler, self.eval_fn = scheduler, eval_fn
+        self.epochs = epochs if epochs is not None else 10**9
+        self.max_steps = max_steps
+        self.log_every, self.eval_every, self.checkpoint_every = log_every, eval_every, checkpoint_every
+        self.grad_clip = grad_clip
+        self.progress = progress
+        self.scheduler_interval, self.monitor = scheduler_interval, monitor
+        self.extra_state = extra_state  # an object with state_dict()/load_state_dict(), saved too
+        self.out_dir = os.fspath(out_dir)
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.checkpoint_path = os.path.join(self.out_dir, checkpoint_name)
+        self.logger = MetricsLogger(self.out_dir, log_name)
+        self.step = 0
+        self.epoch = 0
+        self.last_eval = {}
+        self._stop = False
+        self._in_update = False
+        self._snapshot = None  # (rng state, loader state) from before the step in progress
+
+    # ---- state
+    def state_dict(self, rng_state=None, loader_state=None) -> dict:
+        """The full training state, as saved in the checkpoint."""
+        gen = getattr(self.loader, "generator", None)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": rng_state if rng_state is not None else get_rng_state(),
+            "loader": loader_state if loader_state is not None else (
+                self.loader.state_dict() if hasattr(self.loader, "state_dict") else None),
+            "loader_generator": gen.get_state() if gen is not None else None,
+            "extra": self.extra_state.state_dict() if self.extra_state is not None else None,
+            "step": self.step,
+            "epoch": self.epoch,
+            "last_eval": self.last_eval,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        if state.get("loader") is not None and hasattr(self.loader, "load_state_dict"):
+            self.loader.load_state_dict(state["loader"])
+        gen = getattr(self.loader, "generator", None)
+        if gen is not None and state.get("loader_generator") is not None:
+            gen.set_state(state["loader_generator"])
+        if self.extra_state is not None and state.get("extra") is not None:
+            self.extra_state.load_state_dict(state["extra"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.last_eval = dict(state.get("last_eval") or {})
+
+    def save_checkpoint(self, path=None, **kw) -> str:
+        path = path or self.checkpoint_path
+        _save(self.state_dict(**kw), path)
+        return path
+
+    def resume(self, path=None) -> bool:
+        """Load the checkpoint (default: the latest in ``out_dir``); False when there is none."""
+        path = path or self.checkpoint_path
+        if not os.path.exists(path):
+            return False
+        self.load_state_dict(_load(path))
+        self.logger.truncate(self.step)
+        return True
+
+    # ---- pieces of the loop
+    def _lr(self):
+        try:
+            return float(self.optimizer.param_groups[0]["lr"])
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+
+    def evaluate(self) -> dict:
+        if self.eval_fn is None:
+            return {}
+        from .autograd import no_grad
+
+        was_training = getattr(self.model, "training", True)
+        self.model.eval()
+        try:
+            with no_grad():
+                metrics = dict(self.eval_fn())
+        finally:
+            self.model.train(was_training)
+        metrics = {k: _jsonable(v) for k, v in metrics.items()}
+        self.last_eval = metrics
+        self.logger.log({"split": "val", "step": self.step, "epoch": self.epoch, **metrics})
+        if self.scheduler is not None and type(self.scheduler).__name__ == "ReduceLROnPlateau":
+            if metrics.get(self.monitor) is not None:
+                self.scheduler.step(metrics[self.monitor])
+        return metrics
+
+    def _train_step(self, batch):
+        self.optimizer.zero_grad()
+        out = self.loss_fn(batch)
+        loss, extra = (out if isinstance(out, tuple) else (out, {}))
+        loss.backward()
+        if self.grad_clip:
+            clip_grad_norm([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
+        self._in_update = True
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "step" \
+                and type(self.scheduler).__name__ != "ReduceLROnPlateau":
+            self.scheduler.step()
+        self._in_update = False
+        return float(loss.item()), extra
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._stop:  # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._stop = True
+            print("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort)",
+                  file=sys.stderr, flush=True)
+
+        try:
+            return signal.signal(signal.SIGINT, handler)
+        except ValueError:
+            return None
+
+    def _reached_max(self):
+        return self.max_steps is not None and self.step >= self.max_steps
+
+    def _loader_exhausted(self):
+        """Whether the loader just handed out the last batch of its epoch."""
+        try:
+            return self.loader.state_dict()["batches_done"] >= len(self.loader)
+        except (AttributeError, TypeError, KeyError):
+            return False
+
+    def _evaluate_once(self):
+        if self.eval_fn is not None and self._last_eval != self.step:
+            self._last_eval = self.step
+            self.evaluate()
+
+    def _save_once(self):
+        if self._last_saved != self.step or self._stop:
+            self._last_saved = self.step
+            self.save_checkpoint()
+
+    def _total_steps(self):
+        try:
+            n = len(self.loader) * self.epochs
+        except TypeError:
+            n = None
+        if self.max_steps is not None:
+            n = self.max_steps if n is None else min(n, self.max_steps)
+        return n
+
+    # ---- the loop
+    def fit(self, resume=False) -> dict:
+        """Train; ``resume=True`` (or a path) first loads the latest checkpoint if there is one.
+
+        Returns ``{'step', 'epoch', 'interrupted', 'checkpoint', 'train_loss', 'elapsed_s', **last eval}``.
+        """
+        resumed = False
+        if resume:
+            resumed = self.resume(resume if isinstance(resume, (str, os.PathLike)) else None)
+        self._stop = False
+        old_handler = self._install_sigint()
+        progress = self.progress if self.progress is not None else sys.stderr.isatty()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=self._total_steps(), initial=self.step, disable=not progress, unit="step",
+                   dynamic_ncols=True, leave=False, file=sys.stderr)
+        t_start = time.perf_counter()
+        win_loss, win_n, win_samples, win_t = 0.0, 0, 0, time.perf_counter()
+        last_loss = None
+        interrupted = False
+        self.model.train()
+        self._last_saved = self.step if resumed else -1
+        self._last_eval = self.step if (resumed and self.last_eval) else -1
+        try:
+            while self.epoch < self.epochs and not self._reached_max():
+                it = iter(self.loader)
+                epoch_done = False
+                while True:
+                    # remember the state from before this step: a Ctrl-C inside it saves this one
+                    self._snapshot = (get_rng_state(), self.loader.state_dict()
+                                      if hasattr(self.loader, "state_dict") else None)
+                    try:
+                        batch = next(it)
+                    except StopIteration:
+                        epoch_done = True
+                        break
+                    loss, extra = self._train_step(batch)
+                    self._snapshot = None
+                    self.step += 1
+                    last_loss = loss
+                    win_loss += loss
+                    win_n += 1
+                    win_samples += batch_size_of(batch)
+                    if self.log_every and self.step % self.log_every == 0:
+                        dt = time.perf_counter() - win_t
+                        row = {"split": "train", "step": self.step, "epoch": self.epoch, "loss": win_loss / win_n,
+                               "lr": self._lr(), "samples_per_s": win_samples / dt if dt > 0 else None,
+                               "elapsed_s": time.perf_counter() - t_start, **extra}
+                        self.logger.log(row)
+                        bar.set_postfix(loss=f"{win_loss / win_n:.4f}",
+                                        samples_s=f"{win_samples / dt:.0f}" if dt > 0 else "-")
+                        win_loss, win_n, win_samples, win_t = 0.0, 0, 0, time.perf_counter()
+                    bar.update(1)
+                    if self.eval_every and self.step % self.eval_every == 0:
+                        self._evaluate_once()
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self._save_once()
+                    if self._stop:
+                        break
+                    if self._reached_max():
+                        epoch_done = self._loader_exhausted()
+                        break
+                if self._stop:
+                    interrupted = True
+                    break
+                if epoch_done:
+                    self.epoch += 1
+                    if self.scheduler is not None and self.scheduler_interval == "epoch":
+                        self.scheduler.step()
+                    if self.eval_fn is not None and not self.eval_every:
+                        self._evaluate_once()
+                    self._save_once()
+            if not interrupted and self.step > 0:
+                self._evaluate_once()
+            self._save_once()
+        except KeyboardInterrupt:
+            interrupted = True
+            if self._in_update:
+                print(f"interrupted inside optimizer.step() at step {self.step + 1}: parameters may be "
+                      f"half-updated, so no checkpoint was written (the previous one is kept)", file=sys.stderr)
+            else:
+                kw = {}
+                if self._snapshot is not None:
+                    kw = {"rng_state": self._snapshot[0], "loader_state": self._snapshot[1]}
+                self.save_checkpoint(**kw)
+        finally:
+            bar.close()
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+        return {"step": self.step, "epoch": self.epoch, "interrupted": interrupted, "resumed": resumed,
+                "checkpoint": self.checkpoint_path if os.path.exists(self.checkpoint_path) else None,
+                "train_loss": last_loss, "elapsed_s": time.perf_counter() - t_start, **self.last_eval}
+
+
+# ============================================================================= MNIST recipe
+def _nn():
+    from . import nn
+
+    return nn
+
+
+def MLP(hidden=128, n_classes=10, in_features=784):
+    """Flatten -> Linear(784, h) -> ReLU -> Linear(h, h) -> ReLU -> Linear(h, 10)."""
+    nn = _nn()
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                         nn.ReLU(), nn.Linear(hidden, n_classes))
+
+
+def LeNet(n_classes=10):
+    """LeNet-5 style for 1x28x28 input (ReLU and max-pooling instead of the original tanh and subsampling).
+
+    conv 5x5 (1->6, pad 2) -> ReLU -> maxpool 2 -> conv 5x5 (6->16) -> ReLU -> maxpool 2 -> 16*5*5
+    -> Linear 120 -> ReLU -> Linear 84 -> ReLU -> Linear 10.
+    """
+    nn = _nn()
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )
+
+
+def mnist_model(kind: str, hidden=128):
+    if kind == "mlp":
+        return MLP(hidden)
+    if kind == "cnn":
+        return LeNet()
+    raise InvalidArgumentError(f"unknown MNIST model {kind!r} (expected 'mlp' or 'cnn')")
+
+
+def train_mnist(kind="mlp", epochs=3, batch_size=64, lr=1e-3, hidden=128, out="out/mnist", resume=False, seed=0,
+                limit=None, val_limit=None, progress=None, device=None, log_every=20, quiet=False):
+    """Train an MNIST classifier on the bundled 9k/1k split; writes metrics, a loss curve and a checkpoint to ``out``.
+
+    Returns the Trainer's result dict plus ``val_acc``/``val_loss`` and the paths written.
+    """
+    import minigen as mg
+    from .data import BundledMNIST, DataLoader, Subset, plot_curves
+    from .nn import functional as F
+    from .optim import Adam
+
+    mg.manual_seed(seed)
+    train_ds, val_ds = BundledMNIST("train"), BundledMNIST("val")
+    if limit:
+        train_ds = Subset(train_ds, range(min(int(limit), len(train_ds))))
+    if val_limit:
+        val_ds = Subset(val_ds, range(min(int(val_limit), len(val_ds))))
+    loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True,
+                        generator=mg.Generator().manual_seed(seed), device=device)
+    val_loader = DataLoader(val_ds, batch_size=500, device=device)
+    model = mnist_model(kind, hidden)
+    if device is not None:
+        model.to(device)
+    opt = Adam(model.parameters(), lr=lr)
+
+    def loss_fn(batch):
+        x, y = batch
+        logits = model(x)
+        return F.cross_entropy(logits, y)
+
+    def eval_fn():
+        tot_loss, correct, n = 0.0, 0, 0
+        for x, y in val_loader:
+            logits = model(x)
+            tot_loss += float(F.cross_entropy(logits, y, reduction="sum").item())
+            correct += int(round(accuracy(logits, y) * len(y)))
+            n += len(y)
+        return {"val_loss": tot_loss / n, "val_acc": correct / n}
+
+    log_every = max(1, min(log_every, len(loader) // 2))  # a curve even for a short run
+    trainer = Trainer(model, opt, loss_fn, loader, out_dir=out, eval_fn=eval_fn, epochs=epochs,
+                      log_every=log_every, progress=progress)
+    t0 = time.perf_counter()
+    res = trainer.fit(resume=resume)
+    res["wall_s"] = time.perf_counter() - t0
+    curves = {"train loss": trainer.logger.series("loss", "train")}
+    if trainer.logger.series("val_loss", "val"):
+        curves["val loss"] = trainer.logger.series("val_loss", "val")
+    if curves["train loss"]:
+        res["loss_curve"] = plot_curves(curves, os.path.join(out, "loss.png"), title=f"MNIST {kind}",
+                                        ylabel="cross-entropy")
+    res["metrics"] = trainer.logger.jsonl_path
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump({k: v for k, v in res.items() if isinstance(v, (int, float, str, bool, type(None)))}, f,
+                  indent=1)
+    if not quiet:
+        status = "interrupted" if res["interrupted"] else "done"
+        print(f"{kind}: {status} after {res['step']} steps ({res['epoch']} epochs) in {res['wall_s']:.1f}s; "
+              f"val accuracy {res.get('val_acc', float('nan')):.4f}, val loss {res.get('val_loss', float('nan')):.4f}")
+        print("wrote " + ", ".join(p for p in (res["metrics"], res.get("loss_curve"), res["checkpoint"]) if p))
+    return res
