@@ -82,6 +82,24 @@ def _add_at(xp, out, index, values):
         cupyx.scatter_add(out, index, values)
 
 
+def _index_add_along(xp, out, dim, idx, vals):
+    """``out[.., idx[i], ..] += vals[.., i, ..]`` along ``dim``, repeated indices accumulating.
+
+    On NumPy: sort the indices, sum each run of equal indices with ``add.reduceat`` and add
+    the sums once per distinct index (several times faster than ``np.add.at`` for row updates).
+    """
+    if idx.size == 0:
+        return
+    if xp is not np:
+        _add_at(xp, out, _along(dim, out.ndim, idx), vals)
+        return
+    o, v = np.moveaxis(out, dim, 0), np.moveaxis(vals, dim, 0)   # views: writing o writes out
+    order = np.argsort(idx, kind="stable")
+    s = idx[order]
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    o[s[starts]] += np.add.reduceat(v[order], starts, axis=0).astype(out.dtype, copy=False)
+
+
 def _coords(xp, idx, dim):
     """Full coordinates for gather/scatter: ``idx`` along ``dim``, broadcast aranges elsewhere."""
     nd = idx.ndim
@@ -311,7 +329,7 @@ class IndexAddZeros(Function):
     def forward(ctx, g, shape, dim, idx):
         xp = get_array_module(g)
         out = xp.zeros(shape, dtype=g.dtype)
-        _add_at(xp, out, _along(dim, len(shape), idx), g)
+        _index_add_along(xp, out, dim, idx, g)
         return out
 
     @staticmethod
@@ -333,7 +351,7 @@ class IndexAdd(Function):
         xp = get_array_module(x)
         out = x.copy()
         vals = src if alpha == 1 else src * alpha
-        _add_at(xp, out, _along(dim, x.ndim, idx), vals.astype(x.dtype, copy=False))
+        _index_add_along(xp, out, dim, idx, vals)
         return out
 
     @staticmethod

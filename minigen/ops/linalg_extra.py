@@ -19,11 +19,12 @@ import string
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError, ShapeError
 from ..tensor import Tensor, register_method
 from .linalg import matmul
-from .shape import broadcast_to, reshape, sum_to, transpose
+from .shape import _sum_to_array, broadcast_to, reshape, sum_to, transpose
 
 __all__ = ["linear", "bilinear", "mm", "bmm", "mv", "dot", "inner", "outer", "ger", "addmm", "baddbmm",
            "einsum", "tensordot"]
@@ -32,16 +33,26 @@ _int = builtins.int
 
 
 # ------------------------------------------------------------------ linear
+def _rows(shape):
+    """Number of rows when all but the last dim are flattened."""
+    n = 1
+    for s in shape[:-1]:
+        n *= s
+    return n
+
+
 class Linear(Function):
     """y = x W^T + b   (x: (..., in), W: (out, in), b: broadcastable to (..., out)).
 
     backward: dx = g W;   dW = g2^T x2 with g2, x2 the gradient and input with all leading
     dims flattened ((N, out) and (N, in));   db = sum_to(g, b.shape).
+    Leading dims are flattened so each product is one 2-d BLAS call.
     """
 
     @staticmethod
     def forward(ctx, x, w, b=None):
-        y = x @ w.T
+        n_out, n_in = w.shape
+        y = (x.reshape(_rows(x.shape), n_in) @ w.T).reshape(x.shape[:-1] + (n_out,))
         if b is not None:
             y = y + b
         return y
@@ -50,16 +61,26 @@ class Linear(Function):
     def backward(ctx, g):
         x, w = ctx.args[0], ctx.args[1]
         b = ctx.args[2] if len(ctx.args) > 2 else None
+        n_out, n_in = w.shape
+        need_x, need_w = ctx.next_nodes[0] is not None, ctx.next_nodes[1] is not None
+        need_b = b is not None and ctx.next_nodes[2] is not None
         gx = gw = gb = None
-        if ctx.next_nodes[0] is not None:
-            gx = matmul(g, w)
-        if ctx.next_nodes[1] is not None:
-            n_out, n_in = w.shape
-            g2 = reshape(g, (-1, n_out))
-            x2 = reshape(x, (-1, n_in))
-            gw = matmul(transpose(g2, 0, 1), x2)
-        if b is not None and ctx.next_nodes[2] is not None:
-            gb = sum_to(g, b.shape)
+        if not STATE.enabled:  # first-order fast path on arrays (same formulas)
+            g2 = g.data.reshape(_rows(x.shape), n_out)
+            if need_x:
+                gx = Tensor._make((g2 @ w.data).reshape(x.shape))
+            if need_w:
+                gw = Tensor._make(g2.T @ x.data.reshape(_rows(x.shape), n_in))
+            if need_b:
+                gb = Tensor._make(_sum_to_array(get_array_module(g2), g.data, b.shape))
+        else:
+            g2 = reshape(g, (_rows(x.shape), n_out))
+            if need_x:
+                gx = reshape(matmul(g2, w), x.shape)
+            if need_w:
+                gw = matmul(transpose(g2, 0, 1), reshape(x, (_rows(x.shape), n_in)))
+            if need_b:
+                gb = sum_to(g, b.shape)
         return (gx, gw, gb) if b is not None else (gx, gw)
 
 
