@@ -1,0 +1,194 @@
+"""Recurrent layers: gate equations by hand, gradcheck, and torch.nn.RNN/LSTM/GRU with the same weights."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minigen as mg
+from minigen import nn
+from minigen.errors import InvalidArgumentError, ShapeError
+from conftest import requires_torch
+from nn_testutil import compare_with_torch, few, gradcheck_module
+
+seeds = st.integers(0, 2 ** 31 - 1)
+
+
+def rnd(seed, *shape):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def t64(a, grad=True):
+    return mg.tensor(a, dtype=mg.float64, requires_grad=grad)
+
+
+def sig(z):
+    return 1 / (1 + np.exp(-z))
+
+
+# ------------------------------------------------------------------ hand-computed cells
+def test_lstm_cell_by_hand():
+    H, I = 2, 3
+    cell = nn.LSTMCell(I, H, dtype=mg.float64)
+    w_ih, w_hh, b_ih, b_hh = (p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
+    x, h, c = rnd(1, 1, I), rnd(2, 1, H), rnd(3, 1, H)
+    z = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+    i, f, g, o = sig(z[:, :H]), sig(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sig(z[:, 3 * H:])
+    c2 = f * c + i * g
+    h2 = o * np.tanh(c2)
+    hm, cm = cell(t64(x, False), (t64(h, False), t64(c, False)))
+    np.testing.assert_allclose(hm.detach().numpy(), h2, rtol=1e-12)
+    np.testing.assert_allclose(cm.detach().numpy(), c2, rtol=1e-12)
+
+
+def test_gru_cell_by_hand():
+    H, I = 2, 3
+    cell = nn.GRUCell(I, H, dtype=mg.float64)
+    w_ih, w_hh, b_ih, b_hh = (p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
+    x, h = rnd(1, 1, I), rnd(2, 1, H)
+    gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+    r = sig(gi[:, :H] + gh[:, :H])
+    z = sig(gi[:, H:2 * H] + gh[:, H:2 * H])
+    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])  # b_hn inside the reset product
+    h2 = (1 - z) * n + z * h
+    np.testing.assert_allclose(cell(t64(x, False), t64(h, False)).detach().numpy(), h2, rtol=1e-12)
+
+
+def test_rnn_cell_by_hand_and_unbatched():
+    cell = nn.RNNCell(2, 3, nonlinearity="relu", dtype=mg.float64)
+    w_ih, w_hh, b_ih, b_hh = (p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
+    x, h = rnd(1, 2), rnd(2, 3)
+    want = np.maximum(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, 0)
+    np.testing.assert_allclose(cell(t64(x, False), t64(h, False)).detach().numpy(), want, rtol=1e-12)
+    assert cell(t64(x, False)).shape == (3,)  # unbatched input, zero initial state
+    with pytest.raises(ShapeError, match="input_size"):
+        cell(mg.randn(4, 5, dtype=mg.float64))
+    with pytest.raises(InvalidArgumentError):
+        nn.RNNCell(2, 3, nonlinearity="sigmoid")
+
+
+def test_cells_gradcheck():
+    x, h, c = t64(rnd(1, 2, 3)), t64(rnd(2, 2, 2)), t64(rnd(3, 2, 2))
+    gradcheck_module(nn.RNNCell(3, 2, dtype=mg.float64), x, h)
+    gradcheck_module(nn.GRUCell(3, 2, dtype=mg.float64), x, h)
+    m = nn.LSTMCell(3, 2, dtype=mg.float64)
+    from minigen.testing import gradcheck
+
+    gradcheck(lambda x, h, c, *p: m(x, (h, c)), (x, h, c, *m.parameters()))
+
+
+def test_rnn_layer_equals_cell_loop():
+    """LSTM (one layer) over a sequence == the LSTMCell applied step by step with the same weights."""
+    lstm = nn.LSTM(3, 2, dtype=mg.float64)
+    cell = nn.LSTMCell(3, 2, dtype=mg.float64)
+    cell.load_state_dict({k[:-3]: v for k, v in lstm.state_dict().items()})
+    x = t64(rnd(0, 4, 2, 3), False)
+    out, (h, c) = lstm(x)
+    hh = cc = mg.zeros(2, 2, dtype=mg.float64)
+    for t in range(4):
+        hh, cc = cell(x[t], (hh, cc))
+        np.testing.assert_allclose(out[t].detach().numpy(), hh.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(h[0].detach().numpy(), hh.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(c[0].detach().numpy(), cc.detach().numpy(), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ gradcheck multi-layer
+@pytest.mark.parametrize("cls,kw", [(nn.RNN, dict(nonlinearity="tanh")), (nn.LSTM, {}), (nn.GRU, {})])
+def test_multilayer_gradcheck(cls, kw):
+    m = cls(2, 2, num_layers=2, batch_first=True, bidirectional=(cls is nn.RNN), dtype=mg.float64, **kw)
+    x = t64(rnd(0, 2, 3, 2))
+    D = 2 if cls is nn.RNN else 1
+    h0 = t64(rnd(1, 2 * D, 2, 2))
+    if cls is nn.LSTM:
+        from minigen.testing import gradcheck
+
+        c0 = t64(rnd(2, 2, 2, 2))
+        ps = list(m.parameters())
+        gradcheck(lambda x, h0, c0, *p: (lambda o: (o[0], o[1][0], o[1][1]))(m(x, (h0, c0))), (x, h0, c0, *ps))
+    else:
+        gradcheck_module(m, x, h0)
+
+
+# ------------------------------------------------------------------ torch
+@requires_torch
+@pytest.mark.parametrize("cls", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_two_layers_vs_torch(cls, batch_first):
+    import torch
+
+    kw = dict(num_layers=2, batch_first=batch_first)
+    x = rnd(5, 2, 6, 3) if batch_first else rnd(5, 6, 2, 3)
+    compare_with_torch(getattr(nn, cls)(3, 4, **kw), getattr(torch.nn, cls)(3, 4, **kw), [x])
+
+
+@requires_torch
+@given(cls=st.sampled_from(["RNN", "LSTM", "GRU"]), layers=st.integers(1, 2), batch_first=st.booleans(),
+       bidir=st.booleans(), bias=st.booleans(), with_state=st.booleans(), seed=seeds)
+def test_vs_torch(cls, layers, batch_first, bidir, bias, with_state, seed):
+    import torch
+
+    kw = dict(num_layers=layers, batch_first=batch_first, bidirectional=bidir, bias=bias)
+    m, t = getattr(nn, cls)(3, 4, **kw), getattr(torch.nn, cls)(3, 4, **kw)
+    T, B = 5, 2
+    x = rnd(seed, B, T, 3) if batch_first else rnd(seed, T, B, 3)
+    inputs = [x]
+    D = 2 if bidir else 1
+    if with_state:
+        inputs.append(rnd(seed + 1, layers * D, B, 4))
+        if cls == "LSTM":
+            inputs.append(rnd(seed + 2, layers * D, B, 4))
+    if cls == "LSTM" and with_state:
+        call = lambda m, xs: m(xs[0], (xs[1], xs[2]))  # noqa: E731
+    else:
+        call = None
+    compare_with_torch(m, t, inputs, call=call, tcall=call)
+
+
+@requires_torch
+def test_unbatched_and_relu_vs_torch():
+    import torch
+
+    compare_with_torch(nn.RNN(3, 4, 2, nonlinearity="relu"), torch.nn.RNN(3, 4, 2, nonlinearity="relu"),
+                       [rnd(0, 5, 3)])
+    compare_with_torch(nn.LSTM(3, 4, bidirectional=True), torch.nn.LSTM(3, 4, bidirectional=True),
+                       [rnd(1, 5, 3), rnd(2, 2, 4), rnd(3, 2, 4)],
+                       call=lambda m, xs: m(xs[0], (xs[1], xs[2])), tcall=lambda m, xs: m(xs[0], (xs[1], xs[2])))
+    for cls in ("RNNCell", "LSTMCell", "GRUCell"):
+        compare_with_torch(getattr(nn, cls)(3, 2), getattr(torch.nn, cls)(3, 2), [rnd(4, 4, 3)])
+        compare_with_torch(getattr(nn, cls)(3, 2, bias=False), getattr(torch.nn, cls)(3, 2, bias=False),
+                           [rnd(4, 3)])
+
+
+@requires_torch
+def test_parameter_names_and_order_match_torch():
+    import torch
+
+    for cls in ("RNN", "LSTM", "GRU"):
+        m = getattr(nn, cls)(3, 4, num_layers=2, bidirectional=True)
+        t = getattr(torch.nn, cls)(3, 4, num_layers=2, bidirectional=True)
+        assert [k for k, _ in m.named_parameters()] == [k for k, _ in t.named_parameters()]
+        assert all(tuple(p.shape) == tuple(q.shape) for p, q in zip(m.parameters(), t.parameters()))
+        assert repr(m) == repr(t)
+
+
+def test_dropout_between_layers_and_errors():
+    m = nn.LSTM(3, 4, num_layers=3, dropout=0.5).double()
+    x = t64(rnd(0, 5, 2, 3), False)
+    m.eval()
+    a = m(x)[0].detach().numpy()
+    np.testing.assert_array_equal(a, m(x)[0].detach().numpy())  # eval: deterministic, no dropout
+    m.train()
+    mg.manual_seed(0)
+    b = m(x)[0].detach().numpy()
+    mg.manual_seed(1)
+    c = m(x)[0].detach().numpy()
+    assert not np.allclose(a, b) and not np.allclose(b, c)
+    one = nn.LSTM(3, 4, num_layers=1, dropout=0.5).double()  # dropout only *between* layers: none here
+    one.train()
+    np.testing.assert_array_equal(one(x)[0].detach().numpy(), one.eval()(x)[0].detach().numpy())
+    with pytest.raises(ShapeError, match="h_0"):
+        nn.GRU(3, 4)(x, mg.zeros(2, 2, 4, dtype=mg.float64))
+    with pytest.raises(InvalidArgumentError, match="pair"):
+        nn.LSTM(3, 4).double()(x, mg.zeros(1, 2, 4, dtype=mg.float64))
+    with pytest.raises(ShapeError, match="input_size"):
+        nn.RNN(2, 4)(x)
+    with pytest.raises(InvalidArgumentError):
+        nn.LSTM(3, 4, dropout=2.0)
