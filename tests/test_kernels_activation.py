@@ -1,0 +1,127 @@
+"""GELU / SiLU / dropout / fused linear epilogue / bmm kernels == NumPy references."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minigen  # noqa: F401
+from minigen.kernels import cpu_activation as A
+from minigen.kernels import cpu_matmul as M
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+_erf = np.vectorize(math.erf)
+
+
+def noncontig(a, flag):
+    if not flag or a.ndim == 0:
+        return a
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    big[..., ::2] = a
+    return big[..., ::2]
+
+
+def ref_act(x, kind):
+    x = x.astype(np.float64)
+    if kind == "gelu":
+        return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+    if kind == "gelu_tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    if kind == "silu":
+        return x / (1 + np.exp(-x))
+    if kind == "relu":
+        return np.maximum(x, 0)
+    return x
+
+
+def ref_grad(x, kind):
+    x = x.astype(np.float64)
+    if kind == "gelu":
+        return 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    if kind == "gelu_tanh":
+        t = np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+    if kind == "silu":
+        s = 1 / (1 + np.exp(-x))
+        return s * (1 + x * (1 - s))
+    if kind == "relu":
+        return (x > 0).astype(np.float64)
+    return np.ones_like(x)
+
+
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3), dt=DTYPES, seed=st.integers(0, 2**31),
+       nc=st.booleans(), kind=st.sampled_from(["gelu", "gelu_tanh", "silu"]))
+def test_pointwise_activations(shape, dt, seed, nc, kind):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 4).astype(dt)
+    g = rng.standard_normal(shape).astype(dt)
+    if kind == "silu":
+        y, dx = A.silu_forward(noncontig(x, nc)), A.silu_backward(noncontig(x, nc), g)
+    else:
+        appr = "tanh" if kind == "gelu_tanh" else "none"
+        y, dx = A.gelu_forward(noncontig(x, nc), appr), A.gelu_backward(x, noncontig(g, nc), appr)
+    assert y.dtype == dt and y.shape == x.shape
+    np.testing.assert_allclose(y, ref_act(x, kind), **TOL[dt])
+    np.testing.assert_allclose(dx, g * ref_grad(x, kind), **TOL[dt])
+
+
+def test_activation_hand_values():
+    # gelu(1) = Phi(1) = 0.8413447460685429; silu(0) = 0, silu'(0) = 1/2; extreme inputs do not overflow
+    assert A.gelu_forward(np.array([1.0]))[0] == pytest.approx(0.8413447460685429, rel=1e-14)
+    assert A.silu_backward(np.array([0.0]), np.array([1.0]))[0] == 0.5
+    y = A.silu_forward(np.array([-1000.0, 1000.0]))
+    np.testing.assert_array_equal(y, [-0.0, 1000.0])
+
+
+@given(n=st.integers(1, 3000), p=st.sampled_from([0.1, 0.5, 0.9]), seed=st.integers(0, 2**62), dt=DTYPES)
+def test_dropout_mask(n, p, seed, dt):
+    x = np.random.default_rng(seed % 1000).standard_normal(n).astype(dt)
+    y, mask = A.dropout_forward(x, p, seed)
+    scale = dt(1 / (1 - p))
+    assert set(np.unique(mask)) <= {dt(0), scale}
+    np.testing.assert_allclose(y, x * mask, **TOL[dt])
+    y2, mask2 = A.dropout_forward(x, p, seed)  # same seed -> same mask
+    np.testing.assert_array_equal(mask, mask2)
+    if n >= 2000:  # kept fraction ~ 1 - p (4.5 sigma)
+        kept = (mask != 0).mean()
+        assert abs(kept - (1 - p)) < 4.5 * math.sqrt(p * (1 - p) / n)
+
+
+def test_dropout_stream_is_independent_of_threads_and_seeds_differ():
+    x = np.ones(100_000, np.float32)  # thread-pool path
+    _, m = A.dropout_forward(x, 0.3, 7)
+    _, m_small = A.dropout_forward(x[:1000], 0.3, 7)  # serial path: same counters -> same prefix
+    np.testing.assert_array_equal(m[:1000], m_small)
+    _, m2 = A.dropout_forward(x, 0.3, 8)
+    assert (m != m2).mean() > 0.3
+    assert abs((m == 0).mean() - 0.3) < 0.01
+    np.testing.assert_array_equal(A.dropout_mask((4, 250), 0.3, 7), m_small.reshape(4, 250))
+
+
+@given(lead=st.lists(st.integers(1, 5), min_size=1, max_size=2), K=st.integers(1, 12), N=st.integers(1, 12),
+       dt=DTYPES, seed=st.integers(0, 2**31), bias=st.booleans(),
+       act=st.sampled_from(["none", "relu", "gelu", "gelu_tanh", "silu"]))
+def test_linear_act(lead, K, N, dt, seed, bias, act):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(tuple(lead) + (K,)).astype(dt)
+    w = rng.standard_normal((N, K)).astype(dt)
+    b = rng.standard_normal(N).astype(dt) if bias else None
+    z_ref = x.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
+    y, z = M.linear_act_forward(x, w, b, act)
+    tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else TOL[dt]
+    np.testing.assert_allclose(z, z_ref, **tol)
+    np.testing.assert_allclose(y, ref_act(z, act), **tol)
+    g = rng.standard_normal(y.shape).astype(dt)
+    gz, db = M.linear_act_backward(g, z, act)
+    np.testing.assert_allclose(gz, g * ref_grad(z, act), **tol)
+    np.testing.assert_allclose(db, (g * ref_grad(z, act)).reshape(-1, N).sum(0), **tol)
+
+
+@given(B=st.integers(1, 6), m=st.integers(1, 7), k=st.integers(1, 7), n=st.integers(1, 7), dt=DTYPES,
+       seed=st.integers(0, 2**31))
+def test_bmm_small(B, m, k, n, dt, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((B, m, k)).astype(dt)
+    b = rng.standard_normal((B, k, n)).astype(dt)
+    np.testing.assert_allclose(M.bmm_small(a, b), a @ b, **TOL[dt])
