@@ -102,6 +102,8 @@ class Tensor:
     @classmethod
     def _make(cls, data, requires_grad=False):
         """Fast internal constructor: ``data`` is already an array."""
+        if type(data) is not np.ndarray and isinstance(data, np.generic):
+            data = np.asarray(data)  # NumPy returns scalars, not 0-d arrays, from ops on 0-d arrays
         t = object.__new__(cls)
         t.data = data
         t.requires_grad = requires_grad

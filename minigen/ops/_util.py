@@ -24,6 +24,11 @@ def norm_dims(dim, ndim: int):
     """``None`` -> all dims; int or sequence -> a sorted tuple of non-negative dims (no repeats)."""
     if dim is None:
         return tuple(range(ndim))
+    if ndim == 0:
+        # a 0-d tensor accepts dim 0 / -1 (as PyTorch) and reduces over nothing
+        for d in (dim if isinstance(dim, (list, tuple)) else (dim,)):
+            norm_dim(d, 0)
+        return ()
     if isinstance(dim, (list, tuple)):
         dims = tuple(norm_dim(d, ndim) for d in dim)
         if len(set(dims)) != len(dims):

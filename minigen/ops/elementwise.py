@@ -289,7 +289,12 @@ def div(a, b, rounding_mode=None):
     else:
         b = _t(b, a)
     if a.dtype.kind in "iub" and (not isinstance(b, Tensor) or b.dtype.kind in "iub"):
-        a = a.to(np.float32)
+        # true division of integers gives the default float dtype (as PyTorch)
+        from ..tensor import get_default_dtype
+
+        a = a.to(get_default_dtype())
+        if isinstance(b, Tensor):
+            b = b.to(get_default_dtype())
     return Div.apply(a, b)
 
 

@@ -5,6 +5,8 @@ Backward of a reduction broadcasts the gradient back over the reduced dims
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
@@ -88,7 +90,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
     elif x.dtype.kind in "biu":
-        x = x.to("int64")
+        x = x.to(np.int64)
     return Sum.apply(x, norm_dims(dim, x.ndim), keepdim)
 
 
