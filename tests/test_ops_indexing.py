@@ -192,8 +192,6 @@ def test_scatter_in_place_methods():
 @requires_torch
 @given(gather_case())
 def test_scatter_add_matches_torch(case):
-    import torch
-
     x, d, idx = case
     src = t64(np.random.default_rng(1).standard_normal(idx.shape))
     torch_compare(lambda a, s: a.scatter_add(d, mg.tensor(idx), s),
@@ -247,8 +245,6 @@ def test_index_add_in_place():
 
 @requires_torch
 def test_index_select_index_add_match_torch():
-    import torch
-
     x = t64(np.linspace(-1, 1, 12).reshape(3, 4))
     src = t64(np.linspace(0, 1, 9).reshape(3, 3))
     idx = np.array([3, 0, 3])
@@ -299,8 +295,6 @@ def test_masked_fill_hand_case_and_in_place():
 
 @requires_torch
 def test_masked_ops_match_torch():
-    import torch
-
     x = t64(np.linspace(-1, 1, 12).reshape(3, 4))
     v = t64(0.75)
     mask = np.array([[True, False, True, False]])

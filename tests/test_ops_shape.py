@@ -478,6 +478,7 @@ def test_cat_stack_hand_cases_and_errors():
     np.testing.assert_array_equal(b.grad.numpy(), [[3, 4], [5, 6]])
     assert mg.concat([a, a], 1).shape == (1, 4) and mg.concatenate([a, a], -1).shape == (1, 4)
     assert mg.stack([a, a], 1).shape == (1, 2, 2)
+    assert not np.shares_memory(mg.cat([a]).data, a.data)          # always a new tensor
     assert mg.cat([mg.ones(2, 2), mg.zeros(0)]).shape == (2, 2)     # legacy empty tensor skipped
     assert mg.hstack([mg.ones(2), mg.ones(3)]).shape == (5,)
     assert mg.vstack([mg.ones(3), mg.ones(2, 3)]).shape == (3, 3)

@@ -249,9 +249,7 @@ def cat(tensors, dim=0):
         if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape)) if j != d):
             raise ShapeError(f"cat: tensor {i} has shape {tuple(t.shape)} but tensor 0 has shape "
                              f"{tuple(ref.shape)}; all dims except dim {d} must match")
-    if len(ts) == 1:
-        return ts[0]
-    return Cat.apply(d, *ts)
+    return Cat.apply(d, *ts)   # always a new tensor (a copy), as in PyTorch
 
 
 concat = concatenate = cat
@@ -453,8 +451,6 @@ def pad(x, pad, mode="constant", value=None):
     k = len(amts) // 2
     per_dim = [(0, 0)] * (x.ndim - k) + [(amts[2 * i], amts[2 * i + 1]) for i in reversed(range(k))]
     if mode == "constant":
-        if all(a == 0 for a in amts):
-            return x
         return ConstantPad.apply(x, tuple(per_dim), 0 if value is None else value)
     if mode not in ("reflect", "replicate", "circular"):
         raise InvalidArgumentError(f"pad: unknown mode {mode!r}; expected 'constant', 'reflect', 'replicate' "
