@@ -125,6 +125,15 @@ def test_integer_inputs_promote_to_float():
     assert mg.sin(mg.tensor([0])).dtype == mg.float32
     assert mg.square(x).dtype == mg.int64  # square stays integer, as PyTorch
     assert mg.abs(mg.tensor([-2, 3])).dtype == mg.int64
+    # an int tensor meeting a float: default float dtype (Python float) or the float tensor's dtype
+    assert mg.maximum(x, 2.5).dtype == mg.float32
+    np.testing.assert_array_equal(mg.maximum(x, 2.5).data, [2.5, 4, 9])
+    assert mg.minimum(x, mg.tensor([2.0], dtype=mg.float64)).dtype == mg.float64
+    assert mg.clamp(x, 0.5, 5.5).dtype == mg.float32
+    assert mg.clamp(x, 2, 5).dtype == mg.int64
+    assert mg.remainder(x, 2).dtype == mg.int64
+    np.testing.assert_array_equal((x == 4.0).data, [False, True, False])
+    np.testing.assert_array_equal((x < 4.5).data, [True, True, False])
 
 
 def test_erf_fast_path_equals_reference():

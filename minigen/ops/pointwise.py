@@ -91,8 +91,12 @@ def _tensor_arg(x, op, like=None):
     raise DTypeError(f"{op}: unsupported argument of type {type(x).__name__}")
 
 
-def _binary_args(a, b, op):
-    """Both operands as Tensor-or-number, at least one Tensor."""
+def _binary_args(a, b, op, promote=True):
+    """Both operands as Tensor-or-number, at least one Tensor.
+
+    With ``promote`` (ops with numeric results), integer tensors meet floats as in PyTorch: an int
+    tensor with a Python float becomes the default float dtype; with a float tensor, that tensor's dtype.
+    """
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = _tensor_arg(a, op)
         if not isinstance(a, Tensor):
@@ -101,7 +105,20 @@ def _binary_args(a, b, op):
         b = _tensor_arg(b, op, like=a)
     else:
         a = _tensor_arg(a, op, like=b)
+    if promote:
+        a, b = _promote(a, b), _promote(b, a)
     return a, b
+
+
+def _promote(t, other):
+    """``t`` cast to a float dtype when it is an integer tensor and ``other`` is a float (PyTorch's rule)."""
+    if not isinstance(t, Tensor) or t.dtype.kind not in "biu":
+        return t
+    if isinstance(other, builtins.float):
+        return t.to(get_default_dtype())
+    if isinstance(other, Tensor) and other.dtype.kind == "f":
+        return t.to(other.dtype)
+    return t
 
 
 def _xp_of(*args):
@@ -648,6 +665,8 @@ def clamp(x, min=None, max=None):
         raise InvalidArgumentError("clamp: at least one of min and max must be given")
     lo = _tensor_arg(min, "clamp", like=x) if min is not None else None
     hi = _tensor_arg(max, "clamp", like=x) if max is not None else None
+    for bound in (lo, hi):
+        x = _promote(x, bound)
     return Clamp.apply(x, lo, hi)
 
 
@@ -781,12 +800,17 @@ class Predicate(NonDifferentiable):
 
     @staticmethod
     def forward(ctx, x, op):
-        return getattr(get_array_module(x), op)(x)
+        xp = get_array_module(x)
+        if op == "isposinf":
+            return xp.isinf(x) & (x > 0)
+        if op == "isneginf":
+            return xp.isinf(x) & (x < 0)
+        return getattr(xp, op)(x)
 
 
 def _make_cmp(op):
     def fn(a, b):
-        a, b = _binary_args(a, b, op)
+        a, b = _binary_args(a, b, op, promote=False)  # NumPy compares mixed int/float operands itself
         return Compare.apply(a, b, op)
 
     fn.__name__ = fn.__qualname__ = op
@@ -800,7 +824,7 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 def _logical(op):
     def fn(a, b):
-        a, b = _binary_args(a, b, op)
+        a, b = _binary_args(a, b, op, promote=False)
         return Logical.apply(a, b, op)
 
     fn.__name__ = fn.__qualname__ = op
@@ -818,7 +842,7 @@ def logical_not(x):
 
 def _bitwise(op):
     def fn(a, b):
-        a, b = _binary_args(a, b, op)
+        a, b = _binary_args(a, b, op, promote=False)
         for v in (a, b):
             if (isinstance(v, Tensor) and v.dtype.kind not in "biu") or isinstance(v, builtins.float):
                 raise DTypeError(f"{op} needs integer or bool operands, got "
@@ -869,7 +893,7 @@ class IsClose(NonDifferentiable):
 
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    a, b = _binary_args(a, b, "isclose")
+    a, b = _binary_args(a, b, "isclose", promote=False)
     return IsClose.apply(a, b, rtol, atol, equal_nan)
 
 

@@ -251,12 +251,12 @@ class Extreme(Function):
                 w = hit.astype(x.dtype)
                 ctx.weights = w / w.sum(axis=dims, keepdims=True)
             else:  # one-hot at the given index along the single reduced dim
-                w = xp.zeros(x.shape, dtype=x.dtype)
                 if dims:
-                    xp.put_along_axis(w, indices, 1, axis=dims[0])
+                    d = dims[0]
+                    pos = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
+                    ctx.weights = (pos == indices).astype(x.dtype)
                 else:
-                    w[...] = 1
-                ctx.weights = w
+                    ctx.weights = xp.ones(x.shape, dtype=x.dtype)
         return y if keepdim else y.reshape(tuple(s for i, s in enumerate(x.shape) if i not in dims))
 
     @staticmethod
