@@ -277,6 +277,14 @@ def test_masked_select_gradcheck(data):
     assert gradcheck(lambda a: a.masked_select(mg.tensor(mask)), (x,))
 
 
+def test_masked_fill_broadcasts_input_to_mask_shape():
+    x = t64([[1.0], [2.0]])
+    y = x.masked_fill(mg.tensor([True, False, False]), 0.0)
+    np.testing.assert_array_equal(y.detach().numpy(), [[0, 1, 1], [0, 2, 2]])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[2.0], [2.0]])
+
+
 def test_masked_fill_hand_case_and_in_place():
     x = t64([[1.0, 2.0], [3.0, 4.0]])
     v = t64(9.0)
@@ -308,6 +316,8 @@ def test_masked_errors():
         x.masked_fill(mg.tensor([1, 0, 1]), 0.0)
     with pytest.raises(ShapeError, match=r"\(2,\).*\(2, 3\)"):
         x.masked_fill(mg.tensor([True, False]), 0.0)
+    with pytest.raises(ShapeError, match=r"\(2, 3\).*\(2, 2, 3\)"):
+        (x * 1.0).masked_fill_(mg.ones(2, 2, 3).bool(), 0.0)    # in place: mask must broadcast to x
     with pytest.raises(ShapeError, match=r"\(2,\)"):
         x.masked_fill(mg.tensor([True, False, True]), mg.ones(2))
     with pytest.raises(ShapeError):

@@ -420,22 +420,23 @@ class MaskedFill(Function):
 
 
 def masked_fill(x, mask, value):
-    """``value`` where ``mask`` is True, ``x`` elsewhere. ``mask``: bool, broadcastable to x;
+    """``value`` where ``mask`` is True, ``x`` elsewhere. ``mask``: bool, broadcast with x (the result
+    has the broadcast shape; the in-place ``masked_fill_`` needs a mask that broadcasts to x);
     ``value``: a number or a 0-d tensor (which then gets a gradient)."""
     m = _mask_array(mask, "masked_fill", x)
     try:
-        ok = np.broadcast_shapes(m.shape, x.shape) == tuple(x.shape)
+        shape = np.broadcast_shapes(m.shape, x.shape)
     except ValueError:
-        ok = False
-    if not ok:
-        raise ShapeError(f"masked_fill: mask of shape {tuple(m.shape)} does not broadcast to the input shape "
-                         f"{tuple(x.shape)}")
+        raise ShapeError(f"masked_fill: mask of shape {tuple(m.shape)} and input of shape {tuple(x.shape)} "
+                         f"do not broadcast") from None
     if isinstance(value, Tensor):
         if value.numel() != 1:
             raise ShapeError(f"masked_fill: value must be a number or a 0-d tensor, got shape {tuple(value.shape)}")
     elif not isinstance(value, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
         raise InvalidArgumentError(f"masked_fill: value must be a number or a 0-d tensor, got "
                                    f"{type(value).__name__}")
+    if shape != tuple(x.shape):  # as PyTorch's out-of-place masked_fill: the result has the broadcast shape
+        x = broadcast_to(x, shape)
     return MaskedFill.apply(x, value, m)
 
 
