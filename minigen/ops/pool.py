@@ -202,10 +202,8 @@ def _pool_geometry(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
         _ints(stride, nd, "stride", op, 1)
     p = _ints(padding, nd, "padding", op, 0)
     d = _ints(dilation, nd, "dilation", op, 1)
-    for ki, pi, di in zip(k, p, d):
-        if pi > (di * (ki - 1) + 1) // 2:
-            raise InvalidArgumentError(f"{op}: padding {p} should be at most half of the (dilated) kernel size "
-                                       f"(kernel_size {k}, dilation {d})")
+    if any(pi > ki // 2 for ki, pi in zip(k, p)):  # PyTorch's documented rule (and its autograd path's)
+        raise InvalidArgumentError(f"{op}: padding {p} should be at most half of kernel_size {k}")
     spatial = tuple(x.shape[-nd:])
     out = tuple(_pool_out_size(n, ki, si, pi, di, ceil_mode) for n, ki, si, pi, di in zip(spatial, k, s, p, d))
     if any(o < 1 for o in out):
@@ -227,10 +225,13 @@ def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, 
     y = _restore(PoolGather.apply(x, pos, pads, -np.inf), nd, unbatched)
     if not return_indices:
         return y
-    # PyTorch's indices: flat position in the unpadded (H, W) plane of each channel
+    # PyTorch's indices: flat position h*W + w in the unpadded (H, W) plane of each channel;
+    # -1 for a (dilated) window that lies entirely on padding (its value is -inf)
     (t, _), (l, _) = pads
-    Wp = x.shape[3] + sum(pads[1])
-    idx = (pos // Wp - t) * x.shape[3] + (pos % Wp - l)
+    H, W = x.shape[2:]
+    h, w = pos // (W + sum(pads[1])) - t, pos % (W + sum(pads[1])) - l
+    xp = get_array_module(pos)
+    idx = xp.where((h >= 0) & (h < H) & (w >= 0) & (w < W), h * W + w, -1)
     return y, _restore(Tensor._make(idx), nd, unbatched)
 
 
@@ -240,7 +241,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     forward:  y[n, c, i, j] = max_{a,b} x_pad[n, c, i*s_h + a*d_h, j*s_w + b*d_w]   (x padded with -inf)
     backward: dx = g scattered to each window's argmax (first maximum on ties; overlapping windows add up);
               double backward: gather of the incoming gradient at the same positions.
-    ``return_indices=True`` also returns the argmax as flat indices h*W + w into each input plane.
+    ``return_indices=True`` also returns the argmax as flat indices h*W + w into each input plane
+    (-1 for a dilated window that covers only padding; its value is -inf and it passes no gradient).
     """
     return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
