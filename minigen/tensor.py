@@ -8,6 +8,8 @@ Fields (see ``__slots__``):
   (None for leaves); exposed as ``grad_fn``.
 - ``_vc``: a one-element list, the version counter, shared with views of the same
   storage; in-place ops bump it so autograd notices a saved tensor was edited.
+- ``_view``: for a view, ``(base, index)`` (``index`` is None for reshape/permute
+  views), so an in-place edit of the view can rebind the base's graph node.
 
 Methods for the ops (``x.sum()``, ``x.relu()``, ...) are attached by the op
 modules in :mod:`minigen.ops` with :func:`register_method`, so each op lives
@@ -70,7 +72,7 @@ def as_dtype(dtype):
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_vc", "_hooks", "__weakref__", "name")
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_vc", "_hooks", "__weakref__", "name", "_view")
     __array_priority__ = 1000  # make `ndarray * Tensor` call Tensor.__rmul__
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
@@ -95,6 +97,7 @@ class Tensor:
         self._vc = [0]
         self._hooks = None
         self.name = None
+        self._view = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -112,6 +115,7 @@ class Tensor:
         t._vc = [0]
         t._hooks = None
         t.name = None
+        t._view = None
         return t
 
     # ---------------------------------------------------------------- metadata
@@ -329,6 +333,7 @@ class Tensor:
             old = Tensor._make(self.data.copy(), self.requires_grad)
             old._ctx = self._ctx
             out = compute(old, *args)
+            bases = self._view_chain() if self._view is not None else ()
         else:
             with _no_grad():
                 out = compute(self, *args)
@@ -336,16 +341,48 @@ class Tensor:
             raise ShapeError(
                 f"in-place op would change the shape of the tensor from {tuple(self.shape)} to {tuple(out.shape)}"
             )
-        if out.dtype != self.dtype:
-            out_data = out.data.astype(self.dtype)
-        else:
-            out_data = out.data
+        out_data = out.data.astype(self.dtype) if out.dtype != self.dtype else out.data
+        if track and bases:
+            # editing a view edits its base: rebind each base to "base with the view's region replaced"
+            from .ops.shape import SetItem
+
+            olds = [Tensor._make(b.data.copy(), b.requires_grad) for b, _ in bases]
+            for o, (b, _) in zip(olds, bases):
+                o._ctx = b._ctx
+            self.data[...] = out_data
+            new = out
+            for o, (b, idx) in zip(olds, bases):
+                new = SetItem.apply(o, new, idx)
+                b._ctx, b.requires_grad = new._ctx, True
+            self._vc[0] += 1
+            self._ctx, self.requires_grad = out._ctx, True
+            return self
         self.data[...] = out_data
         self._vc[0] += 1
         if track:
             self._ctx = out._ctx
             self.requires_grad = True
         return self
+
+    def _view_chain(self):
+        """[(base, index), ...] from this view up to the tensor that owns the storage."""
+        chain, t = [], self
+        while t._view is not None:
+            base, idx = t._view
+            if idx is None:
+                raise AutogradError(
+                    f"in-place operation on a view made by reshape/view/permute/transpose (shape "
+                    f"{tuple(self.shape)}) while autograd is recording: edit the base tensor, use .clone(), "
+                    f"or an out-of-place op"
+                )
+            if base._ctx is None and base.requires_grad:
+                raise AutogradError(
+                    f"a view of a leaf tensor that requires grad (shape {tuple(base.shape)}) is being used in an "
+                    f"in-place operation; wrap it in mg.no_grad() or use an out-of-place op"
+                )
+            chain.append((base, idx))
+            t = base
+        return chain
 
     def add_(self, other, alpha=1):
         return self._inplace(lambda a, b: a + (b if alpha == 1 else b * alpha), other)

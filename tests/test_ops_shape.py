@@ -277,9 +277,6 @@ def test_setitem_hand_case():
     assert c._version() == 1 and c.tolist() == [[1.0, 2.0], [0.0, 0.0]]
 
 
-@pytest.mark.xfail(strict=True, reason="shape.py SetItem: PyTorch strips leading size-1 dims of the value "
-                   "(t[1] = tensor([30.]) works), NumPy 2 refuses to put a (1,)-array into a scalar slot; SetItem "
-                   "should reshape v to the selection's ndim in forward and reshape the gradient back in backward")
 def test_setitem_one_element_value_into_scalar_slot():
     x, v = t64([1.0, 2.0, 3.0]), t64([10.0])
     y = x * 1.0
@@ -316,9 +313,6 @@ def test_setitem_matches_torch():
     torch_compare(f_mg, f_t, (x, v))
 
 
-@pytest.mark.xfail(strict=True, reason="tensor.py/shape.py: an in-place edit of a *view* rebinds only the view's "
-                   "graph node; the base tensor's graph is not told, so backward through the base silently ignores "
-                   "the edit (PyTorch rebases the base onto a copy-slices node)")
 def test_in_place_edit_through_view_reaches_base_gradient():
     x = t64(np.ones((2, 3)))
     a = x * 1.0

@@ -43,8 +43,13 @@ class MatMul(Function):
             ga = MatMul.apply(g2, transpose(b2, -1, -2))
             ga = reshape(sum_to(ga, a2.shape), a.shape)
         if ctx.next_nodes[1] is not None:
-            gb = MatMul.apply(transpose(a2, -1, -2), g2)
-            gb = reshape(sum_to(gb, b2.shape), b.shape)
+            if b2.ndim == 2 and a2.ndim > 2:
+                # shared 2-d weight: one (k, B*n) @ (B*n, m) product instead of a batched one then a sum
+                k, m = b2.shape
+                gb = MatMul.apply(transpose(reshape(a2, (-1, k)), 0, 1), reshape(g2, (-1, m)))
+            else:
+                gb = sum_to(MatMul.apply(transpose(a2, -1, -2), g2), b2.shape)
+            gb = reshape(gb, b.shape)
         return ga, gb
 
 

@@ -121,6 +121,7 @@ def reshape(x, *shape):
     out = Reshape.apply(x, shape)
     if out.data.base is not None:
         out._vc = x._vc  # a view shares the version counter
+        out._view = (x, None)
     return out
 
 
@@ -151,7 +152,7 @@ def permute(x, *dims):
         raise ShapeError(f"permute: dims {tuple(dims)} is not a permutation of the {x.ndim} dims of shape "
                          f"{tuple(x.shape)}")
     out = Permute.apply(x, perm)
-    out._vc = x._vc
+    out._vc, out._view = x._vc, (x, None)
     return out
 
 
@@ -162,7 +163,7 @@ def transpose(x, dim0, dim1):
     perm = list(range(x.ndim))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     out = Permute.apply(x, tuple(perm))
-    out._vc = x._vc
+    out._vc, out._view = x._vc, (x, None)
     return out
 
 
@@ -249,7 +250,17 @@ def getitem(x, index):
     out = GetItem.apply(x, idx)
     if _is_basic(idx):
         out._vc = x._vc  # basic indexing returns a view
+        out._view = (x, idx)
     return out
+
+
+def _fit_value(v, sel_shape):
+    """Drop leading size-1 dims of an assigned value that the selection does not have (as PyTorch)."""
+    shp = tuple(getattr(v, "shape", ()))
+    extra = len(shp) - len(sel_shape)
+    if extra > 0 and all(d == 1 for d in shp[:extra]):
+        return shp[extra:]
+    return shp
 
 
 class SetItem(Function):
@@ -261,19 +272,27 @@ class SetItem(Function):
     def forward(ctx, x, v, index):
         ctx.index = index
         out = x.copy()
+        sel_shape = x[index].shape
+        if hasattr(v, "shape"):
+            fitted = _fit_value(v, sel_shape)
+            if fitted != v.shape:
+                v = v.reshape(fitted)
         try:
             out[index] = v
         except ValueError:
             raise ShapeError(f"cannot assign a value of shape {tuple(getattr(v, 'shape', ()))} to "
                              f"x{_fmt_index(index)} (x of shape {tuple(x.shape)}, selection of shape "
-                             f"{tuple(x[index].shape)})") from None
+                             f"{tuple(sel_shape)})") from None
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, v, index = ctx.args
         gx = SetItem.apply(g, 0.0, index) if ctx.next_nodes[0] is not None else None
-        gv = sum_to(GetItem.apply(g, index), v.shape) if isinstance(v, Tensor) and ctx.next_nodes[1] is not None else None
+        gv = None
+        if isinstance(v, Tensor) and ctx.next_nodes[1] is not None:
+            sel = GetItem.apply(g, index)
+            gv = reshape(sum_to(sel, _fit_value(v, sel.shape)), v.shape)
         return gx, gv, None
 
 
@@ -289,7 +308,12 @@ def setitem(x, index, value):
     track = STATE.enabled and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if not track:
         try:
-            x.data[idx] = value.data if isinstance(value, Tensor) else value
+            val = value.data if isinstance(value, Tensor) else value
+            if hasattr(val, "shape"):
+                fitted = _fit_value(val, x.data[idx].shape)
+                if fitted != val.shape:
+                    val = val.reshape(fitted)
+            x.data[idx] = val
         except IndexError as e:
             raise IndexOutOfRangeError(f"index {_fmt_index(idx)} is out of range for a tensor of shape "
                                        f"{tuple(x.shape)}: {e}") from None
