@@ -18,6 +18,7 @@ from ..backend import get_array_module
 from ..errors import InvalidArgumentError
 from ..tensor import Tensor, register_method
 from ._util import check_float, norm_dim
+from .pointwise import cast_dtype, require_flag, require_number, require_tensor
 from .reduce import Sum
 
 __all__ = ["softmax", "log_softmax", "softmin", "sigmoid", "tanh", "relu", "relu6", "leaky_relu", "elu", "selu",
@@ -43,9 +44,15 @@ def _const(arr):
 
 
 def _float_input(x, op):
-    if not isinstance(x, Tensor):
-        raise InvalidArgumentError(f"{op} expects a Tensor, got {type(x).__name__}")
+    require_tensor(x, op)
     check_float(x, op)
+
+
+def _maybe_inplace(x, inplace, op, compute):
+    """``compute(x)``, or written back into x's storage when ``inplace`` (PyTorch's inplace=True)."""
+    if require_flag(inplace, op, "inplace"):
+        return x._inplace(compute)
+    return compute(x)
 
 
 def _stable_sigmoid(xp, x):
@@ -111,11 +118,11 @@ class LogSoftmax(Function):
 
 
 def _softmax_args(x, dim, dtype, op):
+    require_tensor(x, op)
     if dim is None:
         raise InvalidArgumentError(f"{op}: pass dim= explicitly (the dimension to normalise over), "
                                    f"input shape {tuple(x.shape)}")
-    if dtype is not None:
-        x = x.to(dtype)
+    x = cast_dtype(x, dtype, op)
     _float_input(x, op)
     return x, norm_dim(dim, x.ndim)
 
@@ -222,26 +229,24 @@ class MaskedLinear(Function):
 
 def relu(x, inplace=False):
     """y = max(x, 0).   dx = g * [x > 0]   (relu'(0) = 0)."""
-    if inplace:
-        return x._inplace(lambda a: relu(a))
-    return MaskedLinear.apply(x, "relu", None, None)
+    require_tensor(x, "relu")
+    return _maybe_inplace(x, inplace, "relu", lambda a: MaskedLinear.apply(a, "relu", None, None))
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
     """y = x if x > 0 else negative_slope * x.   dx = g * (1 if x > 0 else negative_slope)."""
     _float_input(x, "leaky_relu")
-    if inplace:
-        return x._inplace(lambda a: leaky_relu(a, negative_slope))
-    return MaskedLinear.apply(x, "leaky", float(negative_slope), None)
+    slope = require_number(negative_slope, "leaky_relu", "negative_slope")
+    return _maybe_inplace(x, inplace, "leaky_relu", lambda a: MaskedLinear.apply(a, "leaky", slope, None))
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
     """y = clip(x, min_val, max_val).   dx = g * [min_val < x < max_val]  (0 at both kinks, as PyTorch)."""
-    if min_val > max_val:
+    require_tensor(x, "hardtanh")
+    lo, hi = require_number(min_val, "hardtanh", "min_val"), require_number(max_val, "hardtanh", "max_val")
+    if lo > hi:
         raise InvalidArgumentError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
-    if inplace:
-        return x._inplace(lambda a: hardtanh(a, min_val, max_val))
-    return MaskedLinear.apply(x, "hardtanh", min_val, max_val)
+    return _maybe_inplace(x, inplace, "hardtanh", lambda a: MaskedLinear.apply(a, "hardtanh", lo, hi))
 
 
 def relu6(x, inplace=False):
@@ -251,9 +256,9 @@ def relu6(x, inplace=False):
 
 def threshold(x, threshold, value, inplace=False):
     """y = x if x > threshold else value.   dx = g * [x > threshold]."""
-    if inplace:
-        return x._inplace(lambda a: MaskedLinear.apply(a, "threshold", threshold, value))
-    return MaskedLinear.apply(x, "threshold", threshold, value)
+    require_tensor(x, "threshold")
+    t, v = require_number(threshold, "threshold", "threshold"), require_number(value, "threshold", "value")
+    return _maybe_inplace(x, inplace, "threshold", lambda a: MaskedLinear.apply(a, "threshold", t, v))
 
 
 # ------------------------------------------------------------------ smooth activations
@@ -287,9 +292,8 @@ class ELU(Function):
 
 def elu(x, alpha=1.0, inplace=False):
     _float_input(x, "elu")
-    if inplace:
-        return x._inplace(lambda a: elu(a, alpha))
-    return ELU.apply(x, float(alpha), 1.0, False)
+    alpha = require_number(alpha, "elu", "alpha")
+    return _maybe_inplace(x, inplace, "elu", lambda a: ELU.apply(a, alpha, 1.0, False))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -299,19 +303,16 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 def selu(x, inplace=False):
     """y = scale * elu(x, alpha) with the self-normalising constants (alpha ~ 1.6733, scale ~ 1.0507)."""
     _float_input(x, "selu")
-    if inplace:
-        return x._inplace(lambda a: selu(a))
-    return ELU.apply(x, _SELU_ALPHA, _SELU_SCALE, False)
+    return _maybe_inplace(x, inplace, "selu", lambda a: ELU.apply(a, _SELU_ALPHA, _SELU_SCALE, False))
 
 
 def celu(x, alpha=1.0, inplace=False):
     """y = max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     _float_input(x, "celu")
+    alpha = require_number(alpha, "celu", "alpha")
     if alpha == 0:
         raise InvalidArgumentError("celu: alpha must be nonzero")
-    if inplace:
-        return x._inplace(lambda a: celu(a, alpha))
-    return ELU.apply(x, float(alpha), 1.0, True)
+    return _maybe_inplace(x, inplace, "celu", lambda a: ELU.apply(a, alpha, 1.0, True))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -356,7 +357,7 @@ class GELU(Function):
 
 def gelu(x, approximate="none"):
     _float_input(x, "gelu")
-    if approximate not in ("none", "tanh"):
+    if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
         raise InvalidArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return GELU.apply(x, approximate)
 
@@ -377,9 +378,7 @@ class SiLU(Function):
 
 def silu(x, inplace=False):
     _float_input(x, "silu")
-    if inplace:
-        return x._inplace(lambda a: silu(a))
-    return SiLU.apply(x)
+    return _maybe_inplace(x, inplace, "silu", SiLU.apply)
 
 
 swish = silu
@@ -408,9 +407,10 @@ class Softplus(Function):
 
 def softplus(x, beta=1.0, threshold=20.0):
     _float_input(x, "softplus")
+    beta, threshold = require_number(beta, "softplus", "beta"), require_number(threshold, "softplus", "threshold")
     if beta == 0:
         raise InvalidArgumentError("softplus: beta must be nonzero")
-    return Softplus.apply(x, float(beta), float(threshold))
+    return Softplus.apply(x, beta, threshold)
 
 
 class LogSigmoid(Function):
@@ -449,9 +449,7 @@ class Mish(Function):
 
 def mish(x, inplace=False):
     _float_input(x, "mish")
-    if inplace:
-        return x._inplace(lambda a: mish(a))
-    return Mish.apply(x)
+    return _maybe_inplace(x, inplace, "mish", Mish.apply)
 
 
 class Softsign(Function):
@@ -512,9 +510,7 @@ class HardSigmoid(Function):
 
 def hardsigmoid(x, inplace=False):
     _float_input(x, "hardsigmoid")
-    if inplace:
-        return x._inplace(lambda a: hardsigmoid(a))
-    return HardSigmoid.apply(x)
+    return _maybe_inplace(x, inplace, "hardsigmoid", HardSigmoid.apply)
 
 
 class HardSwish(Function):
@@ -538,9 +534,7 @@ class HardSwish(Function):
 
 def hardswish(x, inplace=False):
     _float_input(x, "hardswish")
-    if inplace:
-        return x._inplace(lambda a: hardswish(a))
-    return HardSwish.apply(x)
+    return _maybe_inplace(x, inplace, "hardswish", HardSwish.apply)
 
 
 def glu(x, dim=-1):

@@ -66,6 +66,59 @@ def _needs(ctx, i):
     return ctx.next_nodes[i] is not None
 
 
+# ------------------------------------------------------------------ argument checks (shared by the op modules)
+def require_tensor(x, op, name="input"):
+    """``x`` must be a Tensor (DTypeError naming what was passed otherwise)."""
+    if not isinstance(x, Tensor):
+        raise DTypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__}")
+    return x
+
+
+def require_number(v, op, name, allow_none=False):
+    """A real Python/NumPy number (bools count as 0/1), returned as a float."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, (builtins.int, builtins.float, np.integer, np.floating, np.bool_)):
+        return builtins.float(v)
+    raise InvalidArgumentError(f"{op}: {name} must be a real number, got {_brief(v)}")
+
+
+def require_int(v, op, name):
+    if isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool):
+        return builtins.int(v)
+    raise InvalidArgumentError(f"{op}: {name} must be an int, got {_brief(v)}")
+
+
+def require_flag(v, op, name):
+    """True/False (0/1 accepted), as PyTorch's bool arguments."""
+    if isinstance(v, (builtins.bool, np.bool_)) or (isinstance(v, (builtins.int, np.integer)) and v in (0, 1)):
+        return builtins.bool(v)
+    raise InvalidArgumentError(f"{op}: {name} must be True or False, got {_brief(v)}")
+
+
+def cast_dtype(x, dtype, op):
+    """``x.to(dtype)`` when a dtype is given; a clear DTypeError for anything that is not a real dtype."""
+    if dtype is None:
+        return x
+    from ..tensor import as_dtype
+
+    try:
+        dt = None if isinstance(dtype, (builtins.int, builtins.float, tuple, list, dict)) else as_dtype(dtype)
+    except (TypeError, ValueError, DTypeError):
+        dt = None
+    if dt is None or dt.kind not in "biuf":
+        raise DTypeError(f"{op}: dtype must be a dtype such as mg.float32, got {_brief(dtype)}")
+    return x.to(dt)
+
+
+def _brief(v):
+    if isinstance(v, (builtins.int, builtins.float, builtins.bool, str, type(None))):
+        return repr(v)
+    if hasattr(v, "shape") and hasattr(v, "dtype"):
+        return f"{type(v).__name__}(shape={tuple(v.shape)}, dtype={v.dtype})"
+    return type(v).__name__
+
+
 def _as_float(x):
     """Integer/bool tensors -> default float dtype (PyTorch's promotion for float-only math)."""
     if x.dtype.kind in "biu":
@@ -80,15 +133,30 @@ def _tensor_arg(x, op, like=None):
     if isinstance(x, _Number):
         return x
     if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "__array__"):
-        arr = np.asarray(x)
-        if arr.dtype == object:
-            raise DTypeError(f"{op}: cannot use an argument of type {type(x).__name__}")
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError):
+            raise DTypeError(f"{op}: cannot make a tensor from a ragged or mixed {type(x).__name__}") from None
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise DTypeError(f"{op}: cannot use an argument of type {type(x).__name__} (dtype {arr.dtype})")
         if like is not None:
             if arr.dtype.kind == "f" and like.dtype.kind == "f" and not isinstance(x, np.ndarray):
                 arr = arr.astype(like.dtype)
             return Tensor._make(move_array(arr, like.device))
         return Tensor._make(arr)
     raise DTypeError(f"{op}: unsupported argument of type {type(x).__name__}")
+
+
+def _input(x, op):
+    """The main input: a Tensor, or a number / (nested) list / array turned into one."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, _Number) and not isinstance(x, builtins.bool):
+        return Tensor._make(np.asarray(x, dtype=get_default_dtype() if isinstance(x, builtins.float) else np.int64))
+    t = _tensor_arg(x, op)
+    if not isinstance(t, Tensor):
+        raise DTypeError(f"{op}: input must be a Tensor, got {_brief(x)}")
+    return t
 
 
 def _binary_args(a, b, op, promote=True):
@@ -256,11 +324,7 @@ Reciprocal = _unary("Reciprocal", "y = 1 / x.   dx = -g y^2.",
 
 def _float_unary(cls, name):
     def fn(x):
-        if not isinstance(x, Tensor):
-            x = _tensor_arg(x, name)
-            if not isinstance(x, Tensor):
-                x = Tensor._make(np.asarray(x, dtype=get_default_dtype()))
-        return cls.apply(_as_float(x))
+        return cls.apply(_as_float(_input(x, name)))
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = cls.__doc__
@@ -292,7 +356,7 @@ reciprocal = _float_unary(Reciprocal, "reciprocal")
 
 def square(x):
     """y = x^2 (integer tensors stay integer, as PyTorch)."""
-    return Square.apply(x)
+    return Square.apply(_input(x, "square"))
 
 
 # ------------------------------------------------------------------ abs, sign, rounding
@@ -359,40 +423,41 @@ class Frac(Function):
 
 
 def abs(x):
-    return Abs.apply(x)
+    return Abs.apply(_input(x, "abs"))
 
 
 absolute = abs
 
 
 def sign(x):
-    return Sign.apply(x)
+    return Sign.apply(_input(x, "sign"))
 
 
 sgn = sign
 
 
 def floor(x):
-    return Rounding.apply(x, "floor", 0)
+    return Rounding.apply(_input(x, "floor"), "floor", 0)
 
 
 def ceil(x):
-    return Rounding.apply(x, "ceil", 0)
+    return Rounding.apply(_input(x, "ceil"), "ceil", 0)
 
 
 def round(x, decimals=0):
     """Round half to even (as PyTorch); ``decimals`` digits after the point."""
-    return Rounding.apply(x, "round", builtins.int(decimals))
+    return Rounding.apply(_input(x, "round"), "round", require_int(decimals, "round", "decimals"))
 
 
 def trunc(x):
-    return Rounding.apply(x, "trunc", 0)
+    return Rounding.apply(_input(x, "trunc"), "trunc", 0)
 
 
 fix = trunc
 
 
 def frac(x):
+    x = _input(x, "frac")
     if x.dtype.kind not in "fc":
         raise DTypeError(f"frac expects a floating point tensor, got dtype {x.dtype}")
     return Frac.apply(x)
@@ -548,8 +613,7 @@ class Lerp(Function):
 
 
 def lerp(start, end, weight):
-    if not isinstance(start, Tensor):
-        raise DTypeError(f"lerp: start must be a Tensor, got {type(start).__name__}")
+    require_tensor(start, "lerp", "start")
     end = _tensor_arg(end, "lerp", like=start)
     weight = _tensor_arg(weight, "lerp", like=start)
     for v, nm in ((start, "start"), (end, "end"), (weight, "weight")):
@@ -661,6 +725,7 @@ class Clamp(Function):
 
 def clamp(x, min=None, max=None):
     """Clamp every element into [min, max]; ``min``/``max`` are numbers, tensors (broadcast) or None."""
+    x = _input(x, "clamp")
     if min is None and max is None:
         raise InvalidArgumentError("clamp: at least one of min and max must be given")
     lo = _tensor_arg(min, "clamp", like=x) if min is not None else None
@@ -724,10 +789,9 @@ def _result_dtype(a, b):
 
 def where(condition, input=None, other=None):
     """``where(cond, a, b)``: a where cond is True, else b (numbers allowed). ``where(cond)``: nonzero indices."""
-    if not isinstance(condition, Tensor):
-        condition = _tensor_arg(condition, "where")
-    if condition.dtype.kind != "b":
-        raise DTypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
+    condition = _input(condition, "where") if not isinstance(condition, builtins.bool) else condition
+    if not isinstance(condition, Tensor) or condition.dtype.kind != "b":
+        raise DTypeError(f"where: condition must be a bool tensor, got {_brief(getattr(condition, 'data', condition))}")
     if input is None and other is None:
         xp = get_array_module(condition.data)
         return tuple(_const(i.astype(np.int64)) for i in xp.nonzero(condition.data))
@@ -767,6 +831,10 @@ class NanToNum(Function):
 
 
 def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    x = _input(x, "nan_to_num")
+    nan = require_number(nan, "nan_to_num", "nan")
+    posinf = require_number(posinf, "nan_to_num", "posinf", allow_none=True)
+    neginf = require_number(neginf, "nan_to_num", "neginf", allow_none=True)
     return NanToNum.apply(x, nan, posinf, neginf)
 
 
@@ -837,7 +905,7 @@ logical_xor = _logical("logical_xor")
 
 
 def logical_not(x):
-    return Logical.apply(x, None, "logical_not")
+    return Logical.apply(_input(x, "logical_not"), None, "logical_not")
 
 
 def _bitwise(op):
@@ -859,29 +927,30 @@ bitwise_xor = _bitwise("bitwise_xor")
 
 
 def bitwise_not(x):
+    x = _input(x, "bitwise_not")
     if x.dtype.kind not in "biu":
         raise DTypeError(f"bitwise_not (~) needs an integer or bool tensor, got dtype {x.dtype}")
     return Logical.apply(x, None, "bitwise_not")
 
 
 def isnan(x):
-    return Predicate.apply(x, "isnan")
+    return Predicate.apply(_input(x, "isnan"), "isnan")
 
 
 def isinf(x):
-    return Predicate.apply(x, "isinf")
+    return Predicate.apply(_input(x, "isinf"), "isinf")
 
 
 def isposinf(x):
-    return Predicate.apply(x, "isposinf")
+    return Predicate.apply(_input(x, "isposinf"), "isposinf")
 
 
 def isneginf(x):
-    return Predicate.apply(x, "isneginf")
+    return Predicate.apply(_input(x, "isneginf"), "isneginf")
 
 
 def isfinite(x):
-    return Predicate.apply(x, "isfinite")
+    return Predicate.apply(_input(x, "isfinite"), "isfinite")
 
 
 class IsClose(NonDifferentiable):
@@ -894,6 +963,8 @@ class IsClose(NonDifferentiable):
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     a, b = _binary_args(a, b, "isclose", promote=False)
+    rtol, atol = require_number(rtol, "isclose", "rtol"), require_number(atol, "isclose", "atol")
+    equal_nan = require_flag(equal_nan, "isclose", "equal_nan")
     return IsClose.apply(a, b, rtol, atol, equal_nan)
 
 

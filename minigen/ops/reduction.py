@@ -26,6 +26,7 @@ from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError
 from ..tensor import Tensor, register_method
 from ._util import check_float, norm_dim, norm_dims
+from .pointwise import cast_dtype, require_flag, require_number, require_tensor
 from .reduce import Sum, expand_reduced
 from .shape import reshape, transpose
 
@@ -75,8 +76,7 @@ def _sum_keep(t, dims):
 
 
 def _require_float(x, op):
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{op} expects a Tensor, got {type(x).__name__}")
+    require_tensor(x, op)
     check_float(x, op)
 
 
@@ -105,20 +105,21 @@ class Var(Function):
         return _expand(g, ctx) * centered * scale, None, None, None
 
 
-def _var_args(x, dim, unbiased, correction, op):
+def _var_args(x, dim, unbiased, correction, keepdim, op):
     _require_float(x, op)
     if isinstance(dim, builtins.bool):  # legacy var(unbiased) overload
         unbiased, dim = dim, None
     if correction is not None and unbiased is not None:
         raise InvalidArgumentError(f"{op}: pass either unbiased= or correction=, not both")
     if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
-    return _dims(dim, x.ndim), correction
+        correction = 1 if unbiased is None or require_flag(unbiased, op, "unbiased") else 0
+    correction = require_number(correction, op, "correction")
+    return _dims(dim, x.ndim), correction, require_flag(keepdim, op, "keepdim")
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default (``correction=1``; ``unbiased=False`` -> 0)."""
-    dims, c = _var_args(x, dim, unbiased, correction, "var")
+    dims, c, keepdim = _var_args(x, dim, unbiased, correction, keepdim, "var")
     return Var.apply(x, dims, c, keepdim)
 
 
@@ -130,17 +131,21 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    return var(x, dim, unbiased, keepdim, correction=correction), _mean(x, dim, keepdim)
+    """(var, mean) over the same dims."""
+    v = var(x, dim, unbiased, keepdim, correction=correction)
+    return v, _mean(x, None if isinstance(dim, builtins.bool) else dim, keepdim)
 
 
 def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    return std(x, dim, unbiased, keepdim, correction=correction), _mean(x, dim, keepdim)
+    """(std, mean) over the same dims."""
+    s = std(x, dim, unbiased, keepdim, correction=correction)
+    return s, _mean(x, None if isinstance(dim, builtins.bool) else dim, keepdim)
 
 
 def _mean(x, dim, keepdim):
     from .reduce import Mean
 
-    return Mean.apply(x, _dims(dim, x.ndim), keepdim)
+    return Mean.apply(x, _dims(dim, x.ndim), bool(keepdim))
 
 
 # ------------------------------------------------------------------ prod
@@ -216,8 +221,10 @@ def _others(x, axis, ctx, y):
 
 def prod(x, dim=None, keepdim=False, dtype=None):
     """Product of the elements (over one ``dim``, or all). Integer/bool tensors give int64, as PyTorch."""
+    require_tensor(x, "prod")
+    keepdim = require_flag(keepdim, "prod", "keepdim")
     if dtype is not None:
-        x = x.to(dtype)
+        x = cast_dtype(x, dtype, "prod")
     elif x.dtype.kind in "biu":
         x = x.to(np.dtype(np.int64))
     if isinstance(dim, (tuple, list)):
@@ -274,6 +281,8 @@ def _extreme(x, dim, keepdim, largest, indices=None):
 
 def _max_min(x, dim, keepdim, largest, other):
     name = "max" if largest else "min"
+    require_tensor(x, name)
+    keepdim = require_flag(keepdim, name, "keepdim")
     if isinstance(dim, Tensor) or other is not None:  # torch.max(a, b) overload = maximum
         from .pointwise import maximum, minimum
 
@@ -312,15 +321,20 @@ def min(x, dim=None, keepdim=False, *, other=None):
 
 def amax(x, dim=(), keepdim=False):
     """Largest value over ``dim`` (int or tuple; () or None = all dims); ties share the gradient evenly."""
+    require_tensor(x, "amax")
+    keepdim = require_flag(keepdim, "amax", "keepdim")
     return _extreme(x, None if dim == () else dim, keepdim, True)
 
 
 def amin(x, dim=(), keepdim=False):
+    require_tensor(x, "amin")
+    keepdim = require_flag(keepdim, "amin", "keepdim")
     return _extreme(x, None if dim == () else dim, keepdim, False)
 
 
 def aminmax(x, *, dim=None, keepdim=False):
     """(min, max) over ``dim`` (None = all), both with the amin/amax gradient rule."""
+    require_tensor(x, "aminmax")
     return aminmax_result(amin(x, () if dim is None else dim, keepdim), amax(x, () if dim is None else dim, keepdim))
 
 
@@ -339,10 +353,14 @@ class ArgExtreme(NonDifferentiable):
 
 
 def argmax(x, dim=None, keepdim=False):
+    require_tensor(x, "argmax")
+    keepdim = require_flag(keepdim, "argmax", "keepdim")
     return ArgExtreme.apply(x, None if dim is None else norm_dim(dim, x.ndim), keepdim, True)
 
 
 def argmin(x, dim=None, keepdim=False):
+    require_tensor(x, "argmin")
+    keepdim = require_flag(keepdim, "argmin", "keepdim")
     return ArgExtreme.apply(x, None if dim is None else norm_dim(dim, x.ndim), keepdim, False)
 
 
@@ -377,6 +395,8 @@ class LogSumExp(Function):
 
 def logsumexp(x, dim=None, keepdim=False):
     """log(sum(exp(x))) over ``dim`` (int, tuple or None = all), without overflow."""
+    require_tensor(x, "logsumexp")
+    keepdim = require_flag(keepdim, "logsumexp", "keepdim")
     if x.dtype.kind in "biu":
         from ..tensor import get_default_dtype
 
@@ -444,14 +464,17 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
 
     ``p``: 'fro' (= 2), any float including inf, -inf and 0.
     """
-    if dtype is not None:
-        x = x.to(dtype)
+    require_tensor(x, "norm")
+    keepdim = require_flag(keepdim, "norm", "keepdim")
+    x = cast_dtype(x, dtype, "norm")
     _require_float(x, "norm")
     if isinstance(p, str):
         if p != "fro":
             raise InvalidArgumentError(f"norm: p={p!r} is not supported (use 'fro' or a number)")
         p = 2
-    p = builtins.float(p)
+    p = require_number(p, "norm", "p")
+    if math.isnan(p):
+        raise InvalidArgumentError("norm: p must not be NaN")
     if p < 0 and p != -math.inf:
         raise InvalidArgumentError(f"norm: p must be >= 0 (or -inf), got {p}")
     return Norm.apply(x, p, _dims(dim, x.ndim), keepdim)
@@ -537,16 +560,18 @@ def _cumprod_grad_graph(x, g, axis):
 
 
 def cumsum(x, dim, dtype=None):
+    require_tensor(x, "cumsum")
     if dtype is not None:
-        x = x.to(dtype)
+        x = cast_dtype(x, dtype, "cumsum")
     elif x.dtype.kind in "biu":
         x = x.to(np.dtype(np.int64))
     return Cumsum.apply(x, norm_dim(dim, x.ndim), False)
 
 
 def cumprod(x, dim, dtype=None):
+    require_tensor(x, "cumprod")
     if dtype is not None:
-        x = x.to(dtype)
+        x = cast_dtype(x, dtype, "cumprod")
     elif x.dtype.kind in "biu":
         x = x.to(np.dtype(np.int64))
     return Cumprod.apply(x, norm_dim(dim, x.ndim))
@@ -565,14 +590,19 @@ class Truth(NonDifferentiable):
 
 
 def all(x, dim=None, keepdim=False):
+    require_tensor(x, "all")
+    keepdim = require_flag(keepdim, "all", "keepdim")
     return Truth.apply(x, _dims(dim, x.ndim), keepdim, "all")
 
 
 def any(x, dim=None, keepdim=False):
+    require_tensor(x, "any")
+    keepdim = require_flag(keepdim, "any", "keepdim")
     return Truth.apply(x, _dims(dim, x.ndim), keepdim, "any")
 
 
 def count_nonzero(x, dim=None):
+    require_tensor(x, "count_nonzero")
     return Truth.apply(x, _dims(dim, x.ndim), False, "count_nonzero")
 
 
