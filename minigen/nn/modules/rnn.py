@@ -41,14 +41,20 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import functional as F
 from .. import init
+from ...autograd.engine import grad as _autograd_grad
+from ...autograd.function import Function
+from ...autograd.grad_mode import STATE, enable_grad
 from ...errors import InvalidArgumentError, ShapeError
-from ...tensor import zeros
+from ...tensor import Tensor, zeros
 from ._common import new_param
 from .module import Module
 
-__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "rnn_layer", "RNNCellBase", "RNNCell",
+__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "rnn_layer", "rnn_layer_reference",
+           "LSTMSequence", "RNNCellBase", "RNNCell",
            "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU"]
 
 
@@ -117,10 +123,29 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 def rnn_layer(mode, x, state, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """Run one layer in one direction over a time-major sequence.
 
-    x: (T, B, I) (or (T, I) unbatched); state: h (B, H), or (h, c) for LSTM.
+    x: (T, B, I); state: h (B, H), or (h, c) for LSTM.
     Returns (outputs, final_state): outputs (T, B, H), the hidden state at every step
     (in input order, also for ``reverse=True``, which walks t = T-1 .. 0).
+
+    An LSTM layer on NumPy arrays runs the fused whole-sequence kernel when the kernel switch
+    allows it (``minigen.kernels.dispatch``; see :class:`LSTMSequence`); otherwise, and always as
+    the reference, the Python loop of :func:`rnn_layer_reference`.
     """
+    if mode == "LSTM" and x.shape[0] > 0:
+        kernels = _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh)
+        if kernels is not None:
+            h0, c0 = state
+            xs = F.flip(x, 0) if reverse else x
+            out = LSTMSequence.apply(xs, h0, c0, w_ih, w_hh, b_ih, b_hh, kernels)
+            T = x.shape[0]
+            y = out[0:T]
+            h_n, c_n = out[T - 1], out[T]
+            return (F.flip(y, 0) if reverse else y), (h_n, c_n)
+    return rnn_layer_reference(mode, x, state, w_ih, w_hh, b_ih, b_hh, reverse)
+
+
+def rnn_layer_reference(mode, x, state, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    """The time loop of :func:`rnn_layer` in plain differentiable ops (the reference and the oracle)."""
     step = _STEPS[mode]
     xw = F.linear(x, w_ih, b_ih)          # the input projection of all steps at once: (T, B, G*H)
     T = x.shape[0]
@@ -129,6 +154,75 @@ def rnn_layer(mode, x, state, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
         state = step(xw[t], state, w_hh, b_hh)
         outs[t] = state[0] if mode == "LSTM" else state
     return F.stack(outs, 0), state
+
+
+# ====================================================================== fused LSTM sequence
+def _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh):
+    """(forward, backward) kernels of a whole LSTM layer, or None (reference mode, no Numba, CuPy...)."""
+    try:
+        from ...kernels import dispatch
+    except Exception:
+        return None
+    h0, c0 = state
+    arrays = [x.data, w_ih.data, w_hh.data, h0.data, c0.data] + ([b_ih.data, b_hh.data] if b_ih is not None else [])
+    if any(type(a) is not np.ndarray for a in arrays) or len({a.dtype for a in arrays}) != 1:
+        return None
+    if (b_ih is None) != (b_hh is None) or x.ndim != 3:
+        return None
+    try:
+        fwd = dispatch.get("lstm_seq_forward", *arrays[:3])
+        bwd = dispatch.get("lstm_seq_backward") if fwd is not None else None
+    except Exception:
+        return None
+    return None if fwd is None or bwd is None else (fwd, bwd)
+
+
+class LSTMSequence(Function):
+    """One LSTM layer (one direction) over a whole sequence as a single op, computed by the fused kernel.
+
+    forward: the LSTM equations (module docstring) for t = 1..T; the result packs the hidden states
+    and the final cell state into one array, out = [h_1, ..., h_T, c_T]  of shape (T + 1, B, H).
+    backward: backpropagation through time by the fused kernel (dx, dW_ih, dW_hh, db, dh_0, dc_0)
+    when no graph of the backward is being recorded; with ``create_graph=True`` the gradients are
+    those of :func:`rnn_layer_reference` recomputed from the same inputs, so higher-order gradients
+    follow the reference equations.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, kernels):
+        fwd, bwd = kernels
+        bias = None if b_ih is None else b_ih + b_hh
+        y, _, c_T, saved = fwd(x, w_ih, w_hh, bias, h0, c0)
+        T = y.shape[0]
+        out = np.empty((T + 1,) + tuple(y.shape[1:]), dtype=y.dtype)
+        out[:T] = y
+        out[T] = c_T
+        ctx.saved, ctx.bwd = saved, bwd
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, _ = ctx.args
+        need = [ctx.next_nodes[i] is not None for i in range(7)]
+        if not STATE.enabled:  # first order: the fused BPTT kernel
+            gd = g.data
+            T = gd.shape[0] - 1
+            dx, dw_ih, dw_hh, db, dh0, dc0 = ctx.bwd(gd[:T], None, gd[T], x.data, w_ih.data, w_hh.data, ctx.saved,
+                                                     need_bias=b_ih is not None)
+            grads = [dx, dh0, dc0, dw_ih, dw_hh, db, db]
+            return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None,)
+        # a graph of the backward is wanted: differentiate the reference loop from the same inputs
+        with enable_grad():
+            y, (_, c_T) = rnn_layer_reference("LSTM", x, (h0, c0), w_ih, w_hh, b_ih, b_hh)
+            out = F.cat([y, c_T.reshape((1,) + tuple(c_T.shape))], 0)
+        args = [x, h0, c0, w_ih, w_hh, b_ih, b_hh]
+        wrt = [a for a, n in zip(args, need) if n]
+        gs = list(_autograd_grad([out], wrt, grad_outputs=[g], create_graph=True, allow_unused=True))
+        res = []
+        for a, n in zip(args, need):
+            gi = gs.pop(0) if n else None
+            res.append(gi if gi is not None or not n else a * 0)
+        return tuple(res) + (None,)
 
 
 # ====================================================================== cells
