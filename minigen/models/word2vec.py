@@ -19,6 +19,7 @@ the vectors of its in-vocabulary words, d = (1/n) sum_i v_{w_i}.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from collections import Counter
@@ -148,7 +149,7 @@ class Word2Vec(nn.Module):
 
 def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, negatives=5, epochs=1,
                    batch_size=1024, lr=0.025, min_lr=1e-4, sample=1e-3, min_count=5, generator=None,
-                   log=None, progress=False):
+                   log=None, progress=False, out_dir=None, resume=False, stop_after=None):
     """Train a :class:`Word2Vec` by minibatch SGD on the mean loss, learning rate decayed linearly.
 
     ``sentences_or_ids``: a list of words (tokens; the vocabulary is built with ``min_count``) or an
@@ -158,8 +159,14 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
     vocabulary of a few thousand words a row rarely occurs twice in a batch and this is the C tool's
     update; on a tiny vocabulary (tens of words) the same row is hit by hundreds of pairs per batch
     and the summed step is that many times larger: lower ``lr`` or ``batch_size`` there.
-    Returns the model (with ``model.itos`` set) and a list of (step, loss) records.
+
+    With ``out_dir``, a checkpoint (model, vocabulary, step, RNG state) is written after every epoch
+    to ``out_dir/checkpoint.safetensors`` and ``resume=True`` continues from it (the same run, exactly).
+    ``stop_after``: stop after that many epochs of this call (a checkpoint is there to resume from).
+    Returns the model (with ``model.itos`` set) and a list of {step, epoch, loss, lr, time} records.
     """
+    from ..io import load as _load, save as _save
+
     g = _gen(generator)
     rng = g.numpy
     if itos is None:
@@ -178,13 +185,22 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
     # the number of steps, for the linear decay (estimated from one pass of subsampling + windows)
     est_pairs = len(subsample(ids, counts, sample, np.random.default_rng(0))) * (window + 1)
     total_steps = max(1, epochs * math.ceil(est_pairs / batch_size))
-    history, step, t0 = [], 0, time.time()
+    history, step, start_epoch, t0 = [], 0, 0, time.time()
+    ckpt = os.path.join(out_dir, "checkpoint.safetensors") if out_dir else None
+    if resume and ckpt and os.path.exists(ckpt):
+        st = _load(ckpt)
+        if list(st["itos"]) != model.itos:
+            raise ValueError(f"{ckpt}: the checkpoint was trained on a different vocabulary")
+        model.load_state_dict(st["model"])
+        g.set_state(st["rng"])
+        step, start_epoch, history = int(st["step"]), int(st["epoch"]), list(st["history"])
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_steps, desc="word2vec", unit="step")
-    for ep in range(epochs):
+        bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="word2vec", unit="step")
+    last = epochs if stop_after is None else min(epochs, start_epoch + int(stop_after))
+    for ep in range(start_epoch, last):
         kept = subsample(ids, counts, sample, rng)
         c_all, o_all = skipgram_pairs(kept, window, rng)
         perm = rng.permutation(len(c_all))
@@ -202,13 +218,17 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
                     p.data -= (a * len(c)) * p.grad.data
             step += 1
             if step % 50 == 0 or s + batch_size >= len(c_all):
-                rec = {"step": step, "epoch": ep, "loss": float(loss.item()), "lr": a, "time": time.time() - t0}
+                rec = {"split": "train", "step": step, "epoch": ep, "loss": float(loss.item()), "lr": a,
+                       "time": time.time() - t0}
                 history.append(rec)
                 if log is not None:
                     log(rec)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.item()):.4f}")
+        if ckpt:
+            _save({"model": model.state_dict(), "itos": model.itos, "rng": g.get_state(), "step": step,
+                   "epoch": ep + 1, "history": history}, ckpt)
     if bar is not None:
         bar.close()
     return model, history
