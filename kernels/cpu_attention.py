@@ -31,7 +31,7 @@ from ._common import c, is_float, jit, parallel_for
 from .dispatch import register
 
 BLOCK_K = 64
-_PAR_MIN = 1 << 14  # scores per call (B*H*Tq*Tk) above which the heads are split over the threads
+_PAR_MIN = 1 << 16  # scores per call (B*H*Tq*Tk) above which the heads are split over the threads
 
 
 @jit
@@ -208,8 +208,9 @@ def _requires(q, k, v, *rest):
 
 
 def _worth(q, k, v, *rest):
-    # measured: the NumPy reference (two matmuls + softmax over a materialised T x T) wins below ~T=16
-    return q.shape[-2] * k.shape[-2] >= 256
+    # measured (B12 H4 D32 causal fwd): T=4 1.6x, T=16 0.76x, T=64 1.2x, T=256 65x (the reference's
+    # T x T temporaries thrash); the kernel is used from Tq*Tk >= 1024 (T >= 32)
+    return q.shape[-2] * k.shape[-2] >= 1024
 
 
 @register("sdpa_forward", requires=_requires, worth=_worth)

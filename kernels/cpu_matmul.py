@@ -14,7 +14,7 @@ from .cpu_activation import act_grad, act_value
 from .dispatch import register
 
 ACTS = {"none": -1, "identity": -1, "relu": 3, "gelu": 0, "gelu_tanh": 1, "silu": 2}
-_PAR_MIN = 1 << 15
+_PAR_MIN = 1 << 17  # elements (see cpu_norm)
 
 
 @jit

@@ -14,7 +14,7 @@ import numpy as np
 from ._common import FLOATS, jit, parallel_for
 from .dispatch import register
 
-_PAR_MIN = 1 << 16
+_PAR_MIN = 1 << 18  # elements per parameter tensor
 
 
 @jit
@@ -86,7 +86,7 @@ def _opt_requires(params, *rest):
     return all(type(p) is np.ndarray and p.dtype in FLOATS for p in params)
 
 
-@register("adam_step", requires=_opt_requires)
+@register("adam_step", requires=_opt_requires, worth=lambda *a: False)
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=1, *, lr=1e-3, beta1=0.9,
               beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False, maximize=False):
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step, in place, for every parameter.
@@ -128,7 +128,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=
                 f.close()
 
 
-@register("sgd_step", requires=_opt_requires)
+@register("sgd_step", requires=_opt_requires, worth=lambda *a: False)
 def sgd_step(params, grads, momentum_buffers=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
              nesterov=False, maximize=False, first_step=None):
     """One SGD step in place, torch.optim.SGD's formula, for every parameter:

@@ -17,7 +17,7 @@ from ._common import c, is_float, jit, parallel_for
 from .dispatch import register
 
 _FM = {"contract", "nsz"}
-_PAR_MIN = 1 << 15  # below ~32k elements a parallel region's wake-up costs more than it saves
+_PAR_MIN = 1 << 17  # below ~128k elements one thread: a 2-thread split only pays for ms-long work on a busy machine
 
 
 def _rows2d(x):
@@ -97,10 +97,13 @@ def _bwd(y, g, log):
     return dx.reshape(shape)
 
 
-_SMALL = 256  # measured: below ~256 elements NumPy's 4 vectorised calls beat the kernel's call overhead
+# Measured (benchmarks/results/thresholds.md): the kernel wins on small arrays (NumPy's per-call overhead
+# dominates: (1, 16) 6.9x, (4, 64) 1.7x, (16, 64) 1.2x) and LOSES on large ones ((64, 256) 0.45x,
+# (2048, 65) 0.53x): Numba calls a scalar libm exp per element while NumPy 2.x uses a SIMD exp.
+_SMALL_MAX = 2048
 
 
-@register("softmax_forward", requires=_float_nd, worth=lambda x: x.size >= _SMALL)
+@register("softmax_forward", requires=_float_nd, worth=lambda x: x.size <= _SMALL_MAX)
 def softmax_forward(x):
     """y = exp(x - max) / sum(exp(x - max)) over the LAST dim of ``x`` (any leading shape).
 
@@ -111,7 +114,7 @@ def softmax_forward(x):
     return _fwd(x, False)
 
 
-@register("log_softmax_forward", requires=_float_nd, worth=lambda x: x.size >= _SMALL)
+@register("log_softmax_forward", requires=_float_nd, worth=lambda x: x.size <= _SMALL_MAX)
 def log_softmax_forward(x):
     """y = x - max - log(sum(exp(x - max))) over the last dim.
 
@@ -120,7 +123,7 @@ def log_softmax_forward(x):
     return _fwd(x, True)
 
 
-@register("softmax_backward", requires=_float_nd, worth=lambda y, g: y.size >= _SMALL)
+@register("softmax_backward", requires=_float_nd, worth=lambda y, g: y.size <= _SMALL_MAX)
 def softmax_backward(y, g):
     """dx = y * (g - sum(g * y, -1))   (y = softmax output, g = dL/dy), last dim.
 
@@ -130,7 +133,7 @@ def softmax_backward(y, g):
     return _bwd(y, g, False)
 
 
-@register("log_softmax_backward", requires=_float_nd, worth=lambda y, g: y.size >= _SMALL)
+@register("log_softmax_backward", requires=_float_nd, worth=lambda y, g: y.size <= _SMALL_MAX)
 def log_softmax_backward(y, g):
     """dx = g - exp(y) * sum(g, -1)   (y = log_softmax output), last dim.
 
@@ -187,7 +190,7 @@ def _ce_requires(logits, target, weight=None):
             and target.dtype.kind in "iu" and target.shape[0] == logits.shape[0])
 
 
-@register("cross_entropy", requires=_ce_requires, worth=lambda x, t, w=None: x.size >= 512)
+@register("cross_entropy", requires=_ce_requires, worth=lambda x, t, w=None: x.size <= 16384)
 def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     """Cross-entropy of logits (N, C) against integer class targets (N,), loss AND dlogits in one pass.
 

@@ -17,7 +17,7 @@ def test_modes_and_context_managers():
     start = dispatch.mode()
     with dispatch.use_reference():
         assert dispatch.mode() == "reference"
-        assert dispatch.get("softmax_forward", np.ones((4, 300), np.float32)) is None
+        assert dispatch.get("softmax_forward", np.ones((4, 30), np.float32)) is None
         with dispatch.use_kernels():
             assert dispatch.mode() == "numba"
         assert dispatch.mode() == "reference"
@@ -36,15 +36,16 @@ def test_registry_rules():
               "sdpa_backward", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
               "max_pool2d_forward", "avg_pool2d_backward", "linear_act_forward", "adam_step", "sgd_step"):
         assert n in names
-    big = np.ones((8, 512), np.float32)
+    big = np.ones((64, 1000), np.float32)
     small = np.ones((2, 3), np.float32)
     with dispatch.set_mode("auto"):
-        assert dispatch.get("softmax_forward", big) is not None
-        assert dispatch.get("softmax_forward", small) is None  # below the measured threshold
-        assert not dispatch.applies("softmax_forward", big.astype(np.int64))  # dtype rule
-        assert dispatch.get("nope", big) is None
+        # measured: the fused softmax wins on small rows, NumPy's SIMD exp wins on big arrays
+        assert dispatch.get("softmax_forward", small) is not None
+        assert dispatch.get("softmax_forward", big) is None
+        assert not dispatch.applies("softmax_forward", small.astype(np.int64))  # dtype rule
+        assert dispatch.get("nope", small) is None
     with dispatch.use_kernels():
-        assert dispatch.get("softmax_forward", small) is not None  # thresholds ignored when forced
+        assert dispatch.get("softmax_forward", big) is not None  # thresholds ignored when forced
         assert dispatch.get("softmax_forward", small.astype(np.float16)) is None  # hard rules are not
 
 

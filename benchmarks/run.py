@@ -1,0 +1,796 @@
+"""minigen benchmark suite: kernels vs reference vs NumPy vs PyTorch CPU eager, side by side in one run.
+
+    python benchmarks/run.py                  # everything (a few minutes on 2 cores)
+    python benchmarks/run.py --quick          # fewer repeats
+    python benchmarks/run.py --only attention,sgemm
+
+Writes benchmarks/results/results.json and benchmarks/results/results.md (command, machine, versions and
+thread count at the top). Every row times the SAME inputs in every column, after warm-up; the table
+shows the min and the median of the repeats (ms) and the ratio minigen/PyTorch of the mins (< 1: faster).
+Columns:
+- ``minigen (kernels)``: minigen with ``MINIGEN_KERNELS=auto`` (the Numba kernels where they apply);
+- ``minigen (reference)``: the same code with ``dispatch.use_reference()`` (the NumPy reference ops);
+- ``NumPy``: a hand-written NumPy version where that is meaningful (matmul);
+- ``PyTorch``: torch CPU eager with ``torch.set_num_threads`` = the Numba thread count.
+Rows marked "[kernel]" time the kernels directly on arrays (array in, array out) against the NumPy
+reference formula on arrays — the op-level wiring of those kernels is not done yet (or not measured there).
+Rows marked "[minigen]" go through minigen Tensors, autograd and (for models) nn/optim.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+import minigen as mg  # noqa: E402
+from minigen.kernels import dispatch  # noqa: E402
+
+try:
+    import torch  # noqa: E402
+    import torch.nn.functional as TF  # noqa: E402
+except Exception:  # torch is optional
+    torch = None
+
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+
+
+# ================================================================== timing
+def timeit(fn, repeat=7, min_time=0.05, warmup=2):
+    """(min, median) milliseconds per call of ``fn`` over ``repeat`` batches, after ``warmup`` calls.
+    Each batch runs ``number`` calls, chosen so that a batch lasts about ``min_time`` seconds."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    number = max(1, int(min_time / one))
+    res = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        res.append((time.perf_counter() - t0) / number * 1e3)
+    return min(res), statistics.median(res)
+
+
+class Suite:
+    def __init__(self, repeat):
+        self.rows = []
+        self.repeat = repeat
+
+    def row(self, group, name, kernels=None, reference=None, numpy=None, torch_fn=None, note="", extra=None,
+            unit="ms"):
+        r = {"group": group, "name": name, "note": note, "unit": unit}
+        for key, fn in (("minigen_kernels", kernels), ("minigen_reference", reference), ("numpy", numpy),
+                        ("torch", torch_fn)):
+            if fn is None:
+                r[key] = None
+                continue
+            try:
+                if key == "minigen_reference":
+                    with dispatch.use_reference():
+                        mn, md = timeit(fn, self.repeat)
+                else:
+                    mn, md = timeit(fn, self.repeat)
+                r[key] = {"min": mn, "median": md}
+            except Exception as e:  # a failing column is reported, not fatal
+                r[key] = None
+                r["note"] = (r["note"] + f" [{key} failed: {type(e).__name__}: {str(e)[:120]}]").strip()
+        k, t = r["minigen_kernels"], r["torch"]
+        r["ratio_vs_torch"] = (k["min"] / t["min"]) if k and t else None
+        if extra:
+            r.update(extra(r))
+        self.rows.append(r)
+        _print_row(r)
+        return r
+
+
+def _fmt(c):
+    return "—" if c is None else f"{c['min']:.3f} / {c['median']:.3f}"
+
+
+def _print_row(r):
+    ratio = "—" if r["ratio_vs_torch"] is None else f"{r['ratio_vs_torch']:.2f}"
+    print(f"  {r['name']:<58} k {_fmt(r['minigen_kernels']):>20}  ref {_fmt(r['minigen_reference']):>20}  "
+          f"np {_fmt(r['numpy']):>18}  torch {_fmt(r['torch']):>18}  ratio {ratio}  {r['note']}", flush=True)
+
+
+def tt(a, grad=False):
+    return torch.tensor(a, requires_grad=grad) if torch is not None else None
+
+
+# ================================================================== micro benchmarks
+def bench_tiny(S):
+    a, b, c = (mg.tensor(np.random.rand(16).astype(np.float32), requires_grad=True) for _ in range(3))
+
+    def mg_step():
+        (a * b + c).sum().backward()
+
+    ta, tb, tc = (torch.rand(16, requires_grad=True) for _ in range(3)) if torch else (None,) * 3
+
+    def t_step():
+        (ta * tb + tc).sum().backward()
+
+    S.row("micro", "tiny-op overhead: (a*b+c).sum() fwd+bwd, 16 elements [minigen]", mg_step, mg_step, None,
+          t_step if torch else None, note="target ratio <= 0.5")
+
+
+def bench_sgemm(S):
+    for n in (64, 256, 1024):
+        A = np.random.rand(n, n).astype(np.float32)
+        B = np.random.rand(n, n).astype(np.float32)
+        ma, mb = mg.tensor(A), mg.tensor(B)
+        flop = 2.0 * n ** 3
+        TA, TB = (torch.tensor(A), torch.tensor(B)) if torch else (None, None)
+
+        def extra(r, flop=flop):
+            out = {}
+            for key in ("minigen_kernels", "numpy", "torch"):
+                if r[key]:
+                    out[f"gflops_{key}"] = flop / (r[key]["min"] * 1e-3) / 1e9
+            if r["minigen_kernels"] and r["numpy"]:
+                out["fraction_of_numpy"] = r["numpy"]["min"] / r["minigen_kernels"]["min"]
+            return out
+
+        S.row("micro", f"sgemm {n}x{n} float32 [minigen mg.matmul]", lambda: ma @ mb, lambda: ma @ mb,
+              lambda: A @ B, (lambda: TA @ TB) if torch else None, extra=extra,
+              note="target (n=1024): >= 0.95 of NumPy GFLOP/s" if n == 1024 else "")
+
+
+def bench_conv(S):
+    from minigen.kernels import cpu_conv as K
+    from minigen.ops import conv as C
+
+    shapes = [("DCGAN D conv1 (64,1,28,28)->64 5x5 s2 p2", (64, 1, 28, 28), (64, 1, 5, 5), 2, 2),
+              ("DCGAN D conv2 (64,64,14,14)->128 5x5 s2 p2", (64, 64, 14, 14), (128, 64, 5, 5), 2, 2),
+              ("LeNet conv1 (64,1,28,28)->6 5x5", (64, 1, 28, 28), (6, 1, 5, 5), 1, 0),
+              ("LeNet conv2 (64,6,12,12)->16 5x5", (64, 6, 12, 12), (16, 6, 5, 5), 1, 0)]
+    for name, xs, ws, s, p in shapes:
+        x = np.random.randn(*xs).astype(np.float32)
+        w = (np.random.randn(*ws) * 0.05).astype(np.float32)
+        y = K.conv2d_forward(x, w, s, p)
+        g = np.random.randn(*y.shape).astype(np.float32)
+        hw, khw = xs[2:], ws[2:]
+
+        def kern():
+            K.conv2d_forward(x, w, s, p)
+            K.conv2d_backward_input(g, w, hw, s, p)
+            K.conv2d_backward_weight(x, g, khw, s, p)
+
+        def ref():
+            C.conv2d_forward_ref(x, w, s, p)
+            C.conv2d_backward_input_ref(g, w, hw, s, p)
+            C.conv2d_backward_weight_ref(x, g, khw, s, p)
+
+        tf = None
+        if torch:
+            tx, tw, tg = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True), torch.tensor(g)
+
+            def tf():
+                TF.conv2d(tx, tw, stride=s, padding=p).backward(tg)
+
+        S.row("micro", f"conv2d fwd+bwd {name} [kernel]", kern, ref, None, tf, note="target ratio <= 1.25")
+
+    # the whole op through minigen (Tensor-level; kernels only where the op module wires them)
+    x = mg.tensor(np.random.randn(64, 64, 14, 14).astype(np.float32), requires_grad=True)
+    w = mg.tensor((np.random.randn(128, 64, 5, 5) * 0.05).astype(np.float32), requires_grad=True)
+
+    def mg_conv():
+        mg.nn.functional.conv2d(x, w, stride=2, padding=2).sum().backward()
+
+    tf = None
+    if torch:
+        tx, tw = torch.tensor(x.data, requires_grad=True), torch.tensor(w.data, requires_grad=True)
+
+        def tf():
+            TF.conv2d(tx, tw, stride=2, padding=2).sum().backward()
+
+    S.row("micro", "conv2d fwd+bwd DCGAN D conv2 via mg.nn.functional.conv2d [minigen]", mg_conv, mg_conv, None, tf)
+
+
+def bench_attention(S):
+    from minigen.kernels import cpu_attention as A
+
+    for T in (64, 256):
+        B, H, D = 12, 4, 32
+        q, k, v = (np.random.randn(B, H, T, D).astype(np.float32) for _ in range(3))
+        dout = np.random.randn(B, H, T, D).astype(np.float32)
+        scale = 1 / math.sqrt(D)
+        mask = np.tril(np.ones((T, T), bool))
+
+        def kern():
+            o, lse = A.sdpa_forward(q, k, v, True)
+            A.sdpa_backward(dout, q, k, v, o, lse, True)
+
+        def ref():  # materialised softmax in NumPy, forward + backward
+            s = np.where(mask, q @ k.transpose(0, 1, 3, 2) * scale, -np.inf)
+            p = np.exp(s - s.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            p @ v
+            dv = p.transpose(0, 1, 3, 2) @ dout  # noqa: F841
+            dp = dout @ v.transpose(0, 1, 3, 2)
+            ds = p * (dp - (dp * p).sum(-1, keepdims=True))
+            ds @ k * scale
+            ds.transpose(0, 1, 3, 2) @ q * scale
+
+        tf = None
+        if torch:
+            tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+            tdo = torch.tensor(dout)
+
+            def tf():
+                TF.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tdo)
+
+        S.row("micro", f"attention fwd+bwd B12 H4 T{T} D32 causal [kernel]", kern, ref, None, tf,
+              note="target ratio <= 1.0")
+        # through minigen's op
+        mq, mk, mv = (mg.tensor(a, requires_grad=True) for a in (q, k, v))
+        mdo = mg.tensor(dout)
+
+        def mg_attn():
+            mg.nn.functional.scaled_dot_product_attention(mq, mk, mv, is_causal=True).backward(mdo)
+
+        S.row("micro", f"attention fwd+bwd B12 H4 T{T} D32 causal via F.scaled_dot_product_attention [minigen]",
+              mg_attn, mg_attn, None, tf)
+
+
+def _sig(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def bench_lstm(S):
+    from minigen.kernels import cpu_rnn as R
+
+    B, I, H, T = 32, 256, 256, 64
+    x = np.random.randn(B, I).astype(np.float32)
+    h = np.random.randn(B, H).astype(np.float32)
+    c = np.random.randn(B, H).astype(np.float32)
+    w_ih = (np.random.randn(4 * H, I) * 0.05).astype(np.float32)
+    w_hh = (np.random.randn(4 * H, H) * 0.05).astype(np.float32)
+    b = np.zeros(4 * H, np.float32)
+    dh = np.random.randn(B, H).astype(np.float32)
+
+    def kern():
+        gates = x @ w_ih.T + h @ w_hh.T + b
+        hn, cn, acts, tc = R.lstm_cell_forward(gates, c)
+        dg, dcp = R.lstm_cell_backward(dh, None, acts, c, tc)
+        dg @ w_ih, dg @ w_hh, dg.T @ x, dg.T @ h  # noqa: B018
+
+    def ref():
+        gates = x @ w_ih.T + h @ w_hh.T + b
+        i, f, g, o = np.split(gates, 4, axis=1)
+        i, f, g, o = _sig(i), _sig(f), np.tanh(g), _sig(o)
+        cn = f * c + i * g
+        tc = np.tanh(cn)
+        dct = dh * o * (1 - tc * tc)
+        dg = np.concatenate([dct * g * i * (1 - i), dct * c * f * (1 - f), dct * i * (1 - g * g),
+                             dh * tc * o * (1 - o)], 1)
+        dg @ w_ih, dg @ w_hh, dg.T @ x, dg.T @ h  # noqa: B018
+
+    tf = None
+    if torch:
+        cell = torch.nn.LSTMCell(I, H)
+        tx, th, tc_ = torch.tensor(x), torch.tensor(h), torch.tensor(c)
+        tdh = torch.tensor(dh)
+
+        def tf():
+            hn, cn = cell(tx, (th, tc_))
+            hn.backward(tdh)
+
+    S.row("micro", "LSTM cell fwd+bwd B32 I256 H256 [kernel]", kern, ref, None, tf)
+
+    xs = np.random.randn(T, B, I).astype(np.float32)
+    dy = np.random.randn(T, B, H).astype(np.float32)
+    w_ih2 = (np.random.randn(4 * H, H) * 0.05).astype(np.float32)
+
+    def kern_seq():
+        y1, _, _, s1 = R.lstm_seq_forward(xs, w_ih, w_hh, b)
+        y2, _, _, s2 = R.lstm_seq_forward(y1, w_ih2, w_hh, b)
+        d1 = R.lstm_seq_backward(dy, None, None, y1, w_ih2, w_hh, s2)[0]
+        R.lstm_seq_backward(d1, None, None, xs, w_ih, w_hh, s1)
+
+    def ref_layer(xx, wi, wh, dyy):
+        hh = np.zeros((B, H), np.float32)
+        cc = np.zeros((B, H), np.float32)
+        xw = (xx.reshape(T * B, -1) @ wi.T + b).reshape(T, B, 4 * H)
+        cache, ys = [], []
+        for t in range(T):
+            gts = xw[t] + hh @ wh.T
+            i, f, g, o = np.split(gts, 4, axis=1)
+            i, f, g, o = _sig(i), _sig(f), np.tanh(g), _sig(o)
+            cp = cc
+            cc = f * cc + i * g
+            tcc = np.tanh(cc)
+            hh = o * tcc
+            cache.append((i, f, g, o, cp, tcc, hh))
+            ys.append(hh)
+        dhh = np.zeros((B, H), np.float32)
+        dcc = np.zeros((B, H), np.float32)
+        dgs = np.empty((T, B, 4 * H), np.float32)
+        for t in reversed(range(T)):
+            i, f, g, o, cp, tcc, _ = cache[t]
+            dhh = dhh + dyy[t]
+            dct = dcc + dhh * o * (1 - tcc * tcc)
+            dgs[t] = np.concatenate([dct * g * i * (1 - i), dct * cp * f * (1 - f), dct * i * (1 - g * g),
+                                     dhh * tcc * o * (1 - o)], 1)
+            dcc = dct * f
+            dhh = dgs[t] @ wh
+        dG = dgs.reshape(T * B, -1)
+        return np.stack(ys), (dG @ wi).reshape(T, B, -1), dG.T @ xx.reshape(T * B, -1)
+
+    def ref_seq():
+        y1 = ref_layer(xs, w_ih, w_hh, np.zeros_like(dy))[0]  # forward of layer 1 (its backward below)
+        _, d1, _ = ref_layer(y1, w_ih2, w_hh, dy)
+        ref_layer(xs, w_ih, w_hh, d1)
+
+    tf = None
+    if torch:
+        lstm = torch.nn.LSTM(I, H, 2)
+        txs, tdy = torch.tensor(xs), torch.tensor(dy)
+
+        def tf():
+            y, _ = lstm(txs)
+            y.backward(tdy)
+
+    S.row("micro", "LSTM sequence 2x256, seq 64, batch 32, fwd+bwd [kernel]", kern_seq, ref_seq, None, tf,
+          note="reference: Python loop of NumPy ops per step (its forward runs twice: ~1.2x overstated)")
+
+
+def bench_norm_ce(S):
+    from minigen.kernels import cpu_norm as N
+    from minigen.kernels import cpu_softmax as SM
+
+    x = np.random.randn(12 * 64, 128).astype(np.float32)
+    w = np.random.randn(128).astype(np.float32)
+    bb = np.random.randn(128).astype(np.float32)
+    g = np.random.randn(12 * 64, 128).astype(np.float32)
+
+    def kern():
+        y, m, r = N.layer_norm_forward(x, w, bb, 1e-5)
+        N.layer_norm_backward(g, x, w, m, r)
+
+    def ref():
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        rs = 1 / np.sqrt(var + 1e-5)
+        xh = (x - mu) * rs
+        xh * w + bb  # noqa: B018
+        gw = g * w
+        rs * (gw - gw.mean(-1, keepdims=True) - xh * (gw * xh).mean(-1, keepdims=True))  # noqa: B018
+        (g * xh).sum(0), g.sum(0)  # noqa: B018
+
+    tf = None
+    if torch:
+        tx = torch.tensor(x, requires_grad=True)
+        tw, tb = torch.tensor(w, requires_grad=True), torch.tensor(bb, requires_grad=True)
+        tg = torch.tensor(g)
+
+        def tf():
+            TF.layer_norm(tx, (128,), tw, tb).backward(tg)
+
+    S.row("micro", "layer_norm fwd+bwd (768, 128) [kernel]", kern, ref, None, tf)
+
+    mx = mg.tensor(x, requires_grad=True)
+    mw, mb = mg.tensor(w, requires_grad=True), mg.tensor(bb, requires_grad=True)
+    mgg = mg.tensor(g)
+
+    def mg_ln():
+        mg.nn.functional.layer_norm(mx, (128,), mw, mb).backward(mgg)
+
+    S.row("micro", "layer_norm fwd+bwd (768, 128) via F.layer_norm [minigen]", mg_ln, mg_ln, None, tf)
+
+    logits = np.random.randn(32 * 64, 65).astype(np.float32)
+    tgt = np.random.randint(0, 65, 32 * 64)
+
+    def kern_ce():
+        SM.cross_entropy(logits, tgt)
+
+    def ref_ce():
+        s = logits - logits.max(-1, keepdims=True)
+        lp = s - np.log(np.exp(s).sum(-1, keepdims=True))
+        -lp[np.arange(len(tgt)), tgt].mean()  # noqa: B018
+        d = np.exp(lp)
+        d[np.arange(len(tgt)), tgt] -= 1
+        d / len(tgt)  # noqa: B018
+
+    tf = None
+    if torch:
+        tl = torch.tensor(logits, requires_grad=True)
+        ttg = torch.tensor(tgt)
+
+        def tf():
+            TF.cross_entropy(tl, ttg).backward()
+
+    S.row("micro", "cross-entropy fwd+bwd (2048, 65) [kernel]", kern_ce, ref_ce, None, tf)
+    ml = mg.tensor(logits, requires_grad=True)
+    mt = mg.tensor(tgt)
+
+    def mg_ce():
+        mg.nn.functional.cross_entropy(ml, mt).backward()
+
+    S.row("micro", "cross-entropy fwd+bwd (2048, 65) via F.cross_entropy [minigen]", mg_ce, mg_ce, None, tf)
+
+
+def bench_adam(S):
+    sizes = [400_000, 300_000, 200_000, 100_000, 48_576] + [1000] * 0  # 1,048,576 parameters in 5 tensors
+    ps = [mg.nn.Parameter(mg.tensor(np.random.randn(n).astype(np.float32))) for n in sizes]
+    for p in ps:
+        p.grad = mg.tensor(np.random.randn(*p.shape).astype(np.float32))
+    opt = mg.optim.Adam(ps, lr=1e-3)
+    tf = None
+    if torch:
+        tps = [torch.nn.Parameter(torch.randn(n)) for n in sizes]
+        for p in tps:
+            p.grad = torch.randn_like(p)
+        topt = torch.optim.Adam(tps, lr=1e-3)
+        tf = topt.step
+    S.row("micro", "Adam step over 1M params (5 tensors) via mg.optim.Adam [minigen]", opt.step, opt.step, None, tf,
+          note="torch: default (foreach) Adam")
+
+
+# ================================================================== model steps
+def _torch_threads():
+    return torch.get_num_threads() if torch else None
+
+
+def model_vae():
+    nn, F = mg.nn, mg.nn.functional
+
+    class VAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def forward(self, x, eps):
+            h = F.relu(self.fc1(x))
+            mu, logvar = self.fc21(h), self.fc22(h)
+            z = mu + eps * (0.5 * logvar).exp()
+            return F.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+    m = VAE()
+    opt = mg.optim.Adam(m.parameters(), lr=1e-3)
+    x = mg.tensor(np.random.rand(128, 784).astype(np.float32))
+    eps = mg.tensor(np.random.randn(128, 20).astype(np.float32))
+
+    def step():
+        opt.zero_grad()
+        r, mu, lv = m(x, eps)
+        loss = F.binary_cross_entropy(r, x, reduction="sum") - 0.5 * (1 + lv - mu * mu - lv.exp()).sum()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def torch_vae():
+    tn = torch.nn
+
+    class VAE(tn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc21, self.fc22 = tn.Linear(784, 400), tn.Linear(400, 20), tn.Linear(400, 20)
+            self.fc3, self.fc4 = tn.Linear(20, 400), tn.Linear(400, 784)
+
+        def forward(self, x, eps):
+            h = TF.relu(self.fc1(x))
+            mu, logvar = self.fc21(h), self.fc22(h)
+            z = mu + eps * (0.5 * logvar).exp()
+            return torch.sigmoid(self.fc4(TF.relu(self.fc3(z)))), mu, logvar
+
+    m = VAE()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    x = torch.rand(128, 784)
+    eps = torch.randn(128, 20)
+
+    def step():
+        opt.zero_grad()
+        r, mu, lv = m(x, eps)
+        loss = TF.binary_cross_entropy(r, x, reduction="sum") - 0.5 * (1 + lv - mu * mu - lv.exp()).sum()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _dcgan_modules(nn):
+    G = nn.Sequential(nn.Linear(100, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(),
+                      nn.Unflatten(1, (128, 7, 7)),
+                      nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                      nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1), nn.Tanh())
+    D = nn.Sequential(nn.Conv2d(1, 64, 5, 2, 2), nn.LeakyReLU(0.2),
+                      nn.Conv2d(64, 128, 5, 2, 2), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+                      nn.Flatten(), nn.Linear(128 * 7 * 7, 1))
+    return G, D
+
+
+def _gan_step(lib, F, G, D, optG, optD, real, z, ones, zeros):
+    optD.zero_grad()
+    fake = G(z)
+    lossD = F.binary_cross_entropy_with_logits(D(real), ones) + \
+        F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+    lossD.backward()
+    optD.step()
+    optG.zero_grad()
+    lossG = F.binary_cross_entropy_with_logits(D(fake), ones)
+    lossG.backward()
+    optG.step()
+
+
+def model_dcgan():
+    G, D = _dcgan_modules(mg.nn)
+    oG = mg.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    oD = mg.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    real = mg.tensor(np.random.rand(64, 1, 28, 28).astype(np.float32) * 2 - 1)
+    z = mg.tensor(np.random.randn(64, 100).astype(np.float32))
+    ones, zeros = mg.ones(64, 1), mg.zeros(64, 1)
+    return lambda: _gan_step(mg, mg.nn.functional, G, D, oG, oD, real, z, ones, zeros)
+
+
+def torch_dcgan():
+    G, D = _dcgan_modules(torch.nn)
+    oG = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    oD = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    real = torch.rand(64, 1, 28, 28) * 2 - 1
+    z = torch.randn(64, 100)
+    ones, zeros = torch.ones(64, 1), torch.zeros(64, 1)
+    return lambda: _gan_step(torch, TF, G, D, oG, oD, real, z, ones, zeros)
+
+
+def _charlstm(nn, lib, idx, tgt):
+    class CharLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(65, 256)
+            self.lstm = nn.LSTM(256, 256, 2, batch_first=True)
+            self.head = nn.Linear(256, 65)
+
+        def forward(self, x):
+            h, _ = self.lstm(self.emb(x))
+            return self.head(h)
+
+    m = CharLSTM()
+    opt = lib.optim.Adam(m.parameters(), lr=2e-3)
+    F = lib.nn.functional
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(m(idx).reshape(-1, 65), tgt.reshape(-1))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def model_charlstm():
+    idx = np.random.randint(0, 65, (32, 64))
+    return _charlstm(mg.nn, mg, mg.tensor(idx), mg.tensor(np.random.randint(0, 65, (32, 64))))
+
+
+def torch_charlstm():
+    return _charlstm(torch.nn, torch, torch.randint(0, 65, (32, 64)), torch.randint(0, 65, (32, 64)))
+
+
+def model_gpt():
+    from minigen.models.gpt import GPT, GPTConfig
+
+    m = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False))
+    opt = mg.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    idx = mg.tensor(np.random.randint(0, 65, (12, 64)))
+    tgt = mg.tensor(np.random.randint(0, 65, (12, 64)))
+
+    def step():
+        opt.zero_grad()
+        _, loss = m(idx, tgt)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def torch_gpt():
+    tn = torch.nn
+    E, Hh, L, T, V = 128, 4, 4, 64, 65
+
+    class Block(tn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = tn.LayerNorm(E, bias=False), tn.LayerNorm(E, bias=False)
+            self.qkv, self.proj = tn.Linear(E, 3 * E, bias=False), tn.Linear(E, E, bias=False)
+            self.fc, self.fc2 = tn.Linear(E, 4 * E, bias=False), tn.Linear(4 * E, E, bias=False)
+
+        def forward(self, x):
+            B = x.shape[0]
+            q, k, v = self.qkv(self.ln1(x)).split(E, 2)
+            q, k, v = (t.view(B, T, Hh, E // Hh).transpose(1, 2) for t in (q, k, v))
+            y = TF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, E)
+            x = x + self.proj(y)
+            return x + self.fc2(TF.gelu(self.fc(self.ln2(x))))
+
+    class GPT(tn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = tn.Embedding(V, E), tn.Embedding(T, E)
+            self.h = tn.ModuleList([Block() for _ in range(L)])
+            self.ln_f = tn.LayerNorm(E, bias=False)
+            self.head = tn.Linear(E, V, bias=False)
+            self.head.weight = self.wte.weight
+
+        def forward(self, idx, tgt):
+            x = self.wte(idx) + self.wpe(torch.arange(T))
+            for b in self.h:
+                x = b(x)
+            return TF.cross_entropy(self.head(self.ln_f(x)).view(-1, V), tgt.view(-1))
+
+    m = GPT()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    idx, tgt = torch.randint(0, V, (12, T)), torch.randint(0, V, (12, T))
+
+    def step():
+        opt.zero_grad()
+        m(idx, tgt).backward()
+        opt.step()
+
+    return step
+
+
+MODELS = [("VAE 784-400-20, batch 128: one train step (fwd+bwd+Adam)", model_vae, torch_vae, "<= 0.9"),
+          ("DCGAN 28x28, batch 64: D step + G step", model_dcgan, torch_dcgan, "<= 1.25"),
+          ("char-LSTM 2x256, seq 64, batch 32: one train step", model_charlstm, torch_charlstm, "<= 0.9"),
+          ("baby GPT L4 H4 E128 T64 B12: one iteration (AdamW)", model_gpt, torch_gpt, "<= 1.0")]
+
+
+def bench_models(S):
+    for name, mk, tk, target in MODELS:
+        try:
+            step = mk()
+            step()
+        except Exception as e:  # nn/optim/models not there (yet), or failing
+            S.rows.append({"group": "model", "name": name + " [minigen]", "minigen_kernels": None,
+                           "minigen_reference": None, "numpy": None, "torch": None, "ratio_vs_torch": None,
+                           "unit": "ms", "note": f"skipped: {type(e).__name__}: {str(e)[:160]}"})
+            _print_row(S.rows[-1])
+            traceback.print_exc(limit=3)
+            continue
+        tstep = tk() if torch else None
+        S.row("model", name + " [minigen]", step, step, None, tstep, note=f"target ratio {target}")
+
+
+# ================================================================== cold start
+COLD_SCRIPT = textwrap.dedent("""
+    import time, sys
+    t0 = time.perf_counter()
+    sys.path.insert(0, {root!r})
+    sys.path.insert(0, {root!r} + "/benchmarks")
+    import numpy as np
+    import minigen as mg
+    from run import model_gpt
+    step = model_gpt()
+    step()
+    print("FIRST_STEP_S", time.perf_counter() - t0)
+""")
+
+
+def bench_cold_start(S):
+    res = {}
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        for label in ("empty Numba cache", "warm Numba cache"):
+            out = subprocess.run([sys.executable, "-c", COLD_SCRIPT.format(root=ROOT)], env=env, capture_output=True,
+                                 text=True, cwd=ROOT)
+            val = None
+            for line in out.stdout.splitlines():
+                if line.startswith("FIRST_STEP_S"):
+                    val = float(line.split()[1])
+            res[label] = val
+            S.rows.append({"group": "cold start", "name": f"time to first baby-GPT step, {label} (process start "
+                           "to end of step 1, incl. imports)", "minigen_kernels": None if val is None else
+                           {"min": val * 1e3, "median": val * 1e3}, "minigen_reference": None, "numpy": None,
+                           "torch": None, "ratio_vs_torch": None, "unit": "ms",
+                           "note": ("target <= 2 s (warm)" if "warm" in label else "") +
+                           ("" if val is not None else f" failed: {out.stderr[-300:]}")})
+            _print_row(S.rows[-1])
+    return res
+
+
+# ================================================================== report
+def machine_info():
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import numba
+
+    info = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "platform": platform.platform(),
+            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "torch": torch.__version__ if torch else "absent",
+            "threads": dispatch.num_threads(), "torch_threads": _torch_threads(),
+            "kernel_mode": dispatch.mode(), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    return info
+
+
+def write_reports(rows, info, command):
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "results.json"), "w") as f:
+        json.dump({"command": command, "machine": info, "rows": rows}, f, indent=1)
+    L = ["# minigen benchmark results", "",
+         f"Command: `{command}`  ", f"Date: {info['date']}  ",
+         f"Machine: {info['cpu']}, {info['cores']} cores, {info['platform']}  ",
+         f"Versions: Python {info['python']}, NumPy {info['numpy']}, Numba {info['numba']}, PyTorch {info['torch']}  ",
+         f"Threads: Numba {info['threads']}, torch {info['torch_threads']} (BLAS: OpenBLAS default)  ",
+         f"Load average at start: {info['load_average']} (a shared machine: ratios measured side by side are "
+         "the figure, absolute times are noisy)", "",
+         "Times in ms, `min / median` of the repeats after warm-up. Ratio = minigen (kernels) min / PyTorch min "
+         "(< 1: minigen faster). `[kernel]` rows time the Numba kernels on arrays against the NumPy reference "
+         "formula on arrays; `[minigen]` rows go through Tensors + autograd (+ nn/optim).", "",
+         "| group | benchmark | minigen (kernels) | minigen (reference) | NumPy | PyTorch | ratio | note |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "—" if r.get("ratio_vs_torch") is None else f"{r['ratio_vs_torch']:.2f}"
+        note = r.get("note", "")
+        if "gflops_minigen_kernels" in r:
+            g = [f"{k.replace('gflops_', '')}: {r[k]:.1f}" for k in r if k.startswith("gflops_")]
+            note = (note + " GFLOP/s " + ", ".join(g)).strip()
+            if "fraction_of_numpy" in r:
+                note += f"; fraction of NumPy {r['fraction_of_numpy']:.2f}"
+        L.append(f"| {r['group']} | {r['name']} | {_fmt(r['minigen_kernels'])} | {_fmt(r['minigen_reference'])} | "
+                 f"{_fmt(r['numpy'])} | {_fmt(r['torch'])} | {ratio} | {note} |")
+    with open(os.path.join(RESULTS, "results.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+GROUPS = {"tiny": bench_tiny, "sgemm": bench_sgemm, "conv": bench_conv, "attention": bench_attention,
+          "lstm": bench_lstm, "norm": bench_norm_ce, "adam": bench_adam, "models": bench_models,
+          "cold": bench_cold_start}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    ap.add_argument("--only", default="", help="comma-separated groups: " + ",".join(GROUPS))
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+    np.random.seed(0)
+    mg.manual_seed(0)
+    if torch is not None:
+        torch.manual_seed(0)
+        torch.set_num_threads(dispatch.num_threads())
+    info = machine_info()
+    print(json.dumps(info))
+    S = Suite(3 if args.quick else 7)
+    only = [g for g in args.only.split(",") if g]
+    for name, fn in GROUPS.items():
+        if only and name not in only:
+            continue
+        print(f"[{name}]", flush=True)
+        try:
+            fn(S)
+        except Exception:
+            traceback.print_exc()
+    if not args.no_write:
+        write_reports(S.rows, info, "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    return S.rows
+
+
+if __name__ == "__main__":
+    main()
