@@ -26,7 +26,7 @@ import itertools
 import numpy as np
 
 from ...autograd.grad_mode import no_grad
-from ...backend import as_device, move_array
+from ...backend import as_device, get_array_module, move_array
 from ...errors import CheckpointError, InvalidArgumentError
 from ...tensor import Tensor, as_dtype
 from ..parameter import Buffer, Parameter
@@ -347,7 +347,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad = Tensor._make(p.grad.data * 0)
+                p.grad = Tensor._make(get_array_module(p.grad.data).zeros_like(p.grad.data))
 
     # ------------------------------------------------------------------ conversion
     def _apply_arrays(self, fn):
