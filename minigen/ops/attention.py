@@ -33,7 +33,8 @@ import numpy as np
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
-from .norm import _check_float_tensor, _check_number, _check_tensor, _same_device, dropout
+from .norm import (_check_flag, _check_float_tensor, _check_generator, _check_number, _check_tensor, _same_device,
+                   dropout)
 from .shape import SetItem, broadcast_to, reshape, transpose
 
 __all__ = ["scaled_dot_product_attention"]
@@ -73,6 +74,7 @@ def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enabl
     if k.shape[-2] != v.shape[-2]:
         raise ShapeError(f"{op}: key and value must have the same sequence length S, got key {tuple(k.shape)} "
                          f"and value {tuple(v.shape)}")
+    enable_gqa = _check_flag(enable_gqa, op, "enable_gqa")
     if not (q.dtype == k.dtype == v.dtype):
         raise DTypeError(f"{op}: query, key and value must have the same dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if enable_gqa:
@@ -93,8 +95,7 @@ def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enabl
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
     else:
         scale = _check_number(scale, op, "scale")
-    if not isinstance(is_causal, (builtins.bool, np.bool_)):
-        raise InvalidArgumentError(f"{op}: is_causal must be a bool, got {type(is_causal).__name__}")
+    is_causal = _check_flag(is_causal, op, "is_causal")
     if attn_mask is not None:
         _check_tensor(attn_mask, op, "attn_mask")
         if is_causal:
@@ -135,6 +136,7 @@ def sdpa_reference(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=F
 
     q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa = _check_args(
         query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    _check_generator(generator, "scaled_dot_product_attention")
     if enable_gqa:
         rep = q.shape[-3] // k.shape[-3]
         k, v = _repeat_heads(k, rep), _repeat_heads(v, rep)

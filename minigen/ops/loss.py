@@ -25,7 +25,7 @@ from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
-from .norm import _check_float_tensor, _check_number, _check_tensor, _l2_norm, _same_device
+from .norm import _check_flag, _check_float_tensor, _check_number, _check_tensor, _l2_norm, _same_device
 from .reduce import mean as _mean, sum as _sum
 from .shape import GetItem, IndexAddInto, broadcast_to, permute, reshape, sum_to
 
@@ -43,6 +43,9 @@ def _legacy_reduction(size_average, reduce, reduction):
     """PyTorch's mapping of the deprecated ``size_average``/``reduce`` flags onto ``reduction``."""
     if size_average is None and reduce is None:
         return reduction
+    for name, v in (("size_average", size_average), ("reduce", reduce)):
+        if v is not None and not isinstance(v, (builtins.bool, np.bool_)):
+            raise InvalidArgumentError(f"{name} must be None or a bool (deprecated; use reduction=), got {v!r}")
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
     if not reduce:
@@ -480,7 +483,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     reduction = _check_reduction(_legacy_reduction(size_average, reduce, reduction), op,
                                  ("mean", "sum", "none", "batchmean"))
     _pair(input, target, op)
-    if log_target:
+    if _check_flag(log_target, op, "log_target"):
         loss = target.exp() * (target - input)
     else:
         pos = _const(target.data > 0)
@@ -516,7 +519,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     v = v + _const(xp.maximum(v.data, eps) - v.data)    # clamp whose gradient is the identity
     d = x - target
     loss = (v.log() + d * d / v) * 0.5
-    if full:
+    if _check_flag(full, op, "full"):
         loss = loss + 0.5 * math.log(2 * math.pi)
     return _reduce(loss, reduction)
 

@@ -79,6 +79,22 @@ def _check_number(v, op, name, lo=None, hi=None, allow_none=False):
     return v
 
 
+def _check_flag(v, op, name):
+    """A bool flag (Python/NumPy bool or an int used as one); returns a Python bool."""
+    if not isinstance(v, (builtins.bool, np.bool_, numbers.Integral)):
+        raise InvalidArgumentError(f"{op}: {name} must be a bool, got {type(v).__name__}")
+    return builtins.bool(v)
+
+
+def _check_generator(generator, op):
+    from ..random import Generator
+
+    if generator is not None and not isinstance(generator, Generator):
+        raise InvalidArgumentError(f"{op}: generator must be a minigen.Generator or None, "
+                                   f"got {type(generator).__name__}")
+    return generator
+
+
 def _same_device(op, *ts):
     ts = [t for t in ts if isinstance(t, Tensor)]
     for t in ts[1:]:
@@ -282,6 +298,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     bias = _check_affine(bias, (C,), op, "bias")
     eps = _check_number(eps, op, "eps", lo=0.0)
     momentum = _check_number(momentum, op, "momentum")
+    training = _check_flag(training, op, "training")
     _same_device(op, x, running_mean, running_var, weight, bias)
     w = _channel_view(weight, x.ndim) if weight is not None else None
     b = _channel_view(bias, x.ndim) if bias is not None else None
@@ -325,7 +342,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     eps = _check_number(eps, op, "eps", lo=0.0)
     momentum = _check_number(momentum, op, "momentum")
     _same_device(op, x, running_mean, running_var, weight, bias)
-    if not use_input_stats:
+    if not _check_flag(use_input_stats, op, "use_input_stats"):
         return batch_norm(x, running_mean, running_var, weight, bias, training=False, eps=eps)
     dims = tuple(range(2, x.ndim))
     n = x.numel() // max(x.shape[0] * C, 1)
@@ -436,7 +453,8 @@ def _dropout(x, p, training, generator, mask_shape, op):
 
     x = _check_float_tensor(x, op)
     p = _check_number(p, op, "p", lo=0.0, hi=1.0)
-    if not training or p == 0.0:
+    _check_generator(generator, op)
+    if not _check_flag(training, op, "training") or p == 0.0:
         return x
     xp = get_array_module(x.data)
     if p == 1.0:
