@@ -35,6 +35,12 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# --threads N must act before NumPy/OpenBLAS, Numba and torch start their thread pools
+for _i, _a in enumerate(sys.argv):
+    if _a == "--threads" and _i + 1 < len(sys.argv):
+        for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[_v] = sys.argv[_i + 1]
+
 import numpy as np  # noqa: E402
 
 import minigen as mg  # noqa: E402
@@ -50,7 +56,7 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
 # ================================================================== timing
-def timeit(fn, repeat=7, min_time=0.05, warmup=2):
+def timeit(fn, repeat=7, min_time=0.03, warmup=2):
     """(min, median) milliseconds per call of ``fn`` over ``repeat`` batches, after ``warmup`` calls.
     Each batch runs ``number`` calls, chosen so that a batch lasts about ``min_time`` seconds."""
     for _ in range(warmup):
@@ -769,6 +775,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
     ap.add_argument("--only", default="", help="comma-separated groups: " + ",".join(GROUPS))
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for BLAS, Numba and torch alike (default: Numba's default, all cores); "
+                         "1 gives stable ratios on a busy shared machine")
     args = ap.parse_args(argv)
     np.random.seed(0)
     mg.manual_seed(0)

@@ -223,8 +223,9 @@ def sdpa_forward(q, k, v, causal=False, scale=None, accumulate="float32"):
     out for :func:`sdpa_backward`. No attn_mask / dropout: the op keeps its reference for those.
     Wired into: minigen/ops/attention.py scaled_dot_product_attention's Function forward when
     attn_mask is None and dropout_p == 0 (heads of k/v already expanded for GQA).
-    Measured (2 cores, float32, B12 H4 D32, causal): T=64 fwd 3.0x, T=256 fwd 4.4x faster than the NumPy
-    reference; threshold Tq*Tk >= 256.
+    Measured (benchmarks/results/thresholds.md, float32, B12 H4 D32 causal, forward only, against the materialised
+    NumPy softmax): T=4 1.6x, T=16 0.76x, T=64 1.2x, T=256 65x (the reference's T x T temporaries);
+    threshold Tq*Tk >= 1024. fwd+bwd vs PyTorch: benchmarks/results/results.md.
     """
     D = q.shape[-1]
     if scale is None:
@@ -254,8 +255,8 @@ def sdpa_backward(dout, q, k, v, out, lse, causal=False, scale=None):
         dk_j = scale sum_i ds_ij q_i
     The accumulation dtype is lse's. Returns (dq, dk, dv) shaped and typed like q, k, v.
     Wired into: the attention Function's backward fast path (not create_graph): dq, dk, dv as constants.
-    Measured (2 cores, float32, B12 H4 D32 causal): T=64 fwd+bwd 2.6x, T=256 3.9x faster than the
-    NumPy reference.
+    Speed (fwd+bwd, B12 H4 T64/256 D32 causal): see the attention rows of
+    benchmarks/results/results.md.
     """
     D = q.shape[-1]
     if scale is None:

@@ -153,9 +153,8 @@ def conv2d_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
 
     Same arguments and result as minigen/ops/conv.py ``conv2d_forward_ref``; wire with
     ``register_kernel("conv2d_forward", ...)`` (used by ``Conv2d.forward`` and by ``ConvTranspose2d``'s
-    backward). Measured (2 cores, float32): DCGAN D conv2 (64, 64, 14, 14) -> 128 5x5 s2: 2.1x faster than
-    the strided-view reference; LeNet conv2 (64, 6, 12, 12) -> 16 5x5: 1.6x. No threshold (the
-    column build never loses to the reference's strided copy).
+    backward). Speed: fwd+bwd on the DCGAN and LeNet shapes against the reference and PyTorch in the conv2d
+    rows of benchmarks/results/results.md. No size threshold.
     """
     x = c(x)
     w = c(w)
@@ -183,8 +182,8 @@ def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, group
 
     dcols_g = W_g^T @ dY_g, then col2im: dx[n, c, i*sh - top + a*dh, j*sw - left + b*dw] += dcols[(c,a,b),(n,i,j)].
     Same arguments as ``conv2d_backward_input_ref`` (``input_hw`` = (H, W)). Also the forward of
-    conv_transpose2d (see :func:`conv_transpose2d_forward`). Measured (2 cores, float32): DCGAN G
-    convT 128->64 (7->14) 2.4x faster than the reference.
+    conv_transpose2d (see :func:`conv_transpose2d_forward`). Speed: part of the conv2d fwd+bwd rows of
+    benchmarks/results/results.md.
     """
     w = c(w)
     N, O, Ho, Wo = g.shape
@@ -211,7 +210,7 @@ def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, group
 def conv2d_backward_weight(x, g, kernel_hw, stride=1, padding=0, dilation=1, groups=1):
     """dw[o, c, a, b] = sum_{n,i,j} g[n, o, i, j] * x_pad[n, grp(o)*C/G + c, i*sh + a*dh, j*sw + b*dw]
     = dY_g @ cols_g^T per group. Same arguments as ``conv2d_backward_weight_ref``.
-    Measured (2 cores, float32): DCGAN D conv2 weight grad 2.0x faster than the reference.
+    Speed: part of the conv2d fwd+bwd rows of benchmarks/results/results.md.
     """
     x = c(x)
     N, C, H, W = x.shape
@@ -302,7 +301,7 @@ def max_pool2d_forward(x, kernel_hw, stride, pads, dilation, out_hw):
     maximum in row-major window order (NaN counts as the maximum), int64, as ``max_pool2d_argmax_ref``.
     Returns (y, pos). ``max_pool2d_argmax`` (below) returns pos only, for register_kernel.
     Wired into: minigen/ops/pool.py ``_max_pool`` (argmax + PoolGather in one pass; PoolGather's result
-    equals y). Measured (2 cores, float32, (64, 6, 24, 24) 2x2): 5.3x faster than the reference argmax.
+    equals y). Not benchmarked separately yet (no threshold).
     """
     x = c(x)
     N, C, H, W = x.shape
@@ -328,8 +327,7 @@ def max_pool2d_argmax(x, kernel_hw, stride, pads, dilation, out_hw):
 @register("max_pool2d_backward", requires=lambda g, *r: is_float(g))
 def max_pool2d_backward(g, pos, in_shape, pads):
     """dx: g scattered into the positions ``pos`` (overlapping windows add up), padding dropped —
-    the forward of ``PoolScatter`` in minigen/ops/pool.py (same arguments). Measured (2 cores, float32,
-    (64, 6, 12, 12) from 24x24): 3.0x faster than the reference bincount."""
+    the forward of ``PoolScatter`` in minigen/ops/pool.py (same arguments). Not benchmarked separately yet."""
     N, C, H, W = in_shape
     (pt, pb), (pl, pr) = _pads(pads)
     Hp, Wp = H + pt + pb, W + pl + pr
@@ -400,7 +398,7 @@ def avg_pool2d_forward(x, kernel_hw, stride, padding, out_hw, count_include_pad=
     D = divisor_override, else the window clipped to the padded input (count_include_pad) or to x itself
     (PyTorch's rule; ``out_hw`` already accounts for ceil_mode). Returns y.
     Wired into: minigen/ops/pool.py ``_avg_pool`` (replaces the box-filter Conv2d for the forward).
-    Measured (2 cores, float32, (64, 6, 24, 24) 2x2): 4.5x faster than the box-filter convolution.
+    Not benchmarked separately yet.
     """
     x = c(x)
     N, C, H, W = x.shape

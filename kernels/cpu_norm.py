@@ -87,7 +87,8 @@ def layer_norm_forward(x, weight, bias, eps, D=None):
     Returns (y [x.shape], mean [R], rstd [R]) with R = x.size // D (save mean/rstd for backward).
     weight/bias may be None (elementwise_affine=False).
     Wired into: minigen/ops/norm.py ``LayerNorm`` forward (flatten normalized_shape into one D).
-    Measured (2 cores, float32): (12*64, 128) 2.9x faster than the NumPy reference; threshold 1024 elements.
+    Measured (benchmarks/results/thresholds.md, float32): (2, 16) 14x, (8, 64) 6.2x, (64, 128) 4.6x, (768, 128) 3.7x
+    faster than the NumPy reference; no threshold.
     """
     if D is None:
         D = weight.size if weight is not None else x.shape[-1]
@@ -111,8 +112,7 @@ def layer_norm_backward(g, x, weight, mean, rstd):
 
     ``mean``/``rstd`` are the forward's saved (R,) statistics; D = mean-row length = x.size // R.
     Returns (dx [x.shape], dweight [D] or None when weight is None, dbias [D] or None likewise).
-    Wired into: ``LayerNorm.backward`` fast path (not create_graph). Measured (2 cores, float32):
-    (12*64, 128) 3.4x faster than the NumPy reference formula; threshold 1024 elements.
+    Wired into: ``LayerNorm.backward`` fast path (not create_graph). fwd+bwd speed: layer_norm rows of benchmarks/results/results.md.
     """
     R = mean.shape[0]
     shape = x.shape
@@ -226,8 +226,8 @@ def batch_norm_forward(x, weight, bias, eps):
     Returns (y, mean [C], var [C] (biased: the op updates running_var with var * M/(M-1)), rstd [C]).
     x: (N, C) or (N, C, *spatial). weight/bias may be None (affine=False).
     Wired into: minigen/ops/norm.py ``BatchNorm`` forward, training mode (or no running stats).
-    Measured (2 cores, float32): DCGAN (64, 128, 7, 7) 2.6x faster than the NumPy reference;
-    threshold 2048 elements.
+    Measured (benchmarks/results/thresholds.md, float32): (4, 4, 4, 4) 13.6x, (8, 16, 8, 8) 5.0x,
+    (64, 64, 14, 14) 3.2x, (64, 128, 7, 7) 0.98x against the NumPy reference; no threshold.
     """
     x3 = _as_ncs(x)
     C = x3.shape[1]
@@ -266,7 +266,7 @@ def batch_norm_backward(g, x, weight, mean, rstd):
     dweight_c = sum(g * xhat),  dbias_c = sum(g).
     Returns (dx, dweight [C] or None when weight is None, dbias [C] or None likewise).
     Wired into: ``BatchNorm.backward`` fast path (training mode, not create_graph).
-    Measured (2 cores, float32): DCGAN (64, 128, 7, 7) 3.0x faster than the NumPy reference formula.
+    Not benchmarked separately yet (same loop structure as the forward).
     """
     x3 = _as_ncs(x)
     g3 = _as_ncs(g)

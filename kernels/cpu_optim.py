@@ -99,7 +99,9 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=
     shaped like their parameter); grads: list of arrays (None entries are skipped, as torch skips
     parameters without .grad).
     Wired into: minigen/optim Adam.step / AdamW.step (arrays of p.data, p.grad.data and the state).
-    Measured (2 cores, float32, 1M parameters): 3.8x faster than the NumPy reference update.
+    Measured (benchmarks/results/thresholds.md, float32, one tensor): 1000 elements 0.88x, 100k 0.36x, 1M 0.20x of
+    the NumPy in-place reference's speed — it LOSES (per-element float64 math and divide, loop not
+    vectorised; see the report), so ``worth`` is False: 'auto' never picks it, 'numba' mode forces it.
     """
     n = len(params)
     if isinstance(steps, (int, np.integer)):
@@ -140,8 +142,8 @@ def sgd_step(params, grads, momentum_buffers=None, *, lr, momentum=0.0, dampenin
     momentum_buffers: list of arrays shaped like the params (updated in place), or None when momentum = 0.
     first_step: list of bools (True where the buffer is still empty: torch initialises it to a copy of d),
     or one bool for all. grads entries that are None are skipped.
-    Wired into: minigen/optim SGD.step. Measured (2 cores, float32, 1M parameters, momentum 0.9):
-    3.0x faster than the NumPy reference update.
+    Wired into: minigen/optim SGD.step. Not measured; same loop structure as adam_step, so
+    ``worth`` is False like Adam's until it is measured to win.
     """
     n = len(params)
     use_buf = momentum != 0.0

@@ -84,8 +84,7 @@ def lstm_cell_forward(gates, c_prev):
     Returns (h, c, acts, tanh_c): acts = [i, f, g, o] (B, 4H) and tanh(c), saved for the backward.
     Wired into: minigen/nn (LSTMCell / LSTM layer step) or an ``LSTMCell`` Function in minigen/ops
     (forward: BLAS for the two matmuls, then this).
-    Measured (2 cores, float32, B=32 H=256): 5.6x faster than the NumPy reference pointwise part
-    (4 sigmoids/tanhs + 5 products as separate array ops); no threshold (always faster).
+    Speed (with the two matmuls and the backward): LSTM cell row of benchmarks/results/results.md.
     """
     gates = c(gates)
     c_prev = c(c_prev)
@@ -168,7 +167,7 @@ def gru_cell_forward(gi, gh, h):
         h' = (1 - z) * n + z * h
     Returns (h', acts) with acts = [r, z, n] (B, 3H) saved for the backward (which also needs gh).
     Wired into: minigen/nn GRUCell / GRU layer step (or a ``GRUCell`` Function in minigen/ops).
-    Measured (2 cores, float32, B=32 H=256): 4.8x faster than the NumPy reference pointwise part.
+    Not benchmarked separately yet.
     """
     gi, gh, h = c(gi), c(gh), c(h)
     B, H3 = gi.shape
@@ -250,8 +249,8 @@ def lstm_seq_forward(x, w_ih, w_hh, bias=None, h0=None, c0=None):
     batch_first inputs: pass x.transpose(1, 0, 2) (the wrapper copies it contiguous once).
     Wired into: minigen/nn LSTM (one Function per layer and direction over the whole sequence, forward
     here, backward in :func:`lstm_seq_backward`) when dropout between steps is not needed.
-    Measured (2 cores, float32, T=64 B=32 I=H=256): 1.5x faster than a Python loop of NumPy matmul +
-    NumPy pointwise cell per step (the matmuls dominate; the loop removes the ~40 us/step Python cost).
+    Speed (2 layers, fwd+bwd): LSTM sequence row of benchmarks/results/results.md, against a Python loop
+    of NumPy ops per step and torch.nn.LSTM.
     """
     x = c(x)
     T, B, I = x.shape

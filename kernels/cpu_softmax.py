@@ -108,8 +108,9 @@ def softmax_forward(x):
     """y = exp(x - max) / sum(exp(x - max)) over the LAST dim of ``x`` (any leading shape).
 
     Wired into: minigen/ops/activation.py ``Softmax.forward`` when ``dim == x.ndim - 1``.
-    Measured (2 cores, float32): (64, 1000) 2.3x faster than the NumPy reference, (12*4*64, 64) 2.6x;
-    threshold 256 elements (below it the reference's few vectorised calls win on call overhead).
+    Measured (benchmarks/results/thresholds.md, float32): (1, 16) 6.9x, (4, 64) 1.7x, (16, 64) 1.2x faster, but
+    (64, 256) 0.45x, (768, 64) 0.58x, (2048, 65) 0.53x (scalar libm exp vs NumPy's SIMD exp):
+    'auto' uses it up to 2048 elements.
     """
     return _fwd(x, False)
 
@@ -206,8 +207,8 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
 
     Wired into: minigen/ops/loss.py ``CrossEntropy`` (forward computes both; backward multiplies) for
     (N, C) logits with class-index targets (higher-rank (N, C, d...) inputs: move C last and flatten).
-    Measured (2 cores, float32): (32*64, 65) 3.1x faster than log_softmax + gather + mean in NumPy,
-    (128, 10) 2.0x; threshold 512 elements.
+    Measured (benchmarks/results/thresholds.md, float32, loss+grad against log_softmax + gather + grad in NumPy):
+    (4, 8) 2.3x, (16, 65) 1.5x, (128, 10) 1.5x, (2048, 65) 0.73x: 'auto' uses it up to 16384 elements.
     """
     x = c(logits)
     t = c(target.astype(np.int64, copy=False))
