@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError
 from ..tensor import Tensor, register_method
@@ -55,6 +56,21 @@ def _maybe_inplace(x, inplace, op, compute):
     return compute(x)
 
 
+_DISPATCH = []
+
+
+def _kernel(name, *arrays):
+    """The compiled kernel registered as ``name`` for these arrays (minigen.kernels.dispatch decides by
+    mode, dtype, layout and size), or None: then the NumPy/CuPy reference written next to it runs."""
+    if not _DISPATCH:
+        try:
+            from minigen.kernels import dispatch
+        except ImportError:  # a checkout without the kernels folder
+            dispatch = None
+        _DISPATCH.append(dispatch)
+    return None if _DISPATCH[0] is None else _DISPATCH[0].get(name, *arrays)
+
+
 def _stable_sigmoid(xp, x):
     """1 / (1 + exp(-x)) without overflow: exp is only ever taken of -|x| <= 0."""
     e = xp.exp(-xp.abs(x))
@@ -82,6 +98,8 @@ class Softmax(Function):
         xp = get_array_module(x)
         if x.size == 0:
             return x.copy()
+        if dim == x.ndim - 1 and (k := _kernel("softmax_forward", x)) is not None:
+            return k(x)  # fused kernel over the last dim (same formula)
         ax = _axis(x.ndim, dim)
         e = xp.exp(x - x.max(axis=ax, keepdims=True))
         return e / e.sum(axis=ax, keepdims=True)
@@ -89,6 +107,8 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
+        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("softmax_backward", y.data, g.data)):
+            return (Tensor._make(k(y.data, g.data)),)  # first-order fast path, same formula
         return (y * (g - _sum_keep(g * y, ctx.dim)),)
 
 
@@ -107,6 +127,8 @@ class LogSoftmax(Function):
         xp = get_array_module(x)
         if x.size == 0:
             return x.copy()
+        if dim == x.ndim - 1 and (k := _kernel("log_softmax_forward", x)) is not None:
+            return k(x)
         ax = _axis(x.ndim, dim)
         s = x - x.max(axis=ax, keepdims=True)
         return s - xp.log(xp.exp(s).sum(axis=ax, keepdims=True))
@@ -114,6 +136,8 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
+        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("log_softmax_backward", y.data, g.data)):
+            return (Tensor._make(k(y.data, g.data)),)
         return (g - y.exp() * _sum_keep(g, ctx.dim),)
 
 
@@ -333,6 +357,8 @@ class GELU(Function):
     @staticmethod
     def forward(ctx, x, approximate):
         xp = get_array_module(x)
+        if (k := _kernel("gelu_forward", x)) is not None:
+            return k(x, approximate)
         if approximate == "tanh":
             u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
             return (0.5 * x * (1 + xp.tanh(u))).astype(x.dtype, copy=False)
@@ -343,6 +369,8 @@ class GELU(Function):
     @staticmethod
     def backward(ctx, g):
         x, approximate = ctx.args
+        if not STATE.enabled and (k := _kernel("gelu_backward", x.data, g.data)) is not None:
+            return Tensor._make(k(x.data, g.data, approximate)), None
         if approximate == "tanh":
             t = tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
             d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (_SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
@@ -367,11 +395,15 @@ class SiLU(Function):
 
     @staticmethod
     def forward(ctx, x):
+        if (k := _kernel("silu_forward", x)) is not None:
+            return k(x)
         return x * _stable_sigmoid(get_array_module(x), x)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.args
+        if not STATE.enabled and (k := _kernel("silu_backward", x.data, g.data)) is not None:
+            return (Tensor._make(k(x.data, g.data)),)
         s = sigmoid(x)
         return (g * s * (1 + x * (1 - s)),)
 
