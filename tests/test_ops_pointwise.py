@@ -552,3 +552,20 @@ def test_errors():
         mg.maximum(mg.zeros(2), "a")
     with pytest.raises(InvalidArgumentError):
         mg.where(mg.tensor([True]), mg.zeros(1))
+
+
+@requires_torch
+def test_logic_predicates_and_nan_to_num_match_torch():
+    import torch
+
+    x = mg.tensor([1.0, np.nan, np.inf, -np.inf, 0.0, -2.5], dtype=mg.float64, requires_grad=True)
+    tx = _to_torch(x)
+    for name in ("isnan", "isinf", "isposinf", "isneginf", "isfinite", "logical_not"):
+        np.testing.assert_array_equal(getattr(mg, name)(x).data, getattr(torch, name)(tx).numpy(), err_msg=name)
+    y = mg.tensor([1.0, 0.0, np.inf, 2.0, 0.0, -2.5], dtype=mg.float64)
+    ty = torch.tensor(y.data)
+    for name in ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"):
+        np.testing.assert_array_equal(getattr(mg, name)(x, y).data, getattr(torch, name)(tx, ty).numpy(), err_msg=name)
+    np.testing.assert_array_equal(mg.isclose(x, y, equal_nan=True).data, torch.isclose(tx, ty, equal_nan=True).numpy())
+    _compare_with_torch(lambda t: mg.nan_to_num(t, nan=0.5, posinf=3.0), lambda t: torch.nan_to_num(t, 0.5, 3.0), [x])
+    _compare_with_torch(mg.nan_to_num, torch.nan_to_num, [x])

@@ -474,3 +474,26 @@ def test_errors():
         mg.norm(x, "nuc")
     with pytest.raises(InvalidArgumentError):
         mg.var(x, 0, unbiased=True, correction=1)
+
+
+@requires_torch
+@given(x=mst.tensors(shape=mst.shapes(min_dims=1), elements=st.sampled_from([0.0, 1.0, -1.0, 2.5]),
+                     requires_grad=False), data=st.data())
+def test_index_and_truth_reductions_match_torch(x, data):
+    import torch
+
+    t = torch.tensor(np.array(x.data))
+    d = data.draw(mst.valid_dim(x.ndim))
+    keepdim = data.draw(st.booleans())
+    for name in ("argmax", "argmin"):  # ties: the first occurrence in both
+        np.testing.assert_array_equal(getattr(mg, name)(x, d, keepdim).data, getattr(torch, name)(t, d, keepdim).numpy())
+        np.testing.assert_array_equal(getattr(mg, name)(x).data, getattr(torch, name)(t).numpy())
+    np.testing.assert_array_equal(mg.max(x, d, keepdim).indices.data, torch.max(t, d, keepdim).indices.numpy())
+    np.testing.assert_array_equal(mg.min(x, d, keepdim).indices.data, torch.min(t, d, keepdim).indices.numpy())
+    np.testing.assert_array_equal(mg.all(x, d, keepdim).data, torch.all(t, d, keepdim).numpy())
+    np.testing.assert_array_equal(mg.any(x, d, keepdim).data, torch.any(t, d, keepdim).numpy())
+    np.testing.assert_array_equal(mg.count_nonzero(x, d).data, torch.count_nonzero(t, d).numpy())
+    mn, mx = mg.aminmax(x, dim=d, keepdim=keepdim)
+    tmn, tmx = torch.aminmax(t, dim=d, keepdim=keepdim)
+    np.testing.assert_array_equal(mn.data, tmn.numpy())
+    np.testing.assert_array_equal(mx.data, tmx.numpy())
