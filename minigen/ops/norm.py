@@ -389,7 +389,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
 
 # ------------------------------------------------------------------ normalize
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
-    """y = x / max(||x||_p, eps) along ``dim`` (``||x||_p = (sum |x|^p)^(1/p)``).
+    """y = x / max(||x||_p, eps) along ``dim`` (``||x||_p = (sum |x|^p)^(1/p)``, or max |x| for p = inf).
 
     Composed of differentiable ops. Where ``||x||_p < eps`` the denominator is the constant eps
     (no gradient through the norm), as ``clamp_min`` in PyTorch; an all-zero slice gives zeros
@@ -416,7 +416,15 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 
 def _l2_norm(x, dim, p=2.0):
-    """||x||_p along ``dim`` (keepdim), with gradient 0 (not NaN) for an all-zero slice (as PyTorch's norm)."""
+    """||x||_p along ``dim`` (keepdim), with gradient 0 (not NaN) for an all-zero slice (as PyTorch's norm).
+
+    p = inf is max |x| (ties share the gradient, see ``amax``).
+    """
+    if math.isinf(p):
+        from .pointwise import abs as _abs
+        from .reduction import amax
+
+        return amax(_abs(x), dim, keepdim=True)
     if p == 2.0:
         powed = x * x
     else:
