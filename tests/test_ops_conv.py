@@ -180,6 +180,16 @@ def test_float32_stays_float32():
     assert yt.dtype == mg.float32 and yt.shape == (1, 2, 10, 10)
 
 
+def test_empty_batch():
+    x, w = mg.randn(0, 2, 5, 5, requires_grad=True), mg.randn(3, 2, 3, 3, requires_grad=True)
+    y = mg.conv2d(x, w, padding=1)
+    assert y.shape == (0, 3, 5, 5)
+    y.sum().backward()
+    assert x.grad.shape == (0, 2, 5, 5)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((3, 2, 3, 3)))
+    assert mg.conv_transpose2d(x, mg.randn(2, 3, 3, 3), stride=2).shape == (0, 3, 11, 11)
+
+
 # ------------------------------------------------------------------ gradcheck / gradgradcheck
 @given(st.data())
 def test_conv2d_gradcheck(data):

@@ -174,6 +174,17 @@ def test_unbatched_pooling_and_dtype():
     assert mg.interpolate(mg.randn(1, 2, 3, 3), scale_factor=2, mode="bilinear").dtype == mg.float32
 
 
+def test_empty_batch():
+    x = mg.randn(0, 2, 5, 5, requires_grad=True)
+    for f, shape in ((lambda t: mg.max_pool2d(t, 2), (0, 2, 2, 2)), (lambda t: mg.avg_pool2d(t, 2), (0, 2, 2, 2)),
+                     (lambda t: mg.adaptive_max_pool2d(t, 3), (0, 2, 3, 3)),
+                     (lambda t: mg.interpolate(t, scale_factor=2), (0, 2, 10, 10))):
+        y = f(x)
+        assert y.shape == shape
+        y.sum().backward()
+        assert x.grad.shape == (0, 2, 5, 5)
+
+
 # ------------------------------------------------------------------ gradcheck / gradgradcheck
 @given(st.data())
 def test_max_pool_gradcheck(data):

@@ -59,7 +59,8 @@ class PoolGather(Function):
         N, C, Hp, Wp = xpad.shape
         pos = xp.broadcast_to(pos, (N, C) + pos.shape[2:])
         ctx.in_shape = x.shape
-        flat = xp.take_along_axis(xpad.reshape(N, C, Hp * Wp), pos.reshape(N, C, -1), axis=2)
+        K = math.prod(pos.shape[2:])
+        flat = xp.take_along_axis(xpad.reshape(N, C, Hp * Wp), pos.reshape(N, C, K), axis=2)
         return flat.reshape(pos.shape)
 
     @staticmethod
@@ -81,7 +82,7 @@ class PoolScatter(Function):
         xp = get_array_module(g)
         N, C = in_shape[:2]
         Hp, Wp = _plane_shape(in_shape, pads)
-        pos = xp.broadcast_to(pos, g.shape).reshape(N * C, -1)
+        pos = xp.broadcast_to(pos, g.shape).reshape(N * C, math.prod(g.shape[2:]))
         flat = pos + (xp.arange(N * C, dtype=pos.dtype) * (Hp * Wp))[:, None]
         out = xp.bincount(flat.ravel(), weights=g.reshape(-1), minlength=N * C * Hp * Wp)
         out = out.astype(g.dtype, copy=False).reshape(N, C, Hp, Wp)
@@ -124,7 +125,7 @@ def adaptive_max_pool2d_argmax_ref(x, out_hw):
         h0, h1 = _adaptive_bounds(i, H, Ho)
         for j in range(Wo):
             w0, w1 = _adaptive_bounds(j, W, Wo)
-            t = x[:, :, h0:h1, w0:w1].reshape(N, C, -1).argmax(axis=-1)
+            t = x[:, :, h0:h1, w0:w1].reshape(N, C, (h1 - h0) * (w1 - w0)).argmax(axis=-1)
             pos[:, :, i, j] = (h0 + t // (w1 - w0)) * W + w0 + t % (w1 - w0)
     return pos
 
