@@ -367,3 +367,10 @@ def test_prelu_channels_vs_torch():
 
     m, t = nn.PReLU(3, init=0.1), torch.nn.PReLU(3, init=0.1)
     compare_with_torch(m, t, [rnd(0, 2, 3, 4)])
+
+
+def test_reshaping_layers_gradcheck():
+    x = t64(rnd(4, 2, 4, 2, 2))
+    for m in (nn.Identity(), nn.Flatten(), nn.Unflatten(1, (2, 2)), nn.PixelShuffle(2), nn.PixelUnshuffle(2),
+              nn.Upsample(scale_factor=2), nn.AdaptiveMaxPool2d(1)):
+        gradcheck_module(m, x, params=False)

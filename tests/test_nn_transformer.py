@@ -182,9 +182,12 @@ def test_stacks_vs_torch():
 
 
 def test_encoder_layer_gradcheck_and_dropout_modes():
-    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=3, dropout=0.0, norm_first=True, activation="gelu",
+    layer = nn.TransformerEncoderLayer(2, 2, dim_feedforward=2, dropout=0.0, norm_first=True, activation="gelu",
                                        dtype=mg.float64)
-    gradcheck_module(layer, t64(rnd(0, 2, 1, 4)))
+    gradcheck_module(layer, t64(rnd(0, 3, 1, 2)))
+    dec = nn.TransformerDecoderLayer(2, 1, dim_feedforward=2, dropout=0.0, batch_first=True, dtype=mg.float64)
+    gradcheck_module(dec, t64(rnd(4, 1, 2, 2)), t64(rnd(5, 1, 3, 2)))
+    gradcheck_module(nn.SinusoidalPositionalEncoding(4, max_len=5).double(), t64(rnd(6, 3, 1, 4)))
     drop = nn.TransformerEncoderLayer(4, 2, dim_feedforward=3, dropout=0.5).double()
     x = t64(rnd(1, 3, 2, 4), False)
     drop.eval()
