@@ -47,6 +47,8 @@ import minigen as mg  # noqa: E402
 from minigen.kernels import dispatch  # noqa: E402
 
 try:
+    if os.environ.get("MINIGEN_BENCH_NO_TORCH"):  # the cold-start child times minigen alone
+        raise ImportError
     import torch  # noqa: E402
     import torch.nn.functional as TF  # noqa: E402
 except Exception:  # torch is optional
@@ -695,7 +697,7 @@ COLD_SCRIPT = textwrap.dedent("""
 def bench_cold_start(S):
     res = {}
     with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        env = dict(os.environ, NUMBA_CACHE_DIR=d, MINIGEN_BENCH_NO_TORCH="1")
         for label in ("empty Numba cache", "warm Numba cache"):
             out = subprocess.run([sys.executable, "-c", COLD_SCRIPT.format(root=ROOT)], env=env, capture_output=True,
                                  text=True, cwd=ROOT)
