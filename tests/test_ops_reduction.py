@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from hypothesis.extra import numpy as hnp
 
 import minigen as mg
 from minigen.errors import DimError, DTypeError, InvalidArgumentError
@@ -32,11 +31,6 @@ def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
     gts = torch.autograd.grad(yt, ts, grad_outputs=torch.tensor(v))
     for g, gt in zip(gs, gts):
         np.testing.assert_allclose(g.data, gt.numpy(), rtol=rtol, atol=atol)
-
-
-def _torch_dim(d):
-    """torch spells 'all dims' as dim=None for some ops and () for others; use an explicit tuple."""
-    return d
 
 
 @st.composite

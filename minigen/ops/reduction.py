@@ -23,7 +23,7 @@ import numpy as np
 from ..autograd.function import Function, NonDifferentiable
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
-from ..errors import DTypeError, InvalidArgumentError
+from ..errors import InvalidArgumentError
 from ..tensor import Tensor, register_method
 from ._util import check_float, norm_dim, norm_dims
 from .pointwise import cast_dtype, require_flag, require_number, require_tensor
