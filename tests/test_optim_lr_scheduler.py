@@ -174,3 +174,34 @@ def test_resume_requires_initial_lr_and_sequential():
     seq = S.SequentialLR(opt, [S.LinearLR(opt, 0.5, 1.0, total_iters=2), S.ExponentialLR(opt, 0.5)], milestones=[3])
     lrs = [x[0] for x in _seq(seq, 6)]
     np.testing.assert_allclose(lrs, [0.05, 0.075, 0.1, 0.1, 0.05, 0.025, 0.0125], rtol=1e-12)
+
+
+def test_state_dicts_survive_a_checkpoint_file(tmp_path):
+    """Scheduler and optimizer state dicts are plain data: they go through mg.save / mg.load and resume."""
+    for make in [lambda o: S.MultiStepLR(o, [2, 4, 4], 0.5), lambda o: S.ReduceLROnPlateau(o, patience=0),
+                 lambda o: S.OneCycleLR(o, 1.0, 12), lambda o: S.WarmupCosineLR(o, 2, 8, 0.001)]:
+        plateau = "Plateau" in type(make(_opt(momentum=0.9))).__name__
+        a = make(_opt(momentum=0.9))
+        full = _seq(a, 8, [1.0] * 8 if plateau else None)
+        b_opt = _opt(momentum=0.9)
+        b = make(b_opt)
+        _seq(b, 3, [1.0] * 3 if plateau else None)
+        mg.save({"sched": b.state_dict(), "opt": b_opt.state_dict()}, str(tmp_path / "ck.safetensors"))
+        d = mg.load(str(tmp_path / "ck.safetensors"))
+        c_opt = _opt(momentum=0.9)
+        c_opt.load_state_dict(d["opt"])
+        c = make(c_opt)
+        c.load_state_dict(d["sched"])
+        np.testing.assert_allclose(np.array(_seq(c, 5, [1.0] * 5 if plateau else None)), np.array(full[3:]),
+                                   rtol=1e-12)
+
+
+@requires_torch
+def test_multistep_loads_torch_counter_state():
+    import torch
+
+    p = torch.zeros(1, requires_grad=True)
+    t = torch.optim.lr_scheduler.MultiStepLR(torch.optim.SGD([p], lr=0.1), [3, 1, 3], gamma=0.5)
+    s = S.MultiStepLR(_opt(), [9], gamma=0.1)
+    s.load_state_dict({k: v for k, v in t.state_dict().items() if k in ("milestones", "gamma", "last_epoch")})
+    assert s.milestones == [1, 3, 3] and s.gamma == 0.5

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections import Counter
 
 from ..errors import InvalidArgumentError
 from .optimizer import Optimizer
@@ -141,13 +140,26 @@ class MultiStepLR(LRScheduler):
     """lr(t) = base_lr * gamma ** (number of milestones <= t)  (a repeated milestone counts twice)."""
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
-        self.milestones = Counter(int(m) for m in milestones)
+        self.milestones = _milestone_list(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t, i):
-        ms = sorted(self.milestones.elements())
-        return base_lr * self.gamma ** bisect_right(ms, t)
+        return base_lr * self.gamma ** bisect_right(self.milestones, t)
+
+    def load_state_dict(self, state_dict):
+        sd = dict(state_dict)
+        if "milestones" in sd:
+            sd["milestones"] = _milestone_list(sd["milestones"])
+        super().load_state_dict(sd)
+
+
+def _milestone_list(milestones):
+    """A sorted list of milestones with repeats; also accepts PyTorch's Counter {milestone: count}
+    (whose keys may have become strings in a JSON checkpoint)."""
+    if isinstance(milestones, dict):
+        return sorted(int(k) for k, n in milestones.items() for _ in range(int(n)))
+    return sorted(int(m) for m in milestones)
 
 
 class ConstantLR(LRScheduler):
