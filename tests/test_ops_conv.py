@@ -341,7 +341,7 @@ def test_gradient_penalty_double_backward_matches_torch():
 
     outs = []
     for lib, F_ in ((torch, F), (mg, mg)):
-        T = (lambda a: torch.tensor(a, requires_grad=True)) if lib is torch else (lambda a: mg.tensor(a, requires_grad=True))
+        T = lambda a: lib.tensor(a, requires_grad=True)  # noqa: E731
         x, w1, w2, w3 = T(xa), T(w1a), T(w2a), T(w3a)
         d = critic(lib, F_, x, w1, w2, w3)
         (gx,) = (torch.autograd.grad if lib is torch else mg.grad)(d, x, create_graph=True)

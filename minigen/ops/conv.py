@@ -176,14 +176,16 @@ def conv2d_backward_input_ref(g, w, input_hw, stride=1, padding=0, dilation=1, g
     (sh, sw), (dh, dw) = stride, dilation
     Og = O // groups
     gmat = g.reshape(N, groups, Og, Ho * Wo).transpose(1, 0, 3, 2).reshape(groups, N * Ho * Wo, Og)
-    cols = gmat @ w.reshape(groups, Og, Cg * kh * kw)                    # (G, N*Ho*Wo, Cg*kh*kw)
-    cols = cols.reshape(groups, N, Ho, Wo, Cg, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3)  # (N, G, Cg, kh, kw, Ho, Wo)
+    patches = gmat @ w.reshape(groups, Og, Cg * kh * kw)                 # (G, N*Ho*Wo, Cg*kh*kw)
+    patches = patches.reshape(groups, N, Ho, Wo, Cg, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3)  # (N,G,Cg,kh,kw,Ho,Wo)
     # col2im: kernel tap (a, b) lands on rows a*dh, a*dh + sh, ... and columns b*dw, b*dw + sw, ...
     Hf, Wf = (Ho - 1) * sh + dh * (kh - 1) + 1, (Wo - 1) * sw + dw * (kw - 1) + 1
-    xpad = xp.zeros((N, groups, Cg, Hf, Wf), dtype=cols.dtype)
+    xpad = xp.zeros((N, groups, Cg, Hf, Wf), dtype=patches.dtype)
     for a in range(kh):
         for b in range(kw):
-            xpad[..., a * dh: a * dh + (Ho - 1) * sh + 1: sh, b * dw: b * dw + (Wo - 1) * sw + 1: sw] += cols[:, :, :, a, b]
+            rows = slice(a * dh, a * dh + (Ho - 1) * sh + 1, sh)
+            cols = slice(b * dw, b * dw + (Wo - 1) * sw + 1, sw)
+            xpad[..., rows, cols] += patches[:, :, :, a, b]
     xpad = xpad.reshape(N, groups * Cg, Hf, Wf)
     (t, _), (l, _) = pads
     # rows t .. t+H-1 of the padded input are the real input (rows past Hf got no contribution)
@@ -263,7 +265,8 @@ class ConvTranspose2d(Function):
 
 
 class Conv2dWeightGrad(Function):
-    """dw = Conv2dWeightGrad(x, g): dw[o, c, a, b] = sum_{n,i,j} g[n, o, i, j] x_pad[n, ., i*s_h + a*d_h, j*s_w + b*d_w].
+    """dw = Conv2dWeightGrad(x, g), the gradient of conv2d w.r.t. its weight:
+    dw[o, c, a, b] = sum_{n,i,j} g[n, o, i, j] x_pad[n, grp(o)*C/G + c, i*s_h + a*d_h, j*s_w + b*d_w].
 
     It is bilinear: <V, dw(x, g)> = <g, conv2d(x, V)> = <ConvTranspose2d(g, V), x>, so
     backward:  dx = ConvTranspose2d(g, V),   dg = Conv2d(x, V).

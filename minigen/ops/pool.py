@@ -27,7 +27,7 @@ from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
-from .conv import Conv2d, _REFERENCE, kernel, pad_axes, sliding_windows
+from .conv import Conv2d, _REFERENCE, _ints, _lift, kernel, pad_axes, sliding_windows
 from .shape import reshape
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -141,18 +141,6 @@ def _adaptive_bounds(i, size, out):
 # =====================================================================================
 # argument checking
 # =====================================================================================
-def _ints(v, nd, name, op, minimum):
-    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,) * nd
-    ok = len(vals) == nd and all(isinstance(e, (builtins.int, np.integer)) and not isinstance(e, builtins.bool)
-                                 for e in vals)
-    if not ok:
-        raise InvalidArgumentError(f"{op}: {name} must be an int or a tuple of {nd} ints, got {v!r}")
-    vals = tuple(builtins.int(e) for e in vals)
-    if any(e < minimum for e in vals):
-        raise InvalidArgumentError(f"{op}: {name} must be >= {minimum}, got {v!r}")
-    return vals
-
-
 def _check_input(op, x, nd, batched_only=False):
     """Float tensor of (N, C, *spatial) or (C, *spatial); returns (4-d view, unbatched?)."""
     if not isinstance(x, Tensor):
@@ -180,10 +168,6 @@ def _restore(y, nd, unbatched):
     if unbatched:
         shp = shp[1:]
     return reshape(y, shp)
-
-
-def _lift(nd, vals, fill):
-    return tuple(vals) if nd == 2 else (fill,) + tuple(vals)
 
 
 def _pool_out_size(size, k, s, p, d, ceil_mode):
