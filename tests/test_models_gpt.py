@@ -173,7 +173,8 @@ def test_gradients_match_torch():
     assert math.isclose(loss.item(), tl.item(), rel_tol=1e-10)
     params = dict(model.named_parameters())
     for k, t in P.items():
-        np.testing.assert_allclose(params[k].grad.detach().numpy(), t.grad.detach().numpy(), rtol=1e-8, atol=1e-11, err_msg=k)
+        np.testing.assert_allclose(params[k].grad.detach().numpy(), t.grad.detach().numpy(), rtol=1e-8, atol=1e-11,
+                                   err_msg=k)
 
 
 def _tiny_cfg(**kw):

@@ -3,7 +3,6 @@ import argparse
 import json
 import os
 
-import pytest
 
 from minigen.models.registry_text import TEXT_MODEL_HELP, TEXT_MODELS
 

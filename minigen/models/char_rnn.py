@@ -218,7 +218,10 @@ class _Carry:
 def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_dir: str, resume: bool = False,
                    progress=None, decode=None, prime=None, sample_tokens: int = 500, temperature: float = 0.8,
                    top_k=None, top_p=None):
-    """Truncated-BPTT training; writes metrics, checkpoint, loss curve, samples, summary. Returns (model, summary, text)."""
+    """Truncated-BPTT training; writes metrics, checkpoint, loss curve, samples and a summary.
+
+    Returns (model, summary, sample text).
+    """
     import minigen as mg
     from .. import optim
     from ..data import plot_curves

@@ -338,7 +338,8 @@ def train_gpt(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, out_dir: st
         curves["train loss (estimate)"] = te
     if va:
         curves["val loss (estimate)"] = va
-    curve_path = plot_curves(curves, os.path.join(out_dir, "loss_curve.png"), title="GPT", ylabel="cross-entropy (nats/token)")
+    curve_path = plot_curves(curves, os.path.join(out_dir, "loss_curve.png"), title="GPT",
+                             ylabel="cross-entropy (nats/token)")
     sample_text = None
     if sample_tokens:
         out = model.generate(np.zeros((1, 1), dtype=np.int64), sample_tokens, temperature=temperature, top_k=top_k,

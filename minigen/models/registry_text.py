@@ -44,7 +44,8 @@ def _progress(args):
 
 def _sampling_args(p, temperature=0.8):
     p.add_argument("--samples", type=int, default=500, help="how many tokens to generate at the end (default 500)")
-    p.add_argument("--temperature", type=float, default=temperature, help=f"sampling temperature (default {temperature}; 0 = greedy)")
+    p.add_argument("--temperature", type=float, default=temperature,
+                   help=f"sampling temperature (default {temperature}; 0 = greedy)")
     p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set with mass >= p")
 
@@ -68,7 +69,8 @@ def _gpt_args(p):
 
     _common(p, "out/gpt", iters=B["max_iters"], eval_interval=B["eval_interval"])
     p.add_argument("--batch-size", type=int, default=B["batch_size"], help=f"default {B['batch_size']}")
-    p.add_argument("--block-size", type=int, default=B["block_size"], help=f"context length (default {B['block_size']})")
+    p.add_argument("--block-size", type=int, default=B["block_size"],
+                   help=f"context length (default {B['block_size']})")
     p.add_argument("--n-layer", type=int, default=B["n_layer"], help=f"default {B['n_layer']}")
     p.add_argument("--n-head", type=int, default=B["n_head"], help=f"default {B['n_head']}")
     p.add_argument("--n-embd", type=int, default=B["n_embd"], help=f"default {B['n_embd']}")
@@ -77,12 +79,17 @@ def _gpt_args(p):
     p.add_argument("--no-tie", action="store_true", help="do not tie the output head to the token embedding")
     p.add_argument("--lr", type=float, default=B["lr"], help=f"peak AdamW learning rate (default {B['lr']})")
     p.add_argument("--min-lr", type=float, default=B["min_lr"], help=f"default {B['min_lr']}")
-    p.add_argument("--warmup", type=int, default=B["warmup_iters"], help=f"warmup iterations (default {B['warmup_iters']})")
+    p.add_argument("--warmup", type=int, default=B["warmup_iters"],
+                   help=f"warmup iterations (default {B['warmup_iters']})")
     p.add_argument("--lr-decay-iters", type=int, default=None, help="end of the cosine decay (default: --iters)")
-    p.add_argument("--weight-decay", type=float, default=B["weight_decay"], help=f"on 2-d weights (default {B['weight_decay']})")
-    p.add_argument("--grad-clip", type=float, default=B["grad_clip"], help=f"max gradient norm (default {B['grad_clip']})")
-    p.add_argument("--eval-iters", type=int, default=B["eval_iters"], help=f"batches per loss estimate (default {B['eval_iters']})")
-    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char", help="characters (default) or byte-level BPE")
+    p.add_argument("--weight-decay", type=float, default=B["weight_decay"],
+                   help=f"on 2-d weights (default {B['weight_decay']})")
+    p.add_argument("--grad-clip", type=float, default=B["grad_clip"],
+                   help=f"max gradient norm (default {B['grad_clip']})")
+    p.add_argument("--eval-iters", type=int, default=B["eval_iters"],
+                   help=f"batches per loss estimate (default {B['eval_iters']})")
+    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char",
+                   help="characters (default) or byte-level BPE")
     p.add_argument("--bpe-vocab", type=int, default=512, help="BPE vocabulary size with --tokenizer bpe (default 512)")
     p.add_argument("--prompt", default="\n", help="text the samples start from (default a newline)")
     p.add_argument("--torch-compare", action="store_true",
@@ -240,8 +247,14 @@ def _run_bpe(args):
                "tokenizer": path}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
+    from ..train import MetricsLogger
+
+    logger = MetricsLogger(args.out)
+    logger.truncate(-1)
+    logger.log({"split": "val", "step": len(tok.merges),
+                **{k: v for k, v in summary.items() if not isinstance(v, list)}})
     example = held[:200]
-    pieces = [tok.token_str(i) for i in tok.encode(example)]
+    pieces = [tok.token_str(i).replace("\n", "\\n") for i in tok.encode(example)]
     with open(os.path.join(args.out, "example.txt"), "w", encoding="utf-8") as f:
         f.write(example + "\n\n" + "|".join(pieces) + "\n")
     _print_summary("bpe", summary, args.out)
@@ -256,7 +269,8 @@ def _ngram_args(p):
     p.add_argument("--k", default="1,0.1,0.01", help="add-k values to evaluate (default 1,0.1,0.01)")
     p.add_argument("--tokenizer", choices=["char", "bpe"], default="char", help="tokens (default characters)")
     p.add_argument("--bpe-vocab", type=int, default=512, help="with --tokenizer bpe (default 512)")
-    p.add_argument("--sample-order", type=int, default=None, help="order of the KN model to sample from (default: best)")
+    p.add_argument("--sample-order", type=int, default=None,
+                   help="order of the KN model to sample from (default: best)")
     p.add_argument("--samples", type=int, default=500, help="tokens to generate (default 500)")
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling")
     p.add_argument("--out", default="out/ngram", help="output folder (default out/ngram)")
@@ -272,6 +286,10 @@ def _run_ngram(args):
     tr, va, V, encode, decode, cpt = _text_data(args.tokenizer, args.bpe_vocab, args.out)
     orders = [int(x) for x in args.orders.split(",")]
     ks = [float(x) for x in args.k.split(",")]
+    from ..train import MetricsLogger
+
+    logger = MetricsLogger(args.out)
+    logger.truncate(-1)
     rows = []
     lines = [f"n-gram LMs on tiny-shakespeare ({args.tokenizer} tokens, vocab {V}; train {len(tr):,} / "
              f"val {len(va):,} tokens): validation cross-entropy (nats/token) and perplexity", "",
@@ -285,6 +303,7 @@ def _run_ngram(args):
             name = "interpolated Kneser-Ney" if sm == "kn" else f"add-k (k={k:g})"
             rows.append({"order": n, "smoothing": sm, "k": k, "val_nll": nll, "val_ppl": math.exp(nll), "seconds": dt,
                          **({"val_nll_per_char": nll / cpt} if args.tokenizer == "bpe" else {})})
+            logger.log({"split": "val", "step": len(rows), **rows[-1]})
             lines.append(f"| {n} | {name} | {nll:.4f} | {math.exp(nll):.3f} | {dt:.2f} |")
             print(lines[-1], flush=True)
     best = min((r for r in rows if r["smoothing"] == "kn"), key=lambda r: r["val_nll"])
@@ -322,7 +341,8 @@ def _w2v_args(p):
     p.add_argument("--negatives", type=int, default=5, help="noise words per pair (default 5)")
     p.add_argument("--epochs", type=int, default=10, help="default 10")
     p.add_argument("--batch-size", type=int, default=1024, help="pairs per step (default 1024)")
-    p.add_argument("--lr", type=float, default=0.025, help="per-pair SGD learning rate, decayed linearly (default 0.025)")
+    p.add_argument("--lr", type=float, default=0.025,
+                   help="per-pair SGD learning rate, decayed linearly (default 0.025)")
     p.add_argument("--min-count", type=int, default=5, help="ignore rarer words (default 5)")
     p.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold t (default 1e-3)")
     p.add_argument("--words", default=_W2V_QUERY, help="words whose nearest neighbours are listed")

@@ -91,13 +91,14 @@ class Word2Vec(nn.Module):
         self.itos = None  # set by train_word2vec
 
     def forward(self, center, context, negatives):
-        center, context, negatives = (x.data if isinstance(x, Tensor) else np.asarray(x) for x in
-                                      (center, context, negatives))
-        v = self.in_embed[center]                       # (B, d)
-        u_o = self.out_embed[context]                   # (B, d)
-        u_n = self.out_embed[negatives]                 # (B, K, d)
+        center, context, negatives = (x if isinstance(x, Tensor) else Tensor._make(np.asarray(x, dtype=np.int64))
+                                      for x in (center, context, negatives))
+        emb = nn.functional.embedding
+        v = emb(center, self.in_embed)                  # (B, d)     v_c
+        u_o = emb(context, self.out_embed)              # (B, d)     u_o
+        u_n = emb(negatives, self.out_embed)            # (B, K, d)  u_{n_k}
         pos = (v * u_o).sum(-1)                         # u_o . v_c
-        neg = (u_n * v.unsqueeze(1)).sum(-1) if hasattr(v, "unsqueeze") else (u_n * v.reshape(v.shape[0], 1, -1)).sum(-1)
+        neg = (u_n * v.reshape(v.shape[0], 1, -1)).sum(-1)   # u_{n_k} . v_c for every k
         loss = -(nn.functional.logsigmoid(pos) + nn.functional.logsigmoid(-neg).sum(-1))
         return loss.mean()
 
