@@ -97,7 +97,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm Transformer block: h = h + Attn(LN_1(h)); h = h + MLP(LN_2(h))."""
+    """Pre-norm Transformer block: h = h + Attn(LN_1(h)); h = h + MLP(LN_2(h)).
+
+    ``forward(x, B, T)`` takes x as (B*T, C): the GPT keeps batch and time flattened between blocks
+    so that every Linear is one 2-d matrix product.
+    """
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -149,8 +153,7 @@ class GPT(nn.Module):
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
-        pos = Tensor._make(np.arange(T, dtype=np.int64)) if idx.device.type == "cpu" else \
-            Tensor._make(idx.xp.arange(T, dtype=idx.xp.int64))
+        pos = Tensor._make(idx.xp.arange(T, dtype=np.int64))  # positions 0..T-1, on idx's device
         x = self.drop(self.wte(idx) + self.wpe(pos)).reshape(B * T, self.config.n_embd)
         for block in self.h:
             x = block(x, B, T)
