@@ -89,6 +89,15 @@ def test_sdpa_gradcheck(case):
     assert gradcheck(fn, args)
 
 
+def test_sdpa_gradcheck_with_dropout():
+    # a fixed seed per call makes the dropout mask part of a deterministic function of (q, k, v)
+    rng = np.random.default_rng(2)
+    q, k, v = (T(rng.standard_normal(s)) for s in ((2, 3, 2), (2, 4, 2), (2, 4, 3)))
+    fn = lambda q, k, v: sdpa(q, k, v, dropout_p=0.4, generator=mg.Generator().manual_seed(5))
+    assert gradcheck(fn, (q, k, v))
+    assert (fn(q, k, v).detach().numpy() != sdpa(q, k, v).detach().numpy()).any()
+
+
 def test_sdpa_gradgradcheck():
     rng = np.random.default_rng(0)
     q, k, v = (T(rng.standard_normal(s)) for s in ((2, 3, 2), (2, 3, 2), (2, 3, 2)))
