@@ -17,6 +17,56 @@ from .grad_mode import STATE
 from . import function as _fn
 
 
+class SliceGrad:
+    """A gradient that is zero everywhere except ``x[index] = values``.
+
+    The first-order backward of ``x[index]`` returns one of these instead of a full-size
+    zeros array, and the engine adds it into the accumulated gradient in place: a loop
+    that reads ``x[t]`` for t = 1..T then costs O(T) memory traffic in backward, not O(T^2).
+    """
+
+    __slots__ = ("shape", "dtype", "index", "values", "basic")
+
+    def __init__(self, shape, index, values, basic):
+        self.shape, self.index, self.values, self.basic = tuple(shape), index, values, basic
+        self.dtype = values.dtype
+
+    def add_into(self, arr):
+        from ..backend import get_array_module
+
+        if self.basic:
+            arr[self.index] += self.values
+        else:
+            xp = get_array_module(arr)
+            (np.add.at if xp is np else xp.add.at)(arr, self.index, self.values)
+
+    def materialize(self):
+        from ..backend import get_array_module
+
+        arr = get_array_module(self.values).zeros(self.shape, dtype=self.values.dtype)
+        self.add_into(arr)
+        return _fn.Tensor._make(arr)
+
+
+def _sum_grads(prev, gi, owned):
+    """prev + gi for first-order accumulation; ``owned`` maps id -> tensors whose arrays the engine
+    made itself (safe to update in place; kept alive so ids stay unique during the walk)."""
+    if prev is None:
+        return gi
+    if type(prev) is SliceGrad:
+        prev = prev.materialize()
+        owned[id(prev)] = prev
+    if type(gi) is SliceGrad:
+        if id(prev) not in owned:
+            prev = _fn.Tensor._make(prev.data.copy())
+            owned[id(prev)] = prev
+        gi.add_into(prev.data)
+        return prev
+    out = prev + gi
+    owned[id(out)] = out
+    return out
+
+
 def _node(t):
     return t._ctx if t._ctx is not None else t
 
@@ -83,6 +133,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
         results = {id(c): None for c in capture}
     grads = {}
     leaves = {}
+    owned = {}
     for n, g in zip(nodes, root_grads):
         k = id(n)
         grads[k] = g if k not in grads else grads[k] + g
@@ -97,6 +148,8 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
             g = grads.pop(k, None)
             if g is None:
                 continue
+            if type(g) is SliceGrad:
+                g = g.materialize()
             if capture is not None:
                 if k in results:
                     results[k] = g if results[k] is None else results[k] + g
@@ -139,14 +192,19 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 gi = gin[i] if i < len(gin) else None
                 if gi is None:
                     continue
-                if gi.data.shape != args[i].data.shape:
+                if (gi.shape if type(gi) is SliceGrad else gi.data.shape) != args[i].data.shape:
                     raise AutogradError(
                         f"internal: {ctx.name} returned a gradient of shape {tuple(gi.shape)} for argument {i} "
                         f"of shape {tuple(args[i].shape)}"
                     )
                 kp = id(p)
                 prev = grads.get(kp)
-                grads[kp] = gi if prev is None else prev + gi
+                if prev is None:
+                    grads[kp] = gi
+                elif create_graph:
+                    grads[kp] = prev + gi
+                else:
+                    grads[kp] = _sum_grads(prev, gi, owned)
                 if type(p) is not Context:
                     leaves[kp] = p
             if not retain_graph:
@@ -156,6 +214,8 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
             g = grads.pop(kp, None)
             if g is None:
                 continue
+            if type(g) is SliceGrad:
+                g = g.materialize()
             if leaf._hooks:
                 for h in leaf._hooks:
                     r = h(g)

@@ -214,6 +214,11 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if not STATE.enabled:
+            # first-order: a lazy "zeros except x[index]" gradient the engine adds in place
+            from ..autograd.engine import SliceGrad
+
+            return (SliceGrad(ctx.in_shape, ctx.index, g.data, _is_basic(ctx.index)), None)
         return (IndexAddInto.apply(g, ctx.in_shape, ctx.index), None)
 
 
