@@ -122,6 +122,15 @@ def test_sdpa_hand_computed():
     np.testing.assert_allclose(sdpa(qq, k, v, is_causal=True).detach().numpy(), [[1.0, 2.0], [2.0, 3.0]])
 
 
+def test_float_mask_is_cast_to_the_query_dtype():
+    q = mg.randn(2, 3)
+    m = mg.tensor(np.array([[0.0, -1.0], [0.5, 0.0]]), requires_grad=True)  # float64 mask, float32 q/k/v
+    out = sdpa(q, q, q, attn_mask=m)
+    assert out.dtype == mg.float32
+    out.sum().backward()
+    assert m.grad.dtype == mg.float64 and m.grad.shape == (2, 2)
+
+
 def test_fully_masked_rows_give_zero_output_and_finite_grads():
     rng = np.random.default_rng(1)
     q, k, v = T(rng.standard_normal((3, 2))), T(rng.standard_normal((4, 2))), T(rng.standard_normal((4, 2)))

@@ -154,7 +154,7 @@ def sdpa_reference(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=F
             additive = xp.where(keep | dead, 0.0, -xp.inf).astype(q.dtype)
             scores = scores + Tensor._make(additive)
         else:
-            m = broadcast_to(attn_mask, shp)
+            m = broadcast_to(attn_mask if attn_mask.dtype == q.dtype else attn_mask.to(q.dtype), shp)
             dead = xp.isneginf(m.data).all(axis=-1, keepdims=True)
             if dead.any():  # rows masked out entirely: use 0 instead of -inf there (the row is zeroed below)
                 m = SetItem.apply(m, 0.0, xp.broadcast_to(dead, shp))
