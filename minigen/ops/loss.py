@@ -346,6 +346,7 @@ class CrossEntropy(Function):
         if smoothing > 0:
             loss = loss + (smoothing / C) * valid * -((logp * w).sum(axis=1) if w is not None else logp.sum(axis=1))
         ctx.rows, ctx.tt, ctx.wt, ctx.valid, ctx.w = rows, tt, wt, valid, w
+        ctx.logp = logp  # kept for the plain backward (freed with the graph; dropped at once under no_grad)
         ctx.smoothing, ctx.reduction = smoothing, reduction
         if reduction == "none":
             return loss.astype(x.dtype, copy=False)
@@ -384,9 +385,7 @@ class CrossEntropy(Function):
         if not STATE.enabled:  # plain backward on arrays
             gd = g.data
             gi = gd[:, None] if ctx.reduction == "none" else (gd * inv if ctx.reduction == "mean" else gd)
-            z = x.data - x.data.max(axis=1, keepdims=True)
-            p = xp.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
+            p = xp.exp(ctx.logp)                                               # softmax(x)
             dx = p * S if dense is None else p * S - dense
             dx = dx * gi
             dx[index] -= onehot_coef * (gd if ctx.reduction == "none" else gi)   # one (i, t_i) per row: no repeats
