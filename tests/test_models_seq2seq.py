@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 
 import minigen as mg
 from conftest import requires_torch
@@ -78,6 +79,7 @@ def test_greedy_decode_by_hand():
 
 
 @requires_torch
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor")
 def test_matches_torch_transformer_with_same_weights():
     import torch
 
