@@ -81,10 +81,14 @@ register_trainer("cnn", _add_mnist_arguments("cnn"), _run_mnist("cnn"),
                  "MNIST classifier: LeNet-style CNN (bundled 9k/1k split)")
 
 
+def _import_registry():
+    return importlib.import_module("minigen.models.registry")
+
+
 def _load_registry() -> None:
     """Import ``minigen.models.registry`` if the model zoo provides one (it may register more trainers)."""
     try:
-        mod = importlib.import_module("minigen.models.registry")
+        mod = _import_registry()
     except ModuleNotFoundError as e:
         if e.name in ("minigen.models.registry", "minigen.models"):
             return

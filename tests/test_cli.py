@@ -107,10 +107,10 @@ def test_registry_plugin(monkeypatch, capsys):
 
 
 def test_broken_registry_warns_but_cli_works(monkeypatch, capsys):
-    def broken_import(name):
+    def broken_import():
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli.importlib, "import_module", broken_import)
+    monkeypatch.setattr(cli, "_import_registry", broken_import)
     assert cli.main(["info"]) == 0
     cap = capsys.readouterr()
     assert "numpy" in cap.out and "registry failed to import (RuntimeError: boom)" in cap.err

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 import minigen as mg
 from minigen.data import (
-    ConcatDataset, DataLoader, Dataset, RandomSampler, Subset, TensorDataset, default_collate, random_split,
+    ConcatDataset, DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split,
 )
 from minigen.errors import IndexOutOfRangeError, InvalidArgumentError, ShapeError
 

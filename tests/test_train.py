@@ -37,11 +37,10 @@ def _setup(seed_model=0, n=40, bs=8):
 
 def _trainer(out, max_steps=None, epochs=3, seed_model=0, loss_hook=None, **kw):
     model, opt, sched, loader, loss_fn, eval_fn = _setup(seed_model)
-    fn = loss_fn
-    if loss_hook is not None:
-        def fn(batch):
+    def fn(batch):
+        if loss_hook is not None:
             loss_hook(tr)
-            return loss_fn(batch)
+        return loss_fn(batch)
     tr = Trainer(model, opt, fn, loader, out_dir=out, scheduler=sched, eval_fn=eval_fn, epochs=epochs,
                  max_steps=max_steps, log_every=2, progress=False, **kw)
     return tr

@@ -21,3 +21,12 @@ from .text import (  # noqa: F401
     load_shakespeare, shakespeare_splits, CharTokenizer, get_batch, batchify, BPTTIterator,
 )
 from .images import make_grid, save_image_grid, plot_curves  # noqa: F401
+
+__all__ = [
+    "Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataError", "DatasetNotFoundError",
+    "DataLoader", "default_collate", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+    "BatchSampler", "read_idx", "write_idx", "data_root", "download_dataset", "MNIST", "FashionMNIST",
+    "BundledMNIST", "load_mnist_bundled", "MNIST_RESOURCES", "FASHION_MNIST_RESOURCES", "load_shakespeare",
+    "shakespeare_splits", "CharTokenizer", "get_batch", "batchify", "BPTTIterator", "make_grid", "save_image_grid",
+    "plot_curves",
+]
