@@ -2,9 +2,9 @@
 
 Notation: x (N, C, H, W), w (O, C/G, kh, kw), G groups, stride (sh, sw), dilation (dh, dw), padding
 ((top, bottom), (left, right)) (an int or a pair is accepted too; negative amounts crop), and
-L = Ho * Wo output positions. The column matrix of group g is
+L = Ho * Wo output positions. With x_pad the zero-padded input, the column matrix of group g is
 
-    cols_g[(c, a, b), (n, i, j)] = x[n, g*C/G + c, i*sh - top + a*dh, j*sw - left + b*dw]   (0 outside x)
+    cols_g[(c, a, b), (n, i, j)] = x_pad[n, g*C/G + c, i*sh + a*dh, j*sw + b*dw]
 
 of shape (C/G*kh*kw, N*L), so that the three convolution maps are each one GEMM:
 
@@ -13,13 +13,21 @@ of shape (C/G*kh*kw, N*L), so that the three convolution maps are each one GEMM:
     backward-input:   dcols_g (K, N*L)    = W_g^T @ dY_g,  then col2im adds each column back into dx
 
 Why im2col + BLAS and not direct loops: measured on the DCGAN shapes (batch 64, 28x28, 5x5 stride 2,
-1->64->128 channels) direct Numba loops ran at 6-9 GFLOP/s against 45-75 GFLOP/s for OpenBLAS SGEMM
-on the column matrix; the column build costs 5-15% of the GEMM time. The same holds for LeNet (5x5,
-stride 1): the K = C*25 reduction is long enough for BLAS. The im2col/col2im loops are split over the
-batch (each thread owns samples n, so col2im's scatter-add has no races).
+1->64->128 channels) direct Numba loops ran at 6-9 GFLOP/s against 35-75 GFLOP/s for OpenBLAS SGEMM
+on the column matrix. The column build works on an explicitly zero-padded copy of x, so its inner loop
+has no bounds tests (3.5x faster than testing every tap against the image border: ~6 ms instead of
+~22 ms for the 20 MB column matrix of DCGAN D conv2, against ~35 ms for its GEMM, 1 thread); col2im
+likewise adds into a padded buffer that is cropped at the end. The loops are split over the batch
+(each thread owns samples n, so col2im's scatter-add has no races).
 
-These kernels take exactly the arguments of the references in minigen/ops/conv.py
-(``conv2d_forward_ref`` ...) so they can be registered with ``minigen.ops.conv.register_kernel``.
+Two fused entry points serve the first-order backward of minigen/ops/conv.py (so it runs one column
+build per layer and step instead of two): :func:`conv2d_forward_cols` also returns the column matrix
+(kept by ``Conv2d`` for its weight gradient when it is at most ``CACHE_COLS_MAX_BYTES``), and
+:func:`conv2d_backward` / :func:`conv_transpose2d_backward` compute both gradients from one dY matrix
+and one column matrix.
+
+The plain kernels take exactly the arguments of the references in minigen/ops/conv.py
+(``conv2d_forward_ref`` ...); the op module finds them through :mod:`minigen.kernels.dispatch`.
 """
 from __future__ import annotations
 
@@ -27,6 +35,9 @@ import numpy as np
 
 from ._common import c, is_float, jit, parallel_for
 from .dispatch import register
+
+# the largest column matrix Conv2d keeps from forward to backward (bigger ones are rebuilt in backward)
+CACHE_COLS_MAX_BYTES = 64 << 20
 
 
 def _two(v):
@@ -46,61 +57,88 @@ def _out(size, k, s, p0, p1, d):
     return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
 
 
-# ------------------------------------------------------------------ im2col / col2im
-@jit
-def _im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, n0, n1):
-    """cols (C*kh*kw, N*Ho*Wo) for all channels (the groups are row blocks); samples n0..n1."""
+# ------------------------------------------------------------------ padding, im2col / col2im
+def _padded(x, pads):
+    """x zero-padded by ((top, bottom), (left, right)) as a C-contiguous array (negative amounts crop)."""
+    (pt, pb), (pl, pr) = pads
+    if pt == pb == pl == pr == 0:
+        return c(x)
     N, C, H, W = x.shape
-    L = Ho * Wo
-    for n in range(n0, n1):
-        for ch in range(C):
-            for a in range(kh):
-                for b in range(kw):
-                    r = (ch * kh + a) * kw + b
-                    for i in range(Ho):
-                        ih = i * sh - ph + a * dh
-                        base = n * L + i * Wo
-                        if ih < 0 or ih >= H:
-                            for j in range(Wo):
-                                cols[r, base + j] = 0.0
-                            continue
-                        for j in range(Wo):
-                            iw = j * sw - pw + b * dw
-                            if iw >= 0 and iw < W:
-                                cols[r, base + j] = x[n, ch, ih, iw]
-                            else:
-                                cols[r, base + j] = 0.0
+    x = x[:, :, max(-pt, 0):H - max(-pb, 0), max(-pl, 0):W - max(-pr, 0)]
+    pt, pb, pl, pr = max(pt, 0), max(pb, 0), max(pl, 0), max(pr, 0)
+    h, w = x.shape[2:]
+    out = np.zeros((N, C, h + pt + pb, w + pl + pr), x.dtype)
+    out[:, :, pt:pt + h, pl:pl + w] = x
+    return out
+
+
+def _unpadded(dxp, H, W, pt, pl):
+    """The inverse of :func:`_padded` for gradients: dx[n, c, r, s] = dxp[n, c, r + pt, s + pl] where that
+    exists in dxp, 0 elsewhere (rows a negative padding cropped away got no gradient)."""
+    N, C, Hp, Wp = dxp.shape
+    if pt >= 0 and pl >= 0 and pt + H <= Hp and pl + W <= Wp:
+        return np.ascontiguousarray(dxp[:, :, pt:pt + H, pl:pl + W])
+    dx = np.zeros((N, C, H, W), dxp.dtype)
+    r0, r1 = max(0, -pt), min(H, Hp - pt)
+    s0, s1 = max(0, -pl), min(W, Wp - pl)
+    if r1 > r0 and s1 > s0:
+        dx[:, :, r0:r1, s0:s1] = dxp[:, :, r0 + pt:r1 + pt, s0 + pl:s1 + pl]
+    return dx
+
+
+# Indices in the inner loops are cast to unsigned: Numba then drops its negative-index wraparound test,
+# which measured 3-5x faster on the short rows of small convolutions (LeNet: 8-wide output rows).
+_U = np.uint64
 
 
 @jit
-def _col2im(cols, dx, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, n0, n1):
-    """dx[n, c, ih, iw] += cols[(c, a, b), (n, i, j)] (dx zeroed by the caller); samples n0..n1."""
-    N, C, H, W = dx.shape
+def _im2col(xp, cols, kh, kw, sh, sw, dh, dw, Ho, Wo, n0, n1):
+    """cols[(c, a, b), (n, i, j)] = xp[n, c, i*sh + a*dh, j*sw + b*dw] (xp already padded); samples n0..n1."""
+    N, C, Hp, Wp = xp.shape
     L = Ho * Wo
     for n in range(n0, n1):
         for ch in range(C):
+            plane = xp[n, ch]
             for a in range(kh):
                 for b in range(kw):
-                    r = (ch * kh + a) * kw + b
+                    row = cols[(ch * kh + a) * kw + b]
                     for i in range(Ho):
-                        ih = i * sh - ph + a * dh
-                        if ih < 0 or ih >= H:
-                            continue
+                        src = plane[i * sh + a * dh]
                         base = n * L + i * Wo
+                        off = b * dw
                         for j in range(Wo):
-                            iw = j * sw - pw + b * dw
-                            if iw >= 0 and iw < W:
-                                dx[n, ch, ih, iw] += cols[r, base + j]
+                            row[_U(base + j)] = src[_U(off + j * sw)]
 
 
 @jit
-def _nlo_to_nol(src, dst, G, Og, L, n0, n1):
-    """src (G*Og, N*L) laid out [(g, o), (n, l)] -> dst (N, G*Og, L); samples n0..n1."""
-    O = G * Og
+def _col2im(cols, dxp, kh, kw, sh, sw, dh, dw, Ho, Wo, n0, n1):
+    """dxp[n, c, i*sh + a*dh, j*sw + b*dw] += cols[(c, a, b), (n, i, j)] (dxp zeroed, padded); samples n0..n1."""
+    N, C, Hp, Wp = dxp.shape
+    L = Ho * Wo
+    for n in range(n0, n1):
+        for ch in range(C):
+            plane = dxp[n, ch]
+            for a in range(kh):
+                for b in range(kw):
+                    row = cols[(ch * kh + a) * kw + b]
+                    for i in range(Ho):
+                        dst = plane[i * sh + a * dh]
+                        base = n * L + i * Wo
+                        off = b * dw
+                        for j in range(Wo):
+                            dst[_U(off + j * sw)] += row[_U(base + j)]
+
+
+@jit
+def _nlo_to_nol(src, dst, n0, n1):
+    """src (O, N*L) -> dst (N, O, L); samples n0..n1."""
+    N, O, L = dst.shape
     for n in range(n0, n1):
         for o in range(O):
+            s = src[o]
+            d = dst[n, o]
             for l in range(L):
-                dst[n, o, l] = src[o, n * L + l]
+                d[_U(l)] = s[_U(n * L + l)]
 
 
 @jit
@@ -109,24 +147,37 @@ def _nol_to_onl(src, dst, n0, n1):
     N, O, L = src.shape
     for n in range(n0, n1):
         for o in range(O):
+            s = src[n, o]
+            d = dst[o]
             for l in range(L):
-                dst[o, n * L + l] = src[n, o, l]
+                d[_U(n * L + l)] = s[_U(l)]
+
+
+_PAR_MIN = 1 << 14
 
 
 def _geometry(x_hw, k_hw, stride, padding, dilation):
-    (sh, sw), (dh, dw), ((pt, pb), (pl, pr)) = _two(stride), _two(dilation), _pads(padding)
+    (sh, sw), (dh, dw), pads = _two(stride), _two(dilation), _pads(padding)
     kh, kw = k_hw
-    Ho = _out(x_hw[0], kh, sh, pt, pb, dh)
-    Wo = _out(x_hw[1], kw, sw, pl, pr, dw)
-    return (sh, sw), (dh, dw), (pt, pl), (Ho, Wo)
+    Ho = _out(x_hw[0], kh, sh, pads[0][0], pads[0][1], dh)
+    Wo = _out(x_hw[1], kw, sw, pads[1][0], pads[1][1], dw)
+    return (sh, sw), (dh, dw), pads, (Ho, Wo)
 
 
-def _cols(x, kh, kw, s, d, p, out_hw):
+def im2col(x, kernel_hw, stride=1, padding=0, dilation=1):
+    """The column matrix cols (C*kh*kw, N*Ho*Wo) of x (see the module docstring; the groups are row blocks)."""
+    N, C, H, W = x.shape
+    kh, kw = _two(kernel_hw)
+    s, d, pads, (Ho, Wo) = _geometry((H, W), (kh, kw), stride, padding, dilation)
+    return _cols(x, kh, kw, s, d, pads, (Ho, Wo))
+
+
+def _cols(x, kh, kw, s, d, pads, out_hw):
     N, C = x.shape[:2]
     Ho, Wo = out_hw
+    xp = _padded(x, pads)
     cols = np.empty((C * kh * kw, N * Ho * Wo), x.dtype)
-    parallel_for(_im2col, N, x, cols, kh, kw, s[0], s[1], p[0], p[1], d[0], d[1], Ho, Wo,
-                 parallel=cols.size >= _PAR_MIN)
+    parallel_for(_im2col, N, xp, cols, kh, kw, s[0], s[1], d[0], d[1], Ho, Wo, parallel=cols.size >= _PAR_MIN)
     return cols
 
 
@@ -139,95 +190,154 @@ def _dy_matrix(g):
     return out
 
 
-_PAR_MIN = 1 << 14
+def _grouped_matmul(a, b, G, out, ta=False, tb=False):
+    """out[g-th row block] = op(a_g) @ op(b_g) for each group (a, b split into G row blocks; op = transpose)."""
+    ra, rb, ro = a.shape[0] // G, b.shape[0] // G, out.shape[0] // G
+    for gi in range(G):
+        A = a[gi * ra:(gi + 1) * ra]
+        B = b[gi * rb:(gi + 1) * rb]
+        np.matmul(A.T if ta else A, B.T if tb else B, out=out[gi * ro:(gi + 1) * ro])
+    return out
+
+
+def _forward_from_cols(cols, w, N, out_hw, G):
+    O = w.shape[0]
+    Ho, Wo = out_hw
+    L = Ho * Wo
+    ym = _grouped_matmul(c(w).reshape(O, -1), cols, G, np.empty((O, N * L), cols.dtype))
+    y = np.empty((N, O, L), cols.dtype)
+    parallel_for(_nlo_to_nol, N, ym, y, parallel=y.size >= _PAR_MIN)
+    return y.reshape(N, O, Ho, Wo)
+
+
+def _input_from_dy(dy, w, N, input_hw, out_hw, s, d, pads, G):
+    """dx from the dY matrix (O, N*L): dcols = W^T dY per group, col2im into a padded buffer, crop."""
+    O, Cg, kh, kw = w.shape
+    C = Cg * G
+    H, W = input_hw
+    Ho, Wo = out_hw
+    (pt, pb), (pl, pr) = pads
+    dcols = _grouped_matmul(c(w).reshape(O, -1), dy, G, np.empty((C * kh * kw, dy.shape[1]), dy.dtype), ta=True)
+    dxp = np.zeros((N, C, H + pt + pb, W + pl + pr), dy.dtype)
+    parallel_for(_col2im, N, dcols, dxp, kh, kw, s[0], s[1], d[0], d[1], Ho, Wo, parallel=dcols.size >= _PAR_MIN)
+    return _unpadded(dxp, H, W, pt, pl)
+
+
+def _weight_from_cols(dy, cols, w_shape, G):
+    O = w_shape[0]
+    dw = _grouped_matmul(dy, cols, G, np.empty((O, cols.shape[0] // G), cols.dtype), tb=True)
+    return dw.reshape(w_shape)
 
 
 def _conv_requires(a, w, *rest):
     return is_float(a, w) and a.ndim == 4 and w.ndim == 4
 
 
+def _nonempty(N, C, O, L):
+    return N > 0 and C > 0 and O > 0 and L > 0
+
+
 @register("conv2d_forward", requires=_conv_requires)
 def conv2d_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
     """y[n, o, i, j] = sum_{c,a,b} x_pad[n, grp(o)*C/G + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]
-    (no bias: add it outside, or use the op's bias path). x (N, C, H, W), w (O, C/G, kh, kw).
+    (no bias: add it outside). x (N, C, H, W), w (O, C/G, kh, kw).
 
-    Same arguments and result as minigen/ops/conv.py ``conv2d_forward_ref``; wire with
-    ``register_kernel("conv2d_forward", ...)`` (used by ``Conv2d.forward`` and by ``ConvTranspose2d``'s
-    backward). Speed: fwd+bwd on the DCGAN and LeNet shapes against the reference and PyTorch in the conv2d
-    rows of benchmarks/results/results.md. No size threshold.
+    Same arguments and result as minigen/ops/conv.py ``conv2d_forward_ref``. Wired into ``Conv2d.forward``
+    and ``ConvTranspose2d``'s backward. Speed: the conv2d rows of benchmarks/results/results.md.
     """
-    x = c(x)
-    w = c(w)
+    return conv2d_forward_cols(x, w, stride, padding, dilation, groups, keep_cols=False)[0]
+
+
+@register("conv2d_forward_cols", requires=_conv_requires)
+def conv2d_forward_cols(x, w, stride=1, padding=0, dilation=1, groups=1, keep_cols=True):
+    """(y, cols): conv2d_forward plus its column matrix (C*kh*kw, N*L), for the weight gradient
+    (:func:`conv2d_backward`); cols is None when ``keep_cols`` is False or it is larger than
+    ``CACHE_COLS_MAX_BYTES``."""
     N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
-    s, d, p, (Ho, Wo) = _geometry((H, W), (kh, kw), stride, padding, dilation)
-    G = int(groups)
-    Og, K = O // G, Cg * kh * kw
-    L = Ho * Wo
-    if N == 0 or O == 0 or L <= 0:
-        return np.zeros((N, O, max(Ho, 0), max(Wo, 0)), x.dtype)
-    cols = _cols(x, kh, kw, s, d, p, (Ho, Wo))
-    wm = w.reshape(G, Og, K)
-    ym = np.empty((O, N * L), x.dtype)
-    for g in range(G):
-        np.matmul(wm[g], cols[g * K:(g + 1) * K], out=ym[g * Og:(g + 1) * Og])
-    y = np.empty((N, O, L), x.dtype)
-    parallel_for(_nlo_to_nol, N, ym, y, G, Og, L, parallel=y.size >= _PAR_MIN)
-    return y.reshape(N, O, Ho, Wo)
+    s, d, pads, (Ho, Wo) = _geometry((H, W), (kh, kw), stride, padding, dilation)
+    if not _nonempty(N, C, O, Ho * Wo):
+        return np.zeros((N, O, max(Ho, 0), max(Wo, 0)), x.dtype), None
+    cols = _cols(x, kh, kw, s, d, pads, (Ho, Wo))
+    y = _forward_from_cols(cols, w, N, (Ho, Wo), int(groups))
+    return y, (cols if keep_cols and cols.nbytes <= CACHE_COLS_MAX_BYTES else None)
 
 
 @register("conv2d_backward_input", requires=_conv_requires)
 def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, groups=1):
     """dx = the adjoint of conv2d in x (= conv_transpose2d of g with w): g (N, O, Ho, Wo) -> dx (N, C, H, W)
 
-    dcols_g = W_g^T @ dY_g, then col2im: dx[n, c, i*sh - top + a*dh, j*sw - left + b*dw] += dcols[(c,a,b),(n,i,j)].
+    dcols_g = W_g^T @ dY_g, then col2im: dx_pad[n, c, i*sh + a*dh, j*sw + b*dw] += dcols[(c,a,b),(n,i,j)].
     Same arguments as ``conv2d_backward_input_ref`` (``input_hw`` = (H, W)). Also the forward of
-    conv_transpose2d (see :func:`conv_transpose2d_forward`). Speed: part of the conv2d fwd+bwd rows of
-    benchmarks/results/results.md.
+    conv_transpose2d (wired into ``ConvTranspose2d.forward`` and ``Conv2d``'s backward).
     """
-    w = c(w)
     N, O, Ho, Wo = g.shape
     _, Cg, kh, kw = w.shape
     H, W = int(input_hw[0]), int(input_hw[1])
-    s, d, p, _ = _geometry((H, W), (kh, kw), stride, padding, dilation)
+    s, d, pads, _ = _geometry((H, W), (kh, kw), stride, padding, dilation)
     G = int(groups)
-    Og, K = O // G, Cg * kh * kw
-    C = Cg * G
-    dx = np.zeros((N, C, H, W), g.dtype)
-    if N == 0 or Ho * Wo == 0 or O == 0:
-        return dx
-    dy = _dy_matrix(g)
-    wm = w.reshape(G, Og, K)
-    dcols = np.empty((G * K, dy.shape[1]), g.dtype)
-    for gi in range(G):
-        np.matmul(wm[gi].T, dy[gi * Og:(gi + 1) * Og], out=dcols[gi * K:(gi + 1) * K])
-    parallel_for(_col2im, N, dcols, dx, kh, kw, s[0], s[1], p[0], p[1], d[0], d[1], Ho, Wo,
-                 parallel=dcols.size >= _PAR_MIN)
-    return dx
+    if not _nonempty(N, Cg, O, Ho * Wo):
+        return np.zeros((N, Cg * G, H, W), g.dtype)
+    return _input_from_dy(_dy_matrix(g), w, N, (H, W), (Ho, Wo), s, d, pads, G)
 
 
 @register("conv2d_backward_weight", requires=_conv_requires)
 def conv2d_backward_weight(x, g, kernel_hw, stride=1, padding=0, dilation=1, groups=1):
     """dw[o, c, a, b] = sum_{n,i,j} g[n, o, i, j] * x_pad[n, grp(o)*C/G + c, i*sh + a*dh, j*sw + b*dw]
     = dY_g @ cols_g^T per group. Same arguments as ``conv2d_backward_weight_ref``.
-    Speed: part of the conv2d fwd+bwd rows of benchmarks/results/results.md.
     """
-    x = c(x)
     N, C, H, W = x.shape
     _, O, Ho, Wo = g.shape
     kh, kw = int(kernel_hw[0]), int(kernel_hw[1])
-    s, d, p, _ = _geometry((H, W), (kh, kw), stride, padding, dilation)
+    s, d, pads, _ = _geometry((H, W), (kh, kw), stride, padding, dilation)
     G = int(groups)
-    Og, Cg = O // G, C // G
-    K = Cg * kh * kw
-    dw = np.zeros((O, K), x.dtype)
-    if N == 0 or Ho * Wo == 0:
-        return dw.reshape(O, Cg, kh, kw)
-    cols = _cols(x, kh, kw, s, d, p, (Ho, Wo))
+    if not _nonempty(N, C, O, Ho * Wo):
+        return np.zeros((O, C // G, kh, kw), x.dtype)
+    return _weight_from_cols(_dy_matrix(g), _cols(x, kh, kw, s, d, pads, (Ho, Wo)), (O, C // G, kh, kw), G)
+
+
+@register("conv2d_backward", requires=lambda g, x, w, *rest: _conv_requires(g, w) and is_float(x, w))
+def conv2d_backward(g, x, w, cols, need_input, need_weight, stride=1, padding=0, dilation=1, groups=1):
+    """(dx, dw) of y = conv2d(x, w) for the upstream gradient g, in one pass: one dY matrix for both,
+    and the weight gradient from ``cols`` (the forward's column matrix, :func:`conv2d_forward_cols`) when
+    given, else from a fresh im2col of x. An entry is None when not needed. The first-order backward of
+    ``Conv2d`` in minigen/ops/conv.py (equal to conv2d_backward_input / conv2d_backward_weight)."""
+    N, C, H, W = x.shape
+    _, O, Ho, Wo = g.shape
+    _, Cg, kh, kw = w.shape
+    s, d, pads, _ = _geometry((H, W), (kh, kw), stride, padding, dilation)
+    G = int(groups)
+    if not _nonempty(N, C, O, Ho * Wo):
+        return (np.zeros(x.shape, g.dtype) if need_input else None,
+                np.zeros(w.shape, g.dtype) if need_weight else None)
     dy = _dy_matrix(g)
-    for gi in range(G):
-        np.matmul(dy[gi * Og:(gi + 1) * Og], cols[gi * K:(gi + 1) * K].T, out=dw[gi * Og:(gi + 1) * Og])
-    return dw.reshape(O, Cg, kh, kw)
+    dw = dx = None
+    if need_weight:
+        if cols is None:
+            cols = _cols(x, kh, kw, s, d, pads, (Ho, Wo))
+        dw = _weight_from_cols(dy, cols, w.shape, G)
+    if need_input:
+        dx = _input_from_dy(dy, w, N, (H, W), (Ho, Wo), s, d, pads, G)
+    return dx, dw
+
+
+@register("conv_transpose2d_backward", requires=lambda G_, g, w, *rest: _conv_requires(G_, w) and is_float(g, w))
+def conv_transpose2d_backward(G_, g, w, need_g, need_weight, stride=1, padding=0, dilation=1, groups=1):
+    """(dg, dw) of y = conv2d_backward_input(g, w, ...) (a transposed convolution) for the upstream gradient
+    G_ (N, C, H, W): dg = conv2d_forward(G_, w), dw = conv2d_backward_weight(G_, g), both from ONE column
+    matrix of G_. The first-order backward of ``ConvTranspose2d`` in minigen/ops/conv.py."""
+    N, C, H, W = G_.shape
+    _, O, Ho, Wo = g.shape
+    _, Cg, kh, kw = w.shape
+    s, d, pads, out_hw = _geometry((H, W), (kh, kw), stride, padding, dilation)
+    Gr = int(groups)
+    if not _nonempty(N, C, O, Ho * Wo):
+        return (np.zeros(g.shape, G_.dtype) if need_g else None,
+                np.zeros(w.shape, G_.dtype) if need_weight else None)
+    cols = _cols(G_, kh, kw, s, d, pads, out_hw)
+    dg = _forward_from_cols(cols, w, N, out_hw, Gr) if need_g else None
+    dw = _weight_from_cols(_dy_matrix(g), cols, w.shape, Gr) if need_weight else None
+    return dg, dw
 
 
 @register("conv_transpose2d_forward", requires=_conv_requires)
@@ -236,14 +346,15 @@ def conv_transpose2d_forward(x, w, stride=1, padding=0, output_padding=0, groups
     y (N, Cout, Ho, Wo), Ho = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1 (likewise Wo);
     y = conv2d_backward_input(x, w, (Ho, Wo), stride, padding, dilation, groups).
     Its gradients: dx = conv2d_forward(dy, w, ...), dw = conv2d_backward_weight(dy, x, ...) (roles swapped).
-    Wired into: minigen/ops/conv.py ``ConvTranspose2d`` (through the conv2d_backward_input kernel).
+    minigen/ops/conv.py reaches it through the conv2d_backward_input kernel (``ConvTranspose2d``).
     """
     (sh, sw), (dh, dw_), (ph, pw), (oph, opw) = _two(stride), _two(dilation), _two(padding), _two(output_padding)
     _, _, kh, kw = w.shape
     H, W = x.shape[2:]
     Ho = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
     Wo = (W - 1) * sw - 2 * pw + dw_ * (kw - 1) + opw + 1
-    return conv2d_backward_input(x, w, (Ho, Wo), (sh, sw), (ph, pw), (dh, dw_), groups)
+    # the adjoint of a convolution padded (p, p - output_padding) on an input of the output's size
+    return conv2d_backward_input(x, w, (Ho, Wo), (sh, sw), ((ph, ph - oph), (pw, pw - opw)), (dh, dw_), groups)
 
 
 # ------------------------------------------------------------------ pooling

@@ -30,8 +30,13 @@ with padding ``p`` and output padding ``op`` is the adjoint of a convolution wit
 
 Array-level reference kernels (``conv2d_forward_ref``, ``conv2d_backward_input_ref``,
 ``conv2d_backward_weight_ref``) are plain NumPy/CuPy: im2col through a strided view and one
-batched matmul per group. Fast kernels (Numba, CuPy) may be registered with
-:func:`register_kernel`; the Functions look kernels up by name with :func:`kernel`.
+batched matmul per group. The Functions look kernels up by name with :func:`kernel`: the Numba
+kernels of ``minigen.kernels.cpu_conv`` come through ``minigen.kernels.dispatch`` (so
+``MINIGEN_KERNELS=reference`` turns them off), others may be registered with :func:`register_kernel`.
+In first-order backward (no ``create_graph``) ``Conv2d`` and ``ConvTranspose2d`` call one fused
+kernel for both gradients when there is one (``conv2d_backward``, ``conv_transpose2d_backward``:
+one dY matrix, and the forward's im2col matrix reused for the weight gradient); with
+``create_graph=True`` the differentiable formulas below run.
 """
 from __future__ import annotations
 
@@ -40,7 +45,8 @@ import contextlib
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.function import Context, Function
+from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
@@ -55,6 +61,18 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 _REFERENCE = {}
 _FAST = {}
 _FAST_ENABLED = [True]
+_DISPATCH = []
+
+
+def _dispatch():
+    """minigen.kernels.dispatch (the Numba kernels' switch), or None in a checkout without kernels."""
+    if not _DISPATCH:
+        try:
+            from ..kernels import dispatch
+        except ImportError:  # pragma: no cover - no kernels folder
+            dispatch = None
+        _DISPATCH.append(dispatch)
+    return _DISPATCH[0]
 
 
 def register_kernel(name, fn, array_module="numpy"):
@@ -63,29 +81,46 @@ def register_kernel(name, fn, array_module="numpy"):
     ``fn`` takes exactly the arguments of the reference ``<name>_ref`` and must return the
     same result (a property test should assert fast == reference on random inputs).
     Names: ``conv2d_forward``, ``conv2d_backward_input``, ``conv2d_backward_weight`` (this
-    module) and ``max_pool2d_argmax`` (:mod:`minigen.ops.pool`).
+    module) and ``max_pool2d_argmax``, ``adaptive_max_pool2d_argmax`` (:mod:`minigen.ops.pool`).
+    A kernel registered here takes precedence over the Numba kernel of the same name in
+    ``minigen.kernels.dispatch``.
     """
     if name not in _REFERENCE:
         raise InvalidArgumentError(f"register_kernel: unknown kernel {name!r}; known: {sorted(_REFERENCE)}")
     _FAST[(name, array_module)] = fn
 
 
-def kernel(name, arr):
-    """The implementation of kernel ``name`` to use for array ``arr`` (fast if registered, else reference)."""
-    if _FAST_ENABLED[0]:
-        fn = _FAST.get((name, get_array_module(arr).__name__))
-        if fn is not None:
-            return fn
-    return _REFERENCE[name]
+def fast_kernel(name, *arrays):
+    """The fast kernel ``name`` for these arrays, or None (then the reference runs).
+
+    Order: a kernel registered with :func:`register_kernel` for the arrays' module, then the Numba
+    kernel that ``minigen.kernels.dispatch`` hands out (mode, dtype, layout and size rules). None inside
+    :func:`reference_kernels` and when ``MINIGEN_KERNELS=reference``.
+    """
+    d = _dispatch()
+    if not _FAST_ENABLED[0] or (d is not None and d.mode() == "reference"):
+        return None
+    fn = _FAST.get((name, get_array_module(arrays[0]).__name__)) if arrays else None
+    if fn is None and d is not None:
+        fn = d.get(name, *arrays)
+    return fn
+
+
+def kernel(name, *arrays):
+    """The implementation of kernel ``name`` for these arrays: :func:`fast_kernel`, else the reference."""
+    return fast_kernel(name, *arrays) or _REFERENCE[name]
 
 
 @contextlib.contextmanager
 def reference_kernels():
-    """``with reference_kernels(): ...`` runs every conv/pool op on its NumPy reference kernel."""
+    """``with reference_kernels(): ...`` runs every op on its NumPy reference (conv/pool and dispatch alike)."""
     prev = _FAST_ENABLED[0]
     _FAST_ENABLED[0] = False
+    d = _dispatch()
+    ctx = d.use_reference() if d is not None else contextlib.nullcontext()
     try:
-        yield
+        with ctx:
+            yield
     finally:
         _FAST_ENABLED[0] = prev
 
@@ -217,6 +252,10 @@ _REFERENCE.update(conv2d_forward=conv2d_forward_ref, conv2d_backward_input=conv2
 # =====================================================================================
 # Functions: three linear maps, each the other's adjoint
 # =====================================================================================
+def _tensor_or_none(a):
+    return None if a is None else Tensor._make(a)
+
+
 class Conv2d(Function):
     """y = conv2d(x, w) (no bias; see the module docstring for the formula).
 
@@ -226,12 +265,23 @@ class Conv2d(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w, stride, pads, dilation, groups):
-        return kernel("conv2d_forward", x)(x, w, stride, pads, dilation, groups)
+    def forward(ctx, x, w, stride, pads, dilation, groups, keep_cols=False):
+        # keep_cols (set by conv2d when the weight will need a gradient): a kernel that builds the
+        # im2col matrix anyway keeps it on ctx for the weight gradient of the first-order backward
+        if keep_cols and type(ctx) is Context and (k := fast_kernel("conv2d_forward_cols", x, w)) is not None:
+            y, ctx.cols = k(x, w, stride, pads, dilation, groups)
+            return y
+        return kernel("conv2d_forward", x, w)(x, w, stride, pads, dilation, groups)
 
     @staticmethod
     def backward(ctx, g):
         x, w, stride, pads, dilation, groups = ctx.args
+        need_x, need_w = ctx.next_nodes[0] is not None, ctx.next_nodes[1] is not None
+        if not STATE.enabled and (k := fast_kernel("conv2d_backward", g.data, x.data, w.data)) is not None:
+            # first order: both gradients from one dY matrix (and the forward's columns, when kept)
+            gx, gw = k(g.data, x.data, w.data, getattr(ctx, "cols", None), need_x, need_w,
+                       stride, pads, dilation, groups)
+            return _tensor_or_none(gx), _tensor_or_none(gw), None, None, None, None
         gx = gw = None
         if ctx.next_nodes[0] is not None:
             gx = ConvTranspose2d.apply(g, w, x.shape[2:], stride, pads, dilation, groups)
@@ -251,11 +301,16 @@ class ConvTranspose2d(Function):
 
     @staticmethod
     def forward(ctx, g, w, input_hw, stride, pads, dilation, groups):
-        return kernel("conv2d_backward_input", g)(g, w, input_hw, stride, pads, dilation, groups)
+        return kernel("conv2d_backward_input", g, w)(g, w, input_hw, stride, pads, dilation, groups)
 
     @staticmethod
     def backward(ctx, G):
         g, w, _, stride, pads, dilation, groups = ctx.args
+        need_g, need_w = ctx.next_nodes[0] is not None, ctx.next_nodes[1] is not None
+        if not STATE.enabled and (k := fast_kernel("conv_transpose2d_backward", G.data, g.data, w.data)) is not None:
+            # first order: both gradients from one im2col matrix of G
+            gg, gw = k(G.data, g.data, w.data, need_g, need_w, stride, pads, dilation, groups)
+            return _tensor_or_none(gg), _tensor_or_none(gw), None, None, None, None, None
         gg = gw = None
         if ctx.next_nodes[0] is not None:
             gg = Conv2d.apply(G, w, stride, pads, dilation, groups)
@@ -274,7 +329,7 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx, x, g, kernel_hw, stride, pads, dilation, groups):
-        return kernel("conv2d_backward_weight", x)(x, g, kernel_hw, stride, pads, dilation, groups)
+        return kernel("conv2d_backward_weight", x, g)(x, g, kernel_hw, stride, pads, dilation, groups)
 
     @staticmethod
     def backward(ctx, V):
@@ -385,7 +440,8 @@ def _conv_nd(op, nd, input, weight, bias, stride, padding, dilation, groups):
         w = reshape(weight, (O, Cg, 1, kernel_sz[0]))
     else:
         w = weight
-    y = Conv2d.apply(x, w, _lift(nd, stride, 1), _lift(nd, pads, (0, 0)), _lift(nd, dilation, 1), builtins.int(groups))
+    y = Conv2d.apply(x, w, _lift(nd, stride, 1), _lift(nd, pads, (0, 0)), _lift(nd, dilation, 1), builtins.int(groups),
+                     keep_cols=weight.requires_grad)
     if bias is not None:
         y = y + reshape(bias, (1, O, 1, 1))
     out_shape = ((N, O) if not unbatched else (O,)) + tuple(y.shape[4 - nd:])

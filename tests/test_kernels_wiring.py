@@ -1,0 +1,152 @@
+"""The ops' kernel paths == their reference paths (minigen.kernels wired into minigen.ops / nn).
+
+Each test runs the same op (forward and first-order backward, through Tensors and autograd) twice:
+with the kernels forced on (``dispatch.use_kernels()``: size thresholds ignored) and with every op on
+its NumPy reference (``use_reference()``), and asserts equal results; ``dispatch.stats()`` shows that
+the kernel path really ran. Gradchecks with the kernels on check the fused first-order backwards against
+finite differences; gradgradchecks check that ``create_graph`` still takes the differentiable formulas.
+"""
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import minigen as mg
+from minigen.kernels import dispatch
+from minigen.testing import gradcheck, gradgradcheck
+
+F = mg.nn.functional
+
+pytest.importorskip("numba")
+
+
+def run_both(fn, arrays, requires_grad=None):
+    """fn(*tensors) -> Tensor; returns ((out, grads) kernel path, (out, grads) reference path, kernel stats)."""
+    res = []
+    stats = None
+    for mode in ("numba", "reference"):
+        with dispatch.set_mode(mode):
+            dispatch.reset_stats()
+            ts = [mg.tensor(a, requires_grad=(requires_grad is None or requires_grad[i])) for i, a in enumerate(arrays)]
+            out = fn(*ts)
+            g = np.random.default_rng(7).standard_normal(out.shape).astype(out.dtype)
+            out.backward(mg.tensor(g))
+            res.append((out.data.copy(), [None if t.grad is None else t.grad.data.copy() for t in ts]))
+            if mode == "numba":
+                stats = dispatch.stats()
+    return res[0], res[1], stats
+
+
+def assert_same(k, r, rtol, atol):
+    np.testing.assert_allclose(k[0], r[0], rtol=rtol, atol=atol)
+    for gk, gr in zip(k[1], r[1]):
+        assert (gk is None) == (gr is None)
+        if gk is not None:
+            np.testing.assert_allclose(gk, gr, rtol=rtol, atol=atol)
+
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+# ------------------------------------------------------------------ convolution
+@st.composite
+def conv_cases(draw):
+    G = draw(st.sampled_from([1, 1, 2]))
+    C, O = G * draw(st.integers(1, 3)), G * draw(st.integers(1, 3))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    H = draw(st.integers(max(1, d[0] * (k[0] - 1) + 1 - 2 * p[0]), 9))
+    W = draw(st.integers(max(1, d[1] * (k[1] - 1) + 1 - 2 * p[1]), 9))
+    N = draw(st.integers(1, 3))
+    return N, C, H, W, O, k, s, d, p, G
+
+
+@given(case=conv_cases(), dt=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31),
+       bias=st.booleans(), wgrad=st.booleans())
+def test_conv2d_kernel_path_equals_reference(case, dt, seed, bias, wgrad):
+    N, C, H, W, O, k, s, d, p, G = case
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, C, H, W)).astype(dt), rng.standard_normal((O, C // G) + k).astype(dt)]
+    if bias:
+        arrays.append(rng.standard_normal(O).astype(dt))
+    fn = lambda x, w, b=None: F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=G)  # noqa: E731
+    kern, ref, stats = run_both(fn, arrays, [True, wgrad, True][:len(arrays)])
+    assert_same(kern, ref, **TOL[dt])
+    # forward kept the im2col matrix when the weight needs a gradient; one fused backward call
+    assert stats.get("conv2d_forward_cols" if wgrad else "conv2d_forward") == 1
+    assert stats.get("conv2d_backward") == 1
+
+
+@given(case=conv_cases(), dt=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31),
+       op=st.integers(0, 2))
+def test_conv_transpose2d_kernel_path_equals_reference(case, dt, seed, op):
+    N, C, H, W, O, k, s, d, p, G = case
+    opad = tuple(min(op, max(si, di) - 1) for si, di in zip(s, d))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    w = rng.standard_normal((C, O // G) + k).astype(dt)
+    fn = lambda x, w: F.conv_transpose2d(x, w, stride=s, padding=p, output_padding=opad, groups=G,  # noqa: E731
+                                         dilation=d)
+    try:
+        kern, ref, stats = run_both(fn, [x, w])
+    except mg.errors.ShapeError:  # output size < 1 for this geometry (both paths raise alike)
+        assume(False)
+    assert_same(kern, ref, **TOL[dt])
+    assert stats.get("conv2d_backward_input") == 1 and stats.get("conv_transpose2d_backward") == 1
+
+
+def test_conv1d_and_dcgan_shapes_kernel_path_equals_reference():
+    rng = np.random.default_rng(0)
+    x1, w1 = rng.standard_normal((2, 3, 11)), rng.standard_normal((4, 3, 3))
+    assert_same(*run_both(lambda x, w: F.conv1d(x, w, stride=2, padding=1), [x1, w1])[:2], **TOL[np.float64])
+    # DCGAN D conv2 geometry (5x5, stride 2, padding 2) and its generator's transposed conv, float32
+    x = rng.standard_normal((4, 16, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(np.float32)
+    assert_same(*run_both(lambda x, w: F.conv2d(x, w, stride=2, padding=2), [x, w])[:2], **TOL[np.float32])
+    z = rng.standard_normal((4, 32, 7, 7)).astype(np.float32)
+    wt = (rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(np.float32)
+    kern, ref, _ = run_both(lambda z, w: F.conv_transpose2d(z, w, stride=2, padding=2, output_padding=1), [z, wt])
+    assert kern[0].shape == (4, 16, 14, 14)
+    assert_same(kern, ref, **TOL[np.float32])
+
+
+def test_conv_cols_cache_is_bounded(monkeypatch):
+    from minigen.kernels import cpu_conv
+
+    monkeypatch.setattr(cpu_conv, "CACHE_COLS_MAX_BYTES", 0)  # too big to keep: backward rebuilds the columns
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))]
+    kern, ref, _ = run_both(lambda x, w: F.conv2d(x, w, padding=1), arrays)
+    assert_same(kern, ref, **TOL[np.float64])
+
+
+def test_conv_gradchecks_with_kernels_on():
+    rng = np.random.default_rng(2)
+    x = mg.tensor(rng.standard_normal((2, 4, 5, 6)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((6, 2, 3, 2)), requires_grad=True)
+    wt = mg.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        assert gradcheck(lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=1, dilation=(1, 2), groups=2), [x, w])
+        assert gradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1), [x, wt])
+        assert dispatch.stats().get("conv2d_backward", 0) > 0
+        assert dispatch.stats().get("conv_transpose2d_backward", 0) > 0
+        # create_graph: the differentiable formulas (whose forwards are again the kernels)
+        assert gradgradcheck(lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=2), [x, w])
+        assert gradgradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1), [x, wt])
+
+
+def test_reference_mode_covers_conv_and_pool():
+    from minigen.ops import conv as C
+
+    x = mg.tensor(np.random.default_rng(3).standard_normal((1, 2, 6, 6)), requires_grad=True)
+    w = mg.tensor(np.ones((1, 2, 3, 3)), requires_grad=True)
+    for ctx in (dispatch.use_reference, C.reference_kernels):
+        with ctx():
+            dispatch.reset_stats()
+            F.conv2d(x, w, padding=1).sum().backward()
+            F.max_pool2d(x, 2).sum().backward()
+            F.avg_pool2d(x, 2).sum().backward()
+            assert dispatch.stats() == {}
+            assert C.kernel("conv2d_forward", x.data, w.data) is C.conv2d_forward_ref
