@@ -150,3 +150,29 @@ def test_reference_mode_covers_conv_and_pool():
             F.avg_pool2d(x, 2).sum().backward()
             assert dispatch.stats() == {}
             assert C.kernel("conv2d_forward", x.data, w.data) is C.conv2d_forward_ref
+
+
+# ------------------------------------------------------------------ relu / leaky relu
+@given(shape=st.sampled_from([(1,), (7,), (3, 5), (2, 3, 4, 5)]), dt=st.sampled_from([np.float32, np.float64]),
+       slope=st.sampled_from([0.01, 0.2, -0.5, 0.0]), seed=st.integers(0, 2**31))
+def test_relu_leaky_kernel_path_equals_reference(shape, dt, slope, seed):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dt)
+    x.flat[0] = 0.0  # the kink: slope 0 (relu) / negative_slope (leaky), as PyTorch
+    for fn in (F.relu, lambda t: F.leaky_relu(t, slope)):
+        kern, ref, stats = run_both(fn, [x])
+        np.testing.assert_array_equal(kern[0], ref[0])
+        np.testing.assert_array_equal(kern[1][0], ref[1][0])
+        assert stats.get("masked_linear_forward") == 1
+
+
+def test_relu_leaky_kernel_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 2.0, -3.0], np.float32)
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        r, lk = F.relu(mg.tensor(x)).data, F.leaky_relu(mg.tensor(x), 0.5).data
+        assert dispatch.stats().get("masked_linear_forward") == 2
+    with dispatch.use_reference():
+        np.testing.assert_array_equal(r, F.relu(mg.tensor(x)).data)
+        np.testing.assert_array_equal(lk, F.leaky_relu(mg.tensor(x), 0.5).data)
+    np.testing.assert_array_equal(lk[1:], [np.inf, -np.inf, -0.0, 0.0, 2.0, -1.5])  # hand values
+    assert np.isnan(lk[0])

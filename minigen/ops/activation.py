@@ -226,6 +226,9 @@ class MaskedLinear(Function):
     def forward(ctx, x, kind, a, b):
         xp = get_array_module(x)
         dt = x.dtype
+        if kind in ("relu", "leaky") and (k := _kernel("masked_linear_forward", x)) is not None:
+            y, ctx.slope = k(x, 0.0 if kind == "relu" else a, kind == "leaky")  # one fused pass
+            return y
         if kind == "relu":
             pos = x > 0
             slope = pos.astype(dt)
