@@ -72,7 +72,13 @@ def as_dtype(dtype):
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_vc", "_hooks", "__weakref__", "name", "_view")
+    __slots__ = ("data", "requires_grad", "_vc", "__weakref__", "__dict__")
+    # rarely-set fields default on the class: making a tensor writes only data, requires_grad, _vc
+    grad = None
+    _ctx = None
+    _hooks = None
+    name = None
+    _view = None
     __array_priority__ = 1000  # make `ndarray * Tensor` call Tensor.__rmul__
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
@@ -110,12 +116,7 @@ class Tensor:
         t = object.__new__(cls)
         t.data = data
         t.requires_grad = requires_grad
-        t.grad = None
-        t._ctx = None
         t._vc = [0]
-        t._hooks = None
-        t.name = None
-        t._view = None
         return t
 
     # ---------------------------------------------------------------- metadata
