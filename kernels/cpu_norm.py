@@ -134,6 +134,13 @@ def layer_norm_backward(g, x, weight, mean, rstd):
 
 
 # ------------------------------------------------------------------ batch norm
+# Two layouts. (N, C, S) with S > 1 (images): one channel at a time, contiguous rows of S values.
+# (N, C) (S = 1, BatchNorm1d): a channel's values are a strided column, so the loops run over rows and
+# keep one running sum per channel (contiguous across channels: vectorises). Inner indices are unsigned
+# so Numba drops its negative-index test and LLVM vectorises the loops (measured 3-10x on DCGAN shapes).
+_U = np.uint64
+
+
 @jit
 def _bn_fwd_ch(x, w, b, eps, y, mean, var, rstd, c0, c1):
     N, _, S = x.shape
@@ -141,26 +148,62 @@ def _bn_fwd_ch(x, w, b, eps, y, mean, var, rstd, c0, c1):
     for ch in range(c0, c1):
         s = 0.0
         for n in range(N):
-            for j in range(S):
-                s += x[n, ch, j]
+            row = x[n, ch]
+            for j in range(_U(S)):
+                s += row[j]
         mu = s / M
         v = 0.0
         for n in range(N):
-            for j in range(S):
-                d = x[n, ch, j] - mu
+            row = x[n, ch]
+            for j in range(_U(S)):
+                d = row[j] - mu
                 v += d * d
         v /= M
         rs = 1.0 / math.sqrt(v + eps)
-        sc = rs * w[ch]
-        sh = b[ch] - mu * sc
+        # (x - mu) first, in the input dtype (as the reference): x*sc + (b - mu*sc) would cancel badly
+        m = x.dtype.type(mu)
+        sc = x.dtype.type(rs * w[ch])
+        sh = x.dtype.type(b[ch])
         for n in range(N):
-            for j in range(S):
-                y[n, ch, j] = x[n, ch, j] * sc + sh
+            row = x[n, ch]
+            out = y[n, ch]
+            for j in range(_U(S)):
+                out[j] = (row[j] - m) * sc + sh
         mean[ch] = mu
         var[ch] = v
         rstd[ch] = rs
 
 
+@jit
+def _bn_fwd_cols(x, w, b, eps, y, mean, var, rstd, c0, c1):
+    """x (N, C): channels c0..c1, row by row."""
+    N = x.shape[0]
+    K = _U(c1 - c0)
+    s = np.zeros(c1 - c0)
+    for n in range(N):
+        row = x[n, c0:c1]
+        for k in range(K):
+            s[k] += row[k]
+    mu = s / N
+    v = np.zeros(c1 - c0)
+    for n in range(N):
+        row = x[n, c0:c1]
+        for k in range(K):
+            d = row[k] - mu[k]
+            v[k] += d * d
+    v /= N
+    rs = 1.0 / np.sqrt(v + eps)
+    m = mu.astype(x.dtype)
+    sc = (rs * w[c0:c1]).astype(x.dtype)
+    sh = b[c0:c1].astype(x.dtype)
+    for n in range(N):
+        row = x[n, c0:c1]
+        out = y[n, c0:c1]
+        for k in range(K):
+            out[k] = (row[k] - m[k]) * sc[k] + sh[k]
+    mean[c0:c1] = mu
+    var[c0:c1] = v
+    rstd[c0:c1] = rs
 
 
 @jit
@@ -173,22 +216,61 @@ def _bn_bwd_ch(g, x, w, mean, rstd, dx, dw, db, c0, c1):
         sg = 0.0
         sgx = 0.0
         for n in range(N):
-            for j in range(S):
-                gv = g[n, ch, j]
+            gr = g[n, ch]
+            xr = x[n, ch]
+            for j in range(_U(S)):
+                gv = gr[j]
                 sg += gv
-                sgx += gv * (x[n, ch, j] - mu)
+                sgx += gv * (xr[j] - mu)
         sgx *= rs  # sum g * xhat
         db[ch] = sg
         dw[ch] = sgx
+        # dx = k (g - a - (x - mu) rs bb) = p (g - a) + q (x - mu), differences first (as the reference)
         k = w[ch] * rs
-        a = sg / M
         bb = sgx / M
+        a = x.dtype.type(sg / M)
+        m = x.dtype.type(mu)
+        p = x.dtype.type(k)
+        q = x.dtype.type(-k * rs * bb)
         for n in range(N):
-            for j in range(S):
-                xh = (x[n, ch, j] - mu) * rs
-                dx[n, ch, j] = k * (g[n, ch, j] - a - xh * bb)
+            gr = g[n, ch]
+            xr = x[n, ch]
+            out = dx[n, ch]
+            for j in range(_U(S)):
+                out[j] = p * (gr[j] - a) + q * (xr[j] - m)
 
 
+@jit
+def _bn_bwd_cols(g, x, w, mean, rstd, dx, dw, db, c0, c1):
+    """g, x (N, C): channels c0..c1, row by row."""
+    N = x.shape[0]
+    K = _U(c1 - c0)
+    mu = mean[c0:c1].astype(np.float64)
+    sg = np.zeros(c1 - c0)
+    sgx = np.zeros(c1 - c0)
+    for n in range(N):
+        gr = g[n, c0:c1]
+        xr = x[n, c0:c1]
+        for k in range(K):
+            gv = gr[k]
+            sg[k] += gv
+            sgx[k] += gv * (xr[k] - mu[k])
+    rs = rstd[c0:c1].astype(np.float64)
+    sgx *= rs
+    db[c0:c1] = sg
+    dw[c0:c1] = sgx
+    kk = w[c0:c1] * rs
+    bb = sgx / N
+    m = mu.astype(x.dtype)
+    a = (sg / N).astype(x.dtype)
+    p = kk.astype(x.dtype)
+    q = (-kk * rs * bb).astype(x.dtype)
+    for n in range(N):
+        gr = g[n, c0:c1]
+        xr = x[n, c0:c1]
+        out = dx[n, c0:c1]
+        for k in range(K):
+            out[k] = p[k] * (gr[k] - a[k]) + q[k] * (xr[k] - m[k])
 
 
 @jit
@@ -198,10 +280,10 @@ def _affine_ch(x, sc, sh, y, c0, c1):
         a = sc[ch]
         b = sh[ch]
         for n in range(N):
-            for j in range(S):
-                y[n, ch, j] = x[n, ch, j] * a + b
-
-
+            row = x[n, ch]
+            out = y[n, ch]
+            for j in range(_U(S)):
+                out[j] = row[j] * a + b
 
 
 def _as_ncs(x):
@@ -236,7 +318,11 @@ def batch_norm_forward(x, weight, bias, eps):
     b = _w_or(bias, C, dt, 0.0)
     y = np.empty_like(x3)
     mean, var, rstd = np.empty(C, dt), np.empty(C, dt), np.empty(C, dt)
-    parallel_for(_bn_fwd_ch, C, x3, w, b, float(eps), y, mean, var, rstd, parallel=_par(x3))
+    if x3.shape[2] == 1:  # (N, C): row-wise loops over channel blocks
+        parallel_for(_bn_fwd_cols, C, x3[:, :, 0], w, b, float(eps), y[:, :, 0], mean, var, rstd,
+                     parallel=_par(x3), min_per_chunk=64)
+    else:
+        parallel_for(_bn_fwd_ch, C, x3, w, b, float(eps), y, mean, var, rstd, parallel=_par(x3))
     return y.reshape(x.shape), mean, var, rstd
 
 
@@ -277,7 +363,11 @@ def batch_norm_backward(g, x, weight, mean, rstd):
     dw, db = np.empty(C, np.float64), np.empty(C, np.float64)
     mean = c(mean.reshape(-1))
     rstd = c(rstd.reshape(-1))
-    parallel_for(_bn_bwd_ch, C, g3, x3, w, mean, rstd, dx, dw, db, parallel=_par(x3))
+    if x3.shape[2] == 1:
+        parallel_for(_bn_bwd_cols, C, g3[:, :, 0], x3[:, :, 0], w, mean, rstd, dx[:, :, 0], dw, db,
+                     parallel=_par(x3), min_per_chunk=64)
+    else:
+        parallel_for(_bn_bwd_ch, C, g3, x3, w, mean, rstd, dx, dw, db, parallel=_par(x3))
     if weight is None:
         return dx.reshape(x.shape), None, None
     return dx.reshape(x.shape), dw.astype(dt), db.astype(dt)

@@ -176,3 +176,59 @@ def test_relu_leaky_kernel_special_values():
         np.testing.assert_array_equal(lk, F.leaky_relu(mg.tensor(x), 0.5).data)
     np.testing.assert_array_equal(lk[1:], [np.inf, -np.inf, -0.0, 0.0, 2.0, -1.5])  # hand values
     assert np.isnan(lk[0])
+
+
+# ------------------------------------------------------------------ batch norm / layer norm
+@given(shape=st.sampled_from([(4, 3), (5, 6, 4), (3, 2, 4, 5), (2, 70)]), dt=st.sampled_from([np.float32, np.float64]),
+       affine=st.sampled_from(["both", "none", "weight"]), seed=st.integers(0, 2**31))
+def test_batch_norm_kernel_path_equals_reference(shape, dt, affine, seed):
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dt)
+    arrays = [x] + ([rng.standard_normal(C).astype(dt)] if affine != "none" else []) + \
+        ([rng.standard_normal(C).astype(dt)] if affine == "both" else [])
+    running = {}
+
+    def fn(x, w=None, b=None):
+        rm, rv = mg.zeros(C, dtype=x.dtype), mg.ones(C, dtype=x.dtype)
+        y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.3)
+        running.setdefault("r", []).append((rm.data.copy(), rv.data.copy()))
+        return y
+
+    kern, ref, stats = run_both(fn, arrays)
+    assert_same(kern, ref, **TOL[dt])
+    for a, b in zip(*running["r"]):  # running statistics updated alike
+        np.testing.assert_allclose(a, b, **TOL[dt])
+    assert stats.get("batch_norm_forward") == 1 and stats.get("batch_norm_backward") == 1
+
+
+@given(shape=st.sampled_from([(4, 8), (2, 3, 5), (3, 2, 2, 3)]), nd=st.integers(1, 2),
+       dt=st.sampled_from([np.float32, np.float64]), affine=st.booleans(), seed=st.integers(0, 2**31))
+def test_layer_norm_kernel_path_equals_reference(shape, nd, dt, affine, seed):
+    rng = np.random.default_rng(seed)
+    ns = shape[-nd:]
+    arrays = [rng.standard_normal(shape).astype(dt)]
+    if affine:
+        arrays += [rng.standard_normal(ns).astype(dt), rng.standard_normal(ns).astype(dt)]
+    kern, ref, stats = run_both(lambda x, w=None, b=None: F.layer_norm(x, ns, w, b), arrays)
+    assert_same(kern, ref, **TOL[dt])
+    assert stats.get("layer_norm_forward") == 1 and stats.get("layer_norm_backward") == 1
+
+
+def test_norm_gradchecks_with_kernels_on():
+    rng = np.random.default_rng(4)
+    x = mg.tensor(rng.standard_normal((4, 3, 2, 2)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal(3) + 2, requires_grad=True)
+    b = mg.tensor(rng.standard_normal(3), requires_grad=True)
+    wl = mg.tensor(rng.standard_normal((2, 2)), requires_grad=True)
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        bn = lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)  # noqa: E731
+        ln = lambda x, w: F.layer_norm(x, (2, 2), w)  # noqa: E731
+        assert gradcheck(bn, [x, w, b]) and gradcheck(ln, [x, wl])
+        assert dispatch.stats().get("batch_norm_backward", 0) > 0 and dispatch.stats().get("layer_norm_backward", 0) > 0
+        assert gradgradcheck(bn, [x, w, b]) and gradgradcheck(ln, [x, wl])
+    # bias without weight: the kernel gives no bias gradient, so the reference backward runs
+    xb = mg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    with dispatch.use_kernels():
+        assert gradcheck(lambda x, b: F.batch_norm(x, None, None, None, b, training=True), [xb, b])

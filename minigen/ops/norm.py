@@ -109,6 +109,33 @@ def _channel_view(t, ndim):
 
 
 # ------------------------------------------------------------------ the core Function
+_DISPATCH = []
+
+
+def _kernel(name, *arrays):
+    """The Numba kernel ``name`` for these arrays (minigen.kernels.dispatch: mode, dtype, size), or None."""
+    if not _DISPATCH:
+        try:
+            from ..kernels import dispatch
+        except ImportError:  # pragma: no cover - a checkout without the kernels folder
+            dispatch = None
+        _DISPATCH.append(dispatch)
+    return None if _DISPATCH[0] is None else _DISPATCH[0].get(name, *arrays)
+
+
+def _kernel_grads(ctx, dx, dw, db):
+    """Backward result from a kernel's arrays (dw, db flat (D,) -> the shapes of w, b)."""
+    x, w, b = ctx.args[:3]
+    out = [None] * 6
+    if ctx.next_nodes[0] is not None:
+        out[0] = Tensor._make(dx)
+    if ctx.next_nodes[1] is not None:
+        out[1] = Tensor._make(dw.reshape(w.shape))
+    if ctx.next_nodes[2] is not None:
+        out[2] = Tensor._make(db.reshape(b.shape))
+    return tuple(out)
+
+
 class _AffineNorm(Function):
     """y = x_hat * w + b with x_hat = (x - mean_D x) / sqrt(var_D x + eps); see the module docstring.
 
@@ -183,6 +210,27 @@ class LayerNorm(_AffineNorm):
               dw = sum_{leading dims}(g * x_hat);  db = sum_{leading dims}(g).
     """
 
+    # Fast path: the fused Numba kernels (minigen.kernels.cpu_norm) when dispatch hands them out;
+    # the backward kernel only in first-order mode (create_graph runs the differentiable formula).
+    @staticmethod
+    def forward(ctx, x, w, b, dims, eps, stats):
+        if stats is None and (k := _kernel("layer_norm_forward", x, w, b)) is not None:
+            lead = x.ndim - len(dims)
+            y, mean, rstd = k(x, w, b, eps, math.prod(x.shape[lead:]))
+            keep = x.shape[:lead] + (1,) * len(dims)
+            ctx.dims, ctx.eps, ctx.mu, ctx.rstd = dims, eps, mean.reshape(keep), rstd.reshape(keep)
+            return y
+        return _AffineNorm.forward(ctx, x, w, b, dims, eps, stats)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, b = ctx.args[:3]
+        if (not STATE.enabled and (w is not None or b is None)  # a kernel without weight returns no db
+                and (k := _kernel("layer_norm_backward", g.data, x.data)) is not None):
+            dx, dw, db = k(g.data, x.data, None if w is None else w.data, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
+            return _kernel_grads(ctx, dx, dw, db)
+        return _AffineNorm.backward(ctx, g)
+
 
 class BatchNorm(_AffineNorm):
     """Batch normalisation with batch statistics (training mode): statistics over every dim but channel 1.
@@ -191,6 +239,27 @@ class BatchNorm(_AffineNorm):
     backward: dx = rstd * (g_hat - mean_D g_hat - x_hat * mean_D(g_hat * x_hat)),  g_hat = g * w;
               dw_c = sum_D(g * x_hat)_c;  db_c = sum_D(g)_c.
     """
+
+    # Fast path (batch statistics over (0, 2, 3, ...) only; instance_norm's dims take the reference)
+    @staticmethod
+    def forward(ctx, x, w, b, dims, eps, stats):
+        if dims == (0,) + tuple(range(2, x.ndim)) and (k := _kernel("batch_norm_forward", x, w, b)) is not None:
+            y, mean, var, rstd = k(x, w, b, eps)
+            keep = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+            ctx.dims, ctx.eps, ctx.mu, ctx.rstd = dims, eps, mean.reshape(keep), rstd.reshape(keep)
+            if stats is not None:
+                stats["mean"], stats["var"] = ctx.mu, var.reshape(keep)
+            return y
+        return _AffineNorm.forward(ctx, x, w, b, dims, eps, stats)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, b = ctx.args[:3]
+        if (not STATE.enabled and ctx.dims == (0,) + tuple(range(2, x.ndim)) and (w is not None or b is None)
+                and (k := _kernel("batch_norm_backward", g.data, x.data)) is not None):
+            dx, dw, db = k(g.data, x.data, None if w is None else w.data, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
+            return _kernel_grads(ctx, dx, dw, db)
+        return _AffineNorm.backward(ctx, g)
 
 
 # ------------------------------------------------------------------ layer norm / rms norm
