@@ -354,6 +354,7 @@ class GELU(Function):
     exact ('none'):  y = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
                      dx = g * (Phi(x) + x * phi(x)),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
     'tanh':          y = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) * (x + 0.044715 x^3)
+                     (computed as x * sigmoid(2u), the same value without cancellation for u << 0)
                      dx = g * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3*0.044715 x^2)),  t = tanh(u)
     """
 
@@ -363,8 +364,9 @@ class GELU(Function):
         if (k := _kernel("gelu_forward", x)) is not None:
             return k(x, approximate)
         if approximate == "tanh":
+            # (1 + tanh(u)) / 2 == sigmoid(2u): the same value without cancellation for u << 0
             u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
-            return (0.5 * x * (1 + xp.tanh(u))).astype(x.dtype, copy=False)
+            return (x * _stable_sigmoid(xp, 2 * u)).astype(x.dtype, copy=False)
         from .pointwise import erf_array
 
         return (0.5 * x * (1 + erf_array(x * _INV_SQRT_2))).astype(x.dtype, copy=False)
@@ -375,8 +377,9 @@ class GELU(Function):
         if not STATE.enabled and (k := _kernel("gelu_backward", x.data, g.data)) is not None:
             return Tensor._make(k(x.data, g.data, approximate)), None
         if approximate == "tanh":
-            t = tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
-            d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (_SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
+            # with s = sigmoid(2u) = (1 + t)/2:  0.5 (1 - t^2) = 2 s (1 - s)
+            s = sigmoid(2 * (_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)))
+            d = s + x * (2 * s * (1 - s)) * (_SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
         else:
             from .pointwise import erf
 
