@@ -54,7 +54,8 @@ import types
 
 import numpy as np
 
-__all__ = ["FakeCupy", "ndarray", "EmuRawModule", "emulated_cupy", "compiler_available", "N_DEVICES"]
+__all__ = ["FakeCupy", "ndarray", "EmuRawModule", "emulated_cupy", "compiler_available", "N_DEVICES",
+           "on_backend", "real_gpu_available"]
 
 N_DEVICES = 2  # the emulated machine has two GPUs, so cross-device rules can be tested
 
@@ -452,7 +453,10 @@ def _converter(fn):
 
 def _creator(fn):
     def create(*args, **kwargs):
-        return _wrap(fn(*args, **kwargs), _STATE.current)
+        devs = set()  # a 0-d device array is a valid fill value (cupy.full fills from it on the device)
+        a = _unwrap(args, False, devs)
+        kw = {k: _unwrap(v, False, devs) for k, v in kwargs.items()}
+        return _wrap(fn(*a, **kw), _STATE.current)
 
     return create
 
@@ -462,7 +466,10 @@ def _like_creator(fn):
         if isinstance(a, np.ndarray):
             raise _unsupported(a)
         dev = a._dev if isinstance(a, ndarray) else _STATE.current
-        return _wrap(fn(a._a if isinstance(a, ndarray) else a, *args, **kwargs), dev)
+        devs = set()
+        rest = _unwrap(args, False, devs)
+        kw = {k: _unwrap(v, False, devs) for k, v in kwargs.items()}
+        return _wrap(fn(a._a if isinstance(a, ndarray) else a, *rest, **kw), dev)
 
     return create
 
@@ -1007,3 +1014,29 @@ class _EmuFunction:
 
 
 FAKE = FakeCupy()
+
+
+def real_gpu_available() -> bool:
+    """Whether a real CuPy with a CUDA device is there (checked without the emulation installed)."""
+    from minigen import backend
+
+    if sys.modules.get("cupy") is FAKE:
+        return False
+    return backend.cupy_module() is not None and backend.cupy_module() is not FAKE
+
+
+@contextlib.contextmanager
+def on_backend(name):
+    """``with on_backend('emulated'):`` / ``with on_backend('cuda'):`` — the tests' switch between the
+    emulation and a real GPU (which must be available: the tests skip the 'cuda' case otherwise)."""
+    if name == "emulated":
+        with emulated_cupy() as cp:
+            yield cp
+    elif name == "cuda":
+        if not real_gpu_available():
+            raise RuntimeError("no real CUDA GPU available")
+        import minigen.cuda  # noqa: F401
+
+        yield sys.modules["cupy"]
+    else:
+        raise ValueError(f"unknown GPU backend {name!r}")

@@ -67,8 +67,8 @@ template <bool WARP> __device__ void softmax_fwd(const MG_T* __restrict__ x, MG_
     if (!valid) return;
     MG_T* yr = y + r * (long long)C;
     if (log_) {
-        MG_T sub = M + mg_log(S);
-        for (int j = G::lane(); j < C; j += G::size()) yr[j] = xr[j] - sub;
+        MG_T ls = mg_log(S);  // (x - M) - log S, not x - (M + log S): the latter loses digits for large logits
+        for (int j = G::lane(); j < C; j += G::size()) yr[j] = (xr[j] - M) - ls;
     } else {
         MG_T inv = MG_T(1) / S;
         for (int j = G::lane(); j < C; j += G::size()) yr[j] = mg_exp(xr[j] - M) * inv;
