@@ -1,0 +1,361 @@
+"""A small StyleGAN-style generator (Karras et al. 2019, 2020) for 28x28 MNIST.
+
+**Mapping network** z -> w: the noise is pixel-normalised, then passed through an MLP::
+
+    z' = z / sqrt(mean_i z_i^2 + 1e-8),      w = f(z')   (``n_mapping`` x [Linear, LeakyReLU(0.2)])
+
+**Synthesis network**: a learned constant (C, 7, 7) is refined by style-modulated 3x3 convolutions, each
+followed by per-pixel noise (a learned strength times N(0, 1)), a bias and LeakyReLU(0.2); between
+resolutions the maps are upsampled x2 (bilinear)::
+
+    const 7x7 -> StyleConv(w_0) -> StyleConv(w_1)                       coarse  (7 x 7,   C channels)
+      -> up -> StyleConv(w_2) -> StyleConv(w_3)                          middle  (14 x 14, C/2)
+      -> up -> StyleConv(w_4) -> StyleConv(w_5)                          fine    (28 x 28, C/4)
+      -> ToRGB(w_6): modulated 1x1 conv without demodulation, + bias     (1 channel, linear output)
+
+Each layer reads its own copy w_l of w (``ws`` of shape (B, 7, w_dim)); giving different layers the w of
+different z is **style mixing**.
+
+**Weight modulation / demodulation** (StyleGAN2, the default ``mode='modconv'``): with style s = A(w)
+(an affine map, bias initialised to 1) and conv weight W (Cout, Cin, k, k)::
+
+    W'_{b,j,i,k}  = s_{b,i} * W_{j,i,k}                                         (modulation)
+    W''_{b,j,i,k} = W'_{b,j,i,k} / sqrt( sum_{i,k} W'_{b,j,i,k}^2 + 1e-8 )      (demodulation)
+    y_b = conv(x_b, W''_b)
+
+computed without materialising one weight per sample: conv(x_b, W''_b) = d_{b,j} * conv(x_b * s_b, W) with
+d_{b,j} = 1 / sqrt( sum_i s_{b,i}^2 sum_k W_{j,i,k}^2 + 1e-8 ) (the two are equal term by term).
+
+**AdaIN** (StyleGAN1, ``mode='adain'``): the conv is unmodulated and the style (y_s, y_b) = A(w) rescales the
+normalised feature maps:  AdaIN(x, y)_{b,c} = y_{s,b,c} (x_{b,c} - mu(x_{b,c})) / sigma(x_{b,c}) + y_{b,b,c},
+with mu, sigma the mean and standard deviation over the H x W positions (sigma^2 = biased variance + 1e-5).
+
+Conv weights use the equalised learning rate (stored ~ N(0, 1), multiplied by 1/sqrt(fan_in) at run time).
+Training: the non-saturating logistic loss of :mod:`minigen.models.gan` with R1 regularisation on real
+images, R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`` steps with weight
+``gamma/2 * r1_every`` (StyleGAN2); Adam (lr 2e-3 as StyleGAN2, betas (0, 0.99)), the mapping network at
+lr x 0.01; mixing regularisation: with probability ``mixing_prob`` a batch uses two z with a random crossover
+layer. The discriminator is the DCGAN one without dropout. ``w_avg`` (a running mean of w) allows the
+truncation trick w = w_avg + psi (w - w_avg).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import nn
+from ..autograd.engine import grad as autograd_grad
+from ..nn import functional as F
+from ..tensor import Tensor
+from .dcgan import DCGANDiscriminator
+from .gan import GAN, common_kwargs, discriminator_loss, generator_loss
+from .image_utils import Optimizers, add_common_arguments, dcgan_init_, run_adversarial, sample_noise, save_grid, \
+    to_pm1
+
+__all__ = ["pixel_norm", "adain", "modulated_conv2d", "MappingNetwork", "StyleConv", "ToRGB",
+           "SynthesisNetwork", "StyleGenerator", "r1_penalty", "style_mixing_grid", "train_stylegan",
+           "add_arguments", "run", "N_STYLES"]
+
+N_STYLES = 7
+
+
+# ----------------------------------------------------------------------------- the formulas
+def pixel_norm(z, eps=1e-8):
+    """z / sqrt(mean_i z_i^2 + eps) along dim 1."""
+    return z * ((z * z).mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+def adain(x, ys, yb, eps=1e-5):
+    """AdaIN(x, y) = ys * (x - mu) / sigma + yb, per sample and channel; mu, sigma over (H, W).
+
+    x (B, C, H, W), ys / yb (B, C). sigma = sqrt(biased variance + eps).
+    """
+    mu = x.mean(dim=(2, 3), keepdim=True)
+    xc = x - mu
+    sigma = ((xc * xc).mean(dim=(2, 3), keepdim=True) + eps).sqrt()
+    B, C = ys.shape
+    return ys.reshape(B, C, 1, 1) * (xc / sigma) + yb.reshape(B, C, 1, 1)
+
+
+def modulated_conv2d(x, weight, s, demodulate=True, padding=0, eps=1e-8):
+    """y_b = conv(x_b, W''_b) with W'' the modulated (and demodulated) weight (module docstring).
+
+    x (B, Cin, H, W), weight (Cout, Cin, k, k), s (B, Cin). Computed as d * conv(x * s, W).
+    """
+    B, Cin = s.shape
+    y = F.conv2d(x * s.reshape(B, Cin, 1, 1), weight, padding=padding)
+    if not demodulate:
+        return y
+    w2 = (weight * weight).sum(dim=(2, 3))                    # (Cout, Cin): sum_k W_{j,i,k}^2
+    d = ((s * s) @ w2.transpose(0, 1) + eps).rsqrt()          # (B, Cout)
+    return y * d.reshape(B, -1, 1, 1)
+
+
+# ----------------------------------------------------------------------------- networks
+class MappingNetwork(nn.Module):
+    """z -> w: pixel norm, then ``n_layers`` x (Linear, LeakyReLU(0.2))."""
+
+    def __init__(self, z_dim=64, w_dim=64, n_layers=4):
+        super().__init__()
+        layers, d = [], z_dim
+        for _ in range(n_layers):
+            layers += [nn.Linear(d, w_dim), nn.LeakyReLU(0.2)]
+            d = w_dim
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(pixel_norm(z))
+
+
+class _Affine(nn.Module):
+    """A(w): Linear(w_dim -> n) with its bias initialised to ``bias_init`` (1: styles start at identity)."""
+
+    def __init__(self, w_dim, n, bias_init):
+        super().__init__()
+        self.lin = nn.Linear(w_dim, n)
+        nn.init.constant_(self.lin.bias, bias_init)
+
+    def forward(self, w):
+        return self.lin(w)
+
+
+class StyleConv(nn.Module):
+    """conv 3x3 modulated by w ('modconv') or followed by AdaIN ('adain'), + noise + bias, LeakyReLU(0.2)."""
+
+    def __init__(self, cin, cout, w_dim, mode="modconv", kernel=3):
+        super().__init__()
+        if mode not in ("modconv", "adain"):
+            raise ValueError(f"style mode must be 'modconv' or 'adain', got {mode!r}")
+        self.mode, self.pad = mode, kernel // 2
+        self.weight = nn.Parameter(np.zeros((cout, cin, kernel, kernel), dtype=np.float32))
+        nn.init.normal_(self.weight, 0.0, 1.0)
+        self.scale = 1.0 / math.sqrt(cin * kernel * kernel)        # equalised learning rate
+        self.affine = _Affine(w_dim, cin, 1.0) if mode == "modconv" else None
+        self.adain_scale = _Affine(w_dim, cout, 1.0) if mode == "adain" else None
+        self.adain_bias = _Affine(w_dim, cout, 0.0) if mode == "adain" else None
+        self.noise_strength = nn.Parameter(np.zeros((), dtype=np.float32))
+        self.bias = nn.Parameter(np.zeros((cout,), dtype=np.float32))
+
+    def forward(self, x, w, noise=None):
+        W = self.weight * self.scale
+        if self.mode == "modconv":
+            y = modulated_conv2d(x, W, self.affine(w), demodulate=True, padding=self.pad)
+        else:
+            y = F.conv2d(x, W, padding=self.pad)
+        B, C, H, Wd = y.shape
+        if noise is None:
+            import minigen as mg
+
+            noise = mg.randn(B, 1, H, Wd, device=y.device)
+        y = F.leaky_relu(y + self.noise_strength * noise + self.bias.reshape(1, C, 1, 1), 0.2)
+        if self.mode == "adain":
+            y = adain(y, self.adain_scale(w), self.adain_bias(w))
+        return y
+
+
+class ToRGB(nn.Module):
+    """A modulated 1x1 conv without demodulation, + bias: the image (linear output)."""
+
+    def __init__(self, cin, w_dim, channels=1):
+        super().__init__()
+        self.weight = nn.Parameter(np.zeros((channels, cin, 1, 1), dtype=np.float32))
+        nn.init.normal_(self.weight, 0.0, 1.0)
+        self.scale = 1.0 / math.sqrt(cin)
+        self.affine = _Affine(w_dim, cin, 1.0)
+        self.bias = nn.Parameter(np.zeros((channels,), dtype=np.float32))
+
+    def forward(self, x, w):
+        y = modulated_conv2d(x, self.weight * self.scale, self.affine(w), demodulate=False)
+        return y + self.bias.reshape(1, -1, 1, 1)
+
+
+class SynthesisNetwork(nn.Module):
+    """ws (B, 7, w_dim) -> image (B, 1, 28, 28): const 7x7 -> 2 StyleConvs per resolution 7/14/28 -> ToRGB."""
+
+    def __init__(self, w_dim=64, width=64, mode="modconv"):
+        super().__init__()
+        C = width
+        self.const = nn.Parameter(np.zeros((1, C, 7, 7), dtype=np.float32))
+        nn.init.normal_(self.const, 0.0, 1.0)
+        chans = [(C, C), (C, C), (C, C // 2), (C // 2, C // 2), (C // 2, C // 4), (C // 4, C // 4)]
+        self.convs = nn.ModuleList([StyleConv(a, b, w_dim, mode) for a, b in chans])
+        self.to_rgb = ToRGB(C // 4, w_dim)
+
+    def forward(self, ws, noise=None):
+        B = ws.shape[0]
+        x = self.const.expand(B, *self.const.shape[1:])
+        for i, conv in enumerate(self.convs):
+            if i in (2, 4):
+                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = conv(x, ws[:, i], None if noise is None else noise[i])
+        return self.to_rgb(x, ws[:, N_STYLES - 1])
+
+
+class StyleGenerator(nn.Module):
+    """G(z) = synthesis(broadcast(mapping(z))); ``mix`` / ``truncation`` as in StyleGAN."""
+
+    def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995):
+        super().__init__()
+        self.z_dim, self.w_dim, self.w_avg_beta = z_dim, w_dim, w_avg_beta
+        self.mapping = MappingNetwork(z_dim, w_dim, n_mapping)
+        self.synthesis = SynthesisNetwork(w_dim, width, mode)
+        self.register_buffer("w_avg", Tensor(np.zeros((w_dim,), dtype=np.float32)))
+
+    def broadcast(self, w):
+        """(B, w_dim) -> (B, 7, w_dim): every layer gets the same w."""
+        return w.reshape(w.shape[0], 1, self.w_dim).expand(w.shape[0], N_STYLES, self.w_dim)
+
+    @staticmethod
+    def mix(ws1, ws2, cut):
+        """Layers < cut take ws1, layers >= cut take ws2 (``cut`` an int, or (lo, hi): layers lo..hi-1 from ws2)."""
+        import minigen as mg
+
+        lo, hi = (cut, N_STYLES) if isinstance(cut, int) else cut
+        mask = np.zeros((1, N_STYLES, 1), dtype=np.float32)
+        mask[:, lo:hi] = 1.0
+        m = mg.tensor(mask, device=ws1.device)
+        return ws1 * (1.0 - m) + ws2 * m
+
+    def forward(self, z, z2=None, cut=None, truncation=1.0, noise=None):
+        w = self.mapping(z)
+        if self.training:  # track the mean w for the truncation trick
+            wm = w.detach().mean(dim=0)
+            self.w_avg.data = (wm + (self.w_avg - wm) * self.w_avg_beta).data
+        if truncation != 1.0:
+            w = self.w_avg + (w - self.w_avg) * truncation
+        ws = self.broadcast(w)
+        if z2 is not None:
+            w2 = self.mapping(z2)
+            if truncation != 1.0:
+                w2 = self.w_avg + (w2 - self.w_avg) * truncation
+            ws = self.mix(ws, self.broadcast(w2), cut)
+        return self.synthesis(ws, noise)
+
+
+# ----------------------------------------------------------------------------- training
+def r1_penalty(D, real):
+    """R1 = mean_b ||grad_x D(x_b)||^2 on real images (differentiable w.r.t. D's parameters)."""
+    x = real.detach().requires_grad_(True)
+    (g,) = autograd_grad(D(x).sum(), x, create_graph=True)
+    return (g * g).reshape(g.shape[0], -1).sum(dim=1).mean()
+
+
+def make_stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_prob=0.5, generator=None):
+    """D update (logistic loss, lazy R1), then G update (non-saturating), with mixing regularisation."""
+    import minigen as mg
+
+    g = generator if generator is not None else mg.default_generator
+    count = [0]
+
+    def fake_batch(B, dev):
+        z = sample_noise(B, z_dim, device=dev)
+        if mixing_prob > 0 and g.numpy.random() < mixing_prob:
+            return G(z, sample_noise(B, z_dim, device=dev), cut=int(g.numpy.integers(1, N_STYLES)))
+        return G(z)
+
+    def step(batch):
+        x, _ = batch
+        x = to_pm1(x)
+        B, dev = x.shape[0], x.device
+        fake = fake_batch(B, dev)
+        opt_d.zero_grad()
+        lr_, lf_ = D(x), D(fake.detach())
+        ld = discriminator_loss(lr_, lf_)
+        out = {"d_loss": ld.item()}
+        if r1_gamma > 0 and count[0] % r1_every == 0:
+            r1 = r1_penalty(D, x)
+            ld = ld + r1 * (0.5 * r1_gamma * r1_every)
+            out["r1"] = r1.item()
+        ld.backward()
+        opt_d.step()
+        count[0] += 1
+        opt_g.zero_grad()
+        lg = generator_loss(D(fake))
+        lg.backward()
+        opt_g.step()
+        out.update({"g_loss": lg.item(), "D(x)": F.sigmoid(lr_.detach()).mean().item(),
+                    "D(G(z))": F.sigmoid(lf_.detach()).mean().item()})
+        return out
+
+    return step
+
+
+def style_mixing_grid(G, path, layers, n_a=5, n_b=6, generator=None, truncation=1.0):
+    """StyleGAN's figure: row i is source A_i, column j source B_j; cell (i, j) is A_i with the styles of
+    ``layers`` = (lo, hi) taken from B_j. Top row: the B images; left column: the A images."""
+    import minigen as mg
+
+    dev = next(G.parameters()).device
+    za = sample_noise(n_a, G.z_dim, device=dev, generator=generator)
+    zb = sample_noise(n_b, G.z_dim, device=dev, generator=generator)
+    # one fixed noise map per layer, shared by every image, so the cells differ only by their styles
+    gen = generator if generator is not None else mg.default_generator
+    noise = [mg.randn(1, 1, s, s, generator=gen, device=dev) for s in (7, 7, 14, 14, 28, 28)]
+    img_a = G(za, truncation=truncation, noise=noise)
+    img_b = G(zb, truncation=truncation, noise=noise)
+    za_rep = mg.cat([za[i:i + 1].expand(n_b, G.z_dim) for i in range(n_a)], dim=0)
+    zb_rep = mg.cat([zb] * n_a, dim=0)
+    mixed = G(za_rep, zb_rep, cut=tuple(layers), truncation=truncation, noise=noise)
+    blank = mg.full((1, 1, 28, 28), -1.0, device=dev)
+    rows = [mg.cat([blank, img_b], dim=0)]
+    for i in range(n_a):
+        rows.append(mg.cat([img_a[i:i + 1], mixed[i * n_b:(i + 1) * n_b]], dim=0))
+    return save_grid(mg.cat(rows, dim=0), path, nrow=n_b + 1)
+
+
+def train_stylegan(out="out/stylegan", epochs=5, batch_size=32, lr=2e-3, betas=(0.0, 0.99), z_dim=64, w_dim=64,
+                   width=64, n_mapping=4, mode="modconv", d_width=64, r1_gamma=1.0, r1_every=4, mixing_prob=0.5,
+                   mapping_lr_mul=0.01, seed=0, **kw):
+    """Train the StyleGAN-style generator on the bundled MNIST; ``kw`` as :func:`run_adversarial`."""
+    import minigen as mg
+    from .. import optim
+
+    mg.manual_seed(seed)
+    G = StyleGenerator(z_dim, w_dim, width, n_mapping, mode)
+    D = dcgan_init_(DCGANDiscriminator(d_width, dropout=0.0), generator=mg.Generator().manual_seed(seed))
+    model = GAN(G, D)
+    mapping = list(G.mapping.parameters())
+    ids = {id(p) for p in mapping}
+    rest = [p for p in G.parameters() if id(p) not in ids]
+    opt_g = optim.Adam([{"params": rest}, {"params": mapping, "lr": lr * mapping_lr_mul}], lr=lr, betas=tuple(betas))
+    opt_d = optim.Adam(D.parameters(), lr=lr, betas=tuple(betas))
+    step = make_stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma, r1_every, mixing_prob)
+
+    def sample(n, generator):
+        return G(sample_noise(n, z_dim, device=next(G.parameters()).device, generator=generator))
+
+    def finish(o):
+        paths = {}
+        for name, layers in (("coarse", (0, 2)), ("middle", (2, 4)), ("fine", (4, N_STYLES))):
+            paths[f"style_mixing_{name}"] = style_mixing_grid(
+                G, f"{o}/style_mixing_{name}.png", layers, generator=mg.Generator().manual_seed(seed + 5))
+        return paths
+
+    config = dict(epochs=epochs, batch_size=batch_size, lr=lr, betas=list(betas), z_dim=z_dim, w_dim=w_dim,
+                  width=width, n_mapping=n_mapping, mode=mode, d_width=d_width, r1_gamma=r1_gamma, r1_every=r1_every,
+                  mixing_prob=mixing_prob, mapping_lr_mul=mapping_lr_mul, seed=seed)
+    return run_adversarial("stylegan", model, Optimizers(D=opt_d, G=opt_g), step, sample, out=out, epochs=epochs,
+                           batch_size=batch_size, seed=seed, config=config, finish_fn=finish,
+                           curve_keys=("d_loss", "g_loss", "r1"), **kw)
+
+
+def add_arguments(p):
+    add_common_arguments(p, "out/stylegan", epochs=5, batch_size=32, lr=2e-3)
+    p.add_argument("--mode", choices=["modconv", "adain"], default="modconv",
+                   help="how w styles the convs: weight modulation/demodulation (StyleGAN2, default) or AdaIN")
+    p.add_argument("--z-dim", type=int, default=64, help="default 64")
+    p.add_argument("--w-dim", type=int, default=64, help="default 64")
+    p.add_argument("--width", type=int, default=64, help="synthesis channels at 7x7 (C, C/2, C/4; default 64)")
+    p.add_argument("--n-mapping", type=int, default=4, help="mapping network layers (default 4)")
+    p.add_argument("--d-width", type=int, default=64, help="discriminator channels (default 64)")
+    p.add_argument("--r1-gamma", type=float, default=1.0, help="R1 weight gamma (default 1; 0 = off)")
+    p.add_argument("--r1-every", type=int, default=4, help="lazy R1: every N steps (default 4)")
+    p.add_argument("--mixing-prob", type=float, default=0.5, help="style-mixing regularisation (default 0.5)")
+
+
+def run(args):
+    s = train_stylegan(args.out, args.epochs, args.batch_size, args.lr, (0.0, 0.99), args.z_dim, args.w_dim,
+                       args.width, args.n_mapping, args.mode, args.d_width, args.r1_gamma, args.r1_every,
+                       args.mixing_prob, seed=args.seed, **common_kwargs(args))
+    return 130 if s["interrupted"] else 0

@@ -1,0 +1,428 @@
+"""Image models against their equations on hand-computed cases: GAN value function and both G losses, maxout,
+DCGAN layout and init, cGAN conditioning, WGAN-GP penalty (by hand, gradcheck, torch), StyleGAN pixel norm /
+AdaIN / modulation-demodulation / style mixing, VAE reparameterisation / KL / BCE, the classifier's scores."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minigen as mg
+from conftest import requires_torch
+from minigen import nn
+from minigen.models import cgan, classifier, dcgan, gan, stylegan, vae, wgan_gp
+from minigen.testing import gradcheck
+
+
+def _logit(p):
+    p = np.asarray(p, dtype=np.float64)
+    return mg.tensor(np.log(p / (1 - p)), dtype=mg.float64)
+
+
+def _leaf(a, dtype=mg.float64):
+    return mg.tensor(np.asarray(a, dtype=np.float64), dtype=dtype).requires_grad_(True)
+
+
+# ============================================================================ GAN
+def test_gan_value_function_and_losses_by_hand():
+    # D(x) = (0.9, 0.8) on real images, D(G(z)) = (0.1, 0.3) on generated ones
+    real, fake = _logit([0.9, 0.8]), _logit([0.1, 0.3])
+    V = (math.log(0.9) + math.log(0.8)) / 2 + (math.log(0.9) + math.log(0.7)) / 2
+    assert gan.value_function(real, fake).item() == pytest.approx(V, rel=1e-12)
+    assert gan.discriminator_loss(real, fake).item() == pytest.approx(-V, rel=1e-12)
+    assert gan.generator_loss(fake, "minimax").item() == pytest.approx((math.log(0.9) + math.log(0.7)) / 2, rel=1e-12)
+    assert gan.generator_loss(fake, "non-saturating").item() == pytest.approx(-(math.log(0.1) + math.log(0.3)) / 2,
+                                                                              rel=1e-12)
+    with pytest.raises(ValueError):
+        gan.generator_loss(fake, "hinge")
+
+
+def test_gan_generator_gradients_minimax_saturates_non_saturating_does_not():
+    # dL/dl: minimax -sigmoid(l)/N, non-saturating -(1 - sigmoid(l))/N
+    p = np.array([0.1, 0.3, 1e-4])
+    for mode, expect in (("minimax", -p / 3), ("non-saturating", -(1 - p) / 3)):
+        l = _logit(p).requires_grad_(True)
+        gan.generator_loss(l, mode).backward()
+        np.testing.assert_allclose(l.grad.numpy(), expect, rtol=1e-10)
+    # where D confidently rejects the fake (D(G(z)) = 1e-4) the minimax gradient is 10^4 times weaker
+    l = _logit([1e-4]).requires_grad_(True)
+    gan.generator_loss(l, "minimax").backward()
+    g_mm = abs(l.grad.item())
+    l = _logit([1e-4]).requires_grad_(True)
+    gan.generator_loss(l, "non-saturating").backward()
+    assert abs(l.grad.item()) / g_mm == pytest.approx((1 - 1e-4) / 1e-4, rel=1e-8)
+
+
+def test_discriminator_loss_is_bce_with_logits():
+    rng = np.random.default_rng(0)
+    real, fake = mg.tensor(rng.standard_normal(5)), mg.tensor(rng.standard_normal(7))
+    nn_F = mg.nn.functional
+    bce = nn_F.binary_cross_entropy_with_logits(real, mg.ones(5, dtype=real.dtype)) + \
+        nn_F.binary_cross_entropy_with_logits(fake, mg.zeros(7, dtype=fake.dtype))
+    assert gan.discriminator_loss(real, fake).item() == pytest.approx(bce.item(), rel=1e-6)
+
+
+def test_maxout_by_hand():
+    m = gan.Maxout(2, 1, pieces=3)
+    m.linear.weight.data[:] = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    m.linear.bias.data[:] = np.array([0.0, 0.0, -5.0], dtype=np.float32)
+    x = mg.tensor([[2.0, 3.0], [4.0, -1.0], [10.0, 10.0]])
+    # pieces: (x1, x2, x1 + x2 - 5) -> max
+    np.testing.assert_allclose(m(x).detach().numpy().ravel(), [3.0, 4.0, 15.0])
+
+
+def test_mlp_gan_shapes():
+    G, D = gan.MLPGenerator(8, 16), gan.MLPDiscriminator(6, 2)
+    img = G(mg.randn(3, 8))
+    assert img.shape == (3, 1, 28, 28) and float(img.abs().max().item()) <= 1.0
+    assert D(img).shape == (3,)
+
+
+# ============================================================================ DCGAN
+def test_dcgan_layout_follows_the_article():
+    G = dcgan.DCGANGenerator(nz=10, width=32)
+    kinds = [type(m).__name__ for m in G.project] + [type(m).__name__ for m in G.net]
+    assert kinds == ["Linear", "BatchNorm1d", "LeakyReLU",
+                     "ConvTranspose2d", "BatchNorm2d", "LeakyReLU", "ConvTranspose2d", "BatchNorm2d", "LeakyReLU",
+                     "ConvTranspose2d", "BatchNorm2d", "LeakyReLU", "Conv2d", "Tanh"]
+    assert G.project[0].bias is None and G.project[0].weight.shape == (7 * 7 * 32, 10)
+    convs = [m for m in G.net if "Conv" in type(m).__name__]
+    assert [m.weight.shape[2:] for m in convs] == [(5, 5)] * 4
+    assert [m.stride for m in convs] == [(1, 1), (2, 2), (2, 2), (1, 1)]
+    D = dcgan.DCGANDiscriminator(width=4)
+    kinds = [type(m).__name__ for m in D.net]
+    assert kinds == ["Conv2d", "LeakyReLU", "Dropout", "Conv2d", "LeakyReLU", "Dropout", "Flatten", "Linear"]
+    assert D.net[2].p == pytest.approx(0.3) and D.net[1].negative_slope == pytest.approx(0.2)
+    z = mg.randn(2, 10)
+    x = G(z)
+    assert x.shape == (2, 1, 28, 28) and float(x.abs().max().item()) <= 1.0
+    assert D(x).shape == (2,)
+    critic = dcgan.DCGANDiscriminator(width=4, dropout=0.0)
+    assert not any(isinstance(m, (nn.Dropout, nn.BatchNorm2d)) for m in critic.modules())
+
+
+def test_dcgan_initialisation_statistics():
+    m = dcgan.build_dcgan(nz=100, g_width=64, d_width=32, seed=0)
+    w = m.G.project[0].weight.detach().numpy()
+    assert abs(w.mean()) < 1e-3 and w.std() == pytest.approx(0.02, rel=0.02)
+    w = m.D.net[3].weight.detach().numpy()
+    assert w.std() == pytest.approx(0.02, rel=0.05)
+    bn = m.G.net[1]
+    assert bn.weight.detach().numpy().mean() == pytest.approx(1.0, abs=0.01) and not bn.bias.detach().numpy().any()
+    assert not m.D.net[0].bias.detach().numpy().any()
+
+
+# ============================================================================ cGAN
+def test_cgan_label_planes_and_conditioning():
+    x = mg.zeros(2, 1, 3, 3)
+    planes = cgan.label_planes(mg.tensor([2, 0]), 4, 3, 3, x).detach().numpy()
+    assert planes.shape == (2, 4, 3, 3)
+    assert (planes[0, 2] == 1).all() and planes[0].sum() == 9 and (planes[1, 0] == 1).all() and planes[1].sum() == 9
+    mg.manual_seed(0)
+    G = cgan.ConditionalGenerator(nz=4, width=8)
+    G.eval()
+    z = mg.randn(1, 4)
+    a, b = G(z, mg.tensor([3])).detach().numpy(), G(z, mg.tensor([7])).detach().numpy()
+    assert a.shape == (1, 1, 28, 28) and np.abs(a - b).max() > 1e-4   # the label changes the image
+    assert G.net.project[0].weight.shape[1] == 4 + 10                  # input [z, onehot(y)]
+    D = cgan.ConditionalDiscriminator(width=4)
+    assert D.net.net[0].weight.shape[1] == 1 + 10                      # image + 10 label planes
+    assert D(mg.randn(2, 1, 28, 28), mg.tensor([1, 2])).shape == (2,)
+
+
+def test_cgan_digit_grid_has_a_row_per_digit(tmp_path):
+    from PIL import Image
+
+    G = cgan.ConditionalGenerator(nz=4, width=8)
+    G.eval()
+    with mg.no_grad():
+        path = cgan.digit_grid(G, 4, str(tmp_path / "g.png"), n_per_row=3, generator=mg.Generator().manual_seed(0))
+    w, h = Image.open(path).size
+    assert (w, h) == (3 * 30 + 2, 10 * 30 + 2)
+
+
+# ============================================================================ WGAN-GP
+class _LinearCritic(nn.Module):
+    """D(x) = sum(w * x) + b: grad_x D = w for every x, so ||grad|| = ||w||."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(np.asarray(w, dtype=np.float64))
+        self.b = nn.Parameter(np.zeros((), dtype=np.float64))
+
+    def forward(self, x):
+        return (x * self.w).reshape(x.shape[0], -1).sum(dim=1) + self.b
+
+
+def test_gradient_penalty_by_hand():
+    # w = (3, 4): ||grad|| = 5, penalty (5 - 1)^2 = 16; d penalty / dw = 2 (||w|| - 1) w / ||w|| = (4.8, 6.4)
+    D = _LinearCritic([[3.0, 4.0]])
+    x_hat = mg.tensor(np.random.default_rng(0).standard_normal((5, 1, 2)))
+    gp = wgan_gp.gradient_penalty(D, x_hat)
+    assert gp.item() == pytest.approx(16.0, rel=1e-9)
+    gp.backward()
+    np.testing.assert_allclose(D.w.grad.numpy(), [[4.8, 6.4]], rtol=1e-9)
+    assert D.b.grad is None or float(D.b.grad.item()) == 0.0
+
+
+def test_interpolate_and_critic_loss_by_hand():
+    real = mg.tensor(np.array([[[1.0, 2.0]], [[3.0, 4.0]]]))
+    fake = mg.tensor(np.array([[[0.0, 0.0]], [[1.0, 1.0]]]))
+    eps = mg.tensor(np.array([0.25, 0.5]))
+    np.testing.assert_allclose(wgan_gp.interpolate(real, fake, eps).detach().numpy(), [[[0.25, 0.5]], [[2.0, 2.5]]])
+    D = _LinearCritic([[0.6, 0.8]])   # ||w|| = 1: zero penalty
+    loss, w, gp = wgan_gp.critic_loss(D, real, fake, eps, lam=10.0)
+    d_real = np.mean([0.6 * 1 + 0.8 * 2, 0.6 * 3 + 0.8 * 4])
+    d_fake = np.mean([0.0, 0.6 + 0.8])
+    assert gp.item() == pytest.approx(0.0, abs=1e-12)
+    assert w.item() == pytest.approx(d_real - d_fake) and loss.item() == pytest.approx(d_fake - d_real)
+    assert wgan_gp.generator_loss(D, fake).item() == pytest.approx(-d_fake)
+
+
+def _tiny_conv_critic(seed=0):
+    mg.manual_seed(seed)
+    D = dcgan.DCGANDiscriminator(width=2, dropout=0.0)
+    D.to(mg.float64)
+    return D
+
+
+def test_gradient_penalty_second_order_gradcheck():
+    """d GP / d(conv weight) needs the derivative of the input gradient: checked against finite differences."""
+    D = _tiny_conv_critic()
+    x_hat = mg.tensor(np.random.default_rng(1).standard_normal((2, 1, 28, 28)))
+    w = D.net[0].weight                      # gradcheck perturbs the parameter in place
+    w.data *= 10.0                           # larger weights: ||grad|| far from 1, a non-trivial penalty
+
+    def penalty(w):
+        return wgan_gp.gradient_penalty(D, x_hat)
+
+    assert gradcheck(penalty, (w,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@requires_torch
+def test_wgan_gp_critic_loss_and_gradients_match_torch():
+    import torch
+    import torch.nn.functional as TF
+
+    D = _tiny_conv_critic(3)
+    rng = np.random.default_rng(2)
+    real, fake = rng.standard_normal((3, 1, 28, 28)), rng.standard_normal((3, 1, 28, 28))
+    eps = rng.random(3)
+    loss, _, _ = wgan_gp.critic_loss(D, mg.tensor(real), mg.tensor(fake), mg.tensor(eps), lam=10.0)
+    loss.backward()
+    W = {k: torch.tensor(v.detach().numpy(), requires_grad=True) for k, v in D.state_dict().items()}
+
+    def td(x):
+        h = TF.leaky_relu(TF.conv2d(x, W["net.0.weight"], W["net.0.bias"], stride=2, padding=2), 0.2)
+        h = TF.leaky_relu(TF.conv2d(h, W["net.2.weight"], W["net.2.bias"], stride=2, padding=2), 0.2)
+        return TF.linear(h.flatten(1), W["net.5.weight"], W["net.5.bias"]).reshape(-1)
+
+    tr, tf_ = torch.tensor(real), torch.tensor(fake)
+    e = torch.tensor(eps).reshape(3, 1, 1, 1)
+    xh = (e * tr + (1 - e) * tf_).requires_grad_(True)
+    (g,) = torch.autograd.grad(td(xh).sum(), xh, create_graph=True)
+    gp = ((g.pow(2).flatten(1).sum(1) + 1e-12).sqrt() - 1).pow(2).mean()
+    tloss = td(tf_).mean() - td(tr).mean() + 10.0 * gp
+    tloss.backward()
+    assert loss.item() == pytest.approx(tloss.item(), rel=1e-10)
+    for name, p in D.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), W[name].grad.numpy(), rtol=1e-8, atol=1e-12, err_msg=name)
+
+
+# ============================================================================ StyleGAN
+def test_pixel_norm_by_hand():
+    z = mg.tensor([[3.0, 4.0]], dtype=mg.float64)
+    np.testing.assert_allclose(stylegan.pixel_norm(z).detach().numpy(), [[3 / math.sqrt(12.5 + 1e-8), 4 / math.sqrt(12.5 + 1e-8)]])
+
+
+def test_adain_by_hand():
+    # one channel, values 1..4: mu 2.5, var 1.25; ys = 2, yb = -1
+    x = mg.tensor(np.arange(1.0, 5.0).reshape(1, 1, 2, 2))
+    y = stylegan.adain(x, mg.tensor([[2.0]], dtype=mg.float64), mg.tensor([[-1.0]], dtype=mg.float64)).detach().numpy()
+    expect = 2 * (np.arange(1.0, 5.0) - 2.5) / math.sqrt(1.25 + 1e-5) - 1
+    np.testing.assert_allclose(y.ravel(), expect, rtol=1e-12)
+
+
+def test_modulated_conv_by_hand_1x1():
+    # W = [[a, b]], s = [s1, s2]: y = (a s1 x1 + b s2 x2) / sqrt((a s1)^2 + (b s2)^2 + 1e-8)
+    a, b, s1, s2, x1, x2 = 0.5, -2.0, 3.0, 0.25, 1.5, 4.0
+    W = mg.tensor(np.array([a, b]).reshape(1, 2, 1, 1))
+    s = mg.tensor([[s1, s2]], dtype=mg.float64)
+    x = mg.tensor(np.array([x1, x2]).reshape(1, 2, 1, 1))
+    y = stylegan.modulated_conv2d(x, W, s).item()
+    assert y == pytest.approx((a * s1 * x1 + b * s2 * x2) / math.sqrt((a * s1) ** 2 + (b * s2) ** 2 + 1e-8), rel=1e-12)
+    y_mod = stylegan.modulated_conv2d(x, W, s, demodulate=False).item()
+    assert y_mod == pytest.approx(a * s1 * x1 + b * s2 * x2, rel=1e-12)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_modulated_conv_equals_per_sample_weights(B, cin, cout, seed):
+    """d * conv(x * s, W) == conv(x_b, W''_b) with W''_b = demod(s_b * W), one weight per sample."""
+    rng = np.random.default_rng(seed)
+    x, W, s = rng.standard_normal((B, cin, 5, 5)), rng.standard_normal((cout, cin, 3, 3)), rng.standard_normal((B, cin))
+    y = stylegan.modulated_conv2d(mg.tensor(x), mg.tensor(W), mg.tensor(s), padding=1).detach().numpy()
+    for b in range(B):
+        Wb = W * s[b][None, :, None, None]
+        Wb = Wb / np.sqrt((Wb ** 2).sum(axis=(1, 2, 3), keepdims=True) + 1e-8)
+        yb = mg.nn.functional.conv2d(mg.tensor(x[b:b + 1]), mg.tensor(Wb), padding=1).detach().numpy()
+        np.testing.assert_allclose(y[b:b + 1], yb, rtol=1e-9, atol=1e-12)
+
+
+def test_modulated_conv_gradcheck():
+    rng = np.random.default_rng(0)
+    x, W, s = (_leaf(rng.standard_normal(sh)) for sh in ((2, 2, 3, 3), (2, 2, 3, 3), (2, 2)))
+    assert gradcheck(lambda x, W, s: stylegan.modulated_conv2d(x, W, s, padding=1), (x, W, s))
+
+
+def test_style_mixing_and_truncation():
+    mg.manual_seed(0)
+    G = stylegan.StyleGenerator(z_dim=8, w_dim=8, width=8, n_mapping=2)
+    G.eval()
+    noise = [mg.zeros(1, 1, s, s) for s in (7, 7, 14, 14, 28, 28)]
+    z1, z2 = mg.randn(2, 8), mg.randn(2, 8)
+    w1, w2 = G.broadcast(G.mapping(z1)), G.broadcast(G.mapping(z2))
+    mixed = G.mix(w1, w2, 3).detach().numpy()
+    np.testing.assert_array_equal(mixed[:, :3], w1.detach().numpy()[:, :3])
+    np.testing.assert_array_equal(mixed[:, 3:], w2.detach().numpy()[:, 3:])
+    mid = G.mix(w1, w2, (2, 4)).detach().numpy()
+    np.testing.assert_array_equal(mid[:, 2:4], w2.detach().numpy()[:, 2:4])
+    np.testing.assert_array_equal(mid[:, [0, 1, 4, 5, 6]], w1.detach().numpy()[:, [0, 1, 4, 5, 6]])
+    # G(z1, z2, cut) is the synthesis of the mixed styles
+    np.testing.assert_allclose(G(z1, z2, cut=3, noise=noise).detach().numpy(),
+                               G.synthesis(G.mix(w1, w2, 3), noise).detach().numpy(), rtol=1e-6)
+    # mixing from layer 0 gives G(z2); truncation psi = 0 maps every z to w_avg
+    np.testing.assert_allclose(G(z1, z2, cut=0, noise=noise).detach().numpy(), G(z2, noise=noise).detach().numpy(), rtol=1e-6)
+    G.w_avg.data[:] = np.random.default_rng(1).standard_normal(8).astype(np.float32)
+    t = G(mg.randn(3, 8), truncation=0.0, noise=noise).detach().numpy()
+    np.testing.assert_allclose(t[0], t[1], rtol=1e-5, atol=1e-6)
+    assert t.shape == (3, 1, 28, 28)
+
+
+def test_w_avg_tracks_the_mean_w_in_training():
+    mg.manual_seed(0)
+    G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1, w_avg_beta=0.5)
+    z = mg.randn(5, 4)
+    G.train()
+    G(z)
+    w = G.mapping(z).detach().numpy().mean(0)
+    np.testing.assert_allclose(G.w_avg.detach().numpy(), 0.5 * w, rtol=1e-5)   # lerp(mean w, 0, 0.5)
+    G.eval()
+    G(z)
+    np.testing.assert_allclose(G.w_avg.detach().numpy(), 0.5 * w, rtol=1e-5)   # no update in eval mode
+
+
+def test_adain_generator_runs_and_r1_by_hand():
+    G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1, mode="adain")
+    assert G(mg.randn(2, 4)).shape == (2, 1, 28, 28)
+    D = _LinearCritic([[3.0, 4.0]])           # ||grad_x D||^2 = 25 for every x
+    assert stylegan.r1_penalty(D, mg.tensor(np.ones((3, 1, 2)))).item() == pytest.approx(25.0)
+
+
+# ============================================================================ VAE
+def test_reparameterisation_and_its_gradients():
+    mu, logvar = _leaf([1.0, -2.0]), _leaf([0.0, math.log(4.0)])
+    eps = mg.tensor([0.5, -1.0], dtype=mg.float64)
+    z = vae.reparameterize(mu, logvar, eps)
+    np.testing.assert_allclose(z.detach().numpy(), [1.5, -4.0])
+    z.sum().backward()
+    np.testing.assert_allclose(mu.grad.numpy(), [1.0, 1.0])                       # dz/dmu = 1
+    np.testing.assert_allclose(logvar.grad.numpy(), [0.5 * 1 * 0.5, 0.5 * 2 * -1.0])  # 0.5 exp(lv/2) eps
+
+
+def test_reparameterisation_distribution():
+    mu, logvar = mg.full((20000,), 3.0), mg.full((20000,), math.log(0.25))
+    z = vae.reparameterize(mu, logvar).detach().numpy()
+    assert z.mean() == pytest.approx(3.0, abs=0.02) and z.std() == pytest.approx(0.5, rel=0.03)
+
+
+def test_vae_loss_by_hand():
+    # KL: mu = (1, 0), logvar = (0, ln 2): -0.5 [(1 + 0 - 1 - 1) + (1 + ln 2 - 0 - 2)] = 1 - 0.5 ln 2
+    mu, logvar = mg.tensor([[1.0, 0.0]], dtype=mg.float64), mg.tensor([[0.0, math.log(2.0)]], dtype=mg.float64)
+    # BCE: x = (1, 0), p = sigmoid(logits) = (0.8, 0.25): -ln 0.8 - ln 0.75
+    x = mg.tensor([[1.0, 0.0]], dtype=mg.float64)
+    logits = mg.tensor([[math.log(4.0), math.log(1 / 3)]], dtype=mg.float64)
+    total, bce, kl = vae.vae_loss(x, logits, mu, logvar)
+    assert kl.item() == pytest.approx(1 - 0.5 * math.log(2), rel=1e-12)
+    assert bce.item() == pytest.approx(-math.log(0.8) - math.log(0.75), rel=1e-12)
+    assert total.item() == pytest.approx(bce.item() + kl.item(), rel=1e-12)
+
+
+def test_vae_shapes_and_gradcheck():
+    for arch in ("mlp", "conv"):
+        m = vae.build_vae(arch, latent_dim=3, hidden=8, width=2)
+        logits, mu, logvar = m(mg.rand(2, 1, 28, 28))
+        assert logits.shape == (2, 1, 28, 28) and mu.shape == (2, 3) and logvar.shape == (2, 3)
+    m = vae.MLPVAE(latent_dim=2, hidden=3)
+    m.to(mg.float64)
+    x = mg.tensor(np.random.default_rng(0).random((2, 1, 28, 28)))
+    eps = mg.tensor(np.random.default_rng(1).standard_normal((2, 2)))
+
+    def f(w):
+        return vae.vae_loss(x, *m(x, eps))[0]
+
+    assert gradcheck(f, (m.fc21.weight,)) and gradcheck(f, (m.fc22.bias,))
+
+
+@requires_torch
+def test_mlp_vae_matches_torch():
+    import torch
+    import torch.nn.functional as TF
+
+    m = vae.MLPVAE(latent_dim=4, hidden=16)
+    m.to(mg.float64)
+    rng = np.random.default_rng(0)
+    x, eps = rng.random((3, 1, 28, 28)), rng.standard_normal((3, 4))
+    total, _, _ = vae.vae_loss(mg.tensor(x), *m(mg.tensor(x), mg.tensor(eps)))
+    total.backward()
+    W = {k: torch.tensor(v.detach().numpy(), requires_grad=True) for k, v in m.state_dict().items()}
+    tx = torch.tensor(x).reshape(3, 784)
+    h = TF.relu(TF.linear(tx, W["fc1.weight"], W["fc1.bias"]))
+    mu, lv = TF.linear(h, W["fc21.weight"], W["fc21.bias"]), TF.linear(h, W["fc22.weight"], W["fc22.bias"])
+    z = mu + (0.5 * lv).exp() * torch.tensor(eps)
+    logits = TF.linear(TF.relu(TF.linear(z, W["fc3.weight"], W["fc3.bias"])), W["fc4.weight"], W["fc4.bias"])
+    t = TF.binary_cross_entropy_with_logits(logits, tx, reduction="sum") - 0.5 * (1 + lv - mu ** 2 - lv.exp()).sum()
+    t.backward()
+    assert total.item() == pytest.approx(t.item(), rel=1e-10)
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), W[name].grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=name)
+
+
+def test_norm_ppf_inverts_the_normal_cdf():
+    for p in (0.025, 0.5, 0.8413447460685429):
+        x = vae.norm_ppf(p)
+        assert 0.5 * (1 + math.erf(x / math.sqrt(2))) == pytest.approx(p, abs=1e-12)
+    assert vae.norm_ppf(0.975) == pytest.approx(1.959963984540054, abs=1e-9)
+
+
+# ============================================================================ classifier scores
+def test_scores_by_hand():
+    # two confident, different predictions: M = 1, H(p_bar) = ln 2, IS = exp(ln 2) = 2
+    s = classifier.scores_from_probs([[1.0, 0.0], [0.0, 1.0]])
+    assert s["mean_max_prob"] == 1.0 and s["class_entropy"] == pytest.approx(math.log(2), abs=1e-9)
+    assert s["inception_score"] == pytest.approx(2.0, rel=1e-9) and s["class_freq"] == [0.5, 0.5]
+    # mode collapse (both images the same confident class): IS = 1, entropy 0
+    s = classifier.scores_from_probs([[1.0, 0.0], [1.0, 0.0]])
+    assert s["inception_score"] == pytest.approx(1.0) and s["class_entropy"] == pytest.approx(0.0, abs=1e-9)
+    # a hand case: p1 = (0.5, 0.5), p2 = (0.9, 0.1): p_bar = (0.7, 0.3)
+    p = np.array([[0.5, 0.5], [0.9, 0.1]])
+    kl = [(r * np.log(r / np.array([0.7, 0.3]))).sum() for r in p]
+    s = classifier.scores_from_probs(p)
+    assert s["mean_max_prob"] == pytest.approx(0.7)
+    assert s["class_entropy"] == pytest.approx(-(0.7 * math.log(0.7) + 0.3 * math.log(0.3)), rel=1e-9)
+    assert s["inception_score"] == pytest.approx(math.exp(np.mean(kl)), rel=1e-9)
+
+
+def test_random_shift_moves_pixels():
+    x = mg.zeros(50, 1, 5, 5)
+    x.data[:, 0, 2, 2] = 1.0
+    y = classifier.random_shift(x, 1, generator=mg.Generator().manual_seed(0)).detach().numpy()
+    pos = [tuple(np.argwhere(y[k, 0])[0]) for k in range(50)]
+    assert all(abs(r - 2) <= 1 and abs(c - 2) <= 1 for r, c in pos) and len(set(pos)) > 4
+    assert (y.sum(axis=(1, 2, 3)) == 1).all()     # shifted, not lost
+    assert classifier.random_shift(x, 0) is x
+
+
+def test_classifier_forward_and_probs():
+    m = classifier.MNISTClassifier(width=4, hidden=8)
+    p = m.probs(np.random.default_rng(0).random((7, 1, 28, 28)).astype(np.float32), batch_size=3)
+    assert p.shape == (7, 10) and np.allclose(p.sum(1), 1.0)

@@ -1,0 +1,175 @@
+"""The image-model trainers end to end on tiny settings: registry + CLI, outputs, exact resume, scoring, demo."""
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minigen as mg
+from minigen import cli
+from minigen.io import load
+from minigen.models import classifier
+from minigen.models.registry_image import IMAGE_MODEL_HELP, IMAGE_MODELS
+
+TINY = ["--limit", "64", "--batch-size", "16", "--no-progress", "--log-every", "1"]
+
+
+def _summary(out):
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_registry_merges_text_and_image_trainers(capsys):
+    from minigen.models import TRAINERS
+    from minigen.models.registry import TRAINERS as T2
+    from minigen.models.registry_text import TEXT_MODELS
+
+    assert TRAINERS is T2
+    assert set(IMAGE_MODELS) == {"gan", "dcgan", "cgan", "wgan-gp", "stylegan", "vae", "classifier"}
+    assert set(IMAGE_MODEL_HELP) == set(IMAGE_MODELS)
+    assert set(TRAINERS) == set(IMAGE_MODELS) | set(TEXT_MODELS)
+    for name, (add, run, help_) in TRAINERS.items():
+        p = argparse.ArgumentParser()
+        add(p)
+        assert callable(run) and help_ and p.parse_args([]) is not None, name
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in IMAGE_MODELS) and "gpt" in out
+
+
+def test_gan_cli_minimax_writes_outputs(tmp_path):
+    out = str(tmp_path / "gan")
+    assert cli.main(["train", "gan", "--out", out, "--max-steps", "3", "--g-hidden", "16", "--d-hidden", "8",
+                     "--g-loss", "minimax", "--d-steps", "2", "--classifier", "none"] + TINY) == 0
+    s = _summary(out)
+    assert s["step"] == 3 and s["config"]["g_loss"] == "minimax" and s["config"]["d_steps"] == 2
+    for f in ("metrics.jsonl", "metrics.csv", "loss_curve.png", "samples.png", "checkpoint.safetensors",
+              "config.json"):
+        assert os.path.exists(os.path.join(out, f)), f
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    train = [r for r in rows if r["split"] == "train"]
+    assert len(train) == 3 and all({"d_loss", "g_loss", "D(x)", "D(G(z))"} <= set(r) for r in train)
+    assert all(0 < r["D(x)"] < 1 for r in train)
+
+
+def _params(path):
+    return {k: np.asarray(v.numpy()) for k, v in load(path)["model"].items()}
+
+
+def test_dcgan_resume_is_exact(tmp_path):
+    """2 steps, then --resume to 4 steps == 4 steps in one go (same parameters, same optimizer state, bit for bit)."""
+    common = ["--g-width", "8", "--d-width", "4", "--classifier", "none"] + TINY
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert cli.main(["train", "dcgan", "--out", a, "--max-steps", "2"] + common) == 0
+    assert cli.main(["train", "dcgan", "--out", a, "--max-steps", "4", "--resume"] + common) == 0
+    assert cli.main(["train", "dcgan", "--out", b, "--max-steps", "4"] + common) == 0
+    pa, pb = _params(os.path.join(a, "checkpoint.safetensors")), _params(os.path.join(b, "checkpoint.safetensors"))
+    assert pa.keys() == pb.keys() and len(pa) > 10
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
+    sa = _summary(a)
+    assert sa["resumed"] and sa["step"] == 4
+    opt = load(os.path.join(a, "checkpoint.safetensors"))["optimizer"]
+    assert set(opt) == {"D", "G"}          # both optimizers are saved
+    rows = [json.loads(line) for line in open(os.path.join(a, "metrics.jsonl"))]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4]
+
+
+@pytest.fixture(scope="module")
+def tiny_scorer(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("scorer"))
+    classifier.train_classifier(folder, epochs=1, max_steps=3, batch_size=16, width=4, hidden=8, limit=64,
+                                progress=False, quiet=True)
+    return folder
+
+
+def test_classifier_cache_round_trip(tiny_scorer):
+    m = classifier.load_classifier(tiny_scorer)
+    s = _summary(tiny_scorer)
+    assert m is not None and not m.training and s["step"] == 3 and 0.0 <= s["val_acc"] <= 1.0
+    assert set(s["real_val_scores"]) >= {"inception_score", "mean_max_prob", "class_entropy"}
+    assert classifier.load_classifier(os.path.join(tiny_scorer, "nothing-here")) is None
+    assert classifier.load_or_train_classifier("none") is None
+    x = np.random.default_rng(0).random((5, 1, 28, 28)).astype(np.float32)
+    m2 = classifier.load_or_train_classifier(tiny_scorer)   # cached: no training
+    np.testing.assert_array_equal(m.probs(x), m2.probs(x))
+
+
+def test_cgan_scored_with_label_accuracy(tmp_path, tiny_scorer):
+    out = str(tmp_path / "cgan")
+    assert cli.main(["train", "cgan", "--out", out, "--max-steps", "2", "--g-width", "8", "--d-width", "4",
+                     "--classifier", tiny_scorer, "--score-samples", "20"] + TINY) == 0
+    s = _summary(out)
+    assert 0.0 <= s["label_accuracy"] <= 1.0
+    sc = s["scores"]
+    assert 1.0 <= sc["score_is"] <= 10.0 and 0.1 <= sc["score_max_prob"] <= 1.0
+    assert 0.0 <= sc["score_entropy"] <= np.log(10) + 1e-9 and len(sc["class_freq"]) == 10
+    assert os.path.exists(os.path.join(out, "score_curve.png"))
+    from PIL import Image
+
+    assert Image.open(os.path.join(out, "samples.png")).size == (10 * 30 + 2, 10 * 30 + 2)   # a row per digit
+
+
+def test_wgan_gp_logs_wasserstein_estimate_and_penalty(tmp_path):
+    out = str(tmp_path / "wgan")
+    assert cli.main(["train", "wgan-gp", "--out", out, "--max-steps", "2", "--g-width", "8", "--d-width", "4",
+                     "--n-critic", "2", "--classifier", "none"] + TINY) == 0
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"train"' in line]
+    assert len(rows) == 2 and all(r["gp"] >= 0 and np.isfinite(r["w_estimate"]) for r in rows)
+    assert _summary(out)["config"]["n_critic"] == 2
+
+
+def test_stylegan_writes_style_mixing_pngs(tmp_path):
+    out = str(tmp_path / "sg")
+    assert cli.main(["train", "stylegan", "--out", out, "--max-steps", "2", "--width", "8", "--d-width", "4",
+                     "--z-dim", "8", "--w-dim", "8", "--r1-every", "1", "--mixing-prob", "1",
+                     "--classifier", "none"] + TINY) == 0
+    s = _summary(out)
+    for k in ("style_mixing_coarse", "style_mixing_middle", "style_mixing_fine"):
+        assert os.path.exists(s[k]), k
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"train"' in line]
+    assert all(r["r1"] >= 0 for r in rows)      # R1 every step with --r1-every 1
+    from PIL import Image
+
+    assert Image.open(s["style_mixing_coarse"]).size == (7 * 30 + 2, 6 * 30 + 2)   # (1 + 6) x (1 + 5) cells
+
+
+def test_vae_cli_latent_2_pictures_and_resume(tmp_path):
+    out = str(tmp_path / "vae")
+    args = ["train", "vae", "--out", out, "--latent-dim", "2", "--hidden", "16"] + TINY
+    assert cli.main(args + ["--max-steps", "2"]) == 0
+    assert cli.main(args + ["--max-steps", "3", "--resume"]) == 0
+    s = _summary(out)
+    assert s["step"] == 3 and s["val_loss"] == pytest.approx(s["val_bce"] + s["val_kl"], rel=1e-6)
+    for f in ("reconstructions.png", "samples.png", "latent_map.png", "latent_scatter.png", "loss_curve.png"):
+        assert os.path.exists(os.path.join(out, f)), f
+    assert cli.main(["train", "vae", "--out", str(tmp_path / "cvae"), "--arch", "conv", "--width", "2",
+                     "--max-steps", "1"] + TINY) == 0
+
+
+def test_vae_evaluation_protocol_is_fixed():
+    from minigen.models.vae import MLPVAE, evaluate_vae
+
+    m = MLPVAE(latent_dim=3, hidden=8)
+    x = np.random.default_rng(0).random((20, 1, 28, 28)).astype(np.float32)
+    a, b = evaluate_vae(m, x, batch_size=7), evaluate_vae(m, x, batch_size=20)
+    assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)    # one fixed eps per image
+    assert evaluate_vae(m, x, seed=1)["val_loss"] != a["val_loss"]
+
+
+def test_demo_quick_run(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--minutes", "0.01", "--limit", "64", "--no-progress"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s["parts"]) == {"classifier", "dcgan", "vae", "gpt"}
+    assert s["parts"]["dcgan"]["scores"]["score_is"] >= 1.0
+    assert s["parts"]["gpt"]["val_loss"] > 0 and s["parts"]["vae"]["val_loss"] > 0
+    for f in ("summary.md", "mnist_val_predictions.png", "dcgan/samples.png", "vae/reconstructions.png",
+              "gpt/samples.txt", "classifier/classifier.safetensors"):
+        assert (out / f).exists(), f
+    md = (out / "summary.md").read_text()
+    assert "| dcgan |" in md and "| gpt |" in md
+    assert "demo finished" in capsys.readouterr().out
+    assert cli.main(["demo", "--out", str(out), "--parts", "nope"]) == 2
