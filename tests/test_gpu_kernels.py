@@ -27,7 +27,7 @@ TOL = {np.float32: 2e-5, np.float64: 1e-11}
 dtypes = st.sampled_from([np.float32, np.float64])
 
 
-@pytest.fixture(params=BACKENDS, scope="module")
+@pytest.fixture(params=BACKENDS)
 def cp(request):
     with on_backend(request.param) as mod:
         yield mod

@@ -31,7 +31,7 @@ def _maybe_xfail(name):
         pytest.xfail(f"needs docs/gpu_patches ({NEEDS_PATCH[name]}): NumPy-only code path on device data")
 
 
-@pytest.fixture(params=BACKENDS, scope="module")
+@pytest.fixture(params=BACKENDS)
 def gpu(request):
     with on_backend(request.param) as cp:
         yield cp
