@@ -197,7 +197,8 @@ def main(argv=None):
         lines.append(f"| {k} | {' '.join(f'{v:.2f}' for v in curves[k])} | **{final[k]:.2f}** | "
                      f"{min(times[k]):.2f} / {statistics.median(times[k]):.2f} |")
     lines += ["",
-              f"- minigen vs torch from the same weights, batches and noise: {rel('minigen', 'torch (same init)'):+.2f}% "
+              "- minigen vs torch from the same weights, batches and noise: "
+              f"{rel('minigen', 'torch (same init)'):+.3f}% "
               f"(the target: within 2%).",
               f"- minigen vs torch with independent randomness (seed {S + 1} each): "
               f"{rel(f'minigen (seed {S + 1})', 'torch (own RNG)'):+.2f}%; seed-to-seed spread within minigen: "

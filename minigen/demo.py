@@ -98,9 +98,13 @@ def _classifier(args, folder, scale, progress):
     _header(1, "MNIST scoring CNN")
     t0 = time.perf_counter()
     cached = os.path.join(folder, "summary.json")
+    s = None
     if load_classifier(folder) is not None and os.path.exists(cached) and not args.limit:
         with open(cached) as f:
             s = json.load(f)
+        if s.get("limit"):   # a quick-check classifier (trained on a few images) is not reused
+            s = None
+    if s is not None:
         print(f"using the cached classifier in {folder}/ (val accuracy {s.get('val_acc', float('nan')):.4f}); "
               f"delete {os.path.join(folder, WEIGHTS)} to retrain")
         s["cached"] = True
@@ -161,8 +165,6 @@ def _vae(args, out, scale, progress):
 
 
 def _gpt(args, out, scale, progress, quick):
-    import numpy as np
-
     from .data import CharTokenizer, load_shakespeare
     from .models.gpt import TrainConfig, train_gpt
 

@@ -38,7 +38,7 @@ from ..autograd.grad_mode import no_grad
 from ..nn import functional as F
 from ..random import _gen
 from ..tensor import Tensor
-from .image_utils import add_common_arguments, mnist_loader, plot_loss_curves, progress_flag, write_json
+from .image_utils import add_common_arguments, fresh_log, mnist_loader, plot_loss_curves, progress_flag, write_json
 
 __all__ = ["MNISTClassifier", "random_shift", "classifier_scores", "scores_from_probs", "train_classifier",
            "load_classifier", "load_or_train_classifier", "WEIGHTS", "add_arguments", "run"]
@@ -154,6 +154,8 @@ def train_classifier(out="out/classifier", epochs=6, batch_size=64, lr=1e-3, lr_
     trainer = Trainer(model, opt, loss_fn, loader, out_dir=out, scheduler=sched, scheduler_interval="epoch",
                       eval_fn=eval_fn, epochs=epochs, max_steps=max_steps,
                       log_every=max(1, min(log_every, len(loader) // 2)), progress=progress)
+    if not resume:
+        fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     wall = time.perf_counter() - t0
@@ -162,11 +164,13 @@ def train_classifier(out="out/classifier", epochs=6, batch_size=64, lr=1e-3, lr_
     from ..data import BundledMNIST
 
     real = classifier_scores(model, BundledMNIST("val").images)
-    curve = plot_loss_curves(trainer.logger, ["loss"], os.path.join(out, "loss_curve.png"), "MNIST scoring CNN",
-                             ylabel="cross-entropy", extra={"val loss": trainer.logger.series("val_loss", "val")})
+    curve = plot_loss_curves(trainer.logger, {"loss": "train loss (batch mean)"}, os.path.join(out, "loss_curve.png"),
+                             "MNIST scoring CNN", ylabel="cross-entropy",
+                             extra={"val loss": trainer.logger.series("val_loss", "val")})
     summary = {"step": res["step"], "epoch": res["epoch"], "val_acc": res.get("val_acc"),
                "val_loss": res.get("val_loss"), "wall_s": wall, "interrupted": res["interrupted"],
-               "weights": weights, "loss_curve": curve, "real_val_scores": real, "config": model.config}
+               "weights": weights, "loss_curve": curve, "real_val_scores": real, "config": model.config,
+               "limit": limit}
     write_json(summary, os.path.join(out, "summary.json"))
     if not quiet:
         print(f"classifier: {res['step']} steps in {wall:.1f}s, val accuracy {summary['val_acc']:.4f}; "

@@ -21,7 +21,7 @@ from .. import backend
 from ..train import Trainer
 
 __all__ = ["mnist_dataset", "mnist_loader", "to_pm1", "from_pm1", "dcgan_init_", "Optimizers",
-           "AdversarialTrainer", "save_grid", "plot_loss_curves", "add_common_arguments", "GeneratorState",
+           "AdversarialTrainer", "fresh_log", "save_grid", "plot_loss_curves", "add_common_arguments", "GeneratorState",
            "write_json", "progress_flag", "sample_noise", "run_adversarial"]
 
 
@@ -150,6 +150,11 @@ class AdversarialTrainer(Trainer):
         return float(metrics[self.main]), extra
 
 
+def fresh_log(trainer):
+    """A run that does not resume starts a new metrics log (the Trainer would append to an old one in --out)."""
+    trainer.logger.truncate(-1)
+
+
 class GeneratorState:
     """Saves named ``minigen.Generator`` states inside a Trainer checkpoint (``extra_state=``)."""
 
@@ -177,10 +182,12 @@ def save_grid(images, path, nrow=8, pm1=True):
 
 
 def plot_loss_curves(logger, keys, path, title, ylabel="loss", split="train", extra=None):
-    """Plot the logged series ``keys`` (+ ``extra`` = {name: [(step, value)]}) to a PNG; None if nothing logged."""
+    """Plot the logged series ``keys`` (a list, or {key: legend label}) plus ``extra`` = {label: [(step, value)]}
+    to a PNG; None if nothing was logged."""
     from ..data import plot_curves
 
-    curves = {k: logger.series(k, split) for k in keys}
+    labels = keys if isinstance(keys, dict) else {k: k for k in keys}
+    curves = {labels[k]: logger.series(k, split) for k in labels}
     curves = {k: v for k, v in curves.items() if v}
     if extra:
         curves.update({k: v for k, v in extra.items() if v})
@@ -283,6 +290,8 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
     trainer = AdversarialTrainer(model, optimizers, step_fn, loader, out_dir=out, eval_fn=eval_fn, epochs=epochs,
                                  max_steps=max_steps, log_every=max(1, min(log_every, n_batches)),
                                  progress=progress, extra_state=extra_state, main=curve_keys[0])
+    if not resume:
+        fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     wall = time.perf_counter() - t0

@@ -56,5 +56,5 @@ IMAGE_MODEL_HELP = {
     "wgan-gp": "WGAN-GP on MNIST: critic with gradient penalty on interpolates (second-order gradients)",
     "stylegan": "StyleGAN-style generator on MNIST: mapping network, modulated convs, style-mixing PNGs",
     "vae": "VAE on MNIST (784-400-20 MLP or conv): reconstructions, samples, 2-D latent map",
-    "classifier": "MNIST CNN (at least 98.5 percent val accuracy) that scores generated digits; weights cached in --out",
+    "classifier": "MNIST CNN (at least 98.5 percent val accuracy) scoring generated digits; weights cached in --out",
 }

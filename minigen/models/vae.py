@@ -32,7 +32,8 @@ import numpy as np
 
 from .. import backend, nn
 from ..nn import functional as F
-from .image_utils import add_common_arguments, mnist_loader, plot_loss_curves, progress_flag, save_grid, write_json
+from .image_utils import (add_common_arguments, fresh_log, mnist_loader, plot_loss_curves, progress_flag, save_grid,
+                          write_json)
 
 __all__ = ["reparameterize", "vae_loss", "MLPVAE", "ConvVAE", "build_vae", "norm_ppf", "evaluate_vae", "train_vae",
            "latent_map", "add_arguments", "run"]
@@ -251,13 +252,15 @@ def train_vae(out="out/vae", arch="mlp", epochs=10, batch_size=128, lr=1e-3, lat
     write_json({"model": "vae", **config}, os.path.join(out, "config.json"))
     trainer = Trainer(model, opt, loss_fn, loader, out_dir=out, eval_fn=eval_fn, epochs=epochs, max_steps=max_steps,
                       log_every=max(1, min(log_every, len(loader))), progress=progress)
+    if not resume:
+        fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     wall = time.perf_counter() - t0
     model.eval()
     paths = _pictures(model, out, val.images, val.labels, seed)
     lg = trainer.logger
-    paths["loss_curve"] = plot_loss_curves(lg, ["loss"], os.path.join(out, "loss_curve.png"),
+    paths["loss_curve"] = plot_loss_curves(lg, {"loss": "train loss (batch mean)"}, os.path.join(out, "loss_curve.png"),
                                            f"VAE ({arch}, latent {latent_dim})", ylabel="negative ELBO per image",
                                            extra={"val loss": lg.series("val_loss", "val")})
     summary = {"model": "vae", "arch": arch, "step": res["step"], "epoch": res["epoch"], "wall_s": wall,
