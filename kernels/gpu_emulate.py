@@ -791,8 +791,10 @@ template <typename T> static inline T __shfl_xor_sync(unsigned m, T v, int lm, i
 template <typename T> static inline T __shfl_sync(unsigned m, T v, int src, int w = 32) { return _mg_shfl(v, src, w); }
 template <typename T> static inline T __shfl_down_sync(unsigned m, T v, unsigned d, int w = 32) {
     int l = (_mg_tid() & (w - 1)) + (int)d; return _mg_shfl(v, l < w ? l : (_mg_tid() & (w - 1)), w); }
-static inline float atomicAdd(float* p, float v) { float old; _Pragma("omp atomic capture") { old = *p; *p += v; } return old; }
-static inline double atomicAdd(double* p, double v) { double old; _Pragma("omp atomic capture") { old = *p; *p += v; } return old; }
+static inline float atomicAdd(float* p, float v) {
+    float old; _Pragma("omp atomic capture") { old = *p; *p += v; } return old; }
+static inline double atomicAdd(double* p, double v) {
+    double old; _Pragma("omp atomic capture") { old = *p; *p += v; } return old; }
 static inline int atomicAdd(int* p, int v) { int old; _Pragma("omp atomic capture") { old = *p; *p += v; } return old; }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
@@ -890,8 +892,8 @@ class EmuRawModule:
 class EmuRawKernel(EmuRawModule):
     """``cupy.RawKernel(code, name, options)`` run on the CPU."""
 
-    def __init__(self, code, name, options=(), backend="nvrtc", translate_cucomplex=False, enable_cooperative_groups=False,
-                 jitify=False):
+    def __init__(self, code, name, options=(), backend="nvrtc", translate_cucomplex=False,
+                 enable_cooperative_groups=False, jitify=False):
         super().__init__(code=code, options=options)
         self._fn = self.get_function(name)
 

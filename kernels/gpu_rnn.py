@@ -18,8 +18,6 @@ weight gradients are single large GEMMs. Nothing is copied to the host.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .gpu_common import compile_module, contiguous, cupy_of, declare_source, i32, is_float_dev, register_gpu
 
 _BLOCK = 256
@@ -184,7 +182,8 @@ def gru_cell_backward(dh_new, h, acts, gh):
 
 def _seq_req(x, w_ih, w_hh, *rest):
     arrs = [x, w_ih, w_hh] + [a for a in rest if a is not None and hasattr(a, "dtype")]
-    return is_float_dev(*arrs) and x.ndim == 3 and w_ih.ndim == 2 and w_hh.ndim == 2 and len({a.dtype for a in arrs}) == 1
+    return (is_float_dev(*arrs) and x.ndim == 3 and w_ih.ndim == 2 and w_hh.ndim == 2
+            and len({a.dtype for a in arrs}) == 1)
 
 
 @register_gpu("lstm_seq_forward", requires=_seq_req)

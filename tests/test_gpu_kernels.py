@@ -14,7 +14,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from minigen.kernels import gpu_attention, gpu_common, gpu_norm, gpu_optim, gpu_rnn, gpu_softmax
 from minigen.kernels.gpu_emulate import compiler_available, on_backend, real_gpu_available
@@ -25,6 +25,9 @@ BACKENDS = [pytest.param("emulated", marks=requires_cxx), pytest.param("cuda", m
 
 TOL = {np.float32: 2e-5, np.float64: 1e-11}
 dtypes = st.sampled_from([np.float32, np.float64])
+# the backend fixture is function-scoped (so no emulation outlives its test) and needs no reset per example
+fixture_ok = settings(suppress_health_check=list(settings().suppress_health_check)
+                      + [HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(params=BACKENDS)
@@ -54,6 +57,7 @@ def sigmoid(v):
 
 
 # ------------------------------------------------------------------ softmax family
+@fixture_ok
 @given(dt=dtypes, rows=st.integers(1, 9), cols=st.sampled_from([1, 5, 33, 64, 1030]), seed=st.integers(0, 99))
 def test_softmax_forward_backward(cp, dt, rows, cols, seed):
     if cols > 1024:
@@ -81,6 +85,7 @@ def test_softmax_hand_case_and_extremes(cp):
     assert lx[0, 0] == -np.inf and np.allclose(lx[0, 2:], -math.log(2))
 
 
+@fixture_ok
 @given(dt=dtypes, n=st.integers(1, 6), c=st.sampled_from([2, 7, 40, 1100]), eps=st.sampled_from([0.0, 0.1]),
        weighted=st.booleans(), reduction=st.sampled_from(["none", "sum", "mean"]), seed=st.integers(0, 99))
 def test_cross_entropy(cp, dt, n, c, eps, weighted, reduction, seed):
@@ -112,6 +117,7 @@ def test_cross_entropy(cp, dt, n, c, eps, weighted, reduction, seed):
 
 
 # ------------------------------------------------------------------ layer norm
+@fixture_ok
 @given(dt=dtypes, rows=st.sampled_from([1, 3, 70]), d=st.sampled_from([1, 6, 32, 1500]), affine=st.booleans(),
        seed=st.integers(0, 99))
 def test_layer_norm(cp, dt, rows, d, affine, seed):
@@ -162,6 +168,7 @@ def _adam_ref(p, g, m, v, vm, t, lr, b1, b2, eps, wd, amsgrad, decoupled, maximi
     return p, m, v, vm
 
 
+@fixture_ok
 @given(dt=dtypes, amsgrad=st.booleans(), decoupled=st.booleans(), maximize=st.booleans(),
        wd=st.sampled_from([0.0, 0.05]), seed=st.integers(0, 99))
 def test_adam_multi_tensor(cp, dt, amsgrad, decoupled, maximize, wd, seed):
@@ -186,6 +193,7 @@ def test_adam_multi_tensor(cp, dt, amsgrad, decoupled, maximize, wd, seed):
             _close(got, want, dt, f"{name}[{i}]")
 
 
+@fixture_ok
 @given(dt=dtypes, momentum=st.sampled_from([0.0, 0.9]), nesterov=st.booleans(), seed=st.integers(0, 99))
 def test_sgd_multi_tensor(cp, dt, momentum, nesterov, seed):
     nesterov = nesterov and momentum > 0
@@ -216,6 +224,7 @@ def test_adam_skips_missing_grads(cp):
 
 
 # ------------------------------------------------------------------ recurrent cells
+@fixture_ok
 @given(dt=dtypes, b=st.integers(1, 4), h=st.integers(1, 9), seed=st.integers(0, 99))
 def test_lstm_cell(cp, dt, b, h, seed):
     rng = np.random.default_rng(seed)
@@ -237,6 +246,7 @@ def test_lstm_cell(cp, dt, b, h, seed):
     _close(dcp, dct * f, dt, "dc_prev")
 
 
+@fixture_ok
 @given(dt=dtypes, b=st.integers(1, 4), h=st.integers(1, 9), seed=st.integers(0, 99))
 def test_gru_cell(cp, dt, b, h, seed):
     rng = np.random.default_rng(seed)
@@ -256,6 +266,7 @@ def test_gru_cell(cp, dt, b, h, seed):
     _close(dh, D * z, dt, "dh")
 
 
+@fixture_ok
 @given(dt=dtypes, T=st.integers(1, 5), b=st.integers(1, 3), i=st.integers(1, 4), h=st.integers(1, 5),
        bias=st.booleans(), seed=st.integers(0, 99))
 def test_lstm_layer(cp, dt, T, b, i, h, bias, seed):
@@ -290,6 +301,7 @@ def _attn_ref(q, k, v, causal, scale):
     return p, p @ v, lse[..., 0]
 
 
+@fixture_ok
 @given(dt=dtypes, n=st.integers(1, 2), tq=st.sampled_from([1, 5, 17, 70]), tk=st.sampled_from([1, 6, 66]),
        d=st.sampled_from([3, 16, 40, 64, 100]), dv=st.sampled_from([None, 8]), causal=st.booleans(),
        scale=st.sampled_from([None, 0.3]), seed=st.integers(0, 99))

@@ -14,10 +14,11 @@ import pytest
 
 import minigen as mg
 import minigen.nn.functional as F
-from minigen.kernels.gpu_emulate import on_backend, real_gpu_available
+from minigen.kernels.gpu_emulate import compiler_available, on_backend, real_gpu_available
 
 requires_gpu = pytest.mark.skipif(not real_gpu_available(), reason="no CUDA GPU (CuPy + an NVIDIA device)")
-BACKENDS = ["emulated", pytest.param("cuda", marks=requires_gpu)]
+requires_cxx = pytest.mark.skipif(not compiler_available(), reason="no C++ compiler for the kernel emulation")
+BACKENDS = [pytest.param("emulated", marks=requires_cxx), pytest.param("cuda", marks=requires_gpu)]
 
 # Cases that need the core patches of docs/gpu_patches/ (NumPy-only code paths found by these tests);
 # ``minigen.backend.device_scope`` comes with them, so its presence says the patch set is applied.
@@ -130,8 +131,8 @@ CASES = {
     "getitem_mask": (lambda a, m: a[m].sum() + a * 0, [f(4, 3), mask(4, 3)]),
     "cat_stack_split": (lambda a, b: mg.cat([a, b], 1) + mg.stack([a, b], 0).sum(0).repeat(1, 2)
                         + mg.cat(mg.split(mg.cat([a, b], 1), 2, 1), 1), [f(3, 2), f(3, 2)]),
-    "squeeze_flip_roll": (lambda a: mg.flip(a, 0).unsqueeze(0).squeeze(0) + mg.roll(a, 1, 1) + a.flatten().reshape(3, 4),
-                          [f(3, 4)]),
+    "squeeze_flip_roll": (lambda a: mg.flip(a, 0).unsqueeze(0).squeeze(0) + mg.roll(a, 1, 1)
+                          + a.flatten().reshape(3, 4), [f(3, 4)]),
     "tril_triu_repeat": (lambda a: mg.tril(a) + mg.triu(a, 1) + mg.repeat_interleave(a, 2, 0)[::2], [f(4, 4)]),
     "repeat_interleave_counts": (lambda a, c: a[mg.repeat_interleave(c % 3)].sum(0) * a, [f(4, 3), ints(5, 4)]),
     "array_operands": (lambda a: a + a.data + a.data * a + mg.maximum(a, a.data) + mg.where(a > 0, a.data, a),
@@ -193,8 +194,8 @@ CASES = {
                       [f(6, 5), ints(5, 6)]),
     "cross_entropy_weight_ignore": (lambda x, t, w: F.cross_entropy(x, t * 0 + mg.where(t > 3, -100, t), weight=w),
                                     [f(8, 5), ints(5, 8), pos(5)]),
-    "nll_kl": (lambda x, t, y: F.nll_loss(F.log_softmax(x, 1), t) + F.kl_div(F.log_softmax(x, 1), y, reduction="batchmean"),
-               [f(5, 4), ints(4, 5), prob(5, 4)]),
+    "nll_kl": (lambda x, t, y: F.nll_loss(F.log_softmax(x, 1), t)
+               + F.kl_div(F.log_softmax(x, 1), y, reduction="batchmean"), [f(5, 4), ints(4, 5), prob(5, 4)]),
     "gaussian_nll_cosine": (lambda a, b, v: F.gaussian_nll_loss(a, b, v) + F.cosine_similarity(a, b).sum(),
                             [f(4, 3), f(4, 3), pos(4, 3)]),
 }
