@@ -1,20 +1,29 @@
 """minigen benchmark suite: kernels vs reference vs NumPy vs PyTorch CPU eager, side by side in one run.
 
-    python benchmarks/run.py                  # everything (a few minutes on 2 cores)
+    python benchmarks/run.py --threads 1      # everything, 1 thread for BLAS, Numba and torch alike
     python benchmarks/run.py --quick          # fewer repeats
-    python benchmarks/run.py --only attention,sgemm
+    python benchmarks/run.py --only conv,models
 
-Writes benchmarks/results/results.json and benchmarks/results/results.md (command, machine, versions and
-thread count at the top). Every row times the SAME inputs in every column, after warm-up; the table
-shows the min and the median of the repeats (ms) and the ratio minigen/PyTorch of the mins (< 1: faster).
+Writes benchmarks/results/results.json and benchmarks/results/results.md (command, machine, versions,
+thread count and load average at the top). Every row times the SAME inputs in every column, after
+warm-up; the table shows the min and the median of the repeats (ms) and the ratio minigen/PyTorch of
+the mins (< 1: faster).
+
+Clocks: each repeat is timed with both the wall clock and the process CPU clock. On a shared, loaded
+machine the wall clock mostly measures who else is running (a 2-core box at load 10 gives a process
+a fraction of a core, in time slices longer than many benchmark batches); the CPU clock counts only
+the time this process ran. With one thread (``--threads 1``) CPU time equals wall time on an idle
+machine, so the table's headline uses the CPU clock then (``--clock auto``), and shows the wall-clock
+ratio next to it; with several threads it uses the wall clock (CPU time would add the threads up).
+
 Columns:
 - ``minigen (kernels)``: minigen with ``MINIGEN_KERNELS=auto`` (the Numba kernels where they apply);
 - ``minigen (reference)``: the same code with ``dispatch.use_reference()`` (the NumPy reference ops);
 - ``NumPy``: a hand-written NumPy version where that is meaningful (matmul);
 - ``PyTorch``: torch CPU eager with ``torch.set_num_threads`` = the Numba thread count.
 Rows marked "[kernel]" time the kernels directly on arrays (array in, array out) against the NumPy
-reference formula on arrays — the op-level wiring of those kernels is not done yet (or not measured there).
-Rows marked "[minigen]" go through minigen Tensors, autograd and (for models) nn/optim.
+reference formula on arrays. Rows marked "[minigen]" go through minigen Tensors, autograd and (for
+models) nn/optim.
 """
 from __future__ import annotations
 
@@ -58,22 +67,33 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
 # ================================================================== timing
+CLOCK = ["cpu"]  # "cpu" or "wall": the clock of the headline columns (set in main)
+
+
 def timeit(fn, repeat=7, min_time=0.03, warmup=2):
-    """(min, median) milliseconds per call of ``fn`` over ``repeat`` batches, after ``warmup`` calls.
-    Each batch runs ``number`` calls, chosen so that a batch lasts about ``min_time`` seconds."""
+    """{'wall': (min, median), 'cpu': (min, median)} milliseconds per call of ``fn`` over ``repeat``
+    batches, after ``warmup`` calls. Each batch runs ``number`` calls, chosen (from calls timed until
+    10 ms have passed, so one preempted call cannot skew it) so that a batch lasts about ``min_time``."""
     for _ in range(warmup):
         fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
+    calls, t0 = 0, time.process_time()
+    while True:
+        fn()
+        calls += 1
+        el = time.process_time() - t0
+        if el >= 0.01 or calls >= 1000:
+            break
+    one = max(el / calls, 1e-7)
     number = max(1, int(min_time / one))
-    res = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         for _ in range(number):
             fn()
-        res.append((time.perf_counter() - t0) / number * 1e3)
-    return min(res), statistics.median(res)
+        w1, c1 = time.perf_counter(), time.process_time()
+        wall.append((w1 - w0) / number * 1e3)
+        cpu.append((c1 - c0) / number * 1e3)
+    return {"wall": (min(wall), statistics.median(wall)), "cpu": (min(cpu), statistics.median(cpu))}
 
 
 class Suite:
@@ -83,24 +103,29 @@ class Suite:
 
     def row(self, group, name, kernels=None, reference=None, numpy=None, torch_fn=None, note="", extra=None,
             unit="ms"):
-        r = {"group": group, "name": name, "note": note, "unit": unit}
+        r = {"group": group, "name": name, "note": note, "unit": unit, "clock": CLOCK[0]}
         for key, fn in (("minigen_kernels", kernels), ("minigen_reference", reference), ("numpy", numpy),
                         ("torch", torch_fn)):
+            r[key] = r[key + "_wall"] = r[key + "_cpu"] = None
             if fn is None:
-                r[key] = None
                 continue
             try:
                 if key == "minigen_reference":
                     with dispatch.use_reference():
-                        mn, md = timeit(fn, self.repeat)
+                        t = timeit(fn, self.repeat)
                 else:
-                    mn, md = timeit(fn, self.repeat)
-                r[key] = {"min": mn, "median": md}
+                    t = timeit(fn, self.repeat)
+                for clk in ("wall", "cpu"):
+                    r[f"{key}_{clk}"] = {"min": t[clk][0], "median": t[clk][1]}
+                r[key] = r[f"{key}_{CLOCK[0]}"]
             except Exception as e:  # a failing column is reported, not fatal
-                r[key] = None
                 r["note"] = (r["note"] + f" [{key} failed: {type(e).__name__}: {str(e)[:120]}]").strip()
-        k, t = r["minigen_kernels"], r["torch"]
-        r["ratio_vs_torch"] = (k["min"] / t["min"]) if k and t else None
+        for clk in ("wall", "cpu"):
+            k, t = r[f"minigen_kernels_{clk}"], r[f"torch_{clk}"]
+            r[f"ratio_vs_torch_{clk}"] = (k["min"] / t["min"]) if k and t else None
+            k, f = r[f"minigen_kernels_{clk}"], r[f"minigen_reference_{clk}"]
+            r[f"speedup_vs_reference_{clk}"] = (f["min"] / k["min"]) if k and f else None
+        r["ratio_vs_torch"] = r[f"ratio_vs_torch_{CLOCK[0]}"]
         if extra:
             r.update(extra(r))
         self.rows.append(r)
@@ -112,8 +137,14 @@ def _fmt(c):
     return "—" if c is None else f"{c['min']:.3f} / {c['median']:.3f}"
 
 
+def _ratio(v):
+    return "—" if v is None else f"{v:.2f}"
+
+
 def _print_row(r):
-    ratio = "—" if r["ratio_vs_torch"] is None else f"{r['ratio_vs_torch']:.2f}"
+    ratio = _ratio(r.get("ratio_vs_torch"))
+    if r.get("ratio_vs_torch_wall") is not None:
+        ratio += f" (wall {_ratio(r['ratio_vs_torch_wall'])})"
     print(f"  {r['name']:<58} k {_fmt(r['minigen_kernels']):>20}  ref {_fmt(r['minigen_reference']):>20}  "
           f"np {_fmt(r['numpy']):>18}  torch {_fmt(r['torch']):>18}  ratio {ratio}  {r['note']}", flush=True)
 
@@ -161,54 +192,50 @@ def bench_sgemm(S):
 
 
 def bench_conv(S):
-    from minigen.kernels import cpu_conv as K
-    from minigen.ops import conv as C
-
+    """conv2d forward + backward (dx and dw for an upstream gradient) through minigen's op, kernels on/off."""
+    F = mg.nn.functional
     shapes = [("DCGAN D conv1 (64,1,28,28)->64 5x5 s2 p2", (64, 1, 28, 28), (64, 1, 5, 5), 2, 2),
               ("DCGAN D conv2 (64,64,14,14)->128 5x5 s2 p2", (64, 64, 14, 14), (128, 64, 5, 5), 2, 2),
               ("LeNet conv1 (64,1,28,28)->6 5x5", (64, 1, 28, 28), (6, 1, 5, 5), 1, 0),
               ("LeNet conv2 (64,6,12,12)->16 5x5", (64, 6, 12, 12), (16, 6, 5, 5), 1, 0)]
     for name, xs, ws, s, p in shapes:
-        x = np.random.randn(*xs).astype(np.float32)
-        w = (np.random.randn(*ws) * 0.05).astype(np.float32)
-        y = K.conv2d_forward(x, w, s, p)
-        g = np.random.randn(*y.shape).astype(np.float32)
-        hw, khw = xs[2:], ws[2:]
+        xa = np.random.randn(*xs).astype(np.float32)
+        wa = (np.random.randn(*ws) * 0.05).astype(np.float32)
+        x, w = mg.tensor(xa, requires_grad=True), mg.tensor(wa, requires_grad=True)
+        ga = np.random.randn(*F.conv2d(x, w, stride=s, padding=p).shape).astype(np.float32)
+        g = mg.tensor(ga)
 
-        def kern():
-            K.conv2d_forward(x, w, s, p)
-            K.conv2d_backward_input(g, w, hw, s, p)
-            K.conv2d_backward_weight(x, g, khw, s, p)
-
-        def ref():
-            C.conv2d_forward_ref(x, w, s, p)
-            C.conv2d_backward_input_ref(g, w, hw, s, p)
-            C.conv2d_backward_weight_ref(x, g, khw, s, p)
+        def mg_conv(x=x, w=w, g=g, s=s, p=p):
+            F.conv2d(x, w, stride=s, padding=p).backward(g)
 
         tf = None
         if torch:
-            tx, tw, tg = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True), torch.tensor(g)
+            tx, tw, tg = torch.tensor(xa, requires_grad=True), torch.tensor(wa, requires_grad=True), torch.tensor(ga)
 
-            def tf():
+            def tf(tx=tx, tw=tw, tg=tg, s=s, p=p):
                 TF.conv2d(tx, tw, stride=s, padding=p).backward(tg)
 
-        S.row("micro", f"conv2d fwd+bwd {name} [kernel]", kern, ref, None, tf, note="target ratio <= 1.25")
+        S.row("micro", f"conv2d fwd+bwd {name} [minigen]", mg_conv, mg_conv, None, tf, note="target ratio <= 1.25")
 
-    # the whole op through minigen (Tensor-level; kernels only where the op module wires them)
-    x = mg.tensor(np.random.randn(64, 64, 14, 14).astype(np.float32), requires_grad=True)
-    w = mg.tensor((np.random.randn(128, 64, 5, 5) * 0.05).astype(np.float32), requires_grad=True)
+    # the generator's transposed convolution (DCGAN G: 128x7x7 -> 64x14x14)
+    za = np.random.randn(64, 128, 7, 7).astype(np.float32)
+    wa = (np.random.randn(128, 64, 5, 5) * 0.05).astype(np.float32)
+    z, w = mg.tensor(za, requires_grad=True), mg.tensor(wa, requires_grad=True)
+    ga = np.random.randn(64, 64, 14, 14).astype(np.float32)
+    g = mg.tensor(ga)
 
-    def mg_conv():
-        mg.nn.functional.conv2d(x, w, stride=2, padding=2).sum().backward()
+    def mg_convt():
+        F.conv_transpose2d(z, w, stride=2, padding=2, output_padding=1).backward(g)
 
     tf = None
     if torch:
-        tx, tw = torch.tensor(x.data, requires_grad=True), torch.tensor(w.data, requires_grad=True)
+        tz, tw, tg = torch.tensor(za, requires_grad=True), torch.tensor(wa, requires_grad=True), torch.tensor(ga)
 
         def tf():
-            TF.conv2d(tx, tw, stride=2, padding=2).sum().backward()
+            TF.conv_transpose2d(tz, tw, stride=2, padding=2, output_padding=1).backward(tg)
 
-    S.row("micro", "conv2d fwd+bwd DCGAN D conv2 via mg.nn.functional.conv2d [minigen]", mg_conv, mg_conv, None, tf)
+    S.row("micro", "conv_transpose2d fwd+bwd DCGAN G (64,128,7,7)->64 5x5 s2 p2 op1 [minigen]", mg_convt, mg_convt,
+          None, tf)
 
 
 def bench_attention(S):
@@ -687,32 +714,68 @@ COLD_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {root!r} + "/benchmarks")
     import numpy as np
     import minigen as mg
-    from run import model_gpt
+    from run import model_gpt   # run.py skips `import torch` here (MINIGEN_BENCH_NO_TORCH)
+    assert "torch" not in sys.modules
     step = model_gpt()
     step()
-    print("FIRST_STEP_S", time.perf_counter() - t0)
+    print("FIRST_STEP_S", time.perf_counter() - t0, time.process_time())
 """)
 
 
-def bench_cold_start(S):
+def _cold_run(env):
+    """(wall s from spawning the process to the end of step 1, wall s inside the child, child CPU s)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", COLD_SCRIPT.format(root=ROOT)], env=env, capture_output=True,
+                         text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    inner = None
+    for line in out.stdout.splitlines():
+        if line.startswith("FIRST_STEP_S"):
+            inner = float(line.split()[1])
+    if inner is None:
+        raise RuntimeError(out.stderr[-300:])
+    return wall, inner, cpu
+
+
+def bench_cold_start(S, repeat=3):
+    """Time to the end of the first baby-GPT training step in a fresh process, without `import torch`:
+    with an empty Numba cache (every kernel compiled) and with the cache the previous run filled.
+    Columns: the whole process (spawn to end of step 1: interpreter start, imports, model build, kernel
+    compilation or cache loading, step 1); min / median of ``repeat`` runs (the empty-cache runs each
+    get a fresh cache directory). The note gives the child's CPU time and the time inside the child."""
     res = {}
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, NUMBA_CACHE_DIR=d, MINIGEN_BENCH_NO_TORCH="1")
-        for label in ("empty Numba cache", "warm Numba cache"):
-            out = subprocess.run([sys.executable, "-c", COLD_SCRIPT.format(root=ROOT)], env=env, capture_output=True,
-                                 text=True, cwd=ROOT)
-            val = None
-            for line in out.stdout.splitlines():
-                if line.startswith("FIRST_STEP_S"):
-                    val = float(line.split()[1])
-            res[label] = val
-            S.rows.append({"group": "cold start", "name": f"time to first baby-GPT step, {label} (process start "
-                           "to end of step 1, incl. imports)", "minigen_kernels": None if val is None else
-                           {"min": val * 1e3, "median": val * 1e3}, "minigen_reference": None, "numpy": None,
-                           "torch": None, "ratio_vs_torch": None, "unit": "ms",
-                           "note": ("target <= 2 s (warm)" if "warm" in label else "") +
-                           ("" if val is not None else f" failed: {out.stderr[-300:]}")})
-            _print_row(S.rows[-1])
+    runs = {"empty Numba cache": [], "warm Numba cache": []}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as d:
+            env = dict(os.environ, NUMBA_CACHE_DIR=d, MINIGEN_BENCH_NO_TORCH="1")
+            env.pop("MINIGEN_KERNELS", None)
+            try:
+                runs["empty Numba cache"].append(_cold_run(env))
+                runs["warm Numba cache"].append(_cold_run(env))
+            except Exception as e:
+                print("cold start failed:", e)
+    for label, rs in runs.items():
+        if not rs:
+            S.rows.append({"group": "cold start", "name": f"time to first baby-GPT step, {label}",
+                           "minigen_kernels": None, "note": "failed"})
+            continue
+        walls = sorted(r[0] for r in rs)
+        cpu = min(r[2] for r in rs)
+        inner = min(r[1] for r in rs)
+        val = {"min": walls[0] * 1e3, "median": statistics.median(walls) * 1e3}
+        res[label] = walls[0]
+        S.rows.append({"group": "cold start", "name": f"time to first baby-GPT step, {label} (process spawn to "
+                       "end of step 1, no torch import)", "minigen_kernels": val, "minigen_kernels_wall": val,
+                       "minigen_kernels_cpu": {"min": cpu * 1e3, "median": cpu * 1e3}, "minigen_reference": None,
+                       "numpy": None, "torch": None, "ratio_vs_torch": None, "unit": "ms", "clock": "wall",
+                       "note": f"wall clock; child CPU {cpu:.2f} s, inside the child {inner:.2f} s; n={len(rs)}"
+                       + ("; target <= 2 s (warm)" if "warm" in label else "")})
+        _print_row(S.rows[-1])
     return res
 
 
@@ -733,7 +796,8 @@ def machine_info():
             "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "torch": torch.__version__ if torch else "absent",
             "threads": dispatch.num_threads(), "torch_threads": _torch_threads(),
-            "kernel_mode": dispatch.mode(), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+            "kernel_mode": dispatch.mode(), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "clock": CLOCK[0]}
     return info
 
 
@@ -741,30 +805,39 @@ def write_reports(rows, info, command):
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "results.json"), "w") as f:
         json.dump({"command": command, "machine": info, "rows": rows}, f, indent=1)
+    clock = info.get("clock", "cpu")
     L = ["# minigen benchmark results", "",
          f"Command: `{command}`  ", f"Date: {info['date']}  ",
          f"Machine: {info['cpu']}, {info['cores']} cores, {info['platform']}  ",
          f"Versions: Python {info['python']}, NumPy {info['numpy']}, Numba {info['numba']}, PyTorch {info['torch']}  ",
-         f"Threads: Numba {info['threads']}, torch {info['torch_threads']} (BLAS: OpenBLAS default)  ",
-         f"Load average at start: {info['load_average']} (a shared machine: ratios measured side by side are "
-         "the figure, absolute times are noisy)", "",
-         "Times in ms, `min / median` of the repeats after warm-up. Ratio = minigen (kernels) min / PyTorch min "
-         "(< 1: minigen faster). `[kernel]` rows time the Numba kernels on arrays against the NumPy reference "
-         "formula on arrays; `[minigen]` rows go through Tensors + autograd (+ nn/optim).", "",
-         "| group | benchmark | minigen (kernels) | minigen (reference) | NumPy | PyTorch | ratio | note |",
-         "|---|---|---|---|---|---|---|---|"]
+         f"Threads: Numba {info['threads']}, torch {info['torch_threads']}, BLAS {info.get('blas_threads')}  ",
+         f"Load average at start: {_load(info['load_average'])}, at end: {_load(info.get('load_average_end'))} "
+         "(a shared machine)  ",
+         f"Clock of the time columns: **{clock}** ({'process CPU time' if clock == 'cpu' else 'wall clock'}; "
+         "see the docstring of benchmarks/run.py); `ratio` = minigen (kernels) min / PyTorch min on that clock, "
+         "`wall` = the same ratio on the wall clock, `k/ref` = speedup of the kernels over the reference path.", "",
+         "Times in ms, `min / median` of the repeats after warm-up (< 1 in ratio: minigen faster). `[kernel]` rows "
+         "time the Numba kernels on arrays against the NumPy reference formula on arrays; `[minigen]` rows go "
+         "through Tensors + autograd (+ nn/optim), with the kernels on (auto) and off (reference).", "",
+         "| group | benchmark | minigen (kernels) | minigen (reference) | NumPy | PyTorch | ratio | wall | k/ref | note |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = "—" if r.get("ratio_vs_torch") is None else f"{r['ratio_vs_torch']:.2f}"
         note = r.get("note", "")
         if "gflops_minigen_kernels" in r:
             g = [f"{k.replace('gflops_', '')}: {r[k]:.1f}" for k in r if k.startswith("gflops_")]
             note = (note + " GFLOP/s " + ", ".join(g)).strip()
             if "fraction_of_numpy" in r:
                 note += f"; fraction of NumPy {r['fraction_of_numpy']:.2f}"
-        L.append(f"| {r['group']} | {r['name']} | {_fmt(r['minigen_kernels'])} | {_fmt(r['minigen_reference'])} | "
-                 f"{_fmt(r['numpy'])} | {_fmt(r['torch'])} | {ratio} | {note} |")
+        L.append(f"| {r['group']} | {r['name']} | {_fmt(r.get('minigen_kernels'))} | "
+                 f"{_fmt(r.get('minigen_reference'))} | {_fmt(r.get('numpy'))} | {_fmt(r.get('torch'))} | "
+                 f"{_ratio(r.get('ratio_vs_torch'))} | {_ratio(r.get('ratio_vs_torch_wall'))} | "
+                 f"{_ratio(r.get('speedup_vs_reference_' + r.get('clock', clock)))} | {note} |")
     with open(os.path.join(RESULTS, "results.md"), "w") as f:
         f.write("\n".join(L) + "\n")
+
+
+def _load(la):
+    return "—" if not la else ", ".join(f"{v:.1f}" for v in la)
 
 
 GROUPS = {"tiny": bench_tiny, "sgemm": bench_sgemm, "conv": bench_conv, "attention": bench_attention,
@@ -777,6 +850,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
     ap.add_argument("--only", default="", help="comma-separated groups: " + ",".join(GROUPS))
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                    help="clock of the headline columns (auto: cpu with 1 thread, else wall); both are recorded")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for BLAS, Numba and torch alike (default: Numba's default, all cores); "
                          "1 gives stable ratios on a busy shared machine")
@@ -786,6 +861,8 @@ def main(argv=None):
     if torch is not None:
         torch.manual_seed(0)
         torch.set_num_threads(dispatch.num_threads())
+    threads = dispatch.num_threads()
+    CLOCK[0] = args.clock if args.clock != "auto" else ("cpu" if threads == 1 else "wall")
     info = machine_info()
     print(json.dumps(info))
     S = Suite(3 if args.quick else 7)
@@ -798,6 +875,7 @@ def main(argv=None):
             fn(S)
         except Exception:
             traceback.print_exc()
+    info["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     if not args.no_write:
         write_reports(S.rows, info, "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     return S.rows

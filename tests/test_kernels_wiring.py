@@ -58,20 +58,35 @@ def conv_cases(draw):
     p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     H = draw(st.integers(max(1, d[0] * (k[0] - 1) + 1 - 2 * p[0]), 9))
     W = draw(st.integers(max(1, d[1] * (k[1] - 1) + 1 - 2 * p[1]), 9))
-    N = draw(st.integers(1, 3))
+    N = draw(st.sampled_from([1, 2, 3, 8, 9]))  # the kernels switch to a batch-innermost layout at N >= 8
     return N, C, H, W, O, k, s, d, p, G
 
 
+def conv_layout(which):
+    """Force the conv kernels' column layout: 'auto' (their size rule), 'batch' (batch-innermost when N >= 8,
+    whatever the sizes) or 'nchw'."""
+    from unittest import mock
+
+    from minigen.kernels import cpu_conv
+
+    rules = {"auto": cpu_conv._batch_inner, "batch": lambda xs, ws, o: xs[0] >= 8, "nchw": lambda xs, ws, o: False}
+    return mock.patch.object(cpu_conv, "_batch_inner", rules[which])
+
+
+LAYOUTS = st.sampled_from(["auto", "batch", "nchw"])
+
+
 @given(case=conv_cases(), dt=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31),
-       bias=st.booleans(), wgrad=st.booleans())
-def test_conv2d_kernel_path_equals_reference(case, dt, seed, bias, wgrad):
+       bias=st.booleans(), wgrad=st.booleans(), layout=LAYOUTS)
+def test_conv2d_kernel_path_equals_reference(case, dt, seed, bias, wgrad, layout):
     N, C, H, W, O, k, s, d, p, G = case
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal((N, C, H, W)).astype(dt), rng.standard_normal((O, C // G) + k).astype(dt)]
     if bias:
         arrays.append(rng.standard_normal(O).astype(dt))
     fn = lambda x, w, b=None: F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=G)  # noqa: E731
-    kern, ref, stats = run_both(fn, arrays, [True, wgrad, True][:len(arrays)])
+    with conv_layout(layout):
+        kern, ref, stats = run_both(fn, arrays, [True, wgrad, True][:len(arrays)])
     assert_same(kern, ref, **TOL[dt])
     # forward kept the im2col matrix when the weight needs a gradient; one fused backward call
     assert stats.get("conv2d_forward_cols" if wgrad else "conv2d_forward") == 1
@@ -79,8 +94,8 @@ def test_conv2d_kernel_path_equals_reference(case, dt, seed, bias, wgrad):
 
 
 @given(case=conv_cases(), dt=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31),
-       op=st.integers(0, 2))
-def test_conv_transpose2d_kernel_path_equals_reference(case, dt, seed, op):
+       op=st.integers(0, 2), layout=LAYOUTS)
+def test_conv_transpose2d_kernel_path_equals_reference(case, dt, seed, op, layout):
     N, C, H, W, O, k, s, d, p, G = case
     opad = tuple(min(op, max(si, di) - 1) for si, di in zip(s, d))
     rng = np.random.default_rng(seed)
@@ -89,7 +104,8 @@ def test_conv_transpose2d_kernel_path_equals_reference(case, dt, seed, op):
     fn = lambda x, w: F.conv_transpose2d(x, w, stride=s, padding=p, output_padding=opad, groups=G,  # noqa: E731
                                          dilation=d)
     try:
-        kern, ref, stats = run_both(fn, [x, w])
+        with conv_layout(layout):
+            kern, ref, stats = run_both(fn, [x, w])
     except mg.errors.ShapeError:  # output size < 1 for this geometry (both paths raise alike)
         assume(False)
     assert_same(kern, ref, **TOL[dt])
@@ -101,13 +117,13 @@ def test_conv1d_and_dcgan_shapes_kernel_path_equals_reference():
     x1, w1 = rng.standard_normal((2, 3, 11)), rng.standard_normal((4, 3, 3))
     assert_same(*run_both(lambda x, w: F.conv1d(x, w, stride=2, padding=1), [x1, w1])[:2], **TOL[np.float64])
     # DCGAN D conv2 geometry (5x5, stride 2, padding 2) and its generator's transposed conv, float32
-    x = rng.standard_normal((4, 16, 14, 14)).astype(np.float32)
+    x = rng.standard_normal((8, 16, 14, 14)).astype(np.float32)
     w = (rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(np.float32)
     assert_same(*run_both(lambda x, w: F.conv2d(x, w, stride=2, padding=2), [x, w])[:2], **TOL[np.float32])
-    z = rng.standard_normal((4, 32, 7, 7)).astype(np.float32)
+    z = rng.standard_normal((8, 32, 7, 7)).astype(np.float32)
     wt = (rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(np.float32)
     kern, ref, _ = run_both(lambda z, w: F.conv_transpose2d(z, w, stride=2, padding=2, output_padding=1), [z, wt])
-    assert kern[0].shape == (4, 16, 14, 14)
+    assert kern[0].shape == (8, 16, 14, 14)
     assert_same(kern, ref, **TOL[np.float32])
 
 
@@ -132,6 +148,13 @@ def test_conv_gradchecks_with_kernels_on():
         assert gradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1), [x, wt])
         assert dispatch.stats().get("conv2d_backward", 0) > 0
         assert dispatch.stats().get("conv_transpose2d_backward", 0) > 0
+        # batch-innermost layout (N >= 8), incl. a transposed conv whose output padding crops (op > p)
+        x8 = mg.tensor(rng.standard_normal((8, 2, 4, 3)), requires_grad=True)
+        w8 = mg.tensor(rng.standard_normal((3, 2, 3, 2)), requires_grad=True)
+        w8t = mg.tensor(rng.standard_normal((2, 3, 3, 2)), requires_grad=True)
+        with conv_layout("batch"):
+            assert gradcheck(lambda x, w: F.conv2d(x, w, stride=2, padding=1), [x8, w8])
+            assert gradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=3, padding=1, output_padding=2), [x8, w8t])
         # create_graph: the differentiable formulas (whose forwards are again the kernels)
         assert gradgradcheck(lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=2), [x, w])
         assert gradgradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1), [x, wt])
