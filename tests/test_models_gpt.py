@@ -203,3 +203,21 @@ def test_train_learns_a_pattern_and_resumes_exactly(tmp_path):
     _, s, _ = train_gpt(_tiny_cfg(max_iters=60, lr_decay_iters=60, eval_interval=60, lr=1e-2), tr, va, 8,
                         str(tmp_path / "c"), progress=False, sample_tokens=0)
     assert s["val_loss"] < 0.5
+
+
+@requires_torch
+def test_torch_twin_matches_and_step_timer_runs():
+    import torch
+
+    from minigen.models.gpt import compare_step_time, torch_gpt
+
+    cfg = GPTConfig(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=8)
+    model = GPT(cfg)
+    twin = torch_gpt(cfg, model)
+    idx = np.array([[1, 4, 0, 8, 2, 3]])
+    tgt = np.array([[4, 0, 8, 2, 3, 1]])
+    _, loss = model(mg.tensor(idx), mg.tensor(tgt))
+    assert math.isclose(loss.item(), twin(torch.tensor(idx), torch.tensor(tgt)).item(), rel_tol=1e-5)
+    data = np.arange(200) % 9
+    r = compare_step_time(_tiny_cfg(block_size=6), data, 9, steps=2, warmup=1)
+    assert r["steps"] == 2 and r["minigen_median_s"] > 0 and r["torch_median_s"] > 0

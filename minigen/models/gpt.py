@@ -45,7 +45,7 @@ from ..tensor import Tensor
 from .sampling import sample_logits
 
 __all__ = ["GPTConfig", "GPT", "CausalSelfAttention", "MLP", "Block", "BABY_CONFIG", "TrainConfig", "train_gpt_torch",
-           "estimate_loss", "train_gpt"]
+           "torch_gpt", "compare_step_time", "estimate_loss", "train_gpt"]
 
 
 @dataclass
@@ -376,26 +376,14 @@ class _GenState:
 
 
 # ============================================================================ PyTorch twin (for comparison)
-def train_gpt_torch(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, threads=None, log=None) -> dict:
-    """Train the same model in PyTorch (if installed): same initial weights, same batches, same schedule.
-
-    The PyTorch model mirrors :class:`GPT` module for module (same parameter names), starts from the
-    weights minigen's ``GPT`` gets with the same seed, sees the same batches in the same order and is
-    evaluated on the same random batches, so the two loss curves differ only by floating-point
-    arithmetic. ``threads``: torch's intra-op threads (default: ``OPENBLAS_NUM_THREADS`` if set, as
-    NumPy's BLAS then uses that many, else torch's default). Returns the measured numbers.
-    """
+def torch_gpt(mcfg: GPTConfig, init_from: "GPT" = None):
+    """A PyTorch module equal to :class:`GPT` parameter for parameter (same names); ``forward(idx, targets)``
+    returns the loss. ``init_from``: a minigen GPT whose weights are copied in (default: one built with
+    seed 1337). Needs torch."""
     import torch
     import minigen as mg
-    from ..data import get_batch
 
     tnn, TF = torch.nn, torch.nn.functional
-    if threads is None and os.environ.get("OPENBLAS_NUM_THREADS"):
-        threads = int(os.environ["OPENBLAS_NUM_THREADS"])
-    if threads:
-        torch.set_num_threads(int(threads))
-    mcfg = GPTConfig(vocab_size=int(vocab_size), block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias, tie_weights=cfg.tie_weights)
     C, H = mcfg.n_embd, mcfg.n_head
 
     class TAttn(tnn.Module):
@@ -449,12 +437,35 @@ def train_gpt_torch(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, threa
             logits = self.lm_head(self.ln_f(x))
             return TF.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
 
-    ref = GPT(mcfg, generator=mg.Generator().manual_seed(cfg.seed))  # minigen's initial weights
+    ref = init_from if init_from is not None else GPT(mcfg, generator=mg.Generator().manual_seed(1337))
     model = TGPT()
     sd = {k: torch.from_numpy(np.array(v.numpy())) for k, v in ref.state_dict().items()}
     missing = model.load_state_dict(sd, strict=False)
     if missing.missing_keys:
         raise RuntimeError(f"torch twin: parameters not initialised from minigen: {missing.missing_keys}")
+    return model
+
+
+def train_gpt_torch(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, threads=None, log=None) -> dict:
+    """Train the same model in PyTorch (if installed): same initial weights, same batches, same schedule.
+
+    The PyTorch model mirrors :class:`GPT` module for module (same parameter names), starts from the
+    weights minigen's ``GPT`` gets with the same seed, sees the same batches in the same order and is
+    evaluated on the same random batches, so the two loss curves differ only by floating-point
+    arithmetic. ``threads``: torch's intra-op threads (default: ``OPENBLAS_NUM_THREADS`` if set, as
+    NumPy's BLAS then uses that many, else torch's default). Returns the measured numbers.
+    """
+    import torch
+    import minigen as mg
+    from ..data import get_batch
+
+    if threads is None and os.environ.get("OPENBLAS_NUM_THREADS"):
+        threads = int(os.environ["OPENBLAS_NUM_THREADS"])
+    if threads:
+        torch.set_num_threads(int(threads))
+    mcfg = GPTConfig(vocab_size=int(vocab_size), block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                     n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias, tie_weights=cfg.tie_weights)
+    model = torch_gpt(mcfg, GPT(mcfg, generator=mg.Generator().manual_seed(cfg.seed)))  # minigen's initial weights
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -507,3 +518,51 @@ def train_gpt_torch(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, threa
     return {"val_loss": evals[-1]["val_loss"], "train_loss_est": evals[-1]["train_loss_est"],
             "s_per_iter": float(np.median(times)), "train_time_s": float(np.sum(times)),
             "elapsed_s": time.perf_counter() - t_all, "threads": torch.get_num_threads(), "evals": evals}
+
+
+def compare_step_time(cfg: TrainConfig, train_ids, vocab_size: int, steps: int = 30, warmup: int = 3,
+                      threads: int = 1) -> dict:
+    """Time one training step (forward, backward, clip, AdamW) of minigen's GPT and of its PyTorch twin,
+    interleaved on the same batches (so both see the same machine load), same thread count.
+
+    Returns the min and median seconds per step of each and the median ratio minigen / torch.
+    """
+    import torch
+    import minigen as mg
+    from .. import optim
+    from ..data import get_batch
+    from ..train import clip_grad_norm
+
+    torch.set_num_threads(int(threads))
+    mcfg = GPTConfig(vocab_size=int(vocab_size), block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                     n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias, tie_weights=cfg.tie_weights)
+    m = GPT(mcfg, generator=mg.Generator().manual_seed(cfg.seed))
+    t = torch_gpt(mcfg, m)
+    opt = optim.AdamW(m.param_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    topt = torch.optim.AdamW([{"params": [p for p in t.parameters() if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+                              {"params": [p for p in t.parameters() if p.dim() < 2], "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    g = mg.Generator().manual_seed(0)
+    tm, tt = [], []
+    for i in range(warmup + steps):
+        x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, g)
+        t0 = time.perf_counter()
+        _, loss = m(x, y)
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_norm(m.parameters(), cfg.grad_clip)
+        opt.step()
+        t1 = time.perf_counter()
+        tl = t(torch.from_numpy(x.numpy()), torch.from_numpy(y.numpy()))
+        topt.zero_grad(set_to_none=True)
+        tl.backward()
+        torch.nn.utils.clip_grad_norm_(t.parameters(), cfg.grad_clip)
+        topt.step()
+        t2 = time.perf_counter()
+        if i >= warmup:
+            tm.append(t1 - t0)
+            tt.append(t2 - t1)
+    ratio = [a / b for a, b in zip(tm, tt)]
+    return {"minigen_min_s": min(tm), "minigen_median_s": float(np.median(tm)), "torch_min_s": min(tt),
+            "torch_median_s": float(np.median(tt)), "median_ratio": float(np.median(ratio)), "steps": steps,
+            "threads": threads}
