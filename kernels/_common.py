@@ -2,7 +2,7 @@
 
 Decorators
 ----------
-``jit``  = ``numba.njit(cache=True, fastmath=FASTMATH)``: compiled once, cached on disk (``__pycache__``
+``jit``  = ``numba.njit(cache=True, fastmath=FASTMATH, error_model="numpy")``: compiled once, cached on disk (``__pycache__``
 next to the module, or NUMBA_CACHE_DIR), so a second process starts fast.
 All kernels are compiled with ``nogil=True``: they release the GIL, so Python threads run them in parallel.
 
@@ -47,7 +47,7 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
 def jit(fn=None, **kw):
-    opts = dict(cache=True, fastmath=FASTMATH, nogil=True)
+    opts = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
     opts.update(kw)
     return nb.njit(**opts)(fn) if fn is not None else nb.njit(**opts)
 

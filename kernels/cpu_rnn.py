@@ -16,38 +16,95 @@ import math
 
 import numpy as np
 
+from . import _math
 from ._common import blas_gemm, c, gemm, is_float, jit
 from .dispatch import register
 
-
-@jit
-def _sigmoid(v):
-    if v >= 0:
-        return 1.0 / (1.0 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1.0 + e)
+# The cell loops run over j with unsigned indices on row views, and take sigmoid / tanh from
+# kernels/_math.py (plain arithmetic): LLVM vectorises them. With libm's scalar exp/tanh the pointwise
+# part of an LSTM step cost ~3x its recurrent GEMM (measured: 43 ms of a 56 ms layer forward, char-LSTM
+# shapes B32 H256 T64); the activations are computed in float64 whatever the array dtype.
+_U = np.uint64
 
 
 # ------------------------------------------------------------------ LSTM cell
+# Row helpers: each loop touches few arrays, so LLVM's runtime alias checks stay within its limit and
+# the loop vectorises (one fused loop over the 7 arrays of a cell did not: 40 ns per cell vs 10).
+@jit
+def _sigmoid_into(src, dst):
+    for j in range(_U(src.size)):
+        dst[j] = _math.sigmoid(np.float64(src[j]))
+
+
+@jit
+def _tanh_into(src, dst):
+    for j in range(_U(src.size)):
+        dst[j] = _math.tanh(np.float64(src[j]))
+
+
+@jit
+def _lstm_c(ifgo, cp, cn, H):
+    """c = f * c_prev + i * g."""
+    for j in range(_U(H)):
+        cn[j] = ifgo[_U(H) + j] * cp[j] + ifgo[j] * ifgo[_U(2 * H) + j]
+
+
+@jit
+def _lstm_h(ifgo, cn, tc, h, H):
+    """tanh(c) and h = o * tanh(c)."""
+    for j in range(_U(H)):
+        t = _math.tanh(np.float64(cn[j]))
+        tc[j] = t
+        h[j] = ifgo[_U(3 * H) + j] * t
+
+
 @jit
 def _lstm_cell_fwd(gates, c_prev, h, c_new, acts, tanh_c):
     B, H4 = gates.shape
     H = H4 // 4
     for b in range(B):
-        for j in range(H):
-            i = _sigmoid(gates[b, j])
-            f = _sigmoid(gates[b, H + j])
-            g = math.tanh(gates[b, 2 * H + j])
-            o = _sigmoid(gates[b, 3 * H + j])
-            cc = f * c_prev[b, j] + i * g
-            tc = math.tanh(cc)
-            acts[b, j] = i
-            acts[b, H + j] = f
-            acts[b, 2 * H + j] = g
-            acts[b, 3 * H + j] = o
-            c_new[b, j] = cc
-            tanh_c[b, j] = tc
-            h[b, j] = o * tc
+        gt, ac = gates[b], acts[b]
+        _sigmoid_into(gt[:2 * H], ac[:2 * H])          # i, f
+        _tanh_into(gt[2 * H:3 * H], ac[2 * H:3 * H])    # g
+        _sigmoid_into(gt[3 * H:], ac[3 * H:])           # o
+        _lstm_c(ac, c_prev[b], c_new[b], H)
+        _lstm_h(ac, c_new[b], tanh_c[b], h[b], H)
+
+
+@jit
+def _lstm_dct(dh, dc, ifgo, tc, dct, H):
+    """dc_t = dc + dh * o * (1 - tanh(c)^2)."""
+    for j in range(_U(H)):
+        t = tc[j]
+        dct[j] = dc[j] + dh[j] * ifgo[_U(3 * H) + j] * (1.0 - t * t)
+
+
+@jit
+def _lstm_dgates(dct, ifgo, cp, dg, H):
+    """d(gates)_{i,f,g} = [dc_t g i(1-i), dc_t c_prev f(1-f), dc_t i (1-g^2)]."""
+    for j in range(_U(H)):
+        i = ifgo[j]
+        f = ifgo[_U(H) + j]
+        g = ifgo[_U(2 * H) + j]
+        d = dct[j]
+        dg[j] = d * g * i * (1.0 - i)
+        dg[_U(H) + j] = d * cp[j] * f * (1.0 - f)
+        dg[_U(2 * H) + j] = d * i * (1.0 - g * g)
+
+
+@jit
+def _lstm_do(dh, tc, ifgo, dg, H):
+    """d(gates)_o = dh tanh(c) o(1-o)."""
+    for j in range(_U(H)):
+        o = ifgo[_U(3 * H) + j]
+        dg[_U(3 * H) + j] = dh[j] * tc[j] * o * (1.0 - o)
+
+
+@jit
+def _lstm_dcprev(dct, ifgo, dcp, H):
+    """dc_prev = dc_t * f."""
+    for j in range(_U(H)):
+        dcp[j] = dct[j] * ifgo[_U(H) + j]
 
 
 @jit
@@ -55,20 +112,13 @@ def _lstm_cell_bwd(dh, dc, acts, c_prev, tanh_c, dgates, dc_prev):
     """dc is the gradient flowing into c_t from step t+1 (may alias dc_prev: read before write)."""
     B, H4 = acts.shape
     H = H4 // 4
+    dct = np.empty(H, acts.dtype)
     for b in range(B):
-        for j in range(H):
-            i = acts[b, j]
-            f = acts[b, H + j]
-            g = acts[b, 2 * H + j]
-            o = acts[b, 3 * H + j]
-            tc = tanh_c[b, j]
-            d_h = dh[b, j]
-            dcc = dc[b, j] + d_h * o * (1.0 - tc * tc)
-            dgates[b, j] = dcc * g * i * (1.0 - i)
-            dgates[b, H + j] = dcc * c_prev[b, j] * f * (1.0 - f)
-            dgates[b, 2 * H + j] = dcc * i * (1.0 - g * g)
-            dgates[b, 3 * H + j] = d_h * tc * o * (1.0 - o)
-            dc_prev[b, j] = dcc * f
+        ac = acts[b]
+        _lstm_dct(dh[b], dc[b], ac, tanh_c[b], dct, H)
+        _lstm_dgates(dct, ac, c_prev[b], dgates[b], H)
+        _lstm_do(dh[b], tanh_c[b], ac, dgates[b], H)
+        _lstm_dcprev(dct, ac, dc_prev[b], H)
 
 
 def _cell_requires(*arrays):
@@ -123,18 +173,52 @@ def lstm_cell_backward(dh, dc, acts, c_prev, tanh_c):
 
 # ------------------------------------------------------------------ GRU cell
 @jit
+def _gru_rz(gi, gh, ac, H2):
+    """r, z = sigmoid(gi + gh) over the first 2H entries."""
+    for j in range(_U(H2)):
+        ac[j] = _math.sigmoid(np.float64(gi[j]) + gh[j])
+
+
+@jit
+def _gru_n(gi, gh, ac, h, hn, H):
+    """n = tanh(gi_n + r * gh_n),  h' = (1 - z) n + z h."""
+    for j in range(_U(H)):
+        r = ac[j]
+        z = ac[_U(H) + j]
+        n = _math.tanh(np.float64(gi[_U(2 * H) + j]) + r * gh[_U(2 * H) + j])
+        ac[_U(2 * H) + j] = n
+        hn[j] = (1.0 - z) * n + z * h[j]
+
+
+@jit
 def _gru_cell_fwd(gi, gh, h, hn, acts):
     B, H3 = gi.shape
     H = H3 // 3
     for b in range(B):
-        for j in range(H):
-            r = _sigmoid(gi[b, j] + gh[b, j])
-            z = _sigmoid(gi[b, H + j] + gh[b, H + j])
-            n = math.tanh(gi[b, 2 * H + j] + r * gh[b, 2 * H + j])
-            acts[b, j] = r
-            acts[b, H + j] = z
-            acts[b, 2 * H + j] = n
-            hn[b, j] = (1.0 - z) * n + z * h[b, j]
+        _gru_rz(gi[b], gh[b], acts[b], 2 * H)
+        _gru_n(gi[b], gh[b], acts[b], h[b], hn[b], H)
+
+
+@jit
+def _gru_dgi(dhn, h, ac, gh, dgi, H):
+    for j in range(_U(H)):
+        r = ac[j]
+        z = ac[_U(H) + j]
+        n = ac[_U(2 * H) + j]
+        d = dhn[j]
+        dn = d * (1.0 - z) * (1.0 - n * n)
+        dgi[j] = dn * gh[_U(2 * H) + j] * r * (1.0 - r)
+        dgi[_U(H) + j] = d * (h[j] - n) * z * (1.0 - z)
+        dgi[_U(2 * H) + j] = dn
+
+
+@jit
+def _gru_dgh(dgi, ac, dhn, dgh, dh, H):
+    for j in range(_U(H)):
+        dgh[j] = dgi[j]
+        dgh[_U(H) + j] = dgi[_U(H) + j]
+        dgh[_U(2 * H) + j] = dgi[_U(2 * H) + j] * ac[j]
+        dh[j] = dhn[j] * ac[_U(H) + j]
 
 
 @jit
@@ -142,21 +226,8 @@ def _gru_cell_bwd(dhn, h, acts, gh, dgi, dgh, dh):
     B, H3 = acts.shape
     H = H3 // 3
     for b in range(B):
-        for j in range(H):
-            r = acts[b, j]
-            z = acts[b, H + j]
-            n = acts[b, 2 * H + j]
-            d = dhn[b, j]
-            dn = d * (1.0 - z) * (1.0 - n * n)
-            dz = d * (h[b, j] - n) * z * (1.0 - z)
-            dr = dn * gh[b, 2 * H + j] * r * (1.0 - r)
-            dgi[b, j] = dr
-            dgi[b, H + j] = dz
-            dgi[b, 2 * H + j] = dn
-            dgh[b, j] = dr
-            dgh[b, H + j] = dz
-            dgh[b, 2 * H + j] = dn * r
-            dh[b, j] = d * z
+        _gru_dgi(dhn[b], h[b], acts[b], gh[b], dgi[b], H)
+        _gru_dgh(dgi[b], acts[b], dhn[b], dgh[b], dh[b], H)
 
 
 @register("gru_cell_forward", requires=_cell_requires)
@@ -213,8 +284,9 @@ def _lstm_seq_bwd_loop(gemm_fn, one, zero, dy, dh, dc, acts, cs, tcs, w_hh, dgat
     B, H = dh.shape
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            for j in range(H):
-                dh[b, j] += dy[t, b, j]
+            dhr, dyr = dh[b], dy[t, b]
+            for j in range(_U(H)):
+                dhr[j] += dyr[j]
         _lstm_cell_bwd(dh, dc, acts[t], cs[t], tcs[t], dgates[t], dc)
         gemm(gemm_fn, False, False, one, dgates[t], w_hh, zero, dh)  # dh_{t-1} = dgates_t @ W_hh
 
