@@ -30,7 +30,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80"],
+        # pip install minigen[gpu] -> CuPy for CUDA 12.x; pick the wheel matching the driver's CUDA major:
         "gpu": ["cupy-cuda12x>=13"],
+        "gpu-cuda12": ["cupy-cuda12x>=13"],
+        "gpu-cuda13": ["cupy-cuda13x>=13"],
         "bench": ["torch"],
     },
     entry_points={"console_scripts": ["minigen=minigen.cli:main"]},

@@ -10,8 +10,10 @@ Modes (environment variable ``MINIGEN_KERNELS``, read at import; change at run t
 - ``numba``: force the kernel wherever it applies, whatever the size (what the property tests use).
 
 An op asks for a kernel with ``fn = dispatch.get("softmax_forward", x)``: the callable, or None when
-the mode is ``reference``, Numba is not installed, an array is not a NumPy array (CuPy arrays go to the
-op's ``xp`` reference path), or the kernel's rule says no for these arrays. A kernel module registers
+the mode is ``reference``, Numba is not installed, or the kernel's rule says no for these arrays.
+CuPy (GPU) arrays get the CUDA kernel of the same name from ``minigen.kernels.gpu_*`` (see
+:mod:`minigen.kernels.gpu_common`), or None (the op's ``xp`` reference path) when there is none; GPU
+kernels have no size threshold, and the ``reference`` mode turns them off too. A kernel module registers
 its kernels with::
 
     @register("softmax_forward", requires=_float_rows, worth=lambda x: x.size >= 4096)
@@ -153,9 +155,21 @@ def kernel_names():
 
 def _all_numpy(arrays) -> bool:
     for a in arrays:
-        if a is not None and hasattr(a, "shape") and type(a) is not np.ndarray:
+        if isinstance(a, (list, tuple)):  # e.g. the optimizers pass the list of parameter arrays
+            if not _all_numpy(a):
+                return False
+        elif a is not None and hasattr(a, "shape") and type(a) is not np.ndarray:
             return False
     return True
+
+
+def _gpu(name, arrays):
+    """The CUDA kernel ``name`` for CuPy arrays (minigen.kernels.gpu_common.lookup), or None."""
+    try:
+        from . import gpu_common
+    except Exception:  # pragma: no cover - a broken install
+        return None
+    return gpu_common.lookup(name, arrays)
 
 
 def _lookup(name, arrays, forced):
@@ -174,12 +188,20 @@ def _lookup(name, arrays, forced):
 def get(name: str, *arrays):
     """The kernel callable for ``name`` given these input arrays, or None (use the reference).
 
-    None when: the mode is 'reference'; Numba is missing; an array is not a NumPy ndarray (CuPy);
-    the kernel's ``requires`` rule fails; or (mode 'auto' only) its measured ``worth`` threshold fails.
+    None when: the mode is 'reference'; Numba is missing; the kernel's ``requires`` rule fails; or (mode
+    'auto' only) its measured ``worth`` threshold fails. CuPy arrays: the GPU kernel (counted in
+    :func:`stats` as ``"gpu:<name>"``), or None when no GPU kernel applies.
     Called without arrays, only the mode/availability checks apply.
     """
     m = _MODE[0]
-    if m == "reference" or not available():
+    if m == "reference":
+        return None
+    if not _all_numpy(arrays):
+        fn = _gpu(name, arrays)
+        if fn is not None:
+            _STATS["gpu:" + name] += 1
+        return fn
+    if not available():
         return None
     k = _lookup(name, arrays, m == "numba")
     if k is None:
@@ -191,7 +213,11 @@ def get(name: str, *arrays):
 def applies(name: str, *arrays) -> bool:
     """Whether :func:`get` would hand out the kernel for these arrays (does not count in stats)."""
     m = _MODE[0]
-    if m == "reference" or not available():
+    if m == "reference":
+        return False
+    if not _all_numpy(arrays):
+        return _gpu(name, arrays) is not None
+    if not available():
         return False
     return _lookup(name, arrays, m == "numba") is not None
 

@@ -27,6 +27,8 @@ def cupy_module():
                 _cupy = cupy
         except Exception:  # ImportError, CUDA driver errors, ...
             _cupy = None
+        if _cupy is not None:
+            from . import cuda  # noqa: F401  (registers the GPU-only fast paths, e.g. fused attention)
     return _cupy
 
 
@@ -124,5 +126,20 @@ def move_array(arr, device):
     if d.type == "cpu":
         return to_numpy(arr)
     cp = xp_for_device(d)
+    if d.index >= cp.cuda.runtime.getDeviceCount():
+        raise DeviceError(f"device {d} does not exist: this machine has {cp.cuda.runtime.getDeviceCount()} GPU(s)")
     with cp.cuda.Device(d.index):
+        if isinstance(arr, cp.ndarray):
+            # cupy.asarray keeps an array on the GPU it is on; copy() copies to the current device
+            return arr if arr.device.id == d.index else arr.copy()
         return cp.asarray(arr)
+
+
+def device_scope(device):
+    """``with device_scope(d):`` makes GPU ``d`` current (a no-op context for the CPU)."""
+    import contextlib
+
+    d = as_device(device)
+    if d.type == "cpu":
+        return contextlib.nullcontext()
+    return xp_for_device(d).cuda.Device(d.index)

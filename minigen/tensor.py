@@ -578,7 +578,9 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
         dtype = bool_ if isinstance(fill_value, _builtin_bool) else (
             int64 if isinstance(fill_value, _builtin_int) else _default_dtype[0])
     xp = backend.xp_for_device(device) if device is not None else np
-    arr = xp.full(_shape_arg((size,) if isinstance(size, _builtin_int) else size), fill_value, dtype=as_dtype(dtype))
+    with backend.device_scope(device):
+        arr = xp.full(_shape_arg((size,) if isinstance(size, _builtin_int) else size), fill_value,
+                      dtype=as_dtype(dtype))
     t = Tensor._make(arr)
     if requires_grad:
         t.requires_grad_(True)
@@ -611,7 +613,8 @@ def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     xp = backend.xp_for_device(device) if device is not None else np
-    t = Tensor._make(xp.eye(n, m, dtype=as_dtype(dtype) or _default_dtype[0]))
+    with backend.device_scope(device):
+        t = Tensor._make(xp.eye(n, m, dtype=as_dtype(dtype) or _default_dtype[0]))
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -623,13 +626,15 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if dtype is None:
         dtype = int64 if all(isinstance(v, _builtin_int) for v in (start, end, step)) else _default_dtype[0]
     xp = backend.xp_for_device(device) if device is not None else np
-    t = Tensor._make(xp.arange(start, end, step, dtype=as_dtype(dtype)))
+    with backend.device_scope(device):
+        t = Tensor._make(xp.arange(start, end, step, dtype=as_dtype(dtype)))
     return t.requires_grad_(True) if requires_grad else t
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     xp = backend.xp_for_device(device) if device is not None else np
-    t = Tensor._make(xp.linspace(start, end, _builtin_int(steps), dtype=as_dtype(dtype) or _default_dtype[0]))
+    with backend.device_scope(device):
+        t = Tensor._make(xp.linspace(start, end, _builtin_int(steps), dtype=as_dtype(dtype) or _default_dtype[0]))
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -640,8 +645,10 @@ def _rng(generator, device):
     return g.xp_generator(xp), xp
 
 
-def _random_tensor(arr, dtype, requires_grad):
+def _random_tensor(arr, dtype, requires_grad, device=None):
     arr = arr.astype(as_dtype(dtype) or _default_dtype[0], copy=False)
+    if device is not None and backend.as_device(device).type == "cuda":
+        arr = backend.move_array(arr, device)  # the GPU stream draws on the current device; cuda:N may differ
     t = Tensor._make(arr)
     return t.requires_grad_(True) if requires_grad else t
 
@@ -649,24 +656,26 @@ def _random_tensor(arr, dtype, requires_grad):
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform samples on [0, 1)."""
     r, _ = _rng(generator, device)
-    return _random_tensor(r.random(_shape_arg(size)), dtype, requires_grad)
+    return _random_tensor(r.random(_shape_arg(size)), dtype, requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal samples."""
     r, _ = _rng(generator, device)
-    return _random_tensor(r.standard_normal(_shape_arg(size)), dtype, requires_grad)
+    return _random_tensor(r.standard_normal(_shape_arg(size)), dtype, requires_grad, device)
 
 
 def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Normal samples N(mean, std^2); ``mean``/``std`` may be tensors (broadcast)."""
+    if device is None:
+        device = next((a.device for a in (mean, std) if isinstance(a, Tensor)), None)
     r, xp = _rng(generator, device)
     m = mean.data if isinstance(mean, Tensor) else mean
     s = std.data if isinstance(std, Tensor) else std
     if size is None:
         size = np.broadcast_shapes(np.shape(m), np.shape(s))
     return _random_tensor(m + s * r.standard_normal(_shape_arg((size,) if isinstance(size, _builtin_int) else size)),
-                          dtype, requires_grad)
+                          dtype, requires_grad, device)
 
 
 def randint(low, high=None, size=(), generator=None, dtype=None, device=None):
@@ -675,14 +684,19 @@ def randint(low, high=None, size=(), generator=None, dtype=None, device=None):
         low, high = 0, low
     if high <= low:
         raise InvalidArgumentError(f"randint: need low < high, got low={low}, high={high}")
-    r, _ = _rng(generator, device)
+    r, xp = _rng(generator, device)
     arr = r.integers(low, high, size=_shape_arg((size,) if isinstance(size, _builtin_int) else size))
-    return Tensor._make(np.asarray(arr).astype(as_dtype(dtype) or int64) if not hasattr(arr, "device") else arr.astype(as_dtype(dtype) or int64))
+    arr = (np.asarray(arr) if xp is np else arr).astype(as_dtype(dtype) or int64)
+    return Tensor._make(backend.move_array(arr, device) if device is not None else arr)
 
 
 def randperm(n, generator=None, dtype=None, device=None):
-    r, _ = _rng(generator, device)
-    return Tensor._make(r.permutation(_builtin_int(n)).astype(as_dtype(dtype) or int64))
+    r, xp = _rng(generator, device)
+    if xp is np:
+        perm = r.permutation(_builtin_int(n))
+    else:  # CuPy's Generator has no permutation: the order of n uniform draws is a uniform permutation
+        perm = backend.move_array(xp.argsort(r.random(_builtin_int(n))), device)
+    return Tensor._make(perm.astype(as_dtype(dtype) or int64))
 
 
 def rand_like(t, generator=None, dtype=None):

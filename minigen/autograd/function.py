@@ -125,13 +125,15 @@ class Function:
         T = Tensor
         needs = False
         raw = []
-        arr_type = None
+        arr_type = dev = None
         for a in args:
             if isinstance(a, T):
                 d = a.data
                 if arr_type is None:
                     arr_type = type(d)
-                elif type(d) is not arr_type:
+                    if arr_type is not np.ndarray:
+                        dev = d.device.id  # a GPU array: cuda:0 and cuda:1 do not mix either
+                elif type(d) is not arr_type or (dev is not None and d.device.id != dev):
                     raise DeviceError(f"{cls.__name__}: tensors on different devices: {_describe(args)}")
                 if a.requires_grad:
                     needs = True

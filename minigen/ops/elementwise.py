@@ -22,7 +22,8 @@ def _t(x, like=None):
     if isinstance(x, Tensor) or isinstance(x, (int, float, bool)):
         return x
     if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
-        arr = np.asarray(x)
+        # a CuPy array stays a device array (np.asarray would need an implicit device-to-host copy)
+        arr = x if get_array_module(x) is not np else np.asarray(x)
         if like is not None and arr.dtype.kind == "f" and like.dtype.kind == "f":
             arr = arr.astype(like.dtype)
         return Tensor._make(arr if like is None else move_array(arr, like.device))

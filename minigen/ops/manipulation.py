@@ -22,7 +22,7 @@ import builtins
 import numpy as np
 
 from ..autograd.function import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, move_array, to_numpy
 from ..errors import DimError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor, as_tensor, register_method
 from ._util import norm_dim
@@ -168,11 +168,12 @@ def repeat_interleave(x, repeats=None, dim=None, output_size=None):
     from .indexing import index_select
 
     if repeats is None:  # repeat_interleave(counts)
-        c = np.asarray(x.data if isinstance(x, Tensor) else x)
+        c = to_numpy(x.data) if isinstance(x, Tensor) else np.asarray(x)  # the output size needs the counts
         if c.dtype.kind not in "iu" or c.ndim != 1:
             raise InvalidArgumentError(f"repeat_interleave(repeats): expected a 1-d integer tensor, "
                                        f"got dtype {c.dtype}, shape {c.shape}")
-        return Tensor._make(np.repeat(np.arange(c.shape[0], dtype=np.int64), c))
+        out = np.repeat(np.arange(c.shape[0], dtype=np.int64), c)
+        return Tensor._make(move_array(out, x.device) if isinstance(x, Tensor) else out)
     if dim is None:
         x, d = flatten(x), 0
     else:

@@ -134,7 +134,8 @@ def _tensor_arg(x, op, like=None):
         return x
     if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "__array__"):
         try:
-            arr = np.asarray(x)
+            # a CuPy array stays a device array (np.asarray would need an implicit device-to-host copy)
+            arr = x if get_array_module(x) is not np else np.asarray(x)
         except (ValueError, TypeError):
             raise DTypeError(f"{op}: cannot make a tensor from a ragged or mixed {type(x).__name__}") from None
         if arr.dtype == object or arr.dtype.kind not in "biuf":

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
-from ..backend import get_array_module
+from ..backend import get_array_module, move_array
 from ..errors import DTypeError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor, register_method
 from ._util import norm_dim
@@ -236,8 +236,12 @@ class IndexAddInto(Function):
             out[index] = g
         elif xp is np:
             np.add.at(out, index, g)
-        else:
+        elif getattr(xp.add, "at", None) is not None:  # CuPy >= 13
             xp.add.at(out, index, g)
+        else:
+            import cupyx
+
+            cupyx.scatter_add(out, index, g)
         return out
 
     @staticmethod
@@ -309,7 +313,8 @@ def setitem(x, index, value):
 
         raise DeviceError(f"cannot assign a tensor on {value.device} into a tensor on {x.device}")
     if not isinstance(value, Tensor) and not isinstance(value, (builtins.int, builtins.float, builtins.bool)):
-        value = Tensor._make(np.asarray(value, dtype=x.dtype))
+        # host data (lists, NumPy arrays) goes to x's device first (CuPy does not mix with NumPy arrays)
+        value = Tensor._make(move_array(np.asarray(value, dtype=x.dtype), x.device))
     track = STATE.enabled and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if not track:
         try:

@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import functional as F
 from .. import init
 from ...autograd.engine import grad as _autograd_grad
 from ...autograd.function import Function
 from ...autograd.grad_mode import STATE, enable_grad
+from ...backend import get_array_module
 from ...errors import InvalidArgumentError, ShapeError
 from ...tensor import Tensor, zeros
 from ._common import new_param
@@ -165,13 +164,13 @@ def _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh):
         return None
     h0, c0 = state
     arrays = [x.data, w_ih.data, w_hh.data, h0.data, c0.data] + ([b_ih.data, b_hh.data] if b_ih is not None else [])
-    if any(type(a) is not np.ndarray for a in arrays) or len({a.dtype for a in arrays}) != 1:
-        return None
+    if len({type(a) for a in arrays}) != 1 or len({a.dtype for a in arrays}) != 1:
+        return None  # mixed NumPy/CuPy arrays (the op raises the device error) or mixed dtypes
     if (b_ih is None) != (b_hh is None) or x.ndim != 3:
         return None
     try:
         fwd = dispatch.get("lstm_seq_forward", *arrays[:3])
-        bwd = dispatch.get("lstm_seq_backward") if fwd is not None else None
+        bwd = dispatch.get("lstm_seq_backward", *arrays[:3]) if fwd is not None else None
     except Exception:
         return None
     return None if fwd is None or bwd is None else (fwd, bwd)
@@ -194,7 +193,7 @@ class LSTMSequence(Function):
         bias = None if b_ih is None else b_ih + b_hh
         y, _, c_T, saved = fwd(x, w_ih, w_hh, bias, h0, c0)
         T = y.shape[0]
-        out = np.empty((T + 1,) + tuple(y.shape[1:]), dtype=y.dtype)
+        out = get_array_module(y).empty((T + 1,) + tuple(y.shape[1:]), dtype=y.dtype)
         out[:T] = y
         out[T] = c_T
         ctx.saved, ctx.bwd = saved, bwd
