@@ -62,15 +62,20 @@ class MNISTClassifier(nn.Module):
         return self.head(self.features(x))
 
     def probs(self, x, batch_size=500):
-        """p(y | x) for images in [0, 1] (any number; evaluated in batches, eval mode, no graph) as a NumPy array."""
+        """p(y | x) for images in [0, 1] (any number; evaluated in batches, eval mode, no graph) as a NumPy array.
+
+        ``x``: a Tensor (on any device) or a NumPy array; batches are moved to the classifier's device."""
         was = self.training
         self.eval()
+        dev = next(self.parameters()).device
         out = []
         try:
             with no_grad():
                 for i in range(0, x.shape[0], batch_size):
                     xb = x[i:i + batch_size]
                     xb = xb if isinstance(xb, Tensor) else Tensor(np.asarray(xb, dtype=np.float32))
+                    if xb.device != dev:
+                        xb = xb.to(dev)
                     out.append(backend.to_numpy(F.softmax(self(xb), dim=-1).data))
         finally:
             self.train(was)
