@@ -119,3 +119,67 @@ def tanh(x):
     e = expm1(-2.0 * abs(x))
     t = -e / (2.0 + e)
     return -t if x < 0 else t
+
+
+# ------------------------------------------------------------------ the normal CDF (for GELU)
+# Phi(x) = erfc(-x / sqrt 2) / 2, with erfc(z) = e^{-z^2} * erfcx(z) for z >= 0 and erfcx a smooth,
+# slowly varying function. erfcx is approximated by a polynomial in u, the image in [-1, 1] of
+# t = 3 / (3 + z) over z in [0, 27] (beyond 26.6, e^{-z^2} underflows to 0 in float64). Its coefficients
+# are a least-squares Chebyshev fit of degree 20 (converted to monomials in u, max |coef| 0.34), computed
+# at import on 500 Chebyshev nodes from exact values: math.erfc(z) e^{z^2} for z < 5 and, beyond, Laplace's
+# continued fraction erfcx(z) = 1 / (sqrt(pi) (z + (1/2) / (z + 1 / (z + (3/2) / (z + ...))))).
+# Measured relative error of the fit over z in [0, 27]: 1.5e-14.
+_ERFCX_C = 3.0
+_ERFCX_ZMAX = 27.0
+_ERFCX_TMIN = _ERFCX_C / (_ERFCX_C + _ERFCX_ZMAX)
+
+
+def _erfcx_exact(z):
+    if z < 5.0:
+        return math.erfc(z) * math.exp(z * z)
+    f = z
+    for k in range(80, 0, -1):  # Laplace's continued fraction, evaluated from the tail
+        f = z + (k / 2.0) / f
+    return 1.0 / (math.sqrt(math.pi) * f)
+
+
+def _fit_erfcx(deg=20, n=500):
+    from numpy.polynomial import chebyshev as cheb
+
+    u = np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    t = _ERFCX_TMIN + (1.0 - _ERFCX_TMIN) * (u + 1.0) / 2.0
+    f = np.array([_erfcx_exact(v) for v in _ERFCX_C / t - _ERFCX_C])
+    return [float(a) for a in cheb.cheb2poly(cheb.chebfit(u, f, deg))]
+
+
+(_P0, _P1, _P2, _P3, _P4, _P5, _P6, _P7, _P8, _P9, _P10, _P11, _P12, _P13, _P14, _P15, _P16, _P17, _P18, _P19,
+ _P20) = _fit_erfcx()
+_U_SCALE = 2.0 / (1.0 - _ERFCX_TMIN)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@_exact
+def _erfcx(z):
+    """e^{z^2} erfc(z) for z >= 0 (the fitted polynomial, Estrin's scheme)."""
+    t = max(_ERFCX_C / (_ERFCX_C + z), _ERFCX_TMIN)
+    u = (t - _ERFCX_TMIN) * _U_SCALE - 1.0
+    u2 = u * u
+    u4 = u2 * u2
+    u8 = u4 * u4
+    u16 = u8 * u8
+    a = ((_P0 + _P1 * u) + (_P2 + _P3 * u) * u2) + ((_P4 + _P5 * u) + (_P6 + _P7 * u) * u2) * u4
+    b = ((_P8 + _P9 * u) + (_P10 + _P11 * u) * u2) + ((_P12 + _P13 * u) + (_P14 + _P15 * u) * u2) * u4
+    d = ((_P16 + _P17 * u) + (_P18 + _P19 * u) * u2) + _P20 * u4
+    return (a + b * u8) + d * u16
+
+
+# Inlined at the Numba IR level: its two calls (exp, _erfcx) are each small enough for LLVM to inline
+# into the caller's loop, but the three together were not (measured 14.7 ns per element, scalar, vs
+# 2 ns vectorised). Only plain products and a select here, so the caller's fastmath flags are harmless.
+@jit(inline="always")
+def normal_cdf_pdf(x):
+    """(Phi(x), phi(x)): the standard normal CDF and density, with relative accuracy in both tails."""
+    e = exp(-0.5 * x * x)  # e^{-z^2} with z = |x| / sqrt 2
+    half_tail = 0.5 * e * _erfcx(abs(x) * 0.7071067811865476)  # Phi(-|x|)
+    cdf = 1.0 - half_tail if x >= 0 else half_tail
+    return cdf, e * _INV_SQRT_2PI

@@ -1,4 +1,4 @@
-"""Pointwise activations (GELU exact/tanh, SiLU) forward and backward, and dropout, each in one pass.
+"""Pointwise activations (GELU exact/tanh, SiLU, ReLU/leaky ReLU) forward and backward, and dropout, in one pass.
 
 Arrays are processed flat (C-contiguous copies of non-contiguous inputs); large arrays are cut into one
 chunk per thread. The NumPy references make 4-8 temporaries per call; these make one output.
@@ -8,73 +8,117 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from . import _math
 from ._common import c, is_float, jit, parallel_for
 from .dispatch import register
 
+_U = np.uint64
+
 _PAR_MIN = 1 << 17  # elements (see cpu_norm)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_C = 0.044715
 
-# kind codes (ints keep one compiled specialisation per dtype)
-GELU, GELU_TANH, SILU = 0, 1, 2
-KINDS = {"gelu": GELU, "none": GELU, "gelu_tanh": GELU_TANH, "tanh": GELU_TANH, "silu": SILU}
+
+
+# One loop per function and direction (no per-element switch on the kind), unsigned indices, and the
+# vectorisable exp / tanh / normal CDF of kernels/_math.py instead of libm's scalar erf / tanh / exp:
+# LLVM vectorises these loops. (The previous act_value(v, kind) loop with libm calls lost to NumPy's
+# SIMD loops beyond ~256 elements; see the docstrings of the kernels below for the new measurements.)
+@jit
+def _gelu_fwd(x, y, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
+        cdf, _ = _math.normal_cdf_pdf(v)
+        y[i] = v * cdf
 
 
 @jit
-def act_value(v, kind):
-    """The activation of one value (kind: 0 gelu, 1 gelu-tanh, 2 silu, 3 relu, -1 identity)."""
-    if kind == 0:
-        return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT_2))
-    if kind == 1:
+def _gelu_bwd(x, g, dx, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
+        cdf, pdf = _math.normal_cdf_pdf(v)
+        dx[i] = g[i] * (cdf + v * pdf)
+
+
+@jit
+def _gelu_tanh_fwd(x, y, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
         u = _SQRT_2_OVER_PI * (v + _GELU_C * v * v * v)
-        return 0.5 * v * (1.0 + math.tanh(u))
+        y[i] = v * _math.sigmoid(2.0 * u)  # = v (1 + tanh u) / 2 without cancellation for u << 0
+
+
+@jit
+def _gelu_tanh_bwd(x, g, dx, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
+        s = _math.sigmoid(2.0 * (_SQRT_2_OVER_PI * (v + _GELU_C * v * v * v)))  # (1 + t) / 2
+        dx[i] = g[i] * (s + v * (2.0 * s * (1.0 - s)) * (_SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * v * v)))
+
+
+@jit
+def _silu_fwd(x, y, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
+        y[i] = v * _math.sigmoid(v)
+
+
+@jit
+def _silu_bwd(x, g, dx, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
+        s = _math.sigmoid(v)
+        dx[i] = g[i] * (s * (1.0 + v * (1.0 - s)))
+
+
+# Element functions by kind code (ints keep one compiled specialisation per dtype), for loops that
+# switch on the kind (the fused linear epilogue of cpu_matmul): 0 gelu, 1 gelu-tanh, 2 silu, 3 relu,
+# -1 identity. Same formulas as the loops above.
+GELU, GELU_TANH, SILU, RELU = 0, 1, 2, 3
+
+
+@jit(inline="always")
+def act_value(v, kind):
+    """The activation of one value (float64 math)."""
+    v = np.float64(v)
+    if kind == 0:
+        cdf, _ = _math.normal_cdf_pdf(v)
+        return v * cdf
+    if kind == 1:
+        return v * _math.sigmoid(2.0 * (_SQRT_2_OVER_PI * (v + _GELU_C * v * v * v)))
     if kind == 2:
-        if v >= 0:
-            return v / (1.0 + math.exp(-v))
-        e = math.exp(v)
-        return v * e / (1.0 + e)
+        return v * _math.sigmoid(v)
     if kind == 3:
         return v if v > 0 else 0.0
     return v
 
 
-@jit
+@jit(inline="always")
 def act_grad(v, kind):
     """d act(v) / dv (relu'(0) = 0, as PyTorch)."""
+    v = np.float64(v)
     if kind == 0:
-        cdf = 0.5 * (1.0 + math.erf(v * _INV_SQRT_2))
-        return cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI
+        cdf, pdf = _math.normal_cdf_pdf(v)
+        return cdf + v * pdf
     if kind == 1:
-        t = math.tanh(_SQRT_2_OVER_PI * (v + _GELU_C * v * v * v))
-        return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * v * v)
+        s = _math.sigmoid(2.0 * (_SQRT_2_OVER_PI * (v + _GELU_C * v * v * v)))
+        return s + v * (2.0 * s * (1.0 - s)) * (_SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * v * v))
     if kind == 2:
-        if v >= 0:
-            s = 1.0 / (1.0 + math.exp(-v))
-        else:
-            e = math.exp(v)
-            s = e / (1.0 + e)
+        s = _math.sigmoid(v)
         return s * (1.0 + v * (1.0 - s))
     if kind == 3:
         return 1.0 if v > 0 else 0.0
     return 1.0
 
 
-@jit
-def _fwd_range(x, y, kind, i0, i1):
-    for i in range(i0, i1):
-        y[i] = act_value(x[i], kind)
-
-
-
-
-@jit
-def _bwd_range(x, g, dx, kind, i0, i1):
-    for i in range(i0, i1):
-        dx[i] = g[i] * act_grad(x[i], kind)
-
-
+_FWD = {"gelu": _gelu_fwd, "gelu_tanh": _gelu_tanh_fwd, "silu": _silu_fwd}
+_BWD = {"gelu": _gelu_bwd, "gelu_tanh": _gelu_tanh_bwd, "silu": _silu_bwd}
 
 
 def _flat(a):
@@ -83,20 +127,18 @@ def _flat(a):
 
 def act_forward(x, kind):
     """y = act(x) elementwise for a kind name ('gelu', 'gelu_tanh', 'silu')."""
-    k = KINDS[kind]
     xf = _flat(x)
     y = np.empty_like(xf)
-    parallel_for(_fwd_range, xf.size, xf, y, k, parallel=xf.size >= _PAR_MIN)
+    parallel_for(_FWD[kind], xf.size, xf, y, parallel=xf.size >= _PAR_MIN)
     return y.reshape(x.shape)
 
 
 def act_backward(x, g, kind):
     """dx = g * act'(x) elementwise."""
-    k = KINDS[kind]
     xf = _flat(x)
-    gf = _flat(g)
+    gf = _flat(g).astype(xf.dtype, copy=False)
     dx = np.empty_like(xf)
-    parallel_for(_bwd_range, xf.size, xf, gf, dx, k, parallel=xf.size >= _PAR_MIN)
+    parallel_for(_BWD[kind], xf.size, xf, gf, dx, parallel=xf.size >= _PAR_MIN)
     return dx.reshape(x.shape)
 
 
@@ -104,40 +146,41 @@ def _fl(*arrays):
     return is_float(*arrays)
 
 
-# Measured: gelu-tanh (64,) 5.3x, (512,) 0.94x, (4096,) 0.82x, (393216,) 0.52x: scalar libm tanh/erf/exp
-# per element lose to NumPy's SIMD transcendental loops beyond a few hundred elements.
-_ACT_MAX = 256
+# Measured (1 thread, CPU time, float32, against the NumPy reference formulas of minigen/ops/activation.py;
+# the exact GELU reference calls a Numba ufunc over libm's erf): GELU exact forward 64: 2.0x, 512: 2.5x,
+# 4096: 2.2x, 65536: 5.6x, 393216 (baby GPT's MLP): 5.7x; backward 2.7x .. 6.1x; SiLU forward 1.0-1.2x,
+# backward 1.4-1.7x. No size threshold. (Before kernels/_math.py, the scalar libm loops lost to NumPy
+# beyond ~256 elements: gelu-tanh 0.52x at 393216.)
 
 
-@register("gelu_forward", requires=_fl, worth=lambda x: x.size <= _ACT_MAX)
+@register("gelu_forward", requires=_fl)
 def gelu_forward(x, approximate="none"):
-    """GELU. exact ('none'): y = x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2;
-    'tanh': y = x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    """GELU. exact ('none'): y = x * Phi(x), Phi the standard normal CDF (kernels/_math.normal_cdf_pdf,
+    relative error < 5e-13 in both tails); 'tanh': y = x * sigmoid(2u) = x/2 (1 + tanh u),
+    u = sqrt(2/pi) (x + 0.044715 x^3). Computed in float64, rounded once to x's dtype.
 
-    Wired into: minigen/ops/activation.py ``GELU.forward``. Measured (busy 2-core box, float32, tanh form,
-    benchmarks/results/thresholds.md): (64,) 5.3x, (512,) 0.94x, (4096,) 0.82x, (393216,) 0.52x vs the NumPy reference — the scalar
-    libm tanh/erf per element loses to NumPy's SIMD loops, so 'auto' uses it only up to 256 elements.
+    Wired into: minigen/ops/activation.py ``GELU.forward``. Speed: see the comment above.
     """
     return act_forward(x, "gelu_tanh" if approximate == "tanh" else "gelu")
 
 
-@register("gelu_backward", requires=_fl, worth=lambda x, g: x.size <= _ACT_MAX)
+@register("gelu_backward", requires=_fl)
 def gelu_backward(x, g, approximate="none"):
     """dx = g * gelu'(x): exact: Phi(x) + x phi(x), phi(x) = exp(-x^2/2)/sqrt(2 pi);
-    'tanh': 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3*0.044715 x^2), t = tanh(u).
+    'tanh': s + x * 2 s (1 - s) * sqrt(2/pi) (1 + 3*0.044715 x^2) with s = sigmoid(2u) = (1 + tanh u)/2.
 
     Wired into: ``GELU.backward`` fast path (not create_graph).
     """
     return act_backward(x, g, "gelu_tanh" if approximate == "tanh" else "gelu")
 
 
-@register("silu_forward", requires=_fl, worth=lambda x: x.size <= _ACT_MAX)
+@register("silu_forward", requires=_fl)
 def silu_forward(x):
-    """y = x * sigmoid(x) (exp only of -|x|: no overflow).  Wired into: ``SiLU.forward``."""
+    """y = x * sigmoid(x).  Wired into: ``SiLU.forward``."""
     return act_forward(x, "silu")
 
 
-@register("silu_backward", requires=_fl, worth=lambda x, g: x.size <= _ACT_MAX)
+@register("silu_backward", requires=_fl)
 def silu_backward(x, g):
     """dx = g * s (1 + x (1 - s)), s = sigmoid(x).  Wired into: ``SiLU.backward`` fast path."""
     return act_backward(x, g, "silu")
