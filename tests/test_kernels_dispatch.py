@@ -38,15 +38,26 @@ def test_registry_rules():
         assert n in names
     big = np.ones((64, 1000), np.float32)
     small = np.ones((2, 3), np.float32)
-    with dispatch.set_mode("auto"):
-        # measured: the fused softmax wins on small rows, NumPy's SIMD exp wins on big arrays
-        assert dispatch.get("softmax_forward", small) is not None
-        assert dispatch.get("softmax_forward", big) is None
-        assert not dispatch.applies("softmax_forward", small.astype(np.int64))  # dtype rule
-        assert dispatch.get("nope", small) is None
-    with dispatch.use_kernels():
-        assert dispatch.get("softmax_forward", big) is not None  # thresholds ignored when forced
-        assert dispatch.get("softmax_forward", small.astype(np.float16)) is None  # hard rules are not
+
+    # the two rules, on a kernel registered for the test: requires (hard) and worth (a size threshold)
+    @dispatch.register("_test_kernel", requires=lambda x: x.dtype == np.float32, worth=lambda x: x.size >= 100)
+    def _k(x):
+        return x
+
+    try:
+        with dispatch.set_mode("auto"):
+            assert dispatch.get("_test_kernel", small) is None  # below the measured threshold
+            assert dispatch.get("_test_kernel", big) is _k
+            assert not dispatch.applies("_test_kernel", big.astype(np.float64))  # hard rule
+            assert dispatch.get("softmax_forward", big) is not None  # no threshold: faster at every size
+            assert not dispatch.applies("softmax_forward", small.astype(np.int64))  # dtype rule
+            assert dispatch.get("nope", small) is None
+        with dispatch.use_kernels():
+            assert dispatch.get("_test_kernel", small) is _k  # thresholds ignored when forced
+            assert dispatch.get("_test_kernel", big.astype(np.float16)) is None  # hard rules are not
+            assert dispatch.get("softmax_forward", small.astype(np.float16)) is None
+    finally:
+        dispatch._REGISTRY.pop("_test_kernel", None)
 
 
 def test_non_numpy_arrays_get_reference():
