@@ -280,6 +280,6 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
     out = np.asarray(tot / den if den != 0 else np.nan, x.dtype)
     if den != 0:
         dx *= x.dtype.type(1.0 / den)
-    else:
-        dx[...] = np.nan
+    else:  # every target ignored: the loss is 0/0 = NaN, the gradient 0 (no row takes part), as PyTorch
+        dx[...] = 0
     return out, dx

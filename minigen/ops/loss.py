@@ -319,6 +319,20 @@ def _class_targets(input, target, weight, ignore_index, op):
     return x2, td, w, out_shape
 
 
+_DISPATCH = []
+
+
+def _kernel(name, *arrays):
+    """The Numba kernel ``name`` for these arrays (minigen.kernels.dispatch: mode, dtype, size), or None."""
+    if not _DISPATCH:
+        try:
+            from ..kernels import dispatch
+        except ImportError:  # pragma: no cover - a checkout without the kernels folder
+            dispatch = None
+        _DISPATCH.append(dispatch)
+    return None if _DISPATCH[0] is None else _DISPATCH[0].get(name, *arrays)
+
+
 class CrossEntropy(Function):
     """Cross-entropy of logits x (M, C) with class indices t, fused: stable log-softmax + NLL.
 
@@ -339,6 +353,15 @@ class CrossEntropy(Function):
         valid = t != ignore_index
         tt = xp.where(valid, t, 0)
         rows = xp.arange(M)
+        if (k := _kernel("cross_entropy", x, t, w)) is not None:
+            # fused Numba kernel: loss and d(loss)/dx for an upstream gradient of 1, in one pass
+            loss, ctx.dlogits = k(x, t, w, ignore_index, smoothing, reduction)
+            wt = (w[tt] if w is not None else xp.ones(M, dtype=x.dtype)) * valid
+            ctx.rows, ctx.tt, ctx.wt, ctx.valid, ctx.w = rows, tt, wt, valid, w
+            ctx.smoothing, ctx.reduction, ctx.logp = smoothing, reduction, None
+            if reduction == "mean":
+                ctx.denom = wt.sum()
+            return loss
         z = x - x.max(axis=1, keepdims=True)
         logp = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
         wt = (w[tt] if w is not None else xp.ones(M, dtype=x.dtype)) * valid          # w_{t_i}, 0 if ignored
@@ -382,6 +405,9 @@ class CrossEntropy(Function):
         if ctx.reduction == "mean":
             # every target ignored: the loss is 0/0 = NaN but the gradient is 0 (no row takes part), as PyTorch
             inv = xp.asarray(1.0 / ctx.denom if ctx.denom != 0 else 0.0, dtype=x.dtype)
+        if not STATE.enabled and getattr(ctx, "dlogits", None) is not None:  # the kernel's gradient
+            gd = g.data
+            return (Tensor._make(ctx.dlogits * (gd[:, None] if ctx.reduction == "none" else gd)),) + (None,) * 5
         if not STATE.enabled:  # plain backward on arrays
             gd = g.data
             gi = gd[:, None] if ctx.reduction == "none" else (gd * inv if ctx.reduction == "mean" else gd)
