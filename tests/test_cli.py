@@ -114,12 +114,3 @@ def test_broken_registry_warns_but_cli_works(monkeypatch, capsys):
     assert cli.main(["info"]) == 0
     cap = capsys.readouterr()
     assert "numpy" in cap.out and "registry failed to import (RuntimeError: boom)" in cap.err
-
-
-def test_demo_writes_outputs(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert cli.main(["demo", "--out", str(out), "--limit", "256", "--no-progress"]) == 0
-    assert (out / "mnist_val_predictions.png").exists() and (out / "mnist-mlp" / "loss.png").exists()
-    lines = (out / "mnist_val_predictions.txt").read_text().splitlines()
-    assert len(lines) == 9 and all(len(line.split()) == 8 for line in lines[1:])
-    assert "demo finished" in capsys.readouterr().out
