@@ -9,7 +9,8 @@ thread count and load average at the top). Every row times the SAME inputs in ev
 warm-up; the table shows the min and the median of the repeats (ms) and the ratio minigen/PyTorch of
 the mins (< 1: faster).
 
-Clocks: each repeat is timed with both the wall clock and the process CPU clock. On a shared, loaded
+Clocks: each repeat is timed with both the wall clock and the process CPU clock, and the columns of a
+row take turns repeat by repeat (interleaved), so a change of load hits them alike. On a shared, loaded
 machine the wall clock mostly measures who else is running (a 2-core box at load 10 gives a process
 a fraction of a core, in time slices longer than many benchmark batches); the CPU clock counts only
 the time this process ran. With one thread (``--threads 1``) CPU time equals wall time on an idle
@@ -70,10 +71,9 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 CLOCK = ["cpu"]  # "cpu" or "wall": the clock of the headline columns (set in main)
 
 
-def timeit(fn, repeat=7, min_time=0.03, warmup=2):
-    """{'wall': (min, median), 'cpu': (min, median)} milliseconds per call of ``fn`` over ``repeat``
-    batches, after ``warmup`` calls. Each batch runs ``number`` calls, chosen (from calls timed until
-    10 ms have passed, so one preempted call cannot skew it) so that a batch lasts about ``min_time``."""
+def _calibrate(fn, min_time=0.03, warmup=2):
+    """Calls per batch so that a batch lasts about ``min_time`` CPU seconds (from calls timed until 10 ms
+    have passed, so that one preempted call cannot skew it), after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     calls, t0 = 0, time.process_time()
@@ -83,17 +83,48 @@ def timeit(fn, repeat=7, min_time=0.03, warmup=2):
         el = time.process_time() - t0
         if el >= 0.01 or calls >= 1000:
             break
-    one = max(el / calls, 1e-7)
-    number = max(1, int(min_time / one))
-    wall, cpu = [], []
+    return max(1, int(min_time / max(el / calls, 1e-7)))
+
+
+def _batch(fn, number):
+    """(wall ms, cpu ms) per call over one batch of ``number`` calls."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(number):
+        fn()
+    w1, c1 = time.perf_counter(), time.process_time()
+    return (w1 - w0) / number * 1e3, (c1 - c0) / number * 1e3
+
+
+def timeit_interleaved(fns, repeat=7):
+    """Time several callables side by side: after calibrating each, the repeats take turns (column 1,
+    column 2, ..., then again), so a change of load on the shared machine hits every column alike.
+    ``fns``: {key: (fn, context_factory or None)}. Returns {key: {'wall': (min, median), 'cpu': (min, median)}}
+    (or {key: Exception} for a column that failed)."""
+    import contextlib
+
+    res, numbers = {}, {}
+    for key, (fn, ctx) in fns.items():
+        try:
+            with (ctx() if ctx else contextlib.nullcontext()):
+                numbers[key] = _calibrate(fn)
+            res[key] = {"wall": [], "cpu": []}
+        except Exception as e:  # a failing column is reported, not fatal
+            res[key] = e
     for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        for _ in range(number):
-            fn()
-        w1, c1 = time.perf_counter(), time.process_time()
-        wall.append((w1 - w0) / number * 1e3)
-        cpu.append((c1 - c0) / number * 1e3)
-    return {"wall": (min(wall), statistics.median(wall)), "cpu": (min(cpu), statistics.median(cpu))}
+        for key, (fn, ctx) in fns.items():
+            if isinstance(res[key], Exception):
+                continue
+            try:
+                with (ctx() if ctx else contextlib.nullcontext()):
+                    w, c = _batch(fn, numbers[key])
+                res[key]["wall"].append(w)
+                res[key]["cpu"].append(c)
+            except Exception as e:
+                res[key] = e
+    for key, r in res.items():
+        if not isinstance(r, Exception):
+            res[key] = {clk: (min(v), statistics.median(v)) for clk, v in r.items()}
+    return res
 
 
 class Suite:
@@ -104,22 +135,19 @@ class Suite:
     def row(self, group, name, kernels=None, reference=None, numpy=None, torch_fn=None, note="", extra=None,
             unit="ms"):
         r = {"group": group, "name": name, "note": note, "unit": unit, "clock": CLOCK[0]}
+        fns = {}
         for key, fn in (("minigen_kernels", kernels), ("minigen_reference", reference), ("numpy", numpy),
                         ("torch", torch_fn)):
             r[key] = r[key + "_wall"] = r[key + "_cpu"] = None
-            if fn is None:
+            if fn is not None:
+                fns[key] = (fn, dispatch.use_reference if key == "minigen_reference" else None)
+        for key, t in timeit_interleaved(fns, self.repeat).items():
+            if isinstance(t, Exception):
+                r["note"] = (r["note"] + f" [{key} failed: {type(t).__name__}: {str(t)[:120]}]").strip()
                 continue
-            try:
-                if key == "minigen_reference":
-                    with dispatch.use_reference():
-                        t = timeit(fn, self.repeat)
-                else:
-                    t = timeit(fn, self.repeat)
-                for clk in ("wall", "cpu"):
-                    r[f"{key}_{clk}"] = {"min": t[clk][0], "median": t[clk][1]}
-                r[key] = r[f"{key}_{CLOCK[0]}"]
-            except Exception as e:  # a failing column is reported, not fatal
-                r["note"] = (r["note"] + f" [{key} failed: {type(e).__name__}: {str(e)[:120]}]").strip()
+            for clk in ("wall", "cpu"):
+                r[f"{key}_{clk}"] = {"min": t[clk][0], "median": t[clk][1]}
+            r[key] = r[f"{key}_{CLOCK[0]}"]
         for clk in ("wall", "cpu"):
             k, t = r[f"minigen_kernels_{clk}"], r[f"torch_{clk}"]
             r[f"ratio_vs_torch_{clk}"] = (k["min"] / t["min"]) if k and t else None

@@ -192,3 +192,17 @@ def gemm(fn, transa, transb, alpha, a, b, beta, out):
     fn(np.int32(CblasRowMajor), ta, tb, np.int64(m), np.int64(n), np.int64(k), alpha,
        a.ctypes.data, np.int64(a.shape[1]), b.ctypes.data, np.int64(b.shape[1]), beta,
        out.ctypes.data, np.int64(out.shape[1]))
+
+
+@jit
+def gemm_rows(fn, transa, transb, alpha, a, b, beta, out):
+    """As :func:`gemm` for 2-d arrays whose rows are contiguous but may be spaced further apart (row
+    slices, (i0:i1, j0:j1) blocks): the leading dimensions come from the row strides."""
+    m = out.shape[0]
+    n = out.shape[1]
+    k = a.shape[0] if transa else a.shape[1]
+    ta = np.int32(CblasTrans if transa else CblasNoTrans)
+    tb = np.int32(CblasTrans if transb else CblasNoTrans)
+    fn(np.int32(CblasRowMajor), ta, tb, np.int64(m), np.int64(n), np.int64(k), alpha,
+       a.ctypes.data, np.int64(a.strides[0] // a.itemsize), b.ctypes.data, np.int64(b.strides[0] // b.itemsize),
+       beta, out.ctypes.data, np.int64(out.strides[0] // out.itemsize))

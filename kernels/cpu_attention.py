@@ -2,197 +2,211 @@
 
     out = softmax(q k^T * scale + mask) v,   q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv)
 
-The T x T score matrix is never materialised. The forward walks the keys in tiles of ``BLOCK_K``; for
-each query row it keeps a running max m, a running normaliser l and an unnormalised output o:
+The T x T score matrix is never materialised: each head is processed in blocks of ``BLOCK_Q`` query
+rows against tiles of ``BLOCK_K`` keys, so the scratch memory is O(BLOCK_Q * BLOCK_K) per thread. For
+each query block the forward keeps a running max m, a running normaliser l and an unnormalised output o:
 
-    s_j = scale q.k_j;  m' = max(m, max_j s_j);  l <- l e^{m - m'} + sum_j e^{s_j - m'}
-    o <- o e^{m - m'} + sum_j e^{s_j - m'} v_j;  m <- m'         ...  out = o / l,  lse = m + log l
+    S = scale Q K_tile^T;  m' = max(m, rowmax S);  P = e^{S - m'};  l <- l e^{m - m'} + rowsum P
+    o <- o e^{m - m'} + P V_tile;  m <- m'         ...  out = o / l,  lse = m + log l
 
-and saves only the row logsumexp ``lse`` (B, H, Tq). The backward recomputes p_ij = exp(s_ij - lse_i)
-tile by tile:
+and saves only the row logsumexp ``lse`` (B, H, Tq). The backward walks the key tiles (outer) and the
+query blocks (inner) and recomputes the probabilities from lse:
 
-    D_i = sum_e dout_ie out_ie;   dv_j += p_ij dout_i;   dp_ij = dout_i . v_j;   ds_ij = p_ij (dp_ij - D_i)
-    dq_i += scale sum_j ds_ij k_j;   dk_j += scale ds_ij q_i
+    P = e^{scale Q K^T - lse};  D_i = sum_e dout_ie out_ie;  dV += P^T dOut;  dP = dOut V^T;
+    dS = P * (dP - D);  dQ += scale dS K;  dK += scale dS^T Q
 
-Causal masking is PyTorch's ``is_causal`` (top-left aligned: query i sees keys j <= i); fully masked
-key tiles are skipped, so causal attention does about half the work. Parallel over the B*H heads.
-Each thread's scratch memory is O(BLOCK_K * D + T * D), never O(T^2).
+Every product is one BLAS call on a block (cblas_?gemm called from Numba, see ``_common.gemm_rows``);
+the exponentials are kernels/_math.exp in vectorised row loops. Causal masking is PyTorch's
+``is_causal`` (top-left aligned: query i sees keys j <= i): tiles entirely above the diagonal are
+skipped, tiles crossing it are masked, so causal attention does about half the work. The heads are
+split over the threads. Products run in the input dtype (float32 for float32 inputs, as PyTorch's CPU
+kernel); the running statistics and the exponentials in float64.
 
-Accumulation dtype: ``accumulate='float32'`` (the default for float32 inputs: scores, running stats and
-outputs in float32, like PyTorch's CPU kernel) or ``'float64'`` (everything accumulated in float64,
-results rounded to the input dtype once at the end). float64 inputs always accumulate in float64.
+Measured (1 thread, CPU time, B12 H4 D32 causal, fwd+bwd; see the attention rows of
+benchmarks/results/results.md for the figures against PyTorch): this blocked-BLAS version replaced a
+loop-per-element kernel that was 1.8x slower than the NumPy reference at T=64.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from ._common import c, is_float, jit, parallel_for
+
+from . import _math
+from ._common import blas_gemm, c, gemm_rows, is_float, jit, parallel_for
 from .dispatch import register
 
-BLOCK_K = 64
+BLOCK_Q = BLOCK_K = 64  # query rows / keys per tile; 32 when Tk <= 128 (measured at T=64: 2.1 vs 2.3 ms
+#                        fwd+bwd for B12 H4 D32 causal; at T=256, 64 x 64 tiles: 22 vs 24 ms)
+
+
+def _blocks(Tk):
+    return (32, 32) if Tk <= 128 else (BLOCK_Q, BLOCK_K)
 _PAR_MIN = 1 << 16  # scores per call (B*H*Tq*Tk) above which the heads are split over the threads
+_U = np.uint64
 
 
 @jit
-def _fwd_head(q, k, v, out, lse, causal, scale, proto, bk):
+def _mask_causal(S, i0, j0):
+    """S[r, c] = -inf where key j0 + c comes after query i0 + r."""
+    nq, nk = S.shape
+    for r in range(nq):
+        first = i0 + r - j0 + 1  # columns >= first are masked
+        if first < 0:
+            first = 0
+        row = S[r]
+        for cc in range(first, nk):
+            row[cc] = -np.inf
+
+
+@jit
+def _online_softmax_rows(S, m, el, alpha):
+    """Per row r of the score tile S (in place -> P = e^{S - m'}): m' = max(m, rowmax S),
+    alpha = e^{m - m'}, l <- l alpha + rowsum P, m <- m'."""
+    nq, nk = S.shape
+    for r in range(nq):
+        row = S[r]
+        mx = m[r]
+        for j in range(_U(nk)):
+            v = np.float64(row[j])
+            mx = v if v > mx else mx
+        a = _math.exp(m[r] - mx) if m[r] != -np.inf else 0.0
+        tot = 0.0
+        if mx == -np.inf:  # nothing visible yet in this row
+            for j in range(_U(nk)):
+                row[j] = 0.0
+        else:
+            for j in range(_U(nk)):
+                e = _math.exp(np.float64(row[j]) - mx)
+                row[j] = e
+                tot += e
+        el[r] = el[r] * a + tot
+        m[r] = mx
+        alpha[r] = a
+
+
+@jit
+def _scale_rows(o, alpha):
+    for r in range(o.shape[0]):
+        row = o[r]
+        a = alpha[r]
+        for e in range(_U(o.shape[1])):
+            row[e] = row[e] * a
+
+
+@jit
+def _probs_rows(S, lse):
+    """S <- e^{S - lse} row by row (the backward's recomputed probabilities)."""
+    for r in range(S.shape[0]):
+        row = S[r]
+        li = np.float64(lse[r])
+        for j in range(_U(S.shape[1])):
+            row[j] = _math.exp(np.float64(row[j]) - li)
+
+
+@jit
+def _ds_rows(P, dP, dsum):
+    """dP <- P * (dP - D) row by row."""
+    for r in range(P.shape[0]):
+        pr = P[r]
+        dr = dP[r]
+        di = dsum[r]
+        for j in range(_U(P.shape[1])):
+            dr[j] = pr[j] * (dr[j] - di)
+
+
+@jit
+def _fwd_head(fn, q, k, v, out, lse, causal, scale, bq, bk):
     """One head: q (Tq, D), k (Tk, D), v (Tk, Dv) -> out (Tq, Dv), lse (Tq,)."""
-    Tq, D = q.shape
+    Tq = q.shape[0]
     Tk = k.shape[0]
     Dv = v.shape[1]
-    at = proto.dtype
-    kt = np.empty((D, bk), at)
-    vt = np.empty((bk, Dv), at)
-    o = np.zeros((Tq, Dv), at)
-    m = np.full(Tq, -np.inf, at)
-    el = np.zeros(Tq, at)
-    s = np.empty(bk, at)
-    qi = np.empty(D, at)
-    kend_all = Tk if not causal else min(Tk, Tq)
-    for j0 in range(0, kend_all, bk):
-        j1 = min(j0 + bk, kend_all)
-        nk = j1 - j0
-        for j in range(nk):
-            for d in range(D):
-                kt[d, j] = k[j0 + j, d]
+    dt = q.dtype
+    one = dt.type(1.0)
+    zero = dt.type(0.0)
+    sc = dt.type(scale)
+    for i0 in range(0, Tq, bq):
+        i1 = min(i0 + bq, Tq)
+        nq = i1 - i0
+        kend = min(Tk, i1) if causal else Tk
+        m = np.full(nq, -np.inf)
+        el = np.zeros(nq)
+        alpha = np.empty(nq)
+        o = np.zeros((nq, Dv), dt)
+        for j0 in range(0, kend, bk):
+            j1 = min(j0 + bk, kend)
+            S = np.empty((nq, j1 - j0), dt)
+            gemm_rows(fn, False, True, sc, q[i0:i1], k[j0:j1], zero, S)
+            if causal and j1 - 1 > i0:
+                _mask_causal(S, i0, j0)
+            _online_softmax_rows(S, m, el, alpha)
+            _scale_rows(o, alpha)
+            gemm_rows(fn, False, False, one, S, v[j0:j1], one, o)
+        for r in range(nq):
+            inv = 1.0 / el[r]
+            orow = o[r]
+            out_r = out[i0 + r]
             for e in range(Dv):
-                vt[j, e] = v[j0 + j, e]
-        i_start = j0 if causal else 0
-        for i in range(i_start, Tq):
-            jn = nk
-            if causal and i - j0 + 1 < jn:
-                jn = i - j0 + 1
-            for d in range(D):
-                qi[d] = q[i, d] * scale
-            for j in range(jn):
-                s[j] = 0.0
-            for d in range(D):
-                qd = qi[d]
-                for j in range(jn):
-                    s[j] += qd * kt[d, j]
-            mx = m[i]
-            for j in range(jn):
-                if s[j] > mx:
-                    mx = s[j]
-            alpha = math.exp(m[i] - mx) if m[i] != -np.inf else 0.0
-            tot = 0.0
-            for j in range(jn):
-                pj = math.exp(s[j] - mx)
-                s[j] = pj
-                tot += pj
-            el[i] = el[i] * alpha + tot
-            m[i] = mx
-            for e in range(Dv):
-                o[i, e] *= alpha
-            for j in range(jn):
-                pj = s[j]
-                for e in range(Dv):
-                    o[i, e] += pj * vt[j, e]
-    for i in range(Tq):
-        inv = 1.0 / el[i]
-        for e in range(Dv):
-            out[i, e] = o[i, e] * inv
-        lse[i] = m[i] + math.log(el[i])
-
-
+                out_r[e] = orow[e] * inv
+            lse[i0 + r] = m[r] + math.log(el[r])
 
 
 @jit
-def _bwd_head(dout, q, k, v, out, lse, dq, dk, dv, causal, scale, proto, bk):
+def _bwd_head(fn, dout, q, k, v, out, lse, dq, dk, dv, causal, scale, bq, bk):
     Tq, D = q.shape
     Tk = k.shape[0]
     Dv = v.shape[1]
-    at = proto.dtype
-    kt = np.empty((D, bk), at)
-    kk = np.empty((bk, D), at)
-    vt = np.empty((Dv, bk), at)
-    dka = np.empty((bk, D), at)
-    dva = np.empty((bk, Dv), at)
-    dqa = np.zeros((Tq, D), at)
-    dsum = np.empty(Tq, at)
-    p = np.empty(bk, at)
-    dp = np.empty(bk, at)
-    qi = np.empty(D, at)
+    dt = q.dtype
+    one = dt.type(1.0)
+    zero = dt.type(0.0)
+    sc = dt.type(scale)
+    dsum = np.empty(Tq)
     for i in range(Tq):
         acc = 0.0
-        for e in range(Dv):
-            acc += dout[i, e] * out[i, e]
+        dr = dout[i]
+        orow = out[i]
+        for e in range(_U(Dv)):
+            acc += np.float64(dr[e]) * orow[e]
         dsum[i] = acc
-    kend_all = Tk if not causal else min(Tk, Tq)
+    dq[:, :] = 0.0
+    kend_all = min(Tk, Tq) if causal else Tk
     for j0 in range(0, kend_all, bk):
         j1 = min(j0 + bk, kend_all)
         nk = j1 - j0
-        for j in range(nk):
-            for d in range(D):
-                kt[d, j] = k[j0 + j, d]
-                kk[j, d] = k[j0 + j, d]
-                dka[j, d] = 0.0
-            for e in range(Dv):
-                vt[e, j] = v[j0 + j, e]
-                dva[j, e] = 0.0
-        i_start = j0 if causal else 0
-        for i in range(i_start, Tq):
-            jn = nk
-            if causal and i - j0 + 1 < jn:
-                jn = i - j0 + 1
-            for d in range(D):
-                qi[d] = q[i, d]
-            for j in range(jn):
-                p[j] = 0.0
-                dp[j] = 0.0
-            for d in range(D):
-                qd = qi[d] * scale
-                for j in range(jn):
-                    p[j] += qd * kt[d, j]
-            li = lse[i]
-            for j in range(jn):
-                p[j] = math.exp(p[j] - li)
-            for e in range(Dv):
-                go = dout[i, e]
-                for j in range(jn):
-                    dp[j] += go * vt[e, j]
-            di = dsum[i]
-            for j in range(jn):
-                pj = p[j]
-                for e in range(Dv):
-                    dva[j, e] += pj * dout[i, e]
-                dsj = pj * (dp[j] - di) * scale
-                for d in range(D):
-                    dqa[i, d] += dsj * kk[j, d]
-                    dka[j, d] += dsj * qi[d]
-        for j in range(nk):
-            for d in range(D):
-                dk[j0 + j, d] = dka[j, d]
-            for e in range(Dv):
-                dv[j0 + j, e] = dva[j, e]
+        dk_t = dk[j0:j1]
+        dv_t = dv[j0:j1]
+        dk_t[:, :] = 0.0
+        dv_t[:, :] = 0.0
+        istart = (j0 // bq) * bq if causal else 0
+        for i0 in range(istart, Tq, bq):
+            i1 = min(i0 + bq, Tq)
+            nq = i1 - i0
+            P = np.empty((nq, nk), dt)
+            gemm_rows(fn, False, True, sc, q[i0:i1], k[j0:j1], zero, P)
+            if causal and j1 - 1 > i0:
+                _mask_causal(P, i0, j0)
+            _probs_rows(P, lse[i0:i1])
+            gemm_rows(fn, True, False, one, P, dout[i0:i1], one, dv_t)      # dV += P^T dOut
+            dP = np.empty((nq, nk), dt)
+            gemm_rows(fn, False, True, one, dout[i0:i1], v[j0:j1], zero, dP)  # dP = dOut V^T
+            _ds_rows(P, dP, dsum[i0:i1])
+            gemm_rows(fn, False, False, sc, dP, k[j0:j1], one, dq[i0:i1])   # dQ += scale dS K
+            gemm_rows(fn, True, False, sc, dP, q[i0:i1], one, dk_t)         # dK += scale dS^T Q
     for j in range(kend_all, Tk):  # keys no query can see (causal, Tk > Tq)
-        for d in range(D):
-            dk[j, d] = 0.0
-        for e in range(Dv):
-            dv[j, e] = 0.0
-    for i in range(Tq):
-        for d in range(D):
-            dq[i, d] = dqa[i, d]
-
-
+        dk[j, :] = 0.0
+        dv[j, :] = 0.0
 
 
 @jit
-def _fwd(q, k, v, out, lse, causal, scale, proto, bk, h0, h1):
+def _fwd(fn, q, k, v, out, lse, causal, scale, bq, bk, h0, h1):
     for h in range(h0, h1):
-        _fwd_head(q[h], k[h], v[h], out[h], lse[h], causal, scale, proto, bk)
+        _fwd_head(fn, q[h], k[h], v[h], out[h], lse[h], causal, scale, bq, bk)
 
 
 @jit
-def _bwd(dout, q, k, v, out, lse, dq, dk, dv, causal, scale, proto, bk, h0, h1):
+def _bwd(fn, dout, q, k, v, out, lse, dq, dk, dv, causal, scale, bq, bk, h0, h1):
     for h in range(h0, h1):
-        _bwd_head(dout[h], q[h], k[h], v[h], out[h], lse[h], dq[h], dk[h], dv[h], causal, scale, proto, bk)
-
-
-def _proto(dtype, accumulate):
-    if dtype == np.float64 or accumulate in ("float64", np.float64):
-        return np.zeros(0, np.float64)
-    return np.zeros(0, np.float32)
+        _bwd_head(fn, dout[h], q[h], k[h], v[h], out[h], lse[h], dq[h], dk[h], dv[h], causal, scale, bq, bk)
 
 
 def _heads(a):
@@ -204,28 +218,20 @@ def _heads(a):
 def _requires(q, k, v, *rest):
     return (is_float(q, k, v) and q.ndim >= 2 and q.ndim == k.ndim == v.ndim
             and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.shape[-1] == k.shape[-1]
-            and k.shape[-2] == v.shape[-2])
+            and k.shape[-2] == v.shape[-2] and blas_gemm(q.dtype) is not None)
 
 
-def _worth(q, k, v, *rest):
-    # measured (B12 H4 D32 causal fwd): T=4 1.6x, T=16 0.76x, T=64 1.2x, T=256 65x (the reference's
-    # T x T temporaries thrash); the kernel is used from Tq*Tk >= 1024 (T >= 32)
-    return q.shape[-2] * k.shape[-2] >= 1024
-
-
-@register("sdpa_forward", requires=_requires, worth=_worth)
-def sdpa_forward(q, k, v, causal=False, scale=None, accumulate="float32"):
+@register("sdpa_forward", requires=_requires)
+def sdpa_forward(q, k, v, causal=False, scale=None, accumulate=None):
     """out = softmax(q k^T * scale [+ causal mask]) v without the T x T matrix (see the module docstring).
 
     q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the same leading dims (B, H): float32/float64.
     scale defaults to 1/sqrt(D). causal: query i attends to keys j <= i (PyTorch's is_causal).
-    Returns (out (..., Tq, Dv) in q's dtype, lse (..., Tq) in the accumulation dtype); keep lse, q, k, v and
-    out for :func:`sdpa_backward`. No attn_mask / dropout: the op keeps its reference for those.
-    Wired into: minigen/ops/attention.py scaled_dot_product_attention's Function forward when
-    attn_mask is None and dropout_p == 0 (heads of k/v already expanded for GQA).
-    Measured (benchmarks/results/thresholds.md, float32, B12 H4 D32 causal, forward only, against the materialised
-    NumPy softmax): T=4 1.6x, T=16 0.76x, T=64 1.2x, T=256 65x (the reference's T x T temporaries);
-    threshold Tq*Tk >= 1024. fwd+bwd vs PyTorch: benchmarks/results/results.md.
+    Returns (out (..., Tq, Dv) in q's dtype, lse (..., Tq) float64); keep lse, q, k, v and out for
+    :func:`sdpa_backward`. No attn_mask / dropout: the op keeps its reference for those.
+    ``accumulate`` is accepted for compatibility and ignored (products in the input dtype, statistics
+    in float64). Wired into: minigen/ops/attention.py ``scaled_dot_product_attention`` (an SDPA Function)
+    when attn_mask is None and dropout_p == 0. Speed: the attention rows of benchmarks/results/results.md.
     """
     D = q.shape[-1]
     if scale is None:
@@ -234,11 +240,11 @@ def sdpa_forward(q, k, v, causal=False, scale=None, accumulate="float32"):
     k3, _ = _heads(k)
     v3, _ = _heads(v)
     N, Tq, _ = q3.shape
-    proto = _proto(q3.dtype, accumulate)
     out = np.empty((N, Tq, v3.shape[2]), q3.dtype)
-    lse = np.empty((N, Tq), proto.dtype)
+    lse = np.empty((N, Tq), np.float64)
     if N and Tq and k3.shape[1]:
-        parallel_for(_fwd, N, q3, k3, v3, out, lse, bool(causal), float(scale), proto, BLOCK_K,
+        bq, bk = _blocks(k3.shape[1])
+        parallel_for(_fwd, N, blas_gemm(q3.dtype), q3, k3, v3, out, lse, bool(causal), float(scale), bq, bk,
                      parallel=N * Tq * k3.shape[1] >= _PAR_MIN)
     elif N and Tq:  # no keys: softmax over an empty set (the reference gives NaN)
         out[...] = np.nan
@@ -253,10 +259,9 @@ def sdpa_backward(dout, q, k, v, out, lse, causal=False, scale=None):
         p_ij = exp(scale q_i.k_j - lse_i);  D_i = sum_e dout_ie out_ie
         dv_j = sum_i p_ij dout_i;  ds_ij = p_ij (dout_i.v_j - D_i);  dq_i = scale sum_j ds_ij k_j;
         dk_j = scale sum_i ds_ij q_i
-    The accumulation dtype is lse's. Returns (dq, dk, dv) shaped and typed like q, k, v.
-    Wired into: the attention Function's backward fast path (not create_graph): dq, dk, dv as constants.
-    Speed (fwd+bwd, B12 H4 T64/256 D32 causal): see the attention rows of
-    benchmarks/results/results.md.
+    Returns (dq, dk, dv) shaped and typed like q, k, v.
+    Wired into: the SDPA Function's backward in minigen/ops/attention.py (first order; create_graph
+    runs the differentiable formula). Speed: the attention rows of benchmarks/results/results.md.
     """
     D = q.shape[-1]
     if scale is None:
@@ -264,17 +269,17 @@ def sdpa_backward(dout, q, k, v, out, lse, causal=False, scale=None):
     q3, lead = _heads(q)
     k3, _ = _heads(k)
     v3, _ = _heads(v)
-    o3, _ = _heads(out)
+    o3, _ = _heads(out.astype(q3.dtype, copy=False))
     d3, _ = _heads(dout.astype(q3.dtype, copy=False))
     N, Tq, _ = q3.shape
     l2 = c(lse).reshape(N, Tq)
-    proto = np.zeros(0, l2.dtype)
     dq = np.empty_like(q3)
     dk = np.empty_like(k3)
     dv = np.empty_like(v3)
     if N and Tq and k3.shape[1]:
-        parallel_for(_bwd, N, d3, q3, k3, v3, o3, l2, dq, dk, dv, bool(causal), float(scale), proto, BLOCK_K,
-                     parallel=N * Tq * k3.shape[1] >= _PAR_MIN)
+        bq, bk = _blocks(k3.shape[1])
+        parallel_for(_bwd, N, blas_gemm(q3.dtype), d3, q3, k3, v3, o3, l2, dq, dk, dv, bool(causal), float(scale),
+                     bq, bk, parallel=N * Tq * k3.shape[1] >= _PAR_MIN)
     else:
         dq[...] = 0
         dk[...] = 0

@@ -318,3 +318,30 @@ def test_cross_entropy_gradchecks_with_kernels_on():
         loss.backward()
     assert abs(loss.item() - np.log(4)) < 1e-15
     np.testing.assert_allclose(x1.grad.data, [[-0.75, 0.25, 0.25, 0.25]], rtol=1e-15)
+
+
+# ------------------------------------------------------------------ scaled dot-product attention
+@given(lead=st.sampled_from([(1,), (2, 3), (4,)]), Tq=st.integers(1, 70), Tk=st.integers(1, 70), D=st.integers(1, 9),
+       causal=st.booleans(), dt=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_sdpa_kernel_path_equals_reference(lead, Tq, Tk, D, causal, dt, seed):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(lead + (T, D)).astype(dt) for T in (Tq, Tk, Tk)]
+    fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # noqa: E731
+    kern, ref, stats = run_both(fn, arrays)
+    assert_same(kern, ref, **(dict(rtol=1e-4, atol=1e-5) if dt == np.float32 else TOL[dt]))
+    assert stats.get("sdpa_forward") == 1 and stats.get("sdpa_backward") == 1
+
+
+def test_sdpa_gradchecks_with_kernels_on_and_reference_for_masks():
+    rng = np.random.default_rng(8)
+    q, k, v = (mg.tensor(rng.standard_normal((2, 5, 3)), requires_grad=True) for _ in range(3))
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        for causal in (False, True):
+            fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # noqa: E731
+            assert gradcheck(fn, [q, k, v]) and gradgradcheck(fn, [q, k, v])
+        assert dispatch.stats().get("sdpa_backward", 0) > 0
+        dispatch.reset_stats()
+        mask = mg.tensor(np.tril(np.ones((5, 5), bool)))
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # masks / dropout: the reference
+        assert "sdpa_forward" not in dispatch.stats()

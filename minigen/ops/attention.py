@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from ..autograd.function import Function
+from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
@@ -183,3 +185,65 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             if out is not NotImplemented:
                 return out
     return sdpa_reference(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator)
+
+
+# ------------------------------------------------------------------ fused kernel (minigen.kernels.cpu_attention)
+class SDPA(Function):
+    """out = softmax(Q K^T * scale [+ causal mask]) V by the fused flash-style kernel (no attn_mask, no dropout).
+
+    forward:  the ``sdpa_forward`` kernel (saves the row logsumexp, not the probabilities)
+    backward: first order: the ``sdpa_backward`` kernel (probabilities recomputed tile by tile);
+              create_graph: the differentiable formulas of the module docstring, with
+              P = softmax(Q K^T * scale + M) recomputed from ops:
+              dV = P^T g,  dP = g V^T,  dS = P * (dP - sum(dP * P, -1)),  dQ = dS K * scale,  dK = dS^T Q * scale
+    Arguments: q, k, v (same leading dims), is_causal, scale, the forward kernel.
+    """
+
+    uses_output = True
+
+    @staticmethod
+    def forward(ctx, q, k, v, is_causal, scale, fwd):
+        out, ctx.lse = fwd(q, k, v, is_causal, scale)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        from .activation import softmax
+
+        q, k, v, is_causal, scale, _ = ctx.args
+        if not STATE.enabled and (kb := _attn_kernel("sdpa_backward", g.data, q.data, k.data, v.data)) is not None:
+            grads = kb(g.data, q.data, k.data, v.data, ctx.output.data, ctx.lse, is_causal, scale)
+            return tuple(Tensor._make(a) if ctx.next_nodes[i] is not None else None
+                         for i, a in enumerate(grads)) + (None, None, None)
+        scores = (q @ transpose(k, -2, -1)) * scale
+        if is_causal:
+            xp = get_array_module(q.data)
+            L, S = q.shape[-2], k.shape[-2]
+            keep = xp.tril(xp.ones((L, S), dtype=builtins.bool))
+            scores = scores + Tensor._make(xp.where(keep, 0.0, -xp.inf).astype(q.dtype))
+        p = softmax(scores, dim=-1)
+        dp = g @ transpose(v, -2, -1)
+        ds = p * (dp - (dp * p).sum(dim=-1, keepdim=True))
+        return ds @ k * scale, transpose(ds, -2, -1) @ q * scale, transpose(p, -2, -1) @ g, None, None, None
+
+
+def _attn_kernel(name, *arrays):
+    from ..kernels import dispatch
+
+    return dispatch.get(name, *arrays)
+
+
+def _sdpa_fast(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator):
+    """The fused kernel for what it covers (no attn_mask, no dropout, no GQA, equal leading dims)."""
+    if attn_mask is not None or dropout_p > 0.0 or enable_gqa or not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        return NotImplemented
+    try:
+        fwd = _attn_kernel("sdpa_forward", q.data, k.data, v.data)
+    except ImportError:  # pragma: no cover - a checkout without the kernels folder
+        return NotImplemented
+    if fwd is None:
+        return NotImplemented
+    return SDPA.apply(q, k, v, is_causal, scale, fwd)
+
+
+register_sdpa_kernel(_sdpa_fast)
