@@ -17,49 +17,57 @@ from .dispatch import register
 _PAR_MIN = 1 << 18  # elements per parameter tensor
 
 
+# Branch-free, vectorisable loops: the flags become loop-invariant factors (sgn = -1 for maximize,
+# wdc = weight decay added to the gradient (Adam), pf = 1 - lr wd applied to the parameter (AdamW)),
+# amsgrad / momentum variants are separate loops, and the indices are unsigned (no wraparound test).
+# Measured in float32 against the NumPy update of minigen/optim: see adam_step's docstring.
+_U = np.uint64
+
+
 @jit
-def _adam_range(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2_sqrt, amsgrad, decoupled, maximize, i0, i1):
-    step_size = lr / bc1
-    for i in range(i0, i1):
-        gi = -g[i] if maximize else g[i]
-        pi = p[i]
-        if wd != 0.0:
-            if decoupled:
-                pi = pi * (1.0 - lr * wd)
-            else:
-                gi = gi + wd * pi
+def _adam_range(p, g, m, v, step, b1, b2, eps, bc2s, sgn, wdc, pf, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        pi = p[i] * pf
+        gi = sgn * g[i] + wdc * pi
         mi = b1 * m[i] + (1.0 - b1) * gi
         vi = b2 * v[i] + (1.0 - b2) * gi * gi
         m[i] = mi
         v[i] = vi
-        if amsgrad:
-            if vi > vmax[i]:
-                vmax[i] = vi
-            vi = vmax[i]
-        p[i] = pi - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
-
-
+        p[i] = pi - step * mi / (math.sqrt(vi) / bc2s + eps)
 
 
 @jit
-def _sgd_range(p, g, buf, lr, mom, damp, wd, nesterov, maximize, init, use_buf, i0, i1):
-    for i in range(i0, i1):
-        d = -g[i] if maximize else g[i]
-        if wd != 0.0:
-            d = d + wd * p[i]
-        if use_buf:
-            if init:
-                b = d
-            else:
-                b = mom * buf[i] + (1.0 - damp) * d
-            buf[i] = b
-            if nesterov:
-                d = d + mom * b
-            else:
-                d = b
-        p[i] = p[i] - lr * d
+def _adam_ams_range(p, g, m, v, vmax, step, b1, b2, eps, bc2s, sgn, wdc, pf, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        pi = p[i] * pf
+        gi = sgn * g[i] + wdc * pi
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        vm = max(vmax[i], vi)
+        vmax[i] = vm
+        p[i] = pi - step * mi / (math.sqrt(vm) / bc2s + eps)
 
 
+@jit
+def _sgd_range(p, g, lr, sgn, wd, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        p[i] = p[i] - lr * (sgn * g[i] + wd * p[i])
+
+
+@jit
+def _sgd_mom_range(p, g, buf, lr, sgn, wd, bm, dm, nf, bf, i0, i1):
+    """b <- bm b + dm d;  p <- p - lr (nf d + bf b)   (first step: bm = 0, dm = 1)."""
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        d = sgn * g[i] + wd * p[i]
+        b = bm * buf[i] + dm * d
+        buf[i] = b
+        p[i] = p[i] - lr * (nf * d + bf * b)
 
 
 class _Flat:
@@ -86,7 +94,14 @@ def _opt_requires(params, *rest):
     return all(type(p) is np.ndarray and p.dtype in FLOATS for p in params)
 
 
-@register("adam_step", requires=_opt_requires, worth=lambda *a: False)
+def _opt_worth(params, *rest):
+    """Measured (1 thread, float32): the fused loop wins from ~4K elements per tensor (Adam 1.5x at 16K,
+    1.7x at 100K, 1.8x at 1M; SGD with momentum 1.1x, 1.4x, 1.3x); on 1000-element tensors its per-tensor
+    call overhead makes it even (Adam) or slower (SGD 0.7x)."""
+    return sum(p.size for p in params) >= 4096 * max(len(params), 1)
+
+
+@register("adam_step", requires=_opt_requires, worth=_opt_worth)
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=1, *, lr=1e-3, beta1=0.9,
               beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False, maximize=False):
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step, in place, for every parameter.
@@ -99,15 +114,18 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=
     shaped like their parameter); grads: list of arrays (None entries are skipped, as torch skips
     parameters without .grad).
     Wired into: minigen/optim Adam.step / AdamW.step (arrays of p.data, p.grad.data and the state).
-    Measured (benchmarks/results/thresholds.md, float32, one tensor): 1000 elements 0.88x, 100k 0.36x, 1M 0.20x of
-    the NumPy in-place reference's speed — it LOSES (per-element float64 math and divide, loop not
-    vectorised; see the report), so ``worth`` is False: 'auto' never picks it, 'numba' mode forces it.
+    Measured (1 thread, CPU time, float32, against minigen/optim's NumPy update): 1000 elements 1.0x,
+    16K x 21 tensors 1.5x, 100K 1.7x, 1M 1.8x (memory-bound: 28 bytes per element); 'auto' uses it from
+    4096 elements per tensor on average (:func:`_opt_worth`). (The first version, with per-element
+    branches and signed indices, was not vectorised and ran at 0.2x of NumPy.)
     """
     n = len(params)
     if isinstance(steps, (int, np.integer)):
         steps = [int(steps)] * n
     b1, b2 = float(beta1), float(beta2)
-    dummy = np.zeros(0)
+    lr, wd = float(lr), float(weight_decay)
+    sgn = -1.0 if maximize else 1.0
+    wdc, pf = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
     for i in range(n):
         g = grads[i]
         if g is None:
@@ -117,20 +135,23 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=
         gf = _ro(g, dt)
         M = _Flat(exp_avgs[i], dt)
         V = _Flat(exp_avg_sqs[i], dt)
-        VM = _Flat(max_exp_avg_sqs[i], dt) if amsgrad else None
         t = steps[i]
-        bc1 = 1.0 - b1 ** t
+        step = lr / (1.0 - b1 ** t)
         bc2s = math.sqrt(1.0 - b2 ** t)
-        vm = VM.flat if amsgrad else dummy.astype(dt)
-        args = (P.flat, gf, M.flat, V.flat, vm, float(lr), b1, b2, float(eps), float(weight_decay), bc1, bc2s,
-                bool(amsgrad), bool(decoupled), bool(maximize))
-        parallel_for(_adam_range, P.flat.size, *args, parallel=P.flat.size >= _PAR_MIN)
-        for f in (P, M, V, VM):
-            if f is not None:
-                f.close()
+        par = P.flat.size >= _PAR_MIN
+        if amsgrad:
+            VM = _Flat(max_exp_avg_sqs[i], dt)
+            parallel_for(_adam_ams_range, P.flat.size, P.flat, gf, M.flat, V.flat, VM.flat, step, b1, b2,
+                         float(eps), bc2s, sgn, wdc, pf, parallel=par)
+            VM.close()
+        else:
+            parallel_for(_adam_range, P.flat.size, P.flat, gf, M.flat, V.flat, step, b1, b2, float(eps), bc2s,
+                         sgn, wdc, pf, parallel=par)
+        for f in (P, M, V):
+            f.close()
 
 
-@register("sgd_step", requires=_opt_requires, worth=lambda *a: False)
+@register("sgd_step", requires=_opt_requires, worth=_opt_worth)
 def sgd_step(params, grads, momentum_buffers=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
              nesterov=False, maximize=False, first_step=None):
     """One SGD step in place, torch.optim.SGD's formula, for every parameter:
@@ -142,13 +163,16 @@ def sgd_step(params, grads, momentum_buffers=None, *, lr, momentum=0.0, dampenin
     momentum_buffers: list of arrays shaped like the params (updated in place), or None when momentum = 0.
     first_step: list of bools (True where the buffer is still empty: torch initialises it to a copy of d),
     or one bool for all. grads entries that are None are skipped.
-    Wired into: minigen/optim SGD.step. Not measured; same loop structure as adam_step, so
-    ``worth`` is False like Adam's until it is measured to win.
+    Wired into: minigen/optim SGD.step. Measured (momentum 0.9, float32): 1000 elements 0.7x, 16K x 21
+    tensors 1.1x, 100K 1.4x, 1M 1.3x of the NumPy update; 'auto' uses it from 4096 elements per tensor.
     """
     n = len(params)
     use_buf = momentum != 0.0
     if first_step is None or isinstance(first_step, bool):
         first_step = [bool(first_step)] * n
+    sgn = -1.0 if maximize else 1.0
+    mom = float(momentum)
+    nf, bf = (1.0, mom) if nesterov else (0.0, 1.0)
     for i in range(n):
         g = grads[i]
         if g is None:
@@ -156,11 +180,15 @@ def sgd_step(params, grads, momentum_buffers=None, *, lr, momentum=0.0, dampenin
         P = _Flat(params[i])
         dt = P.flat.dtype
         gf = _ro(g, dt)
-        B = _Flat(momentum_buffers[i], dt) if use_buf else None
-        buf = B.flat if use_buf else np.zeros(0, dt)
-        args = (P.flat, gf, buf, float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov),
-                bool(maximize), bool(first_step[i]), use_buf)
-        parallel_for(_sgd_range, P.flat.size, *args, parallel=P.flat.size >= _PAR_MIN)
-        P.close()
-        if B is not None:
+        par = P.flat.size >= _PAR_MIN
+        if use_buf:
+            B = _Flat(momentum_buffers[i], dt)
+            if first_step[i]:  # torch: the buffer starts as a copy of d
+                B.flat[...] = 0
+            bm, dm = (0.0, 1.0) if first_step[i] else (mom, 1.0 - float(dampening))
+            parallel_for(_sgd_mom_range, P.flat.size, P.flat, gf, B.flat, float(lr), sgn, float(weight_decay), bm,
+                         dm, nf, bf, parallel=par)
             B.close()
+        else:
+            parallel_for(_sgd_range, P.flat.size, P.flat, gf, float(lr), sgn, float(weight_decay), parallel=par)
+        P.close()

@@ -345,3 +345,32 @@ def test_sdpa_gradchecks_with_kernels_on_and_reference_for_masks():
         mask = mg.tensor(np.tril(np.ones((5, 5), bool)))
         F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # masks / dropout: the reference
         assert "sdpa_forward" not in dispatch.stats()
+
+
+# ------------------------------------------------------------------ fused optimizer steps
+@pytest.mark.parametrize("make", [
+    lambda ps: mg.optim.Adam(ps, lr=1e-2, weight_decay=0.1, amsgrad=True),
+    lambda ps: mg.optim.Adam(ps, lr=1e-2, maximize=True),
+    lambda ps: mg.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+    lambda ps: mg.optim.SGD(ps, lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda ps: mg.optim.SGD(ps, lr=1e-2, momentum=0.9, dampening=0.3, maximize=True),
+    lambda ps: mg.optim.SGD(ps, lr=1e-2)])
+def test_optimizer_kernel_path_equals_reference(make):
+    rng = np.random.default_rng(9)
+    init = [rng.standard_normal(s).astype(np.float32) for s in ((50, 100), (5000,), (7, 3))]
+    grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in init] for _ in range(4)]
+    finals = []
+    for mode in ("numba", "reference"):
+        with dispatch.set_mode(mode):
+            dispatch.reset_stats()
+            ps = [mg.nn.Parameter(mg.tensor(a.copy())) for a in init]
+            opt = make(ps)
+            for gs in grads:
+                for p, g in zip(ps, gs):
+                    p.grad = mg.tensor(g)
+                opt.step()
+            finals.append([p.data.copy() for p in ps])
+            if mode == "numba":
+                assert sum(dispatch.stats().values()) == 4  # the fused step ran every time
+    for a, b in zip(*finals):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
