@@ -43,6 +43,25 @@ def _gelu_bwd(x, g, dx, i0, i1):
 
 
 @jit
+def _gelu_fwd32(x, y, i0, i1):
+    """float32 arrays: the ~1e-8-accurate normal CDF (twice as fast; float32 rounding dominates anyway)."""
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
+        cdf, _ = _math.normal_cdf_pdf_f32acc(v)
+        y[i] = v * cdf
+
+
+@jit
+def _gelu_bwd32(x, g, dx, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(x[i])
+        cdf, pdf = _math.normal_cdf_pdf_f32acc(v)
+        dx[i] = g[i] * (cdf + v * pdf)
+
+
+@jit
 def _gelu_tanh_fwd(x, y, i0, i1):
     for k in range(_U(i1 - i0)):
         i = _U(i0) + k
@@ -125,11 +144,16 @@ def _flat(a):
     return c(a).reshape(-1)
 
 
+_FWD32 = {"gelu": _gelu_fwd32}
+_BWD32 = {"gelu": _gelu_bwd32}
+
+
 def act_forward(x, kind):
     """y = act(x) elementwise for a kind name ('gelu', 'gelu_tanh', 'silu')."""
     xf = _flat(x)
     y = np.empty_like(xf)
-    parallel_for(_FWD[kind], xf.size, xf, y, parallel=xf.size >= _PAR_MIN)
+    fn = _FWD32.get(kind, _FWD[kind]) if xf.dtype == np.float32 else _FWD[kind]
+    parallel_for(fn, xf.size, xf, y, parallel=xf.size >= _PAR_MIN)
     return y.reshape(x.shape)
 
 
@@ -138,7 +162,8 @@ def act_backward(x, g, kind):
     xf = _flat(x)
     gf = _flat(g).astype(xf.dtype, copy=False)
     dx = np.empty_like(xf)
-    parallel_for(_BWD[kind], xf.size, xf, gf, dx, parallel=xf.size >= _PAR_MIN)
+    fn = _BWD32.get(kind, _BWD[kind]) if xf.dtype == np.float32 else _BWD[kind]
+    parallel_for(fn, xf.size, xf, gf, dx, parallel=xf.size >= _PAR_MIN)
     return dx.reshape(x.shape)
 
 

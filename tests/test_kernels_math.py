@@ -80,3 +80,20 @@ def test_normal_cdf_pdf_against_math_erfc():
     np.testing.assert_allclose(c, ref_c, rtol=5e-13, atol=0)  # relative, also deep in the lower tail (x = -37)
     np.testing.assert_allclose(p, ref_p, rtol=5e-15, atol=0)
     assert c[-2] == 1.0 and c[-1] < 1e-300 and abs(c[-6] - 0.5) < 1e-14  # Phi(0) = 1/2 by hand
+
+
+def test_float32_accuracy_variants():
+    import math
+
+    @_common.jit
+    def apply(x, c, p, e):
+        for i in range(np.uint64(x.size)):
+            c[i], p[i] = _math.normal_cdf_pdf_f32acc(x[i])
+            e[i] = _math.exp_f32acc(x[i])
+
+    x = np.linspace(-14, 14, 28001)
+    c, p, e = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    apply(x, c, p, e)
+    np.testing.assert_allclose(c, [0.5 * math.erfc(-v / math.sqrt(2)) for v in x], rtol=3e-8, atol=0)
+    np.testing.assert_allclose(p, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), rtol=3e-8, atol=0)
+    np.testing.assert_allclose(e, np.exp(x), rtol=3e-8, atol=0)
