@@ -381,3 +381,112 @@ def lstm_seq_backward(dy, dh_T, dc_T, x, w_ih, w_hh, saved, need_bias=True):
     dw_hh = dG.T @ hs[:T].reshape(T * B, H)
     db = dG.sum(0) if need_bias else None
     return dx, dw_ih, dw_hh, db, dh, dc
+
+
+# ------------------------------------------------------------------ GRU sequence (one layer)
+@jit
+def _add_row_bias(a, b):
+    for r in range(a.shape[0]):
+        row = a[r]
+        for j in range(_U(a.shape[1])):
+            row[j] += b[j]
+
+
+@jit
+def _gru_seq_fwd_loop(gemm_fn, one, zero, xw, w_hh, b_hh, hs, acts, ghs):
+    """xw (T, B, 3H) = x W_ih^T + b_ih; hs (T+1, B, H) with hs[0] = h0; out: ghs[t] = h_{t-1} W_hh^T + b_hh,
+    acts[t] = [r, z, n], hs[t+1] = h_t."""
+    T = xw.shape[0]
+    for t in range(T):
+        gemm(gemm_fn, False, True, one, hs[t], w_hh, zero, ghs[t])
+        _add_row_bias(ghs[t], b_hh)
+        _gru_cell_fwd(xw[t], ghs[t], hs[t], hs[t + 1], acts[t])
+
+
+@jit
+def _gru_seq_bwd_loop(gemm_fn, one, dy, dh, acts, hs, ghs, w_hh, dgi, dgh, tmp):
+    """dy (T, B, H); dh (B, H): dL/dh_T in, dL/dh_0 out; dgi, dgh (T, B, 3H) out (gate gradients)."""
+    T = dy.shape[0]
+    B, H = dh.shape
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            dhr, dyr = dh[b], dy[t, b]
+            for j in range(_U(H)):
+                dhr[j] += dyr[j]
+        _gru_cell_bwd(dh, hs[t], acts[t], ghs[t], dgi[t], dgh[t], tmp)  # tmp = dh * z (the direct path)
+        gemm(gemm_fn, False, False, one, dgh[t], w_hh, one, tmp)         # + dgh W_hh (through gh)
+        dh[:, :] = tmp
+
+
+@register("gru_seq_forward", requires=_seq_requires)
+def gru_seq_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None):
+    """One GRU layer over a whole sequence, time-major: x (T, B, I), W_ih (3H, I), W_hh (3H, H), b_ih/b_hh (3H,)
+    or None, h0 (B, H) (None = zeros). For t = 1..T: gi = x_t W_ih^T + b_ih, gh = h_{t-1} W_hh^T + b_hh, then
+    the GRU cell (see gru_cell_forward; b_hn inside the reset product, as PyTorch).
+    The input projection of all steps is one BLAS call; the recurrence runs in Numba (one cblas gemm per step).
+    Returns (y (T, B, H), saved) with saved = (hs (T+1, B, H) incl. h_0, acts (T, B, 3H), ghs (T, B, 3H)).
+    Wired into: minigen/nn/modules/rnn.py ``GRUSequence`` (the GRU layer's op, like LSTMSequence).
+    """
+    x = c(x)
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    dt = x.dtype
+    w_ih, w_hh = c(w_ih), c(w_hh)
+    xw = x.reshape(T * B, I) @ w_ih.T
+    if b_ih is not None:
+        xw += b_ih
+    xw = xw.reshape(T, B, 3 * H)
+    bh = np.zeros(3 * H, dt) if b_hh is None else c(b_hh.astype(dt, copy=False))
+    hs = np.empty((T + 1, B, H), dt)
+    hs[0] = 0 if h0 is None else h0
+    acts = np.empty((T, B, 3 * H), dt)
+    ghs = np.empty((T, B, 3 * H), dt)
+    fn = blas_gemm(dt)
+    if T > 0:
+        if fn is not None:
+            _gru_seq_fwd_loop(fn, dt.type(1), dt.type(0), xw, w_hh, bh, hs, acts, ghs)
+        else:
+            for t in range(T):
+                ghs[t] = hs[t] @ w_hh.T + bh
+                _gru_cell_fwd(xw[t], ghs[t], hs[t], hs[t + 1], acts[t])
+    return hs[1:], (hs, acts, ghs)
+
+
+@register("gru_seq_backward", requires=lambda *a: True)
+def gru_seq_backward(dy, dh_T, x, w_ih, w_hh, saved, need_bias=True):
+    """Backward of :func:`gru_seq_forward`: dy (T, B, H) = dL/dy (None = 0), dh_T = dL/dh_T (None = 0).
+    The recurrence runs backwards in Numba (cell backward + one gemm per step); then one BLAS call each:
+
+        dx = dGi W_ih,  dW_ih = dGi^T x,  dW_hh = dGh^T h_{0..T-1},  db_ih = sum dGi,  db_hh = sum dGh
+    with dGi, dGh (T*B, 3H) the gradients of gi and gh. Returns (dx, dW_ih, dW_hh, db_ih, db_hh, dh_0)
+    (the biases None when not ``need_bias``).
+    """
+    hs, acts, ghs = saved
+    T, B, H3 = acts.shape
+    H = H3 // 3
+    dt = acts.dtype
+    x = c(x)
+    I = x.shape[2]
+    dy = np.zeros((T, B, H), dt) if dy is None else c(dy.astype(dt, copy=False))
+    dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, copy=True, order="C")
+    w_hh = c(w_hh)
+    dgi = np.empty((T, B, H3), dt)
+    dgh = np.empty((T, B, H3), dt)
+    tmp = np.empty((B, H), dt)
+    fn = blas_gemm(dt)
+    if T > 0:
+        if fn is not None:
+            _gru_seq_bwd_loop(fn, dt.type(1), dy, dh, acts, hs, ghs, w_hh, dgi, dgh, tmp)
+        else:
+            for t in range(T - 1, -1, -1):
+                dh += dy[t]
+                _gru_cell_bwd(dh, hs[t], acts[t], ghs[t], dgi[t], dgh[t], tmp)
+                dh[...] = tmp + dgh[t] @ w_hh
+    Gi = dgi.reshape(T * B, H3)
+    Gh = dgh.reshape(T * B, H3)
+    dx = (Gi @ c(w_ih)).reshape(T, B, I)
+    dw_ih = Gi.T @ x.reshape(T * B, I)
+    dw_hh = Gh.T @ hs[:T].reshape(T * B, H)
+    dbi = Gi.sum(0) if need_bias else None
+    dbh = Gh.sum(0) if need_bias else None
+    return dx, dw_ih, dw_hh, dbi, dbh, dh

@@ -53,7 +53,7 @@ from ._common import new_param
 from .module import Module
 
 __all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "rnn_layer", "rnn_layer_reference",
-           "LSTMSequence", "RNNCellBase", "RNNCell",
+           "LSTMSequence", "GRUSequence", "RNNCellBase", "RNNCell",
            "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU"]
 
 
@@ -126,10 +126,17 @@ def rnn_layer(mode, x, state, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     Returns (outputs, final_state): outputs (T, B, H), the hidden state at every step
     (in input order, also for ``reverse=True``, which walks t = T-1 .. 0).
 
-    An LSTM layer on NumPy arrays runs the fused whole-sequence kernel when the kernel switch
-    allows it (``minigen.kernels.dispatch``; see :class:`LSTMSequence`); otherwise, and always as
-    the reference, the Python loop of :func:`rnn_layer_reference`.
+    An LSTM or GRU layer on NumPy arrays runs the fused whole-sequence kernel when the kernel switch
+    allows it (``minigen.kernels.dispatch``; see :class:`LSTMSequence`, :class:`GRUSequence`); otherwise,
+    and always as the reference, the Python loop of :func:`rnn_layer_reference`.
     """
+    if mode == "GRU" and x.shape[0] > 0:
+        kernels = _seq_kernels("gru", x, [state], w_ih, w_hh, b_ih, b_hh)
+        if kernels is not None:
+            xs = F.flip(x, 0) if reverse else x
+            y = GRUSequence.apply(xs, state, w_ih, w_hh, b_ih, b_hh, kernels)
+            h_n = y[x.shape[0] - 1]
+            return (F.flip(y, 0) if reverse else y), h_n
     if mode == "LSTM" and x.shape[0] > 0:
         kernels = _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh)
         if kernels is not None:
@@ -174,6 +181,64 @@ def _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh):
     except Exception:
         return None
     return None if fwd is None or bwd is None else (fwd, bwd)
+
+
+def _seq_kernels(kind, x, states, w_ih, w_hh, b_ih, b_hh):
+    """(forward, backward) kernels ``{kind}_seq_forward/backward`` of a whole layer, or None."""
+    try:
+        from ...kernels import dispatch
+    except Exception:
+        return None
+    arrays = [x.data, w_ih.data, w_hh.data] + [h.data for h in states] + \
+        ([b_ih.data, b_hh.data] if b_ih is not None else [])
+    if len({type(a) for a in arrays}) != 1 or len({a.dtype for a in arrays}) != 1:
+        return None  # mixed NumPy/CuPy arrays (the op raises the device error) or mixed dtypes
+    if (b_ih is None) != (b_hh is None) or x.ndim != 3:
+        return None
+    try:
+        fwd = dispatch.get(f"{kind}_seq_forward", *arrays[:3])
+        bwd = dispatch.get(f"{kind}_seq_backward", *arrays[:3]) if fwd is not None else None
+    except Exception:
+        return None
+    return None if fwd is None or bwd is None else (fwd, bwd)
+
+
+class GRUSequence(Function):
+    """One GRU layer (one direction) over a whole sequence as a single op, computed by the fused kernel.
+
+    forward: the GRU equations (module docstring) for t = 1..T; the result is (h_1, ..., h_T), (T, B, H).
+    backward: backpropagation through time by the fused kernel (dx, dh_0, dW_ih, dW_hh, db_ih, db_hh)
+    when no graph of the backward is being recorded; with ``create_graph=True`` the gradients are those
+    of :func:`rnn_layer_reference` recomputed from the same inputs (higher-order gradients follow the
+    reference equations), as :class:`LSTMSequence`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, kernels):
+        fwd, bwd = kernels
+        y, saved = fwd(x, w_ih, w_hh, b_ih, b_hh, h0)
+        ctx.saved, ctx.bwd = saved, bwd
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, h0, w_ih, w_hh, b_ih, b_hh, _ = ctx.args
+        need = [ctx.next_nodes[i] is not None for i in range(6)]
+        if not STATE.enabled:  # first order: the fused BPTT kernel
+            dx, dw_ih, dw_hh, dbi, dbh, dh0 = ctx.bwd(g.data, None, x.data, w_ih.data, w_hh.data, ctx.saved,
+                                                      need_bias=b_ih is not None)
+            grads = [dx, dh0, dw_ih, dw_hh, dbi, dbh]
+            return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None,)
+        with enable_grad():  # a graph of the backward is wanted: differentiate the reference loop
+            y, _ = rnn_layer_reference("GRU", x, h0, w_ih, w_hh, b_ih, b_hh)
+        args = [x, h0, w_ih, w_hh, b_ih, b_hh]
+        wrt = [a for a, n in zip(args, need) if n]
+        gs = list(_autograd_grad([y], wrt, grad_outputs=[g], create_graph=True, allow_unused=True))
+        res = []
+        for a, n in zip(args, need):
+            gi = gs.pop(0) if n else None
+            res.append(gi if gi is not None or not n else a * 0)
+        return tuple(res) + (None,)
 
 
 class LSTMSequence(Function):
