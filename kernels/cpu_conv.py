@@ -591,8 +591,9 @@ def max_pool2d_backward(g, pos, in_shape, pads):
     N, C, H, W = in_shape
     (pt, pb), (pl, pr) = _pads(pads)
     Hp, Wp = H + pt + pb, W + pl + pr
-    g2 = c(g).reshape(N * C, -1)
-    p2 = c(np.broadcast_to(pos, g.shape)).reshape(N * C, -1)
+    K = int(np.prod(g.shape[2:]))
+    g2 = c(g).reshape(N * C, K)  # explicit sizes: an empty batch has no -1 to infer
+    p2 = c(np.broadcast_to(pos, g.shape)).reshape(N * C, K)
     dxp = np.zeros((N * C, Hp * Wp), g.dtype)
     parallel_for(_scatter, N * C, g2, p2, dxp, parallel=g2.size >= _PAR_MIN)
     dxp = dxp.reshape(N, C, Hp, Wp)

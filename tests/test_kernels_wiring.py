@@ -419,3 +419,31 @@ def test_gru_gradchecks_with_kernels_on():
         assert gradcheck(fn, [x, h, w])
         assert dispatch.stats().get("gru_seq_backward", 0) > 0
         assert gradgradcheck(lambda x, h: gru(x, h)[0], [x, h])  # create_graph: the reference loop
+
+
+# ------------------------------------------------------------------ pooling
+@given(N=st.sampled_from([1, 2, 9]), C=st.integers(1, 3), H=st.integers(2, 9), W=st.integers(2, 9),
+       k=st.integers(1, 3), s=st.integers(1, 3), p=st.integers(0, 1), d=st.integers(1, 2), ceil=st.booleans(),
+       ties=st.booleans(), dt=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_pooling_kernel_paths_equal_reference(N, C, H, W, k, s, p, d, ceil, ties, dt, seed):
+    assume(2 * p <= k and d * (k - 1) + 1 <= H + 2 * p and d * (k - 1) + 1 <= W + 2 * p)
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(dt)
+    if ties:
+        x = np.round(x)  # equal maxima: the first in window order wins on both paths
+    fns = [lambda t: F.max_pool2d(t, k, s, p, d, ceil_mode=ceil),
+           lambda t: F.avg_pool2d(t, k, s, p, ceil_mode=ceil),
+           lambda t: F.adaptive_max_pool2d(t, (2, 3)),
+           lambda t: F.interpolate(t, scale_factor=2)]
+    for fn in fns:
+        kern, ref, stats = run_both(fn, [x])
+        assert_same(kern, ref, **TOL[dt])
+    kern, ref, stats = run_both(fns[0], [x])
+    assert stats.get("max_pool2d_forward") == 1 and stats.get("max_pool2d_backward") == 1
+
+
+def test_max_pool_gradchecks_with_kernels_on():
+    x = mg.tensor(np.random.default_rng(11).permutation(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) / 10.0,
+                  requires_grad=True)  # distinct values: no ties, so the max is differentiable
+    with dispatch.use_kernels():
+        assert gradcheck(lambda t: F.max_pool2d(t, 3, 2, 1), [x])
+        assert gradgradcheck(lambda t: F.max_pool2d(t, 2), [x])

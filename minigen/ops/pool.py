@@ -27,7 +27,7 @@ from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
-from .conv import Conv2d, _REFERENCE, _ints, _lift, kernel, pad_axes, sliding_windows
+from .conv import Conv2d, _REFERENCE, _ints, _lift, fast_kernel, kernel, pad_axes, sliding_windows
 from .shape import reshape
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -53,7 +53,12 @@ class PoolGather(Function):
     uses_inputs = False
 
     @staticmethod
-    def forward(ctx, x, pos, pads, pad_value):
+    def forward(ctx, x, pos, pads, pad_value, values=None):
+        # values: the gathered result when the caller already has it (the max-pool kernel computes the
+        # window maxima and their positions in one pass)
+        if values is not None:
+            ctx.in_shape = x.shape
+            return values
         xp = get_array_module(x)
         xpad = pad_axes(xp, x, pads, pad_value)
         N, C, Hp, Wp = xpad.shape
@@ -79,6 +84,8 @@ class PoolScatter(Function):
 
     @staticmethod
     def forward(ctx, g, pos, pads, in_shape):
+        if (k := fast_kernel("max_pool2d_backward", g)) is not None and len(in_shape) == 4:
+            return k(g, pos, in_shape, pads)  # a Numba scatter-add over the planes
         xp = get_array_module(g)
         N, C = in_shape[:2]
         Hp, Wp = _plane_shape(in_shape, pads)
@@ -206,8 +213,12 @@ def _pool_geometry(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x, unbatched = _check_input(op, input, nd)
     k, s, pads, d, out = _pool_geometry(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode)
-    pos = kernel("max_pool2d_argmax", x.data)(x.data, k, s, pads, d, out)
-    y = _restore(PoolGather.apply(x, pos, pads, -np.inf), nd, unbatched)
+    if (fk := fast_kernel("max_pool2d_forward", x.data)) is not None:  # maxima and positions in one pass
+        vals, pos = fk(x.data, k, s, pads, d, out)
+        y = _restore(PoolGather.apply(x, pos, pads, -np.inf, values=vals), nd, unbatched)
+    else:
+        pos = kernel("max_pool2d_argmax", x.data)(x.data, k, s, pads, d, out)
+        y = _restore(PoolGather.apply(x, pos, pads, -np.inf), nd, unbatched)
     if not return_indices:
         return y
     # PyTorch's indices: flat position h*W + w in the unpadded (H, W) plane of each channel;
