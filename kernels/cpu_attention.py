@@ -197,22 +197,36 @@ def _bwd_head(fn, dout, q, k, v, out, lse, dq, dk, dv, causal, scale, bq, bk):
         dv[j, :] = 0.0
 
 
+# The drivers take 4-d (B, H, T, D) arrays with any strides except a contiguous last dim: a head's
+# (T, D) matrix is then rows of D contiguous values spaced by a row stride, which BLAS reads directly
+# (its leading dimension). So the q, k, v views a Transformer slices out of one (B, T, 3, H, D)
+# projection need no copies, and the output can be written in (B, T, H, D) memory order.
 @jit
-def _fwd(fn, q, k, v, out, lse, causal, scale, bq, bk, h0, h1):
-    for h in range(h0, h1):
-        _fwd_head(fn, q[h], k[h], v[h], out[h], lse[h], causal, scale, bq, bk)
+def _fwd(fn, q, k, v, out, lse, causal, scale, bq, bk, n0, n1):
+    H = q.shape[1]
+    for n in range(n0, n1):
+        b, h = n // H, n % H
+        _fwd_head(fn, q[b, h], k[b, h], v[b, h], out[b, h], lse[b, h], causal, scale, bq, bk)
 
 
 @jit
-def _bwd(fn, dout, q, k, v, out, lse, dq, dk, dv, causal, scale, bq, bk, h0, h1):
-    for h in range(h0, h1):
-        _bwd_head(fn, dout[h], q[h], k[h], v[h], out[h], lse[h], dq[h], dk[h], dv[h], causal, scale, bq, bk)
+def _bwd(fn, dout, q, k, v, out, lse, dq, dk, dv, causal, scale, bq, bk, n0, n1):
+    H = q.shape[1]
+    for n in range(n0, n1):
+        b, h = n // H, n % H
+        _bwd_head(fn, dout[b, h], q[b, h], k[b, h], v[b, h], out[b, h], lse[b, h], dq[b, h], dk[b, h], dv[b, h],
+                  causal, scale, bq, bk)
 
 
-def _heads(a):
-    """(..., T, D) -> contiguous (N, T, D) and the leading shape."""
+def _as4(a):
+    """a (..., T, D) as a 4-d (B, H, T, D) array whose last dim is contiguous: 4-d inputs with a contiguous
+    last dim pass as they are (any other strides), everything else is copied / reshaped to (1, N, T, D)."""
+    st = a.strides
+    if (a.ndim == 4 and st[-1] == a.itemsize and min(st) >= 0 and all(x % a.itemsize == 0 for x in st)
+            and (a.shape[-2] <= 1 or st[-2] >= a.shape[-1] * a.itemsize)):  # rows BLAS can step over
+        return a
     a = c(a)
-    return a.reshape((-1,) + a.shape[-2:]), a.shape[:-2]
+    return a.reshape((1, -1) + a.shape[-2:])
 
 
 def _requires(q, k, v, *rest):
@@ -225,10 +239,12 @@ def _requires(q, k, v, *rest):
 def sdpa_forward(q, k, v, causal=False, scale=None, accumulate=None):
     """out = softmax(q k^T * scale [+ causal mask]) v without the T x T matrix (see the module docstring).
 
-    q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the same leading dims (B, H): float32/float64.
-    scale defaults to 1/sqrt(D). causal: query i attends to keys j <= i (PyTorch's is_causal).
+    q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the same leading dims (B, H): float32/float64;
+    4-d inputs may be strided views (see ``_fwd``). scale defaults to 1/sqrt(D). causal: query i attends
+    to keys j <= i (PyTorch's is_causal).
     Returns (out (..., Tq, Dv) in q's dtype, lse (..., Tq) float64); keep lse, q, k, v and out for
-    :func:`sdpa_backward`. No attn_mask / dropout: the op keeps its reference for those.
+    :func:`sdpa_backward`. For 4-d inputs ``out`` is a (B, H, Tq, Dv) view of a (B, Tq, H, Dv) array, the
+    layout a Transformer reshapes it to next (``out.transpose(0, 2, 1, 3)`` is then free).
     ``accumulate`` is accepted for compatibility and ignored (products in the input dtype, statistics
     in float64). Wired into: minigen/ops/attention.py ``scaled_dot_product_attention`` (an SDPA Function)
     when attn_mask is None and dropout_p == 0. Speed: the attention rows of benchmarks/results/results.md.
@@ -236,20 +252,23 @@ def sdpa_forward(q, k, v, causal=False, scale=None, accumulate=None):
     D = q.shape[-1]
     if scale is None:
         scale = 1.0 / math.sqrt(D)
-    q3, lead = _heads(q)
-    k3, _ = _heads(k)
-    v3, _ = _heads(v)
-    N, Tq, _ = q3.shape
-    out = np.empty((N, Tq, v3.shape[2]), q3.dtype)
-    lse = np.empty((N, Tq), np.float64)
-    if N and Tq and k3.shape[1]:
-        bq, bk = _blocks(k3.shape[1])
-        parallel_for(_fwd, N, blas_gemm(q3.dtype), q3, k3, v3, out, lse, bool(causal), float(scale), bq, bk,
-                     parallel=N * Tq * k3.shape[1] >= _PAR_MIN)
+    q4, k4, v4 = _as4(q), _as4(k), _as4(v)
+    B, H, Tq, _ = q4.shape
+    Tk, Dv = k4.shape[2], v4.shape[3]
+    out = np.empty((B, Tq, H, Dv), q4.dtype).transpose(0, 2, 1, 3)
+    lse = np.empty((B, H, Tq), np.float64)
+    N = B * H
+    if N and Tq and Tk:
+        bq, bk = _blocks(Tk)
+        parallel_for(_fwd, N, blas_gemm(q4.dtype), q4, k4, v4, out, lse, bool(causal), float(scale), bq, bk,
+                     parallel=N * Tq * Tk >= _PAR_MIN)
     elif N and Tq:  # no keys: softmax over an empty set (the reference gives NaN)
         out[...] = np.nan
         lse[...] = -np.inf
-    return out.reshape(lead + out.shape[1:]), lse.reshape(lead + (Tq,))
+    if q.ndim != 4:
+        out = np.ascontiguousarray(out).reshape(q.shape[:-2] + (Tq, Dv))
+        lse = lse.reshape(q.shape[:-2] + (Tq,))
+    return out, lse
 
 
 @register("sdpa_backward", requires=lambda dout, q, k, v, *r: _requires(q, k, v))
@@ -259,27 +278,28 @@ def sdpa_backward(dout, q, k, v, out, lse, causal=False, scale=None):
         p_ij = exp(scale q_i.k_j - lse_i);  D_i = sum_e dout_ie out_ie
         dv_j = sum_i p_ij dout_i;  ds_ij = p_ij (dout_i.v_j - D_i);  dq_i = scale sum_j ds_ij k_j;
         dk_j = scale sum_i ds_ij q_i
-    Returns (dq, dk, dv) shaped and typed like q, k, v.
+    Returns (dq, dk, dv) shaped and typed like q, k, v (contiguous).
     Wired into: the SDPA Function's backward in minigen/ops/attention.py (first order; create_graph
     runs the differentiable formula). Speed: the attention rows of benchmarks/results/results.md.
     """
     D = q.shape[-1]
     if scale is None:
         scale = 1.0 / math.sqrt(D)
-    q3, lead = _heads(q)
-    k3, _ = _heads(k)
-    v3, _ = _heads(v)
-    o3, _ = _heads(out.astype(q3.dtype, copy=False))
-    d3, _ = _heads(dout.astype(q3.dtype, copy=False))
-    N, Tq, _ = q3.shape
-    l2 = c(lse).reshape(N, Tq)
-    dq = np.empty_like(q3)
-    dk = np.empty_like(k3)
-    dv = np.empty_like(v3)
-    if N and Tq and k3.shape[1]:
-        bq, bk = _blocks(k3.shape[1])
-        parallel_for(_bwd, N, blas_gemm(q3.dtype), d3, q3, k3, v3, o3, l2, dq, dk, dv, bool(causal), float(scale),
-                     bq, bk, parallel=N * Tq * k3.shape[1] >= _PAR_MIN)
+    dt = q.dtype
+    q4, k4, v4 = _as4(q), _as4(k), _as4(v)
+    o4 = _as4(out.astype(dt, copy=False))
+    d4 = _as4(dout.astype(dt, copy=False))
+    B, H, Tq, _ = q4.shape
+    Tk = k4.shape[2]
+    l3 = c(lse).reshape(B, H, Tq)
+    dq = np.empty(q4.shape, dt)
+    dk = np.empty(k4.shape, dt)
+    dv = np.empty(v4.shape, dt)
+    N = B * H
+    if N and Tq and Tk:
+        bq, bk = _blocks(Tk)
+        parallel_for(_bwd, N, blas_gemm(dt), d4, q4, k4, v4, o4, l3, dq, dk, dv, bool(causal), float(scale),
+                     bq, bk, parallel=N * Tq * Tk >= _PAR_MIN)
     else:
         dq[...] = 0
         dk[...] = 0

@@ -447,3 +447,25 @@ def test_max_pool_gradchecks_with_kernels_on():
     with dispatch.use_kernels():
         assert gradcheck(lambda t: F.max_pool2d(t, 3, 2, 1), [x])
         assert gradgradcheck(lambda t: F.max_pool2d(t, 2), [x])
+
+
+def test_sdpa_kernel_on_strided_views():
+    """q, k, v sliced out of one (B, T, 3, H, D) projection (as the GPT does), a flipped one, a broadcast one."""
+    rng = np.random.default_rng(12)
+    B, T, H, D = 2, 9, 3, 4
+    qkv = rng.standard_normal((B, T, 3, H, D))
+
+    def fn(a):
+        t = a.permute(2, 0, 3, 1, 4)  # (3, B, H, T, D) views
+        y = F.scaled_dot_product_attention(t[0], t[1], t[2], is_causal=True)
+        return y.permute(0, 2, 1, 3).reshape(B * T, H * D)  # the output's memory is (B, T, H, D)
+
+    kern, ref, stats = run_both(fn, [qkv])
+    assert_same(kern, ref, **TOL[np.float64])
+    assert stats.get("sdpa_forward") == 1
+    q = rng.standard_normal((B, H, T, D))
+    kv = rng.standard_normal((B, 1, T, D))
+    fn2 = lambda q, kv: F.scaled_dot_product_attention(  # noqa: E731  (flipped keys; values broadcast over heads)
+        q, kv.flip(2).expand(B, H, T, D), kv.expand(B, H, T, D))
+    kern, ref, _ = run_both(fn2, [q, kv])
+    assert_same(kern, ref, **TOL[np.float64])
