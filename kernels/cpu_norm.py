@@ -21,25 +21,75 @@ def _w_or(w, D, dt, fill):
 
 
 # ------------------------------------------------------------------ layer norm
+# Row loops split into helpers over few arrays with unsigned indices, so LLVM vectorises them (see the
+# batch-norm comment below); sums in float64.
+_U = np.uint64
+
+
+@jit
+def _row_sum(x):
+    s = 0.0
+    for j in range(_U(x.size)):
+        s += x[j]
+    return s
+
+
+@jit
+def _row_sq_dev(x, mu):
+    v = 0.0
+    for j in range(_U(x.size)):
+        d = x[j] - mu
+        v += d * d
+    return v
+
+
+@jit
+def _ln_out(x, w, b, mu, rs, y):
+    m = x.dtype.type(mu)
+    r = x.dtype.type(rs)
+    for j in range(_U(x.size)):
+        y[j] = (x[j] - m) * r * w[j] + b[j]
+
+
 @jit
 def _ln_fwd_rows(x, w, b, eps, y, mean, rstd, r0, r1):
     D = x.shape[1]
     for r in range(r0, r1):
-        s = 0.0
-        for j in range(D):
-            s += x[r, j]
-        mu = s / D
-        v = 0.0
-        for j in range(D):
-            d = x[r, j] - mu
-            v += d * d
-        rs = 1.0 / math.sqrt(v / D + eps)
-        for j in range(D):
-            y[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
+        xr = x[r]
+        mu = _row_sum(xr) / D
+        rs = 1.0 / math.sqrt(_row_sq_dev(xr, mu) / D + eps)
+        _ln_out(xr, w, b, mu, rs, y[r])
         mean[r] = mu
         rstd[r] = rs
 
 
+@jit
+def _ln_bwd_sums(g, x, w, mu, rs, dw, db):
+    """(sum_j g w, sum_j g w xhat) of a row; dw += g xhat, db += g."""
+    a = 0.0
+    bb = 0.0
+    m = x.dtype.type(mu)
+    r = x.dtype.type(rs)
+    for j in range(_U(x.size)):
+        xh = (x[j] - m) * r
+        gj = g[j]
+        gw = gj * w[j]
+        a += gw
+        bb += gw * xh
+        dw[j] += gj * xh
+        db[j] += gj
+    return a, bb
+
+
+@jit
+def _ln_dx(g, x, w, mu, rs, a, bb, dx):
+    m = x.dtype.type(mu)
+    r = x.dtype.type(rs)
+    aa = x.dtype.type(a)
+    b2 = x.dtype.type(bb)
+    for j in range(_U(x.size)):
+        xh = (x[j] - m) * r
+        dx[j] = r * (g[j] * w[j] - aa - xh * b2)
 
 
 @jit
@@ -47,24 +97,10 @@ def _ln_bwd_rows(g, x, w, mean, rstd, dx, dw, db, r0, r1):
     """dw, db: this chunk's partial sums (1-d, accumulated into)."""
     D = x.shape[1]
     for r in range(r0, r1):
-        mu = mean[r]
-        rs = rstd[r]
-        a = 0.0  # sum_j g w
-        bb = 0.0  # sum_j g w xhat
-        for j in range(D):
-            xh = (x[r, j] - mu) * rs
-            gw = g[r, j] * w[j]
-            a += gw
-            bb += gw * xh
-            dw[j] += g[r, j] * xh
-            db[j] += g[r, j]
-        a /= D
-        bb /= D
-        for j in range(D):
-            xh = (x[r, j] - mu) * rs
-            dx[r, j] = rs * (g[r, j] * w[j] - a - xh * bb)
-
-
+        mu = np.float64(mean[r])
+        rs = np.float64(rstd[r])
+        a, bb = _ln_bwd_sums(g[r], x[r], w, mu, rs, dw, db)
+        _ln_dx(g[r], x[r], w, mu, rs, a / D, bb / D, dx[r])
 
 
 @jit
