@@ -275,6 +275,21 @@ def test_modulated_conv_gradcheck():
     assert gradcheck(lambda x, W, s: stylegan.modulated_conv2d(x, W, s, padding=1), (x, W, s))
 
 
+def test_equalised_learning_rate_layers_by_hand():
+    # EqLinear(2 -> 1, bias 0.5, lr_mul 0.1): stored b = 0.5 / 0.1 = 5; effective W = stored * 0.1 / sqrt(2)
+    lin = stylegan.EqLinear(2, 1, bias_init=0.5, lr_mul=0.1)
+    assert lin.bias.item() == pytest.approx(5.0)
+    lin.weight.data[:] = np.array([[10.0, -20.0]], dtype=np.float32)
+    y = lin(mg.tensor([[1.0, 1.0]])).item()
+    assert y == pytest.approx((10.0 - 20.0) * 0.1 / math.sqrt(2) + 0.5, rel=1e-6)
+    conv = stylegan.EqConv2d(3, 2, 3, padding=1)
+    x = mg.randn(1, 3, 4, 4)
+    ref = mg.nn.functional.conv2d(x, conv.weight.detach() / math.sqrt(27), conv.bias.detach(), padding=1)
+    np.testing.assert_allclose(conv(x).detach().numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+    big = stylegan.EqLinear(400, 300)          # stored ~ N(0, 1): the effective weights have std 1/sqrt(fan_in)
+    assert big.weight.detach().numpy().std() == pytest.approx(1.0, rel=0.02)
+
+
 def test_style_mixing_and_truncation():
     mg.manual_seed(0)
     G = stylegan.StyleGenerator(z_dim=8, w_dim=8, width=8, n_mapping=2)

@@ -5,7 +5,8 @@
     z' = z / sqrt(mean_i z_i^2 + 1e-8),      w = f(z')   (``n_mapping`` x [Linear, LeakyReLU(0.2)])
 
 **Synthesis network**: a learned constant (C, 7, 7) is refined by style-modulated 3x3 convolutions, each
-followed by per-pixel noise (a learned strength times N(0, 1)), a bias and LeakyReLU(0.2); between
+followed by per-pixel noise (a learned strength times N(0, 1)), a bias and LeakyReLU(0.2) times sqrt(2)
+(StyleGAN's gain, which keeps the activations at unit variance from layer to layer); between
 resolutions the maps are upsampled x2 (bilinear)::
 
     const 7x7 -> StyleConv(w_0) -> StyleConv(w_1)                       coarse  (7 x 7,   C channels)
@@ -30,13 +31,15 @@ d_{b,j} = 1 / sqrt( sum_i s_{b,i}^2 sum_k W_{j,i,k}^2 + 1e-8 ) (the two are equa
 normalised feature maps:  AdaIN(x, y)_{b,c} = y_{s,b,c} (x_{b,c} - mu(x_{b,c})) / sigma(x_{b,c}) + y_{b,b,c},
 with mu, sigma the mean and standard deviation over the H x W positions (sigma^2 = biased variance + 1e-5).
 
-Conv weights use the equalised learning rate (stored ~ N(0, 1), multiplied by 1/sqrt(fan_in) at run time).
+Every weight of G and D uses the **equalised learning rate**: stored ~ N(0, 1), multiplied by
+1/sqrt(fan_in) at run time (:class:`EqLinear`, :class:`EqConv2d`), so Adam changes every layer at the same
+relative rate; the mapping network's layers also carry lr_mul = 0.01 (they learn 100x slower, as StyleGAN).
 Training: the non-saturating logistic loss of :mod:`minigen.models.gan` with R1 regularisation on real
 images, R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`` steps with weight
-``gamma/2 * r1_every`` (StyleGAN2); Adam (lr 2e-3 as StyleGAN2, betas (0, 0.99)), the mapping network at
-lr x 0.01; mixing regularisation: with probability ``mixing_prob`` a batch uses two z with a random crossover
-layer. The discriminator is the DCGAN one without dropout. ``w_avg`` (a running mean of w) allows the
-truncation trick w = w_avg + psi (w - w_avg).
+``gamma/2 * r1_every`` (StyleGAN2); Adam (lr 2e-3 as StyleGAN2, betas (0, 0.99)); mixing regularisation:
+with probability ``mixing_prob`` a batch uses two z with a random crossover layer. The discriminator
+(:class:`StyleDiscriminator`) has the DCGAN layout with equalised layers, no dropout and no normalisation.
+``w_avg`` (a running mean of w) allows the truncation trick w = w_avg + psi (w - w_avg).
 """
 from __future__ import annotations
 
@@ -48,16 +51,15 @@ from .. import nn
 from ..autograd.engine import grad as autograd_grad
 from ..nn import functional as F
 from ..tensor import Tensor
-from .dcgan import DCGANDiscriminator
 from .gan import GAN, common_kwargs, discriminator_loss, generator_loss
-from .image_utils import Optimizers, add_common_arguments, dcgan_init_, run_adversarial, sample_noise, save_grid, \
-    to_pm1
+from .image_utils import Optimizers, add_common_arguments, run_adversarial, sample_noise, save_grid, to_pm1
 
-__all__ = ["pixel_norm", "adain", "modulated_conv2d", "MappingNetwork", "StyleConv", "ToRGB",
+__all__ = ["pixel_norm", "adain", "modulated_conv2d", "EqLinear", "EqConv2d", "StyleDiscriminator", "MappingNetwork", "StyleConv", "ToRGB",
            "SynthesisNetwork", "StyleGenerator", "r1_penalty", "style_mixing_grid", "train_stylegan",
            "add_arguments", "run", "N_STYLES"]
 
 N_STYLES = 7
+LRELU_GAIN = math.sqrt(2.0)
 
 
 # ----------------------------------------------------------------------------- the formulas
@@ -93,14 +95,46 @@ def modulated_conv2d(x, weight, s, demodulate=True, padding=0, eps=1e-8):
 
 
 # ----------------------------------------------------------------------------- networks
-class MappingNetwork(nn.Module):
-    """z -> w: pixel norm, then ``n_layers`` x (Linear, LeakyReLU(0.2))."""
+class EqLinear(nn.Module):
+    """Linear layer with the equalised learning rate: y = x (c W)^T + m b, c = lr_mul / sqrt(in), m = lr_mul.
 
-    def __init__(self, z_dim=64, w_dim=64, n_layers=4):
+    W is stored ~ N(0, 1 / lr_mul^2) and b as b_init / lr_mul, so the effective weights start at the usual
+    He scale while Adam moves every stored parameter at the same relative rate (``lr_mul`` slows a layer).
+    """
+
+    def __init__(self, in_features, out_features, bias_init=0.0, lr_mul=1.0):
+        super().__init__()
+        self.weight = nn.Parameter(np.zeros((out_features, in_features), dtype=np.float32))
+        nn.init.normal_(self.weight, 0.0, 1.0 / lr_mul)
+        self.bias = nn.Parameter(np.full((out_features,), bias_init / lr_mul, dtype=np.float32))
+        self.scale, self.lr_mul = lr_mul / math.sqrt(in_features), lr_mul
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class EqConv2d(nn.Module):
+    """Conv2d with the equalised learning rate: weight ~ N(0, 1) times 1 / sqrt(fan_in) at run time."""
+
+    def __init__(self, cin, cout, kernel, stride=1, padding=0):
+        super().__init__()
+        self.weight = nn.Parameter(np.zeros((cout, cin, kernel, kernel), dtype=np.float32))
+        nn.init.normal_(self.weight, 0.0, 1.0)
+        self.bias = nn.Parameter(np.zeros((cout,), dtype=np.float32))
+        self.scale, self.stride, self.padding = 1.0 / math.sqrt(cin * kernel * kernel), stride, padding
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+
+class MappingNetwork(nn.Module):
+    """z -> w: pixel norm, then ``n_layers`` x (EqLinear with lr_mul 0.01, LeakyReLU(0.2))."""
+
+    def __init__(self, z_dim=64, w_dim=64, n_layers=4, lr_mul=0.01):
         super().__init__()
         layers, d = [], z_dim
         for _ in range(n_layers):
-            layers += [nn.Linear(d, w_dim), nn.LeakyReLU(0.2)]
+            layers += [EqLinear(d, w_dim, lr_mul=lr_mul), nn.LeakyReLU(0.2)]
             d = w_dim
         self.net = nn.Sequential(*layers)
 
@@ -108,16 +142,23 @@ class MappingNetwork(nn.Module):
         return self.net(pixel_norm(z))
 
 
-class _Affine(nn.Module):
-    """A(w): Linear(w_dim -> n) with its bias initialised to ``bias_init`` (1: styles start at identity)."""
+def _Affine(w_dim, n, bias_init):
+    """A(w): an EqLinear(w_dim -> n) whose bias starts at ``bias_init`` (1: styles start at the identity)."""
+    return EqLinear(w_dim, n, bias_init=bias_init)
 
-    def __init__(self, w_dim, n, bias_init):
+
+class StyleDiscriminator(nn.Module):
+    """The DCGAN discriminator's layout with equalised-learning-rate layers, no dropout, no normalisation:
+    x -> EqConv 5x5 s2 (W) -> LeakyReLU(0.2) -> EqConv 5x5 s2 (2W) -> LeakyReLU(0.2) -> EqLinear 1 (a logit)."""
+
+    def __init__(self, width=64, in_channels=1):
         super().__init__()
-        self.lin = nn.Linear(w_dim, n)
-        nn.init.constant_(self.lin.bias, bias_init)
+        self.net = nn.Sequential(EqConv2d(in_channels, width, 5, 2, 2), nn.LeakyReLU(0.2),
+                                 EqConv2d(width, 2 * width, 5, 2, 2), nn.LeakyReLU(0.2), nn.Flatten(),
+                                 EqLinear(2 * width * 7 * 7, 1))
 
-    def forward(self, w):
-        return self.lin(w)
+    def forward(self, x):
+        return self.net(x).reshape(-1)
 
 
 class StyleConv(nn.Module):
@@ -148,7 +189,7 @@ class StyleConv(nn.Module):
             import minigen as mg
 
             noise = mg.randn(B, 1, H, Wd, device=y.device)
-        y = F.leaky_relu(y + self.noise_strength * noise + self.bias.reshape(1, C, 1, 1), 0.2)
+        y = F.leaky_relu(y + self.noise_strength * noise + self.bias.reshape(1, C, 1, 1), 0.2) * LRELU_GAIN
         if self.mode == "adain":
             y = adain(y, self.adain_scale(w), self.adain_bias(w))
         return y
@@ -195,10 +236,11 @@ class SynthesisNetwork(nn.Module):
 class StyleGenerator(nn.Module):
     """G(z) = synthesis(broadcast(mapping(z))); ``mix`` / ``truncation`` as in StyleGAN."""
 
-    def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995):
+    def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995,
+                 mapping_lr_mul=0.01):
         super().__init__()
         self.z_dim, self.w_dim, self.w_avg_beta = z_dim, w_dim, w_avg_beta
-        self.mapping = MappingNetwork(z_dim, w_dim, n_mapping)
+        self.mapping = MappingNetwork(z_dim, w_dim, n_mapping, mapping_lr_mul)
         self.synthesis = SynthesisNetwork(w_dim, width, mode)
         self.register_buffer("w_avg", Tensor(np.zeros((w_dim,), dtype=np.float32)))
 
@@ -312,13 +354,10 @@ def train_stylegan(out="out/stylegan", epochs=5, batch_size=32, lr=2e-3, betas=(
     from .. import optim
 
     mg.manual_seed(seed)
-    G = StyleGenerator(z_dim, w_dim, width, n_mapping, mode)
-    D = dcgan_init_(DCGANDiscriminator(d_width, dropout=0.0), generator=mg.Generator().manual_seed(seed))
+    G = StyleGenerator(z_dim, w_dim, width, n_mapping, mode, mapping_lr_mul=mapping_lr_mul)
+    D = StyleDiscriminator(d_width)
     model = GAN(G, D)
-    mapping = list(G.mapping.parameters())
-    ids = {id(p) for p in mapping}
-    rest = [p for p in G.parameters() if id(p) not in ids]
-    opt_g = optim.Adam([{"params": rest}, {"params": mapping, "lr": lr * mapping_lr_mul}], lr=lr, betas=tuple(betas))
+    opt_g = optim.Adam(G.parameters(), lr=lr, betas=tuple(betas))
     opt_d = optim.Adam(D.parameters(), lr=lr, betas=tuple(betas))
     step = make_stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma, r1_every, mixing_prob)
 
