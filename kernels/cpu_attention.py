@@ -218,15 +218,22 @@ def _bwd(fn, dout, q, k, v, out, lse, dq, dk, dv, causal, scale, bq, bk, n0, n1)
                   causal, scale, bq, bk)
 
 
-def _as4(a):
-    """a (..., T, D) as a 4-d (B, H, T, D) array whose last dim is contiguous: 4-d inputs with a contiguous
-    last dim pass as they are (any other strides), everything else is copied / reshaped to (1, N, T, D)."""
+def _strided_ok(a):
+    """A 4-d array BLAS can read head by head in place: contiguous last dim, non-negative strides in whole
+    elements, rows that do not overlap."""
     st = a.strides
-    if (a.ndim == 4 and st[-1] == a.itemsize and min(st) >= 0 and all(x % a.itemsize == 0 for x in st)
-            and (a.shape[-2] <= 1 or st[-2] >= a.shape[-1] * a.itemsize)):  # rows BLAS can step over
-        return a
-    a = c(a)
-    return a.reshape((1, -1) + a.shape[-2:])
+    return (a.ndim == 4 and not a.flags.c_contiguous and st[-1] == a.itemsize and min(st) >= 0
+            and all(x % a.itemsize == 0 for x in st) and (a.shape[-2] <= 1 or st[-2] >= a.shape[-1] * a.itemsize))
+
+
+def _as4(*arrays):
+    """Each a (..., T, D) as a 4-d (B, H, T, D) array. When ALL of them are strided 4-d views BLAS can read
+    (:func:`_strided_ok`) they pass as they are; otherwise all are made C-contiguous (a copy where needed).
+    All-or-none keeps the compiled specialisations to two layouts (each mix of layouts is a separate
+    Numba compilation, ~3 s for the forward and the backward each)."""
+    if all(_strided_ok(a) for a in arrays):
+        return arrays
+    return tuple(c(a).reshape((1, -1) + a.shape[-2:]) if a.ndim != 4 else c(a) for a in arrays)
 
 
 def _requires(q, k, v, *rest):
@@ -252,7 +259,7 @@ def sdpa_forward(q, k, v, causal=False, scale=None, accumulate=None):
     D = q.shape[-1]
     if scale is None:
         scale = 1.0 / math.sqrt(D)
-    q4, k4, v4 = _as4(q), _as4(k), _as4(v)
+    q4, k4, v4 = _as4(q, k, v)
     B, H, Tq, _ = q4.shape
     Tk, Dv = k4.shape[2], v4.shape[3]
     out = np.empty((B, Tq, H, Dv), q4.dtype).transpose(0, 2, 1, 3)
@@ -286,9 +293,8 @@ def sdpa_backward(dout, q, k, v, out, lse, causal=False, scale=None):
     if scale is None:
         scale = 1.0 / math.sqrt(D)
     dt = q.dtype
-    q4, k4, v4 = _as4(q), _as4(k), _as4(v)
-    o4 = _as4(out.astype(dt, copy=False))
-    d4 = _as4(dout.astype(dt, copy=False))
+    q4, k4, v4 = _as4(q, k, v)
+    o4, d4 = _as4(np.ascontiguousarray(out, dtype=dt), np.ascontiguousarray(dout, dtype=dt))  # always C
     B, H, Tq, _ = q4.shape
     Tk = k4.shape[2]
     l3 = c(lse).reshape(B, H, Tq)
