@@ -413,6 +413,24 @@ def bench_lstm(S):
     S.row("micro", "LSTM sequence 2x256, seq 64, batch 32, fwd+bwd [kernel]", kern_seq, ref_seq, None, tf,
           note="reference: Python loop of NumPy ops per step (its forward runs twice: ~1.2x overstated)")
 
+    # GRU layer through nn.GRU (the fused GRUSequence op; reference: the per-step loop of differentiable ops)
+    gru = mg.nn.GRU(I, H, 2)
+    gx = mg.tensor(xs, requires_grad=True)
+    gdy = mg.tensor(dy)
+
+    def mg_gru():
+        gru(gx)[0].backward(gdy)
+
+    tf = None
+    if torch:
+        tgru = torch.nn.GRU(I, H, 2)
+        tgx = torch.tensor(xs, requires_grad=True)
+
+        def tf():
+            tgru(tgx)[0].backward(tdy)
+
+    S.row("micro", "GRU sequence 2x256, seq 64, batch 32, fwd+bwd via nn.GRU [minigen]", mg_gru, mg_gru, None, tf)
+
 
 def bench_norm_ce(S):
     from minigen.kernels import cpu_norm as N
