@@ -865,6 +865,7 @@ def write_reports(rows, info, command):
          "Times in ms, `min / median` of the repeats after warm-up (< 1 in ratio: minigen faster). `[kernel]` rows "
          "time the Numba kernels on arrays against the NumPy reference formula on arrays; `[minigen]` rows go "
          "through Tensors + autograd (+ nn/optim), with the kernels on (auto) and off (reference).", "",
+         "Targets met / missed and what limits the misses (with profiles): [notes.md](notes.md).", "",
          "| group | benchmark | minigen (kernels) | minigen (reference) | NumPy | PyTorch | ratio | wall | k/ref | note |",
          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
