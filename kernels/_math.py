@@ -22,6 +22,9 @@ expm1(x) = 2^k (expm1(r) + 1) - 1 = 2^k expm1(r) + (2^k - 1), with expm1(r) = su
 sigmoid(x) = 1 / (1 + exp(-x))                          (exact limits 0 and 1, no overflow trap)
 tanh(x)    = sign(x) * (-e) / (2 + e),  e = expm1(-2|x|)  (accurate near 0, no cancellation)
 
+Numba's on-disk cache keys a kernel on its own source file only: after editing THIS file, delete the cached
+kernels (``kernels/__pycache__/*.nbi`` and ``*.nbc``, or NUMBA_CACHE_DIR) or the callers keep the old code.
+
 The functions must NOT be inlined at the Numba IR level (``inline='always'``): the caller's fastmath
 flags would then apply to them, and ``reassoc`` lets LLVM simplify (y + M) - M to y, which breaks the
 rounding trick. As separate functions compiled with ``contract`` only, LLVM inlines them after their
