@@ -2,7 +2,7 @@
 
 **Mapping network** z -> w: the noise is pixel-normalised, then passed through an MLP::
 
-    z' = z / sqrt(mean_i z_i^2 + 1e-8),      w = f(z')   (``n_mapping`` x [Linear, LeakyReLU(0.2)])
+    z' = z / sqrt(mean_i z_i^2 + 1e-8),      w = f(z')   (``n_mapping`` x [Linear, sqrt(2) LeakyReLU(0.2)])
 
 **Synthesis network**: a learned constant (C, 7, 7) is refined by style-modulated 3x3 convolutions, each
 followed by per-pixel noise (a learned strength times N(0, 1)), a bias and LeakyReLU(0.2) times sqrt(2)
@@ -38,7 +38,9 @@ Training: the non-saturating logistic loss of :mod:`minigen.models.gan` with R1 
 images, R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`` steps with weight
 ``gamma/2 * r1_every`` (StyleGAN2); Adam (lr 2e-3 as StyleGAN2, betas (0, 0.99)); mixing regularisation:
 with probability ``mixing_prob`` a batch uses two z with a random crossover layer. The discriminator
-(:class:`StyleDiscriminator`) has the DCGAN layout with equalised layers, no dropout and no normalisation.
+(:class:`StyleDiscriminator`) has the DCGAN layout with equalised layers, no dropout and no normalisation,
+plus StyleGAN's minibatch standard deviation feature (without it, the generator collapsed to one digit
+within three epochs here).
 ``w_avg`` (a running mean of w) allows the truncation trick w = w_avg + psi (w - w_avg).
 """
 from __future__ import annotations
@@ -54,7 +56,7 @@ from ..tensor import Tensor
 from .gan import GAN, common_kwargs, discriminator_loss, generator_loss
 from .image_utils import Optimizers, add_common_arguments, run_adversarial, sample_noise, save_grid, to_pm1
 
-__all__ = ["pixel_norm", "adain", "modulated_conv2d", "EqLinear", "EqConv2d", "StyleDiscriminator", "MappingNetwork", "StyleConv", "ToRGB",
+__all__ = ["pixel_norm", "adain", "modulated_conv2d", "EqLinear", "EqConv2d", "minibatch_stddev", "StyleDiscriminator", "ScaledLeakyReLU", "MappingNetwork", "StyleConv", "ToRGB",
            "SynthesisNetwork", "StyleGenerator", "r1_penalty", "style_mixing_grid", "train_stylegan",
            "add_arguments", "run", "N_STYLES"]
 
@@ -127,14 +129,23 @@ class EqConv2d(nn.Module):
         return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
 
 
+class ScaledLeakyReLU(nn.Module):
+    """sqrt(2) * LeakyReLU(x, 0.2): StyleGAN's activation, which keeps unit-variance inputs at unit variance
+    (without the gain each layer halves the variance: the mapping network's w, and so the styles, would
+    barely depend on z)."""
+
+    def forward(self, x):
+        return F.leaky_relu(x, 0.2) * LRELU_GAIN
+
+
 class MappingNetwork(nn.Module):
-    """z -> w: pixel norm, then ``n_layers`` x (EqLinear with lr_mul 0.01, LeakyReLU(0.2))."""
+    """z -> w: pixel norm, then ``n_layers`` x (EqLinear with lr_mul 0.01, sqrt(2) LeakyReLU(0.2))."""
 
     def __init__(self, z_dim=64, w_dim=64, n_layers=4, lr_mul=0.01):
         super().__init__()
         layers, d = [], z_dim
         for _ in range(n_layers):
-            layers += [EqLinear(d, w_dim, lr_mul=lr_mul), nn.LeakyReLU(0.2)]
+            layers += [EqLinear(d, w_dim, lr_mul=lr_mul), ScaledLeakyReLU()]
             d = w_dim
         self.net = nn.Sequential(*layers)
 
@@ -147,18 +158,40 @@ def _Affine(w_dim, n, bias_init):
     return EqLinear(w_dim, n, bias_init=bias_init)
 
 
-class StyleDiscriminator(nn.Module):
-    """The DCGAN discriminator's layout with equalised-learning-rate layers, no dropout, no normalisation:
-    x -> EqConv 5x5 s2 (W) -> LeakyReLU(0.2) -> EqConv 5x5 s2 (2W) -> LeakyReLU(0.2) -> EqLinear 1 (a logit)."""
+def minibatch_stddev(x, group=4, eps=1e-8):
+    """Append one feature map: the mean over (C, H, W) of the standard deviation across a group of samples.
 
-    def __init__(self, width=64, in_channels=1):
+    Samples b = g * (B / G) + m (g < G) form group m; every sample of group m gets the map
+    s_m = mean_{c,h,w} sqrt( mean_g (x_{g,m} - mean_g x_{g,m})^2 + eps ). A generator that collapses to
+    one image makes s small, which the discriminator can see (ProGAN / StyleGAN).
+    """
+    import minigen as mg
+
+    B, C, H, W = x.shape
+    G = math.gcd(int(group), int(B))
+    y = x.reshape(G, B // G, C, H, W)
+    y = y - y.mean(dim=0, keepdim=True)
+    s = ((y * y).mean(dim=0) + eps).sqrt().mean(dim=(1, 2, 3))            # (B / G,)
+    s = s.reshape(1, B // G, 1, 1, 1).expand(G, B // G, 1, H, W).reshape(B, 1, H, W)
+    return mg.cat([x, s], dim=1)
+
+
+class StyleDiscriminator(nn.Module):
+    """The DCGAN discriminator's layout with equalised-learning-rate layers, no dropout, no normalisation,
+    and StyleGAN's minibatch standard deviation before the output layer:
+    x -> EqConv 5x5 s2 (W) -> sqrt(2) LeakyReLU(0.2) -> EqConv 5x5 s2 (2W) -> sqrt(2) LeakyReLU(0.2)
+      -> minibatch stddev (+1 map) -> EqLinear 1 (a logit)."""
+
+    def __init__(self, width=64, in_channels=1, mbstd_group=4):
         super().__init__()
-        self.net = nn.Sequential(EqConv2d(in_channels, width, 5, 2, 2), nn.LeakyReLU(0.2),
-                                 EqConv2d(width, 2 * width, 5, 2, 2), nn.LeakyReLU(0.2), nn.Flatten(),
-                                 EqLinear(2 * width * 7 * 7, 1))
+        self.mbstd_group = mbstd_group
+        self.features = nn.Sequential(EqConv2d(in_channels, width, 5, 2, 2), ScaledLeakyReLU(),
+                                      EqConv2d(width, 2 * width, 5, 2, 2), ScaledLeakyReLU())
+        self.out = EqLinear((2 * width + 1) * 7 * 7, 1)
 
     def forward(self, x):
-        return self.net(x).reshape(-1)
+        h = minibatch_stddev(self.features(x), self.mbstd_group)
+        return self.out(h.reshape(h.shape[0], -1)).reshape(-1)
 
 
 class StyleConv(nn.Module):
