@@ -113,7 +113,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=
     params / exp_avgs / exp_avg_sqs / max_exp_avg_sqs: lists of arrays updated in place (state arrays
     shaped like their parameter); grads: list of arrays (None entries are skipped, as torch skips
     parameters without .grad).
-    Wired into: minigen/optim Adam.step / AdamW.step (arrays of p.data, p.grad.data and the state).
+    Wired into: minigen/optim Adam.step / AdamW.step (arrays of p.array, p.grad.array and the state).
     Measured (1 thread, CPU time, float32, against minigen/optim's NumPy update): 1000 elements 1.0x,
     16K x 21 tensors 1.5x, 100K 1.7x, 1M 1.8x (memory-bound: 28 bytes per element); 'auto' uses it from
     4096 elements per tensor on average (:func:`_opt_worth`). (The first version, with per-element

@@ -177,7 +177,7 @@ def softmax_backward(y, g):
     """dx = y * (g - sum(g * y, -1))   (y = softmax output, g = dL/dy), last dim.
 
     Wired into: ``Softmax.backward`` as the fast array path when not create_graph
-    (``not grad_mode.STATE.enabled``): ``Tensor._make(softmax_backward(y.data, g.data))``.
+    (``not grad_mode.STATE.enabled``): ``Tensor._make(softmax_backward(y.array, g.array))``.
     """
     return _bwd(y, g, False)
 

@@ -178,11 +178,11 @@ class FlashAttention(Function):
         q, k, v, causal, scale, _ = ctx.args
         need = [ctx.next_nodes[i] is not None for i in range(3)]
         if not STATE.enabled:
-            grads = ctx.bwd(g.data, q.data, k.data, v.data, ctx.out_arr, ctx.lse, causal, scale)
+            grads = ctx.bwd(g.array, q.array, k.array, v.array, ctx.out_arr, ctx.lse, causal, scale)
             return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None, None, None)
         from .ops.activation import softmax
 
-        xp = backend.get_array_module(q.data)
+        xp = backend.get_array_module(q.array)
         s = (q @ k.transpose(-2, -1)) * scale
         if causal:
             L, S = q.shape[-2], k.shape[-2]
@@ -203,7 +203,7 @@ def gpu_sdpa(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, genera
     Takes tensors on a GPU without an attn_mask, without dropout and without broadcasting / GQA head
     expansion, when the kernel switch allows kernels (not ``MINIGEN_KERNELS=reference``); everything else
     returns NotImplemented and runs the differentiable reference."""
-    if backend.cupy_module() is None or isinstance(q.data, np.ndarray):
+    if backend.cupy_module() is None or isinstance(q.array, np.ndarray):
         return NotImplemented
     if attn_mask is not None or dropout_p > 0.0:
         return NotImplemented
@@ -214,8 +214,8 @@ def gpu_sdpa(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, genera
     dispatch = _kernels()
     if dispatch is None:
         return NotImplemented
-    fwd = dispatch.get("sdpa_forward", q.data, k.data, v.data)
-    bwd = dispatch.get("sdpa_backward", q.data, q.data, k.data, v.data) if fwd is not None else None
+    fwd = dispatch.get("sdpa_forward", q.array, k.array, v.array)
+    bwd = dispatch.get("sdpa_backward", q.array, q.array, k.array, v.array) if fwd is not None else None
     if fwd is None or bwd is None:
         return NotImplemented
     return FlashAttention.apply(q, k, v, bool(is_causal), float(scale), (fwd, bwd))

@@ -103,7 +103,7 @@ class _Encoder:
         if isinstance(obj, float):
             return obj if math.isfinite(obj) else {"__float__": repr(obj)}
         if isinstance(obj, Tensor):
-            name = self._array(obj, path, obj.data, "a tensor")
+            name = self._array(obj, path, obj.array, "a tensor")
             enc = {"__tensor__": name}
             if obj.requires_grad:
                 enc["requires_grad"] = True

@@ -1,7 +1,10 @@
 """``Tensor``: an n-d array (NumPy on the CPU, CuPy on a GPU) plus what autograd needs.
 
 Fields (see ``__slots__``):
-- ``data``: the array. ``xp`` (NumPy or CuPy) is found from it, never from a flag.
+- ``array``: the array (NumPy or CuPy) -- the documented way to reach it; ``xp`` is found
+  from it, never from a flag. ``t.data`` is PyTorch's: a Tensor sharing ``array``, detached
+  from the graph, with a version counter of its own (``p.data.add_(g, alpha=-lr)`` updates ``p``
+  without autograd noticing, as in PyTorch).
 - ``requires_grad``: whether gradients flow to this tensor.
 - ``grad``: the accumulated gradient (a Tensor) after ``backward``.
 - ``_ctx``: the :class:`~minigen.autograd.function.Context` of the op that made it
@@ -72,7 +75,7 @@ def as_dtype(dtype):
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "_vc", "__weakref__", "__dict__")
+    __slots__ = ("array", "requires_grad", "_vc", "__weakref__", "__dict__")
     # rarely-set fields default on the class: making a tensor writes only data, requires_grad, _vc
     grad = None
     _ctx = None
@@ -83,7 +86,7 @@ class Tensor:
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         dt = as_dtype(dtype)
         if device is not None:
             xp = backend.xp_for_device(device)
@@ -97,7 +100,7 @@ class Tensor:
             arr = arr.astype(dt)
         if type(arr) is not np.ndarray and not isinstance(arr, np.ndarray) and xp is np:
             arr = np.asarray(arr)
-        self.data = arr
+        self.array = arr
         self.grad = None
         self._ctx = None
         self._vc = [0]
@@ -114,30 +117,42 @@ class Tensor:
         if type(data) is not np.ndarray and isinstance(data, np.generic):
             data = np.asarray(data)  # NumPy returns scalars, not 0-d arrays, from ops on 0-d arrays
         t = object.__new__(cls)
-        t.data = data
+        t.array = data
         t.requires_grad = requires_grad
         t._vc = [0]
         return t
 
+    @property
+    def data(self):
+        """A Tensor sharing this tensor's array, detached, with its own version counter (PyTorch's ``.data``)."""
+        return Tensor._make(self.array, False)
+
+    @data.setter
+    def data(self, value):
+        arr = value.array if isinstance(value, Tensor) else value
+        if not hasattr(arr, "shape") or type(arr).__module__.split(".")[0] not in ("numpy", "cupy"):
+            arr = _to_array(arr, None)
+        self.array = arr
+
     # ---------------------------------------------------------------- metadata
     @property
     def shape(self):
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     def dim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self):
-        return backend.device_of_array(self.data)
+        return backend.device_of_array(self.array)
 
     @property
     def is_cuda(self):
@@ -145,25 +160,25 @@ class Tensor:
 
     @property
     def xp(self):
-        return backend.get_array_module(self.data)
+        return backend.get_array_module(self.array)
 
     def size(self, dim=None):
         if dim is None:
-            return tuple(self.data.shape)
+            return tuple(self.array.shape)
         from .ops._util import norm_dim
 
-        return self.data.shape[norm_dim(dim, self.ndim)]
+        return self.array.shape[norm_dim(dim, self.ndim)]
 
     def numel(self):
-        return _builtin_int(self.data.size)
+        return _builtin_int(self.array.size)
 
     def element_size(self):
-        return self.data.itemsize
+        return self.array.itemsize
 
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     @property
     def is_leaf(self):
@@ -177,7 +192,7 @@ class Tensor:
         return self.dtype.kind == "f"
 
     def is_contiguous(self):
-        return _builtin_bool(self.data.flags.c_contiguous)
+        return _builtin_bool(self.array.flags.c_contiguous)
 
     def _version(self):
         return self._vc[0]
@@ -186,18 +201,18 @@ class Tensor:
     def numpy(self):
         if self.requires_grad:
             raise AutogradError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise InvalidArgumentError(f"item() needs a tensor with one element, got shape {tuple(self.shape)}")
-        return self.data.reshape(()).item() if hasattr(self.data, "item") else self.data
+        return self.array.reshape(()).item() if hasattr(self.array, "item") else self.array
 
     def tolist(self):
-        return backend.to_numpy(self.data).tolist()
+        return backend.to_numpy(self.array).tolist()
 
     def __array__(self, dtype=None, copy=None):
-        a = backend.to_numpy(self.data)
+        a = backend.to_numpy(self.array)
         return a.astype(dtype) if dtype is not None else a
 
     def __float__(self):
@@ -207,14 +222,14 @@ class Tensor:
         return _builtin_int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise InvalidArgumentError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous (shape {tuple(self.shape)})"
+                f"the truth value of a tensor with {self.array.size} elements is ambiguous (shape {tuple(self.shape)})"
             )
         return _builtin_bool(self.item())
 
     def __index__(self):
-        if self.dtype.kind not in "iu" or self.data.size != 1:
+        if self.dtype.kind not in "iu" or self.array.size != 1:
             raise DTypeError(f"only integer tensors of one element can be used as an index, got {self.dtype}")
         return _builtin_int(self.item())
 
@@ -281,7 +296,7 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this storage (and version counter), cut from the graph."""
-        t = Tensor._make(self.data, False)
+        t = Tensor._make(self.array, False)
         t._vc = self._vc
         return t
 
@@ -331,7 +346,7 @@ class Tensor:
                 )
             # the op's input is the *original* value: a copy with its own version counter, bound to
             # this tensor's current graph node (what PyTorch saves as "original self")
-            old = Tensor._make(self.data.copy(), self.requires_grad)
+            old = Tensor._make(self.array.copy(), self.requires_grad)
             old._ctx = self._ctx
             out = compute(old, *args)
             bases = self._view_chain() if self._view is not None else ()
@@ -342,15 +357,15 @@ class Tensor:
             raise ShapeError(
                 f"in-place op would change the shape of the tensor from {tuple(self.shape)} to {tuple(out.shape)}"
             )
-        out_data = out.data.astype(self.dtype) if out.dtype != self.dtype else out.data
+        out_data = out.array.astype(self.dtype) if out.dtype != self.dtype else out.array
         if track and bases:
             # editing a view edits its base: rebind each base to "base with the view's region replaced"
             from .ops.shape import SetItem
 
-            olds = [Tensor._make(b.data.copy(), b.requires_grad) for b, _ in bases]
+            olds = [Tensor._make(b.array.copy(), b.requires_grad) for b, _ in bases]
             for o, (b, _) in zip(olds, bases):
                 o._ctx = b._ctx
-            self.data[...] = out_data
+            self.array[...] = out_data
             new = out
             for o, (b, idx) in zip(olds, bases):
                 new = SetItem.apply(o, new, idx)
@@ -358,7 +373,7 @@ class Tensor:
             self._vc[0] += 1
             self._ctx, self.requires_grad = out._ctx, True
             return self
-        self.data[...] = out_data
+        self.array[...] = out_data
         self._vc[0] += 1
         if track:
             self._ctx = out._ctx
@@ -412,7 +427,7 @@ class Tensor:
     def fill_(self, value):
         if STATE.enabled and self.requires_grad and self._ctx is None:
             raise AutogradError("a leaf tensor that requires grad is being used in an in-place operation (fill_)")
-        self.data[...] = value.data if isinstance(value, Tensor) else value
+        self.array[...] = value.array if isinstance(value, Tensor) else value
         self._vc[0] += 1
         if self.requires_grad and STATE.enabled:
             self._ctx = None
@@ -444,7 +459,7 @@ class Tensor:
 
     # ---------------------------------------------------------------- printing
     def __repr__(self):
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4, threshold=200,
+        body = np.array2string(backend.to_numpy(self.array), separator=", ", precision=4, threshold=200,
                                prefix="tensor(")
         extra = []
         if self.dtype not in (float32, int64, bool_):
@@ -482,7 +497,7 @@ _function.Tensor = Tensor
 def _to_array(data, dtype):
     """Python data (numbers, nested lists, tensors inside lists) to a NumPy array."""
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
-        data = [backend.to_numpy(x.data) if isinstance(x, Tensor) else x for x in data]
+        data = [backend.to_numpy(x.array) if isinstance(x, Tensor) else x for x in data]
     try:
         arr = np.asarray(data)
     except ValueError as e:
@@ -504,7 +519,7 @@ def _to_array(data, dtype):
 def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new tensor (a copy of ``data``). Python floats become float32, ints int64."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     if hasattr(data, "shape") and hasattr(data, "dtype"):
         xp = backend.get_array_module(data)
         arr = xp.array(data, copy=True)
@@ -670,8 +685,8 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None
     if device is None:
         device = next((a.device for a in (mean, std) if isinstance(a, Tensor)), None)
     r, xp = _rng(generator, device)
-    m = mean.data if isinstance(mean, Tensor) else mean
-    s = std.data if isinstance(std, Tensor) else std
+    m = mean.array if isinstance(mean, Tensor) else mean
+    s = std.array if isinstance(std, Tensor) else std
     if size is None:
         size = np.broadcast_shapes(np.shape(m), np.shape(s))
     return _random_tensor(m + s * r.standard_normal(_shape_arg((size,) if isinstance(size, _builtin_int) else size)),
@@ -714,7 +729,7 @@ def randint_like(t, low, high=None, generator=None, dtype=None):
 def bernoulli(p, generator=None):
     """Samples in {0, 1} with probability ``p`` (a tensor)."""
     r, _ = _rng(generator, p.device)
-    return Tensor._make((r.random(p.shape) < p.data).astype(p.dtype))
+    return Tensor._make((r.random(p.shape) < p.array).astype(p.dtype))
 
 
 def multinomial(probs, num_samples, replacement=False, generator=None):
@@ -722,7 +737,7 @@ def multinomial(probs, num_samples, replacement=False, generator=None):
     from .ops._util import check_float
 
     check_float(probs, "multinomial")
-    p = backend.to_numpy(probs.data).astype(np.float64)
+    p = backend.to_numpy(probs.array).astype(np.float64)
     squeeze = p.ndim == 1
     p = np.atleast_2d(p)
     if (p < 0).any() or not np.isfinite(p).all():

@@ -152,18 +152,18 @@ def clip_grad_norm(parameters, max_norm: float) -> float:
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
-    total = math.sqrt(sum(float((g.data.astype(np.float64) ** 2).sum()) for g in grads))
+    total = math.sqrt(sum(float((g.array.astype(np.float64) ** 2).sum()) for g in grads))
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for g in grads:
-            g.data *= g.data.dtype.type(coef)
+            g.array *= g.array.dtype.type(coef)
     return total
 
 
 def accuracy(logits, target) -> float:
     """Fraction of rows whose argmax equals the target."""
-    pred = backend.to_numpy(logits.detach().data).argmax(-1)
-    return float((pred == backend.to_numpy(target.data)).mean())
+    pred = backend.to_numpy(logits.detach().array).argmax(-1)
+    return float((pred == backend.to_numpy(target.array)).mean())
 
 
 # ----------------------------------------------------------------------------- Trainer

@@ -284,8 +284,8 @@ def test_detach_shares_storage_and_stops_gradient():
     x = t64([1.0, 2.0])
     d = x.detach()
     assert not d.requires_grad and d.grad_fn is None
-    assert np.shares_memory(d.data, x.data)
-    d.data[0] = 7.0
+    assert np.shares_memory(d.array, x.array)
+    d.array[0] = 7.0
     assert x.detach().numpy()[0] == 7.0
     d.add_(1.0)
     assert x._version() == 1           # the version counter is shared too
@@ -357,7 +357,7 @@ def test_composite_gradients_match_torch(x):
 
     (g,) = mg.grad(f(mg, x), x, create_graph=True)
     (gg,) = mg.grad(g.sum(), x)
-    tx = torch.tensor(np.asarray(x.data), requires_grad=True)
+    tx = torch.tensor(np.asarray(x.array), requires_grad=True)
     (tg,) = torch.autograd.grad(f(torch, tx), tx, create_graph=True)
     (tgg,) = torch.autograd.grad(tg.sum(), tx)
     np.testing.assert_allclose(g.detach().numpy(), tg.detach().numpy(), rtol=1e-10)

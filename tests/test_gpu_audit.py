@@ -67,7 +67,7 @@ def _violations(path):
     # rule 2: anywhere
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and _is_np_attr(node.func) and node.func.attr in ("asarray", "array")
-                and node.args and isinstance(node.args[0], ast.Attribute) and node.args[0].attr == "data"):
+                and node.args and isinstance(node.args[0], ast.Attribute) and node.args[0].attr == "array"):
             found.append((rel, node.lineno, "<module>", "np.asarray(.data)", 2))
     # rules 1 and 3: forward / backward of classes
     for cls in [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]:
@@ -80,7 +80,7 @@ def _violations(path):
                     found.append((rel, node.lineno, place, f"np.{node.attr}", 1))
                 if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                         and node.func.attr in ("item", "tolist") and not node.args
-                        and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "data"):
+                        and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "array"):
                     found.append((rel, node.lineno, place, f".{node.func.attr}()", 3))
     return found
 
@@ -100,8 +100,8 @@ def test_the_guard_catches_violations(tmp_path, monkeypatch):
                    "class Op:\n"
                    "    def forward(ctx, x):\n"
                    "        y = np.exp(x)\n"
-                   "        s = x.data.item()\n"
-                   "        return np.asarray(x.data)\n")
+                   "        s = x.array.item()\n"
+                   "        return np.asarray(x.array)\n")
     monkeypatch.setattr(os.path, "relpath", lambda p, r: "bad.py")
     rules = sorted({v[4] for v in _violations(str(bad))})
     assert rules == [1, 2, 3]

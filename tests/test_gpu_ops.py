@@ -135,7 +135,7 @@ CASES = {
                           + a.flatten().reshape(3, 4), [f(3, 4)]),
     "tril_triu_repeat": (lambda a: mg.tril(a) + mg.triu(a, 1) + mg.repeat_interleave(a, 2, 0)[::2], [f(4, 4)]),
     "repeat_interleave_counts": (lambda a, c: a[mg.repeat_interleave(c % 3)].sum(0) * a, [f(4, 3), ints(5, 4)]),
-    "array_operands": (lambda a: a + a.data + a.data * a + mg.maximum(a, a.data) + mg.where(a > 0, a.data, a),
+    "array_operands": (lambda a: a + a.array + a.array * a + mg.maximum(a, a.array) + mg.where(a > 0, a.array, a),
                        [f(3, 4)]),
     "pad_modes": (lambda a: F.pad(a, (1, 2)).sum() + F.pad(a, (1, 1), mode="reflect").sum()
                   + F.pad(a, (2, 1), mode="replicate").sum() + F.pad(a, (1, 1), mode="circular").sum(), [f(2, 3, 5)]),

@@ -30,7 +30,7 @@ def run_both(fn, arrays, requires_grad=None):
             out = fn(*ts)
             g = np.random.default_rng(7).standard_normal(out.shape).astype(out.dtype)
             out.backward(mg.tensor(g))
-            res.append((out.data.copy(), [None if t.grad is None else t.grad.data.copy() for t in ts]))
+            res.append((out.array.copy(), [None if t.grad is None else t.grad.array.copy() for t in ts]))
             if mode == "numba":
                 stats = dispatch.stats()
     return res[0], res[1], stats
@@ -172,7 +172,7 @@ def test_reference_mode_covers_conv_and_pool():
             F.max_pool2d(x, 2).sum().backward()
             F.avg_pool2d(x, 2).sum().backward()
             assert dispatch.stats() == {}
-            assert C.kernel("conv2d_forward", x.data, w.data) is C.conv2d_forward_ref
+            assert C.kernel("conv2d_forward", x.array, w.array) is C.conv2d_forward_ref
 
 
 # ------------------------------------------------------------------ relu / leaky relu
@@ -192,11 +192,11 @@ def test_relu_leaky_kernel_special_values():
     x = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 2.0, -3.0], np.float32)
     with dispatch.use_kernels():
         dispatch.reset_stats()
-        r, lk = F.relu(mg.tensor(x)).data, F.leaky_relu(mg.tensor(x), 0.5).data
+        r, lk = F.relu(mg.tensor(x)).array, F.leaky_relu(mg.tensor(x), 0.5).array
         assert dispatch.stats().get("masked_linear_forward") == 2
     with dispatch.use_reference():
-        np.testing.assert_array_equal(r, F.relu(mg.tensor(x)).data)
-        np.testing.assert_array_equal(lk, F.leaky_relu(mg.tensor(x), 0.5).data)
+        np.testing.assert_array_equal(r, F.relu(mg.tensor(x)).array)
+        np.testing.assert_array_equal(lk, F.leaky_relu(mg.tensor(x), 0.5).array)
     np.testing.assert_array_equal(lk[1:], [np.inf, -np.inf, -0.0, 0.0, 2.0, -1.5])  # hand values
     assert np.isnan(lk[0])
 
@@ -215,7 +215,7 @@ def test_batch_norm_kernel_path_equals_reference(shape, dt, affine, seed):
     def fn(x, w=None, b=None):
         rm, rv = mg.zeros(C, dtype=x.dtype), mg.ones(C, dtype=x.dtype)
         y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.3)
-        running.setdefault("r", []).append((rm.data.copy(), rv.data.copy()))
+        running.setdefault("r", []).append((rm.array.copy(), rv.array.copy()))
         return y
 
     kern, ref, stats = run_both(fn, arrays)
@@ -319,7 +319,7 @@ def test_cross_entropy_gradchecks_with_kernels_on():
         loss = F.cross_entropy(x1, mg.tensor(np.array([0])))
         loss.backward()
     assert abs(loss.item() - np.log(4)) < 1e-15
-    np.testing.assert_allclose(x1.grad.data, [[-0.75, 0.25, 0.25, 0.25]], rtol=1e-15)
+    np.testing.assert_allclose(x1.grad.array, [[-0.75, 0.25, 0.25, 0.25]], rtol=1e-15)
 
 
 # ------------------------------------------------------------------ scaled dot-product attention
@@ -371,7 +371,7 @@ def test_optimizer_kernel_path_equals_reference(make):
                 for p, g in zip(ps, gs):
                     p.grad = mg.tensor(g)
                 opt.step()
-            finals.append([p.data.copy() for p in ps])
+            finals.append([p.array.copy() for p in ps])
             if mode == "numba":
                 assert sum(dispatch.stats().values()) == 4  # the fused step ran every time
     for a, b in zip(*finals):
@@ -386,7 +386,7 @@ def test_gru_kernel_path_equals_reference(T, B, I, H, layers, bidir, bias, batch
     rng = np.random.default_rng(seed)
     mg.manual_seed(seed % 1000)
     gru = mg.nn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidir, dtype=getattr(mg, dt.__name__))
-    params = [p.data.copy() for p in gru.parameters()]
+    params = [p.array.copy() for p in gru.parameters()]
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dt)
     hx = rng.standard_normal((layers * (2 if bidir else 1), B, H)).astype(dt)
     results = []
@@ -394,14 +394,14 @@ def test_gru_kernel_path_equals_reference(T, B, I, H, layers, bidir, bias, batch
         with dispatch.set_mode(mode):
             dispatch.reset_stats()
             for p, a in zip(gru.parameters(), params):
-                p.data[...] = a
+                p.array[...] = a
                 p.grad = None
             xt = mg.tensor(x, requires_grad=True)
             ht = mg.tensor(hx, requires_grad=True) if h0 else None
             y, hn = gru(xt, ht)
             (y * mg.tensor(np.cos(np.arange(y.numel())).reshape(y.shape).astype(dt))).sum().add((hn * hn).sum()).backward()
-            results.append([y.data, hn.data, xt.grad.data] + ([ht.grad.data] if h0 else [])
-                           + [p.grad.data for p in gru.parameters()])
+            results.append([y.array, hn.array, xt.grad.array] + ([ht.grad.array] if h0 else [])
+                           + [p.grad.array for p in gru.parameters()])
             if mode == "numba":
                 assert dispatch.stats().get("gru_seq_backward", 0) == layers * (2 if bidir else 1)
     for a, b in zip(*results):

@@ -40,7 +40,7 @@ def _randomise(model, seed=0):
     rng = np.random.default_rng(seed)
     with mg.no_grad():
         for _, p in model.named_parameters():
-            p.data[...] = rng.normal(0, 0.5, size=p.shape)
+            p.array[...] = rng.normal(0, 0.5, size=p.shape)
     return {k: v.detach().numpy() for k, v in model.state_dict().items()}
 
 
@@ -49,8 +49,8 @@ def test_attention_by_hand_two_tokens():
     # out_1 = softmax([x1.x0, x1.x1] / sqrt 2) . [x0, x1]
     att = CausalSelfAttention(GPTConfig(n_embd=2, n_head=1)).double()
     with mg.no_grad():
-        att.c_attn.weight.data[...] = np.vstack([np.eye(2)] * 3)
-        att.c_proj.weight.data[...] = np.eye(2)
+        att.c_attn.weight.array[...] = np.vstack([np.eye(2)] * 3)
+        att.c_proj.weight.array[...] = np.eye(2)
     x = np.array([[1.0, 0.0], [1.0, 2.0]])
     y = att(mg.tensor(x), 1, 2).detach().numpy()
     s = np.array([1.0, 5.0]) / math.sqrt(2)

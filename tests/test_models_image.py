@@ -64,8 +64,8 @@ def test_discriminator_loss_is_bce_with_logits():
 
 def test_maxout_by_hand():
     m = gan.Maxout(2, 1, pieces=3)
-    m.linear.weight.data[:] = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
-    m.linear.bias.data[:] = np.array([0.0, 0.0, -5.0], dtype=np.float32)
+    m.linear.weight.array[:] = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    m.linear.bias.array[:] = np.array([0.0, 0.0, -5.0], dtype=np.float32)
     x = mg.tensor([[2.0, 3.0], [4.0, -1.0], [10.0, 10.0]])
     # pieces: (x1, x2, x1 + x2 - 5) -> max
     np.testing.assert_allclose(m(x).detach().numpy().ravel(), [3.0, 4.0, 15.0])
@@ -191,7 +191,7 @@ def test_gradient_penalty_second_order_gradcheck():
     D = _tiny_conv_critic()
     x_hat = mg.tensor(np.random.default_rng(1).standard_normal((2, 1, 28, 28)))
     w = D.net[0].weight                      # gradcheck perturbs the parameter in place
-    w.data *= 10.0                           # larger weights: ||grad|| far from 1, a non-trivial penalty
+    w.array *= 10.0                           # larger weights: ||grad|| far from 1, a non-trivial penalty
 
     def penalty(w):
         return wgan_gp.gradient_penalty(D, x_hat)
@@ -279,7 +279,7 @@ def test_equalised_learning_rate_layers_by_hand():
     # EqLinear(2 -> 1, bias 0.5, lr_mul 0.1): stored b = 0.5 / 0.1 = 5; effective W = stored * 0.1 / sqrt(2)
     lin = stylegan.EqLinear(2, 1, bias_init=0.5, lr_mul=0.1)
     assert lin.bias.item() == pytest.approx(5.0)
-    lin.weight.data[:] = np.array([[10.0, -20.0]], dtype=np.float32)
+    lin.weight.array[:] = np.array([[10.0, -20.0]], dtype=np.float32)
     y = lin(mg.tensor([[1.0, 1.0]])).item()
     assert y == pytest.approx((10.0 - 20.0) * 0.1 / math.sqrt(2) + 0.5, rel=1e-6)
     conv = stylegan.EqConv2d(3, 2, 3, padding=1)
@@ -333,7 +333,7 @@ def test_style_mixing_and_truncation():
     # mixing from layer 0 gives G(z2); truncation psi = 0 maps every z to w_avg
     np.testing.assert_allclose(G(z1, z2, cut=0, noise=noise).detach().numpy(), G(z2, noise=noise).detach().numpy(),
                                rtol=1e-6)
-    G.w_avg.data[:] = np.random.default_rng(1).standard_normal(8).astype(np.float32)
+    G.w_avg.array[:] = np.random.default_rng(1).standard_normal(8).astype(np.float32)
     t = G(mg.randn(3, 8), truncation=0.0, noise=noise).detach().numpy()
     np.testing.assert_allclose(t[0], t[1], rtol=1e-5, atol=1e-6)
     assert t.shape == (3, 1, 28, 28)
@@ -455,7 +455,7 @@ def test_scores_by_hand():
 
 def test_random_shift_moves_pixels():
     x = mg.zeros(50, 1, 5, 5)
-    x.data[:, 0, 2, 2] = 1.0
+    x.array[:, 0, 2, 2] = 1.0
     y = classifier.random_shift(x, 1, generator=mg.Generator().manual_seed(0)).detach().numpy()
     pos = [tuple(np.argwhere(y[k, 0])[0]) for k in range(50)]
     assert all(abs(r - 2) <= 1 and abs(c - 2) <= 1 for r, c in pos) and len(set(pos)) > 4

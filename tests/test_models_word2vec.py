@@ -16,8 +16,8 @@ def _sig(x):
 def test_loss_and_gradient_by_hand():
     m = Word2Vec(3, 2)
     with mg.no_grad():
-        m.in_embed.data[...] = [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]]
-        m.out_embed.data[...] = [[0.0, 0.0], [0.5, -0.25], [1.0, 1.0]]
+        m.in_embed.array[...] = [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]]
+        m.out_embed.array[...] = [[0.0, 0.0], [0.5, -0.25], [1.0, 1.0]]
     # u_1 . v_0 = 0, u_2 . v_0 = 3:  L = -log sig(0) - log sig(-3) = log 2 + log(1 + e^3)
     loss = m([0], [1], [[2]])
     assert math.isclose(loss.item(), math.log(2) + math.log(1 + math.exp(3)), rel_tol=1e-6)
@@ -39,8 +39,8 @@ def test_gradcheck_float64():
     # Word2Vec.forward computes the same function
     m = Word2Vec(5, 3)
     with mg.no_grad():
-        m.in_embed.data = win.detach().numpy().copy()
-        m.out_embed.data = wout.detach().numpy().copy()
+        m.in_embed.array = win.detach().numpy().copy()
+        m.out_embed.array = wout.detach().numpy().copy()
     assert math.isclose(m(c, o, n).item(), _loss(win, wout, c, o, n).item(), rel_tol=1e-12)
 
 
@@ -55,7 +55,7 @@ def _loss(a, b, c, o, n):
 def test_forward_matches_reference_formula():
     m = Word2Vec(6, 4, generator=mg.Generator().manual_seed(2))
     with mg.no_grad():
-        m.out_embed.data[...] = np.random.default_rng(1).normal(size=(6, 4))
+        m.out_embed.array[...] = np.random.default_rng(1).normal(size=(6, 4))
     c, o, n = np.array([0, 5, 2]), np.array([1, 1, 3]), np.array([[4, 2], [0, 3], [5, 5]])
     W, U = m.in_embed.detach().numpy().astype(np.float64), m.out_embed.detach().numpy().astype(np.float64)
     ref = 0.0

@@ -114,9 +114,9 @@ def test_generator_determinism_in_place_no_grad():
     np.testing.assert_array_equal(l1.weight.detach().numpy(), l2.weight.detach().numpy())
     # in place on a parameter that requires grad: same object, no graph, version bumped
     p = nn.Parameter(mg.zeros(3, 3))
-    data, v = p.data, p._version()
+    data, v = p.array, p._version()
     out = init.normal_(p)
-    assert out is p and p.data is data and p.is_leaf and p.requires_grad and p._version() > v
+    assert out is p and p.array is data and p.is_leaf and p.requires_grad and p._version() > v
     assert p.detach().numpy().any()
 
 

@@ -248,8 +248,8 @@ def test_norm_gradcheck():
     x = t64(rnd(0, 3, 4, 2))
     bn = nn.BatchNorm1d(4, dtype=mg.float64)
     with mg.no_grad():
-        bn.weight.data[...] = rnd(1, 4)
-        bn.bias.data[...] = rnd(2, 4)
+        bn.weight.array[...] = rnd(1, 4)
+        bn.bias.array[...] = rnd(2, 4)
     gradcheck_module(bn, x)  # training mode: batch statistics (running stats change, output does not depend)
     bn.eval()
     gradcheck_module(bn, x)

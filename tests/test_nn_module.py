@@ -173,16 +173,16 @@ def test_apply_and_hooks():
 
 def test_state_dict_round_trip_and_sharing():
     a, b = Net(), Net()
-    a.bn.running_mean.data[...] = [1.0, 2.0]
-    a.bn.num_batches_tracked.data[...] = 7
+    a.bn.running_mean.array[...] = [1.0, 2.0]
+    a.bn.num_batches_tracked.array[...] = 7
     sd = a.state_dict()
     assert not sd["conv.weight"].requires_grad
-    assert np.shares_memory(sd["conv.weight"].data, a.conv.weight.data)
+    assert np.shares_memory(sd["conv.weight"].array, a.conv.weight.array)
     res = b.load_state_dict(sd)
     assert res.missing_keys == [] and res.unexpected_keys == []
     for k, v in b.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), sd[k].numpy())
-        assert not np.shares_memory(v.data, sd[k].data)
+        assert not np.shares_memory(v.array, sd[k].array)
     x = mg.randn(2, 1, 4, 4)
     a.eval()
     b.eval()
@@ -287,11 +287,11 @@ def test_deepcopy_and_parameter():
     c = copy.deepcopy(lin)
     assert c.weight is not lin.weight and isinstance(c.weight, nn.Parameter) and c.weight.requires_grad
     np.testing.assert_array_equal(c.weight.detach().numpy(), lin.weight.detach().numpy())
-    c.weight.data[...] = 0
+    c.weight.array[...] = 0
     assert lin.weight.detach().numpy().any()
     t = mg.ones(3)
     p = nn.Parameter(t)
-    assert np.shares_memory(p.data, t.data) and p.requires_grad and p.is_leaf
+    assert np.shares_memory(p.array, t.array) and p.requires_grad and p.is_leaf
     assert "Parameter containing" in repr(p)
     q = p * 2
     assert type(q) is mg.Tensor

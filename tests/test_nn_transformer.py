@@ -29,7 +29,7 @@ def test_mha_single_head_by_hand():
     W = m.in_proj_weight.detach().numpy()
     b = rnd(9, 3 * E)
     with mg.no_grad():
-        m.in_proj_bias.data[...] = b
+        m.in_proj_bias.array[...] = b
     Wo, bo = m.out_proj.weight.detach().numpy(), m.out_proj.bias.detach().numpy()
     q_in, kv_in = rnd(1, 1, 2, E), rnd(2, 1, 4, E)
     q = q_in[0] @ W[:E].T + b[:E]

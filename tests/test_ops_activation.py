@@ -56,7 +56,7 @@ def _torch_fn(spec):
 def _to_torch(x):
     import torch
 
-    return torch.tensor(np.array(x.data), requires_grad=x.requires_grad)
+    return torch.tensor(np.array(x.array), requires_grad=x.requires_grad)
 
 
 def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
@@ -65,12 +65,12 @@ def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
 
     ts = [_to_torch(x) for x in xs]
     y, yt = mg_fn(*xs), th_fn(*ts)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=rtol, atol=atol)
     v = np.random.default_rng(0).standard_normal(y.shape)
     gs = mg.grad(y, list(xs), grad_outputs=mg.tensor(v))
     gts = torch.autograd.grad(yt, ts, grad_outputs=torch.tensor(v))
     for g, gt in zip(gs, gts):
-        np.testing.assert_allclose(g.data, gt.numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(g.array, gt.numpy(), rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------------ elementwise activations
@@ -124,7 +124,7 @@ def test_kinks(name):
     fn, points, expected = KINKS[name]
     x = mg.tensor(points, dtype=mg.float64, requires_grad=True)
     fn(x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, expected, rtol=1e-12)
+    np.testing.assert_allclose(x.grad.array, expected, rtol=1e-12)
 
 
 @requires_torch
@@ -138,16 +138,16 @@ def test_kinks_match_torch(name):
 
 def test_hand_computed_values():
     x = mg.tensor([0.0, 1.0, -1.0], dtype=mg.float64, requires_grad=True)
-    np.testing.assert_allclose(mg.sigmoid(x).data, [0.5, 1 / (1 + math.exp(-1)), 1 / (1 + math.e)], rtol=1e-15)
+    np.testing.assert_allclose(mg.sigmoid(x).array, [0.5, 1 / (1 + math.exp(-1)), 1 / (1 + math.e)], rtol=1e-15)
     mg.sigmoid(x)[0].backward()
-    assert x.grad.data[0] == pytest.approx(0.25)
-    np.testing.assert_allclose(F.gelu(x).data, [0.0, 0.5 * (1 + math.erf(1 / math.sqrt(2))),
+    assert x.grad.array[0] == pytest.approx(0.25)
+    np.testing.assert_allclose(F.gelu(x).array, [0.0, 0.5 * (1 + math.erf(1 / math.sqrt(2))),
                                                 -0.5 * (1 + math.erf(-1 / math.sqrt(2)))], rtol=1e-14)
-    np.testing.assert_allclose(F.silu(x).data, [0.0, 1 / (1 + math.exp(-1)), -1 / (1 + math.e)], rtol=1e-15)
-    np.testing.assert_allclose(F.softplus(x).data, [math.log(2), math.log(1 + math.e), math.log(1 + 1 / math.e)],
+    np.testing.assert_allclose(F.silu(x).array, [0.0, 1 / (1 + math.exp(-1)), -1 / (1 + math.e)], rtol=1e-15)
+    np.testing.assert_allclose(F.softplus(x).array, [math.log(2), math.log(1 + math.e), math.log(1 + 1 / math.e)],
                                rtol=1e-15)
-    np.testing.assert_allclose(F.elu(x, 2.0).data, [0.0, 1.0, 2 * (math.exp(-1) - 1)], rtol=1e-15)
-    np.testing.assert_allclose(F.mish(x).data[1], math.tanh(math.log(1 + math.e)), rtol=1e-15)
+    np.testing.assert_allclose(F.elu(x, 2.0).array, [0.0, 1.0, 2 * (math.exp(-1) - 1)], rtol=1e-15)
+    np.testing.assert_allclose(F.mish(x).array[1], math.tanh(math.log(1 + math.e)), rtol=1e-15)
     # gelu'(x) = Phi(x) + x phi(x): at 1, 0.8413447 + 0.2419707
     x1 = mg.tensor(1.0, dtype=mg.float64, requires_grad=True)
     F.gelu(x1).backward()
@@ -158,14 +158,14 @@ def test_hand_computed_values():
 def test_stable_at_extremes():
     x = mg.tensor([-1000.0, 1000.0], dtype=mg.float64)
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow, no 0 * inf (underflow is fine)
-        np.testing.assert_array_equal(mg.sigmoid(x).data, [0.0, 1.0])
-        np.testing.assert_array_equal(F.logsigmoid(x).data, [-1000.0, 0.0])
-        np.testing.assert_array_equal(F.softplus(x).data, [0.0, 1000.0])
-        np.testing.assert_array_equal(F.silu(x).data, [-0.0, 1000.0])
-        np.testing.assert_allclose(F.mish(x).data, [0.0, 1000.0])
+        np.testing.assert_array_equal(mg.sigmoid(x).array, [0.0, 1.0])
+        np.testing.assert_array_equal(F.logsigmoid(x).array, [-1000.0, 0.0])
+        np.testing.assert_array_equal(F.softplus(x).array, [0.0, 1000.0])
+        np.testing.assert_array_equal(F.silu(x).array, [-0.0, 1000.0])
+        np.testing.assert_allclose(F.mish(x).array, [0.0, 1000.0])
         xs = mg.tensor([-800.0, 800.0], dtype=mg.float64, requires_grad=True)
         F.elu(xs).sum().backward()
-        np.testing.assert_allclose(xs.grad.data, [0.0, 1.0], atol=1e-300)
+        np.testing.assert_allclose(xs.grad.array, [0.0, 1.0], atol=1e-300)
 
 
 def test_float32_stays_float32():
@@ -180,12 +180,12 @@ def test_inplace_variants():
     h = base * 1.0
     out = h.relu_()
     assert out is h
-    np.testing.assert_array_equal(h.data, [0.0, 2.0])
+    np.testing.assert_array_equal(h.array, [0.0, 2.0])
     h.sum().backward()
-    np.testing.assert_array_equal(base.grad.data, [0.0, 1.0])
+    np.testing.assert_array_equal(base.grad.array, [0.0, 1.0])
     y = mg.tensor([-2.0, 0.5])
     F.leaky_relu(y, 0.5, inplace=True)
-    np.testing.assert_array_equal(y.data, [-1.0, 0.5])
+    np.testing.assert_array_equal(y.array, [-1.0, 0.5])
     z = mg.tensor([0.0])
     z.sigmoid_()
     assert z.item() == 0.5
@@ -193,11 +193,11 @@ def test_inplace_variants():
 
 def test_tensor_methods():
     x = mg.tensor([[-1.0, 0.5], [2.0, -3.0]])
-    np.testing.assert_array_equal(x.relu().data, mg.relu(x).data)
-    np.testing.assert_array_equal(x.sigmoid().data, mg.sigmoid(x).data)
-    np.testing.assert_array_equal(x.tanh().data, mg.tanh(x).data)
-    np.testing.assert_array_equal(x.softmax(0).data, mg.softmax(x, 0).data)
-    np.testing.assert_array_equal(x.log_softmax(-1).data, mg.log_softmax(x, -1).data)
+    np.testing.assert_array_equal(x.relu().array, mg.relu(x).array)
+    np.testing.assert_array_equal(x.sigmoid().array, mg.sigmoid(x).array)
+    np.testing.assert_array_equal(x.tanh().array, mg.tanh(x).array)
+    np.testing.assert_array_equal(x.softmax(0).array, mg.softmax(x, 0).array)
+    np.testing.assert_array_equal(x.log_softmax(-1).array, mg.log_softmax(x, -1).array)
 
 
 # ------------------------------------------------------------------ softmax family
@@ -211,7 +211,7 @@ def tensor_and_dim(draw, **kw):
 def test_softmax_gradcheck(xd):
     x, d = xd
     y = mg.softmax(x, d)
-    np.testing.assert_allclose(y.data.sum(axis=d if x.ndim else None), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(y.array.sum(axis=d if x.ndim else None), 1.0, rtol=1e-12)
     assert gradcheck(lambda t: mg.softmax(t, d), (x,))
     assert gradcheck(lambda t: mg.log_softmax(t, d), (x,))
     assert gradcheck(lambda t: F.softmin(t, d), (x,))
@@ -251,16 +251,16 @@ def test_glu_matches_torch(xd):
 def test_softmax_hand_computed():
     x = mg.tensor([0.0, math.log(3.0)], dtype=mg.float64, requires_grad=True)
     y = mg.softmax(x, 0)
-    np.testing.assert_allclose(y.data, [0.25, 0.75], rtol=1e-15)
+    np.testing.assert_allclose(y.array, [0.25, 0.75], rtol=1e-15)
     # dx = y * (g - sum(g * y)) with g = (1, 0): (0.25 * 0.75, -0.75 * 0.25)
     y.backward(mg.tensor([1.0, 0.0], dtype=mg.float64))
-    np.testing.assert_allclose(x.grad.data, [0.1875, -0.1875], rtol=1e-14)
+    np.testing.assert_allclose(x.grad.array, [0.1875, -0.1875], rtol=1e-14)
     x.grad = None
     ls = mg.log_softmax(x, 0)
-    np.testing.assert_allclose(ls.data, [math.log(0.25), math.log(0.75)], rtol=1e-15)
+    np.testing.assert_allclose(ls.array, [math.log(0.25), math.log(0.75)], rtol=1e-15)
     # dx = g - exp(y) sum(g) with g = (1, 0): (1 - 0.25, -0.75)
     ls.backward(mg.tensor([1.0, 0.0], dtype=mg.float64))
-    np.testing.assert_allclose(x.grad.data, [0.75, -0.75], rtol=1e-14)
+    np.testing.assert_allclose(x.grad.array, [0.75, -0.75], rtol=1e-14)
 
 
 def test_softmax_stability_and_edge_cases():
@@ -269,9 +269,9 @@ def test_softmax_stability_and_edge_cases():
         y = mg.softmax(x, 1)
         ls = mg.log_softmax(x, 1)
     ref = np.exp([0.0, 1.0, 2.0]) / np.exp([0.0, 1.0, 2.0]).sum()
-    np.testing.assert_allclose(y.data[0], ref, rtol=1e-14)
-    np.testing.assert_allclose(y.data[1], ref[::-1], rtol=1e-14)
-    np.testing.assert_allclose(ls.data[0], np.log(ref), rtol=1e-14)
+    np.testing.assert_allclose(y.array[0], ref, rtol=1e-14)
+    np.testing.assert_allclose(y.array[1], ref[::-1], rtol=1e-14)
+    np.testing.assert_allclose(ls.array[0], np.log(ref), rtol=1e-14)
     # 0-d input: softmax of one element is 1
     assert mg.softmax(mg.tensor(3.0), 0).item() == 1.0
     assert mg.log_softmax(mg.tensor(3.0), -1).item() == 0.0
@@ -327,7 +327,7 @@ def test_kernel_path_equals_reference(name, x, f32):
         with dispatch.set_mode(mode):
             y = fn(x)
             (gx,) = mg.grad(y, x, grad_outputs=v)
-        results.append((y.data, gx.data))
+        results.append((y.array, gx.array))
     (yk, gk), (yr, gr) = results
     assert yk.dtype == yr.dtype == x.dtype and gk.dtype == x.dtype
     tol = dict(rtol=1e-5, atol=1e-6) if f32 else dict(rtol=1e-12, atol=1e-14)

@@ -17,7 +17,7 @@ from tests.conftest import requires_torch
 def _to_torch(x):
     import torch
 
-    return torch.tensor(np.array(x.data), requires_grad=x.requires_grad)
+    return torch.tensor(np.array(x.array), requires_grad=x.requires_grad)
 
 
 def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
@@ -25,14 +25,14 @@ def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
 
     ts = [_to_torch(x) if isinstance(x, mg.Tensor) else x for x in xs]
     y, yt = mg_fn(*xs), th_fn(*ts)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=rtol, atol=atol)
     assert tuple(y.shape) == tuple(yt.shape)
     wrt = [i for i, x in enumerate(xs) if isinstance(x, mg.Tensor) and x.requires_grad]
     v = np.random.default_rng(0).standard_normal(y.shape)
     gs = mg.grad(y, [xs[i] for i in wrt], grad_outputs=mg.tensor(v))
     gts = torch.autograd.grad(yt, [ts[i] for i in wrt], grad_outputs=torch.tensor(v))
     for g, gt in zip(gs, gts):
-        np.testing.assert_allclose(g.data, gt.numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(g.array, gt.numpy(), rtol=rtol, atol=atol)
 
 
 @st.composite
@@ -105,11 +105,11 @@ def test_scalar_on_either_side(op, s, x):
     f = ops[op]
     right, left = f(x, s), f(s, x) if not (op == "**" and s < 0) else None
     with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(right.data, f(x.data, s), rtol=1e-14)
+        np.testing.assert_allclose(right.array, f(x.array, s), rtol=1e-14)
         assert right.dtype == x.dtype
         assert gradcheck(lambda t: f(t, s), (x,))
         if left is not None:
-            np.testing.assert_allclose(left.data, f(s, x.data), rtol=1e-14)
+            np.testing.assert_allclose(left.array, f(s, x.array), rtol=1e-14)
             assert left.dtype == x.dtype
             assert gradcheck(lambda t: f(s, t), (x,))
 
@@ -118,14 +118,14 @@ def test_scalars_keep_float32():
     x = mg.ones(2, 3)
     for y in (x + 1.5, 2 * x, x / 3, 1 - x, x ** 2.5, 2.0 ** x, mg.exp(x), x.sum(), x.mean(0)):
         assert y.dtype == mg.float32
-    np.testing.assert_array_equal((mg.tensor([1, 3]) / 2).data, [0.5, 1.5])
+    np.testing.assert_array_equal((mg.tensor([1, 3]) / 2).array, [0.5, 1.5])
     assert (mg.tensor([1, 3]) / 2).dtype == mg.float32
 
 
 def test_int_by_int_division_is_default_float():
     """int / int gives the default float dtype in PyTorch (float32), not float32 / int64 -> float64."""
     y = mg.tensor([1, 2]) / mg.tensor([2, 4])
-    np.testing.assert_array_equal(y.data, [0.5, 0.5])
+    np.testing.assert_array_equal(y.array, [0.5, 0.5])
     assert y.dtype == mg.float32
 
 
@@ -173,8 +173,8 @@ def test_hand_computed():
     y = a * b + a / b - b  # (3, 2)
     y.sum().backward()
     # da_j = sum_i (b_i + 1 / b_i);  db_i = sum_j (a_j - a_j / b_i^2 - 1)
-    np.testing.assert_allclose(a.grad.data, [12 + 1 / 3 + 1 / 4 + 1 / 5] * 2, rtol=1e-15)
-    np.testing.assert_allclose(b.grad.data, [[3 - 3 / 9 - 2], [3 - 3 / 16 - 2], [3 - 3 / 25 - 2]], rtol=1e-15)
+    np.testing.assert_allclose(a.grad.array, [12 + 1 / 3 + 1 / 4 + 1 / 5] * 2, rtol=1e-15)
+    np.testing.assert_allclose(b.grad.array, [[3 - 3 / 9 - 2], [3 - 3 / 16 - 2], [3 - 3 / 25 - 2]], rtol=1e-15)
     x = mg.tensor(2.0, dtype=mg.float64, requires_grad=True)
     (x ** 3).backward()
     assert x.grad.item() == 12.0
@@ -183,7 +183,7 @@ def test_hand_computed():
     assert e.grad.item() == pytest.approx(8 * math.log(2), rel=1e-15)
     z = mg.tensor([1.0, math.e], dtype=mg.float64, requires_grad=True)
     mg.log(z).sum().backward()
-    np.testing.assert_allclose(z.grad.data, [1.0, 1 / math.e], rtol=1e-15)
+    np.testing.assert_allclose(z.grad.array, [1.0, 1 / math.e], rtol=1e-15)
 
 
 def test_second_derivative_hand_computed():
@@ -211,8 +211,8 @@ def _ax(dim, ndim):
 def test_sum_mean(case):
     x, dim, keepdim = case
     ax = _ax(dim, x.ndim)
-    np.testing.assert_allclose(mg.sum(x, dim, keepdim).data, x.data.sum(axis=ax, keepdims=keepdim), rtol=1e-12)
-    np.testing.assert_allclose(x.mean(dim, keepdim).data, x.data.mean(axis=ax, keepdims=keepdim), rtol=1e-12)
+    np.testing.assert_allclose(mg.sum(x, dim, keepdim).array, x.array.sum(axis=ax, keepdims=keepdim), rtol=1e-12)
+    np.testing.assert_allclose(x.mean(dim, keepdim).array, x.array.mean(axis=ax, keepdims=keepdim), rtol=1e-12)
     assert gradcheck(lambda t: t.sum(dim, keepdim), (x,))
     assert gradcheck(lambda t: mg.mean(t, dim, keepdim), (x,))
 
@@ -237,11 +237,11 @@ def test_sum_mean_match_torch(case):
 
 def test_sum_mean_hand_computed():
     x = mg.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=mg.float64, requires_grad=True)
-    np.testing.assert_array_equal(x.sum(0).data, [5.0, 7.0, 9.0])
-    np.testing.assert_array_equal(x.mean(1, keepdim=True).data, [[2.0], [5.0]])
+    np.testing.assert_array_equal(x.sum(0).array, [5.0, 7.0, 9.0])
+    np.testing.assert_array_equal(x.mean(1, keepdim=True).array, [[2.0], [5.0]])
     assert x.sum().item() == 21.0 and x.mean((0, 1)).item() == 3.5
     x.mean(-1).sum().backward()
-    np.testing.assert_allclose(x.grad.data, np.full((2, 3), 1 / 3), rtol=1e-15)
+    np.testing.assert_allclose(x.grad.array, np.full((2, 3), 1 / 3), rtol=1e-15)
     assert mg.sum(x, dtype=mg.float32).dtype == mg.float32
 
 
@@ -254,7 +254,7 @@ def test_non_contiguous_inputs():
     assert not a.is_contiguous() and not b.is_contiguous()
     y = (a[:2, :2] * b + b / (a[:2, :2] + 1)) ** 2
     bb = other[::2, ::3]
-    np.testing.assert_allclose(y.data, (base.T[:2, :2] * bb + bb / (base.T[:2, :2] + 1)) ** 2)
+    np.testing.assert_allclose(y.array, (base.T[:2, :2] * bb + bb / (base.T[:2, :2] + 1)) ** 2)
     assert gradcheck(lambda u, w: (u[:2, :2] * w + w / (u[:2, :2] + 1)) ** 2, (a, b))
     assert gradcheck(lambda u: mg.exp(u).sum(0) + mg.log(u + 1).mean(1).sum(), (a,))
 
@@ -284,7 +284,7 @@ def test_backward_through_0d_sub_and_mul_keeps_arrays():
     np.float64, not an ndarray, and the next op raised DeviceError ('tensors on different devices')."""
     x = mg.tensor(0.5, dtype=mg.float64, requires_grad=True)
     (1.0 - mg.exp(x)).backward()  # Sub's fast path hands np.float64 to Exp's backward
-    assert isinstance(x.grad.data, np.ndarray)
+    assert isinstance(x.grad.array, np.ndarray)
     assert x.grad.item() == pytest.approx(-math.exp(0.5))
     y = mg.tensor(0.5, dtype=mg.float64, requires_grad=True)
     (mg.exp(y * 2.0) * 3.0).backward()

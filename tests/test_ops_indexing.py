@@ -27,7 +27,7 @@ def torch_compare(mg_fn, torch_fn, inputs, rtol=1e-10, atol=1e-12):
 
     outs = mg_fn(*inputs)
     outs = [outs] if isinstance(outs, mg.Tensor) else list(outs)
-    tin = [torch.tensor(np.array(a.data), requires_grad=a.requires_grad) if isinstance(a, mg.Tensor) else a
+    tin = [torch.tensor(np.array(a.array), requires_grad=a.requires_grad) if isinstance(a, mg.Tensor) else a
            for a in inputs]
     touts = torch_fn(*tin)
     touts = [touts] if isinstance(touts, torch.Tensor) else list(touts)
@@ -72,7 +72,7 @@ def gather_case(draw, max_side=4):
 def test_gather_gradcheck_and_values(case):
     x, d, idx = case
     y = mg.gather(x, d, mg.tensor(idx))
-    ref = np.asarray(x.data)
+    ref = np.asarray(x.array)
     dd = d % x.ndim
     for pos in np.ndindex(*idx.shape):
         src = list(pos)
@@ -113,7 +113,7 @@ def test_take_along_dim_gradcheck(data):
     ishape = tuple(data.draw(st.integers(1, 3)) if i == d % x.ndim else data.draw(st.sampled_from([1, s]))
                    for i, s in enumerate(x.shape))
     idx = data.draw(hnp.arrays(np.int64, ishape, elements=st.integers(0, x.shape[d] - 1)))
-    want = np.take_along_axis(np.asarray(x.data), idx, axis=d)
+    want = np.take_along_axis(np.asarray(x.array), idx, axis=d)
     np.testing.assert_array_equal(mg.take_along_dim(x, mg.tensor(idx), d).detach().numpy(), want)
     assert gradcheck(lambda a: a.take_along_dim(mg.tensor(idx), dim=d), (x,))
     flat = data.draw(hnp.arrays(np.int64, (4,), elements=st.integers(0, x.numel() - 1)))
@@ -139,12 +139,12 @@ def test_scatter_add_gradcheck(case, data):
     src_shape = tuple(s + data.draw(st.integers(0, 1)) for s in idx.shape)   # src may be bigger than index
     src = data.draw(tensors(shape=src_shape))
     # x must be at least index-sized outside dim: it is, by construction
-    ref = np.asarray(x.data).copy()
+    ref = np.asarray(x.array).copy()
     dd = d % x.ndim
     for pos in np.ndindex(*idx.shape):
         dst = list(pos)
         dst[dd] = idx[pos]
-        ref[tuple(dst)] += np.asarray(src.data)[pos]
+        ref[tuple(dst)] += np.asarray(src.array)[pos]
     np.testing.assert_allclose(x.scatter_add(d, mg.tensor(idx), src).detach().numpy(), ref, rtol=1e-12)
     assert gradcheck(lambda a, s: mg.scatter_add(a, d, mg.tensor(idx), s), (x, src))
 
@@ -213,14 +213,14 @@ def test_index_select_index_add_gradcheck(data):
     n = x.shape[d]
     idx = np.asarray(data.draw(st.lists(st.integers(0, n - 1), min_size=0, max_size=5)), dtype=np.int64)
     np.testing.assert_array_equal(x.index_select(d, mg.tensor(idx)).detach().numpy(),
-                                  np.take(np.asarray(x.data), idx, axis=d))
+                                  np.take(np.asarray(x.array), idx, axis=d))
     assert gradcheck(lambda a: a.index_select(d, mg.tensor(idx)), (x,))
     sshape = list(x.shape)
     sshape[d] = len(idx)
     src = data.draw(tensors(shape=tuple(sshape)))
     alpha = data.draw(st.sampled_from([1, -0.5]))
-    ref = np.asarray(x.data).copy()
-    np.add.at(ref, (slice(None),) * (d % x.ndim) + (idx,), alpha * np.asarray(src.data))
+    ref = np.asarray(x.array).copy()
+    np.add.at(ref, (slice(None),) * (d % x.ndim) + (idx,), alpha * np.asarray(src.array))
     np.testing.assert_allclose(x.index_add(d, mg.tensor(idx), src, alpha=alpha).detach().numpy(), ref, rtol=1e-12)
     assert gradcheck(lambda a, s: mg.index_add(a, d, mg.tensor(idx), s, alpha=alpha), (x, src))
 
@@ -260,7 +260,7 @@ def test_masked_fill_gradcheck_with_broadcast_mask(data):
     mshape = data.draw(hnp.broadcastable_shapes(x.shape, max_dims=x.ndim, max_side=4))
     mask = data.draw(hnp.arrays(np.bool_, mshape))
     value = t64(data.draw(st.floats(-3, 3)))
-    want = np.where(mask, float(value.data), np.asarray(x.data))
+    want = np.where(mask, float(value.array), np.asarray(x.array))
     np.testing.assert_array_equal(x.masked_fill(mg.tensor(mask), value).detach().numpy(), want)
     assert gradcheck(lambda a, v: a.masked_fill(mg.tensor(mask), v), (x, value))
     assert gradcheck(lambda a: mg.masked_fill(a, mg.tensor(mask), -1.5), (x,))
@@ -272,7 +272,7 @@ def test_masked_select_gradcheck(data):
     mshape = data.draw(hnp.broadcastable_shapes(x.shape, max_dims=x.ndim, max_side=4))
     mask = data.draw(hnp.arrays(np.bool_, mshape))
     shape = np.broadcast_shapes(x.shape, mshape)
-    want = np.broadcast_to(np.asarray(x.data), shape)[np.broadcast_to(mask, shape)]
+    want = np.broadcast_to(np.asarray(x.array), shape)[np.broadcast_to(mask, shape)]
     np.testing.assert_array_equal(x.masked_select(mg.tensor(mask)).detach().numpy(), want)
     assert gradcheck(lambda a: a.masked_select(mg.tensor(mask)), (x,))
 
@@ -333,7 +333,7 @@ def test_embedding_gradcheck(data):
     idx = data.draw(hnp.arrays(np.int64, ishape, elements=st.integers(0, num - 1)))
     y = mg.embedding(mg.tensor(idx), w)
     assert y.shape == ishape + (dim,)
-    np.testing.assert_array_equal(y.detach().numpy(), np.asarray(w.data)[idx])
+    np.testing.assert_array_equal(y.detach().numpy(), np.asarray(w.array)[idx])
     assert gradcheck(lambda a: mg.embedding(mg.tensor(idx), a), (w,))
 
 

@@ -24,7 +24,7 @@ def torch_compare(mg_fn, torch_fn, inputs, rtol=1e-10, atol=1e-12):
 
     outs = mg_fn(*inputs)
     outs = [outs] if isinstance(outs, mg.Tensor) else list(outs)
-    tin = [torch.tensor(np.array(a.data), requires_grad=a.requires_grad) if isinstance(a, mg.Tensor) else a
+    tin = [torch.tensor(np.array(a.array), requires_grad=a.requires_grad) if isinstance(a, mg.Tensor) else a
            for a in inputs]
     touts = torch_fn(*tin)
     touts = [touts] if isinstance(touts, torch.Tensor) else list(touts)
@@ -62,7 +62,7 @@ def matmul_case(draw):
 @given(matmul_case())
 def test_matmul_gradcheck_all_ranks(case):
     a, b = case
-    np.testing.assert_allclose((a @ b).detach().numpy(), np.asarray(a.data) @ np.asarray(b.data), rtol=1e-12)
+    np.testing.assert_allclose((a @ b).detach().numpy(), np.asarray(a.array) @ np.asarray(b.array), rtol=1e-12)
     assert gradcheck(lambda p, q: mg.matmul(p, q), (a, b))
 
 
@@ -104,7 +104,7 @@ def test_linear_gradcheck(data):
     w = data.draw(tensors(shape=(n_out, n_in)))
     b = data.draw(st.none() | tensors(shape=(n_out,)))
     y = mg.linear(x, w, b)
-    want = np.asarray(x.data) @ np.asarray(w.data).T + (0 if b is None else np.asarray(b.data))
+    want = np.asarray(x.array) @ np.asarray(w.array).T + (0 if b is None else np.asarray(b.array))
     np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-12)
     args = (x, w) if b is None else (x, w, b)
     assert gradcheck(lambda *a: mg.linear(*a), args)
@@ -237,7 +237,7 @@ def test_einsum_gradcheck_cases(eq, shapes_):
     r = np.random.default_rng(len(eq))
     ops = [t64(r.standard_normal(s)) for s in shapes_]
     y = mg.einsum(eq, *ops)
-    want = np.einsum(eq.replace(" ", ""), *[np.asarray(o.data) for o in ops])
+    want = np.einsum(eq.replace(" ", ""), *[np.asarray(o.array) for o in ops])
     np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-12, atol=1e-14)
     assert gradcheck(lambda *a: mg.einsum(eq, *a), tuple(ops))
 
@@ -270,7 +270,7 @@ def einsum_case(draw):
 def test_einsum_random_contractions_gradcheck(case):
     eq, x, y = case
     np.testing.assert_allclose(mg.einsum(eq, x, y).detach().numpy(),
-                               np.einsum(eq, np.asarray(x.data), np.asarray(y.data)), rtol=1e-12, atol=1e-14)
+                               np.einsum(eq, np.asarray(x.array), np.asarray(y.array)), rtol=1e-12, atol=1e-14)
     assert gradcheck(lambda a, b: mg.einsum(eq, a, b), (x, y))
 
 
@@ -324,7 +324,7 @@ def test_tensordot_gradcheck(data):
     a = data.draw(tensors(shape=(s[0], s[1], s[2])))
     b = data.draw(tensors(shape=(s[1], s[2], s[3])))
     np.testing.assert_allclose(mg.tensordot(a, b, 2).detach().numpy(),
-                               np.tensordot(np.asarray(a.data), np.asarray(b.data), 2), rtol=1e-12)
+                               np.tensordot(np.asarray(a.array), np.asarray(b.array), 2), rtol=1e-12)
     assert gradcheck(lambda p, q: mg.tensordot(p, q, 2), (a, b))
     assert gradcheck(lambda p, q: mg.tensordot(p, q, ([1], [0])), (a, b))
     assert gradcheck(lambda p, q: mg.tensordot(p, q, 0), (a[0, 0], b[0, 0]))

@@ -18,7 +18,7 @@ from tests.conftest import requires_torch
 def _to_torch(x):
     import torch
 
-    return torch.tensor(np.array(x.data), requires_grad=x.requires_grad)
+    return torch.tensor(np.array(x.array), requires_grad=x.requires_grad)
 
 
 def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
@@ -27,7 +27,7 @@ def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
 
     ts = [_to_torch(x) if isinstance(x, mg.Tensor) else x for x in xs]
     y, yt = mg_fn(*xs), th_fn(*ts)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=rtol, atol=atol)
     assert y.dtype == np.dtype(str(yt.dtype).replace("torch.", "")), (y.dtype, yt.dtype)
     wrt = [i for i, x in enumerate(xs) if isinstance(x, mg.Tensor) and x.requires_grad]
     if not wrt or not yt.requires_grad:
@@ -37,7 +37,7 @@ def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
     gts = torch.autograd.grad(yt, [ts[i] for i in wrt], grad_outputs=torch.tensor(v), allow_unused=True)
     for g, gt in zip(gs, gts):
         gt = np.zeros(g.shape) if gt is None else gt.numpy()
-        np.testing.assert_allclose(g.data, gt, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(g.array, gt, rtol=rtol, atol=atol)
 
 
 def _not_near_int(lo, hi, margin=0.05):
@@ -107,33 +107,33 @@ def test_unary_matches_torch(name, data):
 def test_unary_hand_computed():
     x = mg.tensor([0.25, 1.0, 4.0], dtype=mg.float64, requires_grad=True)
     y = mg.sqrt(x)
-    np.testing.assert_array_equal(y.data, [0.5, 1.0, 2.0])
+    np.testing.assert_array_equal(y.array, [0.5, 1.0, 2.0])
     y.sum().backward()  # 1 / (2 sqrt x)
-    np.testing.assert_allclose(x.grad.data, [1.0, 0.5, 0.25], rtol=1e-15)
+    np.testing.assert_allclose(x.grad.array, [1.0, 0.5, 0.25], rtol=1e-15)
     z = mg.tensor(0.5, dtype=mg.float64, requires_grad=True)
     mg.erf(z).backward()  # 2/sqrt(pi) exp(-1/4)
     assert z.grad.item() == pytest.approx(2 / math.sqrt(math.pi) * math.exp(-0.25), rel=1e-15)
     assert mg.erf(z).item() == pytest.approx(math.erf(0.5), rel=1e-15)
-    np.testing.assert_allclose(mg.log2(mg.tensor([8.0])).data, [3.0])
-    np.testing.assert_allclose(mg.frac(mg.tensor([2.75, -2.75])).data, [0.75, -0.75])
+    np.testing.assert_allclose(mg.log2(mg.tensor([8.0])).array, [3.0])
+    np.testing.assert_allclose(mg.frac(mg.tensor([2.75, -2.75])).array, [0.75, -0.75])
 
 
 def test_integer_inputs_promote_to_float():
     x = mg.tensor([1, 4, 9])
     assert mg.sqrt(x).dtype == mg.float32
-    np.testing.assert_array_equal(mg.sqrt(x).data, [1, 2, 3])
+    np.testing.assert_array_equal(mg.sqrt(x).array, [1, 2, 3])
     assert mg.sin(mg.tensor([0])).dtype == mg.float32
     assert mg.square(x).dtype == mg.int64  # square stays integer, as PyTorch
     assert mg.abs(mg.tensor([-2, 3])).dtype == mg.int64
     # an int tensor meeting a float: default float dtype (Python float) or the float tensor's dtype
     assert mg.maximum(x, 2.5).dtype == mg.float32
-    np.testing.assert_array_equal(mg.maximum(x, 2.5).data, [2.5, 4, 9])
+    np.testing.assert_array_equal(mg.maximum(x, 2.5).array, [2.5, 4, 9])
     assert mg.minimum(x, mg.tensor([2.0], dtype=mg.float64)).dtype == mg.float64
     assert mg.clamp(x, 0.5, 5.5).dtype == mg.float32
     assert mg.clamp(x, 2, 5).dtype == mg.int64
     assert mg.remainder(x, 2).dtype == mg.int64
-    np.testing.assert_array_equal((x == 4.0).data, [False, True, False])
-    np.testing.assert_array_equal((x < 4.5).data, [True, True, False])
+    np.testing.assert_array_equal((x == 4.0).array, [False, True, False])
+    np.testing.assert_array_equal((x < 4.5).array, [True, True, False])
 
 
 def test_erf_fast_path_equals_reference():
@@ -156,10 +156,10 @@ STEP = {"floor": mg.floor, "ceil": mg.ceil, "round": mg.round, "trunc": mg.trunc
 @given(x=mst.tensors(elements=_not_near_int(-3, 3)))
 def test_step_functions(name, x):
     y = STEP[name](x)
-    np.testing.assert_array_equal(y.data, getattr(np, "rint" if name == "round" else name)(x.data))
+    np.testing.assert_array_equal(y.array, getattr(np, "rint" if name == "round" else name)(x.array))
     assert y.requires_grad  # as PyTorch: a gradient exists and it is zero
     (gx,) = mg.grad(y, x, grad_outputs=mg.ones_like(y))
-    np.testing.assert_array_equal(gx.data, np.zeros(x.shape))
+    np.testing.assert_array_equal(gx.array, np.zeros(x.shape))
 
 
 @requires_torch
@@ -176,13 +176,13 @@ def test_step_and_kink_conventions_match_torch():
 def test_abs_gradient_at_zero_is_zero():
     x = mg.tensor([-1.0, 0.0, 2.0], dtype=mg.float64, requires_grad=True)
     mg.abs(x).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [-1.0, 0.0, 1.0])
-    np.testing.assert_array_equal(abs(mg.tensor([-3.0])).data, [3.0])
+    np.testing.assert_array_equal(x.grad.array, [-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(abs(mg.tensor([-3.0])).array, [3.0])
 
 
 def test_round_half_to_even_and_decimals():
-    np.testing.assert_array_equal(mg.round(mg.tensor([0.5, 1.5, 2.5, -0.5])).data, [0.0, 2.0, 2.0, -0.0])
-    np.testing.assert_allclose(mg.round(mg.tensor([1.2345, 2.5]), decimals=2).data, [1.23, 2.5])
+    np.testing.assert_array_equal(mg.round(mg.tensor([0.5, 1.5, 2.5, -0.5])).array, [0.0, 2.0, 2.0, -0.0])
+    np.testing.assert_allclose(mg.round(mg.tensor([1.2345, 2.5]), decimals=2).array, [1.23, 2.5])
     assert mg.floor(mg.tensor([3])).dtype == mg.int64
 
 
@@ -257,26 +257,26 @@ def test_scalars_on_either_side_match_torch(data):
         elif s != 0 or name in ("eq", "lt", "ge"):
             _compare_with_torch(lambda t: fn(t, s), lambda t: tfn(t, s), [x])
     # operators with the number on the left
-    np.testing.assert_array_equal((s < x).data, s < x.data)
-    np.testing.assert_array_equal((s >= x).data, s >= x.data)
-    np.testing.assert_array_equal((2.0 % x).data, np.remainder(2.0, x.data))
-    np.testing.assert_array_equal((2.0 // x).data, np.floor_divide(2.0, x.data))
+    np.testing.assert_array_equal((s < x).array, s < x.array)
+    np.testing.assert_array_equal((s >= x).array, s >= x.array)
+    np.testing.assert_array_equal((2.0 % x).array, np.remainder(2.0, x.array))
+    np.testing.assert_array_equal((2.0 // x).array, np.floor_divide(2.0, x.array))
 
 
 def test_maximum_minimum_ties_split_half():
     a = mg.tensor([1.0, 2.0, 3.0], dtype=mg.float64, requires_grad=True)
     b = mg.tensor([1.0, 1.0, 4.0], dtype=mg.float64, requires_grad=True)
     mg.maximum(a, b).sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [0.5, 1.0, 0.0])
-    np.testing.assert_array_equal(b.grad.data, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(a.grad.array, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(b.grad.array, [0.5, 0.0, 1.0])
     a.grad = b.grad = None
     mg.minimum(a, b).sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [0.5, 0.0, 1.0])
-    np.testing.assert_array_equal(b.grad.data, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(a.grad.array, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(b.grad.array, [0.5, 1.0, 0.0])
     # a tie against a broadcast scalar: each side gets half, summed over the broadcast
     c = mg.tensor([2.0], dtype=mg.float64, requires_grad=True)
     mg.maximum(a, c).sum().backward()
-    np.testing.assert_array_equal(c.grad.data, [1.5])  # 1 (a=1 loses) + 0.5 (tie at 2) + 0
+    np.testing.assert_array_equal(c.grad.array, [1.5])  # 1 (a=1 loses) + 0.5 (tie at 2) + 0
 
 
 @requires_torch
@@ -288,11 +288,11 @@ def test_ties_and_nans_match_torch():
     for name in ("maximum", "minimum", "fmax", "fmin"):
         ta, tb = _to_torch(a), _to_torch(b)
         y, yt = getattr(mg, name)(a, b), getattr(torch, name)(ta, tb)
-        np.testing.assert_array_equal(y.data, yt.detach().numpy())
+        np.testing.assert_array_equal(y.array, yt.detach().numpy())
         ga, gb = mg.grad(y.sum(), [a, b])
         tga, tgb = torch.autograd.grad(yt.sum(), [ta, tb])
-        np.testing.assert_array_equal(ga.data, tga.numpy(), err_msg=name)
-        np.testing.assert_array_equal(gb.data, tgb.numpy(), err_msg=name)
+        np.testing.assert_array_equal(ga.array, tga.numpy(), err_msg=name)
+        np.testing.assert_array_equal(gb.array, tgb.numpy(), err_msg=name)
 
 
 @st.composite
@@ -301,7 +301,7 @@ def mod_inputs(draw):
     shape = draw(mst.shapes())
     b = draw(mst.tensors(shape=shape, elements=mst.away_from(0.0, -2, 2, 0.3)))
     q = draw(hnp.arrays(np.float64, shape, elements=_not_near_int(-3, 3, 0.1)))
-    a = mg.tensor(q * b.data, dtype=mg.float64, requires_grad=True)
+    a = mg.tensor(q * b.array, dtype=mg.float64, requires_grad=True)
     return a, b
 
 
@@ -329,13 +329,13 @@ def test_mod_hand_computed():
     a = mg.tensor([5.0, -5.0, 5.0], dtype=mg.float64, requires_grad=True)
     b = mg.tensor([3.0, 3.0, -3.0], dtype=mg.float64, requires_grad=True)
     r = mg.remainder(a, b)
-    np.testing.assert_array_equal(r.data, [2.0, 1.0, -1.0])  # sign of the divisor
+    np.testing.assert_array_equal(r.array, [2.0, 1.0, -1.0])  # sign of the divisor
     r.sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [1.0, 1.0, 1.0])
-    np.testing.assert_array_equal(b.grad.data, [-1.0, 2.0, 2.0])  # -floor(a / b)
-    np.testing.assert_array_equal(mg.fmod(a, b).data, [2.0, -2.0, 2.0])  # sign of the dividend
-    np.testing.assert_array_equal((a // b).data, [1.0, -2.0, -2.0])
-    np.testing.assert_array_equal(mg.floor_divide(mg.tensor([7, -7]), 2).data, [3, -4])
+    np.testing.assert_array_equal(a.grad.array, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(b.grad.array, [-1.0, 2.0, 2.0])  # -floor(a / b)
+    np.testing.assert_array_equal(mg.fmod(a, b).array, [2.0, -2.0, 2.0])  # sign of the dividend
+    np.testing.assert_array_equal((a // b).array, [1.0, -2.0, -2.0])
+    np.testing.assert_array_equal(mg.floor_divide(mg.tensor([7, -7]), 2).array, [3, -4])
     with pytest.raises(InvalidArgumentError, match="division by zero"):
         mg.floor_divide(mg.tensor([1]), 0)
 
@@ -361,7 +361,7 @@ def test_lerp_matches_torch():
     _compare_with_torch(mg.lerp, torch.lerp, [s, e, w])
     _compare_with_torch(lambda a, b: mg.lerp(a, b, 0.25), lambda a, b: torch.lerp(a, b, 0.25), [s, e])
     x = mg.tensor([1.0, 2.0], dtype=mg.float64)
-    np.testing.assert_array_equal(mg.lerp(x, mg.tensor([3.0, 6.0], dtype=mg.float64), 0.5).data, [2.0, 4.0])
+    np.testing.assert_array_equal(mg.lerp(x, mg.tensor([3.0, 6.0], dtype=mg.float64), 0.5).array, [2.0, 4.0])
 
 
 # ------------------------------------------------------------------ clamp
@@ -395,23 +395,23 @@ def test_clamp_matches_torch(data):
 def test_clamp_conventions():
     x = mg.tensor([0.0, 1.0, 2.0, 3.0, 5.0], dtype=mg.float64, requires_grad=True)
     y = mg.clamp(x, 1.0, 3.0)
-    np.testing.assert_array_equal(y.data, [1.0, 1.0, 2.0, 3.0, 3.0])
+    np.testing.assert_array_equal(y.array, [1.0, 1.0, 2.0, 3.0, 3.0])
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 1.0, 1.0, 0.0])  # both ends inclusive
+    np.testing.assert_array_equal(x.grad.array, [0.0, 1.0, 1.0, 1.0, 0.0])  # both ends inclusive
     # min > max: every value becomes max, nothing flows to x
     x.grad = None
     y = mg.clamp(x, 3.0, 1.0)
-    np.testing.assert_array_equal(y.data, [1.0] * 5)
+    np.testing.assert_array_equal(y.array, [1.0] * 5)
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [0.0] * 5)
+    np.testing.assert_array_equal(x.grad.array, [0.0] * 5)
     # tensor bounds: min gets the gradient where x < min, max where x > max or min > max
     lo = mg.tensor([1.0, 1.0, 1.0, 3.0, 1.0], dtype=mg.float64, requires_grad=True)
     hi = mg.tensor([3.0, 3.0, 3.0, 2.0, 3.0], dtype=mg.float64, requires_grad=True)
     x.grad = None
     mg.clamp(x, lo, hi).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [0, 1, 1, 0, 0])
-    np.testing.assert_array_equal(lo.grad.data, [1, 0, 0, 0, 0])
-    np.testing.assert_array_equal(hi.grad.data, [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(x.grad.array, [0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(lo.grad.array, [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(hi.grad.array, [0, 0, 0, 1, 1])
     with pytest.raises(InvalidArgumentError):
         mg.clamp(x)
 
@@ -421,10 +421,10 @@ def test_inplace_clamp_and_friends():
     h = base * 1.0
     h.clamp_(-1.0, 1.0)
     h.sum().backward()
-    np.testing.assert_array_equal(base.grad.data, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(base.grad.array, [0.0, 1.0, 0.0])
     z = mg.tensor([4.0, 9.0])
     z.sqrt_()
-    np.testing.assert_array_equal(z.data, [2.0, 3.0])
+    np.testing.assert_array_equal(z.array, [2.0, 3.0])
 
 
 # ------------------------------------------------------------------ where / nan_to_num
@@ -435,7 +435,7 @@ def test_where_gradcheck(data):
     a = data.draw(mst.tensors(shape=sa))
     b = data.draw(mst.tensors(shape=sb))
     y = mg.where(cond, a, b)
-    np.testing.assert_array_equal(y.data, np.where(cond.data, a.data, b.data))
+    np.testing.assert_array_equal(y.array, np.where(cond.array, a.array, b.array))
     assert gradcheck(lambda u, w: mg.where(cond, u, w), (a, b))
     assert gradgradcheck(lambda u, w: mg.where(cond, u * u, w), (a, b))
     assert gradcheck(lambda u: mg.where(cond, u, 0.5), (a,))
@@ -450,24 +450,24 @@ def test_where_matches_torch():
     cond = mg.tensor(rng.random((2, 3)) > 0.5)
     a = mg.tensor(rng.standard_normal((3,)), requires_grad=True)
     b = mg.tensor(rng.standard_normal((2, 1)), requires_grad=True)
-    tc = torch.tensor(cond.data)
+    tc = torch.tensor(cond.array)
     _compare_with_torch(lambda u, w: mg.where(cond, u, w), lambda u, w: torch.where(tc, u, w), [a, b])
     _compare_with_torch(lambda u: mg.where(cond, u, 0.0), lambda u: torch.where(tc, u, 0.0), [a])
     # scalars only: default float dtype; method form x.where(cond, y)
     assert mg.where(cond, 1.0, 0.0).dtype == mg.float32
     assert mg.where(cond, 1, 0).dtype == mg.int64
-    np.testing.assert_array_equal(a.where(cond, b).data, mg.where(cond, a, b).data)
+    np.testing.assert_array_equal(a.where(cond, b).array, mg.where(cond, a, b).array)
     idx = mg.where(mg.tensor([[True, False], [False, True]]))
-    np.testing.assert_array_equal(idx[0].data, [0, 1])
-    np.testing.assert_array_equal(idx[1].data, [0, 1])
+    np.testing.assert_array_equal(idx[0].array, [0, 1])
+    np.testing.assert_array_equal(idx[1].array, [0, 1])
 
 
 def test_nan_to_num():
     x = mg.tensor([np.nan, np.inf, -np.inf, 1.5], dtype=mg.float64, requires_grad=True)
     y = mg.nan_to_num(x, nan=0.5, posinf=9.0, neginf=-9.0)
-    np.testing.assert_array_equal(y.data, [0.5, 9.0, -9.0, 1.5])
+    np.testing.assert_array_equal(y.array, [0.5, 9.0, -9.0, 1.5])
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.array, [0.0, 0.0, 0.0, 1.0])
     assert mg.nan_to_num(mg.tensor([np.inf], dtype=mg.float32)).item() == np.finfo(np.float32).max
 
 
@@ -480,35 +480,35 @@ CMP = {"eq": "__eq__", "ne": "__ne__", "lt": "__lt__", "le": "__le__", "gt": "__
 def test_comparisons(name, data):
     a, b = data.draw(broadcast_pair(GRID_B, GRID_B))  # a grid, so equal values do occur
     ref = getattr(np, {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
-                       "ge": "greater_equal"}[name])(a.data, b.data)
+                       "ge": "greater_equal"}[name])(a.array, b.array)
     for y in (getattr(mg, name)(a, b), getattr(a, CMP[name])(b), getattr(a, name)(b)):
         assert y.dtype == mg.bool_ and not y.requires_grad
-        np.testing.assert_array_equal(y.data, ref)
+        np.testing.assert_array_equal(y.array, ref)
 
 
 def test_comparison_operators_with_other_types():
     x = mg.tensor([1.0, 2.0, 3.0])
     assert (x == None) is False  # noqa: E711  (Python falls back to identity)
     assert (x != "a") is True
-    np.testing.assert_array_equal((x == [1.0, 0.0, 3.0]).data, [True, False, True])
-    np.testing.assert_array_equal((x > np.float32(1.5)).data, [False, True, True])
-    np.testing.assert_array_equal((2 < x).data, [False, False, True])
+    np.testing.assert_array_equal((x == [1.0, 0.0, 3.0]).array, [True, False, True])
+    np.testing.assert_array_equal((x > np.float32(1.5)).array, [False, True, True])
+    np.testing.assert_array_equal((2 < x).array, [False, False, True])
     assert hash(x) == id(x)  # still usable as a dict key / in sets
 
 
 def test_logical_and_bitwise():
     a = mg.tensor([True, True, False, False])
     b = mg.tensor([True, False, True, False])
-    np.testing.assert_array_equal(mg.logical_and(a, b).data, [True, False, False, False])
-    np.testing.assert_array_equal(mg.logical_or(a, b).data, [True, True, True, False])
-    np.testing.assert_array_equal(mg.logical_xor(a, b).data, [False, True, True, False])
-    np.testing.assert_array_equal(mg.logical_not(a).data, [False, False, True, True])
-    np.testing.assert_array_equal((a & b).data, [True, False, False, False])
-    np.testing.assert_array_equal((a | b).data, [True, True, True, False])
-    np.testing.assert_array_equal((a ^ b).data, [False, True, True, False])
-    np.testing.assert_array_equal((~a).data, [False, False, True, True])
-    np.testing.assert_array_equal(mg.logical_and(mg.tensor([0.0, 2.0]), 1).data, [False, True])
-    np.testing.assert_array_equal((mg.tensor([6, 3]) & 5).data, [4, 1])
+    np.testing.assert_array_equal(mg.logical_and(a, b).array, [True, False, False, False])
+    np.testing.assert_array_equal(mg.logical_or(a, b).array, [True, True, True, False])
+    np.testing.assert_array_equal(mg.logical_xor(a, b).array, [False, True, True, False])
+    np.testing.assert_array_equal(mg.logical_not(a).array, [False, False, True, True])
+    np.testing.assert_array_equal((a & b).array, [True, False, False, False])
+    np.testing.assert_array_equal((a | b).array, [True, True, True, False])
+    np.testing.assert_array_equal((a ^ b).array, [False, True, True, False])
+    np.testing.assert_array_equal((~a).array, [False, False, True, True])
+    np.testing.assert_array_equal(mg.logical_and(mg.tensor([0.0, 2.0]), 1).array, [False, True])
+    np.testing.assert_array_equal((mg.tensor([6, 3]) & 5).array, [4, 1])
     with pytest.raises(DTypeError):
         mg.tensor([1.0]) & mg.tensor([1.0])
     with pytest.raises(DTypeError):
@@ -517,18 +517,18 @@ def test_logical_and_bitwise():
 
 def test_predicates_and_closeness():
     x = mg.tensor([1.0, np.nan, np.inf, -np.inf])
-    np.testing.assert_array_equal(mg.isnan(x).data, [False, True, False, False])
-    np.testing.assert_array_equal(mg.isinf(x).data, [False, False, True, True])
-    np.testing.assert_array_equal(mg.isposinf(x).data, [False, False, True, False])
-    np.testing.assert_array_equal(mg.isneginf(x).data, [False, False, False, True])
-    np.testing.assert_array_equal(x.isfinite().data, [True, False, False, False])
+    np.testing.assert_array_equal(mg.isnan(x).array, [False, True, False, False])
+    np.testing.assert_array_equal(mg.isinf(x).array, [False, False, True, True])
+    np.testing.assert_array_equal(mg.isposinf(x).array, [False, False, True, False])
+    np.testing.assert_array_equal(mg.isneginf(x).array, [False, False, False, True])
+    np.testing.assert_array_equal(x.isfinite().array, [True, False, False, False])
     a = mg.tensor([1.0, 2.0])
     assert mg.allclose(a, a + 1e-9) is True
     assert mg.allclose(a, a + 1e-3) is False
     assert mg.allclose(a, a + 1e-3, atol=1e-2)
     assert not mg.allclose(x, x)
     assert mg.allclose(x, x, equal_nan=True)
-    np.testing.assert_array_equal(mg.isclose(a, mg.tensor([1.0, 2.1])).data, [True, False])
+    np.testing.assert_array_equal(mg.isclose(a, mg.tensor([1.0, 2.1])).array, [True, False])
     assert mg.equal(a, mg.tensor([1.0, 2.0])) is True
     assert mg.equal(a, mg.tensor([1.0, 2.5])) is False
     assert mg.equal(a, mg.tensor([[1.0, 2.0]])) is False  # shapes differ
@@ -561,11 +561,11 @@ def test_logic_predicates_and_nan_to_num_match_torch():
     x = mg.tensor([1.0, np.nan, np.inf, -np.inf, 0.0, -2.5], dtype=mg.float64, requires_grad=True)
     tx = _to_torch(x)
     for name in ("isnan", "isinf", "isposinf", "isneginf", "isfinite", "logical_not"):
-        np.testing.assert_array_equal(getattr(mg, name)(x).data, getattr(torch, name)(tx).numpy(), err_msg=name)
+        np.testing.assert_array_equal(getattr(mg, name)(x).array, getattr(torch, name)(tx).numpy(), err_msg=name)
     y = mg.tensor([1.0, 0.0, np.inf, 2.0, 0.0, -2.5], dtype=mg.float64)
-    ty = torch.tensor(y.data)
+    ty = torch.tensor(y.array)
     for name in ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"):
-        np.testing.assert_array_equal(getattr(mg, name)(x, y).data, getattr(torch, name)(tx, ty).numpy(), err_msg=name)
-    np.testing.assert_array_equal(mg.isclose(x, y, equal_nan=True).data, torch.isclose(tx, ty, equal_nan=True).numpy())
+        np.testing.assert_array_equal(getattr(mg, name)(x, y).array, getattr(torch, name)(tx, ty).numpy(), err_msg=name)
+    np.testing.assert_array_equal(mg.isclose(x, y, equal_nan=True).array, torch.isclose(tx, ty, equal_nan=True).numpy())
     _compare_with_torch(lambda t: mg.nan_to_num(t, nan=0.5, posinf=3.0), lambda t: torch.nan_to_num(t, 0.5, 3.0), [x])
     _compare_with_torch(mg.nan_to_num, torch.nan_to_num, [x])

@@ -16,7 +16,7 @@ from tests.conftest import requires_torch
 def _to_torch(x):
     import torch
 
-    return torch.tensor(np.array(x.data), requires_grad=x.requires_grad)
+    return torch.tensor(np.array(x.array), requires_grad=x.requires_grad)
 
 
 def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
@@ -24,13 +24,13 @@ def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
 
     ts = [_to_torch(x) for x in xs]
     y, yt = mg_fn(*xs), th_fn(*ts)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=rtol, atol=atol)
     assert tuple(y.shape) == tuple(yt.shape)
     v = np.random.default_rng(0).standard_normal(y.shape)
     gs = mg.grad(y, list(xs), grad_outputs=mg.tensor(v))
     gts = torch.autograd.grad(yt, ts, grad_outputs=torch.tensor(v))
     for g, gt in zip(gs, gts):
-        np.testing.assert_allclose(g.data, gt.numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(g.array, gt.numpy(), rtol=rtol, atol=atol)
 
 
 @st.composite
@@ -67,15 +67,15 @@ def _np_dims(dim, ndim):
 def test_var_std(case, correction):
     x, dim, keepdim = case
     ax = _np_dims(dim, x.ndim)
-    n = x.data.size if ax is None else int(np.prod([x.shape[a] for a in np.atleast_1d(ax)]))
+    n = x.array.size if ax is None else int(np.prod([x.shape[a] for a in np.atleast_1d(ax)]))
     with np.errstate(all="ignore"):
-        ref = np.var(x.data, axis=ax, ddof=correction, keepdims=keepdim) if n > correction else None
+        ref = np.var(x.array, axis=ax, ddof=correction, keepdims=keepdim) if n > correction else None
     y = mg.var(x, dim, keepdim=keepdim, correction=correction)
     if ref is not None:
-        np.testing.assert_allclose(y.data, ref, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(y.array, ref, rtol=1e-12, atol=1e-14)
         assert gradcheck(lambda t: mg.var(t, dim, keepdim=keepdim, correction=correction), (x,))
         y_std = mg.std(x, dim, keepdim=keepdim, correction=correction)
-        if (y_std.data > 1e-3).all():  # std has a kink where it is 0
+        if (y_std.array > 1e-3).all():  # std has a kink where it is 0
             assert gradcheck(lambda t: t.std(dim, keepdim=keepdim, correction=correction), (x,))
 
 
@@ -91,12 +91,12 @@ def test_var_std_match_torch(case, correction):
     import torch
 
     x, dim, keepdim = case
-    n = x.data.size if dim is None else int(np.prod([x.shape[d] for d in np.atleast_1d(dim)]))
+    n = x.array.size if dim is None else int(np.prod([x.shape[d] for d in np.atleast_1d(dim)]))
     if n <= correction:
         return
     _compare_with_torch(lambda t: mg.var(t, dim, keepdim=keepdim, correction=correction),
                         lambda t: torch.var(t, dim, keepdim=keepdim, correction=correction), [x])
-    if (mg.std(x, dim, correction=correction).data > 1e-3).all():
+    if (mg.std(x, dim, correction=correction).array > 1e-3).all():
         _compare_with_torch(lambda t: mg.std(t, dim, keepdim=keepdim, correction=correction),
                             lambda t: torch.std(t, dim, keepdim=keepdim, correction=correction), [x])
 
@@ -106,7 +106,7 @@ def test_var_hand_computed():
     v = mg.var(x)  # unbiased by default: 5 / 3
     assert v.item() == pytest.approx(5 / 3, rel=1e-15)
     v.backward()  # 2 (x - mean) / (N - 1)
-    np.testing.assert_allclose(x.grad.data, [-1.0, -1 / 3, 1 / 3, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(x.grad.array, [-1.0, -1 / 3, 1 / 3, 1.0], rtol=1e-15)
     assert mg.var(x, unbiased=False).item() == pytest.approx(1.25)
     assert x.var(0, False).item() == pytest.approx(1.25)  # legacy positional (dim, unbiased)
     assert mg.std(x, correction=0).item() == pytest.approx(math.sqrt(1.25))
@@ -121,9 +121,9 @@ def test_var_hand_computed():
 def test_prod_gradcheck(x, data):
     dim = data.draw(st.none() | mst.valid_dim(x.ndim))
     keepdim = data.draw(st.booleans())
-    ref = np.prod(x.data, axis=_np_dims(dim, x.ndim), keepdims=keepdim and dim is not None)
+    ref = np.prod(x.array, axis=_np_dims(dim, x.ndim), keepdims=keepdim and dim is not None)
     y = mg.prod(x, dim, keepdim=keepdim)
-    np.testing.assert_allclose(y.data, ref, rtol=1e-12)
+    np.testing.assert_allclose(y.array, ref, rtol=1e-12)
     assert gradcheck(lambda t: t.prod(dim, keepdim=keepdim), (x,))
 
 
@@ -141,19 +141,19 @@ def test_prod_with_zeros_gradcheck(data):
 def test_prod_zero_cases_hand_computed():
     x = mg.tensor([0.0, 2.0, 3.0], dtype=mg.float64, requires_grad=True)
     x.prod().backward()  # one zero: only the zero's position gets prod(others)
-    np.testing.assert_array_equal(x.grad.data, [6.0, 0.0, 0.0])
+    np.testing.assert_array_equal(x.grad.array, [6.0, 0.0, 0.0])
     x2 = mg.tensor([0.0, 2.0, 0.0], dtype=mg.float64, requires_grad=True)
     x2.prod().backward()  # two zeros: everything 0
-    np.testing.assert_array_equal(x2.grad.data, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(x2.grad.array, [0.0, 0.0, 0.0])
     # second order with one zero: d/dx_j (prod of others at the zero) = prod of the rest != 0
     x3 = mg.tensor([0.0, 2.0, 3.0], dtype=mg.float64, requires_grad=True)
     (g,) = mg.grad(x3.prod(), x3, create_graph=True)
     (h,) = mg.grad(g[0], x3)
-    np.testing.assert_array_equal(h.data, [0.0, 3.0, 2.0])
+    np.testing.assert_array_equal(h.array, [0.0, 3.0, 2.0])
     # per-row zeros along a dim
     m = mg.tensor([[0.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 0.0, 5.0]], dtype=mg.float64, requires_grad=True)
     m.prod(1).sum().backward()
-    np.testing.assert_array_equal(m.grad.data, [[6.0, 0.0, 0.0], [6.0, 3.0, 2.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(m.grad.array, [[6.0, 0.0, 0.0], [6.0, 3.0, 2.0], [0.0, 0.0, 0.0]])
     assert mg.tensor([1, 2, 3]).prod().dtype == mg.int64
 
 
@@ -178,7 +178,7 @@ def test_max_min_gradcheck(x, data):
     keepdim = data.draw(st.booleans())
     res = mg.max(x, d, keepdim=keepdim)
     assert res.values.shape == res.indices.shape and res.indices.dtype == mg.int64
-    np.testing.assert_array_equal(res.indices.data, np.argmax(x.data, axis=d % max(x.ndim, 1), keepdims=keepdim)
+    np.testing.assert_array_equal(res.indices.array, np.argmax(x.array, axis=d % max(x.ndim, 1), keepdims=keepdim)
                                   if x.ndim else 0)
     assert gradcheck(lambda t: mg.max(t, d, keepdim).values, (x,))
     assert gradcheck(lambda t: mg.min(t, d, keepdim)[0], (x,))
@@ -211,21 +211,21 @@ def test_max_min_match_torch(x, data):
 def test_max_min_ties():
     x = mg.tensor([1.0, 3.0, 3.0, -1.0, -1.0], dtype=mg.float64, requires_grad=True)
     x.max().backward()  # no dim: ties share evenly
-    np.testing.assert_array_equal(x.grad.data, [0, 0.5, 0.5, 0, 0])
+    np.testing.assert_array_equal(x.grad.array, [0, 0.5, 0.5, 0, 0])
     x.grad = None
     x.min().backward()
-    np.testing.assert_array_equal(x.grad.data, [0, 0, 0, 0.5, 0.5])
+    np.testing.assert_array_equal(x.grad.array, [0, 0, 0, 0.5, 0.5])
     x.grad = None
     r = x.max(0)  # with a dim: the gradient goes to the returned (first) index only
     assert r.indices.item() == 1 and r.values.item() == 3.0
     r.values.backward()
-    np.testing.assert_array_equal(x.grad.data, [0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(x.grad.array, [0, 1, 0, 0, 0])
     m = mg.tensor([[2.0, 2.0, 1.0], [0.0, 5.0, 5.0]], dtype=mg.float64, requires_grad=True)
     m.amax(1).sum().backward()
-    np.testing.assert_array_equal(m.grad.data, [[0.5, 0.5, 0], [0, 0.5, 0.5]])
+    np.testing.assert_array_equal(m.grad.array, [[0.5, 0.5, 0], [0, 0.5, 0.5]])
     m.grad = None
     mg.amax(m).backward()
-    np.testing.assert_array_equal(m.grad.data, [[0, 0, 0], [0, 0.5, 0.5]])
+    np.testing.assert_array_equal(m.grad.array, [[0, 0, 0], [0, 0.5, 0.5]])
 
 
 @requires_torch
@@ -238,7 +238,7 @@ def test_ties_match_torch():
     _compare_with_torch(lambda t: t.amax(1), lambda t: t.amax(1), [x])
     _compare_with_torch(lambda t: t.max(1).values, lambda t: t.max(1).values, [x])
     _compare_with_torch(lambda t: t.amin(0, True), lambda t: t.amin(0, True), [x])
-    np.testing.assert_array_equal(x.max(1).indices.data, torch.tensor(x.data).max(1).indices.numpy())
+    np.testing.assert_array_equal(x.max(1).indices.array, torch.tensor(x.array).max(1).indices.numpy())
 
 
 def test_max_variants_and_namedtuples():
@@ -246,14 +246,14 @@ def test_max_variants_and_namedtuples():
     r = mg.max(x, 1, keepdim=True)
     assert r.values.shape == (2, 1) and r.indices.shape == (2, 1)
     v, i = mg.min(x, dim=0)
-    np.testing.assert_array_equal(v.data, [1.0, 2.0])
-    np.testing.assert_array_equal(i.data, [0, 1])
-    np.testing.assert_array_equal(mg.max(x, mg.tensor([[3.0, 3.0], [3.0, 3.0]])).data, [[3, 5], [7, 3]])
+    np.testing.assert_array_equal(v.array, [1.0, 2.0])
+    np.testing.assert_array_equal(i.array, [0, 1])
+    np.testing.assert_array_equal(mg.max(x, mg.tensor([[3.0, 3.0], [3.0, 3.0]])).array, [[3, 5], [7, 3]])
     mn, mx = mg.aminmax(x)
     assert (mn.item(), mx.item()) == (1.0, 7.0)
     r0 = mg.tensor(3.0).max(0)  # 0-d tensors accept dim 0
     assert r0.values.item() == 3.0 and r0.indices.item() == 0
-    np.testing.assert_array_equal(mg.tensor([1.0, np.nan, 3.0]).amax().data, np.nan)
+    np.testing.assert_array_equal(mg.tensor([1.0, np.nan, 3.0]).amax().array, np.nan)
 
 
 @given(x=mst.tensors(elements=st.sampled_from([0.0, 1.0, -1.0, 2.5])), data=st.data())
@@ -263,9 +263,9 @@ def test_argmax_argmin(x, data):
     ax = None if d is None or x.ndim == 0 else d % x.ndim
     for name in ("argmax", "argmin"):
         y = getattr(mg, name)(x, d, keepdim)
-        ref = getattr(np, name)(x.data, axis=ax, keepdims=keepdim) if x.ndim else np.array(0)
+        ref = getattr(np, name)(x.array, axis=ax, keepdims=keepdim) if x.ndim else np.array(0)
         assert y.dtype == mg.int64 and not y.requires_grad
-        np.testing.assert_array_equal(y.data, ref)  # ties: the first occurrence, as PyTorch
+        np.testing.assert_array_equal(y.array, ref)  # ties: the first occurrence, as PyTorch
 
 
 # ------------------------------------------------------------------ logsumexp
@@ -273,8 +273,8 @@ def test_argmax_argmin(x, data):
 def test_logsumexp(case):
     x, dim, keepdim = case
     ax = _np_dims(dim, x.ndim)
-    ref = np.log(np.exp(x.data).sum(axis=ax, keepdims=keepdim))
-    np.testing.assert_allclose(mg.logsumexp(x, dim, keepdim).data, ref, rtol=1e-12, atol=1e-15)
+    ref = np.log(np.exp(x.array).sum(axis=ax, keepdims=keepdim))
+    np.testing.assert_allclose(mg.logsumexp(x, dim, keepdim).array, ref, rtol=1e-12, atol=1e-15)
     assert gradcheck(lambda t: t.logsumexp(dim, keepdim), (x,))
 
 
@@ -299,7 +299,7 @@ def test_logsumexp_stability_and_hand_computed():
         y = mg.logsumexp(x, 0)
     assert y.item() == pytest.approx(1000 + math.log(2), rel=1e-15)
     y.backward()  # softmax weights exp(x - y); y = 1000.69... carries a rounding error of ~1000 eps
-    np.testing.assert_allclose(x.grad.data, [0.5, 0.5], rtol=1e-13)
+    np.testing.assert_allclose(x.grad.array, [0.5, 0.5], rtol=1e-13)
     ninf = mg.tensor([-np.inf, -np.inf])
     assert mg.logsumexp(ninf, 0).item() == -np.inf
     assert mg.logsumexp(mg.tensor([-np.inf, 0.0]), 0).item() == 0.0
@@ -318,7 +318,7 @@ def test_norm_gradcheck(p, data):
     dim = data.draw(mst.valid_dims(x.ndim))
     keepdim = data.draw(st.booleans())
     ax = _np_dims(dim, x.ndim)
-    a = np.abs(x.data)
+    a = np.abs(x.array)
     q = 2 if p == "fro" else p
     if q == math.inf:
         ref = a.max(axis=ax, keepdims=keepdim)
@@ -326,7 +326,7 @@ def test_norm_gradcheck(p, data):
         ref = a.min(axis=ax, keepdims=keepdim)
     else:
         ref = (a ** q).sum(axis=ax, keepdims=keepdim) ** (1 / q)
-    np.testing.assert_allclose(mg.norm(x, p, dim, keepdim).data, ref, rtol=1e-12)
+    np.testing.assert_allclose(mg.norm(x, p, dim, keepdim).array, ref, rtol=1e-12)
     assert gradcheck(lambda t: t.norm(p, dim, keepdim), (x,))
 
 
@@ -355,21 +355,21 @@ def test_norm_matches_torch(p, data):
 def test_norm_special_cases():
     z = mg.tensor([0.0, 0.0], dtype=mg.float64, requires_grad=True)
     z.norm().backward()  # p=2 at 0: gradient 0 (as PyTorch), not NaN
-    np.testing.assert_array_equal(z.grad.data, [0.0, 0.0])
+    np.testing.assert_array_equal(z.grad.array, [0.0, 0.0])
     x = mg.tensor([3.0, -4.0], dtype=mg.float64, requires_grad=True)
     n = x.norm()
     assert n.item() == 5.0
     n.backward()
-    np.testing.assert_allclose(x.grad.data, [0.6, -0.8], rtol=1e-15)
+    np.testing.assert_allclose(x.grad.array, [0.6, -0.8], rtol=1e-15)
     t = mg.tensor([-2.0, 2.0, 1.0], dtype=mg.float64, requires_grad=True)
     mg.norm(t, math.inf).backward()  # ties share, with the sign
-    np.testing.assert_array_equal(t.grad.data, [-0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(t.grad.array, [-0.5, 0.5, 0.0])
     t.grad = None
     y0 = mg.norm(mg.tensor([0.0, 2.0, -1.0], dtype=mg.float64), 0)
     assert y0.item() == 2.0
     w = mg.tensor([0.0, 2.0], dtype=mg.float64, requires_grad=True)
     mg.norm(w, 1).backward()
-    np.testing.assert_array_equal(w.grad.data, [0.0, 1.0])
+    np.testing.assert_array_equal(w.grad.array, [0.0, 1.0])
 
 
 # ------------------------------------------------------------------ cumsum / cumprod
@@ -377,8 +377,8 @@ def test_norm_special_cases():
 def test_cumsum_cumprod_gradcheck(x, data):
     d = data.draw(mst.valid_dim(x.ndim))
     ax = d % max(x.ndim, 1)
-    np.testing.assert_allclose(mg.cumsum(x, d).data, np.cumsum(x.data, axis=ax) if x.ndim else x.data)
-    np.testing.assert_allclose(x.cumprod(d).data, np.cumprod(x.data, axis=ax) if x.ndim else x.data, rtol=1e-12)
+    np.testing.assert_allclose(mg.cumsum(x, d).array, np.cumsum(x.array, axis=ax) if x.ndim else x.array)
+    np.testing.assert_allclose(x.cumprod(d).array, np.cumprod(x.array, axis=ax) if x.ndim else x.array, rtol=1e-12)
     assert gradcheck(lambda t: t.cumsum(d), (x,))
     assert gradcheck(lambda t: mg.cumprod(t, d), (x,))
 
@@ -403,10 +403,10 @@ def test_cumprod_hand_computed():
     x = mg.tensor([2.0, 0.0, 3.0, 0.0, 5.0], dtype=mg.float64, requires_grad=True)
     x.cumprod(0).sum().backward()
     # d/dx0 = 1 + x1 + x1 x2 + ... = 1;  d/dx1 = x0 + x0 x2 + x0 x2 x3 + ... = 2 + 6 = 8;  the rest 0
-    np.testing.assert_array_equal(x.grad.data, [1.0, 8.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(x.grad.array, [1.0, 8.0, 0.0, 0.0, 0.0])
     y = mg.tensor([1.0, 2.0, 3.0], dtype=mg.float64, requires_grad=True)
     y.cumsum(0).sum().backward()
-    np.testing.assert_array_equal(y.grad.data, [3.0, 2.0, 1.0])
+    np.testing.assert_array_equal(y.grad.array, [3.0, 2.0, 1.0])
     assert mg.cumsum(mg.tensor([1, 2]), 0).dtype == mg.int64
 
 
@@ -427,12 +427,12 @@ def test_all_any_count_nonzero(x, data):
     dim = data.draw(mst.valid_dims(x.ndim))
     keepdim = data.draw(st.booleans())
     ax = _np_dims(dim, x.ndim)
-    np.testing.assert_array_equal(mg.all(x, dim, keepdim).data, np.all(x.data, axis=ax, keepdims=keepdim))
-    np.testing.assert_array_equal(x.any(dim, keepdim).data, np.any(x.data, axis=ax, keepdims=keepdim))
-    np.testing.assert_array_equal(mg.count_nonzero(x, dim).data, np.count_nonzero(x.data, axis=ax))
+    np.testing.assert_array_equal(mg.all(x, dim, keepdim).array, np.all(x.array, axis=ax, keepdims=keepdim))
+    np.testing.assert_array_equal(x.any(dim, keepdim).array, np.any(x.array, axis=ax, keepdims=keepdim))
+    np.testing.assert_array_equal(mg.count_nonzero(x, dim).array, np.count_nonzero(x.array, axis=ax))
     assert mg.all(x).dtype == mg.bool_ and mg.count_nonzero(x).dtype == mg.int64
     b = x != 0
-    np.testing.assert_array_equal(b.all(dim).data, np.all(b.data, axis=ax))
+    np.testing.assert_array_equal(b.all(dim).array, np.all(b.array, axis=ax))
 
 
 # ------------------------------------------------------------------ errors
@@ -476,18 +476,18 @@ def test_errors():
 def test_index_and_truth_reductions_match_torch(x, data):
     import torch
 
-    t = torch.tensor(np.array(x.data))
+    t = torch.tensor(np.array(x.array))
     d = data.draw(mst.valid_dim(x.ndim))
     keepdim = data.draw(st.booleans())
     for name in ("argmax", "argmin"):  # ties: the first occurrence in both
-        np.testing.assert_array_equal(getattr(mg, name)(x, d, keepdim).data, getattr(torch, name)(t, d, keepdim).numpy())
-        np.testing.assert_array_equal(getattr(mg, name)(x).data, getattr(torch, name)(t).numpy())
-    np.testing.assert_array_equal(mg.max(x, d, keepdim).indices.data, torch.max(t, d, keepdim).indices.numpy())
-    np.testing.assert_array_equal(mg.min(x, d, keepdim).indices.data, torch.min(t, d, keepdim).indices.numpy())
-    np.testing.assert_array_equal(mg.all(x, d, keepdim).data, torch.all(t, d, keepdim).numpy())
-    np.testing.assert_array_equal(mg.any(x, d, keepdim).data, torch.any(t, d, keepdim).numpy())
-    np.testing.assert_array_equal(mg.count_nonzero(x, d).data, torch.count_nonzero(t, d).numpy())
+        np.testing.assert_array_equal(getattr(mg, name)(x, d, keepdim).array, getattr(torch, name)(t, d, keepdim).numpy())
+        np.testing.assert_array_equal(getattr(mg, name)(x).array, getattr(torch, name)(t).numpy())
+    np.testing.assert_array_equal(mg.max(x, d, keepdim).indices.array, torch.max(t, d, keepdim).indices.numpy())
+    np.testing.assert_array_equal(mg.min(x, d, keepdim).indices.array, torch.min(t, d, keepdim).indices.numpy())
+    np.testing.assert_array_equal(mg.all(x, d, keepdim).array, torch.all(t, d, keepdim).numpy())
+    np.testing.assert_array_equal(mg.any(x, d, keepdim).array, torch.any(t, d, keepdim).numpy())
+    np.testing.assert_array_equal(mg.count_nonzero(x, d).array, torch.count_nonzero(t, d).numpy())
     mn, mx = mg.aminmax(x, dim=d, keepdim=keepdim)
     tmn, tmx = torch.aminmax(t, dim=d, keepdim=keepdim)
-    np.testing.assert_array_equal(mn.data, tmn.numpy())
-    np.testing.assert_array_equal(mx.data, tmx.numpy())
+    np.testing.assert_array_equal(mn.array, tmn.numpy())
+    np.testing.assert_array_equal(mx.array, tmx.numpy())

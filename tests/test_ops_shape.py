@@ -29,7 +29,7 @@ def torch_compare(mg_fn, torch_fn, inputs, rtol=1e-10, atol=1e-12):
 
     outs = mg_fn(*inputs)
     outs = [outs] if isinstance(outs, mg.Tensor) else list(outs)
-    tin = [torch.tensor(np.array(a.data), requires_grad=a.requires_grad) if isinstance(a, mg.Tensor) else a
+    tin = [torch.tensor(np.array(a.array), requires_grad=a.requires_grad) if isinstance(a, mg.Tensor) else a
            for a in inputs]
     touts = torch_fn(*tin)
     touts = [touts] if isinstance(touts, torch.Tensor) else list(touts)
@@ -76,7 +76,7 @@ def test_reshape_gradcheck_and_view(data):
     assert gradcheck(lambda a: mg.reshape(a * 1.0, -1), (x,))
     y = x.reshape(new)
     assert y.shape == new
-    np.testing.assert_array_equal(y.detach().numpy().ravel(), np.asarray(x.data).ravel())
+    np.testing.assert_array_equal(y.detach().numpy().ravel(), np.asarray(x.array).ravel())
 
 
 def test_reshape_hand_case_and_view_shares_version():
@@ -118,7 +118,7 @@ def test_permute_transpose_gradcheck(data):
     d0, d1 = data.draw(valid_dim(x.ndim)), data.draw(valid_dim(x.ndim))
     assert gradcheck(lambda a: a.permute(*perm), (x,))
     assert gradcheck(lambda a: a.transpose(d0, d1), (x,))
-    np.testing.assert_array_equal(x.permute(perm).detach().numpy(), np.transpose(np.asarray(x.data), perm))
+    np.testing.assert_array_equal(x.permute(perm).detach().numpy(), np.transpose(np.asarray(x.array), perm))
 
 
 @requires_torch
@@ -178,7 +178,7 @@ def test_getitem_basic_gradcheck(data):
     x = data.draw(tensors(shape=shapes(min_dims=1, max_dims=3)))
     idx = data.draw(basic_indices(x.shape, allow_newaxis=True))
     y = x[idx]
-    np.testing.assert_array_equal(y.detach().numpy(), np.asarray(x.data)[idx])
+    np.testing.assert_array_equal(y.detach().numpy(), np.asarray(x.array)[idx])
     assert gradcheck(lambda a: a[idx], (x,))
 
 
@@ -331,7 +331,7 @@ def test_flatten_unflatten_gradcheck(data):
     if s % x.ndim > e % x.ndim:
         s, e = e, s
     y = mg.flatten(x, s, e)
-    want = np.asarray(x.data).reshape(x.shape[:s % x.ndim] + (-1,) + x.shape[e % x.ndim + 1:])
+    want = np.asarray(x.array).reshape(x.shape[:s % x.ndim] + (-1,) + x.shape[e % x.ndim + 1:])
     np.testing.assert_array_equal(y.detach().numpy(), want)
     assert gradcheck(lambda a: a.flatten(s, e), (x,))
     d = data.draw(valid_dim(y.ndim))
@@ -347,7 +347,7 @@ def test_squeeze_unsqueeze_gradcheck(data):
     shp = data.draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=2))
     x = data.draw(tensors(shape=shp))
     dim = data.draw(st.none() | valid_dim(x.ndim) | st.lists(st.integers(0, x.ndim - 1), unique=True).map(tuple))
-    ref = np.asarray(x.data)
+    ref = np.asarray(x.array)
     if dim is None:
         want = ref.squeeze()
     else:
@@ -393,7 +393,7 @@ def test_flatten_family_hand_cases_and_errors():
 def test_repeat_tile_gradcheck(data):
     x = data.draw(tensors(shape=shapes(min_dims=0, max_dims=3, max_side=3)))
     reps = data.draw(st.lists(st.integers(0, 3), min_size=x.ndim, max_size=x.ndim + 1))
-    want = np.tile(np.asarray(x.data).reshape((1,) * (len(reps) - x.ndim) + x.shape), reps)
+    want = np.tile(np.asarray(x.array).reshape((1,) * (len(reps) - x.ndim) + x.shape), reps)
     np.testing.assert_array_equal(x.repeat(*reps).detach().numpy(), want)
     assert gradcheck(lambda a: a.repeat(reps), (x,))
     treps = data.draw(st.lists(st.integers(1, 2), min_size=0, max_size=x.ndim + 1))
@@ -405,7 +405,7 @@ def test_repeat_interleave_gradcheck(data):
     x = data.draw(tensors(shape=shapes(min_dims=1, max_dims=3, max_side=3)))
     d = data.draw(valid_dim(x.ndim))
     reps = data.draw(st.lists(st.integers(0, 3), min_size=x.shape[d], max_size=x.shape[d]))
-    want = np.repeat(np.asarray(x.data), reps, axis=d)
+    want = np.repeat(np.asarray(x.array), reps, axis=d)
     y = x.repeat_interleave(mg.tensor(reps), dim=d)
     np.testing.assert_array_equal(y.detach().numpy(), want)
     assert gradcheck(lambda a: a.repeat_interleave(mg.tensor(reps), dim=d), (x,))
@@ -450,7 +450,7 @@ def test_cat_stack_gradcheck(data):
         s[d] = data.draw(st.integers(0, 3))
         xs.append(data.draw(tensors(shape=tuple(s))))
     y = mg.cat(xs, d)
-    np.testing.assert_array_equal(y.detach().numpy(), np.concatenate([np.asarray(t.data) for t in xs], axis=d))
+    np.testing.assert_array_equal(y.detach().numpy(), np.concatenate([np.asarray(t.array) for t in xs], axis=d))
     assert gradcheck(lambda *a: mg.cat(list(a), dim=d), tuple(xs))
     ys = [data.draw(tensors(shape=shp)) for _ in range(k)]
     sd = data.draw(st.integers(-len(shp) - 1, len(shp)))
@@ -472,7 +472,7 @@ def test_cat_stack_hand_cases_and_errors():
     np.testing.assert_array_equal(b.grad.numpy(), [[3, 4], [5, 6]])
     assert mg.concat([a, a], 1).shape == (1, 4) and mg.concatenate([a, a], -1).shape == (1, 4)
     assert mg.stack([a, a], 1).shape == (1, 2, 2)
-    assert not np.shares_memory(mg.cat([a]).data, a.data)          # always a new tensor
+    assert not np.shares_memory(mg.cat([a]).array, a.array)          # always a new tensor
     assert mg.cat([mg.ones(2, 2), mg.zeros(0)]).shape == (2, 2)     # legacy empty tensor skipped
     assert mg.hstack([mg.ones(2), mg.ones(3)]).shape == (5,)
     assert mg.vstack([mg.ones(3), mg.ones(2, 3)]).shape == (3, 3)
@@ -504,7 +504,7 @@ def test_split_chunk_unbind_tensor_split_gradcheck(data):
     size = data.draw(st.integers(1, n))
     parts = x.split(size, d)
     assert [p.shape[d] for p in parts] == [size] * (n // size) + ([n % size] if n % size else [])
-    np.testing.assert_array_equal(mg.cat(parts, d).detach().numpy(), np.asarray(x.data))
+    np.testing.assert_array_equal(mg.cat(parts, d).detach().numpy(), np.asarray(x.array))
     k = data.draw(st.integers(1, 4))
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
     sections = [b - a for a, b in zip([0] + cuts, cuts + [n])]
@@ -579,7 +579,7 @@ def test_pad_all_modes_gradcheck(data):
     if mode != "constant" or all(a >= 0 for a in amounts):
         np_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
         widths = [(0, 0)] * (x.ndim - k) + [(amounts[2 * i], amounts[2 * i + 1]) for i in reversed(range(k))]
-        want = np.pad(np.asarray(x.data), widths, mode=np_mode, **({"constant_values": value} if value else {}))
+        want = np.pad(np.asarray(x.array), widths, mode=np_mode, **({"constant_values": value} if value else {}))
         np.testing.assert_array_equal(mg.pad(x, amounts, mode, **kw).detach().numpy(), want)
     assert gradcheck(lambda a: mg.pad(a, amounts, mode=mode, **kw), (x,))
 
@@ -635,10 +635,10 @@ def test_flip_roll_gradcheck(data):
     x = data.draw(tensors(shape=shapes(min_dims=1, max_dims=3)))
     dims = tuple(data.draw(st.lists(valid_dim(x.ndim), min_size=1, max_size=x.ndim,
                                     unique_by=lambda d: d % x.ndim)))
-    np.testing.assert_array_equal(x.flip(dims).detach().numpy(), np.flip(np.asarray(x.data), dims))
+    np.testing.assert_array_equal(x.flip(dims).detach().numpy(), np.flip(np.asarray(x.array), dims))
     assert gradcheck(lambda a: a.flip(dims), (x,))
     shifts = tuple(data.draw(st.integers(-5, 5)) for _ in dims)
-    np.testing.assert_array_equal(x.roll(shifts, dims).detach().numpy(), np.roll(np.asarray(x.data), shifts, dims))
+    np.testing.assert_array_equal(x.roll(shifts, dims).detach().numpy(), np.roll(np.asarray(x.array), shifts, dims))
     assert gradcheck(lambda a: a.roll(shifts, dims), (x,))
     assert gradcheck(lambda a: a.roll(shifts[0]), (x,))
 
@@ -647,8 +647,8 @@ def test_flip_roll_gradcheck(data):
 def test_tril_triu_gradcheck(data):
     x = data.draw(tensors(shape=shapes(min_dims=2, max_dims=3)))
     k = data.draw(st.integers(-3, 3))
-    np.testing.assert_array_equal(x.tril(k).detach().numpy(), np.tril(np.asarray(x.data), k))
-    np.testing.assert_array_equal(x.triu(k).detach().numpy(), np.triu(np.asarray(x.data), k))
+    np.testing.assert_array_equal(x.tril(k).detach().numpy(), np.tril(np.asarray(x.array), k))
+    np.testing.assert_array_equal(x.triu(k).detach().numpy(), np.triu(np.asarray(x.array), k))
     assert gradcheck(lambda a: a.tril(k), (x,))
     assert gradcheck(lambda a: mg.triu(a, diagonal=k), (x,))
 
@@ -665,7 +665,7 @@ def test_flip_roll_tril_hand_cases_and_errors():
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[1, 0, 0], [1, 1, 0]])
     f = x.flip(0)
-    assert not np.shares_memory(f.data, x.data)   # a copy, as in PyTorch
+    assert not np.shares_memory(f.array, x.array)   # a copy, as in PyTorch
     with pytest.raises(DimError, match="more than once"):
         x.flip((0, -2))
     with pytest.raises(InvalidArgumentError, match="same length"):
@@ -690,7 +690,7 @@ def test_movedim_swapaxes_narrow_gradcheck(data):
     x = data.draw(tensors(shape=shapes(min_dims=1, max_dims=4, max_side=3)))
     src = data.draw(st.lists(st.integers(0, x.ndim - 1), min_size=1, max_size=x.ndim, unique=True))
     dst = data.draw(st.lists(st.integers(0, x.ndim - 1), min_size=len(src), max_size=len(src), unique=True))
-    np.testing.assert_array_equal(mg.movedim(x, src, dst).detach().numpy(), np.moveaxis(np.asarray(x.data), src, dst))
+    np.testing.assert_array_equal(mg.movedim(x, src, dst).detach().numpy(), np.moveaxis(np.asarray(x.array), src, dst))
     assert gradcheck(lambda a: a.movedim(src, dst), (x,))
     d0, d1 = data.draw(valid_dim(x.ndim)), data.draw(valid_dim(x.ndim))
     assert gradcheck(lambda a: a.swapaxes(d0, d1), (x,))
@@ -702,10 +702,10 @@ def test_movedim_swapaxes_narrow_gradcheck(data):
 @given(tensors(shape=shapes(min_dims=1, max_dims=3)))
 def test_clone_contiguous_gradcheck(x):
     c = x.clone()
-    assert not np.shares_memory(c.data, x.data)
+    assert not np.shares_memory(c.array, x.array)
     k = x.contiguous()
     assert k.is_contiguous()
-    assert (k is x) == bool(x.data.flags.c_contiguous)
+    assert (k is x) == bool(x.array.flags.c_contiguous)
     assert gradcheck(lambda a: a.clone() * a.contiguous(), (x,))
 
 

@@ -264,7 +264,7 @@ def test_state_dict_round_trip_resumes_bit_identically(mode, name, kw):
     # loading copies: later steps of opt2 do not touch the saved arrays
     st0 = saved["state"][0]
     key = [k for k in st0 if k != "step"][0]
-    assert not np.shares_memory(opt2.state[ps2[0]][key].data, st0[key])
+    assert not np.shares_memory(opt2.state[ps2[0]][key].array, st0[key])
 
 
 def test_param_groups_zero_grad_closure_and_errors():

@@ -58,9 +58,9 @@ def _sum_grads(prev, gi, owned):
         owned[id(prev)] = prev
     if type(gi) is SliceGrad:
         if id(prev) not in owned:
-            prev = _fn.Tensor._make(prev.data.copy())
+            prev = _fn.Tensor._make(prev.array.copy())
             owned[id(prev)] = prev
-        gi.add_into(prev.data)
+        gi.add_into(prev.array)
         return prev
     out = prev + gi
     owned[id(out)] = out
@@ -192,7 +192,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 gi = gin[i] if i < len(gin) else None
                 if gi is None:
                     continue
-                if (gi.shape if type(gi) is SliceGrad else gi.data.shape) != args[i].data.shape:
+                if (gi.shape if type(gi) is SliceGrad else gi.array.shape) != args[i].array.shape:
                     raise AutogradError(
                         f"internal: {ctx.name} returned a gradient of shape {tuple(gi.shape)} for argument {i} "
                         f"of shape {tuple(args[i].shape)}"
@@ -235,28 +235,28 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
 
 def _accumulate(t, g, create_graph):
     T = _fn.Tensor
-    if g.data.dtype != t.data.dtype:
+    if g.array.dtype != t.array.dtype:
         g = g.to(t.dtype)
     if t.grad is None:
         if create_graph:
             t.grad = g
         else:
-            t.grad = T._make(g.data.copy(), False)
+            t.grad = T._make(g.array.copy(), False)
     else:
         if create_graph:
             t.grad = t.grad + g
         else:
-            t.grad = T._make(t.grad.data + g.data, False)
+            t.grad = T._make(t.grad.array + g.array, False)
 
 
 def _anomaly_backward(ctx, g, gin):
     from ..backend import get_array_module
 
-    xp = get_array_module(g.data)
-    if not bool(xp.isfinite(g.data).all()):
+    xp = get_array_module(g.array)
+    if not bool(xp.isfinite(g.array).all()):
         return
     for i, gi in enumerate(gin):
-        if gi is not None and gi.dtype.kind == "f" and not bool(xp.isfinite(gi.data).all()):
+        if gi is not None and gi.dtype.kind == "f" and not bool(xp.isfinite(gi.array).all()):
             raise AnomalyError(
                 f"anomaly: backward of {ctx.fn.__name__} produced NaN/Inf in the gradient of argument {i} "
                 f"from a finite incoming gradient; the forward op was called at {ctx.stack or '<unknown>'}"
@@ -269,12 +269,12 @@ def _make_grads(outputs, grad_outputs, create_graph):
     for i, o in enumerate(outputs):
         g = grad_outputs[i] if grad_outputs is not None else None
         if g is None:
-            if o.data.size != 1:
+            if o.array.size != 1:
                 raise AutogradError(
                     f"grad can be implicitly created only for scalar outputs; output {i} has shape "
                     f"{tuple(o.shape)}: pass gradient= (or grad_outputs=) of that shape"
                 )
-            g = T._make(_ones_like(o.data), False)  # d o / d o = 1
+            g = T._make(_ones_like(o.array), False)  # d o / d o = 1
         else:
             if not isinstance(g, T):
                 g = T._make(np.asarray(g, dtype=o.dtype), False)

@@ -128,7 +128,7 @@ class Function:
         arr_type = dev = None
         for a in args:
             if isinstance(a, T):
-                d = a.data
+                d = a.array
                 if arr_type is None:
                     arr_type = type(d)
                     if arr_type is not np.ndarray:
@@ -185,10 +185,10 @@ def _xp_of_type(arr_type):
 def _anomaly_forward(cls, args, res, ctx):
     from ..backend import get_array_module
 
-    xp = get_array_module(res.data)
+    xp = get_array_module(res.array)
     ctx.stack = user_stack_line()
-    if not _all_finite(xp, res.data):
-        ins_ok = all(_all_finite(xp, a.data) for a in args if isinstance(a, Tensor))
+    if not _all_finite(xp, res.array):
+        ins_ok = all(_all_finite(xp, a.array) for a in args if isinstance(a, Tensor))
         if ins_ok:
             raise AnomalyError(
                 f"anomaly: forward of {cls.__name__} produced NaN/Inf from finite inputs "

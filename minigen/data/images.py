@@ -20,9 +20,9 @@ __all__ = ["make_grid", "save_image_grid", "plot_curves"]
 
 def _as_images(images) -> np.ndarray:
     if isinstance(images, Tensor):
-        arr = backend.to_numpy(images.detach().data)
+        arr = backend.to_numpy(images.detach().array)
     elif isinstance(images, (list, tuple)):
-        arr = np.stack([backend.to_numpy(i.detach().data) if isinstance(i, Tensor) else np.asarray(i)
+        arr = np.stack([backend.to_numpy(i.detach().array) if isinstance(i, Tensor) else np.asarray(i)
                         for i in images])
     else:
         arr = backend.to_numpy(images)

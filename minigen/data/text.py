@@ -104,7 +104,7 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         """Ids (list, array or Tensor) -> text."""
         if isinstance(ids, Tensor):
-            ids = backend.to_numpy(ids.data)
+            ids = backend.to_numpy(ids.array)
         ids = np.asarray(ids).reshape(-1)
         n = self.vocab_size
         if ids.size and (ids.min() < 0 or ids.max() >= n):
@@ -151,7 +151,7 @@ def shakespeare_splits(tokenizer=None, train_fraction=0.9):
 
 
 def _as_1d_ids(data, what):
-    arr = backend.to_numpy(data.data) if isinstance(data, Tensor) else np.asarray(data)
+    arr = backend.to_numpy(data.array) if isinstance(data, Tensor) else np.asarray(data)
     if arr.ndim != 1:
         raise ShapeError(f"{what}: data must be a 1-d sequence of token ids, got shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":

@@ -77,7 +77,7 @@ class CharRNN(nn.Module):
                 for k in range(num_layers):
                     for b in ("bias_ih", "bias_hh"):
                         p = getattr(self.rnn, f"{b}_l{k}")
-                        p.data[H:2 * H] = 0.5  # b_ih + b_hh = 1 on the forget gate
+                        p.array[H:2 * H] = 0.5  # b_ih + b_hh = 1 on the forget gate
         self._eye = None
 
     def _inputs(self, x):
@@ -85,9 +85,9 @@ class CharRNN(nn.Module):
             return self.embed(x)
         # one-hot rows: x_t = e_{char}; W_ih x_t picks a column, as an embedding would
         xp = x.xp
-        if self._eye is None or type(self._eye) is not type(x.data):
+        if self._eye is None or type(self._eye) is not type(x.array):
             self._eye = xp.eye(self.vocab_size, dtype=self.decoder.weight.dtype)
-        return Tensor._make(self._eye[x.data])
+        return Tensor._make(self._eye[x.array])
 
     def forward(self, x, state=None):
         x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.int64))
@@ -121,7 +121,7 @@ class CharRNN(nn.Module):
             with no_grad():
                 logits, state = self(Tensor._make(np.array([prime], dtype=np.int64)))
                 for _ in range(int(max_new_tokens)):
-                    nxt = int(np.asarray(sample_logits(logits.data[:, -1, :], temperature, top_k, top_p,
+                    nxt = int(np.asarray(sample_logits(logits.array[:, -1, :], temperature, top_k, top_p,
                                                        generator))[0])
                     out.append(nxt)
                     logits, state = self(Tensor._make(np.array([[nxt]], dtype=np.int64)), state)

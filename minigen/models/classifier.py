@@ -76,7 +76,7 @@ class MNISTClassifier(nn.Module):
                     xb = xb if isinstance(xb, Tensor) else Tensor(np.asarray(xb, dtype=np.float32))
                     if xb.device != dev:
                         xb = xb.to(dev)
-                    out.append(backend.to_numpy(F.softmax(self(xb), dim=-1).data))
+                    out.append(backend.to_numpy(F.softmax(self(xb), dim=-1).array))
         finally:
             self.train(was)
         return np.concatenate(out).astype(np.float64)
@@ -90,7 +90,7 @@ def random_shift(x, max_shift=2, generator=None):
     s = int(max_shift)
     if s <= 0:
         return x
-    arr = x.data
+    arr = x.array
     xp = backend.get_array_module(arr)
     n, _, h, w = arr.shape
     shifts = _gen(generator).numpy.integers(-s, s + 1, size=(n, 2))

@@ -185,7 +185,7 @@ class GPT(nn.Module):
         Each step feeds the last ``block_size`` tokens, takes the logits of the last position and
         samples with :func:`~minigen.models.sampling.sample_logits` (temperature 0 = greedy).
         """
-        arr = np.asarray(idx.data if isinstance(idx, Tensor) else idx, dtype=np.int64)
+        arr = np.asarray(idx.array if isinstance(idx, Tensor) else idx, dtype=np.int64)
         if arr.ndim == 1:
             arr = arr[None]
         was = self.training
@@ -195,7 +195,7 @@ class GPT(nn.Module):
                 for _ in range(int(max_new_tokens)):
                     cond = arr[:, -self.config.block_size:]
                     logits, _ = self(Tensor._make(cond))
-                    last = logits.data[:, -1, :]
+                    last = logits.array[:, -1, :]
                     nxt = sample_logits(last, temperature, top_k, top_p, generator)
                     arr = np.concatenate([arr, np.asarray(nxt).reshape(-1, 1)], axis=1)
         finally:
@@ -243,7 +243,7 @@ class RandomBatches:
     """
 
     def __init__(self, data, block_size, batch_size, n_batches, generator):
-        self.data, self.block_size, self.batch_size = data, int(block_size), int(batch_size)
+        self.tokens, self.block_size, self.batch_size = data, int(block_size), int(batch_size)
         self.n_batches, self.generator = int(n_batches), generator
         self.batches_done = 0
 
@@ -255,7 +255,7 @@ class RandomBatches:
 
         while self.batches_done < self.n_batches:
             self.batches_done += 1
-            yield get_batch(self.data, self.block_size, self.batch_size, generator=self.generator)
+            yield get_batch(self.tokens, self.block_size, self.batch_size, generator=self.generator)
 
     def state_dict(self):
         return {"batches_done": self.batches_done}
@@ -484,7 +484,7 @@ def train_gpt_torch(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, threa
     eval_gen = mg.Generator().manual_seed(cfg.seed + 2)
 
     def tb(pair):
-        return tuple(torch.from_numpy(np.asarray(t.data)) for t in pair)
+        return tuple(torch.from_numpy(np.asarray(t.array)) for t in pair)
 
     def estimate():
         model.eval()

@@ -175,7 +175,7 @@ def save_grid(images, path, nrow=8, pm1=True):
     """Write images (N, 1, 28, 28) as a PNG grid; ``pm1``: the values are in [-1, 1] (GAN outputs)."""
     from ..data import save_image_grid
 
-    arr = backend.to_numpy(images.detach().data if hasattr(images, "detach") else images).astype(np.float32)
+    arr = backend.to_numpy(images.detach().array if hasattr(images, "detach") else images).astype(np.float32)
     if pm1:
         arr = (arr + 1.0) * 0.5
     return save_image_grid(np.clip(arr, 0.0, 1.0), path, nrow=nrow, padding=2, pad_value=0.5)

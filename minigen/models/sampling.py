@@ -23,7 +23,7 @@ __all__ = ["filter_logits", "sample_logits", "probs_from_logits"]
 
 
 def _arr(x):
-    return x.data if hasattr(x, "data") and hasattr(x, "requires_grad") else x
+    return x.array if hasattr(x, "array") and hasattr(x, "requires_grad") else x
 
 
 def filter_logits(logits, top_k=None, top_p=None):

@@ -85,7 +85,7 @@ class Seq2SeqTransformer(nn.Module):
             nn.init.normal_(self.tgt_embed.weight, 0.0, d_model ** -0.5)
 
     def _src_pad_mask(self, src):
-        return Tensor._make(src.data == self.pad_id)  # True = this key is padding (ignored)
+        return Tensor._make(src.array == self.pad_id)  # True = this key is padding (ignored)
 
     def encode(self, src):
         x = self.pos(self.src_embed(src) * math.sqrt(self.d_model))
@@ -123,7 +123,7 @@ class Seq2SeqTransformer(nn.Module):
                 done = np.zeros(B, dtype=bool)
                 for _ in range(int(max_new_tokens)):
                     logits = self.decode(Tensor._make(ys), memory, src)
-                    nxt = np.asarray(logits.data[:, -1, :].argmax(-1)).astype(np.int64)
+                    nxt = np.asarray(logits.array[:, -1, :].argmax(-1)).astype(np.int64)
                     nxt = np.where(done, PAD, nxt)
                     done |= nxt == EOS
                     ys = np.concatenate([ys, nxt[:, None]], axis=1)
@@ -138,7 +138,7 @@ class Seq2SeqTransformer(nn.Module):
 
 def exact_match(model, src, tgt_out) -> dict:
     """Greedy-decode ``src`` and compare with ``tgt_out``: exact-match (whole sequence incl. EOS) and token accuracy."""
-    tgt = np.asarray(tgt_out.data if isinstance(tgt_out, Tensor) else tgt_out)
+    tgt = np.asarray(tgt_out.array if isinstance(tgt_out, Tensor) else tgt_out)
     pred = model.greedy_decode(src, tgt.shape[1])
     mask = tgt != PAD
     seq_ok = ((pred == tgt) | ~mask).all(1)
@@ -240,7 +240,7 @@ def train_seq2seq(cfg: Seq2SeqConfig, out_dir: str, resume: bool = False, progre
         return "".join(str(int(t)) for t in row if t < 10)
 
     lines = [f"{show(s):>{cfg.max_len}} -> {show(p):<{cfg.max_len}} {'ok' if show(p) == show(o) else 'WRONG'}"
-             for s, p, o in zip(src.data, pred, out.data)]
+             for s, p, o in zip(src.array, pred, out.array)]
     with open(os.path.join(out_dir, "samples.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     summary = {"task": cfg.task, "step": res["step"], "exact_match": res.get("exact_match"),

@@ -296,7 +296,7 @@ class StyleGenerator(nn.Module):
         w = self.mapping(z)
         if self.training:  # track the mean w for the truncation trick
             wm = w.detach().mean(dim=0)
-            self.w_avg.data = (wm + (self.w_avg - wm) * self.w_avg_beta).data
+            self.w_avg.array = (wm + (self.w_avg - wm) * self.w_avg_beta).array
         if truncation != 1.0:
             w = self.w_avg + (w - self.w_avg) * truncation
         ws = self.broadcast(w)

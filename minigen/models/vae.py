@@ -182,7 +182,7 @@ def _latent_scatter(model, images, labels, path):
     dev = next(model.parameters()).device
     with mg.no_grad():
         mu, _ = model.encode(mg.tensor(images, device=dev))
-    mu = backend.to_numpy(mu.data)
+    mu = backend.to_numpy(mu.array)
     fig = Figure(figsize=(6, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)

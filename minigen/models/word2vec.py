@@ -216,7 +216,7 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
             with no_grad():
                 # lr * (sum of the per-pair gradients) = lr * batch * grad(mean loss)
                 for p in (model.in_embed, model.out_embed):
-                    p.data -= (a * len(c)) * p.grad.data
+                    p.array -= (a * len(c)) * p.grad.array
             step += 1
             if step % 50 == 0 or s + batch_size >= len(c_all):
                 rec = {"split": "train", "step": step, "epoch": ep, "loss": float(loss.item()), "lr": a,

@@ -42,7 +42,7 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones
 def _write(tensor, host_array):
     """tensor[...] = host_array, cast to the tensor's dtype and moved to its device; no autograd."""
     arr = np.asarray(host_array).astype(tensor.dtype, copy=False)
-    tensor.data[...] = move_array(arr, tensor.device)
+    tensor.array[...] = move_array(arr, tensor.device)
     tensor._vc[0] += 1
     return tensor
 
@@ -106,7 +106,7 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
 
 
 def constant_(tensor, val: float):
-    tensor.data[...] = val
+    tensor.array[...] = val
     tensor._vc[0] += 1
     return tensor
 

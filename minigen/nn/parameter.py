@@ -31,11 +31,11 @@ class Parameter(Tensor):
         if data is None:
             arr = np.empty((0,), dtype=get_default_dtype())
         elif isinstance(data, Tensor):
-            arr = data.data
+            arr = data.array
         elif hasattr(data, "shape") and hasattr(data, "dtype"):
             arr = data
         else:
-            arr = Tensor(data).data
+            arr = Tensor(data).array
         super().__init__(arr)
         if isinstance(data, Tensor):
             self._vc = data._vc  # same storage, same version counter
@@ -50,7 +50,7 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        out = Parameter(self.data.copy(), requires_grad=self.requires_grad)
+        out = Parameter(self.array.copy(), requires_grad=self.requires_grad)
         if self.grad is not None:
             out.grad = copy.deepcopy(self.grad, memo)
         memo[id(self)] = out
@@ -58,7 +58,7 @@ class Parameter(Tensor):
 
     def __reduce_ex__(self, proto):
         # pickling is never used by minigen's checkpoints; this only keeps copy.copy working
-        return (Parameter, (self.data, self.requires_grad))
+        return (Parameter, (self.array, self.requires_grad))
 
 
 class Buffer(Tensor):
@@ -73,7 +73,7 @@ class Buffer(Tensor):
         return object.__new__(cls)
 
     def __init__(self, data=None, persistent=True):
-        arr = data.data if isinstance(data, Tensor) else Tensor(data).data
+        arr = data.array if isinstance(data, Tensor) else Tensor(data).array
         super().__init__(arr)
         self.persistent = bool(persistent)
 

@@ -33,13 +33,13 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         return Tensor._make(np.asarray(0.0, dtype=np.float32))
     dt = ts[0].dtype
     if q == math.inf:
-        total = max(float(get_array_module(t.data).abs(t.data).max()) if t.data.size else 0.0 for t in ts)
+        total = max(float(get_array_module(t.array).abs(t.array).max()) if t.array.size else 0.0 for t in ts)
     elif q <= 0:
         raise InvalidArgumentError(f"norm_type must be positive, got {norm_type}")
     else:
         acc = 0.0
         for t in ts:
-            a = t.data.astype(np.float64) if t.data.dtype != np.float64 else t.data
+            a = t.array.astype(np.float64) if t.array.dtype != np.float64 else t.array
             acc += float((get_array_module(a).abs(a) ** q).sum())
         total = acc ** (1.0 / q)
     if error_if_nonfinite and not math.isfinite(total):
@@ -57,9 +57,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     """
     params = [p for p in _params(parameters) if p.grad is not None]
     total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
-    coef = min(1.0, float(max_norm) / (float(total.data) + 1e-6))
+    coef = min(1.0, float(max_norm) / (float(total.array) + 1e-6))
     for p in params:
-        g = p.grad.data
+        g = p.grad.array
         if coef < 1.0:
             g *= coef
     return total
@@ -70,7 +70,7 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     c = float(clip_value)
     for p in _params(parameters):
         if p.grad is not None:
-            g = p.grad.data
+            g = p.grad.array
             get_array_module(g).clip(g, -c, c, out=g)
 
 
@@ -79,13 +79,13 @@ def parameters_to_vector(parameters) -> Tensor:
     ps = _params(parameters)
     if not ps:
         raise InvalidArgumentError("parameters_to_vector needs at least one tensor")
-    xp = get_array_module(ps[0].data)
+    xp = get_array_module(ps[0].array)
     for p in ps[1:]:
         if p.device != ps[0].device:
             from ..errors import DeviceError
 
             raise DeviceError(f"parameters_to_vector: parameters on {ps[0].device} and {p.device}")
-    return Tensor._make(xp.concatenate([p.data.reshape(-1) for p in ps]))
+    return Tensor._make(xp.concatenate([p.array.reshape(-1) for p in ps]))
 
 
 def vector_to_parameters(vec: Tensor, parameters) -> None:
@@ -100,8 +100,8 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     i = 0
     for p in ps:
         n = p.numel()
-        chunk = vec.data[i:i + n].reshape(p.shape)
-        p.data[...] = move_array(chunk, p.device).astype(p.dtype, copy=False)
+        chunk = vec.array[i:i + n].reshape(p.shape)
+        p.array[...] = move_array(chunk, p.device).astype(p.dtype, copy=False)
         p._vc[0] += 1
         i += n
 

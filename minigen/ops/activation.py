@@ -107,8 +107,8 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
-        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("softmax_backward", y.data, g.data)):
-            return (Tensor._make(k(y.data, g.data)),)  # first-order fast path, same formula
+        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("softmax_backward", y.array, g.array)):
+            return (Tensor._make(k(y.array, g.array)),)  # first-order fast path, same formula
         return (y * (g - _sum_keep(g * y, ctx.dim)),)
 
 
@@ -136,8 +136,8 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
-        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("log_softmax_backward", y.data, g.data)):
-            return (Tensor._make(k(y.data, g.data)),)
+        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("log_softmax_backward", y.array, g.array)):
+            return (Tensor._make(k(y.array, g.array)),)
         return (g - y.exp() * _sum_keep(g, ctx.dim),)
 
 
@@ -378,9 +378,9 @@ class GELU(Function):
     def backward(ctx, g):
         x, approximate = ctx.args
         if not STATE.enabled and getattr(ctx, "dydx", None) is not None:
-            return Tensor._make(g.data * ctx.dydx), None
-        if not STATE.enabled and (k := _kernel("gelu_backward", x.data, g.data)) is not None:
-            return Tensor._make(k(x.data, g.data, approximate)), None
+            return Tensor._make(g.array * ctx.dydx), None
+        if not STATE.enabled and (k := _kernel("gelu_backward", x.array, g.array)) is not None:
+            return Tensor._make(k(x.array, g.array, approximate)), None
         if approximate == "tanh":
             # with s = sigmoid(2u) = (1 + t)/2:  0.5 (1 - t^2) = 2 s (1 - s)
             s = sigmoid(2 * (_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)))
@@ -413,8 +413,8 @@ class SiLU(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.args
-        if not STATE.enabled and (k := _kernel("silu_backward", x.data, g.data)) is not None:
-            return (Tensor._make(k(x.data, g.data)),)
+        if not STATE.enabled and (k := _kernel("silu_backward", x.array, g.array)) is not None:
+            return (Tensor._make(k(x.array, g.array)),)
         s = sigmoid(x)
         return (g * s * (1 + x * (1 - s)),)
 

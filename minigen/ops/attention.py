@@ -143,7 +143,7 @@ def sdpa_reference(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=F
         rep = q.shape[-3] // k.shape[-3]
         k, v = _repeat_heads(k, rep), _repeat_heads(v, rep)
     L, S = q.shape[-2], k.shape[-2]
-    xp = get_array_module(q.data)
+    xp = get_array_module(q.array)
     scores = (q @ transpose(k, -2, -1)) * scale
     dead_rows = None  # constant (..., L, 1) array: 1 where a query row has no key left
     if is_causal:
@@ -151,13 +151,13 @@ def sdpa_reference(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=F
     if attn_mask is not None:
         shp = _mask_rows(attn_mask.shape, L, S)
         if attn_mask.dtype.kind == "b":
-            keep = xp.broadcast_to(attn_mask.data, shp)
+            keep = xp.broadcast_to(attn_mask.array, shp)
             dead = ~keep.any(axis=-1, keepdims=True)
             additive = xp.where(keep | dead, 0.0, -xp.inf).astype(q.dtype)
             scores = scores + Tensor._make(additive)
         else:
             m = broadcast_to(attn_mask if attn_mask.dtype == q.dtype else attn_mask.to(q.dtype), shp)
-            dead = xp.isneginf(m.data).all(axis=-1, keepdims=True)
+            dead = xp.isneginf(m.array).all(axis=-1, keepdims=True)
             if dead.any():  # rows masked out entirely: use 0 instead of -inf there (the row is zeroed below)
                 m = SetItem.apply(m, 0.0, xp.broadcast_to(dead, shp))
             scores = scores + m
@@ -211,13 +211,13 @@ class SDPA(Function):
         from .activation import softmax
 
         q, k, v, is_causal, scale, _ = ctx.args
-        if not STATE.enabled and (kb := _attn_kernel("sdpa_backward", g.data, q.data, k.data, v.data)) is not None:
-            grads = kb(g.data, q.data, k.data, v.data, ctx.output.data, ctx.lse, is_causal, scale)
+        if not STATE.enabled and (kb := _attn_kernel("sdpa_backward", g.array, q.array, k.array, v.array)) is not None:
+            grads = kb(g.array, q.array, k.array, v.array, ctx.output.array, ctx.lse, is_causal, scale)
             return tuple(Tensor._make(a) if ctx.next_nodes[i] is not None else None
                          for i, a in enumerate(grads)) + (None, None, None)
         scores = (q @ transpose(k, -2, -1)) * scale
         if is_causal:
-            xp = get_array_module(q.data)
+            xp = get_array_module(q.array)
             L, S = q.shape[-2], k.shape[-2]
             keep = xp.tril(xp.ones((L, S), dtype=builtins.bool))
             scores = scores + Tensor._make(xp.where(keep, 0.0, -xp.inf).astype(q.dtype))
@@ -238,7 +238,7 @@ def _sdpa_fast(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, gene
     if attn_mask is not None or dropout_p > 0.0 or enable_gqa or not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
         return NotImplemented
     try:
-        fwd = _attn_kernel("sdpa_forward", q.data, k.data, v.data)
+        fwd = _attn_kernel("sdpa_forward", q.array, k.array, v.array)
     except ImportError:  # pragma: no cover - a checkout without the kernels folder
         return NotImplemented
     if fwd is None:

@@ -277,9 +277,9 @@ class Conv2d(Function):
     def backward(ctx, g):
         x, w, stride, pads, dilation, groups = ctx.args
         need_x, need_w = ctx.next_nodes[0] is not None, ctx.next_nodes[1] is not None
-        if not STATE.enabled and (k := fast_kernel("conv2d_backward", g.data, x.data, w.data)) is not None:
+        if not STATE.enabled and (k := fast_kernel("conv2d_backward", g.array, x.array, w.array)) is not None:
             # first order: both gradients from one dY matrix (and the forward's columns, when kept)
-            gx, gw = k(g.data, x.data, w.data, getattr(ctx, "cols", None), need_x, need_w,
+            gx, gw = k(g.array, x.array, w.array, getattr(ctx, "cols", None), need_x, need_w,
                        stride, pads, dilation, groups)
             return _tensor_or_none(gx), _tensor_or_none(gw), None, None, None, None
         gx = gw = None
@@ -307,9 +307,9 @@ class ConvTranspose2d(Function):
     def backward(ctx, G):
         g, w, _, stride, pads, dilation, groups = ctx.args
         need_g, need_w = ctx.next_nodes[0] is not None, ctx.next_nodes[1] is not None
-        if not STATE.enabled and (k := fast_kernel("conv_transpose2d_backward", G.data, g.data, w.data)) is not None:
+        if not STATE.enabled and (k := fast_kernel("conv_transpose2d_backward", G.array, g.array, w.array)) is not None:
             # first order: both gradients from one im2col matrix of G
-            gg, gw = k(G.data, g.data, w.data, need_g, need_w, stride, pads, dilation, groups)
+            gg, gw = k(G.array, g.array, w.array, need_g, need_w, stride, pads, dilation, groups)
             return _tensor_or_none(gg), _tensor_or_none(gw), None, None, None, None, None
         gg = gw = None
         if ctx.next_nodes[0] is not None:

@@ -39,8 +39,8 @@ def _ast(xp, g, x):
     """Array fast path of ``_st`` (first-order backward, no graph recorded)."""
     if not isinstance(x, Tensor):
         return None
-    if g.shape != x.data.shape:
-        g = _sum_to_array(xp, g, x.data.shape)
+    if g.shape != x.array.shape:
+        g = _sum_to_array(xp, g, x.array.shape)
     return Tensor._make(g)
 
 
@@ -62,8 +62,8 @@ class Add(Function):
     def backward(ctx, g):
         a, b = ctx.args
         if not STATE.enabled:
-            xp = get_array_module(g.data)
-            return _ast(xp, g.data, a), _ast(xp, g.data, b)
+            xp = get_array_module(g.array)
+            return _ast(xp, g.array, a), _ast(xp, g.array, b)
         return _st(g, a), _st(g, b)
 
 
@@ -80,8 +80,8 @@ class Sub(Function):
     def backward(ctx, g):
         a, b = ctx.args
         if not STATE.enabled:
-            xp = get_array_module(g.data)
-            return _ast(xp, g.data, a), (_ast(xp, -g.data, b) if isinstance(b, Tensor) else None)
+            xp = get_array_module(g.array)
+            return _ast(xp, g.array, a), (_ast(xp, -g.array, b) if isinstance(b, Tensor) else None)
         return _st(g, a), (_st(-g, b) if isinstance(b, Tensor) else None)
 
 
@@ -96,9 +96,9 @@ class Mul(Function):
     def backward(ctx, g):
         a, b = ctx.args
         if not STATE.enabled:
-            xp, gd = get_array_module(g.data), g.data
-            ad = a.data if isinstance(a, Tensor) else a
-            bd = b.data if isinstance(b, Tensor) else b
+            xp, gd = get_array_module(g.array), g.array
+            ad = a.array if isinstance(a, Tensor) else a
+            bd = b.array if isinstance(b, Tensor) else b
             return (_ast(xp, gd * bd, a) if ctx.next_nodes[0] is not None else None,
                     _ast(xp, gd * ad, b) if ctx.next_nodes[1] is not None else None)
         ga = _st(g * b, a) if ctx.next_nodes[0] is not None else None
@@ -117,9 +117,9 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.args
         if not STATE.enabled:
-            xp, gd = get_array_module(g.data), g.data
-            ad = a.data if isinstance(a, Tensor) else a
-            bd = b.data if isinstance(b, Tensor) else b
+            xp, gd = get_array_module(g.array), g.array
+            ad = a.array if isinstance(a, Tensor) else a
+            bd = b.array if isinstance(b, Tensor) else b
             return (_ast(xp, gd / bd, a) if ctx.next_nodes[0] is not None else None,
                     _ast(xp, -gd * ad / (bd * bd), b) if ctx.next_nodes[1] is not None else None)
         ga = _st(g / b, a) if ctx.next_nodes[0] is not None else None
@@ -234,7 +234,7 @@ class ToDevice(Function):
         # the one op whose output lives on another device than its input
         from ..autograd.grad_mode import STATE
 
-        out = Tensor._make(cls.forward(ctx := _Ctx(), x.data, device), False)
+        out = Tensor._make(cls.forward(ctx := _Ctx(), x.array, device), False)
         if STATE.enabled and x.requires_grad:
             from ..autograd.function import Context
 
@@ -286,7 +286,7 @@ def div(a, b, rounding_mode=None):
     if not isinstance(a, Tensor):
         a = _t(a, b)
         if not isinstance(a, Tensor):
-            a = Tensor._make(get_array_module(b.data).asarray(a, dtype=b.dtype if b.dtype.kind == "f" else None))
+            a = Tensor._make(get_array_module(b.array).asarray(a, dtype=b.dtype if b.dtype.kind == "f" else None))
     else:
         b = _t(b, a)
     if a.dtype.kind in "iub" and (not isinstance(b, Tensor) or b.dtype.kind in "iub"):

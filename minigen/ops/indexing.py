@@ -35,7 +35,7 @@ _int = builtins.int
 def _index_array(index, op, x, what="index"):
     """The integer array behind ``index`` (Tensor, array, list or int), on ``x``'s device."""
     if isinstance(index, Tensor):
-        arr = index.data
+        arr = index.array
     elif hasattr(index, "dtype") and hasattr(index, "shape"):
         arr = index
     elif isinstance(index, (list, tuple, builtins.int, builtins.float)):
@@ -47,7 +47,7 @@ def _index_array(index, op, x, what="index"):
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"{op}: {what} must be an integer tensor (int64 or int32), got dtype {arr.dtype} "
                          f"(input of shape {tuple(x.shape)})")
-    if type(arr) is not type(x.data):
+    if type(arr) is not type(x.array):
         arr = move_array(arr, x.device)
     return arr
 
@@ -63,10 +63,10 @@ def _check_range(arr, n, op, dim, shape, what="index"):
 
 
 def _mask_array(mask, op, x):
-    arr = mask.data if isinstance(mask, Tensor) else (mask if hasattr(mask, "dtype") else np.asarray(mask))
+    arr = mask.array if isinstance(mask, Tensor) else (mask if hasattr(mask, "dtype") else np.asarray(mask))
     if arr.dtype.kind != "b":
         raise DTypeError(f"{op}: mask must be a bool tensor, got dtype {arr.dtype}")
-    if type(arr) is not type(x.data):
+    if type(arr) is not type(x.array):
         arr = move_array(arr, x.device)
     return arr
 
@@ -513,12 +513,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
 
 def _renorm_rows(weight, idx, max_norm, norm_type):
     """In place: rows of ``weight`` named in ``idx`` with norm > max_norm are scaled to norm max_norm."""
-    xp = get_array_module(weight.data)
+    xp = get_array_module(weight.array)
     rows = xp.unique(idx.reshape(-1))
-    w = weight.data[rows]
+    w = weight.array[rows]
     norms = (xp.abs(w) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
     scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(w.dtype)
-    weight.data[rows] = w * scale[:, None]
+    weight.array[rows] = w * scale[:, None]
     weight._vc[0] += 1
 
 

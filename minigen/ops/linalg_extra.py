@@ -66,13 +66,13 @@ class Linear(Function):
         need_b = b is not None and ctx.next_nodes[2] is not None
         gx = gw = gb = None
         if not STATE.enabled:  # first-order fast path on arrays (same formulas)
-            g2 = g.data.reshape(_rows(x.shape), n_out)
+            g2 = g.array.reshape(_rows(x.shape), n_out)
             if need_x:
-                gx = Tensor._make((g2 @ w.data).reshape(x.shape))
+                gx = Tensor._make((g2 @ w.array).reshape(x.shape))
             if need_w:
-                gw = Tensor._make(g2.T @ x.data.reshape(_rows(x.shape), n_in))
+                gw = Tensor._make(g2.T @ x.array.reshape(_rows(x.shape), n_in))
             if need_b:
-                gb = Tensor._make(_sum_to_array(get_array_module(g2), g.data, b.shape))
+                gb = Tensor._make(_sum_to_array(get_array_module(g2), g.array, b.shape))
         else:
             g2 = reshape(g, (_rows(x.shape), n_out))
             if need_x:
@@ -259,7 +259,7 @@ def _undiagonal(gk, uniq, t, sizes, terms, out):
     used = set("".join(terms) + out)
     fresh = iter(c for c in string.ascii_letters if c not in used)
     seen, new_t, eye_terms, eyes = set(), "", [], []
-    xp = get_array_module(gk.data)
+    xp = get_array_module(gk.array)
     for c in t:
         if c not in seen:
             seen.add(c)

@@ -136,7 +136,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     ad = _abs(d)
     if beta == 0.0:
         return _reduce(ad, reduction)
-    inside = _const(ad.data < beta)
+    inside = _const(ad.array < beta)
     return _reduce(where(inside, d * d * (0.5 / beta), ad - 0.5 * beta), reduction)
 
 
@@ -152,7 +152,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     _pair(input, target, op)
     d = input - target
     ad = _abs(d)
-    inside = _const(ad.data < delta)
+    inside = _const(ad.array < delta)
     return _reduce(where(inside, d * d * 0.5, (ad - 0.5 * delta) * delta), reduction)
 
 
@@ -202,7 +202,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     reduction = _check_reduction(_legacy_reduction(size_average, reduce, reduction), op)
     shape = _pair(input, target, op, same_shape=True)
     w = _weight_arg(weight, shape, op)
-    xd = input.data
+    xd = input.array
     if builtins.bool(((xd < 0) | (xd > 1)).any()):
         raise InvalidArgumentError(f"{op}: all elements of input should be between 0 and 1 "
                                    f"(input of shape {tuple(input.shape)}; use binary_cross_entropy_with_logits "
@@ -300,10 +300,10 @@ def _class_targets(input, target, weight, ignore_index, op):
         wt = _check_float_tensor(weight, op, "weight")
         if tuple(wt.shape) != (C,):
             raise ShapeError(f"{op}: weight must have shape ({C},) (one value per class), got {tuple(wt.shape)}")
-        w = wt.data
+        w = wt.array
     _same_device(op, x, t, weight)
-    xp = get_array_module(x.data)
-    td = t.data.astype(np.int64).reshape(-1)
+    xp = get_array_module(x.array)
+    td = t.array.astype(np.int64).reshape(-1)
     bad = (td != ignore_index) & ((td < 0) | (td >= C))
     if builtins.bool(bad.any()):
         v = builtins.int(td[xp.nonzero(bad)[0][0]])
@@ -397,7 +397,7 @@ class CrossEntropy(Function):
         from .activation import softmax
 
         (x,) = ctx.args[:1]
-        xp = get_array_module(x.data)
+        xp = get_array_module(x.array)
         M, C = x.shape
         S, dense = CrossEntropy._coefficients(ctx, C, xp, x.dtype)
         onehot_coef = (1 - ctx.smoothing) * ctx.wt                      # A's one-hot part, (M,)
@@ -406,10 +406,10 @@ class CrossEntropy(Function):
             # every target ignored: the loss is 0/0 = NaN but the gradient is 0 (no row takes part), as PyTorch
             inv = xp.asarray(1.0 / ctx.denom if ctx.denom != 0 else 0.0, dtype=x.dtype)
         if not STATE.enabled and getattr(ctx, "dlogits", None) is not None:  # the kernel's gradient
-            gd = g.data
+            gd = g.array
             return (Tensor._make(ctx.dlogits * (gd[:, None] if ctx.reduction == "none" else gd)),) + (None,) * 5
         if not STATE.enabled:  # plain backward on arrays
-            gd = g.data
+            gd = g.array
             gi = gd[:, None] if ctx.reduction == "none" else (gd * inv if ctx.reduction == "mean" else gd)
             p = xp.exp(ctx.logp)                                               # softmax(x)
             dx = p * S if dense is None else p * S - dense
@@ -475,7 +475,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     reduction = _check_reduction(_legacy_reduction(size_average, reduce, reduction), op)
     x = _check_float_tensor(input, op)
     x2, td, w, out_shape = _class_targets(x, target, weight, ignore_index, op)
-    xp = get_array_module(x2.data)
+    xp = get_array_module(x2.array)
     valid = td != ignore_index
     tt = xp.where(valid, td, 0)
     M = td.shape[0]
@@ -511,7 +511,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if _check_flag(log_target, op, "log_target"):
         loss = target.exp() * (target - input)
     else:
-        pos = _const(target.data > 0)
+        pos = _const(target.array > 0)
         plogp = target * where(pos, target, 1.0).log()   # xlogy(p, p): 0 where p = 0
         loss = plogp - target * input
     return _reduce(loss, reduction)
@@ -538,10 +538,10 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
         elif not (x.ndim >= 1 and v.ndim == x.ndim and v.shape[:-1] == x.shape[:-1] and v.shape[-1] == 1):
             raise ShapeError(f"{op}: var of shape {tuple(var.shape)} does not fit input of shape {tuple(x.shape)} "
                              f"(expected the input's shape, with the last dim 1, or without the last dim)")
-    xp = get_array_module(v.data)
-    if builtins.bool((v.data < 0).any()):
+    xp = get_array_module(v.array)
+    if builtins.bool((v.array < 0).any()):
         raise InvalidArgumentError(f"{op}: var has negative entries")
-    v = v + _const(xp.maximum(v.data, eps) - v.data)    # clamp whose gradient is the identity
+    v = v + _const(xp.maximum(v.array, eps) - v.array)    # clamp whose gradient is the identity
     d = x - target
     loss = (v.log() + d * d / v) * 0.5
     if _check_flag(full, op, "full"):
@@ -596,8 +596,8 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
 
     def unit(t):
         n = _l2_norm(t, d)
-        xp = get_array_module(n.data)
-        n = n + _const(xp.maximum(n.data, eps) - n.data)   # clamp_min(eps) with identity gradient
+        xp = get_array_module(n.array)
+        n = n + _const(xp.maximum(n.array, eps) - n.array)   # clamp_min(eps) with identity gradient
         return t / n
 
     return _sum(unit(a) * unit(b), d)

@@ -168,7 +168,7 @@ def repeat_interleave(x, repeats=None, dim=None, output_size=None):
     from .indexing import index_select
 
     if repeats is None:  # repeat_interleave(counts)
-        c = to_numpy(x.data) if isinstance(x, Tensor) else np.asarray(x)  # the output size needs the counts
+        c = to_numpy(x.array) if isinstance(x, Tensor) else np.asarray(x)  # the output size needs the counts
         if c.dtype.kind not in "iu" or c.ndim != 1:
             raise InvalidArgumentError(f"repeat_interleave(repeats): expected a 1-d integer tensor, "
                                        f"got dtype {c.dtype}, shape {c.shape}")
@@ -639,7 +639,7 @@ def clone(x, memory_format=None):
 
 def contiguous(x, memory_format=None):
     """``x`` itself if its storage is C-contiguous, else a contiguous copy (a :class:`Clone`)."""
-    if x.data.flags.c_contiguous:
+    if x.array.flags.c_contiguous:
         return x
     return Clone.apply(x)
 

@@ -68,7 +68,7 @@ def _check_number(v, op, name, lo=None, hi=None, allow_none=False):
     """A real number (bool excluded) within [lo, hi]; returns it as a float."""
     if v is None and allow_none:
         return None
-    if isinstance(v, Tensor) and v.data.size == 1 and v.ndim == 0:
+    if isinstance(v, Tensor) and v.array.size == 1 and v.ndim == 0:
         v = v.item()
     if isinstance(v, builtins.bool) or not isinstance(v, numbers.Real):
         raise InvalidArgumentError(f"{op}: {name} must be a real number, got {type(v).__name__}")
@@ -98,7 +98,7 @@ def _check_generator(generator, op):
 def _same_device(op, *ts):
     ts = [t for t in ts if isinstance(t, Tensor)]
     for t in ts[1:]:
-        if type(t.data) is not type(ts[0].data):
+        if type(t.array) is not type(ts[0].array):
             raise DeviceError(f"{op}: tensors on different devices: " +
                               ", ".join(f"shape {tuple(u.shape)} on {u.device}" for u in ts))
 
@@ -186,12 +186,12 @@ class _AffineNorm(Function):
 
     @staticmethod
     def _backward_arrays(ctx, g, x, w, b, need):
-        xp = get_array_module(x.data)
-        gd, dims = g.data, ctx.dims
-        x_hat = (x.data - ctx.mu) * ctx.rstd
+        xp = get_array_module(x.array)
+        gd, dims = g.array, ctx.dims
+        x_hat = (x.array - ctx.mu) * ctx.rstd
         dx = dw = db = None
         if need[0]:
-            g_hat = gd * w.data if w is not None else gd
+            g_hat = gd * w.array if w is not None else gd
             dx = ctx.rstd * (g_hat - g_hat.mean(axis=dims, keepdims=True)
                              - x_hat * (g_hat * x_hat).mean(axis=dims, keepdims=True))
             dx = Tensor._make(dx.astype(x.dtype, copy=False))
@@ -226,8 +226,8 @@ class LayerNorm(_AffineNorm):
     def backward(ctx, g):
         x, w, b = ctx.args[:3]
         if (not STATE.enabled and (w is not None or b is None)  # a kernel without weight returns no db
-                and (k := _kernel("layer_norm_backward", g.data, x.data)) is not None):
-            dx, dw, db = k(g.data, x.data, None if w is None else w.data, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
+                and (k := _kernel("layer_norm_backward", g.array, x.array)) is not None):
+            dx, dw, db = k(g.array, x.array, None if w is None else w.array, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
             return _kernel_grads(ctx, dx, dw, db)
         return _AffineNorm.backward(ctx, g)
 
@@ -256,8 +256,8 @@ class BatchNorm(_AffineNorm):
     def backward(ctx, g):
         x, w, b = ctx.args[:3]
         if (not STATE.enabled and ctx.dims == (0,) + tuple(range(2, x.ndim)) and (w is not None or b is None)
-                and (k := _kernel("batch_norm_backward", g.data, x.data)) is not None):
-            dx, dw, db = k(g.data, x.data, None if w is None else w.data, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
+                and (k := _kernel("batch_norm_backward", g.array, x.array)) is not None):
+            dx, dw, db = k(g.array, x.array, None if w is None else w.array, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
             return _kernel_grads(ctx, dx, dw, db)
         return _AffineNorm.backward(ctx, g)
 
@@ -330,9 +330,9 @@ def _update_running(op, running, new, momentum):
     """running <- (1 - momentum) * running + momentum * new, in place (no autograd), bumping its version."""
     if running is None:
         return
-    if type(running.data) is not type(new):
+    if type(running.array) is not type(new):
         raise DeviceError(f"{op}: running statistics on {running.device} but the input is on another device")
-    running.data[...] = ((1.0 - momentum) * running.data + momentum * new).astype(running.dtype, copy=False)
+    running.array[...] = ((1.0 - momentum) * running.array + momentum * new).astype(running.dtype, copy=False)
     running._vc[0] += 1
 
 
@@ -478,8 +478,8 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     if x.ndim == 0:
         raise ShapeError(f"{op}: expected a tensor with at least 1 dim, got a 0-d tensor")
     norm = _l2_norm(x, d, p)
-    xp = get_array_module(norm.data)
-    small = (norm.data < eps).astype(x.dtype)  # constant mask: clamp_min(norm, eps)
+    xp = get_array_module(norm.array)
+    small = (norm.array < eps).astype(x.dtype)  # constant mask: clamp_min(norm, eps)
     denom = norm * (1.0 - small) + xp.asarray(eps * small, dtype=x.dtype)
     return x / denom
 
@@ -501,7 +501,7 @@ def _l2_norm(x, dim, p=2.0):
 
         powed = _abs(x) ** p
     s = _sum(powed, dim, keepdim=True)
-    zero = (s.data == 0).astype(s.dtype)   # constant: an all-zero slice takes the root of 1 instead of 0
+    zero = (s.array == 0).astype(s.dtype)   # constant: an all-zero slice takes the root of 1 instead of 0
     return (s + zero) ** (1.0 / p) * (1.0 - zero)
 
 
@@ -533,7 +533,7 @@ def _dropout(x, p, training, generator, mask_shape, op):
     _check_generator(generator, op)
     if not _check_flag(training, op, "training") or p == 0.0:
         return x
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     if p == 1.0:
         scale = xp.zeros(mask_shape, dtype=x.dtype)
     else:

@@ -54,7 +54,7 @@ def _const(arr):
 
 def _zero_grad(g):
     """Gradient of a step function: zeros shaped like ``g`` (a constant)."""
-    return _const(get_array_module(g.data).zeros_like(g.data))
+    return _const(get_array_module(g.array).zeros_like(g.array))
 
 
 def _st(g, x):
@@ -792,10 +792,10 @@ def where(condition, input=None, other=None):
     """``where(cond, a, b)``: a where cond is True, else b (numbers allowed). ``where(cond)``: nonzero indices."""
     condition = _input(condition, "where") if not isinstance(condition, builtins.bool) else condition
     if not isinstance(condition, Tensor) or condition.dtype.kind != "b":
-        raise DTypeError(f"where: condition must be a bool tensor, got {_brief(getattr(condition, 'data', condition))}")
+        raise DTypeError(f"where: condition must be a bool tensor, got {_brief(getattr(condition, 'array', condition))}")
     if input is None and other is None:
-        xp = get_array_module(condition.data)
-        return tuple(_const(i.astype(np.int64)) for i in xp.nonzero(condition.data))
+        xp = get_array_module(condition.array)
+        return tuple(_const(i.astype(np.int64)) for i in xp.nonzero(condition.array))
     if input is None or other is None:
         raise InvalidArgumentError("where: pass both input and other (or neither)")
     like = condition
@@ -807,7 +807,7 @@ def where(condition, input=None, other=None):
             from ..errors import DeviceError
 
             raise DeviceError(f"where: condition on {like.device} but a value on {v.device}")
-    return Where.apply(condition.data, a, b, dtype)
+    return Where.apply(condition.array, a, b, dtype)
 
 
 class NanToNum(Function):
@@ -971,7 +971,7 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """True when every element satisfies |a - b| <= atol + rtol * |b| (a Python bool)."""
-    return builtins.bool(isclose(a, b, rtol, atol, equal_nan).data.all())
+    return builtins.bool(isclose(a, b, rtol, atol, equal_nan).array.all())
 
 
 def equal(a, b):
@@ -980,7 +980,7 @@ def equal(a, b):
         raise DTypeError("equal expects two tensors")
     if a.shape != b.shape:
         return False
-    return builtins.bool((a.data == b.data).all())
+    return builtins.bool((a.array == b.array).all())
 
 
 # ------------------------------------------------------------------ Tensor methods and operators

@@ -213,11 +213,11 @@ def _pool_geometry(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x, unbatched = _check_input(op, input, nd)
     k, s, pads, d, out = _pool_geometry(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode)
-    if (fk := fast_kernel("max_pool2d_forward", x.data)) is not None:  # maxima and positions in one pass
-        vals, pos = fk(x.data, k, s, pads, d, out)
+    if (fk := fast_kernel("max_pool2d_forward", x.array)) is not None:  # maxima and positions in one pass
+        vals, pos = fk(x.array, k, s, pads, d, out)
         y = _restore(PoolGather.apply(x, pos, pads, -np.inf, values=vals), nd, unbatched)
     else:
-        pos = kernel("max_pool2d_argmax", x.data)(x.data, k, s, pads, d, out)
+        pos = kernel("max_pool2d_argmax", x.array)(x.array, k, s, pads, d, out)
         y = _restore(PoolGather.apply(x, pos, pads, -np.inf), nd, unbatched)
     if not return_indices:
         return y
@@ -264,7 +264,7 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     x, unbatched = _check_input(op, input, nd)
     k, s, pads, d, out = _pool_geometry(op, nd, input, kernel_size, stride, padding, 1, ceil_mode)
     N, C, H, W = x.shape
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     if divisor_override is not None:
         if not isinstance(divisor_override, (builtins.int, np.integer)) or divisor_override == 0:
             raise InvalidArgumentError(f"{op}: divisor_override must be a nonzero int, got {divisor_override!r}")
@@ -330,7 +330,7 @@ def _averaging_matrix(size, out, dtype):
 
 def _separable(x, Ah, Aw):
     """y = Ah @ x @ Aw^T over the last two axes (Ah None: identity), as differentiable matmuls."""
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     if Ah is not None:
         x = Tensor._make(xp.asarray(Ah)) @ x
     if Aw is not None:
@@ -366,7 +366,7 @@ def adaptive_avg_pool1d(input, output_size):
 def _adaptive_max(op, nd, input, output_size, return_indices):
     x, unbatched = _check_input(op, input, nd)
     out = _lift(nd, _adaptive_out(op, nd, input, output_size), 1)
-    pos = kernel("adaptive_max_pool2d_argmax", x.data)(x.data, out)
+    pos = kernel("adaptive_max_pool2d_argmax", x.array)(x.array, out)
     y = _restore(PoolGather.apply(x, pos, ((0, 0), (0, 0)), 0.0), nd, unbatched)
     if return_indices:
         return y, _restore(Tensor._make(pos), nd, unbatched)
@@ -500,7 +500,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     exact = mode == "nearest-exact"
     src_h = _nearest_source(H, out2[0], scales2[0], exact)
     src_w = _nearest_source(W, out2[1], scales2[1], exact)
-    pos = get_array_module(x.data).asarray((src_h[:, None] * W + src_w[None, :])[None, None])
+    pos = get_array_module(x.array).asarray((src_h[:, None] * W + src_w[None, :])[None, None])
     return _restore(PoolGather.apply(x, pos, ((0, 0), (0, 0)), 0.0), nd, False)
 
 

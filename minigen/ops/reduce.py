@@ -60,7 +60,7 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, g):
         if not STATE.enabled:  # array fast path (first-order backward)
-            return (Tensor._make(ExpandReduced.forward(ctx, g.data, ctx.in_shape, ctx.dims, ctx.keepdim)),)
+            return (Tensor._make(ExpandReduced.forward(ctx, g.array, ctx.in_shape, ctx.dims, ctx.keepdim)),)
         return (expand_reduced(g, ctx.in_shape, ctx.dims, ctx.keepdim),)
 
 
@@ -81,7 +81,7 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, g):
         if not STATE.enabled:  # array fast path (first-order backward)
-            gd = g.data / max(ctx.n, 1)
+            gd = g.array / max(ctx.n, 1)
             return (Tensor._make(ExpandReduced.forward(ctx, gd, ctx.in_shape, ctx.dims, ctx.keepdim)),)
         return (expand_reduced(g, ctx.in_shape, ctx.dims, ctx.keepdim) / max(ctx.n, 1),)
 

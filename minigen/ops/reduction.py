@@ -170,7 +170,7 @@ def _prod_others(x, axis):
     last = x.ndim - 1
     xl = transpose(x, axis, last) if axis != last else x
     n = xl.shape[-1]
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     eye = xp.eye(n, dtype=x.dtype)
     b = reshape(xl, xl.shape[:-1] + (1, n)) * _const(1 - eye) + _const(eye)
     p = Prod.apply(b, b.ndim - 1, False)
@@ -199,7 +199,7 @@ class Prod(Function):
         x = ctx.args[0]
         dim = ctx.dim
         if dim is None:  # all elements: work on the flattened tensor
-            flat = reshape(x, (x.data.size,))
+            flat = reshape(x, (x.array.size,))
             others = _others(flat, 0, ctx, ctx.output)
             return reshape(g, ()) * reshape(others, x.shape), None, None
         dims = (dim,)
@@ -211,9 +211,9 @@ class Prod(Function):
 def _others(x, axis, ctx, y):
     """prod of the other elements along ``axis`` for Prod's backward (fast array path when not create_graph)."""
     if x.ndim == 0:
-        return _const(get_array_module(x.data).ones_like(x.data))
+        return _const(get_array_module(x.array).ones_like(x.array))
     if not STATE.enabled:
-        return _const(_prod_others_array(x.data, axis))
+        return _const(_prod_others_array(x.array, axis))
     if not ctx.has_zero:
         return y / x
     return _prod_others(x, axis)
@@ -273,7 +273,7 @@ class Extreme(Function):
 
 def _extreme(x, dim, keepdim, largest, indices=None):
     dims = _dims(dim, x.ndim)
-    if x.data.size == 0 and (not dims or _count(x.shape, dims) == 0):
+    if x.array.size == 0 and (not dims or _count(x.shape, dims) == 0):
         raise InvalidArgumentError(f"{'max' if largest else 'min'}: cannot reduce an empty tensor of shape "
                                    f"{tuple(x.shape)} over dim {dim} (the extreme of nothing is undefined)")
     return Extreme.apply(x, dims, keepdim, largest, indices)
@@ -295,13 +295,13 @@ def _max_min(x, dim, keepdim, largest, other):
     if isinstance(dim, (tuple, list)):
         raise InvalidArgumentError(f"{name}: dim must be a single int (use amax/amin for several dims), got {dim!r}")
     d = norm_dim(dim, x.ndim)
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     if x.ndim == 0:
         idx = xp.zeros((), dtype=np.int64)
-    elif x.data.size == 0:
+    elif x.array.size == 0:
         idx = None  # _extreme raises the error
     else:
-        idx = (xp.argmax if largest else xp.argmin)(x.data, axis=d, keepdims=True)
+        idx = (xp.argmax if largest else xp.argmin)(x.array, axis=d, keepdims=True)
     values = _extreme(x, d, keepdim, largest, idx)
     if not keepdim:
         idx = idx.reshape(values.shape)
@@ -451,7 +451,7 @@ class Norm(Function):
         if p in (math.inf, -math.inf):
             return G * _const(ctx.weights), None, None, None
         y = _keep(ctx.output, ctx.in_shape, ctx.dims, ctx.keepdim)
-        y_safe = y + _const((y.data == 0).astype(y.dtype))  # y = 0 only when x = 0 there: gradient 0
+        y_safe = y + _const((y.array == 0).astype(y.dtype))  # y = 0 only when x = 0 there: gradient 0
         if p == 2:
             return G * x / y_safe, None, None, None
         from .pointwise import abs as _abs
@@ -524,7 +524,7 @@ class Cumprod(Function):
         if x.ndim == 0:
             return g, None
         if not STATE.enabled:
-            return _const(_cumprod_grad_array(x.data, g.data, d)), None
+            return _const(_cumprod_grad_array(x.array, g.array, d)), None
         return _cumprod_grad_graph(x, g, d), None
 
 
@@ -550,7 +550,7 @@ def _cumprod_grad_graph(x, g, axis):
     xl = transpose(x, axis, last) if axis != last else x
     gl = transpose(g, axis, last) if axis != last else g
     n = xl.shape[-1]
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     eye = xp.eye(n, dtype=x.dtype)
     b = reshape(xl, xl.shape[:-1] + (1, n)) * _const(1 - eye) + _const(eye)
     a = Cumprod.apply(b, b.ndim - 1)

@@ -119,7 +119,7 @@ def reshape(x, *shape):
     if x.shape == shape:
         return x
     out = Reshape.apply(x, shape)
-    if out.data.base is not None:
+    if out.array.base is not None:
         out._vc = x._vc  # a view shares the version counter
         out._view = (x, None)
     return out
@@ -174,7 +174,7 @@ def _norm_index(index, shape):
     out = []
     for it in items:
         if isinstance(it, Tensor):
-            it = it.data
+            it = it.array
         if isinstance(it, list):
             it = np.asarray(it)
             if it.size == 0:
@@ -218,7 +218,7 @@ class GetItem(Function):
             # first-order: a lazy "zeros except x[index]" gradient the engine adds in place
             from ..autograd.engine import SliceGrad
 
-            return (SliceGrad(ctx.in_shape, ctx.index, g.data, _is_basic(ctx.index)), None)
+            return (SliceGrad(ctx.in_shape, ctx.index, g.array, _is_basic(ctx.index)), None)
         return (IndexAddInto.apply(g, ctx.in_shape, ctx.index), None)
 
 
@@ -318,12 +318,12 @@ def setitem(x, index, value):
     track = STATE.enabled and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if not track:
         try:
-            val = value.data if isinstance(value, Tensor) else value
+            val = value.array if isinstance(value, Tensor) else value
             if hasattr(val, "shape"):
-                fitted = _fit_value(val, x.data[idx].shape)
+                fitted = _fit_value(val, x.array[idx].shape)
                 if fitted != val.shape:
                     val = val.reshape(fitted)
-            x.data[idx] = val
+            x.array[idx] = val
         except IndexError as e:
             raise IndexOutOfRangeError(f"index {_fmt_index(idx)} is out of range for a tensor of shape "
                                        f"{tuple(x.shape)}: {e}") from None

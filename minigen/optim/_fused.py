@@ -16,6 +16,6 @@ def fused_kernel(name, params):
     if get is None:
         return None
     try:
-        return get(name, [p.data for p in params])
+        return get(name, [p.array for p in params])
     except Exception:
         return None

@@ -38,7 +38,7 @@ class Adagrad(Optimizer):
         if "sum" not in state:
             state["step"] = 0
             s = self._zeros_state(p)
-            s.data[...] = group["initial_accumulator_value"]
+            s.array[...] = group["initial_accumulator_value"]
             state["sum"] = s
 
     def _update(self, p, grad, state, group):
@@ -47,8 +47,8 @@ class Adagrad(Optimizer):
         t = state["step"]
         g = -grad if group["maximize"] else grad
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
-        s = state["sum"].data
+        s = state["sum"].array
         s += g * g
-        p.data -= clr * g / (s ** 0.5 + group["eps"])
+        p.array -= clr * g / (s ** 0.5 + group["eps"])

@@ -64,9 +64,9 @@ class Adam(Optimizer):
             st["step"] += 1
             steps.append(st["step"])
         b1, b2 = group["betas"]
-        kernel([p.data for p in params], [p.grad.data for p in params],
-               [self.state[p]["exp_avg"].data for p in params], [self.state[p]["exp_avg_sq"].data for p in params],
-               [self.state[p]["max_exp_avg_sq"].data for p in params] if amsgrad else None, steps,
+        kernel([p.array for p in params], [p.grad.array for p in params],
+               [self.state[p]["exp_avg"].array for p in params], [self.state[p]["exp_avg_sq"].array for p in params],
+               [self.state[p]["max_exp_avg_sq"].array for p in params] if amsgrad else None, steps,
                lr=group["lr"], beta1=b1, beta2=b2, eps=group["eps"], weight_decay=group["weight_decay"],
                amsgrad=amsgrad, decoupled=self._decoupled, maximize=group["maximize"])
 
@@ -78,22 +78,22 @@ class Adam(Optimizer):
         g = -grad if group["maximize"] else grad
         if wd != 0:
             if self._decoupled:
-                p.data *= 1 - lr * wd
+                p.array *= 1 - lr * wd
             else:
-                g = g + wd * p.data
-        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+                g = g + wd * p.array
+        m, v = state["exp_avg"].array, state["exp_avg_sq"].array
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * (g * g)
         if group["amsgrad"]:
-            vmax = state["max_exp_avg_sq"].data
+            vmax = state["max_exp_avg_sq"].array
             get_array_module(vmax).maximum(vmax, v, out=vmax)
             v = vmax
         bc1 = 1 - b1 ** t
         bc2_sqrt = math.sqrt(1 - b2 ** t)
         denom = v ** 0.5 / bc2_sqrt + eps
-        p.data -= (lr / bc1) * m / denom
+        p.array -= (lr / bc1) * m / denom
 
 
 class AdamW(Adam):

@@ -6,7 +6,7 @@ missing ones are filled from ``defaults``). Per-parameter memory (momentum
 buffers, Adam's moments, the step count) lives in ``state[param]``, a dict.
 
 ``step()`` applies one update to every parameter that has a ``.grad``. Updates
-are plain array expressions on ``p.data`` (NumPy or CuPy via ``xp``) done in
+are plain array expressions on ``p.array`` (NumPy or CuPy via ``xp``) done in
 place, outside autograd; each subclass writes its rule once, per parameter, in
 ``_update(p, grad, state, group)`` (so a fused kernel can replace the loop over a
 group, see ``_step_group``). Every update bumps the parameter's version counter,
@@ -111,7 +111,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad = Tensor._make(get_array_module(p.grad.data).zeros_like(p.grad.data))
+                    p.grad = Tensor._make(get_array_module(p.grad.array).zeros_like(p.grad.array))
 
     # ------------------------------------------------------------------ the update
     def step(self, closure=None):
@@ -133,15 +133,15 @@ class Optimizer:
         """Update every parameter of ``group`` that has a gradient. A fused multi-parameter kernel
         can override this; the reference loops over ``_update``."""
         for p in params:
-            self._update(p, p.grad.data, self.state[p], group)
+            self._update(p, p.grad.array, self.state[p], group)
 
     def _update(self, p, grad, state, group):  # pragma: no cover - abstract
-        """Update ``p.data`` in place from the array ``grad``; ``state`` is this parameter's dict."""
+        """Update ``p.array`` in place from the array ``grad``; ``state`` is this parameter's dict."""
         raise NotImplementedError
 
     @staticmethod
     def _zeros_state(p):
-        return Tensor._make(get_array_module(p.data).zeros_like(p.data))
+        return Tensor._make(get_array_module(p.array).zeros_like(p.array))
 
     # ------------------------------------------------------------------ state dict
     def state_dict(self) -> dict:
@@ -235,7 +235,7 @@ def _cast_state(name, v, p):
             return int(float(v.item()))
         return int(v)
     if isinstance(v, Tensor):
-        arr = v.data
+        arr = v.array
     elif hasattr(v, "shape") and hasattr(v, "dtype") and type(v).__module__.split(".")[0] in ("numpy", "cupy"):
         arr = v
     elif hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor (duck typed)

@@ -50,21 +50,21 @@ class RMSprop(Optimizer):
         state["step"] += 1
         g = -grad if group["maximize"] else grad
         if wd != 0:
-            g = g + wd * p.data
-        s = state["square_avg"].data
+            g = g + wd * p.array
+        s = state["square_avg"].array
         s *= alpha
         s += (1 - alpha) * (g * g)
         if group["centered"]:
-            a = state["grad_avg"].data
+            a = state["grad_avg"].array
             a *= alpha
             a += (1 - alpha) * g
             denom = (s - a * a) ** 0.5 + eps
         else:
             denom = s ** 0.5 + eps
         if mom > 0:
-            b = state["momentum_buffer"].data
+            b = state["momentum_buffer"].array
             b *= mom
             b += g / denom
-            p.data -= lr * b
+            p.array -= lr * b
         else:
-            p.data -= lr * (g / denom)
+            p.array -= lr * (g / denom)

@@ -46,8 +46,8 @@ class SGD(Optimizer):
             for p in params:
                 if self.state[p].get("momentum_buffer") is None:
                     self.state[p]["momentum_buffer"] = self._zeros_state(p)
-            bufs = [self.state[p]["momentum_buffer"].data for p in params]
-        kernel([p.data for p in params], [p.grad.data for p in params], bufs, lr=group["lr"], momentum=mom,
+            bufs = [self.state[p]["momentum_buffer"].array for p in params]
+        kernel([p.array for p in params], [p.grad.array for p in params], bufs, lr=group["lr"], momentum=mom,
                dampening=group["dampening"], weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                maximize=group["maximize"], first_step=first)
 
@@ -55,16 +55,16 @@ class SGD(Optimizer):
         lr, mom, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
         d = -grad if group["maximize"] else grad
         if wd != 0:
-            d = d + wd * p.data
+            d = d + wd * p.array
         if mom != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = self._zeros_state(p)
-                buf.data[...] = d
+                buf.array[...] = d
                 state["momentum_buffer"] = buf
             else:
-                b = buf.data
+                b = buf.array
                 b *= mom
                 b += (1 - damp) * d
-            d = d + mom * buf.data if group["nesterov"] else buf.data
-        p.data -= lr * d
+            d = d + mom * buf.array if group["nesterov"] else buf.array
+        p.array -= lr * d

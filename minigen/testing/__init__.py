@@ -40,7 +40,7 @@ def _dot(outs, vs):
     for o, v in zip(outs, vs):
         if o is None or v is None:
             continue
-        total += float(np.sum(np.asarray(o.data, dtype=np.float64) * v))
+        total += float(np.sum(np.asarray(o.array, dtype=np.float64) * v))
     return total
 
 
@@ -72,19 +72,19 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         grads = [None] * len(wrt)
     for gi, i in zip(grads, wrt):
         x = inputs[i]
-        analytic = np.zeros(x.shape) if gi is None else np.asarray(gi.data, dtype=np.float64)
+        analytic = np.zeros(x.shape) if gi is None else np.asarray(gi.array, dtype=np.float64)
         if analytic.shape != x.shape:
             return _fail(raise_exception, f"input {i}: gradient shape {analytic.shape} != input shape {x.shape}")
         numeric = np.zeros(x.shape)
         # fn runs with grad mode on: gradgradcheck's fn itself calls autograd
         if True:
             for idx in np.ndindex(*x.shape):
-                orig = x.data[idx]
-                x.data[idx] = orig + eps
+                orig = x.array[idx]
+                x.array[idx] = orig + eps
                 fp = _dot(_outputs(fn(*inputs)), vs)
-                x.data[idx] = orig - eps
+                x.array[idx] = orig - eps
                 fm = _dot(_outputs(fn(*inputs)), vs)
-                x.data[idx] = orig
+                x.array[idx] = orig
                 numeric[idx] = (fp - fm) / (2 * eps)
         bad = np.abs(analytic - numeric) > atol + rtol * np.abs(numeric)
         if bad.any():

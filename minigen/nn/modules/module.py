@@ -58,7 +58,7 @@ class RemovableHandle:
 
 def _as_array(v):
     """A state-dict value as a NumPy/CuPy array: minigen Tensors, arrays, torch tensors, nested lists."""
-    arr = v.data if isinstance(v, Tensor) else v
+    arr = v.array if isinstance(v, Tensor) else v
     if type(arr).__module__.split(".")[0] in ("numpy", "cupy") and hasattr(arr, "shape"):
         return arr
     if hasattr(arr, "detach") and hasattr(arr, "cpu"):  # a torch tensor (duck typed; torch is never imported)
@@ -150,7 +150,7 @@ class Module:
             raise InvalidArgumentError(
                 f"cannot assign an object of type {type(tensor).__name__} as buffer {name!r} (Tensor or None expected)")
         if isinstance(tensor, Buffer):
-            tensor = Tensor._make(tensor.data)
+            tensor = Tensor._make(tensor.array)
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent.discard(name)
@@ -347,7 +347,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad = Tensor._make(get_array_module(p.grad.data).zeros_like(p.grad.data))
+                p.grad = Tensor._make(get_array_module(p.grad.array).zeros_like(p.grad.array))
 
     # ------------------------------------------------------------------ conversion
     def _apply_arrays(self, fn):
@@ -356,17 +356,17 @@ class Module:
             for p in m._parameters.values():
                 if p is None:
                     continue
-                new = fn(p.data)
-                if new is not p.data:
-                    p.data = new
+                new = fn(p.array)
+                if new is not p.array:
+                    p.array = new
                     p._vc[0] += 1
                 if p.grad is not None:
-                    p.grad = Tensor._make(fn(p.grad.data))
+                    p.grad = Tensor._make(fn(p.grad.array))
             for k, b in m._buffers.items():
                 if b is not None:
-                    new = fn(b.data)
-                    if new is not b.data:
-                        b.data = new
+                    new = fn(b.array)
+                    if new is not b.array:
+                        b.array = new
                         b._vc[0] += 1
         return self
 
@@ -489,9 +489,9 @@ class Module:
             for target, arr in plan:
                 arr = move_array(arr, target.device)
                 if assign:
-                    target.data = arr.astype(target.dtype, copy=True)
+                    target.array = arr.astype(target.dtype, copy=True)
                 else:
-                    target.data[...] = arr.astype(target.dtype, copy=False)
+                    target.array[...] = arr.astype(target.dtype, copy=False)
                 target._vc[0] += 1
         return IncompatibleKeys(missing, unexpected)
 

@@ -170,7 +170,7 @@ def _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh):
     except Exception:
         return None
     h0, c0 = state
-    arrays = [x.data, w_ih.data, w_hh.data, h0.data, c0.data] + ([b_ih.data, b_hh.data] if b_ih is not None else [])
+    arrays = [x.array, w_ih.array, w_hh.array, h0.array, c0.array] + ([b_ih.array, b_hh.array] if b_ih is not None else [])
     if len({type(a) for a in arrays}) != 1 or len({a.dtype for a in arrays}) != 1:
         return None  # mixed NumPy/CuPy arrays (the op raises the device error) or mixed dtypes
     if (b_ih is None) != (b_hh is None) or x.ndim != 3:
@@ -189,8 +189,8 @@ def _seq_kernels(kind, x, states, w_ih, w_hh, b_ih, b_hh):
         from ...kernels import dispatch
     except Exception:
         return None
-    arrays = [x.data, w_ih.data, w_hh.data] + [h.data for h in states] + \
-        ([b_ih.data, b_hh.data] if b_ih is not None else [])
+    arrays = [x.array, w_ih.array, w_hh.array] + [h.array for h in states] + \
+        ([b_ih.array, b_hh.array] if b_ih is not None else [])
     if len({type(a) for a in arrays}) != 1 or len({a.dtype for a in arrays}) != 1:
         return None  # mixed NumPy/CuPy arrays (the op raises the device error) or mixed dtypes
     if (b_ih is None) != (b_hh is None) or x.ndim != 3:
@@ -225,7 +225,7 @@ class GRUSequence(Function):
         x, h0, w_ih, w_hh, b_ih, b_hh, _ = ctx.args
         need = [ctx.next_nodes[i] is not None for i in range(6)]
         if not STATE.enabled:  # first order: the fused BPTT kernel
-            dx, dw_ih, dw_hh, dbi, dbh, dh0 = ctx.bwd(g.data, None, x.data, w_ih.data, w_hh.data, ctx.saved,
+            dx, dw_ih, dw_hh, dbi, dbh, dh0 = ctx.bwd(g.array, None, x.array, w_ih.array, w_hh.array, ctx.saved,
                                                       need_bias=b_ih is not None)
             grads = [dx, dh0, dw_ih, dw_hh, dbi, dbh]
             return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None,)
@@ -269,9 +269,9 @@ class LSTMSequence(Function):
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, _ = ctx.args
         need = [ctx.next_nodes[i] is not None for i in range(7)]
         if not STATE.enabled:  # first order: the fused BPTT kernel
-            gd = g.data
+            gd = g.array
             T = gd.shape[0] - 1
-            dx, dw_ih, dw_hh, db, dh0, dc0 = ctx.bwd(gd[:T], None, gd[T], x.data, w_ih.data, w_hh.data, ctx.saved,
+            dx, dw_ih, dw_hh, db, dh0, dc0 = ctx.bwd(gd[:T], None, gd[T], x.array, w_ih.array, w_hh.array, ctx.saved,
                                                      need_bias=b_ih is not None)
             grads = [dx, dh0, dc0, dw_ih, dw_hh, db, db]
             return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None,)

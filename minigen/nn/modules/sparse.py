@@ -46,7 +46,7 @@ class Embedding(Module):
     def reset_parameters(self, generator=None):
         init.normal_(self.weight, generator=generator)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight.array[self.padding_idx] = 0
 
     def forward(self, idx):
         return F.embedding(idx, self.weight, self.padding_idx, self.max_norm, self.norm_type,

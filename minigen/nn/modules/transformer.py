@@ -64,8 +64,8 @@ def _additive_mask(mask, dtype, what):
     if not isinstance(mask, Tensor):
         raise DTypeError(f"{what} must be a Tensor, got {type(mask).__name__}")
     if mask.dtype.kind == "b":
-        xp = get_array_module(mask.data)
-        return Tensor._make(xp.where(mask.data, -np.inf, 0.0).astype(dtype))
+        xp = get_array_module(mask.array)
+        return Tensor._make(xp.where(mask.array, -np.inf, 0.0).astype(dtype))
     if mask.dtype.kind != "f":
         raise DTypeError(f"{what} must be a bool or floating point tensor, got dtype {mask.dtype}")
     return mask.to(dtype) if mask.dtype != dtype else mask
