@@ -14,9 +14,10 @@ Fields (see ``__slots__``):
 - ``_view``: for a view, ``(base, index)`` (``index`` is None for reshape/permute
   views), so an in-place edit of the view can rebind the base's graph node.
 
-Methods for the ops (``x.sum()``, ``x.relu()``, ...) are attached by the op
-modules in :mod:`minigen.ops` with :func:`register_method`, so each op lives
-in one place next to its formula.
+This module is the data structure only: it imports nothing from the autograd
+engine or the ops. The methods that run ops (``x.sum()``, ``x.relu()``, ``x.add_()``,
+``x.to()``...) are declared in one table, :mod:`minigen.ops.methods`, and attached
+from there.
 """
 from __future__ import annotations
 
@@ -26,9 +27,7 @@ import weakref
 import numpy as np
 
 from . import backend
-from .autograd import function as _function
-from .autograd import engine as _engine
-from .autograd.grad_mode import STATE
+from .argcheck import check_float, norm_dim
 from .errors import AutogradError, DTypeError, DeviceError, InvalidArgumentError, ShapeError
 from .random import _gen
 
@@ -80,6 +79,7 @@ class Tensor:
     grad = None
     _ctx = None
     _hooks = None
+    _post_hooks = None
     name = None
     _view = None
     __array_priority__ = 1000  # make `ndarray * Tensor` call Tensor.__rmul__
@@ -165,7 +165,6 @@ class Tensor:
     def size(self, dim=None):
         if dim is None:
             return tuple(self.array.shape)
-        from .ops._util import norm_dim
 
         return self.array.shape[norm_dim(dim, self.ndim)]
 
@@ -236,55 +235,6 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
-    def to(self, *args, dtype=None, device=None, copy=False):
-        """``t.to(mg.float64)``, ``t.to('cuda')``, ``t.to('cpu', mg.float32)`` (differentiable)."""
-        for a in args:
-            if isinstance(a, (str, backend.Device)):
-                device = a
-            elif isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            else:
-                dtype = a
-        out = self
-        if dtype is not None and as_dtype(dtype) != self.dtype:
-            from .ops.elementwise import Cast
-
-            out = Cast.apply(out, as_dtype(dtype))
-        if device is not None and backend.as_device(device) != self.device:
-            from .ops.elementwise import ToDevice
-
-            out = ToDevice.apply(out, backend.as_device(device))
-        if copy and out is self:
-            out = self.clone()
-        return out
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self, device=None):
-        return self.to("cuda" if device is None else f"cuda:{device}")
-
-    def float(self):
-        return self.to(float32)
-
-    def double(self):
-        return self.to(float64)
-
-    def half(self):
-        return self.to(float16)
-
-    def long(self):
-        return self.to(int64)
-
-    def int(self):
-        return self.to(int32)
-
-    def bool(self):
-        return self.to(bool_)
-
-    def type_as(self, other):
-        return self.to(other.dtype)
-
     # ---------------------------------------------------------------- autograd
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.dtype.kind not in "fc":
@@ -320,6 +270,21 @@ class Tensor:
             self._ctx.hooks = (self._ctx.hooks or []) + [hook]
         return hook
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor)`` runs right after this leaf's ``.grad`` was accumulated during a backward.
+
+        It fires as soon as the leaf's gradient is complete, while the rest of the backward may still
+        be running (what data-parallel training uses to start its all-reduce early).
+        """
+        if self._ctx is not None:
+            raise AutogradError("post-accumulate-grad hooks can only be registered on leaf tensors")
+        if not self.requires_grad:
+            raise AutogradError("cannot register a hook on a tensor that does not require grad")
+        if not callable(hook):
+            raise InvalidArgumentError(f"hook must be callable, got {type(hook).__name__}")
+        self._post_hooks = (self._post_hooks or []) + [hook]
+        return hook
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the leaves' ``.grad``.
 
@@ -327,135 +292,9 @@ class Tensor:
         product). ``create_graph=True`` records the backward itself, so the
         gradients can be differentiated again.
         """
-        _engine.backward(self, None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+        from .autograd.engine import backward  # the engine sits beside Tensor in the same layer
 
-    # ---------------------------------------------------------------- in place
-    def _inplace(self, compute, *args):
-        """Run ``compute(self, *args)`` out of place, then write the result into this tensor's storage.
-
-        With autograd recording, the tensor is rebound to the new op's node (its old
-        node lives on as the new op's input), so gradients stay correct; a leaf that
-        requires grad cannot be edited in place (as in PyTorch).
-        """
-        track = STATE.enabled and (self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
-        if track:
-            if self._ctx is None and self.requires_grad:
-                raise AutogradError(
-                    f"a leaf tensor that requires grad (shape {tuple(self.shape)}) is being used in an in-place "
-                    f"operation; wrap it in mg.no_grad() or use an out-of-place op"
-                )
-            # the op's input is the *original* value: a copy with its own version counter, bound to
-            # this tensor's current graph node (what PyTorch saves as "original self")
-            old = Tensor._make(self.array.copy(), self.requires_grad)
-            old._ctx = self._ctx
-            out = compute(old, *args)
-            bases = self._view_chain() if self._view is not None else ()
-        else:
-            with _no_grad():
-                out = compute(self, *args)
-        if out.shape != self.shape:
-            raise ShapeError(
-                f"in-place op would change the shape of the tensor from {tuple(self.shape)} to {tuple(out.shape)}"
-            )
-        out_data = out.array.astype(self.dtype) if out.dtype != self.dtype else out.array
-        if track and bases:
-            # editing a view edits its base: rebind each base to "base with the view's region replaced"
-            from .ops.shape import SetItem
-
-            olds = [Tensor._make(b.array.copy(), b.requires_grad) for b, _ in bases]
-            for o, (b, _) in zip(olds, bases):
-                o._ctx = b._ctx
-            self.array[...] = out_data
-            new = out
-            for o, (b, idx) in zip(olds, bases):
-                new = SetItem.apply(o, new, idx)
-                b._ctx, b.requires_grad = new._ctx, True
-            self._vc[0] += 1
-            self._ctx, self.requires_grad = out._ctx, True
-            return self
-        self.array[...] = out_data
-        self._vc[0] += 1
-        if track:
-            self._ctx = out._ctx
-            self.requires_grad = True
-        return self
-
-    def _view_chain(self):
-        """[(base, index), ...] from this view up to the tensor that owns the storage."""
-        chain, t = [], self
-        while t._view is not None:
-            base, idx = t._view
-            if idx is None:
-                raise AutogradError(
-                    f"in-place operation on a view made by reshape/view/permute/transpose (shape "
-                    f"{tuple(self.shape)}) while autograd is recording: edit the base tensor, use .clone(), "
-                    f"or an out-of-place op"
-                )
-            if base._ctx is None and base.requires_grad:
-                raise AutogradError(
-                    f"a view of a leaf tensor that requires grad (shape {tuple(base.shape)}) is being used in an "
-                    f"in-place operation; wrap it in mg.no_grad() or use an out-of-place op"
-                )
-            chain.append((base, idx))
-            t = base
-        return chain
-
-    def add_(self, other, alpha=1):
-        return self._inplace(lambda a, b: a + (b if alpha == 1 else b * alpha), other)
-
-    def sub_(self, other, alpha=1):
-        return self._inplace(lambda a, b: a - (b if alpha == 1 else b * alpha), other)
-
-    def mul_(self, other):
-        return self._inplace(lambda a, b: a * b, other)
-
-    def div_(self, other):
-        return self._inplace(lambda a, b: a / b, other)
-
-    def pow_(self, other):
-        return self._inplace(lambda a, b: a ** b, other)
-
-    def clamp_(self, min=None, max=None):
-        return self._inplace(lambda a: a.clamp(min, max))
-
-    def neg_(self):
-        return self._inplace(lambda a: -a)
-
-    def zero_(self):
-        return self.fill_(0)
-
-    def fill_(self, value):
-        if STATE.enabled and self.requires_grad and self._ctx is None:
-            raise AutogradError("a leaf tensor that requires grad is being used in an in-place operation (fill_)")
-        self.array[...] = value.array if isinstance(value, Tensor) else value
-        self._vc[0] += 1
-        if self.requires_grad and STATE.enabled:
-            self._ctx = None
-            self.requires_grad = False
-        return self
-
-    def copy_(self, src):
-        src = src if isinstance(src, Tensor) else Tensor(src)
-        if src.device != self.device:
-            src = src.to(self.device)
-        return self._inplace(lambda a, s: a * 0 + s, src)
-
-    def __setitem__(self, index, value):
-        from .ops.shape import setitem
-
-        setitem(self, index, value)
-
-    def __iadd__(self, other):
-        return self.add_(other)
-
-    def __isub__(self, other):
-        return self.sub_(other)
-
-    def __imul__(self, other):
-        return self.mul_(other)
-
-    def __itruediv__(self, other):
-        return self.div_(other)
+        backward(self, None if gradient is None else [gradient], retain_graph, create_graph, inputs)
 
     # ---------------------------------------------------------------- printing
     def __repr__(self):
@@ -473,25 +312,6 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
     __str__ = __repr__
-
-
-def register_method(name=None):
-    """Decorator: attach a function from an op module as a Tensor method."""
-
-    def deco(fn):
-        setattr(Tensor, name or fn.__name__, fn)
-        return fn
-
-    return deco
-
-
-def _no_grad():
-    from .autograd.grad_mode import no_grad
-
-    return no_grad()
-
-
-_function.Tensor = Tensor
 
 
 def _to_array(data, dtype):
@@ -734,8 +554,6 @@ def bernoulli(p, generator=None):
 
 def multinomial(probs, num_samples, replacement=False, generator=None):
     """Draw category indices from rows of (unnormalised) ``probs`` (1-d or 2-d)."""
-    from .ops._util import check_float
-
     check_float(probs, "multinomial")
     p = backend.to_numpy(probs.array).astype(np.float64)
     squeeze = p.ndim == 1

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
 from ..errors import AnomalyError, AutogradError, InplaceError
-from .function import Context, Tensor as _T_unused, user_stack_line  # noqa: F401
+from ..tensor import Tensor
+from .function import Context
 from .grad_mode import STATE
-from . import function as _fn
 
 
 class SliceGrad:
@@ -32,8 +33,6 @@ class SliceGrad:
         self.dtype = values.dtype
 
     def add_into(self, arr):
-        from ..backend import get_array_module
-
         if self.basic:
             arr[self.index] += self.values
         else:
@@ -41,11 +40,9 @@ class SliceGrad:
             (np.add.at if xp is np else xp.add.at)(arr, self.index, self.values)
 
     def materialize(self):
-        from ..backend import get_array_module
-
         arr = get_array_module(self.values).zeros(self.shape, dtype=self.values.dtype)
         self.add_into(arr)
-        return _fn.Tensor._make(arr)
+        return Tensor._make(arr)
 
 
 def _sum_grads(prev, gi, owned):
@@ -58,7 +55,7 @@ def _sum_grads(prev, gi, owned):
         owned[id(prev)] = prev
     if type(gi) is SliceGrad:
         if id(prev) not in owned:
-            prev = _fn.Tensor._make(prev.array.copy())
+            prev = Tensor._make(prev.array.copy())
             owned[id(prev)] = prev
         gi.add_into(prev.array)
         return prev
@@ -97,16 +94,15 @@ def _topo(roots):
 
 
 def _check_versions(ctx):
-    if ctx.versions is not None:
-        T = _fn.Tensor
-        for i, a in enumerate(ctx.args):
-            if isinstance(a, T) and a._vc[0] != ctx.versions[i]:
-                raise InplaceError(
-                    f"one of the tensors needed by {ctx.name} (argument {i}, shape {tuple(a.shape)}) "
-                    f"was modified by an in-place operation after it was saved for backward "
-                    f"(version {ctx.versions[i]} when saved, {a._vc[0]} now). Use an out-of-place op "
-                    f"(e.g. x = x + y instead of x += y) or .clone() before the in-place edit."
-                )
+    for i, v in ctx.saved:
+        a = ctx.args[i]
+        if a._vc[0] != v:
+            raise InplaceError(
+                f"one of the tensors needed by {ctx.name} (argument {i}, shape {tuple(a.shape)}) "
+                f"was modified by an in-place operation after it was saved for backward "
+                f"(version {v} when saved, {a._vc[0]} now). Use an out-of-place op "
+                f"(e.g. x = x + y instead of x += y) or .clone() before the in-place edit."
+            )
     if ctx.output is not None and ctx.output._vc[0] != ctx.out_version:
         raise InplaceError(
             f"the output of {ctx.fn.__name__} (shape {tuple(ctx.output.shape)}) is needed by its backward "
@@ -114,9 +110,44 @@ def _check_versions(ctx):
         )
 
 
+def _unbroadcast(gi, shape, create_graph):
+    """Sum a gradient of a broadcast shape back to ``shape``: the one place broadcasting is undone.
+
+    forward ``y = f(broadcast(a))``  ->  ``da = sum of dy over the broadcast axes``.
+    """
+    gshape = gi.shape
+    lead = len(gshape) - len(shape)
+    if lead < 0:
+        raise AutogradError(f"internal: gradient of shape {tuple(gshape)} for an argument of shape {tuple(shape)}")
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
+    )
+    for i, n in enumerate(shape):
+        if n != 1 and gshape[lead + i] != n:
+            raise AutogradError(
+                f"internal: gradient of shape {tuple(gshape)} does not broadcast to argument shape {tuple(shape)}")
+    if create_graph:
+        from ..ops import sum_to_size
+
+        return sum_to_size(gi, shape)
+    arr = gi.array.sum(axis=axes, keepdims=True) if axes else gi.array
+    return Tensor._make(arr.reshape(shape))
+
+
+def _wrap_fast(out):
+    if type(out) is not tuple:
+        out = (out,) if not isinstance(out, list) else tuple(out)
+    return tuple(o if (o is None or type(o) is SliceGrad) else Tensor._make(o) for o in out)
+
+
 def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     """Core walk. ``capture``: list of nodes whose incoming gradient is returned
-    (mg.grad); when None, gradients are accumulated into leaf ``.grad``."""
+    (mg.grad); when None, gradients are accumulated into leaf ``.grad``.
+
+    A leaf is finished (hooks, ``.grad``, post-accumulate hooks) as soon as the last op that
+    reads it has run, not at the end of the walk: data-parallel training starts reducing the
+    first gradients while the rest of the backward still runs.
+    """
     nodes = [_node(r) for r in roots]
     order = _topo(nodes)
     run = None
@@ -132,13 +163,50 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                     break
         results = {id(c): None for c in capture}
     grads = {}
-    leaves = {}
     owned = {}
+    # how many ops still have to pass a gradient to each leaf
+    pending = {}
+    for ctx in order:
+        for p in ctx.next_nodes:
+            if p is not None and type(p) is not Context:
+                pending[id(p)] = pending.get(id(p), 0) + 1
+    root_leaves = []
     for n, g in zip(nodes, root_grads):
         k = id(n)
         grads[k] = g if k not in grads else grads[k] + g
-        if type(n) is not Context:
-            leaves[k] = n
+        if type(n) is not Context and k not in pending:
+            root_leaves.append(n)
+
+    def finish_leaf(leaf):
+        kp = id(leaf)
+        g = grads.pop(kp, None)
+        if g is None:
+            return
+        if type(g) is SliceGrad:
+            g = g.materialize()
+        if leaf._hooks:
+            for h in leaf._hooks:
+                r = h(g)
+                if r is not None:
+                    g = _checked_hook_result(r, g, "a tensor hook")
+        if capture is not None:
+            if kp in results:
+                results[kp] = g if results[kp] is None else results[kp] + g
+        else:
+            _accumulate(leaf, g, create_graph)
+            if leaf._post_hooks:
+                for h in leaf._post_hooks:
+                    h(leaf)
+
+    def release_edges(ctx):
+        for p in ctx.next_nodes:
+            if p is not None and type(p) is not Context:
+                kp = id(p)
+                left = pending[kp] - 1
+                pending[kp] = left
+                if left == 0:
+                    finish_leaf(p)
+
     anomaly = STATE.anomaly
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
@@ -146,7 +214,8 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
         for ctx in order:
             k = id(ctx)
             g = grads.pop(k, None)
-            if g is None:
+            if g is None or (run is not None and k not in run and k not in results):
+                release_edges(ctx)
                 continue
             if type(g) is SliceGrad:
                 g = g.materialize()
@@ -154,6 +223,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 if k in results:
                     results[k] = g if results[k] is None else results[k] + g
                 if k not in run:
+                    release_edges(ctx)
                     continue
             if ctx.freed:
                 raise AutogradError(
@@ -165,22 +235,28 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 for h in ctx.hooks:
                     r = h(g)
                     if r is not None:
-                        g = r
+                        g = _checked_hook_result(r, g, "a tensor hook")
             if ctx.retained is not None and capture is None:
                 t = ctx.retained()
                 if t is not None:
                     _accumulate(t, g, create_graph)
-            if ctx.versions is not None or ctx.output is not None:
+            if ctx.saved or ctx.output is not None:
                 _check_versions(ctx)
+            fn = ctx.fn
+            gin = NotImplemented
             if anomaly:
                 # ops run inside a backward are checked as part of that backward, not as forwards
                 STATE.anomaly = False
-                try:
-                    gin = ctx.fn.backward(ctx, g)
-                finally:
+            try:
+                if not create_graph and fn.fast_backward is not None:
+                    gin = fn.fast_backward(ctx, g.array)
+                    if gin is not NotImplemented:
+                        gin = _wrap_fast(gin)
+                if gin is NotImplemented:
+                    gin = fn.backward(ctx, g)
+            finally:
+                if anomaly:
                     STATE.anomaly = True
-            else:
-                gin = ctx.fn.backward(ctx, g)
             if type(gin) is not tuple:
                 gin = (gin,) if not isinstance(gin, list) else tuple(gin)
             if anomaly:
@@ -192,11 +268,12 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 gi = gin[i] if i < len(gin) else None
                 if gi is None:
                     continue
-                if (gi.shape if type(gi) is SliceGrad else gi.array.shape) != args[i].array.shape:
-                    raise AutogradError(
-                        f"internal: {ctx.name} returned a gradient of shape {tuple(gi.shape)} for argument {i} "
-                        f"of shape {tuple(args[i].shape)}"
-                    )
+                shape = args[i].array.shape
+                if gi.shape != shape:
+                    if type(gi) is SliceGrad:
+                        raise AutogradError(f"internal: {ctx.name} returned a sparse gradient of shape "
+                                            f"{tuple(gi.shape)} for argument {i} of shape {tuple(shape)}")
+                    gi = _unbroadcast(gi, shape, create_graph)
                 kp = id(p)
                 prev = grads.get(kp)
                 if prev is None:
@@ -205,27 +282,11 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                     grads[kp] = prev + gi
                 else:
                     grads[kp] = _sum_grads(prev, gi, owned)
-                if type(p) is not Context:
-                    leaves[kp] = p
             if not retain_graph:
                 ctx.release()
-        # leaves last: they have no inputs, so their gradient is complete now
-        for kp, leaf in leaves.items():
-            g = grads.pop(kp, None)
-            if g is None:
-                continue
-            if type(g) is SliceGrad:
-                g = g.materialize()
-            if leaf._hooks:
-                for h in leaf._hooks:
-                    r = h(g)
-                    if r is not None:
-                        g = r
-            if capture is not None:
-                if kp in results:
-                    results[kp] = g if results[kp] is None else results[kp] + g
-            else:
-                _accumulate(leaf, g, create_graph)
+            release_edges(ctx)
+        for leaf in root_leaves:
+            finish_leaf(leaf)
     finally:
         STATE.enabled = prev_mode
     if capture is not None:
@@ -233,8 +294,18 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     return None
 
 
+def _checked_hook_result(r, g, what):
+    if not isinstance(r, Tensor):
+        raise AutogradError(f"{what} must return a Tensor or None, got {type(r).__name__}")
+    if r.shape != g.shape:
+        from ..errors import ShapeError
+
+        raise ShapeError(f"{what} returned a gradient of shape {tuple(r.shape)}; expected {tuple(g.shape)}")
+    return r
+
+
 def _accumulate(t, g, create_graph):
-    T = _fn.Tensor
+    T = Tensor
     if g.array.dtype != t.array.dtype:
         g = g.to(t.dtype)
     if t.grad is None:
@@ -264,7 +335,7 @@ def _anomaly_backward(ctx, g, gin):
 
 
 def _make_grads(outputs, grad_outputs, create_graph):
-    T = _fn.Tensor
+    T = Tensor
     gs = []
     for i, o in enumerate(outputs):
         g = grad_outputs[i] if grad_outputs is not None else None
@@ -298,7 +369,7 @@ def _ones_like(a):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad`` (``torch.autograd.backward``)."""
-    T = _fn.Tensor
+    T = Tensor
     if isinstance(tensors, T):
         tensors = [tensors]
         if grad_tensors is not None and not isinstance(grad_tensors, (list, tuple)):
@@ -325,7 +396,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
     """Gradients of ``outputs`` w.r.t. ``inputs`` (``torch.autograd.grad``); ``.grad`` is not touched."""
-    T = _fn.Tensor
+    T = Tensor
     single = isinstance(inputs, T)
     outputs = [outputs] if isinstance(outputs, T) else list(outputs)
     inputs = [inputs] if single else list(inputs)

@@ -4,6 +4,7 @@ A subclass writes::
 
     class Mul(Function):
         '''forward: y = a * b      backward: da = g * b,  db = g * a'''
+        reads = ((1,), (0,))             # da reads b, db reads a (what the in-place check guards)
         @staticmethod
         def forward(ctx, a, b):          # arrays (NumPy or CuPy) and plain values
             return a * b
@@ -11,6 +12,11 @@ A subclass writes::
         def backward(ctx, g):            # g and ctx.args are Tensors
             a, b = ctx.args
             return g * b, g * a          # one entry per positional argument
+
+The engine undoes broadcasting (sums a gradient back to its input's shape), so a
+backward may return ``g * b`` even when ``a`` was broadcast. An optional
+``fast_backward(ctx, grad_array)`` -- a fused kernel on raw arrays -- serves
+first-order backwards; ``backward`` stays the one formula.
 
 Because ``backward`` is written with differentiable Tensor ops, running it with
 graph recording on (``create_graph=True``) makes the backward itself
@@ -37,37 +43,36 @@ from ..errors import (
     MinigenError,
     ShapeError,
 )
+from ..tensor import Tensor
 from .grad_mode import STATE
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-Tensor = None  # bound by minigen.tensor at import time
 
 
 class Context:
     """What an op remembers between forward and backward.
 
     ``args``: the op's positional arguments (Tensors stay Tensors);
+    ``needs_input_grad``: one bool per positional argument (PyTorch's name), set before ``forward``
+    runs, so a forward can skip saving what no gradient will read;
     ``next_nodes``: graph edges, one per positional argument (None where no grad flows);
-    ``versions``: version counters of the tensor arguments when the op ran;
+    ``saved``: ``(position, version)`` of the tensor arguments the backward reads (version-checked);
     ``output``: the output tensor, kept only for ops with ``uses_output = True``.
     Ops may set any other attribute in forward (masks, indices, shapes...).
     """
 
-    __slots__ = ("fn", "args", "next_nodes", "out_version", "__dict__")
+    __slots__ = ("fn", "args", "next_nodes", "needs_input_grad", "out_version", "__dict__")
     # defaults live on the class so creating a Context costs no attribute writes
     freed = False
     output = None
     hooks = None
     retained = None
     stack = None
-    versions = None
+    saved = ()
 
     @property
     def name(self) -> str:
         return self.fn.__name__ + "Backward"
-
-    def needs_input_grad(self, i: int) -> bool:
-        return self.next_nodes[i] is not None
 
     def release(self):
         """Free what backward needed (called after a backward without retain_graph)."""
@@ -77,6 +82,15 @@ class Context:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+class _NoGradContext:
+    """Stands in for a Context when no graph is recorded: forward may still set attributes on it."""
+
+    __slots__ = ("needs_input_grad", "__dict__")
+
+
+_NO_GRAD = [(False,) * n for n in range(8)]
 
 
 def user_stack_line() -> str:
@@ -106,11 +120,26 @@ def _all_finite(xp, arr) -> bool:
 
 
 class Function:
-    """Base class of differentiable ops (see the module docstring)."""
+    """Base class of differentiable ops (see the module docstring).
 
-    uses_inputs = True   # backward reads the values of tensor args (checked against in-place edits)
-    uses_output = False  # backward reads the output (ctx.output)
+    Class attributes an op may set:
+
+    ``reads``: which tensor arguments each gradient reads, for the in-place version check: None (the
+    default) means "every tensor argument"; otherwise a tuple with one entry per positional argument,
+    the positions the gradient *of that argument* reads (``Mul.reads = ((1,), (0,))``: da reads b, db
+    reads a). Only the arguments read by a gradient that is needed are saved and checked.
+    ``uses_output``: the backward reads the output (``ctx.output``, version-checked).
+    ``fast_backward``: an optional ``staticmethod(ctx, grad_array) -> tuple of arrays`` computing the
+    same gradient as ``backward`` on raw arrays (usually a fused kernel). The engine uses it for a
+    first-order backward (no ``create_graph``); it may return ``NotImplemented`` when no kernel applies
+    to these arrays, and the engine then runs ``backward``. ``backward`` stays the one formula.
+    ``differentiable``: False for ops whose output never carries a gradient.
+    """
+
+    reads = None
+    uses_output = False
     differentiable = True
+    fast_backward = None
 
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
@@ -123,10 +152,10 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         T = Tensor
-        needs = False
+        needs = None  # per-argument requires_grad flags, built only when some argument requires grad
         raw = []
         arr_type = dev = None
-        for a in args:
+        for i, a in enumerate(args):
             if isinstance(a, T):
                 d = a.array
                 if arr_type is None:
@@ -136,12 +165,20 @@ class Function:
                 elif type(d) is not arr_type or (dev is not None and d.device.id != dev):
                     raise DeviceError(f"{cls.__name__}: tensors on different devices: {_describe(args)}")
                 if a.requires_grad:
-                    needs = True
+                    if needs is None:
+                        needs = [False] * len(args)
+                    needs[i] = True
                 raw.append(d)
             else:
                 raw.append(a)
-        needs = needs and STATE.enabled and cls.differentiable
-        ctx = Context() if needs else _Scratch()
+        record = needs is not None and STATE.enabled and cls.differentiable
+        if record:
+            ctx = Context()
+            ctx.needs_input_grad = tuple(needs)
+        else:
+            ctx = _NoGradContext()
+            n = len(args)
+            ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
         try:
             out = cls.forward(ctx, *raw, **kwargs)
         except MinigenError:
@@ -154,26 +191,29 @@ class Function:
         if type(out) is not np.ndarray and (arr_type is None or type(out) is not arr_type):
             # NumPy returns scalars (not 0-d arrays) from some ops on 0-d inputs
             out = (np if arr_type in (None, np.ndarray) else _xp_of_type(arr_type)).asarray(out)
-        res = T._make(out, needs)
+        res = T._make(out, record)
         if STATE.anomaly:
             _anomaly_forward(cls, args, res, ctx)
-        if needs:
+        if record:
             ctx.fn = cls
             ctx.args = args
-            ctx.next_nodes = [
-                (a._ctx or a) if isinstance(a, T) and a.requires_grad else None for a in args
-            ]
-            if cls.uses_inputs:
-                ctx.versions = [a._vc[0] if isinstance(a, T) else 0 for a in args]
+            ctx.next_nodes = [(a._ctx or a) if f else None for a, f in zip(args, needs)]
+            reads = cls.reads
+            if reads is None:
+                ctx.saved = [(i, a._vc[0]) for i, a in enumerate(args) if isinstance(a, T)]
+            else:
+                pos = set()
+                if reads:
+                    for i, f in enumerate(needs):
+                        if f:
+                            pos.update(reads[i])
+                if pos:
+                    ctx.saved = [(i, args[i]._vc[0]) for i in sorted(pos) if isinstance(args[i], T)]
             if cls.uses_output:
                 ctx.output = res
                 ctx.out_version = res._vc[0]
             res._ctx = ctx
         return res
-
-
-class _Scratch:
-    """Stands in for a Context when no graph is recorded (forward may still set attributes)."""
 
 
 def _xp_of_type(arr_type):

@@ -1,11 +1,26 @@
-"""The op modules. Importing this package attaches every op as a Tensor method.
+"""The op modules, one topic per file. Importing this package attaches the Tensor methods.
 
-Each module holds the ops of one family; every name in a module's ``__all__`` is
-re-exported as ``mg.<name>`` and ``minigen.nn.functional.<name>``.
+Every name in a module's ``__all__`` is re-exported as ``mg.<name>`` and
+``minigen.nn.functional.<name>``; which of them are Tensor methods is declared in
+one table, :mod:`minigen.ops.methods`.
 """
 from . import shape, elementwise, reduce, linalg  # noqa: F401  (the core)
 from . import (  # noqa: F401
     pointwise, activation, reduction, manipulation, indexing, linalg_extra, norm, conv, pool, attention, loss,
 )
+from . import inplace, methods
 
-loaded = [pointwise, activation, reduction, manipulation, indexing, linalg_extra, norm, conv, pool, attention, loss]
+loaded = [shape, elementwise, reduce, linalg, pointwise, activation, reduction, manipulation, indexing,
+          linalg_extra, norm, conv, pool, attention, loss]
+
+
+def _namespace():
+    ns = {}
+    for m in loaded:
+        for k, v in vars(m).items():
+            if callable(v) and not isinstance(v, type) and getattr(v, "__module__", "").startswith("minigen."):
+                ns.setdefault(k, v)
+    return ns
+
+
+methods.attach(_namespace())

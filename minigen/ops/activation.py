@@ -17,8 +17,8 @@ from ..autograd.function import Context, Function
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError
-from ..tensor import Tensor, register_method
-from ._util import check_float, norm_dim
+from ..tensor import Tensor
+from ..argcheck import check_float, norm_dim
 from .pointwise import cast_dtype, require_flag, require_number, require_tensor
 from .reduce import Sum
 
@@ -89,7 +89,7 @@ class Softmax(Function):
     dx = y * (g - sum(g * y, dim))
     """
 
-    uses_inputs = False
+    reads = ()
     uses_output = True
 
     @staticmethod
@@ -118,7 +118,7 @@ class LogSoftmax(Function):
     dx = g - exp(y) * sum(g, dim)
     """
 
-    uses_inputs = False
+    reads = ()
     uses_output = True
 
     @staticmethod
@@ -173,7 +173,7 @@ def softmin(x, dim=None, dtype=None):
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x)).   dx = g * y * (1 - y)."""
 
-    uses_inputs = False
+    reads = ()
     uses_output = True
 
     @staticmethod
@@ -189,7 +189,7 @@ class Sigmoid(Function):
 class Tanh(Function):
     """y = tanh(x).   dx = g * (1 - y^2)."""
 
-    uses_inputs = False
+    reads = ()
     uses_output = True
 
     @staticmethod
@@ -220,7 +220,7 @@ class MaskedLinear(Function):
     dx = g * s.  (The slope at a kink is the PyTorch convention, chosen by the caller.)
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, kind, a, b):
@@ -297,7 +297,7 @@ class ELU(Function):
     the x <= 0 branch taken at 0 as PyTorch: elu'(0) = alpha.
     """
 
-    uses_inputs = False
+    reads = ()
     uses_output = True
 
     @staticmethod
@@ -538,7 +538,7 @@ def tanhshrink(x):
 class HardSigmoid(Function):
     """y = clip(x / 6 + 1/2, 0, 1).   dx = g / 6 where -3 < x < 3, else 0."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -593,8 +593,3 @@ def glu(x, dim=-1):
 
 
 # ------------------------------------------------------------------ Tensor methods
-for _name in ("softmax", "log_softmax", "sigmoid", "tanh", "relu"):
-    register_method(_name)(globals()[_name])
-Tensor.relu_ = lambda x: relu(x, inplace=True)
-Tensor.sigmoid_ = lambda x: x._inplace(lambda a: sigmoid(a))
-Tensor.tanh_ = lambda x: x._inplace(lambda a: tanh(a))

@@ -11,7 +11,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module, move_array
-from ..tensor import Tensor, register_method
+from ..tensor import Tensor
 from .shape import _sum_to_array, sum_to
 
 __all__ = ["add", "sub", "mul", "div", "true_divide", "neg", "pow", "exp", "log", "rsub"]
@@ -52,7 +52,7 @@ def _ast(xp, g, x):
 class Add(Function):
     """y = a + b.   da = sum_to(g, a.shape),  db = sum_to(g, b.shape)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -70,7 +70,7 @@ class Add(Function):
 class Sub(Function):
     """y = a - b.   da = sum_to(g),  db = -sum_to(g)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -130,7 +130,7 @@ class Div(Function):
 class Neg(Function):
     """y = -x.   dx = -g."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -173,7 +173,7 @@ class Pow(Function):
 class Exp(Function):
     """y = exp(x).   dx = g * y."""
 
-    uses_inputs = False
+    reads = ()
     uses_output = True
 
     @staticmethod
@@ -201,7 +201,7 @@ class Log(Function):
 class Cast(Function):
     """y = x as another dtype.   dx = g cast back to x's dtype (no gradient into integer tensors)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -216,7 +216,7 @@ class Cast(Function):
 class ToDevice(Function):
     """y = x copied to another device.   dx = g copied back."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, device):
@@ -321,22 +321,4 @@ def log(x):
 
 
 # ------------------------------------------------------------------ operators
-Tensor.__add__ = lambda a, b: Add.apply(a, _t(b, a))
-Tensor.__radd__ = lambda a, b: Add.apply(_t(b, a), a)
-Tensor.__sub__ = lambda a, b: Sub.apply(a, _t(b, a))
-Tensor.__rsub__ = lambda a, b: Sub.apply(_t(b, a), a)
-Tensor.__mul__ = lambda a, b: Mul.apply(a, _t(b, a))
-Tensor.__rmul__ = lambda a, b: Mul.apply(_t(b, a), a)
-Tensor.__truediv__ = lambda a, b: div(a, b)
-Tensor.__rtruediv__ = lambda a, b: div(b, a)
-Tensor.__neg__ = lambda a: Neg.apply(a)
-Tensor.__pos__ = lambda a: a
-Tensor.__pow__ = lambda a, b: Pow.apply(a, _t(b, a))
-Tensor.__rpow__ = lambda a, b: Pow.apply(_t(b, a), a)
 
-for _name in ("add", "sub", "mul", "div", "pow", "exp", "log", "neg", "true_divide"):
-    register_method(_name)(globals()[_name])
-Tensor.multiply = Tensor.mul
-Tensor.subtract = Tensor.sub
-Tensor.divide = Tensor.div
-Tensor.negative = Tensor.neg

@@ -21,8 +21,8 @@ import numpy as np
 from ..autograd.function import Function
 from ..backend import get_array_module, move_array
 from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
-from ..tensor import Tensor, register_method
-from ._util import norm_dim
+from ..tensor import Tensor
+from ..argcheck import norm_dim
 from .shape import IndexAddInto, broadcast_to, reshape
 
 __all__ = ["gather", "take_along_dim", "index_select", "scatter", "scatter_add", "index_add", "masked_fill",
@@ -146,7 +146,7 @@ class Gather(Function):
     backward: dx = scatter_add(zeros_like(x), dim, index, g): repeated indices add up.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dim, idx):
@@ -162,7 +162,7 @@ class Gather(Function):
 class ScatterAddZeros(Function):
     """y = zeros(shape);  y[index[i, j, k], j, k] += g[i, j, k]  (dim = 0).   dg = gather(gy, dim, index)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, g, shape, dim, idx):
@@ -223,7 +223,7 @@ class ScatterAdd(Function):
     backward: dx = g;  dsrc = gather(g, dim, index) (zero where src is bigger than index).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, src, dim, idx):
@@ -250,7 +250,7 @@ class Scatter(Function):
     where the result is then unspecified.)
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, src, dim, idx):
@@ -307,7 +307,7 @@ def scatter(x, dim, index, src=None, value=None, reduce=None):
 class IndexSelect(Function):
     """y = x[..., index, ...] along ``dim`` (``index`` 1-d).   dx = index_add(zeros_like(x), dim, index, g)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dim, idx):
@@ -323,7 +323,7 @@ class IndexSelect(Function):
 class IndexAddZeros(Function):
     """y = zeros(shape);  y[..., index[i], ...] += g[..., i, ...] along ``dim``.   dg = index_select(gy, dim, index)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, g, shape, dim, idx):
@@ -344,7 +344,7 @@ class IndexAdd(Function):
     backward: dx = g;   dsrc = alpha * index_select(g, dim, index).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, src, dim, idx, alpha):
@@ -400,7 +400,7 @@ class MaskedFill(Function):
     backward: dx = g where not mask (masked_fill(g, mask, 0));  dvalue = sum of g where mask.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, value, mask):
@@ -465,7 +465,7 @@ class Embedding(Function):
     by the number of times its index occurs in ``input``.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, weight, idx, padding_idx, scale_grad_by_freq):
@@ -559,10 +559,3 @@ def _masked_fill_(x, mask, value):
     return x._inplace(lambda a, v: masked_fill(a, mask, v), value)
 
 
-for _name in ("gather", "take_along_dim", "index_select", "scatter", "scatter_add", "index_add", "masked_fill",
-              "masked_select"):
-    register_method(_name)(globals()[_name])
-register_method("scatter_")(_scatter_)
-register_method("scatter_add_")(_scatter_add_)
-register_method("index_add_")(_index_add_)
-register_method("masked_fill_")(_masked_fill_)

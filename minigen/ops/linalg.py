@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..errors import ShapeError
-from ..tensor import Tensor, register_method
+from ..tensor import Tensor
 from .shape import reshape, sum_to, transpose
 
 __all__ = ["matmul"]
@@ -57,6 +57,3 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
-Tensor.__matmul__ = lambda a, b: MatMul.apply(a, b)
-Tensor.__rmatmul__ = lambda a, b: MatMul.apply(b, a)
-register_method("matmul")(matmul)

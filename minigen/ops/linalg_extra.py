@@ -22,7 +22,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError, ShapeError
-from ..tensor import Tensor, register_method
+from ..tensor import Tensor
 from .linalg import matmul
 from .shape import _sum_to_array, broadcast_to, reshape, sum_to, transpose
 
@@ -390,7 +390,7 @@ def tensordot(a, b, dims=2):
             raise InvalidArgumentError(f"tensordot: dims={n} is out of range for shapes {tuple(a.shape)} and "
                                        f"{tuple(b.shape)}")
         da, db = list(range(a.ndim - n, a.ndim)), list(range(n))
-    from ._util import norm_dim
+    from ..argcheck import norm_dim
 
     da = [norm_dim(d, a.ndim) for d in da]
     db = [norm_dim(d, b.ndim) for d in db]
@@ -410,5 +410,3 @@ def tensordot(a, b, dims=2):
     return einsum(f"{''.join(ta)},{''.join(tb)}->{out}", a, b)
 
 
-for _name in ("mm", "bmm", "mv", "dot", "inner", "outer", "ger", "addmm", "baddbmm"):
-    register_method(_name)(globals()[_name])

@@ -577,7 +577,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
 
     Composed ops; as PyTorch, each norm is clamped at eps with an identity gradient.
     """
-    from ._util import norm_dim
+    from ..argcheck import norm_dim
 
     op = "cosine_similarity"
     a = _check_float_tensor(x1, op, "x1")

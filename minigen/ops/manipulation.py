@@ -24,8 +24,8 @@ import numpy as np
 from ..autograd.function import Function
 from ..backend import get_array_module, move_array, to_numpy
 from ..errors import DimError, InvalidArgumentError, ShapeError
-from ..tensor import Tensor, as_tensor, register_method
-from ._util import norm_dim
+from ..tensor import Tensor, as_tensor
+from ..argcheck import norm_dim
 from .shape import getitem, permute, reshape, transpose
 
 __all__ = ["flatten", "unflatten", "ravel", "squeeze", "unsqueeze", "repeat", "tile", "repeat_interleave",
@@ -122,7 +122,7 @@ class Repeat(Function):
               (r0, s0, r1, s1, ...), sum over the r axes, reshape to x.shape.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, reps):
@@ -204,7 +204,7 @@ def repeat_interleave(x, repeats=None, dim=None, output_size=None):
 class Cat(Function):
     """y = the tensors joined along ``dim``.   d(piece i) = g[..., off_i : off_i + n_i, ...] (a slice)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, dim, *arrays):
@@ -259,7 +259,7 @@ concat = concatenate = cat
 class Stack(Function):
     """y = the tensors stacked along a new dim ``dim``.   d(piece i) = g selected at position i of ``dim``."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, dim, *arrays):
@@ -401,7 +401,7 @@ class ConstantPad(Function):
     adjoint of zero-padding and vice versa, so the backward is the same op.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, amounts, value):
@@ -490,7 +490,7 @@ def _dims_arg(dims, ndim, op):
 class Flip(Function):
     """y = x reversed along ``dims``.   dx = flip(g, dims)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dims):
@@ -525,7 +525,7 @@ class Roll(Function):
     forward: y[(i + s) mod n] = x[i].   backward: dx = roll(g, -shifts, dims).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, shifts, dims):
@@ -554,7 +554,7 @@ def roll(x, shifts, dims=None):
 class Tril(Function):
     """y = x with entries above diagonal k zeroed (last two dims).   dx = tril(g, k)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, k):
@@ -568,7 +568,7 @@ class Tril(Function):
 class Triu(Function):
     """y = x with entries below diagonal k zeroed (last two dims).   dx = triu(g, k)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, k):
@@ -622,7 +622,7 @@ swapdims = swapaxes
 class Clone(Function):
     """y = a copy of x (own storage).   dx = g."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -644,7 +644,3 @@ def contiguous(x, memory_format=None):
     return Clone.apply(x)
 
 
-for _name in ("flatten", "unflatten", "ravel", "squeeze", "unsqueeze", "repeat", "tile", "repeat_interleave",
-              "split", "chunk", "unbind", "tensor_split", "select", "narrow", "flip", "fliplr", "flipud", "roll",
-              "tril", "triu", "movedim", "moveaxis", "swapaxes", "swapdims", "clone", "contiguous"):
-    register_method(_name)(globals()[_name])

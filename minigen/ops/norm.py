@@ -464,7 +464,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     (no gradient through the norm), as ``clamp_min`` in PyTorch; an all-zero slice gives zeros
     and a zero gradient through the norm (not NaN).
     """
-    from ._util import norm_dim
+    from ..argcheck import norm_dim
 
     op = "normalize"
     x = _check_float_tensor(input, op)
@@ -513,7 +513,7 @@ class Dropout(Function):
     backward: dx = g * s.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, scale):

@@ -24,7 +24,7 @@ import numpy as np
 from ..autograd.function import Function, NonDifferentiable
 from ..backend import get_array_module, move_array
 from ..errors import DTypeError, InvalidArgumentError
-from ..tensor import Tensor, get_default_dtype, register_method
+from ..tensor import Tensor, get_default_dtype
 from .shape import sum_to
 
 __all__ = [
@@ -275,7 +275,7 @@ def _unary(name, doc, forward, backward, uses_output=False):
 
     return type(name, (Function,), {
         "__doc__": doc, "forward": staticmethod(fwd), "backward": staticmethod(bwd),
-        "uses_inputs": not uses_output, "uses_output": uses_output, "__module__": __name__,
+        "reads": () if uses_output else None, "uses_output": uses_output, "__module__": __name__,
     })
 
 
@@ -364,7 +364,7 @@ def square(x):
 class Abs(Function):
     """y = |x|.   dx = g * sign(x)   (sign(0) = 0, so abs'(0) = 0 as PyTorch)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -379,7 +379,7 @@ class Abs(Function):
 class Sign(Function):
     """y = sign(x) in {-1, 0, 1}.   dx = 0."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -393,7 +393,7 @@ class Sign(Function):
 class Rounding(Function):
     """y = floor(x) / ceil(x) / round(x, decimals) (half to even) / trunc(x).   dx = 0 (a step function)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, mode, decimals):
@@ -412,7 +412,7 @@ class Rounding(Function):
 class Frac(Function):
     """y = x - trunc(x)   (keeps the sign of x).   dx = g."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -474,7 +474,7 @@ class MaxMin(Function):
     b takes it elsewhere.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, a, b, largest, nan_ignoring):
@@ -532,7 +532,7 @@ def fmin(a, b):
 class FloorDivide(Function):
     """y = floor(a / b) (Python's ``//``).   da = db = 0 (a step function, like torch.div(rounding_mode='floor'))."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -558,7 +558,7 @@ class Mod(Function):
     da = g,   db = -g * q   with q = floor(a / b) or trunc(a / b) (a constant: piecewise).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, a, b, kind):
@@ -687,7 +687,7 @@ class Clamp(Function):
     dhi = sum_to(g * [x > hi or lo > hi])
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, lo, hi):
@@ -751,7 +751,7 @@ def clamp_max(x, max):
 class Where(Function):
     """y = a where cond else b (broadcast).   da = sum_to(where(cond, g, 0)),  db = sum_to(where(cond, 0, g))."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, cond, a, b, dtype):
@@ -816,7 +816,7 @@ class NanToNum(Function):
     dx = g * isfinite(x)   (replaced entries are constants).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, nan, posinf, neginf):
@@ -984,17 +984,6 @@ def equal(a, b):
 
 
 # ------------------------------------------------------------------ Tensor methods and operators
-for _name in ("sqrt", "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh",
-              "cosh", "asinh", "acosh", "atanh", "erf", "erfc", "log1p", "expm1", "log2", "log10", "exp2", "square",
-              "reciprocal", "abs", "absolute", "sign", "sgn", "floor", "ceil", "round", "trunc", "fix", "frac",
-              "maximum", "minimum", "fmax", "fmin", "floor_divide", "remainder", "fmod", "lerp", "atan2", "hypot",
-              "logaddexp", "clamp", "clip", "clamp_min", "clamp_max", "nan_to_num", "eq", "ne", "lt", "le", "gt",
-              "ge", "greater", "greater_equal", "less", "less_equal", "not_equal", "logical_and", "logical_or",
-              "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "isnan",
-              "isinf", "isposinf", "isneginf", "isfinite", "isclose", "allclose", "equal"):
-    register_method(_name)(globals()[_name])
-
-Tensor.where = lambda x, condition, other: where(condition, x, other)
 
 
 def _inplace_method(fn):
@@ -1003,12 +992,6 @@ def _inplace_method(fn):
 
     method.__name__ = fn.__name__ + "_"
     return method
-
-
-for _name in ("sqrt", "rsqrt", "sin", "cos", "abs", "sign", "floor", "ceil", "round", "trunc", "frac", "erf",
-              "log1p", "expm1", "square", "reciprocal", "nan_to_num", "clamp_min", "clamp_max", "clip", "lerp",
-              "remainder", "fmod"):
-    setattr(Tensor, _name + "_", _inplace_method(globals()[_name]))
 
 
 def _cmp_operator(op):
@@ -1022,21 +1005,3 @@ def _cmp_operator(op):
     return operator
 
 
-Tensor.__eq__ = _cmp_operator("eq")
-Tensor.__ne__ = _cmp_operator("ne")
-Tensor.__lt__ = _cmp_operator("lt")
-Tensor.__le__ = _cmp_operator("le")
-Tensor.__gt__ = _cmp_operator("gt")
-Tensor.__ge__ = _cmp_operator("ge")
-Tensor.__abs__ = lambda x: abs(x)
-Tensor.__floordiv__ = lambda a, b: floor_divide(a, b)
-Tensor.__rfloordiv__ = lambda a, b: floor_divide(b, a)
-Tensor.__mod__ = lambda a, b: remainder(a, b)
-Tensor.__rmod__ = lambda a, b: remainder(b, a)
-Tensor.__and__ = lambda a, b: bitwise_and(a, b)
-Tensor.__rand__ = lambda a, b: bitwise_and(b, a)
-Tensor.__or__ = lambda a, b: bitwise_or(a, b)
-Tensor.__ror__ = lambda a, b: bitwise_or(b, a)
-Tensor.__xor__ = lambda a, b: bitwise_xor(a, b)
-Tensor.__rxor__ = lambda a, b: bitwise_xor(b, a)
-Tensor.__invert__ = lambda x: bitwise_not(x)

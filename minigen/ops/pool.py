@@ -50,7 +50,7 @@ class PoolGather(Function):
     ``pos`` is an integer array of shape (N, C, ...) (or broadcastable to it).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, pos, pads, pad_value, values=None):
@@ -80,7 +80,7 @@ class PoolScatter(Function):
     backward: dg = PoolGather(G, pos) (with zero padding).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, g, pos, pads, in_shape):

@@ -10,8 +10,8 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
-from ..tensor import Tensor, register_method
-from ._util import norm_dims
+from ..tensor import Tensor
+from ..argcheck import norm_dims
 from .shape import broadcast_to, reshape
 
 __all__ = ["sum", "mean"]
@@ -25,7 +25,7 @@ class ExpandReduced(Function):
     """y = broadcast of a reduced tensor g back to ``in_shape`` (re-inserting the reduced dims).
     dg = sum of the incoming gradient over ``dims`` (keepdim as given)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, g, in_shape, dims, keepdim):
@@ -50,7 +50,7 @@ def expand_reduced(g, in_shape, dims, keepdim):
 class Sum(Function):
     """y = sum_{i in dims} x_i.   dx = broadcast(g) over the summed dims."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
@@ -67,7 +67,7 @@ class Sum(Function):
 class Mean(Function):
     """y = (1/N) sum_{i in dims} x_i.   dx = broadcast(g) / N."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
@@ -104,5 +104,3 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return Mean.apply(x, norm_dims(dim, x.ndim), keepdim)
 
 
-register_method("sum")(sum)
-register_method("mean")(mean)

@@ -24,8 +24,8 @@ from ..autograd.function import Function, NonDifferentiable
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError
-from ..tensor import Tensor, register_method
-from ._util import check_float, norm_dim, norm_dims
+from ..tensor import Tensor
+from ..argcheck import check_float, norm_dim, norm_dims
 from .pointwise import cast_dtype, require_flag, require_number, require_tensor
 from .reduce import Sum, expand_reduced
 from .shape import reshape, transpose
@@ -245,7 +245,7 @@ class Extreme(Function):
     the first extreme only.
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, largest, indices):
@@ -484,7 +484,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
 class Cumsum(Function):
     """y_i = sum_{j <= i} x_j along ``dim``.   dx_i = sum_{j >= i} g_j (a reversed cumulative sum)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, dim, reverse):
@@ -508,7 +508,6 @@ class Cumprod(Function):
     gradients, an O(n^2) product formula of differentiable ops under create_graph).
     """
 
-    uses_inputs = True
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -607,6 +606,3 @@ def count_nonzero(x, dim=None):
 
 
 # ------------------------------------------------------------------ Tensor methods
-for _name in ("var", "std", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "aminmax", "logsumexp",
-              "norm", "cumsum", "cumprod", "all", "any", "count_nonzero"):
-    register_method(_name)(globals()[_name])

@@ -14,70 +14,13 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module, move_array
 from ..errors import DTypeError, IndexOutOfRangeError, ShapeError
-from ..tensor import Tensor, register_method
-from ._util import norm_dim
+from ..tensor import Tensor
+from ..argcheck import norm_dim
 
 __all__ = ["reshape", "view", "permute", "transpose", "broadcast_to", "expand", "sum_to"]
 
 
-# ------------------------------------------------------------------ broadcast / sum_to
-def _sum_to_array(xp, g, shape):
-    """Sum array ``g`` down to ``shape`` (the inverse of broadcasting ``shape`` to g.shape)."""
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    if lead:
-        g = g.reshape(shape)
-    return g
-
-
-class SumTo(Function):
-    """y = sum of x over broadcast dims so that y.shape == shape.   dx = broadcast_to(g, x.shape)."""
-
-    uses_inputs = False
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        return _sum_to_array(get_array_module(x), x, shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (broadcast_to(g, ctx.in_shape),)
-
-
-class BroadcastTo(Function):
-    """y = x broadcast to ``shape`` (NumPy rules).   dx = sum_to(g, x.shape)."""
-
-    uses_inputs = False
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        try:
-            return get_array_module(x).broadcast_to(x, shape)
-        except ValueError:
-            raise ShapeError(f"cannot broadcast a tensor of shape {tuple(x.shape)} to shape {tuple(shape)}") from None
-
-    @staticmethod
-    def backward(ctx, g):
-        return (sum_to(g, ctx.in_shape),)
-
-
-def sum_to(x, shape):
-    """Reduce ``x`` by summation to ``shape`` (undo broadcasting); identity if shapes match."""
-    shape = tuple(shape)
-    if x.shape == shape:
-        return x
-    return SumTo.apply(x, shape)
-
-
-def broadcast_to(x, shape):
-    shape = tuple(builtins.int(s) for s in shape)
-    if x.shape == shape:
-        return x
-    return BroadcastTo.apply(x, shape)
+from ..autograd.broadcast import BroadcastTo, SumTo, _sum_to_array, broadcast_to, sum_to  # noqa: F401,E402
 
 
 def expand(x, *sizes):
@@ -96,7 +39,7 @@ def expand(x, *sizes):
 class Reshape(Function):
     """y = x viewed with a new shape (same elements, row-major order).   dx = reshape(g, x.shape)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -131,7 +74,7 @@ view = reshape
 class Permute(Function):
     """y = x with dims reordered by ``perm``.   dx = permute(g, argsort(perm))."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, perm):
@@ -201,7 +144,7 @@ class GetItem(Function):
     dx = scatter-add of g into zeros_like(x) at ``index`` (repeated indices accumulate).
     """
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, index):
@@ -225,7 +168,7 @@ class GetItem(Function):
 class IndexAddInto(Function):
     """y = zeros(shape); y[index] += g (scatter-add).   dg = y_grad[index]."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, g, shape, index):
@@ -275,7 +218,7 @@ def _fit_value(v, sel_shape):
 class SetItem(Function):
     """y = x with y[index] = v.   dx = g with g[index] = 0;  dv = sum_to(g[index], v.shape)."""
 
-    uses_inputs = False
+    reads = ()
 
     @staticmethod
     def forward(ctx, x, v, index):
@@ -335,11 +278,3 @@ def setitem(x, index, value):
     return x._inplace(lambda a, v: SetItem.apply(a, v, idx), value)
 
 
-Tensor.__getitem__ = getitem
-for _name in ("reshape", "view", "permute", "transpose", "broadcast_to", "expand", "sum_to"):
-    register_method(_name)(globals()[_name])
-Tensor.T = property(lambda x: permute(x, tuple(range(x.ndim))[::-1]))
-Tensor.mT = property(lambda x: transpose(x, -2, -1))
-Tensor.expand_as = lambda x, other: broadcast_to(x, other.shape)
-Tensor.view_as = lambda x, other: reshape(x, other.shape)
-Tensor.reshape_as = lambda x, other: reshape(x, other.shape)

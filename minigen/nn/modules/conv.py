@@ -19,7 +19,7 @@ import math
 from .. import functional as F
 from .. import init
 from ...errors import InvalidArgumentError, ShapeError
-from ...ops._util import pair
+from ...argcheck import pair
 from ._common import new_param
 from .module import Module
 

@@ -1,7 +1,7 @@
 """``Flatten`` and ``Unflatten``: reshape a range of dims into one, and back."""
 from __future__ import annotations
 
-from ...ops._util import norm_dim
+from ...argcheck import norm_dim
 from .module import Module
 
 __all__ = ["Flatten", "Unflatten"]

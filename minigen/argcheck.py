@@ -1,9 +1,11 @@
-"""Small helpers shared by the op modules: dim normalisation and argument checks."""
+"""Argument checks shared by every layer (the one validation module): dims, dtypes, ranks, pairs.
+
+Each check raises a minigen error naming the op, the argument and what it got."""
 from __future__ import annotations
 
 import builtins
 
-from ..errors import DimError, DTypeError, InvalidArgumentError
+from .errors import DimError, DTypeError, InvalidArgumentError
 
 
 def norm_dim(dim, ndim: int, name: str = "dim") -> int:
