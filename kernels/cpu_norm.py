@@ -65,15 +65,20 @@ def _ln_fwd_rows(x, w, b, eps, y, mean, rstd, r0, r1):
 
 @jit
 def _ln_bwd_sums(g, x, w, mu, rs, dw, db):
-    """(sum_j g w, sum_j g w xhat) of a row; dw += g xhat, db += g."""
+    """(sum_j g w, sum_j g w xhat) of a row; dw += g xhat, db += g.
+
+    Everything per element is float64 (g w of two float32 values is exact in float64), and ``_ln_dx``
+    recomputes g w and xhat the same way, so ``g w - mean(g w)`` cancels exactly where it should: with
+    D = 1 the answer is exactly 0. (Before, in float32, LLVM's contraction turned ``g*w - a`` into an FMA
+    of the exact product against a rounded ``a``: a residue of ~1 ulp of g w, amplified by
+    rstd = 1/sqrt(eps) ~ 316 to dx ~ 5e-5.)
+    """
     a = 0.0
     bb = 0.0
-    m = x.dtype.type(mu)
-    r = x.dtype.type(rs)
     for j in range(_U(x.size)):
-        xh = (x[j] - m) * r
-        gj = g[j]
-        gw = gj * w[j]
+        xh = (np.float64(x[j]) - mu) * rs
+        gj = np.float64(g[j])
+        gw = gj * np.float64(w[j])
         a += gw
         bb += gw * xh
         dw[j] += gj * xh
@@ -81,23 +86,30 @@ def _ln_bwd_sums(g, x, w, mu, rs, dw, db):
     return a, bb
 
 
-@jit
+@jit(fastmath=False)
 def _ln_dx(g, x, w, mu, rs, a, bb, dx):
-    m = x.dtype.type(mu)
-    r = x.dtype.type(rs)
-    aa = x.dtype.type(a)
-    b2 = x.dtype.type(bb)
+    """dx_j = rs (g_j w_j - a - xhat_j bb), in float64 (see ``_ln_bwd_sums``), rounded once at the end.
+
+    Compiled without fast-math: ``contract`` would fuse ``g_j w_j - a`` into one FMA, subtracting the
+    rounded ``a`` from the *exact* product (a nonzero residue for D = 1 in float64). An elementwise loop
+    vectorises without reassociation anyway.
+    """
     for j in range(_U(x.size)):
-        xh = (x[j] - m) * r
-        dx[j] = r * (g[j] * w[j] - aa - xh * b2)
+        xh = (np.float64(x[j]) - mu) * rs
+        dx[j] = rs * (np.float64(g[j]) * np.float64(w[j]) - a - xh * bb)
 
 
 @jit
 def _ln_bwd_rows(g, x, w, mean, rstd, dx, dw, db, r0, r1):
-    """dw, db: this chunk's partial sums (1-d, accumulated into)."""
+    """dw, db: this chunk's partial sums (1-d, accumulated into).
+
+    The row mean is recomputed here in float64 rather than read from ``mean`` (saved in the input dtype):
+    when var is near eps, rstd is large and ``x - mean`` of near-equal values is all cancellation, so a
+    float32-rounded mean (relative error 6e-8) shows up as ~1e-4 relative error in dx.
+    """
     D = x.shape[1]
     for r in range(r0, r1):
-        mu = np.float64(mean[r])
+        mu = _row_sum(x[r]) / D
         rs = np.float64(rstd[r])
         a, bb = _ln_bwd_sums(g[r], x[r], w, mu, rs, dw, db)
         _ln_dx(g[r], x[r], w, mu, rs, a / D, bb / D, dx[r])
@@ -247,8 +259,14 @@ def _bn_bwd_ch(g, x, w, mean, rstd, dx, dw, db, c0, c1):
     N, _, S = x.shape
     M = N * S
     for ch in range(c0, c1):
-        mu = mean[ch]
-        rs = rstd[ch]
+        # the channel mean again, in float64 (not the saved one, rounded to the input dtype: see _ln_bwd_rows)
+        s = 0.0
+        for n in range(N):
+            row = x[n, ch]
+            for j in range(_U(S)):
+                s += row[j]
+        mu = s / M
+        rs = np.float64(rstd[ch])
         sg = 0.0
         sgx = 0.0
         for n in range(N):
@@ -262,18 +280,18 @@ def _bn_bwd_ch(g, x, w, mean, rstd, dx, dw, db, c0, c1):
         db[ch] = sg
         dw[ch] = sgx
         # dx = k (g - a - (x - mu) rs bb) = p (g - a) + q (x - mu), differences first (as the reference)
-        k = w[ch] * rs
+        # in float64, rounded once at the end: in the input dtype, x - mean of near-equal values (var ~ eps,
+        # rstd large) would lose the digits that the large q multiplies
+        k = np.float64(w[ch]) * rs
         bb = sgx / M
-        a = x.dtype.type(sg / M)
-        m = x.dtype.type(mu)
-        p = x.dtype.type(k)
-        q = x.dtype.type(-k * rs * bb)
+        a = sg / M
+        q = -k * rs * bb
         for n in range(N):
             gr = g[n, ch]
             xr = x[n, ch]
             out = dx[n, ch]
             for j in range(_U(S)):
-                out[j] = p * (gr[j] - a) + q * (xr[j] - m)
+                out[j] = k * (np.float64(gr[j]) - a) + q * (np.float64(xr[j]) - mu)
 
 
 @jit
@@ -281,7 +299,12 @@ def _bn_bwd_cols(g, x, w, mean, rstd, dx, dw, db, c0, c1):
     """g, x (N, C): channels c0..c1, row by row."""
     N = x.shape[0]
     K = _U(c1 - c0)
-    mu = mean[c0:c1].astype(np.float64)
+    mu = np.zeros(c1 - c0)  # the channel means again, in float64 (see _bn_bwd_ch)
+    for n in range(N):
+        row = x[n, c0:c1]
+        for k in range(K):
+            mu[k] += row[k]
+    mu /= N
     sg = np.zeros(c1 - c0)
     sgx = np.zeros(c1 - c0)
     for n in range(N):
@@ -295,18 +318,16 @@ def _bn_bwd_cols(g, x, w, mean, rstd, dx, dw, db, c0, c1):
     sgx *= rs
     db[c0:c1] = sg
     dw[c0:c1] = sgx
-    kk = w[c0:c1] * rs
+    kk = w[c0:c1].astype(np.float64) * rs
     bb = sgx / N
-    m = mu.astype(x.dtype)
-    a = (sg / N).astype(x.dtype)
-    p = kk.astype(x.dtype)
-    q = (-kk * rs * bb).astype(x.dtype)
-    for n in range(N):
+    a = sg / N
+    q = -kk * rs * bb
+    for n in range(N):  # in float64, rounded once at the end (see _bn_bwd_ch)
         gr = g[n, c0:c1]
         xr = x[n, c0:c1]
         out = dx[n, c0:c1]
         for k in range(K):
-            out[k] = p[k] * (gr[k] - a[k]) + q[k] * (xr[k] - m[k])
+            out[k] = kk[k] * (np.float64(gr[k]) - a[k]) + q[k] * (np.float64(xr[k]) - mu[k])
 
 
 @jit

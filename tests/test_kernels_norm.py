@@ -52,6 +52,21 @@ def test_layer_norm(lead, D, dt, seed, nc, affine):
         assert dw is None and db is None
 
 
+@given(R=st.integers(1, 300), dt=DTYPES, seed=st.integers(0, 2**31), affine=st.booleans())
+def test_layer_norm_backward_size_one_dim_is_exactly_zero(R, dt, seed, affine):
+    # D = 1: xhat = 0 and g w - mean(g w) = 0, so dx = 0 exactly, whatever rstd = 1/sqrt(eps) amplifies.
+    # (Before the fix, float32 gave |dx| up to ~5e-5: an FMA residue of g*w times 316.)
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((R, 1)) * 10).astype(dt)
+    g = (rng.standard_normal((R, 1)) * 10).astype(dt)
+    w = rng.standard_normal(1).astype(dt) if affine else None
+    y, mean, rstd = K.layer_norm_forward(x, w, None, 1e-5)
+    dx, dw, _ = K.layer_norm_backward(g, x, w, mean, rstd)
+    assert np.array_equal(dx, np.zeros_like(x)) and dx.dtype == dt
+    if affine:
+        assert dw[0] == 0.0
+
+
 def test_layer_norm_hand_case_and_parallel_path():
     # x = (1, 3): mean 2, var 1, xhat = (-1, 1); eps = 0
     y, m, r = K.layer_norm_forward(np.array([[1.0, 3.0]]), np.array([2.0, 2.0]), np.array([0.5, 0.5]), 0.0)
