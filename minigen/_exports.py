@@ -11,7 +11,7 @@ import functools as _functools
 
 from .errors import DTypeError as _DTypeError, InvalidArgumentError as _InvalidArgumentError
 from .errors import IndexOutOfRangeError as _IndexOutOfRangeError, MinigenError as _MinigenError
-from .ops import shape as _shape, elementwise as _ew, reduce as _red, linalg as _la, loaded as _loaded
+from .ops import loaded as _loaded
 
 
 def _type_names(args, kwargs):
@@ -39,8 +39,12 @@ def _guard(fn, name):
 
 
 __all__ = []
-for _m in [_shape, _ew, _red, _la] + list(_loaded):
+for _m in _loaded:
+    if _m.__name__.endswith((".methods", ".inplace")):
+        continue
     for _n in getattr(_m, "__all__", ()):
+        if _n in globals():
+            continue
         _f = getattr(_m, _n)
         globals()[_n] = _guard(_f, _n) if callable(_f) and not isinstance(_f, type) else _f
         __all__.append(_n)
