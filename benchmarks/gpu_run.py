@@ -394,7 +394,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     ctx = contextlib.nullcontext()
     if args.emulated:
-        from minigen.kernels.gpu_emulate import emulated_cupy
+        sys.path.insert(0, os.path.join(ROOT, "tests"))  # the CuPy emulator lives with the tests
+        from cupy_emulator import emulated_cupy
 
         ctx = emulated_cupy()
     with ctx:

@@ -9,15 +9,21 @@ Modes (environment variable ``MINIGEN_KERNELS``, read at import; change at run t
 - ``reference``: every op runs its plain NumPy reference (the teaching text and the oracle);
 - ``numba``: force the kernel wherever it applies, whatever the size (what the property tests use).
 
-An op asks for a kernel with ``fn = dispatch.get("softmax_forward", x)``: the callable, or None when
-the mode is ``reference``, Numba is not installed, or the kernel's rule says no for these arrays.
-CuPy (GPU) arrays get the CUDA kernel of the same name from ``minigen.kernels.gpu_*`` (see
-:mod:`minigen.kernels.gpu_common`), or None (the op's ``xp`` reference path) when there is none; GPU
-kernels have no size threshold, and the ``reference`` mode turns them off too. A kernel module registers
-its kernels with::
+This is the one kernel boundary. An op asks for a kernel with ``fn = dispatch.get("softmax_forward", x)``:
+the callable, or None when the mode is ``reference``, Numba is not installed, or the kernel's rule says
+no for these arrays -- the op then runs its reference. One registry holds CPU and GPU kernels, keyed by
+(name, array module): NumPy arrays get the Numba kernel (``minigen.kernels.cpu_*``), CuPy arrays the CUDA
+kernel of the same name (``minigen.kernels.gpu_*``, registered through
+:func:`minigen.kernels.gpu_common.register_gpu`); GPU kernels have no size threshold, and the
+``reference`` mode turns them off too. A kernel module registers its kernels with::
 
-    @register("softmax_forward", requires=_float_rows, worth=lambda x: x.size >= 4096)
+    @register("softmax_forward", requires=_float_rows, worth=lambda x: x.size >= 4096,
+              reference="minigen.ops.activation:softmax")
     def softmax_forward(x): ...
+
+``reference`` is the kernel's written contract: the op (or reference function) it must equal, tested
+by the property tests. Nothing here catches a kernel's exceptions: a kernel that raises is a bug, and it
+surfaces.
 
 ``requires(*arrays)`` is the hard rule (dtype, rank, layout the kernel handles); ``worth(*arrays)``
 is the measured size threshold (ignored in ``numba`` mode). Kernel modules are imported lazily on
@@ -35,7 +41,7 @@ from collections import Counter
 import numpy as np
 
 __all__ = ["MODES", "mode", "set_mode", "use_reference", "use_kernels", "register", "get", "applies",
-           "available", "kernel_names", "stats", "reset_stats", "num_threads", "KERNEL_MODULES"]
+           "available", "kernel_names", "contract", "stats", "reset_stats", "num_threads", "KERNEL_MODULES"]
 
 MODES = ("auto", "reference", "numba")
 KERNEL_MODULES = ("cpu_softmax", "cpu_norm", "cpu_activation", "cpu_optim", "cpu_rnn", "cpu_attention",
@@ -55,16 +61,19 @@ def _env_mode() -> str:
 _MODE = [_env_mode()]
 _REGISTRY: dict = {}
 _LOADED = [False]
+_GPU_LOADED = [False]
+GPU_KERNEL_MODULES = ("gpu_softmax", "gpu_norm", "gpu_optim", "gpu_rnn", "gpu_attention")
 _LOAD_LOCK = threading.Lock()
 _NUMBA = [None]  # None: not checked yet; then True / False
 _STATS: Counter = Counter()
 
 
 class _Kernel:
-    __slots__ = ("name", "fn", "requires", "worth")
+    __slots__ = ("name", "fn", "requires", "worth", "xp", "reference")
 
-    def __init__(self, name, fn, requires, worth):
+    def __init__(self, name, fn, requires, worth, xp, reference):
         self.name, self.fn, self.requires, self.worth = name, fn, requires, worth
+        self.xp, self.reference = xp, reference
 
 
 # ------------------------------------------------------------------ mode
@@ -125,14 +134,30 @@ def num_threads() -> int:
     return int(numba.get_num_threads())
 
 
-def register(name: str, requires=None, worth=None):
-    """Decorator: register ``fn`` as kernel ``name`` (see the module docstring for the two rules)."""
+def register(name: str, requires=None, worth=None, xp: str = "numpy", reference=None):
+    """Decorator: register ``fn`` as kernel ``name`` for arrays of module ``xp`` ('numpy' or 'cupy').
+
+    ``requires(*arrays)``: the hard rule; ``worth(*arrays)``: the measured size threshold (CPU only);
+    ``reference``: the op or reference function the kernel must equal ('module:qualname')."""
+    if xp not in ("numpy", "cupy"):
+        raise ValueError(f"register: xp must be 'numpy' or 'cupy', got {xp!r}")
 
     def deco(fn):
-        _REGISTRY[name] = _Kernel(name, fn, requires, worth)
+        _REGISTRY[(name, xp)] = _Kernel(name, fn, requires, worth, xp, reference)
         return fn
 
     return deco
+
+
+def contract(name: str, xp: str = "numpy"):
+    """The reference (``'module:qualname'``) kernel ``name`` promises to equal, or None if unstated."""
+    _load()
+    if xp == "cupy":
+        _load_gpu()
+    k = _REGISTRY.get((name, xp))
+    if k is None:
+        raise KeyError(f"no {xp} kernel named {name!r}")
+    return k.reference
 
 
 def _load():
@@ -147,40 +172,51 @@ def _load():
         _LOADED[0] = True
 
 
-def kernel_names():
-    """All registered kernel names (imports the kernel modules)."""
-    _load()
-    return sorted(_REGISTRY)
+def _load_gpu():
+    if _GPU_LOADED[0]:
+        return
+    with _LOAD_LOCK:
+        if not _GPU_LOADED[0]:
+            for m in GPU_KERNEL_MODULES:
+                importlib.import_module(f"minigen.kernels.{m}")
+            _GPU_LOADED[0] = True
 
 
-def _all_numpy(arrays) -> bool:
+def kernel_names(xp: str = "numpy"):
+    """Registered kernel names for arrays of module ``xp`` (imports those kernel modules)."""
+    if xp == "cupy":
+        _load_gpu()
+    else:
+        _load()
+    return sorted(n for (n, x) in _REGISTRY if x == xp)
+
+
+def _array_module(arrays):
+    """'numpy' when every array argument is a NumPy array (lists are looked into), else 'cupy'."""
     for a in arrays:
         if isinstance(a, (list, tuple)):  # e.g. the optimizers pass the list of parameter arrays
-            if not _all_numpy(a):
-                return False
+            if _array_module(a) != "numpy":
+                return "cupy"
         elif a is not None and hasattr(a, "shape") and type(a) is not np.ndarray:
-            return False
-    return True
-
-
-def _gpu(name, arrays):
-    """The CUDA kernel ``name`` for CuPy arrays (minigen.kernels.gpu_common.lookup), or None."""
-    try:
-        from . import gpu_common
-    except Exception:  # pragma: no cover - a broken install
-        return None
-    return gpu_common.lookup(name, arrays)
+            return "cupy"
+    return "numpy"
 
 
 def _lookup(name, arrays, forced):
-    if not _LOADED[0]:
-        _load()
-    k = _REGISTRY.get(name)
-    if k is None or not _all_numpy(arrays):
+    xp = _array_module(arrays)
+    if xp == "numpy":
+        if not available():
+            return None
+        if not _LOADED[0]:
+            _load()
+    elif not _GPU_LOADED[0]:
+        _load_gpu()
+    k = _REGISTRY.get((name, xp))
+    if k is None:
         return None
     if k.requires is not None and arrays and not k.requires(*arrays):
         return None
-    if not forced and k.worth is not None and arrays and not k.worth(*arrays):
+    if xp == "numpy" and not forced and k.worth is not None and arrays and not k.worth(*arrays):
         return None
     return k
 
@@ -188,38 +224,23 @@ def _lookup(name, arrays, forced):
 def get(name: str, *arrays):
     """The kernel callable for ``name`` given these input arrays, or None (use the reference).
 
-    None when: the mode is 'reference'; Numba is missing; the kernel's ``requires`` rule fails; or (mode
-    'auto' only) its measured ``worth`` threshold fails. CuPy arrays: the GPU kernel (counted in
-    :func:`stats` as ``"gpu:<name>"``), or None when no GPU kernel applies.
-    Called without arrays, only the mode/availability checks apply.
+    None when: the mode is 'reference'; there is no kernel of that name for these arrays' module
+    (Numba missing counts as none on the CPU); the kernel's ``requires`` rule fails; or (mode 'auto', CPU
+    only) its measured ``worth`` threshold fails. Counted in :func:`stats` (GPU kernels as ``"gpu:<name>"``).
     """
     m = _MODE[0]
     if m == "reference":
         return None
-    if not _all_numpy(arrays):
-        fn = _gpu(name, arrays)
-        if fn is not None:
-            _STATS["gpu:" + name] += 1
-        return fn
-    if not available():
-        return None
     k = _lookup(name, arrays, m == "numba")
     if k is None:
         return None
-    _STATS[name] += 1
+    _STATS[name if k.xp == "numpy" else "gpu:" + name] += 1
     return k.fn
 
 
 def applies(name: str, *arrays) -> bool:
     """Whether :func:`get` would hand out the kernel for these arrays (does not count in stats)."""
-    m = _MODE[0]
-    if m == "reference":
-        return False
-    if not _all_numpy(arrays):
-        return _gpu(name, arrays) is not None
-    if not available():
-        return False
-    return _lookup(name, arrays, m == "numba") is not None
+    return _MODE[0] != "reference" and _lookup(name, arrays, _MODE[0] == "numba") is not None
 
 
 def stats() -> dict:

@@ -9,9 +9,9 @@ A GPU kernel has the SAME name, arguments and results as the CPU kernel it stand
     y = k(x) if k is not None else reference(xp, x)
 
 runs the Numba kernel for NumPy arrays and the CUDA kernel for CuPy arrays with no other change.
-:func:`register_gpu` records a kernel; :func:`lookup` (called by ``dispatch.get`` for non-NumPy arrays)
-hands it out when every array argument is a CuPy array and its ``requires`` rule holds. GPU kernels
-have no size threshold: they are used whenever they apply (mode ``reference`` still turns them off).
+:func:`register_gpu` records a kernel in the one registry of :mod:`minigen.kernels.dispatch`, keyed
+by (name, 'cupy'); ``dispatch.get`` hands it out for CuPy arrays when its ``requires`` rule holds. GPU
+kernels have no size threshold: they are used whenever they apply (mode ``reference`` turns them off).
 
 Sources
 -------
@@ -20,8 +20,8 @@ Every kernel is CUDA C compiled at run time by CuPy (``cupy.RawModule``, NVRTC),
 (``-DMG_T=float`` or ``-DMG_T=double``); accumulation is in ``MG_T`` (so float32 inputs accumulate in
 float32, as the issue asks, with the reductions organised as trees, not long serial sums). Kernels use
 only static shared memory and no headers, so the same source compiles under NVRTC, under ``nvcc``
-(the tests compile every source for sm_90 when ``nvcc`` is installed) and under the CPU emulation in
-:mod:`minigen.kernels.gpu_emulate`.
+(the tests compile every source for sm_90 when ``nvcc`` is installed) and under the test suite's CPU emulation
+(``tests/cupy_emulator.py``).
 
 Scalar launch arguments are always passed as NumPy scalars of the exact C type (``np.int32`` for
 ``int``, ``np.float32``/``np.float64`` for ``MG_T``): CuPy passes a bare Python int as a 64-bit integer.
@@ -34,47 +34,23 @@ import threading
 
 import numpy as np
 
-__all__ = ["register_gpu", "lookup", "gpu_kernel_names", "GPU_KERNEL_MODULES", "cupy_of", "compile_module",
+__all__ = ["register_gpu", "gpu_kernel_names", "cupy_of", "compile_module",
            "scalar", "i32", "COMMON_CUDA", "is_device_array", "sources"]
 
-GPU_KERNEL_MODULES = ("gpu_softmax", "gpu_norm", "gpu_optim", "gpu_rnn", "gpu_attention")
-
-_REGISTRY: dict = {}
 _SOURCES: dict = {}  # name -> (source, tuple of option tuples it is compiled with): for the nvcc compile test
-_LOADED = [False]
-_LOCK = threading.Lock()
 
 
-class _GpuKernel:
-    __slots__ = ("name", "fn", "requires")
+def register_gpu(name: str, requires=None, reference=None):
+    """Decorator: register ``fn`` as the GPU version of kernel ``name`` (same arguments and results)."""
+    from .dispatch import register
 
-    def __init__(self, name, fn, requires):
-        self.name, self.fn, self.requires = name, fn, requires
-
-
-def register_gpu(name: str, requires=None):
-    """Decorator: register ``fn`` as the GPU version of kernel ``name``."""
-
-    def deco(fn):
-        _REGISTRY[name] = _GpuKernel(name, fn, requires)
-        return fn
-
-    return deco
-
-
-def _load():
-    if _LOADED[0]:
-        return
-    with _LOCK:
-        if not _LOADED[0]:
-            for m in GPU_KERNEL_MODULES:
-                importlib.import_module(f"{__package__}.{m}")
-            _LOADED[0] = True
+    return register(name, requires=requires, xp="cupy", reference=reference)
 
 
 def gpu_kernel_names():
-    _load()
-    return sorted(_REGISTRY)
+    from .dispatch import kernel_names
+
+    return kernel_names("cupy")
 
 
 def is_device_array(a) -> bool:
@@ -90,20 +66,6 @@ def _arrays(args):
             yield a
 
 
-def lookup(name: str, arrays):
-    """The GPU kernel ``name`` for these arguments, or None (no GPU kernel, a non-CuPy array, rule fails)."""
-    _load()
-    k = _REGISTRY.get(name)
-    if k is None:
-        return None
-    arrs = list(_arrays(arrays))
-    if not arrs or not all(is_device_array(a) for a in arrs):
-        return None
-    if k.requires is not None and arrays and not k.requires(*arrays):
-        return None
-    return k.fn
-
-
 # ------------------------------------------------------------------ compile cache
 _MODULES: dict = {}
 
@@ -115,7 +77,9 @@ def cupy_of(arr):
 
 def sources():
     """{name: (source, [options...])} of every CUDA source the GPU kernels compile (imports them)."""
-    _load()
+    from .dispatch import _load_gpu
+
+    _load_gpu()
     return dict(_SOURCES)
 
 

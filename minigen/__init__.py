@@ -8,6 +8,7 @@ function (``mg.exp``, ``mg.matmul``...) and as a Tensor method, autograd
 __version__ = "0.1.0"
 
 from . import errors  # noqa: F401
+from . import kernels_loader as _kernels_loader  # noqa: F401  (minigen.kernels: wheel, editable or checkout)
 from .errors import MinigenError  # noqa: F401
 from .backend import Device, get_array_module  # noqa: F401
 from .random import Generator, manual_seed, initial_seed, get_rng_state, set_rng_state, default_generator  # noqa: F401
@@ -22,7 +23,6 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, i
 from . import autograd  # noqa: F401
 from . import ops as _ops  # noqa: F401  (attaches Tensor methods)
 from ._exports import *  # noqa: F401,F403  (every op as mg.<name>)
-from . import kernels_loader as _kl  # noqa: F401
 bool = bool_  # noqa: A001  mg.bool as in PyTorch
 
 device = Device

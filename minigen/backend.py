@@ -27,8 +27,6 @@ def cupy_module():
                 _cupy = cupy
         except Exception:  # ImportError, CUDA driver errors, ...
             _cupy = None
-        if _cupy is not None:
-            from . import cuda  # noqa: F401  (registers the GPU-only fast paths, e.g. fused attention)
     return _cupy
 
 

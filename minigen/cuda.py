@@ -10,25 +10,19 @@ Importing minigen, and everything on the CPU, never needs CuPy: this module impo
 function here answers sensibly without it (``is_available()`` False, ``device_count()`` 0; the ones
 that need a GPU raise :class:`~minigen.errors.DeviceError`).
 
-Glue: importing this module registers the fused flash-attention op (:class:`FlashAttention`, kernels in
-``minigen.kernels.gpu_attention``) as a fast path of ``F.scaled_dot_product_attention`` for tensors on
-a GPU. (``minigen.backend`` imports this module when it first finds CuPy.) The other GPU kernels need
-no glue: ops ask ``minigen.kernels.dispatch`` for a kernel by name, and it answers with the CUDA
-version for CuPy arrays.
+GPU kernels need no glue here: ops ask ``minigen.kernels.dispatch`` for a kernel by name, and it
+answers with the CUDA version for CuPy arrays.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import backend
-from .autograd.function import Function
-from .autograd.grad_mode import STATE
 from .errors import DeviceError
-from .tensor import Tensor
 
 __all__ = ["is_available", "device_count", "current_device", "set_device", "device", "synchronize",
            "get_device_name", "get_device_capability", "manual_seed", "manual_seed_all", "seed",
-           "memory_allocated", "empty_cache", "FlashAttention"]
+           "memory_allocated", "empty_cache"]
 
 
 def _cp():
@@ -142,90 +136,3 @@ def empty_cache() -> None:
     cp = backend.cupy_module()
     if cp is not None:
         cp.get_default_memory_pool().free_all_blocks()
-
-
-# ====================================================================== fused attention on the GPU
-def _kernels():
-    try:
-        from .kernels import dispatch
-    except Exception:
-        return None
-    return dispatch
-
-
-class FlashAttention(Function):
-    """out = softmax(q k^T * scale [+ causal mask]) v by the fused GPU kernels (no T x T matrix in memory).
-
-    forward: ``minigen.kernels.gpu_attention.sdpa_forward`` (online softmax; saves lse = logsumexp of the
-    scores per query row).
-    backward (first order, no graph recorded): the fused kernel recomputes p_ij = exp(s_ij - lse_i):
-        dv_j = sum_i p_ij g_i,  ds_ij = p_ij (g_i.v_j - sum_e g_ie out_ie),
-        dq_i = scale sum_j ds_ij k_j,  dk_j = scale sum_i ds_ij q_i
-    backward with ``create_graph=True``: the same formulas written with differentiable Tensor ops
-    (P = softmax(q k^T scale + M); dV = P^T g; dP = g V^T; dS = P (dP - sum(dP P, -1)); dQ = dS K scale;
-    dK = dS^T Q scale), so higher-order gradients exist.
-    """
-
-    @staticmethod
-    def forward(ctx, q, k, v, causal, scale, kernels):
-        fwd, bwd = kernels
-        out, lse = fwd(q, k, v, causal, scale)
-        ctx.lse, ctx.out_arr, ctx.bwd = lse, out, bwd
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        q, k, v, causal, scale, _ = ctx.args
-        need = [ctx.next_nodes[i] is not None for i in range(3)]
-        if not STATE.enabled:
-            grads = ctx.bwd(g.array, q.array, k.array, v.array, ctx.out_arr, ctx.lse, causal, scale)
-            return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None, None, None)
-        from .ops.activation import softmax
-
-        xp = backend.get_array_module(q.array)
-        s = (q @ k.transpose(-2, -1)) * scale
-        if causal:
-            L, S = q.shape[-2], k.shape[-2]
-            keep = xp.tril(xp.ones((L, S), dtype=bool))
-            s = s + Tensor._make(xp.where(keep, 0.0, -np.inf).astype(q.dtype))
-        p = softmax(s, -1)
-        dv = p.transpose(-2, -1) @ g if need[2] else None
-        dp = g @ v.transpose(-2, -1)
-        ds = p * (dp - (dp * p).sum(-1, keepdim=True))
-        dq = (ds @ k) * scale if need[0] else None
-        dk = (ds.transpose(-2, -1) @ q) * scale if need[1] else None
-        return dq, dk, dv, None, None, None
-
-
-def gpu_sdpa(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator):
-    """The fast path registered with ``minigen.ops.attention.register_sdpa_kernel`` (validated arguments).
-
-    Takes tensors on a GPU without an attn_mask, without dropout and without broadcasting / GQA head
-    expansion, when the kernel switch allows kernels (not ``MINIGEN_KERNELS=reference``); everything else
-    returns NotImplemented and runs the differentiable reference."""
-    if backend.cupy_module() is None or isinstance(q.array, np.ndarray):
-        return NotImplemented
-    if attn_mask is not None or dropout_p > 0.0:
-        return NotImplemented
-    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]) or q.dtype != k.dtype or q.dtype != v.dtype:
-        return NotImplemented
-    if q.device != k.device or q.device != v.device:
-        return NotImplemented  # the reference raises the device error
-    dispatch = _kernels()
-    if dispatch is None:
-        return NotImplemented
-    fwd = dispatch.get("sdpa_forward", q.array, k.array, v.array)
-    bwd = dispatch.get("sdpa_backward", q.array, q.array, k.array, v.array) if fwd is not None else None
-    if fwd is None or bwd is None:
-        return NotImplemented
-    return FlashAttention.apply(q, k, v, bool(is_causal), float(scale), (fwd, bwd))
-
-
-def _register():
-    from .ops import attention
-
-    if gpu_sdpa not in attention._KERNELS:
-        attention.register_sdpa_kernel(gpu_sdpa)
-
-
-_register()

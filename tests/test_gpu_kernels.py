@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from minigen.kernels import gpu_attention, gpu_common, gpu_norm, gpu_optim, gpu_rnn, gpu_softmax
-from minigen.kernels.gpu_emulate import compiler_available, on_backend, real_gpu_available
+from minigen.kernels import dispatch, gpu_attention, gpu_common, gpu_norm, gpu_optim, gpu_rnn, gpu_softmax
+from cupy_emulator import compiler_available, on_backend, real_gpu_available
 
 requires_gpu = pytest.mark.skipif(not real_gpu_available(), reason="no CUDA GPU (CuPy + an NVIDIA device)")
 requires_cxx = pytest.mark.skipif(not compiler_available(), reason="no C++ compiler for the kernel emulation")
@@ -352,11 +352,11 @@ def test_flash_attention_accumulate_float64(cp):
 # ------------------------------------------------------------------ registry and launches
 def test_registry_hands_out_gpu_kernels_for_device_arrays_only(cp):
     x = cp.asarray(np.ones((2, 3), np.float32))
-    assert gpu_common.lookup("softmax_forward", (x,)) is gpu_softmax.softmax_forward
-    assert gpu_common.lookup("softmax_forward", (np.ones((2, 3), np.float32),)) is None
-    assert gpu_common.lookup("softmax_forward", (cp.asarray(np.ones(3, np.int64)),)) is None  # requires: floats
-    assert gpu_common.lookup("no_such_kernel", (x,)) is None
-    assert gpu_common.lookup("adam_step", ([x, x],)) is gpu_optim.adam_step
+    assert dispatch.get("softmax_forward", x) is gpu_softmax.softmax_forward
+    assert dispatch.get("softmax_forward", np.ones((2, 3), np.float32)) is not gpu_softmax.softmax_forward
+    assert dispatch.get("softmax_forward", cp.asarray(np.ones(3, np.int64))) is None  # requires: floats
+    assert dispatch.get("no_such_kernel", x) is None
+    assert dispatch.get("adam_step", [x, x]) is gpu_optim.adam_step
     assert set(gpu_common.gpu_kernel_names()) >= {"softmax_forward", "layer_norm_backward", "adam_step",
                                                    "lstm_seq_backward", "sdpa_backward", "cross_entropy"}
 

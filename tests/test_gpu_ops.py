@@ -14,7 +14,7 @@ import pytest
 
 import minigen as mg
 import minigen.nn.functional as F
-from minigen.kernels.gpu_emulate import compiler_available, on_backend, real_gpu_available
+from cupy_emulator import compiler_available, on_backend, real_gpu_available
 
 requires_gpu = pytest.mark.skipif(not real_gpu_available(), reason="no CUDA GPU (CuPy + an NVIDIA device)")
 requires_cxx = pytest.mark.skipif(not compiler_available(), reason="no C++ compiler for the kernel emulation")

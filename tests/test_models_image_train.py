@@ -8,7 +8,7 @@ import pytest
 
 from minigen import cli
 from minigen.io import load
-from minigen.kernels.gpu_emulate import compiler_available, on_backend, real_gpu_available
+from cupy_emulator import compiler_available, on_backend, real_gpu_available
 from minigen.models import classifier
 from minigen.models.registry_image import IMAGE_MODEL_HELP, IMAGE_MODELS
 

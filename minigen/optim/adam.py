@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from .optimizer import Optimizer, _check_float
-from ._fused import fused_kernel
+from ..kernels import dispatch
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError
 
@@ -53,7 +53,7 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = self._zeros_state(p)
 
     def _step_group(self, group, params):
-        kernel = fused_kernel("adam_step", params)
+        kernel = dispatch.get("adam_step", [p.array for p in params])
         if kernel is None:
             return super()._step_group(group, params)
         amsgrad = group["amsgrad"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .optimizer import Optimizer, _check_float
-from ._fused import fused_kernel
+from ..kernels import dispatch
 from ..errors import InvalidArgumentError
 
 __all__ = ["SGD"]
@@ -36,7 +36,7 @@ class SGD(Optimizer):
                                       nesterov=nesterov, maximize=maximize))
 
     def _step_group(self, group, params):
-        kernel = fused_kernel("sgd_step", params)
+        kernel = dispatch.get("sgd_step", [p.array for p in params])
         if kernel is None:
             return super()._step_group(group, params)
         mom = group["momentum"]

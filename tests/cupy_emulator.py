@@ -33,7 +33,7 @@ CuPy API differences not modelled here, and speed. See docs/GPU.md.
 
 Use::
 
-    from minigen.kernels.gpu_emulate import emulated_cupy
+    from cupy_emulator import emulated_cupy
     with emulated_cupy():            # installs the fake as `cupy` and as minigen's GPU backend
         x = mg.randn(4, 4, device="cuda")
 """
