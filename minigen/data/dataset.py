@@ -63,7 +63,7 @@ def _check_index(index, n, what="dataset"):
 
 
 def _index_array(indices, n, what="dataset"):
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    idx = np.asarray(indices.array if isinstance(indices, Tensor) else indices)
     if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
         raise InvalidArgumentError(f"{what} batch indices must be a 1-d sequence of ints, got {idx!r}")
     idx = idx.astype(np.int64, copy=False)
@@ -87,7 +87,7 @@ class TensorDataset(Dataset):
         arrays = []
         for t in tensors:
             if isinstance(t, Tensor):
-                arrays.append(t.detach().data)
+                arrays.append(t.detach().array)
             else:
                 arrays.append(np.asarray(t))
         for a in arrays:
@@ -125,7 +125,7 @@ class Subset(Dataset):
 
     def __init__(self, dataset, indices):
         self.dataset = dataset
-        idx = np.asarray(indices.data if isinstance(indices, Tensor) else list(indices) if not isinstance(
+        idx = np.asarray(indices.array if isinstance(indices, Tensor) else list(indices) if not isinstance(
             indices, np.ndarray) else indices, dtype=np.int64).reshape(-1)
         n = len(dataset)
         if idx.size and (idx.min() < -n or idx.max() >= n):

@@ -16,32 +16,23 @@ the hidden state of the layer below for the others):
 
 The recurrences are ``minigen.nn.RNN / LSTM / GRU`` (PyTorch's weight layout, gates i,f,g,o and r,z,n).
 
-Training is truncated back-propagation through time (char-rnn's defaults): the training stream
-is cut into ``batch_size`` parallel rows, each step takes the next ``seq_len`` characters of every
-row, the hidden state is carried over from the previous chunk but *detached* (gradients stop at the
-chunk boundary), loss = mean cross-entropy per character, RMSprop(lr 2e-3, alpha 0.95), every gradient
-element clipped to [-5, 5] (char-rnn clamps values, not the norm), parameters initialised
-U(-0.08, 0.08) and the LSTM forget-gate biases set to 1 (as char-rnn does to help remembering early on).
-Validation loss is measured on the whole held-out split, carrying the state through it.
+Parameters are initialised U(-0.08, 0.08) and the LSTM forget-gate biases set to 1 (b_ih + b_hh on the
+f rows; as char-rnn does to help remembering early on). Training (truncated back-propagation through time
+with char-rnn's defaults) is :mod:`minigen.recipes.char_rnn`.
 """
 from __future__ import annotations
-
-import json
-import math
-import os
-import time
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .. import nn
 from ..autograd.grad_mode import no_grad
+from ..errors import InvalidArgumentError
 from ..nn import functional as F
 from ..random import _gen
 from ..tensor import Tensor
 from .sampling import sample_logits
 
-__all__ = ["CharRNN", "CharRNNConfig", "train_char_rnn", "evaluate_stream"]
+__all__ = ["CharRNN"]
 
 _CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
@@ -58,7 +49,7 @@ class CharRNN(nn.Module):
         super().__init__()
         cell = cell.lower()
         if cell not in _CELLS:
-            raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
+            raise InvalidArgumentError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
         self.vocab_size, self.hidden_size, self.num_layers, self.cell = int(vocab_size), hidden_size, num_layers, cell
         self.embed_dim = embed_dim
         in_size = vocab_size if embed_dim is None else embed_dim
@@ -113,7 +104,7 @@ class CharRNN(nn.Module):
         """Feed ``prime`` (a 1-d list of ids, at least one), then sample ``max_new_tokens`` ids one at a time."""
         prime = [int(i) for i in np.asarray(prime).reshape(-1)]
         if not prime:
-            raise ValueError("generate needs at least one priming token")
+            raise InvalidArgumentError("CharRNN.generate needs at least one priming token")
         was = self.training
         self.eval()
         out = list(prime)
@@ -128,164 +119,3 @@ class CharRNN(nn.Module):
         finally:
             self.train(was)
         return out
-
-
-def evaluate_stream(model, ids, batch_size: int = 50, seq_len: int = 50) -> float:
-    """Mean cross-entropy per character (nats) over the whole stream, carrying the state (BPTT order)."""
-    from ..data import BPTTIterator
-
-    was = model.training
-    model.eval()
-    total, n = 0.0, 0
-    state = None
-    try:
-        with no_grad():
-            for x, y in BPTTIterator(ids, batch_size, seq_len):
-                logits, state = model(x, state)
-                k = y.numel()
-                total += float(F.cross_entropy(logits.reshape(k, -1), y.reshape(k)).item()) * k
-                n += k
-    finally:
-        model.train(was)
-    return total / n
-
-
-@dataclass
-class CharRNNConfig:
-    cell: str = "lstm"
-    hidden_size: int = 128
-    num_layers: int = 2
-    dropout: float = 0.0
-    batch_size: int = 50
-    seq_len: int = 50
-    lr: float = 2e-3
-    alpha: float = 0.95
-    grad_clip: float = 5.0
-    clip_mode: str = "value"    # 'value' (char-rnn) or 'norm'
-    max_iters: int = 1000
-    eval_interval: int = 200
-    eval_batch_size: int = 50
-    log_interval: int = 10
-    seed: int = 123
-
-
-class _Stream:
-    """The BPTT chunks of the training stream as a resumable loader (epochs repeat the stream)."""
-
-    def __init__(self, ids, batch_size, seq_len):
-        from ..data import BPTTIterator
-
-        self.it = BPTTIterator(ids, batch_size, seq_len, drop_last=True)
-        self.batches_done = 0
-
-    def __len__(self):
-        return len(self.it)
-
-    def __iter__(self):
-        skip = self.batches_done
-        for k, b in enumerate(self.it):
-            if k < skip:
-                continue
-            self.batches_done = k + 1
-            yield b
-        self.batches_done = 0
-
-    def state_dict(self):
-        return {"batches_done": self.batches_done}
-
-    def load_state_dict(self, st):
-        self.batches_done = int(st["batches_done"])
-
-
-class _Carry:
-    """The hidden state carried between chunks; saved in checkpoints so a resumed run is exact."""
-
-    def __init__(self):
-        self.state = None
-
-    def state_dict(self):
-        if self.state is None:
-            return {"kind": "none"}
-        if isinstance(self.state, tuple):
-            return {"kind": "pair", "h": self.state[0], "c": self.state[1]}
-        return {"kind": "single", "h": self.state}
-
-    def load_state_dict(self, st):
-        k = st.get("kind")
-        self.state = None if k == "none" else ((st["h"], st["c"]) if k == "pair" else st["h"])
-
-
-def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_dir: str, resume: bool = False,
-                   progress=None, decode=None, prime=None, sample_tokens: int = 500, temperature: float = 0.8,
-                   top_k=None, top_p=None):
-    """Truncated-BPTT training; writes metrics, checkpoint, loss curve, samples and a summary.
-
-    Returns (model, summary, sample text).
-    """
-    import minigen as mg
-    from .. import optim
-    from ..data import plot_curves
-    from ..train import Trainer
-
-    os.makedirs(out_dir, exist_ok=True)
-    mg.manual_seed(cfg.seed)
-    model = CharRNN(vocab_size, cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.dropout,
-                    generator=mg.Generator().manual_seed(cfg.seed))
-    opt = optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.alpha, eps=1e-8)
-    if cfg.clip_mode == "value" and cfg.grad_clip:
-        c = float(cfg.grad_clip)
-        for p in model.parameters():  # clamp each parameter's (summed) gradient of the step
-            p.register_hook(lambda g, c=c: g.clamp(-c, c))
-    elif cfg.clip_mode not in ("value", "norm"):
-        raise ValueError(f"clip_mode must be 'value' or 'norm', got {cfg.clip_mode!r}")
-    loader = _Stream(train_ids, cfg.batch_size, cfg.seq_len)
-    carry = _Carry()
-
-    def loss_fn(batch):
-        x, y = batch
-        if loader.batches_done == 1:  # a new pass over the stream starts from a zero state
-            carry.state = None
-        logits, state = model(x, carry.state)
-        carry.state = model.detach_state(state)
-        k = y.numel()
-        return F.cross_entropy(logits.reshape(k, -1), y.reshape(k))
-
-    def eval_fn():
-        return {"val_loss": evaluate_stream(model, val_ids, cfg.eval_batch_size, cfg.seq_len)}
-
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(asdict(cfg), f, indent=1)
-    epochs = math.ceil(cfg.max_iters / len(loader))
-    trainer = Trainer(model, opt, loss_fn, loader, out_dir=out_dir, eval_fn=eval_fn, epochs=epochs,
-                      max_steps=cfg.max_iters, log_every=cfg.log_interval, eval_every=cfg.eval_interval,
-                      checkpoint_every=cfg.eval_interval,
-                      grad_clip=cfg.grad_clip if cfg.clip_mode == "norm" else None, progress=progress,
-                      extra_state=carry)
-    t0 = time.perf_counter()
-    res = trainer.fit(resume=resume)
-    elapsed = time.perf_counter() - t0
-    rows = trainer.logger.rows
-    tr = [(r["step"], r["loss"]) for r in rows if r.get("split") == "train" and r.get("loss") is not None]
-    va = [(r["step"], r["val_loss"]) for r in rows if r.get("split") == "val" and r.get("val_loss") is not None]
-    curves = {"train loss (chunk)": tr}
-    if va:
-        curves["val loss (full split)"] = va
-    curve = plot_curves(curves, os.path.join(out_dir, "loss_curve.png"), title=f"char-{cfg.cell}",
-                        ylabel="cross-entropy (nats/char)")
-    text = None
-    if sample_tokens:
-        p = list(prime) if prime is not None else [int(train_ids[0])]
-        ids = model.generate(p, sample_tokens, temperature, top_k, top_p, mg.Generator().manual_seed(cfg.seed + 1))
-        text = decode(ids) if decode is not None else " ".join(map(str, ids))
-        with open(os.path.join(out_dir, "samples.txt"), "w", encoding="utf-8") as f:
-            f.write(text)
-    rates = [r["samples_per_s"] for r in rows if r.get("split") == "train" and r.get("samples_per_s")]
-    s_iter = float(np.median([cfg.batch_size / x for x in rates])) if rates else elapsed / max(res["step"], 1)
-    summary = {"cell": cfg.cell, "step": res["step"], "val_loss": res.get("val_loss"),
-               "val_bits_per_char": (res["val_loss"] / math.log(2)) if res.get("val_loss") is not None else None,
-               "elapsed_s": elapsed, "s_per_iter": s_iter, "interrupted": res["interrupted"],
-               "params": sum(p.numel() for p in model.parameters()), "loss_curve": curve,
-               "checkpoint": res["checkpoint"]}
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    return model, summary, text

@@ -21,17 +21,16 @@ Discriminator, for W = ``d_width``::
       -> Conv 5x5 stride 2 (2W) -> LeakyReLU(0.2) -> Dropout 0.3                    7 x 7
       -> Flatten -> Dense(1)  (a logit)
 
-Training as the article: Adam (lr 2e-4, beta1 0.5), weights ~ N(0, 0.02) (BatchNorm gains ~ N(1, 0.02)),
-minibatch 64, a checkpoint and a sample grid PNG every epoch. The defaults here use C = 128 and W = 64
-(C = 256 is the TensorFlow tutorial's size; ``--g-width 256``), a 2-core CPU budget.
+Initialisation (:func:`dcgan_init_`, Radford et al. section 4): conv / linear weights ~ N(0, 0.02), BatchNorm
+gains ~ N(1, 0.02), biases 0. The training recipe (Adam 2e-4 / beta1 0.5, batch 64, C = 128 and W = 64 by
+default; C = 256 is the TensorFlow tutorial's size) is :mod:`minigen.recipes.dcgan`.
 """
 from __future__ import annotations
 
 from .. import nn
-from .gan import GAN, common_kwargs, make_gan_step
-from .image_utils import Optimizers, add_common_arguments, dcgan_init_, run_adversarial, sample_noise
+from .gan import GAN
 
-__all__ = ["DCGANGenerator", "DCGANDiscriminator", "build_dcgan", "train_dcgan", "add_arguments", "run"]
+__all__ = ["DCGANGenerator", "DCGANDiscriminator", "dcgan_init_", "build_dcgan"]
 
 
 class DCGANGenerator(nn.Module):
@@ -77,48 +76,25 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).reshape(-1)
 
 
+def dcgan_init_(module, std=0.02, generator=None):
+    """DCGAN initialisation: conv / linear weights ~ N(0, std), biases 0, BatchNorm gains ~ N(1, std) and
+    shifts 0. Returns the module."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std, generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std, generator=generator)
+            nn.init.zeros_(m.bias)
+    return module
+
+
 def build_dcgan(nz=100, g_width=128, d_width=64, seed=0):
-    """G and D with the DCGAN initialisation, in one :class:`~minigen.models.gan.GAN` module."""
+    """G and D with the DCGAN initialisation (seeded), in one :class:`~minigen.models.gan.GAN` module."""
     import minigen as mg
 
     g0 = mg.Generator().manual_seed(seed)
     G = dcgan_init_(DCGANGenerator(nz, g_width), generator=g0)
     D = dcgan_init_(DCGANDiscriminator(d_width), generator=g0)
     return GAN(G, D)
-
-
-def train_dcgan(out="out/dcgan", epochs=5, batch_size=64, lr=2e-4, beta1=0.5, nz=100, g_width=128, d_width=64,
-                seed=0, **kw):
-    """Train the DCGAN on the bundled MNIST; see :func:`~minigen.models.image_utils.run_adversarial` for ``kw``."""
-    import minigen as mg
-    from .. import optim
-
-    mg.manual_seed(seed)
-    model = build_dcgan(nz, g_width, d_width, seed)
-    G, D = model.G, model.D
-    opt_g = optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
-    opt_d = optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999))
-    step = make_gan_step(G, D, opt_g, opt_d, nz)
-
-    def sample(n, generator):
-        return G(sample_noise(n, nz, device=next(G.parameters()).device, generator=generator))
-
-    config = dict(epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, nz=nz, g_width=g_width, d_width=d_width,
-                  seed=seed)
-    return run_adversarial("dcgan", model, Optimizers(D=opt_d, G=opt_g), step, sample, out=out, epochs=epochs,
-                           batch_size=batch_size, seed=seed, config=config, **kw)
-
-
-def add_arguments(p):
-    add_common_arguments(p, "out/dcgan", epochs=5, batch_size=64, lr=2e-4)
-    p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5)")
-    p.add_argument("--nz", type=int, default=100, help="noise dimension (default 100)")
-    p.add_argument("--g-width", type=int, default=128,
-                   help="channels after the dense layer, C (C, C/2, C/4, C/8; default 128)")
-    p.add_argument("--d-width", type=int, default=64, help="discriminator channels W, 2W (default 64)")
-
-
-def run(args):
-    s = train_dcgan(args.out, args.epochs, args.batch_size, args.lr, args.beta1, args.nz, args.g_width, args.d_width,
-                    args.seed, **common_kwargs(args))
-    return 130 if s["interrupted"] else 0

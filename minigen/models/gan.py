@@ -16,23 +16,20 @@ Both push D(G(z)) up, but their gradients with respect to a fake logit differ:
 minimax dL_G/dl = -sigmoid(l) / N, which vanishes early in training when D rejects the fakes confidently
 (sigmoid(l) -> 0); non-saturating dL_G/dl = -(1 - sigmoid(l)) / N -> -1/N there, a strong signal.
 
-Algorithm 1 of the paper: each iteration makes ``k`` (``--d-steps``) discriminator updates on fresh
-minibatches of noise, then one generator update.
+Training (Algorithm 1 of the paper: ``k`` discriminator updates, then one generator update) is the recipe's:
+:mod:`minigen.recipes.gan`.
 
 The MLP networks follow the paper's MNIST setup: G is 100 -> 1200 -> 1200 -> 784 with ReLU (tanh output here,
 because the images are scaled to [-1, 1]); D is two maxout layers of 240 units x 5 pieces with dropout, then a
-linear logit. A maxout unit is h_i(x) = max_j (x W_{.ij} + b_ij). The paper trained with SGD + momentum; the
-default here is Adam (lr 2e-4, beta1 0.5), the DCGAN article's setting, which needs no schedule.
+linear logit. A maxout unit is h_i(x) = max_j (x W_{.ij} + b_ij).
 """
 from __future__ import annotations
 
 from .. import nn
 from ..nn import functional as F
-from .image_utils import (Optimizers, add_common_arguments, progress_flag, run_adversarial, sample_noise,
-                          to_pm1)
 
-__all__ = ["value_function", "discriminator_loss", "generator_loss", "Maxout", "MLPGenerator",
-           "MLPDiscriminator", "GAN", "make_gan_step", "train_gan", "add_arguments", "run"]
+__all__ = ["value_function", "discriminator_loss", "generator_loss", "Maxout", "MLPGenerator", "MLPDiscriminator",
+           "GAN"]
 
 
 # ----------------------------------------------------------------------------- the objective
@@ -105,102 +102,3 @@ class GAN(nn.Module):
     def __init__(self, G, D):
         super().__init__()
         self.G, self.D = G, D
-
-
-# ----------------------------------------------------------------------------- training step
-def make_gan_step(G, D, opt_g, opt_d, nz, g_loss="non-saturating", d_steps=1, conditional=False, n_classes=10):
-    """One iteration of Algorithm 1 as a function ``step(batch) -> metrics``.
-
-    ``d_steps`` (k) discriminator updates, then one generator update. With k = 1 the generated batch of the
-    D update is reused for the G update (as the PyTorch DCGAN example does): D sees it detached, G gets
-    gradients through D's logits of the same images. ``conditional``: G(z, y) and D(x, y), fake labels drawn
-    uniformly (the conditional GAN).
-    """
-    import minigen as mg
-
-    def d_update(x, y, fake, y_fake):
-        opt_d.zero_grad()
-        lr_, lf_ = (D(x, y), D(fake.detach(), y_fake)) if conditional else (D(x), D(fake.detach()))
-        loss = discriminator_loss(lr_, lf_)
-        loss.backward()
-        opt_d.step()
-        return loss, lr_, lf_
-
-    def gen(B, device):
-        z = sample_noise(B, nz, device=device)
-        if conditional:
-            yf = mg.randint(0, n_classes, (B,), device=device)
-            return G(z, yf), yf
-        return G(z), None
-
-    def step(batch):
-        x, y = batch
-        x = to_pm1(x)
-        B, dev = x.shape[0], x.device
-        for _ in range(d_steps - 1):
-            with mg.no_grad():
-                fake, yf = gen(B, dev)
-            d_update(x, y, fake, yf)
-        fake, yf = gen(B, dev)
-        ld, lr_, lf_ = d_update(x, y, fake, yf)
-        opt_g.zero_grad()
-        logits = D(fake, yf) if conditional else D(fake)
-        lg = generator_loss(logits, g_loss)
-        lg.backward()
-        opt_g.step()
-        return {"d_loss": ld.item(), "g_loss": lg.item(), "D(x)": F.sigmoid(lr_.detach()).mean().item(),
-                "D(G(z))": F.sigmoid(lf_.detach()).mean().item()}
-
-    return step
-
-
-def train_gan(out="out/gan", epochs=20, batch_size=64, lr=2e-4, beta1=0.5, nz=100, g_hidden=1200, d_hidden=240,
-              pieces=5, g_loss="non-saturating", d_steps=1, seed=0, **kw):
-    """Train the MLP GAN on the bundled MNIST (images in [-1, 1]); see :func:`run_adversarial` for ``kw``."""
-    import minigen as mg
-    from .. import optim
-    from .image_utils import dcgan_init_
-
-    mg.manual_seed(seed)
-    G, D = MLPGenerator(nz, g_hidden), MLPDiscriminator(d_hidden, pieces)
-    g0 = mg.Generator().manual_seed(seed)
-    dcgan_init_(G, generator=g0)
-    dcgan_init_(D, generator=g0)
-    model = GAN(G, D)
-    opt_g = optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
-    opt_d = optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999))
-    step = make_gan_step(G, D, opt_g, opt_d, nz, g_loss, d_steps)
-
-    def sample(n, generator):
-        return G(sample_noise(n, nz, device=next(G.parameters()).device, generator=generator))
-
-    config = dict(epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, nz=nz, g_hidden=g_hidden,
-                  d_hidden=d_hidden, pieces=pieces, g_loss=g_loss, d_steps=d_steps, seed=seed)
-    return run_adversarial("gan", model, Optimizers(D=opt_d, G=opt_g), step, sample, out=out, epochs=epochs,
-                           batch_size=batch_size, seed=seed, config=config, **kw)
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(p):
-    add_common_arguments(p, "out/gan", epochs=20, batch_size=64, lr=2e-4)
-    p.add_argument("--g-loss", choices=["non-saturating", "minimax"], default="non-saturating",
-                   help="generator loss: -log D(G(z)) (default) or log(1 - D(G(z))) (the minimax game)")
-    p.add_argument("--d-steps", type=int, default=1, help="discriminator updates per generator update, k (default 1)")
-    p.add_argument("--nz", type=int, default=100, help="noise dimension (default 100)")
-    p.add_argument("--g-hidden", type=int, default=1200, help="generator hidden width (default 1200)")
-    p.add_argument("--d-hidden", type=int, default=240, help="maxout units per discriminator layer (default 240)")
-    p.add_argument("--pieces", type=int, default=5, help="linear pieces per maxout unit (default 5)")
-    p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5)")
-
-
-def common_kwargs(args):
-    """The :func:`run_adversarial` keyword arguments from the common CLI options."""
-    return dict(max_steps=args.max_steps, limit=args.limit, device=args.device, progress=progress_flag(args),
-                resume=args.resume, log_every=args.log_every, classifier=args.classifier,
-                score_samples=args.score_samples)
-
-
-def run(args):
-    s = train_gan(args.out, args.epochs, args.batch_size, args.lr, args.beta1, args.nz, args.g_hidden, args.d_hidden,
-                  args.pieces, args.g_loss, args.d_steps, args.seed, **common_kwargs(args))
-    return 130 if s["interrupted"] else 0

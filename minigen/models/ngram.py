@@ -205,6 +205,27 @@ class NGramLM:
             out.append(int(rng.choice(self.V, p=p)))
         return out
 
+    # ------------------------------------------------------------------ saving
+    def state_dict(self) -> dict:
+        """The fitted counts as arrays (what ``minigen.save`` writes; :meth:`from_state_dict` reads it back)."""
+        st = {"order": self.order, "vocab_size": self.V, "smoothing": self.smoothing, "k": self.k,
+              "discounts": {str(m): d for m, d in self.discounts.items()}, "tables": {}}
+        for m, t in self.tables.items():
+            st["tables"][str(m)] = {"keys": t.keys, "counts": t.counts}
+        return st
+
+    @classmethod
+    def from_state_dict(cls, st) -> "NGramLM":
+        lm = cls(int(st["order"]), int(st["vocab_size"]), str(st["smoothing"]), float(st["k"]))
+        V = lm.V
+        for m, t in st["tables"].items():
+            keys = np.asarray(t["keys"].numpy() if hasattr(t["keys"], "numpy") else t["keys"], dtype=np.int64)
+            counts = np.asarray(t["counts"].numpy() if hasattr(t["counts"], "numpy") else t["counts"],
+                                dtype=np.float64)
+            lm.tables[int(m)] = _Table(keys, counts, V)
+        lm.discounts = {int(m): float(d) for m, d in st["discounts"].items()}
+        return lm
+
     def __repr__(self):
         s = f"k={self.k}" if self.smoothing == "add-k" else "D=" + ",".join(
             f"{self.discounts[m]:.3f}" for m in sorted(self.discounts))

@@ -34,10 +34,9 @@ with mu, sigma the mean and standard deviation over the H x W positions (sigma^2
 Every weight of G and D uses the **equalised learning rate**: stored ~ N(0, 1), multiplied by
 1/sqrt(fan_in) at run time (:class:`EqLinear`, :class:`EqConv2d`), so Adam changes every layer at the same
 relative rate; the mapping network's layers also carry lr_mul = 0.01 (they learn 100x slower, as StyleGAN).
-Training: the non-saturating logistic loss of :mod:`minigen.models.gan` with R1 regularisation on real
-images, R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`` steps with weight
-``gamma/2 * r1_every`` (StyleGAN2); Adam (lr 2e-3 as StyleGAN2, betas (0, 0.99)); mixing regularisation:
-with probability ``mixing_prob`` a batch uses two z with a random crossover layer. The discriminator
+The discriminator's regulariser is R1 on real images, R1 = gamma/2 * E||grad_x D(x)||^2 (:func:`r1_penalty`).
+Training (the non-saturating logistic loss of :mod:`minigen.models.gan`, lazy R1, Adam 2e-3 / betas (0, 0.99),
+mixing regularisation) and the style-mixing figures: :mod:`minigen.recipes.stylegan`. The discriminator
 (:class:`StyleDiscriminator`) has the DCGAN layout with equalised layers, no dropout and no normalisation,
 plus StyleGAN's minibatch standard deviation feature (without it, the generator collapsed to one digit
 within three epochs here).
@@ -53,12 +52,10 @@ from .. import nn
 from ..autograd.engine import grad as autograd_grad
 from ..nn import functional as F
 from ..tensor import Tensor
-from .gan import GAN, common_kwargs, discriminator_loss, generator_loss
-from .image_utils import Optimizers, add_common_arguments, run_adversarial, sample_noise, save_grid, to_pm1
 
-__all__ = ["pixel_norm", "adain", "modulated_conv2d", "EqLinear", "EqConv2d", "minibatch_stddev", "StyleDiscriminator", "ScaledLeakyReLU", "MappingNetwork", "StyleConv", "ToRGB",
-           "SynthesisNetwork", "StyleGenerator", "r1_penalty", "style_mixing_grid", "train_stylegan",
-           "add_arguments", "run", "N_STYLES"]
+__all__ = ["pixel_norm", "adain", "modulated_conv2d", "EqLinear", "EqConv2d", "minibatch_stddev", "StyleDiscriminator",
+           "ScaledLeakyReLU", "MappingNetwork", "StyleConv", "ToRGB", "SynthesisNetwork", "StyleGenerator",
+           "r1_penalty", "N_STYLES"]
 
 N_STYLES = 7
 LRELU_GAIN = math.sqrt(2.0)
@@ -308,126 +305,9 @@ class StyleGenerator(nn.Module):
         return self.synthesis(ws, noise)
 
 
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- regularisation
 def r1_penalty(D, real):
     """R1 = mean_b ||grad_x D(x_b)||^2 on real images (differentiable w.r.t. D's parameters)."""
     x = real.detach().requires_grad_(True)
     (g,) = autograd_grad(D(x).sum(), x, create_graph=True)
     return (g * g).reshape(g.shape[0], -1).sum(dim=1).mean()
-
-
-def make_stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_prob=0.5, generator=None):
-    """D update (logistic loss, lazy R1), then G update (non-saturating), with mixing regularisation."""
-    import minigen as mg
-
-    g = generator if generator is not None else mg.default_generator
-    count = [0]
-
-    def fake_batch(B, dev):
-        z = sample_noise(B, z_dim, device=dev)
-        if mixing_prob > 0 and g.numpy.random() < mixing_prob:
-            return G(z, sample_noise(B, z_dim, device=dev), cut=int(g.numpy.integers(1, N_STYLES)))
-        return G(z)
-
-    def step(batch):
-        x, _ = batch
-        x = to_pm1(x)
-        B, dev = x.shape[0], x.device
-        fake = fake_batch(B, dev)
-        opt_d.zero_grad()
-        lr_, lf_ = D(x), D(fake.detach())
-        ld = discriminator_loss(lr_, lf_)
-        out = {"d_loss": ld.item()}
-        if r1_gamma > 0 and count[0] % r1_every == 0:
-            r1 = r1_penalty(D, x)
-            ld = ld + r1 * (0.5 * r1_gamma * r1_every)
-            out["r1"] = r1.item()
-        ld.backward()
-        opt_d.step()
-        count[0] += 1
-        opt_g.zero_grad()
-        lg = generator_loss(D(fake))
-        lg.backward()
-        opt_g.step()
-        out.update({"g_loss": lg.item(), "D(x)": F.sigmoid(lr_.detach()).mean().item(),
-                    "D(G(z))": F.sigmoid(lf_.detach()).mean().item()})
-        return out
-
-    return step
-
-
-def style_mixing_grid(G, path, layers, n_a=5, n_b=6, generator=None, truncation=1.0):
-    """StyleGAN's figure: row i is source A_i, column j source B_j; cell (i, j) is A_i with the styles of
-    ``layers`` = (lo, hi) taken from B_j. Top row: the B images; left column: the A images."""
-    import minigen as mg
-
-    dev = next(G.parameters()).device
-    za = sample_noise(n_a, G.z_dim, device=dev, generator=generator)
-    zb = sample_noise(n_b, G.z_dim, device=dev, generator=generator)
-    # one fixed noise map per layer, shared by every image, so the cells differ only by their styles
-    gen = generator if generator is not None else mg.default_generator
-    noise = [mg.randn(1, 1, s, s, generator=gen, device=dev) for s in (7, 7, 14, 14, 28, 28)]
-    img_a = G(za, truncation=truncation, noise=noise)
-    img_b = G(zb, truncation=truncation, noise=noise)
-    za_rep = mg.cat([za[i:i + 1].expand(n_b, G.z_dim) for i in range(n_a)], dim=0)
-    zb_rep = mg.cat([zb] * n_a, dim=0)
-    mixed = G(za_rep, zb_rep, cut=tuple(layers), truncation=truncation, noise=noise)
-    blank = mg.full((1, 1, 28, 28), -1.0, device=dev)
-    rows = [mg.cat([blank, img_b], dim=0)]
-    for i in range(n_a):
-        rows.append(mg.cat([img_a[i:i + 1], mixed[i * n_b:(i + 1) * n_b]], dim=0))
-    return save_grid(mg.cat(rows, dim=0), path, nrow=n_b + 1)
-
-
-def train_stylegan(out="out/stylegan", epochs=5, batch_size=32, lr=2e-3, betas=(0.0, 0.99), z_dim=64, w_dim=64,
-                   width=64, n_mapping=4, mode="modconv", d_width=64, r1_gamma=1.0, r1_every=4, mixing_prob=0.5,
-                   mapping_lr_mul=0.01, seed=0, **kw):
-    """Train the StyleGAN-style generator on the bundled MNIST; ``kw`` as :func:`run_adversarial`."""
-    import minigen as mg
-    from .. import optim
-
-    mg.manual_seed(seed)
-    G = StyleGenerator(z_dim, w_dim, width, n_mapping, mode, mapping_lr_mul=mapping_lr_mul)
-    D = StyleDiscriminator(d_width)
-    model = GAN(G, D)
-    opt_g = optim.Adam(G.parameters(), lr=lr, betas=tuple(betas))
-    opt_d = optim.Adam(D.parameters(), lr=lr, betas=tuple(betas))
-    step = make_stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma, r1_every, mixing_prob)
-
-    def sample(n, generator):
-        return G(sample_noise(n, z_dim, device=next(G.parameters()).device, generator=generator))
-
-    def finish(o):
-        paths = {}
-        for name, layers in (("coarse", (0, 2)), ("middle", (2, 4)), ("fine", (4, N_STYLES))):
-            paths[f"style_mixing_{name}"] = style_mixing_grid(
-                G, f"{o}/style_mixing_{name}.png", layers, generator=mg.Generator().manual_seed(seed + 5))
-        return paths
-
-    config = dict(epochs=epochs, batch_size=batch_size, lr=lr, betas=list(betas), z_dim=z_dim, w_dim=w_dim,
-                  width=width, n_mapping=n_mapping, mode=mode, d_width=d_width, r1_gamma=r1_gamma, r1_every=r1_every,
-                  mixing_prob=mixing_prob, mapping_lr_mul=mapping_lr_mul, seed=seed)
-    return run_adversarial("stylegan", model, Optimizers(D=opt_d, G=opt_g), step, sample, out=out, epochs=epochs,
-                           batch_size=batch_size, seed=seed, config=config, finish_fn=finish,
-                           curve_keys=("d_loss", "g_loss", "r1"), **kw)
-
-
-def add_arguments(p):
-    add_common_arguments(p, "out/stylegan", epochs=5, batch_size=32, lr=2e-3)
-    p.add_argument("--mode", choices=["modconv", "adain"], default="modconv",
-                   help="how w styles the convs: weight modulation/demodulation (StyleGAN2, default) or AdaIN")
-    p.add_argument("--z-dim", type=int, default=64, help="default 64")
-    p.add_argument("--w-dim", type=int, default=64, help="default 64")
-    p.add_argument("--width", type=int, default=64, help="synthesis channels at 7x7 (C, C/2, C/4; default 64)")
-    p.add_argument("--n-mapping", type=int, default=4, help="mapping network layers (default 4)")
-    p.add_argument("--d-width", type=int, default=64, help="discriminator channels (default 64)")
-    p.add_argument("--r1-gamma", type=float, default=1.0, help="R1 weight gamma (default 1; 0 = off)")
-    p.add_argument("--r1-every", type=int, default=4, help="lazy R1: every N steps (default 4)")
-    p.add_argument("--mixing-prob", type=float, default=0.5, help="style-mixing regularisation (default 0.5)")
-
-
-def run(args):
-    s = train_stylegan(args.out, args.epochs, args.batch_size, args.lr, (0.0, 0.99), args.z_dim, args.w_dim,
-                       args.width, args.n_mapping, args.mode, args.d_width, args.r1_gamma, args.r1_every,
-                       args.mixing_prob, seed=args.seed, **common_kwargs(args))
-    return 130 if s["interrupted"] else 0

@@ -13,25 +13,22 @@ Training data: every (c, o) pair with |pos(o) - pos(c)| <= b, b drawn uniformly 
 centre (the "dynamic window"); frequent words are subsampled: a token of word w with corpus frequency
 f(w) is discarded with probability max(0, 1 - sqrt(t / f(w))).
 
+Training (minibatch SGD with the C tool's linearly decayed learning rate) is :mod:`minigen.recipes.word2vec`.
 Similarity is the cosine  cos(a, b) = v_a . v_b / (|v_a| |v_b|); a document vector is the mean of
 the vectors of its in-vocabulary words, d = (1/n) sum_i v_{w_i}.
 """
 from __future__ import annotations
 
-import math
-import os
 import re
-import time
 from collections import Counter
 
 import numpy as np
 
 from .. import nn
-from ..autograd.grad_mode import no_grad
 from ..random import _gen
 from ..tensor import Tensor
 
-__all__ = ["Word2Vec", "tokenize_words", "build_vocab", "skipgram_pairs", "subsample", "train_word2vec"]
+__all__ = ["Word2Vec", "tokenize_words", "build_vocab", "skipgram_pairs", "subsample"]
 
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -79,7 +76,7 @@ class Word2Vec(nn.Module):
     """Skip-gram with negative sampling. ``forward(center, context, negatives)`` returns the mean loss L.
 
     ``in_embed`` (V, d) holds v_w (initialised U(-0.5/d, 0.5/d)), ``out_embed`` (V, d) holds u_w (zeros),
-    as in the reference C implementation.
+    as in the reference C implementation. ``itos`` (the vocabulary, a list of words) is set by the recipe.
     """
 
     def __init__(self, vocab_size: int, dim: int = 100, generator=None):
@@ -88,7 +85,7 @@ class Word2Vec(nn.Module):
         self.vocab_size, self.dim = int(vocab_size), int(dim)
         self.in_embed = nn.Parameter(((rng.random((vocab_size, dim)) - 0.5) / dim).astype(np.float32))
         self.out_embed = nn.Parameter(np.zeros((vocab_size, dim), dtype=np.float32))
-        self.itos = None  # set by train_word2vec
+        self.itos = None  # the vocabulary, set by the recipe
 
     def forward(self, center, context, negatives):
         center, context, negatives = (x if isinstance(x, Tensor) else Tensor._make(np.asarray(x, dtype=np.int64))
@@ -146,90 +143,3 @@ class Word2Vec(nn.Module):
             except KeyError:
                 pass
         return W[ids].mean(0) if ids else np.zeros(W.shape[1])
-
-
-def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, negatives=5, epochs=1,
-                   batch_size=1024, lr=0.025, min_lr=1e-4, sample=1e-3, min_count=5, generator=None,
-                   log=None, progress=False, out_dir=None, resume=False, stop_after=None):
-    """Train a :class:`Word2Vec` by minibatch SGD on the mean loss, learning rate decayed linearly.
-
-    ``sentences_or_ids``: a list of words (tokens; the vocabulary is built with ``min_count``) or an
-    array of word ids with ``itos``/``counts`` given. ``lr`` is per pair, as in the C tool, which
-    applies one SGD step per pair: here the steps of a batch of pairs are summed and applied at once
-    (``param -= lr * batch_size * grad(mean loss)``), like the C tool's lock-free threads. On a
-    vocabulary of a few thousand words a row rarely occurs twice in a batch and this is the C tool's
-    update; on a tiny vocabulary (tens of words) the same row is hit by hundreds of pairs per batch
-    and the summed step is that many times larger: lower ``lr`` or ``batch_size`` there.
-
-    With ``out_dir``, a checkpoint (model, vocabulary, step, RNG state) is written after every epoch
-    to ``out_dir/checkpoint.safetensors`` and ``resume=True`` continues from it (the same run, exactly).
-    ``stop_after``: stop after that many epochs of this call (a checkpoint is there to resume from).
-    Returns the model (with ``model.itos`` set) and a list of {step, epoch, loss, lr, time} records.
-    """
-    from ..io import load as _load, save as _save
-
-    g = _gen(generator)
-    rng = g.numpy
-    if itos is None:
-        words = list(sentences_or_ids)
-        itos, counts = build_vocab(words, min_count)
-        stoi = {w: i for i, w in enumerate(itos)}
-        ids = np.array([stoi[w] for w in words if w in stoi], dtype=np.int64)
-    else:
-        ids = np.asarray(sentences_or_ids, dtype=np.int64)
-        counts = np.asarray(counts if counts is not None else np.bincount(ids, minlength=len(itos)))
-    V = len(itos)
-    model = Word2Vec(V, dim, generator=g)
-    model.itos = list(itos)
-    noise = counts.astype(np.float64) ** 0.75
-    noise_cdf = np.cumsum(noise / noise.sum())
-    # the number of steps, for the linear decay (estimated from one pass of subsampling + windows)
-    est_pairs = len(subsample(ids, counts, sample, np.random.default_rng(0))) * (window + 1)
-    total_steps = max(1, epochs * math.ceil(est_pairs / batch_size))
-    history, step, start_epoch, t0 = [], 0, 0, time.time()
-    ckpt = os.path.join(out_dir, "checkpoint.safetensors") if out_dir else None
-    if resume and ckpt and os.path.exists(ckpt):
-        st = _load(ckpt)
-        if list(st["itos"]) != model.itos:
-            raise ValueError(f"{ckpt}: the checkpoint was trained on a different vocabulary")
-        model.load_state_dict(st["model"])
-        g.set_state(st["rng"])
-        step, start_epoch, history = int(st["step"]), int(st["epoch"]), list(st["history"])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="word2vec", unit="step")
-    last = epochs if stop_after is None else min(epochs, start_epoch + int(stop_after))
-    for ep in range(start_epoch, last):
-        kept = subsample(ids, counts, sample, rng)
-        c_all, o_all = skipgram_pairs(kept, window, rng)
-        perm = rng.permutation(len(c_all))
-        c_all, o_all = c_all[perm], o_all[perm]
-        for s in range(0, len(c_all), batch_size):
-            c, o = c_all[s:s + batch_size], o_all[s:s + batch_size]
-            neg = np.minimum(np.searchsorted(noise_cdf, rng.random((len(c), negatives))), V - 1)
-            loss = model(c, o, neg)
-            model.zero_grad()
-            loss.backward()
-            a = max(min_lr, lr * (1.0 - step / total_steps))
-            with no_grad():
-                # lr * (sum of the per-pair gradients) = lr * batch * grad(mean loss)
-                for p in (model.in_embed, model.out_embed):
-                    p.array -= (a * len(c)) * p.grad.array
-            step += 1
-            if step % 50 == 0 or s + batch_size >= len(c_all):
-                rec = {"split": "train", "step": step, "epoch": ep, "loss": float(loss.item()), "lr": a,
-                       "time": time.time() - t0}
-                history.append(rec)
-                if log is not None:
-                    log(rec)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.item()):.4f}")
-        if ckpt:
-            _save({"model": model.state_dict(), "itos": model.itos, "rng": g.get_state(), "step": step,
-                   "epoch": ep + 1, "history": history}, ckpt)
-    if bar is not None:
-        bar.close()
-    return model, history
