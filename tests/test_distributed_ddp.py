@@ -1,0 +1,326 @@
+"""DistributedDataParallel and SyncBatchNorm, in real processes started by mpiexec.
+
+Each test launches ``mpiexec -n W python tests/test_distributed_ddp.py <worker> ...``: this file is also the
+worker script (see the bottom). A worker checks its own results with assertions, prints ``OK rank r`` at the
+end, and the test requires W such lines and exit status 0, so a failing check on any rank fails the test.
+Skipped cleanly when mpi4py or mpiexec are missing (``pip install 'minigen[distributed]'``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+try:
+    import pytest
+except ImportError:  # the worker processes do not need pytest
+    pytest = None
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _mpiexec():
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else shutil.which("mpiexec")
+
+
+def _have_mpi():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return _mpiexec() is not None
+
+
+def launch(n, script, *args, timeout=180, extra_env=None):
+    """Run ``mpiexec -n n python script args`` (1 thread per process); return (CompletedProcess, seconds)."""
+    exe = _mpiexec()
+    cmd = [exe, "-n", str(n)]
+    ver = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    if "Open MPI" in ver or "OpenRTE" in ver:  # Open MPI refuses more processes than cores without this
+        cmd += ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    cmd += [sys.executable, script, *map(str, args)]
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env.update(extra_env or {})
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    return r, time.monotonic() - t0
+
+
+def assert_ok(r, n):
+    msg = f"exit {r.returncode}\n--- stdout\n{r.stdout[-4000:]}\n--- stderr\n{r.stderr[-4000:]}"
+    assert r.returncode == 0, msg
+    for k in range(n):
+        assert f"OK rank {k}\n" in r.stdout, msg
+
+
+if pytest is not None:
+    pytestmark = pytest.mark.skipif(not _have_mpi(), reason="needs mpi4py and mpiexec (pip install mpi4py mpich)")
+
+    @pytest.mark.parametrize("world,dtype", [(2, "float64"), (2, "float32"), (3, "float64")])
+    def test_ddp_matches_one_process_with_the_whole_batch(world, dtype):
+        r, _ = launch(world, __file__, "equivalence", dtype)
+        assert_ok(r, world)
+
+    def test_ddp_first_bucket_allreduce_starts_before_backward_ends():
+        r, _ = launch(2, __file__, "overlap")
+        assert_ok(r, 2)
+
+    def test_ddp_detects_a_mismatched_model_on_every_rank():
+        r, _ = launch(2, __file__, "mismatch")
+        assert_ok(r, 2)
+        assert r.stdout.count("mismatch detected") == 2
+
+    def test_ddp_unused_parameter_is_reported():
+        r, _ = launch(2, __file__, "unused")
+        assert_ok(r, 2)
+
+    def test_sync_batchnorm_matches_batchnorm_on_the_whole_batch():
+        r, _ = launch(2, __file__, "syncbn")
+        assert_ok(r, 2)
+
+    def test_ddp_single_process_world_is_plain_training():
+        r, _ = launch(1, __file__, "equivalence", "float64")
+        assert_ok(r, 1)
+
+
+# ============================================================================ workers (run under mpiexec)
+def _mlp(mg, dtype, seed, norm=None):
+    mg.manual_seed(seed)
+    nn = mg.nn
+    layers = [nn.Linear(6, 16, dtype=dtype), nn.Tanh()]
+    if norm is not None:
+        layers = [nn.Linear(6, 16, dtype=dtype), norm(16), nn.Tanh()]
+    layers += [nn.Linear(16, 16, dtype=dtype), nn.Tanh(), nn.Linear(16, 3, dtype=dtype)]
+    return nn.Sequential(*layers)
+
+
+def _data(mg, dtype, n, step):
+    rng = np.random.default_rng(1000 + step)
+    x = rng.standard_normal((n, 6)).astype(dtype)
+    y = rng.standard_normal((n, 3)).astype(dtype)
+    return mg.tensor(x), mg.tensor(y)
+
+
+def _params(model):
+    return [p.array.copy() for p in model.parameters()]
+
+
+def _check_replicas_identical(mg, dist, model):
+    """All ranks hold bit-identical parameters (the all-reduce gives every rank the same bytes)."""
+    W = dist.get_world_size()
+    for p in model.parameters():
+        outs = [mg.zeros(*p.shape, dtype=p.dtype) for _ in range(W)]
+        dist.all_gather(outs, p)
+        for o in outs:
+            assert o.array.tobytes() == p.array.tobytes(), "replicas diverged"
+
+
+def w_equivalence(dtype):
+    """W processes x batch B == 1 process x batch W*B, after k optimizer steps (SGD with momentum), including
+    steps with gradient accumulation under no_sync()."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("mpi", timeout=60)
+    r, W = dist.get_rank(), dist.get_world_size()
+    B, k = 4, 5
+    dt = getattr(mg, dtype)
+    F = mg.nn.functional
+    # the reference: one process, the whole batch (every rank computes it, no communication)
+    ref = _mlp(mg, dt, seed=0)
+    opt_ref = mg.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    # the replica: a different seed on every rank but rank 0, so the initial broadcast is exercised
+    model = _mlp(mg, dt, seed=r * 7)
+    ddp = DDP(model, bucket_cap_mb=0.0005)  # ~500 bytes: several buckets even for this small model
+    assert len(ddp.bucket_sizes()) > 2, ddp.bucket_sizes()
+    opt = mg.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    for a, b in zip(_params(ref), _params(model)):
+        assert a.tobytes() == b.tobytes(), "rank 0's initial parameters were not broadcast"
+    for step in range(k):
+        micro = 2 if step in (1, 3) else 1  # steps 1 and 3: two micro-batches, the first under no_sync
+        opt_ref.zero_grad()
+        opt.zero_grad()
+        for m in range(micro):
+            x, y = _data(mg, dtype, W * B, step * 10 + m)
+            F.mse_loss(ref(x), y).backward()
+            xs, ys = x[r * B:(r + 1) * B], y[r * B:(r + 1) * B]
+            if m < micro - 1:
+                with ddp.no_sync():
+                    F.mse_loss(ddp(xs), ys).backward()
+            else:
+                F.mse_loss(ddp(xs), ys).backward()
+        opt_ref.step()
+        opt.step()
+    # tolerance: only the summation order differs (B rows per rank, then the ranks, vs W*B rows at once)
+    tol = {"float64": 1e-13, "float32": 1e-6}[dtype]  # seen: 3.4e-16 and 9.4e-8
+    worst = 0.0
+    for a, b in zip(_params(ref), _params(model)):
+        worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b)) / (np.max(np.abs(a)) + 1e-30)))
+    assert worst <= tol, f"rank {r}: max relative difference {worst:.3e} > {tol:.0e}"
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(_params(ref), _params(_mlp(mg, dt, seed=0))))
+    assert moved > 1e-3, "the parameters did not change: the test would pass vacuously"
+    _check_replicas_identical(mg, dist, model)
+    print(f"rank {r}: max rel diff {worst:.3e} (tolerance {tol:.0e})", flush=True)
+    print(f"OK rank {r}", flush=True)
+
+
+def w_overlap():
+    """The first bucket's all-reduce starts while the backward is still running: before the backward of an op
+    placed right after the first layer (so it runs near the end of the backward) has run."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.autograd import Function
+    from minigen.nn.parallel import DistributedDataParallel as DDP, allreduce_hook
+
+    dist.init_process_group("mpi", timeout=60)
+    r = dist.get_rank()
+    events = []
+
+    class Probe(Function):
+        """identity whose backward logs when it runs"""
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, g):
+            events.append(("probe-backward",))
+            return g
+
+    class ProbeLayer(mg.nn.Module):
+        def forward(self, x):
+            return Probe.apply(x)
+
+    mg.manual_seed(0)
+    nn = mg.nn
+    model = nn.Sequential(nn.Linear(6, 32), ProbeLayer(), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                          nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3))
+    ddp = DDP(model, bucket_cap_mb=0.001)
+
+    def logging_hook(state, bucket):
+        events.append(("start", bucket.index(), [id(p) for p in bucket.parameters()]))
+        return allreduce_hook(state, bucket)
+
+    ddp.register_comm_hook(ddp.process_group, logging_hook)
+    first_layer = {id(model[0].weight), id(model[0].bias)}
+    for it in range(3):  # iteration 0 with the initial buckets, then with the rebuilt ones
+        events.clear()
+        x = mg.randn(4, 6)
+        loss = ddp(x).pow(2).mean()
+        loss.backward()
+        events.append(("backward-returned",))
+        kinds = [e[0] for e in events]
+        probe = kinds.index("probe-backward")
+        starts = [i for i, e in enumerate(events) if e[0] == "start"]
+        assert starts and starts[0] < probe, f"iteration {it}: no all-reduce started before the end: {kinds}"
+        assert events[starts[0]][1] == 0, "bucket 0 must be the first to start"
+        # the buckets holding the first layer can only start after the probe (their gradients come last)
+        late = [i for i in starts if first_layer & set(events[i][2])]
+        assert late and min(late) > probe, kinds
+        assert kinds[-1] == "backward-returned" and max(starts) < len(kinds) - 1
+        for p in model.parameters():
+            assert p.grad is not None
+    print(f"rank {r}: events {[e[0] if e[0] != 'start' else 'start%d' % e[1] for e in events]}", flush=True)
+    print(f"OK rank {r}", flush=True)
+
+
+def w_mismatch():
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("mpi", timeout=60)
+    r = dist.get_rank()
+    model = mg.nn.Sequential(mg.nn.Linear(4, 6 if r == 0 else 5), mg.nn.Linear(6 if r == 0 else 5, 2))
+    try:
+        DDP(model)
+    except dist.DistributedError as e:
+        msg = str(e)
+        assert "rank 1 has" in msg and "[6, 4]" in msg and "[5, 4]" in msg, msg
+        print(f"rank {r}: mismatch detected: {msg}", flush=True)
+    else:
+        raise AssertionError("a mismatched model was not detected")
+    print(f"OK rank {r}", flush=True)
+
+
+def w_unused():
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("mpi", timeout=60)
+    r = dist.get_rank()
+
+    class TwoHeads(mg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = mg.nn.Linear(3, 2), mg.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.a(x)  # self.b never gets a gradient
+
+    ddp = DDP(TwoHeads())
+    ddp(mg.randn(2, 3)).sum().backward()
+    try:
+        ddp(mg.randn(2, 3))
+    except dist.DistributedError as e:
+        assert "b.weight" in str(e) and "no gradient" in str(e), str(e)
+    else:
+        raise AssertionError("an unfinished reduction was not reported")
+    print(f"OK rank {r}", flush=True)
+
+
+def w_syncbn():
+    """DDP + SyncBatchNorm on 2 x B == one process with BatchNorm on 2B: outputs, parameters and running
+    statistics after k steps."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import DistributedDataParallel as DDP, SyncBatchNorm
+
+    dist.init_process_group("mpi", timeout=60)
+    r, W = dist.get_rank(), dist.get_world_size()
+    B, k, dtype = 5, 4, "float64"
+    F = mg.nn.functional
+    ref = _mlp(mg, mg.float64, 0, norm=lambda c: mg.nn.BatchNorm1d(c, dtype=mg.float64))
+    opt_ref = mg.optim.SGD(ref.parameters(), lr=0.1)
+    model = SyncBatchNorm.convert_sync_batchnorm(
+        _mlp(mg, mg.float64, 0, norm=lambda c: mg.nn.BatchNorm1d(c, dtype=mg.float64)))
+    assert isinstance(model[1], SyncBatchNorm)
+    ddp = DDP(model)
+    opt = mg.optim.SGD(ddp.parameters(), lr=0.1)
+    for step in range(k):
+        x, y = _data(mg, dtype, W * B, step)
+        x = x * 3 + 1  # statistics far from (0, 1)
+        opt_ref.zero_grad()
+        opt.zero_grad()
+        out_ref = ref(x)
+        F.mse_loss(out_ref, y).backward()
+        out = ddp(x[r * B:(r + 1) * B])
+        np.testing.assert_allclose(out.array, out_ref.array[r * B:(r + 1) * B], rtol=1e-10, atol=1e-12)
+        F.mse_loss(out, y[r * B:(r + 1) * B]).backward()
+        opt_ref.step()
+        opt.step()
+    for (n, a), b in zip(ref.state_dict().items(), model.state_dict().values()):
+        np.testing.assert_allclose(np.asarray(b.array, np.float64), np.asarray(a.array, np.float64),
+                                   rtol=1e-10, atol=1e-12, err_msg=n)
+    # the plain-BatchNorm replica differs (each rank normalises with its own shard's statistics)
+    plain = DDP(_mlp(mg, mg.float64, 0, norm=lambda c: mg.nn.BatchNorm1d(c, dtype=mg.float64)))
+    x, _ = _data(mg, dtype, W * B, 0)
+    o_plain = plain(x[r * B:(r + 1) * B] * 3 + 1).array
+    o_ref = _mlp(mg, mg.float64, 0, norm=lambda c: mg.nn.BatchNorm1d(c, dtype=mg.float64))(x * 3 + 1).array
+    assert np.max(np.abs(o_plain - o_ref[r * B:(r + 1) * B])) > 1e-6
+    print(f"OK rank {r}", flush=True)
+
+
+if __name__ == "__main__":
+    globals()["w_" + sys.argv[1]](*sys.argv[2:])
