@@ -4,8 +4,12 @@ Each check raises a minigen error naming the op, the argument and what it got.""
 from __future__ import annotations
 
 import builtins
+import math
+import numbers
 
-from .errors import DimError, DTypeError, InvalidArgumentError
+import numpy as np
+
+from .errors import DeviceError, DimError, DTypeError, InvalidArgumentError
 
 
 def norm_dim(dim, ndim: int, name: str = "dim") -> int:
@@ -62,3 +66,86 @@ def pair(v, n: int = 2, name: str = "value"):
             raise InvalidArgumentError(f"{name} must be an int or a tuple of {n} ints, got {v!r}")
         return tuple(builtins.int(x) for x in v)
     return (builtins.int(v),) * n
+
+
+def brief(v) -> str:
+    """A short description of an argument for an error message: its repr, or its type (and shape/dtype)."""
+    if isinstance(v, (builtins.int, builtins.float, builtins.bool, str, type(None))):
+        return repr(v)
+    if hasattr(v, "shape") and hasattr(v, "dtype"):
+        return f"{type(v).__name__}(shape={tuple(v.shape)}, dtype={v.dtype})"
+    return type(v).__name__
+
+
+def _is_tensor(x) -> bool:
+    return hasattr(x, "array") and hasattr(x, "requires_grad")
+
+
+def require_tensor(x, op: str, name: str = "input", allow_none: bool = False):
+    """``x`` must be a Tensor (None too when ``allow_none``); DTypeError naming what was passed otherwise."""
+    if x is None and allow_none:
+        return None
+    if not _is_tensor(x):
+        raise DTypeError(f"{op}: {name} must be a Tensor, got {brief(x)}")
+    return x
+
+
+def require_float_tensor(x, op: str, name: str = "input", allow_none: bool = False):
+    """A floating point Tensor (None too when ``allow_none``)."""
+    x = require_tensor(x, op, name, allow_none)
+    if x is not None and x.dtype.kind != "f":
+        raise DTypeError(f"{op}: {name} must be a floating point tensor, got dtype {x.dtype}")
+    return x
+
+
+def require_number(v, op: str, name: str, lo=None, hi=None, allow_none: bool = False):
+    """A real number (Python/NumPy; bools count as 0/1; a 0-d tensor is read), within [lo, hi] when given
+    (NaN is then refused); returned as a float."""
+    if v is None and allow_none:
+        return None
+    if _is_tensor(v) and v.ndim == 0:
+        v = v.item()
+    if not isinstance(v, (numbers.Real, np.bool_)):
+        raise InvalidArgumentError(f"{op}: {name} must be a real number, got {brief(v)}")
+    v = builtins.float(v)
+    if (lo is not None or hi is not None) and (
+            math.isnan(v) or (lo is not None and v < lo) or (hi is not None and v > hi)):
+        rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise InvalidArgumentError(f"{op}: {name} must be in {rng}, got {v}")
+    return v
+
+
+def require_int(v, op: str, name: str) -> int:
+    """A Python/NumPy integer (not a bool), returned as an int."""
+    if isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool):
+        return builtins.int(v)
+    raise InvalidArgumentError(f"{op}: {name} must be an int, got {brief(v)}")
+
+
+def require_flag(v, op: str, name: str) -> bool:
+    """True/False (0/1 accepted), as PyTorch's bool arguments."""
+    if isinstance(v, (builtins.bool, np.bool_)) or (isinstance(v, (builtins.int, np.integer)) and v in (0, 1)):
+        return builtins.bool(v)
+    raise InvalidArgumentError(f"{op}: {name} must be True or False, got {brief(v)}")
+
+
+def require_dtype(dtype, op: str):
+    """A real dtype argument (mg.float32, 'float64', np.int64, ...) as a NumPy dtype; DTypeError otherwise."""
+    from .tensor import as_dtype
+
+    try:
+        dt = None if isinstance(dtype, (builtins.int, builtins.float, tuple, list, dict)) else as_dtype(dtype)
+    except (TypeError, ValueError, DTypeError):
+        dt = None
+    if dt is None or dt.kind not in "biuf":
+        raise DTypeError(f"{op}: dtype must be a dtype such as mg.float32, got {brief(dtype)}")
+    return dt
+
+
+def same_device(op: str, *tensors) -> None:
+    """All the Tensors among ``tensors`` (others are ignored) live on one device; DeviceError otherwise."""
+    ts = [t for t in tensors if _is_tensor(t)]
+    for t in ts[1:]:
+        if type(t.array) is not type(ts[0].array) or t.device != ts[0].device:
+            raise DeviceError(f"{op}: tensors on different devices: " +
+                              ", ".join(f"shape {tuple(u.shape)} on {u.device}" for u in ts))
