@@ -2,111 +2,30 @@
 
 ::
 
-    minigen info [--json]                 versions, kernel backend, CUDA, threads
-    minigen train mlp [options]           MNIST MLP on the bundled 9k/1k split
-    minigen train cnn [options]           MNIST LeNet-style CNN
-    minigen train <name> [options]        trainers registered by minigen.models.registry
-    minigen demo [--out DIR]              a quick tour that writes its results to out/
+    minigen info [--json]                       versions, kernel backend, CUDA, threads
+    minigen train <name> [options]              train a model (the recipes of minigen.recipes)
+    minigen sample RUN_DIR [--n N] [--out PATH] [options]
+                                                what a trained run's model produces (images, text, audio),
+                                                read from RUN_DIR's config.json and checkpoint, no training
+    minigen demo [--out DIR] [--minutes M]      the tour: classifier, DCGAN, VAE, char-GPT on bundled data
+    minigen bench [GROUP ...] [--quick]         the benchmark suite (benchmarks/run.py of a source checkout)
+    minigen gradcheck OP|all [--list]           float64 gradient checks of ops from the command line
 
-**Adding a trainer.** ``TRAINERS`` maps a name to a :class:`TrainerSpec`
-(``add_arguments(parser)``, ``run(args) -> exit code``, a help line). Other
-modules register theirs with :func:`register_trainer`; at start-up the CLI
-imports ``minigen.models.registry`` if it exists, which either calls
-``register_trainer`` or defines a dict ``TRAINERS = {name: (add_arguments, run[, help])}``.
+**Trainers** are the modules of :mod:`minigen.recipes` (the convention is in its docstring): ``minigen train
+NAME`` imports only ``minigen.recipes.<NAME>``, so a broken recipe fails, loudly, only when it is used;
+``minigen train --help`` imports each to list it and marks a broken one as unavailable.
+Errors of minigen's own kinds (a missing checkpoint, a bad option value) are printed as one line, exit code 1.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
-from dataclasses import dataclass
-from typing import Callable
 
-__all__ = ["main", "build_parser", "register_trainer", "TRAINERS", "TrainerSpec"]
+__all__ = ["main", "build_parser", "GRADCHECK_OPS"]
 
 
-@dataclass
-class TrainerSpec:
-    add_arguments: Callable
-    run: Callable
-    help: str = ""
-
-
-TRAINERS: dict = {}
-
-
-def register_trainer(name: str, add_arguments, run, help: str = "") -> None:
-    """Make ``minigen train <name>`` available: ``add_arguments(parser)`` adds its options, ``run(args)`` trains."""
-    TRAINERS[name] = TrainerSpec(add_arguments, run, help)
-
-
-# ----------------------------------------------------------------------------- built-in trainers
-def _add_mnist_arguments(kind):
-    def add(p):
-        p.add_argument("--epochs", type=int, default=3, help="passes over the 9k training images (default 3)")
-        p.add_argument("--batch-size", type=int, default=64, help="default 64")
-        p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-        if kind == "mlp":
-            p.add_argument("--hidden", type=int, default=128, help="width of the two hidden layers (default 128)")
-        p.add_argument("--out", default=f"out/mnist-{kind}",
-                       help=f"output folder: metrics.jsonl/.csv, loss.png, checkpoint (default out/mnist-{kind})")
-        p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out if there is one")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
-        p.add_argument("--device", default=None, help="cpu (default) or cuda")
-        p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
-
-    return add
-
-
-def _run_mnist(kind):
-    def run(args):
-        from .train import train_mnist
-
-        res = train_mnist(kind, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          hidden=getattr(args, "hidden", 128), out=args.out, resume=args.resume, seed=args.seed,
-                          limit=args.limit, device=args.device, progress=False if args.no_progress else None)
-        if res["interrupted"]:
-            print(f"interrupted: checkpoint saved to {res['checkpoint']}; continue with --resume", file=sys.stderr)
-            return 130
-        return 0
-
-    return run
-
-
-register_trainer("mlp", _add_mnist_arguments("mlp"), _run_mnist("mlp"),
-                 "MNIST classifier: 2-hidden-layer MLP (bundled 9k/1k split)")
-register_trainer("cnn", _add_mnist_arguments("cnn"), _run_mnist("cnn"),
-                 "MNIST classifier: LeNet-style CNN (bundled 9k/1k split)")
-
-
-def _import_registry():
-    return importlib.import_module("minigen.models.registry")
-
-
-def _load_registry() -> None:
-    """Import ``minigen.models.registry`` if the model zoo provides one (it may register more trainers)."""
-    try:
-        mod = _import_registry()
-    except ModuleNotFoundError as e:
-        if e.name in ("minigen.models.registry", "minigen.models"):
-            return
-        print(f"minigen: warning: minigen.models.registry could not be imported ({e}); "
-              "only the built-in trainers are available", file=sys.stderr)
-        return
-    except Exception as e:  # a broken plugin must not take the whole CLI down
-        print(f"minigen: warning: minigen.models.registry failed to import ({type(e).__name__}: {e})",
-              file=sys.stderr)
-        return
-    for name, spec in (getattr(mod, "TRAINERS", None) or {}).items():
-        if isinstance(spec, TrainerSpec):
-            TRAINERS[name] = spec
-        else:
-            TRAINERS[name] = TrainerSpec(*spec)
-
-
-# ----------------------------------------------------------------------------- commands
+# ----------------------------------------------------------------------------- info, demo
 def _cmd_info(args):
     from .info import collect, format_info
 
@@ -121,9 +40,186 @@ def _cmd_demo(args):
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+# ----------------------------------------------------------------------------- train
+def _recipe_help(name):
+    from . import recipes
 
+    try:
+        return recipes.load(name).HELP
+    except Exception as e:  # listed, not hidden: `minigen train <it>` shows the full error
+        return f"(unavailable: {type(e).__name__}: {e})"
+
+
+def _add_train(sub, argv):
+    from . import recipes
+
+    p = sub.add_parser("train", help="train a model (see 'minigen train --help' for the list)",
+                       description="Train a model. Each trainer has its own options: 'minigen train <name> --help'. "
+                                   "Every run writes config.json, a checkpoint, metrics.jsonl/.csv and pictures or "
+                                   "text into --out; --resume continues from its checkpoint.")
+    tsub = p.add_subparsers(dest="trainer", metavar="<model>")
+    chosen = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
+    for name in recipes.names():
+        if chosen in (name, name.replace("-", "_")):
+            mod = recipes.load(name)  # a broken recipe raises here, loudly
+            tp = tsub.add_parser(name, help=mod.HELP, description=(mod.__doc__ or mod.HELP).strip(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+            if chosen != name:
+                tsub.choices[chosen] = tp
+            mod.add_arguments(tp)
+            tp.set_defaults(func=mod.run)
+        elif chosen is None:
+            tsub.add_parser(name, help=_recipe_help(name))
+        else:
+            tsub.add_parser(name)
+    p.set_defaults(func=lambda a: _missing(p))
+
+
+# ----------------------------------------------------------------------------- sample
+def _sample_parser(recipe=None):
+    from .recipes import _common
+
+    desc = ("Write what a trained model produces, without training: RUN_DIR is a folder written by "
+            "'minigen train <name> --out RUN_DIR'; its config.json names the recipe, which rebuilds the model "
+            "and loads the checkpoint. Image models write a PNG grid, language models text, WaveNet audio.")
+    if recipe is not None:
+        desc = f"[{recipe.NAME}] " + desc
+    p = argparse.ArgumentParser(prog="minigen sample", description=desc)
+    _common.add_sample_arguments(p)
+    if recipe is not None and hasattr(recipe, "add_sample_arguments"):
+        recipe.add_sample_arguments(p.add_argument_group(f"options of the {recipe.NAME} recipe"))
+    return p
+
+
+def _cmd_sample(argv):
+    from . import recipes
+    from .recipes import _common
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("run_dir", nargs="?")
+    known, _ = pre.parse_known_args(argv)
+    if known.run_dir is None or known.run_dir.startswith("-"):
+        _sample_parser().parse_args(argv)  # --help, or the usage error for a missing RUN_DIR
+        return 2
+    cfg = _common.read_config(known.run_dir)
+    mod = recipes.load(cfg["recipe"])
+    args = _sample_parser(mod).parse_args(argv)
+    return int(mod.sample(args) or 0)
+
+
+# ----------------------------------------------------------------------------- bench
+def _cmd_bench(args):
+    from .errors import InvalidArgumentError
+    from .recipes import _common
+
+    run = _common.benchmarks_module("run")
+    unknown = [g for g in args.groups if g not in run.GROUPS]
+    if unknown:
+        raise InvalidArgumentError(f"unknown benchmark group(s) {', '.join(unknown)}; "
+                                   f"the groups are: {', '.join(run.GROUPS)}")
+    argv = (["--only", ",".join(args.groups)] if args.groups else []) + (["--quick"] if args.quick else []) \
+        + (["--no-write"] if args.no_write else []) + (["--threads", str(args.threads)] if args.threads else [])
+    run.main(argv)
+    return 0
+
+
+# ----------------------------------------------------------------------------- gradcheck
+def _t(rng, *shape, positive=False, lo=None):
+    import numpy as np
+
+    import minigen as mg
+
+    a = rng.standard_normal(shape)
+    if positive:
+        a = np.abs(a) + 0.5
+    if lo is not None:
+        a = np.where(np.abs(a) < lo, lo, a)
+    return mg.tensor(a, dtype=mg.float64, requires_grad=True)
+
+
+def _ops():
+    """name -> (function of the inputs, builder of float64 inputs from a NumPy Generator)."""
+    import minigen as mg
+    from .nn import functional as F
+
+    return {
+        "add": (lambda a, b: a + b, lambda r: (_t(r, 3, 4), _t(r, 4))),
+        "mul": (lambda a, b: a * b, lambda r: (_t(r, 3, 4), _t(r, 3, 1))),
+        "div": (lambda a, b: a / b, lambda r: (_t(r, 3, 4), _t(r, 3, 4, positive=True))),
+        "pow": (lambda a: a ** 3, lambda r: (_t(r, 5),)),
+        "exp": (lambda a: a.exp(), lambda r: (_t(r, 2, 3),)),
+        "log": (lambda a: a.log(), lambda r: (_t(r, 2, 3, positive=True),)),
+        "tanh": (lambda a: a.tanh(), lambda r: (_t(r, 2, 3),)),
+        "sigmoid": (lambda a: F.sigmoid(a), lambda r: (_t(r, 2, 3),)),
+        "relu": (lambda a: F.relu(a), lambda r: (_t(r, 4, 5, lo=0.05),)),
+        "gelu": (lambda a: F.gelu(a), lambda r: (_t(r, 4, 5),)),
+        "sum": (lambda a: a.sum(dim=1), lambda r: (_t(r, 3, 4),)),
+        "mean": (lambda a: a.mean(dim=0), lambda r: (_t(r, 3, 4),)),
+        "matmul": (lambda a, b: a @ b, lambda r: (_t(r, 3, 4), _t(r, 4, 2))),
+        "softmax": (lambda a: F.softmax(a, dim=-1), lambda r: (_t(r, 3, 5),)),
+        "log_softmax": (lambda a: F.log_softmax(a, dim=-1), lambda r: (_t(r, 3, 5),)),
+        "layer_norm": (lambda a, w, b: F.layer_norm(a, (5,), w, b), lambda r: (_t(r, 3, 5), _t(r, 5), _t(r, 5))),
+        "linear": (lambda a, w, b: F.linear(a, w, b), lambda r: (_t(r, 3, 4), _t(r, 2, 4), _t(r, 2))),
+        "conv2d": (lambda a, w: F.conv2d(a, w, padding=1), lambda r: (_t(r, 1, 2, 5, 5), _t(r, 3, 2, 3, 3))),
+        "max_pool2d": (lambda a: F.max_pool2d(a, 2), lambda r: (_t(r, 1, 2, 4, 4),)),
+        "cross_entropy": (lambda a: F.cross_entropy(a, mg.tensor([1, 0, 3])), lambda r: (_t(r, 3, 4),)),
+        "sdpa": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                 lambda r: (_t(r, 1, 2, 4, 3), _t(r, 1, 2, 4, 3), _t(r, 1, 2, 4, 3))),
+        "embedding": (lambda w: F.embedding(mg.tensor([[0, 2], [1, 2]]), w), lambda r: (_t(r, 3, 4),)),
+    }
+
+
+GRADCHECK_OPS = ("add", "mul", "div", "pow", "exp", "log", "tanh", "sigmoid", "relu", "gelu", "sum", "mean",
+                 "matmul", "softmax", "log_softmax", "layer_norm", "linear", "conv2d", "max_pool2d", "cross_entropy",
+                 "sdpa", "embedding")
+
+
+def _cmd_gradcheck(args):
+    import time
+
+    import numpy as np
+
+    from .errors import InvalidArgumentError
+    from .testing import gradcheck, gradgradcheck
+
+    ops = _ops()
+    if args.list or not args.op:
+        print("ops: " + " ".join(GRADCHECK_OPS))
+        return 0 if args.list else 2
+    names = list(GRADCHECK_OPS) if args.op == ["all"] else args.op
+    unknown = [n for n in names if n not in ops]
+    if unknown:
+        raise InvalidArgumentError(f"unknown op(s) {', '.join(unknown)} for gradcheck; 'minigen gradcheck --list' "
+                                   f"lists them: {', '.join(GRADCHECK_OPS)}")
+    failed = 0
+    for name in names:
+        fn, make = ops[name]
+        for trial in range(args.trials):
+            inputs = make(np.random.default_rng(args.seed + trial))
+            t0 = time.perf_counter()
+            try:
+                gradcheck(fn, inputs, seed=args.seed + trial)
+                if args.second_order:
+                    gradgradcheck(fn, inputs, seed=args.seed + trial)
+                status = "ok"
+            except AssertionError as e:
+                failed += 1
+                status = f"FAILED: {e}"
+            shapes = " ".join("x".join(map(str, t.shape)) for t in inputs)
+            print(f"{name:<14} trial {trial}  inputs {shapes:<24} {status} ({time.perf_counter() - t0:.2f} s)",
+                  flush=True)
+    print(f"{len(names) * args.trials - failed} passed, {failed} failed "
+          f"(float64 central differences{' + second order' if args.second_order else ''})")
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- the parser
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser of ``argv`` (the train subcommand loads only the recipe named in ``argv``)."""
+    from . import __version__
+    from .demo import PARTS, add_demo_arguments
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="minigen",
         description="minigen: a from-scratch deep-learning engine for generative models.",
@@ -137,23 +233,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("train", help="train a model (see 'minigen train --help' for the list)",
-                       description="Train a model. Each trainer has its own options: "
-                                   "'minigen train <name> --help'.")
-    tsub = p.add_subparsers(dest="trainer", metavar="<model>")
-    for name, spec in TRAINERS.items():
-        tp = tsub.add_parser(name, help=spec.help, description=spec.help)
-        spec.add_arguments(tp)
-        tp.set_defaults(func=spec.run)
-    p.set_defaults(func=lambda a: _missing(p))
+    _add_train(sub, argv)
 
-    p = sub.add_parser("demo", help="a quick tour: trains the MNIST MLP for one epoch and writes results to out/",
-                       description="Train small models on the data shipped with minigen and write results "
-                                   "(metrics, curves, samples, checkpoints) to --out.")
-    from .demo import add_demo_arguments
+    sub.add_parser("sample", help="write what a trained run's model produces (images, text, audio)",
+                   add_help=False)
 
+    p = sub.add_parser("demo", help=f"a ~5-minute tour: trains {', '.join(PARTS[:-1])} and a char-{PARTS[-1]} on "
+                                    "the bundled MNIST / tiny-shakespeare, writes scores, samples, curves to out/",
+                       description="Train a scoring MNIST CNN, a DCGAN (scored by the CNN), a VAE and a char-level "
+                                   "GPT on the data shipped with minigen and write results (metrics, curves, sample "
+                                   "grids, generated text, checkpoints, summary.md) to --out.")
     add_demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="run the benchmark suite or some of its groups (needs a source checkout)",
+                       description="Run benchmarks/run.py: minigen against NumPy and PyTorch, results written to "
+                                   "benchmarks/results/ (unless --no-write). GROUP: tiny, sgemm, conv, attention, "
+                                   "lstm, norm, adam, models, cold (default: all).")
+    p.add_argument("groups", nargs="*", metavar="GROUP", help="benchmark groups (default: all)")
+    p.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    p.add_argument("--no-write", action="store_true", help="print only, do not update benchmarks/results/")
+    p.add_argument("--threads", type=int, default=None, help="threads for BLAS, Numba and torch alike")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("gradcheck", help="gradient checks of ops (float64 central differences) from the CLI",
+                       description="Check autograd against float64 central differences (minigen.testing.gradcheck) "
+                                   "for the named ops, or 'all'. Exit code 1 if any check fails.")
+    p.add_argument("op", nargs="*", metavar="OP", help="op names, or 'all' ('--list' shows them)")
+    p.add_argument("--list", action="store_true", help="list the ops")
+    p.add_argument("--trials", type=int, default=3, help="random inputs per op (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first trial's inputs (default 0)")
+    p.add_argument("--second-order", action="store_true", help="also gradgradcheck (what WGAN-GP needs)")
+    p.set_defaults(func=_cmd_gradcheck)
     return parser
 
 
@@ -163,14 +274,21 @@ def _missing(parser):
 
 
 def main(argv=None) -> int:
-    _load_registry()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return 2
+    from .errors import MinigenError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["sample"]:
+            return _cmd_sample(argv[1:])
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
         return int(args.func(args) or 0)
+    except MinigenError as e:  # a documented error: one line, no traceback
+        print(f"minigen: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

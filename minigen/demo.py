@@ -4,7 +4,8 @@ package and writes what they made, and what was measured, to ``out/``.
 Four parts, in order (``--parts`` picks some), with step budgets set for about five minutes on an idle
 2-core CPU at the default ``--minutes 5`` (every budget scales with ``--minutes``):
 
-1. ``classifier`` — the MNIST CNN that scores generated digits (:mod:`minigen.models.classifier`), 300 steps
+1. ``classifier`` — the MNIST CNN that scores generated digits (:mod:`minigen.models.classifier`, trained by
+   :mod:`minigen.recipes.classifier`), 300 steps
    (about two epochs of the 9k training images; ~97% validation accuracy, the full recipe of
    ``minigen train classifier`` reaches 98.7%); its weights are cached in ``out/classifier`` and reused.
 2. ``dcgan`` — a small DCGAN (generator width 64, discriminator 32, batch 32) for 600 steps (about two
@@ -96,7 +97,7 @@ def _header(i, text):
 
 
 def _classifier(args, folder, scale, progress):
-    from .models.classifier import WEIGHTS, load_classifier, train_classifier
+    from .recipes.classifier import WEIGHTS, load_classifier, train_classifier
 
     _header(1, "MNIST scoring CNN")
     t0 = time.perf_counter()
@@ -126,7 +127,7 @@ def _predictions_picture(folder, out, device):
     import numpy as np
 
     from .data import BundledMNIST, save_image_grid
-    from .models.classifier import load_classifier
+    from .recipes.classifier import load_classifier
 
     model = load_classifier(folder, device)
     if model is None:
@@ -143,7 +144,7 @@ def _predictions_picture(folder, out, device):
 
 
 def _dcgan(args, out, scorer_dir, scale, progress, quick):
-    from .models.dcgan import train_dcgan
+    from .recipes.dcgan import train_dcgan
 
     _header(2, "DCGAN on MNIST")
     t0 = time.perf_counter()
@@ -156,7 +157,7 @@ def _dcgan(args, out, scorer_dir, scale, progress, quick):
 
 
 def _vae(args, out, scale, progress):
-    from .models.vae import train_vae
+    from .recipes.vae import train_vae
 
     _header(3, "VAE (784-400-20) on MNIST")
     t0 = time.perf_counter()
@@ -169,7 +170,7 @@ def _vae(args, out, scale, progress):
 
 def _gpt(args, out, scale, progress, quick):
     from .data import CharTokenizer, load_shakespeare
-    from .models.gpt import TrainConfig, train_gpt
+    from .recipes.gpt import TrainConfig, train_gpt
 
     _header(4, "char-GPT on tiny-shakespeare")
     t0 = time.perf_counter()
@@ -184,7 +185,7 @@ def _gpt(args, out, scale, progress, quick):
     cfg = TrainConfig(max_iters=iters, lr_decay_iters=iters, warmup_iters=min(100, iters // 10),
                       eval_interval=max(iters // 3, 1), eval_iters=2 if quick else 40, seed=1337 + args.seed)
     if args.device not in (None, "cpu"):
-        print("(the GPT part trains on the CPU: minigen.models.gpt.train_gpt takes no device)")
+        print("(the GPT part trains on the CPU: minigen.recipes.gpt.train_gpt takes no device)")
     model, s, sample = train_gpt(cfg, ids[:n], ids[n:], tok.vocab_size, folder, progress=progress,
                                  decode=tok.decode, sample_tokens=60 if quick else 500)
     s["iters"] = iters

@@ -1,0 +1,551 @@
+"""What the recipes share: argument groups, run files (config + checkpoint), metrics, pictures, the GAN driver.
+
+- **arguments**: :func:`add_run_arguments` (``--out --resume --seed --device --no-progress``),
+  :func:`add_image_arguments` (+ epochs, step budget, batch, lr, scoring classifier),
+  :func:`add_text_sampling_arguments` (temperature, top-k, top-p) and :func:`add_sample_arguments`
+  (what every ``minigen sample`` takes: ``--n --out --seed --device``).
+- **run files**: :func:`write_config` / :func:`read_config` (``RUN_DIR/config.json`` =
+  ``{"recipe": NAME, "args": {...}}``), :func:`load_checkpoint_model` (the model's weights out of the
+  Trainer's ``checkpoint.safetensors``), :func:`write_json`.
+- **training**: :func:`rng_isolated` (an evaluation that leaves minigen's global RNG untouched, so a run
+  stopped and resumed at any step equals the uninterrupted one), :func:`fresh_log`, :func:`exit_code`.
+- **MNIST**: :func:`mnist_loader` (the bundled 9k/1k split as resumable batches), :func:`to_pm1`,
+  :func:`from_pm1`, :func:`sample_noise`.
+- **pictures**: :func:`save_grid`, :func:`plot_loss_curves`.
+- **the GAN driver**: :class:`Optimizers`, :class:`AdversarialTrainer`, :func:`run_adversarial`,
+  :func:`sample_gan_grid`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+CHECKPOINT = "checkpoint.safetensors"
+CONFIG = "config.json"
+
+
+# ----------------------------------------------------------------------------- arguments
+def progress_flag(args):
+    """None (a bar on a terminal) unless ``--no-progress``."""
+    return False if getattr(args, "no_progress", False) else None
+
+
+def add_run_arguments(p, out, seed=0, device=True, resume=True):
+    """``--out --resume --seed --device --no-progress`` (the options of every trainer)."""
+    p.add_argument("--out", default=out, help=f"output folder (default {out})")
+    if resume:
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --out if there is one (bit for bit)")
+    p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    if device:
+        p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
+
+
+def add_image_arguments(p, out, epochs, batch_size, lr, scorer=True):
+    """Options every MNIST trainer takes (``minigen train <name> --help`` lists them)."""
+    add_run_arguments(p, out)
+    p.add_argument("--epochs", type=int, default=epochs, help=f"passes over the 9k training images (default {epochs})")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many training steps in all (a budget; --resume continues past it)")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
+    p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
+    p.add_argument("--log-every", type=int, default=10, help="metrics row every N steps (default 10)")
+    if scorer:
+        p.add_argument("--classifier", default="out/classifier",
+                       help="folder of the MNIST CNN that scores samples (trained there first if missing; "
+                            "'none' = no scores; default out/classifier)")
+        p.add_argument("--score-samples", type=int, default=1000,
+                       help="generated images scored at each epoch end (default 1000)")
+
+
+def add_text_sampling_arguments(p, temperature=0.8, samples=None):
+    """``--temperature --top-k --top-p`` (and ``--samples N`` tokens generated at the end of a run)."""
+    if samples is not None:
+        p.add_argument("--samples", type=int, default=samples,
+                       help=f"how many tokens to generate at the end (default {samples})")
+    p.add_argument("--temperature", type=float, default=temperature,
+                   help=f"sampling temperature (default {temperature}; 0 = greedy)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set with mass >= p")
+
+
+def add_sample_arguments(p):
+    """What ``minigen sample RUN_DIR`` takes for every recipe."""
+    p.add_argument("run_dir", help="a folder written by 'minigen train <name> --out RUN_DIR'")
+    p.add_argument("--n", type=int, default=None, help="how many samples (images, tokens, ...; recipe default)")
+    p.add_argument("--out", default=None, help="where to write them (default: a file inside RUN_DIR)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the samples (default 0)")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+
+
+# ----------------------------------------------------------------------------- run files
+def write_json(obj, path):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, default=str)
+    return path
+
+
+def _jsonable_args(args):
+    out = {}
+    for k, v in vars(args).items():
+        if callable(v) or k in ("func", "command", "trainer"):
+            continue
+        out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict)) else str(v)
+    return out
+
+
+def write_config(out, name, args, **extra):
+    """``out/config.json`` = ``{"recipe": name, "args": vars(args), **extra}``: what sample() rebuilds from."""
+    os.makedirs(out, exist_ok=True)
+    return write_json({"recipe": name, "args": _jsonable_args(args), **extra}, os.path.join(out, CONFIG))
+
+
+def read_config(run_dir) -> dict:
+    """The run's ``config.json``; raises CheckpointError when it is missing or was not written by a recipe."""
+    from ..errors import CheckpointError
+
+    path = os.path.join(os.fspath(run_dir), CONFIG)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{run_dir}: no {CONFIG} (is this a folder written by 'minigen train'?)")
+    with open(path, encoding="utf-8") as f:
+        try:
+            cfg = json.load(f)
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or "recipe" not in cfg or not isinstance(cfg.get("args"), dict):
+        raise CheckpointError(f"{path} names no recipe: written by an older minigen? Train again to sample from it")
+    return cfg
+
+
+def run_args(run_dir) -> argparse.Namespace:
+    """The training options of a run, as the Namespace its recipe's run() received."""
+    return argparse.Namespace(**read_config(run_dir)["args"])
+
+
+def load_checkpoint_model(run_dir, model, key="model", name=CHECKPOINT):
+    """Load the weights ``checkpoint[key]`` of a run into ``model`` (eval mode) and return it."""
+    from ..errors import CheckpointError
+    from ..io import load
+
+    path = os.path.join(os.fspath(run_dir), name)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{run_dir}: no {name} to sample from (the run saved none yet)")
+    st = load(path)
+    if key is not None:
+        if not isinstance(st, dict) or key not in st:
+            raise CheckpointError(f"{path}: no {key!r} entry (found {sorted(st) if isinstance(st, dict) else st})")
+        st = st[key]
+    model.load_state_dict(st)
+    return model.eval()
+
+
+def sample_path(args, default_name):
+    """``args.out`` if given, else ``RUN_DIR/default_name``; the folder is created."""
+    path = args.out or os.path.join(args.run_dir, default_name)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return path
+
+
+def exit_code(summary) -> int:
+    """0, or 130 (and a note) when the run was interrupted."""
+    if summary.get("interrupted"):
+        print("interrupted: checkpoint saved; continue with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def print_summary(name, summary, out):
+    show = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
+    print(f"{name}: " + json.dumps(show, indent=1, default=str))
+    print(f"outputs in {out}/")
+
+
+# ----------------------------------------------------------------------------- training helpers
+def rng_isolated(fn):
+    """``fn`` wrapped so that it leaves minigen's global RNG as it found it.
+
+    Evaluations run at stop points (the end of a short run, a Ctrl-C) that an uninterrupted run does not
+    have; if they drew from the global RNG, a resumed run would diverge from the uninterrupted one.
+    """
+    if fn is None:
+        return None
+
+    def wrapped(*a, **kw):
+        from ..random import get_rng_state, set_rng_state
+
+        st = get_rng_state()
+        try:
+            return fn(*a, **kw)
+        finally:
+            set_rng_state(st)
+
+    return wrapped
+
+
+def fresh_log(trainer):
+    """A run that does not resume starts a new metrics log (the Trainer would append to an old one in --out)."""
+    trainer.logger.truncate(-1)
+
+
+class GeneratorState:
+    """Saves named ``minigen.Generator`` states inside a Trainer checkpoint (``extra_state=``)."""
+
+    def __init__(self, **generators):
+        self.generators = generators
+
+    def state_dict(self):
+        return {k: g.get_state() for k, g in self.generators.items()}
+
+    def load_state_dict(self, st):
+        for k, g in self.generators.items():
+            if k in st:
+                g.set_state(st[k])
+
+
+def median_step_time(logger, batch_size):
+    import numpy as np
+
+    rates = [r["samples_per_s"] for r in logger.rows if r.get("split") == "train" and r.get("samples_per_s")]
+    return float(np.median([batch_size / r for r in rates])) if rates else None
+
+
+# ----------------------------------------------------------------------------- MNIST
+def mnist_dataset(split="train", limit=None):
+    """The bundled MNIST split ('train': 9,000 images, 'val': 1,000), optionally its first ``limit`` images."""
+    from ..data import BundledMNIST, Subset
+
+    ds = BundledMNIST(split)
+    if limit:
+        ds = Subset(ds, range(min(int(limit), len(ds))))
+    return ds
+
+
+def mnist_loader(split="train", batch_size=64, shuffle=True, seed=0, limit=None, device=None, drop_last=None):
+    """A resumable DataLoader of ``(images (B, 1, 28, 28) in [0, 1], labels (B,) int64)`` from the bundled split.
+
+    Training loaders drop the last incomplete batch by default (a batch of 8 would give BatchNorm and a GAN
+    a noisy step); evaluation loaders (``shuffle=False``) keep it.
+    """
+    import minigen as mg
+    from ..data import DataLoader
+
+    ds = mnist_dataset(split, limit)
+    if drop_last is None:
+        drop_last = bool(shuffle) and len(ds) > batch_size
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, device=device,
+                      generator=mg.Generator().manual_seed(seed) if shuffle else None)
+
+
+def to_pm1(x):
+    """[0, 1] -> [-1, 1]:  x' = 2x - 1."""
+    return x * 2.0 - 1.0
+
+
+def from_pm1(x):
+    """[-1, 1] -> [0, 1]:  x = (x' + 1) / 2, clipped (tanh outputs never leave the range; other generators may)."""
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def sample_noise(n, dim, device=None, generator=None):
+    """z ~ N(0, I), shape (n, dim)."""
+    import minigen as mg
+
+    return mg.randn(n, dim, generator=generator, device=device)
+
+
+# ----------------------------------------------------------------------------- pictures
+def save_grid(images, path, nrow=8, pm1=True):
+    """Write images (N, 1, 28, 28) as a PNG grid; ``pm1``: the values are in [-1, 1] (GAN outputs)."""
+    import numpy as np
+
+    from .. import backend
+    from ..data import save_image_grid
+
+    arr = backend.to_numpy(images.detach().array if hasattr(images, "detach") else images).astype(np.float32)
+    if pm1:
+        arr = (arr + 1.0) * 0.5
+    return save_image_grid(np.clip(arr, 0.0, 1.0), path, nrow=nrow, padding=2, pad_value=0.5)
+
+
+def plot_loss_curves(logger, keys, path, title, ylabel="loss", split="train", extra=None):
+    """Plot the logged series ``keys`` (a list, or {key: legend label}) plus ``extra`` = {label: [(step, value)]}
+    to a PNG; None if nothing was logged."""
+    from ..data import plot_curves
+
+    labels = keys if isinstance(keys, dict) else {k: k for k in keys}
+    curves = {labels[k]: logger.series(k, split) for k in labels}
+    curves = {k: v for k, v in curves.items() if v}
+    if extra:
+        curves.update({k: v for k, v in extra.items() if v})
+    if not curves:
+        return None
+    return plot_curves(curves, path, title=title, ylabel=ylabel)
+
+
+# ----------------------------------------------------------------------------- the GAN driver
+class Optimizers:
+    """Several named optimizers seen as one by the Trainer (``state_dict`` holds each under its name).
+
+    ``param_groups`` (read by the Trainer for the logged learning rate) are the first optimizer's.
+    """
+
+    def __init__(self, **optimizers):
+        if not optimizers:
+            raise ValueError("Optimizers: give at least one optimizer")
+        self.optimizers = dict(optimizers)
+
+    def __getitem__(self, name):
+        return self.optimizers[name]
+
+    @property
+    def param_groups(self):
+        return next(iter(self.optimizers.values())).param_groups
+
+    def zero_grad(self, set_to_none=True):
+        for o in self.optimizers.values():
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self):  # the Trainer never calls it: a GAN step makes its own updates
+        raise RuntimeError("Optimizers.step: step the named optimizers (D, G) one by one")
+
+    def state_dict(self):
+        return {k: o.state_dict() for k, o in self.optimizers.items()}
+
+    def load_state_dict(self, state):
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state[k])
+
+
+def _adversarial_trainer_class():
+    from ..train import Trainer
+
+    class AdversarialTrainer(Trainer):
+        """A :class:`~minigen.train.Trainer` whose step is ``step_fn(batch) -> {metric: float}``.
+
+        ``step_fn`` makes all the updates of one training step itself (for a GAN: the discriminator's, then
+        the generator's), so the alternation stays visible in the recipe. Everything else is the Trainer's:
+        the bar, metric rows (each metric averaged over the logging window), evaluation and checkpoints,
+        exact resume, Ctrl-C. ``main`` names the metric shown as ``loss``. The whole step counts as one
+        update: an interrupt inside it never saves half-updated parameters.
+        """
+
+        def __init__(self, model, optimizers, step_fn, train_loader, *, main="d_loss", **kw):
+            super().__init__(model, optimizers, None, train_loader, **kw)
+            self.step_fn, self.main = step_fn, main
+            self._sums, self._count = {}, 0
+
+        def _train_step(self, batch):
+            self._in_update = True
+            metrics = self.step_fn(batch)
+            self._in_update = False
+            for k, v in metrics.items():
+                self._sums[k] = self._sums.get(k, 0.0) + float(v)
+            self._count += 1
+            extra = {}
+            if self.log_every and (self.step + 1) % self.log_every == 0:  # the Trainer logs a row after this step
+                extra = {k: s / self._count for k, s in self._sums.items()}
+                self._sums, self._count = {}, 0
+            return float(metrics[self.main]), extra
+
+    return AdversarialTrainer
+
+
+def AdversarialTrainer(*a, **kw):
+    """Build the Trainer subclass for GAN steps (see :func:`_adversarial_trainer_class`)."""
+    return _adversarial_trainer_class()(*a, **kw)
+
+
+def _eval_name(trainer, n_batches):
+    """samples_epoch003.png at an epoch end, samples_step000200.png when a step budget ends mid-epoch."""
+    if n_batches and trainer.step % n_batches == 0 and trainer.epoch > 0:
+        return f"epoch{trainer.epoch:03d}"
+    return f"step{trainer.step:06d}"
+
+
+def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=5, max_steps=None, batch_size=64,
+                    seed=0, limit=None, device=None, progress=None, resume=False, log_every=10, classifier="none",
+                    score_samples=1000, grid_fn=None, curve_keys=("d_loss", "g_loss"), extra_state=None,
+                    finish_fn=None, quiet=False):
+    """Train a GAN-like ``model`` with an :class:`AdversarialTrainer` and write what a person looks at.
+
+    ``step_fn(batch) -> {metric: float}`` makes the updates of one step; ``sample_fn(n, generator)`` returns
+    n generated images in [-1, 1] (called under ``no_grad`` in eval mode). At every epoch end (and at the end
+    of a step budget) the driver writes a sample grid PNG (``grid_fn(path)`` if given, else 64 samples from a
+    fixed noise), scores ``score_samples`` generated images with the MNIST classifier (if ``classifier`` is
+    a folder, see :mod:`minigen.recipes.classifier`) and saves a checkpoint; at the end it writes
+    ``loss_curve.png``, ``score_curve.png`` and ``summary.json``. ``finish_fn(out) -> dict`` adds outputs
+    (e.g. a style-mixing grid). Evaluations leave the global RNG untouched (:func:`rng_isolated`).
+    Returns the summary dict.
+    """
+    import shutil
+    import time
+
+    import minigen as mg
+    from ..models.classifier import classifier_scores
+    from .classifier import load_or_train_classifier
+
+    os.makedirs(out, exist_ok=True)
+    mg.manual_seed(seed)
+    scorer = None
+    if classifier and str(classifier).lower() != "none" and score_samples:
+        scorer = load_or_train_classifier(classifier, device=device, progress=progress)
+    if device is not None:
+        model.to(device)
+    loader = mnist_loader("train", batch_size, shuffle=True, seed=seed, limit=limit, device=device)
+    n_batches = len(loader)
+    grids = []
+
+    def eval_fn():
+        tag = _eval_name(trainer, n_batches)
+        path = os.path.join(out, f"samples_{tag}.png")
+        if grid_fn is not None:
+            grid_fn(path)
+        else:
+            save_grid(sample_fn(64, mg.Generator().manual_seed(seed + 1)), path, nrow=8)
+        grids.append(path)
+        shutil.copyfile(path, os.path.join(out, "samples.png"))
+        metrics = {}
+        if scorer is not None:
+            imgs = sample_fn(score_samples, mg.Generator().manual_seed(seed + 2))
+            s = classifier_scores(scorer, from_pm1(imgs))
+            metrics = {"score_is": s["inception_score"], "score_max_prob": s["mean_max_prob"],
+                       "score_entropy": s["class_entropy"], "class_freq": s["class_freq"]}
+        return metrics
+
+    trainer = AdversarialTrainer(model, optimizers, step_fn, loader, out_dir=out, eval_fn=rng_isolated(eval_fn),
+                                 epochs=epochs, max_steps=max_steps, log_every=max(1, min(log_every, n_batches)),
+                                 progress=progress, extra_state=extra_state, main=curve_keys[0])
+    if not resume:
+        fresh_log(trainer)
+    t0 = time.perf_counter()
+    res = trainer.fit(resume=resume)
+    wall = time.perf_counter() - t0
+    lg = trainer.logger
+    loss_curve = plot_loss_curves(lg, list(curve_keys), os.path.join(out, "loss_curve.png"), f"{name}: losses")
+    score_curve = None
+    if lg.series("score_is", "val"):
+        from ..data import plot_curves
+
+        score_curve = plot_curves({"Inception-like score (max 10)": lg.series("score_is", "val"),
+                                   "10 x mean max-probability": [(s, 10 * v) for s, v in
+                                                                 lg.series("score_max_prob", "val")],
+                                   "4 x class entropy (max 9.2)": [(s, 4 * v) for s, v in
+                                                                   lg.series("score_entropy", "val")]},
+                                  os.path.join(out, "score_curve.png"), title=f"{name}: MNIST-classifier scores",
+                                  ylabel="score")
+    last_train = next((r for r in reversed(lg.rows) if r.get("split") == "train"), {})
+    summary = {"model": name, "step": res["step"], "epoch": res["epoch"], "interrupted": res["interrupted"],
+               "resumed": res.get("resumed", False), "wall_s": wall,
+               "s_per_step": median_step_time(lg, batch_size) or (wall / max(res["step"], 1)),
+               **{k: last_train.get(k) for k in curve_keys},
+               "scores": {k: res.get(k) for k in ("score_is", "score_max_prob", "score_entropy", "class_freq")}
+               if scorer is not None else None,
+               "samples": grids[-1] if grids else None, "sample_grids": grids, "loss_curve": loss_curve,
+               "score_curve": score_curve, "checkpoint": res["checkpoint"]}
+    if finish_fn is not None:
+        was = model.training
+        model.eval()
+        try:
+            with mg.no_grad():
+                summary.update(rng_isolated(finish_fn)(out) or {})
+        finally:
+            model.train(was)
+    write_json(summary, os.path.join(out, "summary.json"))
+    if not quiet:
+        sc = summary["scores"]
+        msg = (f"; classifier score IS {sc['score_is']:.2f}, mean max-prob {sc['score_max_prob']:.3f}, "
+               f"class entropy {sc['score_entropy']:.3f}" if sc and sc.get("score_is") is not None else "")
+        print(f"{name}: {'interrupted' if res['interrupted'] else 'done'} after {res['step']} steps "
+              f"({res['epoch']} epochs) in {wall:.1f}s{msg}")
+        print(f"outputs in {out}/ (samples.png, loss_curve.png, metrics.jsonl, checkpoint.safetensors)")
+    return summary
+
+
+def gan_common_kwargs(args):
+    """The :func:`run_adversarial` keyword arguments from the options of :func:`add_image_arguments`."""
+    return dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
+                limit=args.limit, device=args.device, progress=progress_flag(args), resume=args.resume,
+                log_every=args.log_every, classifier=args.classifier, score_samples=args.score_samples)
+
+
+def sample_gan_grid(args, G, nz, default_name="samples_generated.png", nrow=8):
+    """``minigen sample`` for an unconditional generator ``G(z)``: n images from z ~ N(0, I) as a PNG grid."""
+    import minigen as mg
+
+    n = args.n or 64
+    dev = next(G.parameters()).device
+    with mg.no_grad():
+        imgs = G(sample_noise(n, nz, device=dev, generator=mg.Generator().manual_seed(args.seed)))
+    path = save_grid(imgs, sample_path(args, default_name), nrow=nrow)
+    print(f"wrote {n} samples to {path}")
+    return 0
+
+
+def gan_step(G, D, opt_g, opt_d, nz, g_loss="non-saturating", d_steps=1, conditional=False, n_classes=10):
+    """One iteration of Goodfellow et al.'s Algorithm 1 as a function ``step(batch) -> metrics``.
+
+    ``d_steps`` (k) discriminator updates, then one generator update (losses of :mod:`minigen.models.gan`).
+    With k = 1 the generated batch of the D update is reused for the G update (as the PyTorch DCGAN example
+    does): D sees it detached, G gets gradients through D's logits of the same images. ``conditional``:
+    G(z, y) and D(x, y), fake labels drawn uniformly (the conditional GAN).
+    """
+    import minigen as mg
+    from ..models.gan import discriminator_loss, generator_loss
+    from ..nn import functional as F
+
+    def d_update(x, y, fake, y_fake):
+        opt_d.zero_grad()
+        lr_, lf_ = (D(x, y), D(fake.detach(), y_fake)) if conditional else (D(x), D(fake.detach()))
+        loss = discriminator_loss(lr_, lf_)
+        loss.backward()
+        opt_d.step()
+        return loss, lr_, lf_
+
+    def gen(B, device):
+        z = sample_noise(B, nz, device=device)
+        if conditional:
+            yf = mg.randint(0, n_classes, (B,), device=device)
+            return G(z, yf), yf
+        return G(z), None
+
+    def step(batch):
+        x, y = batch
+        x = to_pm1(x)
+        B, dev = x.shape[0], x.device
+        for _ in range(d_steps - 1):
+            with mg.no_grad():
+                fake, yf = gen(B, dev)
+            d_update(x, y, fake, yf)
+        fake, yf = gen(B, dev)
+        ld, lr_, lf_ = d_update(x, y, fake, yf)
+        opt_g.zero_grad()
+        logits = D(fake, yf) if conditional else D(fake)
+        lg = generator_loss(logits, g_loss)
+        lg.backward()
+        opt_g.step()
+        return {"d_loss": ld.item(), "g_loss": lg.item(), "D(x)": F.sigmoid(lr_.detach()).mean().item(),
+                "D(G(z))": F.sigmoid(lf_.detach()).mean().item()}
+
+    return step
+
+
+def benchmarks_module(name):
+    """Import ``benchmarks/<name>.py`` of a source checkout (the benchmarks are not part of the installed package)."""
+    import importlib.util
+
+    from ..errors import InvalidArgumentError
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(root, "benchmarks", f"{name}.py")
+    if not os.path.exists(path):
+        raise InvalidArgumentError(f"benchmarks/{name}.py not found next to the minigen package ({root}): the "
+                                   f"benchmarks ship with the source checkout, not with an installed wheel")
+    spec = importlib.util.spec_from_file_location(f"minigen_benchmarks_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod

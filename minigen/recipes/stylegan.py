@@ -1,0 +1,182 @@
+"""``minigen train stylegan``: the StyleGAN-style generator of :mod:`minigen.models.stylegan` on the bundled MNIST.
+
+Recipe (StyleGAN2's): the non-saturating logistic loss of :mod:`minigen.models.gan`; R1 on real images,
+R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`` steps with weight ``gamma/2 * r1_every``;
+Adam (lr 2e-3, betas (0, 0.99)); mixing regularisation: with probability ``mixing_prob`` a batch uses two z
+with a random crossover layer. At the end: three style-mixing grids (:func:`style_mixing_grid`: coarse 7x7,
+middle 14x14 and fine 28x28 styles taken from a second image).
+
+``minigen sample RUN_DIR [--truncation PSI] [--mix coarse|middle|fine]``: a grid of G(z) with the truncation
+trick w = w_avg + psi (w - w_avg), or a style-mixing grid.
+"""
+from __future__ import annotations
+
+from . import _common as C
+
+NAME = "stylegan"
+HELP = "StyleGAN-style generator on MNIST: mapping network, modulated convs, style-mixing PNGs"
+
+MIX_LAYERS = {"coarse": (0, 2), "middle": (2, 4), "fine": (4, 7)}
+
+
+def add_arguments(p):
+    C.add_image_arguments(p, "out/stylegan", epochs=5, batch_size=32, lr=2e-3)
+    p.add_argument("--mode", choices=["modconv", "adain"], default="modconv",
+                   help="how w styles the convs: weight modulation/demodulation (StyleGAN2, default) or AdaIN")
+    p.add_argument("--z-dim", type=int, default=64, help="default 64")
+    p.add_argument("--w-dim", type=int, default=64, help="default 64")
+    p.add_argument("--width", type=int, default=64, help="synthesis channels at 7x7 (C, C/2, C/4; default 64)")
+    p.add_argument("--n-mapping", type=int, default=4, help="mapping network layers (default 4)")
+    p.add_argument("--d-width", type=int, default=64, help="discriminator channels (default 64)")
+    p.add_argument("--r1-gamma", type=float, default=1.0, help="R1 weight gamma (default 1; 0 = off)")
+    p.add_argument("--r1-every", type=int, default=4, help="lazy R1: every N steps (default 4)")
+    p.add_argument("--mixing-prob", type=float, default=0.5, help="style-mixing regularisation (default 0.5)")
+
+
+def build_model(a):
+    import minigen as mg
+    from ..models.gan import GAN
+    from ..models.stylegan import StyleDiscriminator, StyleGenerator
+
+    mg.manual_seed(a.seed)  # the equalised layers draw their N(0, 1) weights from the global generator
+    G = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode,
+                       mapping_lr_mul=getattr(a, "mapping_lr_mul", 0.01))
+    D = StyleDiscriminator(a.d_width)
+    return GAN(G, D)
+
+
+class _StepCount:
+    """The number of D updates made, saved in the checkpoint (it decides when the lazy R1 runs)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, st):
+        self.n = int(st["n"])
+
+
+def stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_prob=0.5, count=None):
+    """D update (logistic loss, lazy R1), then G update (non-saturating), with mixing regularisation."""
+    import minigen as mg
+    from ..models.gan import discriminator_loss, generator_loss
+    from ..models.stylegan import N_STYLES, r1_penalty
+    from ..nn import functional as F
+
+    count = count if count is not None else _StepCount()
+
+    def fake_batch(B, dev):
+        g = mg.default_generator
+        z = C.sample_noise(B, z_dim, device=dev)
+        if mixing_prob > 0 and g.numpy.random() < mixing_prob:
+            return G(z, C.sample_noise(B, z_dim, device=dev), cut=int(g.numpy.integers(1, N_STYLES)))
+        return G(z)
+
+    def step(batch):
+        x, _ = batch
+        x = C.to_pm1(x)
+        B, dev = x.shape[0], x.device
+        fake = fake_batch(B, dev)
+        opt_d.zero_grad()
+        lr_, lf_ = D(x), D(fake.detach())
+        ld = discriminator_loss(lr_, lf_)
+        out = {"d_loss": ld.item()}
+        if r1_gamma > 0 and count.n % r1_every == 0:
+            r1 = r1_penalty(D, x)
+            ld = ld + r1 * (0.5 * r1_gamma * r1_every)
+            out["r1"] = r1.item()
+        ld.backward()
+        opt_d.step()
+        count.n += 1
+        opt_g.zero_grad()
+        lg = generator_loss(D(fake))
+        lg.backward()
+        opt_g.step()
+        out.update({"g_loss": lg.item(), "D(x)": F.sigmoid(lr_.detach()).mean().item(),
+                    "D(G(z))": F.sigmoid(lf_.detach()).mean().item()})
+        return out
+
+    return step
+
+
+def style_mixing_grid(G, path, layers, n_a=5, n_b=6, generator=None, truncation=1.0):
+    """StyleGAN's figure: row i is source A_i, column j source B_j; cell (i, j) is A_i with the styles of
+    ``layers`` = (lo, hi) taken from B_j. Top row: the B images; left column: the A images."""
+    import minigen as mg
+
+    dev = next(G.parameters()).device
+    za = C.sample_noise(n_a, G.z_dim, device=dev, generator=generator)
+    zb = C.sample_noise(n_b, G.z_dim, device=dev, generator=generator)
+    # one fixed noise map per layer, shared by every image, so the cells differ only by their styles
+    gen = generator if generator is not None else mg.default_generator
+    noise = [mg.randn(1, 1, s, s, generator=gen, device=dev) for s in (7, 7, 14, 14, 28, 28)]
+    img_a = G(za, truncation=truncation, noise=noise)
+    img_b = G(zb, truncation=truncation, noise=noise)
+    za_rep = mg.cat([za[i:i + 1].expand(n_b, G.z_dim) for i in range(n_a)], dim=0)
+    zb_rep = mg.cat([zb] * n_a, dim=0)
+    mixed = G(za_rep, zb_rep, cut=tuple(layers), truncation=truncation, noise=noise)
+    blank = mg.full((1, 1, 28, 28), -1.0, device=dev)
+    rows = [mg.cat([blank, img_b], dim=0)]
+    for i in range(n_a):
+        rows.append(mg.cat([img_a[i:i + 1], mixed[i * n_b:(i + 1) * n_b]], dim=0))
+    return C.save_grid(mg.cat(rows, dim=0), path, nrow=n_b + 1)
+
+
+def run(args):
+    import minigen as mg
+    from .. import optim
+
+    model = build_model(args)
+    mg.manual_seed(args.seed)
+    G, D = model.G, model.D
+    opt_g = optim.Adam(G.parameters(), lr=args.lr, betas=(0.0, 0.99))
+    opt_d = optim.Adam(D.parameters(), lr=args.lr, betas=(0.0, 0.99))
+    count = _StepCount()
+    step = stylegan_step(G, D, opt_g, opt_d, args.z_dim, args.r1_gamma, args.r1_every, args.mixing_prob, count)
+
+    def sample_fn(n, generator):
+        return G(C.sample_noise(n, args.z_dim, device=next(G.parameters()).device, generator=generator))
+
+    def finish(o):
+        return {f"style_mixing_{name}": style_mixing_grid(G, f"{o}/style_mixing_{name}.png", layers,
+                                                          generator=mg.Generator().manual_seed(args.seed + 5))
+                for name, layers in MIX_LAYERS.items()}
+
+    C.write_config(args.out, NAME, args)
+    s = C.run_adversarial(NAME, model, C.Optimizers(D=opt_d, G=opt_g), step, sample_fn, out=args.out,
+                          finish_fn=finish, curve_keys=("d_loss", "g_loss", "r1"), extra_state=count,
+                          **C.gan_common_kwargs(args))
+    return C.exit_code(s)
+
+
+def add_sample_arguments(p):
+    p.add_argument("--truncation", type=float, default=1.0,
+                   help="psi of the truncation trick w = w_avg + psi (w - w_avg) (default 1 = off; 0.7 is typical)")
+    p.add_argument("--mix", choices=sorted(MIX_LAYERS), default=None,
+                   help="write a style-mixing grid instead: take the coarse / middle / fine styles from B")
+
+
+def sample(args):
+    import minigen as mg
+
+    a = C.run_args(args.run_dir)
+    model = C.load_checkpoint_model(args.run_dir, build_model(a))
+    if args.device:
+        model.to(args.device)
+    G = model.G
+    mg.manual_seed(args.seed)  # the per-pixel noise of the synthesis layers
+    gen = mg.Generator().manual_seed(args.seed)
+    with mg.no_grad():
+        if args.mix:
+            path = C.sample_path(args, f"style_mixing_{args.mix}_psi{args.truncation:g}.png")
+            style_mixing_grid(G, path, MIX_LAYERS[args.mix], generator=gen, truncation=args.truncation)
+            print(f"wrote a style-mixing grid ({args.mix} styles from the top row) to {path}")
+            return 0
+        n = args.n or 64
+        imgs = G(C.sample_noise(n, G.z_dim, device=next(G.parameters()).device, generator=gen),
+                 truncation=args.truncation)
+        path = C.save_grid(imgs, C.sample_path(args, f"samples_psi{args.truncation:g}.png"), nrow=8)
+    print(f"wrote {n} samples (truncation psi = {args.truncation:g}) to {path}")
+    return 0
