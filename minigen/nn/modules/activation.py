@@ -274,3 +274,13 @@ class Softmin(_DimModule):
 
     def forward(self, x):
         return F.softmin(x, dim=self.dim)
+
+
+def __getattr__(name):
+    # PyTorch defines MultiheadAttention in torch/nn/modules/activation.py; minigen's lives with the other
+    # attention blocks in transformer.py (which imports this module, hence the lazy lookup)
+    if name == "MultiheadAttention":
+        from .transformer import MultiheadAttention
+
+        return MultiheadAttention
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Gradient and parameter utilities: clipping, flattening to a vector, counting.
+"""Gradient and parameter utilities: clipping, flattening to a vector, counting; :mod:`.rnn` for
+variable-length sequences (``pad_sequence``, ``pack_padded_sequence``, ``PackedSequence``...).
 
 ``clip_grad_norm_(params, max_norm)``: with the total norm over all gradients
     N = (sum_p ||g_p||_q^q)^(1/q)      (q = norm_type; q = inf: N = max_p max|g_p|)
@@ -11,12 +12,12 @@ import math
 
 import numpy as np
 
-from ..backend import get_array_module, move_array, to_numpy
-from ..errors import InvalidArgumentError, ShapeError
-from ..tensor import Tensor
+from ...backend import get_array_module, move_array, to_numpy
+from ...errors import InvalidArgumentError, ShapeError
+from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters",
-           "count_parameters"]
+           "count_parameters", "rnn"]
 
 
 def _params(parameters):
@@ -82,7 +83,7 @@ def parameters_to_vector(parameters) -> Tensor:
     xp = get_array_module(ps[0].array)
     for p in ps[1:]:
         if p.device != ps[0].device:
-            from ..errors import DeviceError
+            from ...errors import DeviceError
 
             raise DeviceError(f"parameters_to_vector: parameters on {ps[0].device} and {p.device}")
     return Tensor._make(xp.concatenate([p.array.reshape(-1) for p in ps]))
@@ -116,3 +117,6 @@ def count_parameters(module_or_params, trainable_only: bool = False) -> int:
         seen.add(id(p))
         n += p.numel()
     return n
+
+
+from . import rnn  # noqa: E402,F401  (torch.nn.utils.rnn's path)

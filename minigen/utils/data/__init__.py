@@ -1,0 +1,36 @@
+"""``minigen.utils.data``: PyTorch's ``torch.utils.data`` names, re-exported from :mod:`minigen.data`.
+
+Everything here is the object defined in :mod:`minigen.data.dataset` /
+:mod:`minigen.data.dataloader` (one implementation, two import paths).
+``DistributedSampler`` comes from :mod:`minigen.data.distributed` and is imported on
+first use; where that module is absent, asking for it raises ``AttributeError``
+(so ``hasattr`` answers False).
+"""
+from ...data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split  # noqa: F401
+from ...data.dataloader import (  # noqa: F401
+    BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    WeightedRandomSampler, WorkerInfo, default_collate, default_convert, get_worker_info,
+)
+from . import dataloader, dataset, sampler  # noqa: F401
+
+__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
+           "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
+           "get_worker_info", "random_split"]
+
+
+def __getattr__(name):
+    if name in ("DistributedSampler", "distributed"):
+        import importlib
+
+        try:
+            mod = importlib.import_module("minigen.data.distributed")
+        except ModuleNotFoundError as e:
+            if e.name != "minigen.data.distributed":
+                raise
+            raise AttributeError(f"module 'minigen.utils.data' has no attribute {name!r} "
+                                 "(minigen.data.distributed is not available)") from None
+        if name == "distributed":
+            from . import distributed
+            return distributed
+        return mod.DistributedSampler
+    raise AttributeError(f"module 'minigen.utils.data' has no attribute {name!r}")

@@ -1,0 +1,224 @@
+"""nn module paths people import and ``nn.utils.rnn`` (pad/pack/unpack, PackedSequence through
+RNN/LSTM/GRU), compared against torch on identical weights (skipped without torch) and gradchecked."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minigen as mg
+import minigen.nn as nn
+from minigen.errors import InvalidArgumentError, ShapeError
+from minigen.nn.utils.rnn import (
+    PackedSequence, pack_padded_sequence, pack_sequence, packed_rnn_forward, pad_packed_sequence, pad_sequence,
+    unpack_sequence, unpad_sequence,
+)
+from minigen.testing import gradcheck
+
+
+# ------------------------------------------------------------------ import paths
+def test_module_paths_people_import():
+    from minigen.nn.modules.activation import MultiheadAttention, ReLU  # noqa: F401
+    from minigen.nn.modules.linear import Linear, Identity  # noqa: F401
+    from minigen.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
+    from minigen.nn.modules.module import Module  # noqa: F401
+    from minigen.nn.parameter import Parameter  # noqa: F401
+    from minigen.nn import init  # noqa: F401
+    from minigen.nn.utils import clip_grad_norm_  # noqa: F401
+    from minigen.nn.utils.rnn import pad_sequence as ps  # noqa: F401
+    import minigen.nn.utils.rnn as r
+
+    assert MultiheadAttention is nn.MultiheadAttention and Linear is nn.Linear and Parameter is nn.Parameter
+    assert nn.utils.rnn is r and BatchNorm2d is nn.BatchNorm2d
+    assert callable(init.kaiming_uniform_) and callable(init.xavier_normal_)
+    import minigen.nn.modules.activation as act
+
+    with pytest.raises(AttributeError):
+        act.NoSuchLayer  # noqa: B018
+
+
+# ------------------------------------------------------------------ pad / pack against torch
+torch = None
+
+
+def _torch():
+    global torch
+    torch = pytest.importorskip("torch")
+    return torch
+
+
+def _seqs(rng, lengths, feat=3):
+    return [rng.standard_normal((L, feat)) for L in lengths]
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_pad_sequence_matches_torch(batch_first, padding_side):
+    T = _torch()
+    rng = np.random.default_rng(0)
+    seqs = _seqs(rng, [2, 5, 1, 3])
+    m = pad_sequence([mg.tensor(s) for s in seqs], batch_first=batch_first, padding_value=-1.5,
+                     padding_side=padding_side)
+    t = T.nn.utils.rnn.pad_sequence([T.tensor(s) for s in seqs], batch_first=batch_first, padding_value=-1.5,
+                                    padding_side=padding_side)
+    np.testing.assert_array_equal(m.numpy(), t.numpy())
+
+
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_pack_and_pad_packed_match_torch(enforce_sorted, batch_first):
+    T = _torch()
+    rng = np.random.default_rng(1)
+    lengths = [5, 4, 4, 2, 1] if enforce_sorted else [2, 5, 1, 4, 4]
+    x = rng.standard_normal((5, 6, 3))  # (T, B) or (B, T) after the transpose below
+    x = x.transpose(1, 0, 2).copy() if not batch_first else x
+    if batch_first:
+        x = x[:, :6]
+    xb = x if batch_first else x
+    mp = pack_padded_sequence(mg.tensor(xb), lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
+    tp = T.nn.utils.rnn.pack_padded_sequence(T.tensor(xb), T.tensor(lengths), batch_first=batch_first,
+                                             enforce_sorted=enforce_sorted)
+    np.testing.assert_array_equal(mp.data.numpy(), tp.data.numpy())
+    assert mp.batch_sizes.numpy().tolist() == tp.batch_sizes.tolist()
+    for a, b in ((mp.sorted_indices, tp.sorted_indices), (mp.unsorted_indices, tp.unsorted_indices)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.numpy().tolist() == b.tolist()
+    for total in (None, 7):
+        mo, ml = pad_packed_sequence(mp, batch_first=batch_first, padding_value=9.0, total_length=total)
+        to, tl = T.nn.utils.rnn.pad_packed_sequence(tp, batch_first=batch_first, padding_value=9.0,
+                                                    total_length=total)
+        np.testing.assert_array_equal(mo.numpy(), to.numpy())
+        assert ml.numpy().tolist() == tl.tolist() and ml.dtype == np.int64
+    # pack_sequence / unpack_sequence / unpad_sequence round trips
+    seqs = _seqs(rng, lengths)
+    ms = pack_sequence([mg.tensor(s) for s in seqs], enforce_sorted=enforce_sorted)
+    ts = T.nn.utils.rnn.pack_sequence([T.tensor(s) for s in seqs], enforce_sorted=enforce_sorted)
+    np.testing.assert_array_equal(ms.data.numpy(), ts.data.numpy())
+    for a, s in zip(unpack_sequence(ms), seqs):
+        np.testing.assert_array_equal(a.numpy(), s)
+    padded = pad_sequence([mg.tensor(s) for s in seqs], batch_first=True)
+    for a, s in zip(unpad_sequence(padded, mg.tensor(lengths), batch_first=True), seqs):
+        np.testing.assert_array_equal(a.numpy(), s)
+
+
+def test_pack_errors():
+    x = mg.zeros(4, 2, 3)
+    with pytest.raises(InvalidArgumentError, match="decreasing"):
+        pack_padded_sequence(x, [2, 4])
+    with pytest.raises(ShapeError, match="3 lengths for a batch of 2"):
+        pack_padded_sequence(x, [4, 2, 1])
+    with pytest.raises(InvalidArgumentError, match="> 0"):
+        pack_padded_sequence(x, [4, 0])
+    with pytest.raises(ShapeError, match="exceeds"):
+        pack_padded_sequence(x, [5, 1])
+    with pytest.raises(ShapeError, match="trailing"):
+        pad_sequence([mg.zeros(2, 3), mg.zeros(2, 4)])
+    with pytest.raises(InvalidArgumentError, match="total_length"):
+        pad_packed_sequence(pack_padded_sequence(x, [4, 2]), total_length=3)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4), st.booleans())
+def test_gradcheck_pack_then_pad(lengths, batch_first):
+    rng = np.random.default_rng(len(lengths))
+    Tm = max(lengths)
+    shape = (len(lengths), Tm, 2) if batch_first else (Tm, len(lengths), 2)
+    x = mg.tensor(rng.standard_normal(shape), requires_grad=True)
+
+    def f(x):
+        p = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+        return pad_packed_sequence(PackedSequence(p.data * p.data, p.batch_sizes, p.sorted_indices,
+                                                  p.unsorted_indices), batch_first=batch_first)[0]
+
+    assert gradcheck(f, (x,))
+    seqs = [mg.tensor(rng.standard_normal((L, 2)), requires_grad=True) for L in lengths]
+    assert gradcheck(lambda *s: pad_sequence(list(s), batch_first=batch_first, padding_value=0.5), tuple(seqs))
+
+
+# ------------------------------------------------------------------ RNNs over packed batches
+def _copy_weights(m, t):
+    with _torch().no_grad():
+        for name, p in t.named_parameters():
+            p.copy_(T_from(getattr(m, name)))
+
+
+def T_from(x):
+    return torch.tensor(x.detach().numpy().copy())
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+def test_packed_rnn_matches_torch(kind, bidirectional, enforce_sorted):
+    T = _torch()
+    rng = np.random.default_rng(2)
+    mg.manual_seed(0)
+    m = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=bidirectional, dtype=mg.float64)
+    t = getattr(T.nn, kind)(3, 4, num_layers=2, bidirectional=bidirectional, dtype=T.float64)
+    _copy_weights(m, t)
+    lengths = [5, 3, 3, 1] if enforce_sorted else [3, 5, 1, 3]
+    x = rng.standard_normal((5, 4, 3))
+    D = 2 if bidirectional else 1
+    h0 = rng.standard_normal((2 * D, 4, 4))
+    c0 = rng.standard_normal((2 * D, 4, 4))
+    mx = mg.tensor(x, requires_grad=True)
+    tx = T.tensor(x, requires_grad=True)
+    mp = pack_padded_sequence(mx, lengths, enforce_sorted=enforce_sorted)
+    tp = T.nn.utils.rnn.pack_padded_sequence(tx, T.tensor(lengths), enforce_sorted=enforce_sorted)
+    mh = (mg.tensor(h0), mg.tensor(c0)) if kind == "LSTM" else mg.tensor(h0)
+    th = (T.tensor(h0), T.tensor(c0)) if kind == "LSTM" else T.tensor(h0)
+    mo, ms = packed_rnn_forward(m, mp, mh)
+    to, ts = t(tp, th)
+    assert isinstance(mo, PackedSequence)
+    np.testing.assert_allclose(mo.data.detach().numpy(), to.data.detach().numpy(), rtol=1e-10, atol=1e-12)
+    ms = ms if kind == "LSTM" else (ms,)
+    ts = ts if kind == "LSTM" else (ts,)
+    for a, b in zip(ms, ts):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+    # gradients through packing, the recurrence and unpacking
+    mout, _ = pad_packed_sequence(mo, batch_first=True)
+    tout, _ = T.nn.utils.rnn.pad_packed_sequence(to, batch_first=True)
+    w = rng.standard_normal(tuple(tout.shape))
+    ((mout * mg.tensor(w)).sum() + ms[0].sum()).backward()
+    ((tout * T.tensor(w)).sum() + ts[0].sum()).backward()
+    np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for name, p in t.named_parameters():
+        np.testing.assert_allclose(getattr(m, name).grad.numpy(), p.grad.numpy(), rtol=1e-9, atol=1e-11,
+                                   err_msg=name)
+
+
+def _module_accepts_packed():
+    m = nn.GRU(2, 2)
+    try:
+        out, _ = m(pack_sequence([mg.zeros(2, 2), mg.zeros(1, 2)]))
+    except Exception:
+        return False
+    return isinstance(out, PackedSequence)
+
+
+@pytest.mark.xfail(not _module_accepts_packed(), strict=True,
+                   reason="nn.RNNBase.forward does not yet dispatch PackedSequence to packed_rnn_forward "
+                          "(a two-line hook in minigen/nn/modules/rnn.py, owned by the lead)")
+def test_rnn_module_call_accepts_packed_sequence():
+    T = _torch()
+    mg.manual_seed(1)
+    m = nn.LSTM(3, 4, batch_first=True, dtype=mg.float64)
+    t = T.nn.LSTM(3, 4, batch_first=True, dtype=T.float64)
+    _copy_weights(m, t)
+    seqs = _seqs(np.random.default_rng(3), [4, 2, 3])
+    mo, (mh, mc) = m(pack_sequence([mg.tensor(s) for s in seqs], enforce_sorted=False))
+    to, (th, tc) = t(T.nn.utils.rnn.pack_sequence([T.tensor(s) for s in seqs], enforce_sorted=False))
+    np.testing.assert_allclose(mo.data.detach().numpy(), to.data.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(mh.detach().numpy(), th.detach().numpy(), rtol=1e-10)
+
+
+def test_packed_rnn_equals_per_sequence_runs():
+    """Without torch: each sequence of a packed batch gives what the module gives on that sequence alone."""
+    mg.manual_seed(2)
+    m = nn.GRU(2, 3, bidirectional=True, dtype=mg.float64)
+    rng = np.random.default_rng(4)
+    seqs = [mg.tensor(rng.standard_normal((L, 2))) for L in (2, 4, 1)]
+    out, h = packed_rnn_forward(m, pack_sequence(seqs, enforce_sorted=False))
+    for b, (s, o) in enumerate(zip(seqs, unpack_sequence(out))):
+        ro, rh = m(s.reshape(s.shape[0], 1, 2))
+        np.testing.assert_allclose(o.detach().numpy(), ro.detach().numpy()[:, 0], rtol=1e-12)
+        np.testing.assert_allclose(h.detach().numpy()[:, b], rh.detach().numpy()[:, 0], rtol=1e-12)
