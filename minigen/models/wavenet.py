@@ -300,7 +300,8 @@ class WaveNet(nn.Module):
         h = self.label_embed(labels)
         return [proj(h) for proj in self.cond_proj]
 
-    def forward(self, x, labels=None):
+    def skip_sum(self, x, labels=None):
+        """``sum_k s_k`` (B, S, T): the blocks' summed skip outputs, before the output head."""
         x, labels = self._check(x, labels)
         h = self.input_embed(x).transpose(1, 2)  # (B, C, T)
         conds = self.conditions(labels)
@@ -308,7 +309,10 @@ class WaveNet(nn.Module):
         for block, cond in zip(self.blocks, conds):
             h, s = block(h, cond)
             skips = s if skips is None else skips + s
-        return self.end2(F.relu(self.end1(F.relu(skips))))
+        return skips
+
+    def forward(self, x, labels=None):
+        return self.end2(F.relu(self.end1(F.relu(self.skip_sum(x, labels)))))
 
     def loss(self, inputs, targets, labels=None, ignore_index: int = -100):
         """Mean cross-entropy (nats/sample) of ``targets`` (B, T) given ``inputs`` (B, T), skipping ``ignore_index``.
@@ -351,14 +355,15 @@ class WaveNet(nn.Module):
         B, la = self._gen_setup(batch_size, labels)
         rf = self.receptive_field
         hist = []
-        lab = None if la is None else Tensor(la)
+        xp = get_array_module(self.input_embed.weight.array)
+        lab = None if la is None else Tensor(xp.asarray(la))
 
         def step(xt):
             hist.append(np.asarray(xt, dtype=np.int64))
             window = np.stack(hist[-rf:], axis=1)
             with no_grad():
-                logits = self(Tensor(window), lab)
-            return np.asarray(logits.array[:, :, -1])
+                logits = self(Tensor(xp.asarray(window)), lab)
+            return logits.array[:, :, -1]
 
         return _sample_loop(step, n_samples, B, temperature, seed, return_logits, self.silence_class)
 
@@ -407,6 +412,8 @@ def _sample_loop(step, n, B, temperature, seed, return_logits, first_class):
     xt = np.full((B,), first_class, dtype=np.int64)
     for t in range(n):
         logits = step(xt)
+        if hasattr(logits, "get"):  # CuPy -> NumPy for the draw
+            logits = logits.get()
         if return_logits:
             all_logits.append(np.array(logits, dtype=np.float64))
         xt = sample_from_logits(logits, u[t], temperature)
