@@ -20,8 +20,13 @@ class Generator:
         self._cupy = None
 
     def manual_seed(self, seed: int) -> "Generator":
+        """Seed the stream. Any int is accepted (as in PyTorch, negatives too: taken modulo 2**64)."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            from .errors import DTypeError
+
+            raise DTypeError(f"manual_seed: the seed must be an int, got {type(seed).__name__}")
         self._seed = int(seed)
-        self._np = np.random.Generator(np.random.PCG64(self._seed))
+        self._np = np.random.Generator(np.random.PCG64(self._seed % 2**64))
         self._cupy = None
         return self
 
@@ -57,8 +62,18 @@ class Generator:
         }
 
     def set_state(self, state: dict) -> None:
-        st = {k: state[k] for k in ("bit_generator", "state", "has_uint32", "uinteger")}
-        self._np.bit_generator.state = st
+        from .errors import InvalidArgumentError
+
+        keys = ("bit_generator", "state", "has_uint32", "uinteger")
+        if not isinstance(state, dict) or any(k not in state for k in keys):
+            raise InvalidArgumentError(
+                f"set_rng_state: expected a dict with keys {keys} (from get_rng_state()), got "
+                f"{sorted(state) if isinstance(state, dict) else type(state).__name__}")
+        st = {k: state[k] for k in keys}
+        try:
+            self._np.bit_generator.state = st
+        except (TypeError, ValueError, KeyError) as e:
+            raise InvalidArgumentError(f"set_rng_state: not a valid generator state: {e}") from None
         self._seed = int(state.get("seed", self._seed))
 
     def xp_generator(self, xp):

@@ -47,7 +47,7 @@ _default_dtype = [np.dtype("float32")]
 
 
 def set_default_dtype(dtype) -> None:
-    d = np.dtype(dtype)
+    d = as_dtype(dtype)
     if d.kind != "f":
         raise DTypeError(f"default dtype must be a floating point dtype, got {d}")
     _default_dtype[0] = d
@@ -68,9 +68,12 @@ def as_dtype(dtype):
     if dtype is _builtin_int:
         return int64
     try:
-        return np.dtype(dtype)
-    except TypeError:
+        d = np.dtype(dtype)
+    except (TypeError, ValueError):
         raise DTypeError(f"not a dtype: {dtype!r}") from None
+    if d.kind not in "biufc":
+        raise DTypeError(f"minigen tensors hold booleans and numbers; dtype {d} ({dtype!r}) is not supported")
+    return d
 
 
 class Tensor:
@@ -96,6 +99,8 @@ class Tensor:
             arr = data
         if not hasattr(arr, "dtype") or type(arr).__module__.split(".")[0] not in ("numpy", "cupy"):
             arr = _to_array(arr, dt)
+        elif arr.dtype.kind not in "biufc":
+            raise DTypeError(f"cannot build a tensor from data of dtype {arr.dtype} (strings, objects, dates)")
         elif dt is not None and arr.dtype != dt:
             arr = arr.astype(dt)
         if type(arr) is not np.ndarray and not isinstance(arr, np.ndarray) and xp is np:
@@ -159,8 +164,37 @@ class Tensor:
         return self.device.type == "cuda"
 
     @property
+    def is_cpu(self):
+        return self.device.type == "cpu"
+
+    # devices minigen does not drive: always False (so device-probing PyTorch code runs unchanged)
+    is_mps = is_xpu = is_meta = is_ipu = is_hpu = is_vulkan = is_mkldnn = is_quantized = is_sparse = property(
+        lambda self: False)
+
+    def is_complex(self):
+        return self.dtype.kind == "c"
+
+    @property
     def xp(self):
         return backend.get_array_module(self.array)
+
+    def stride(self, dim=None):
+        """Strides in elements (PyTorch's convention; NumPy's are in bytes)."""
+        st = tuple(_builtin_int(b) // self.array.itemsize for b in self.array.strides)
+        return st if dim is None else st[norm_dim(dim, self.ndim)]
+
+    def data_ptr(self):
+        a = self.array
+        return _builtin_int(a.ctypes.data) if isinstance(a, np.ndarray) else _builtin_int(a.data.ptr)
+
+    def __format__(self, spec):
+        if self.array.size == 1 and self.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise InvalidArgumentError(
+                f"unsupported format string {spec!r} for a tensor of shape {tuple(self.shape)}; "
+                "only 0-d tensors take a format spec (use t.item())")
+        return repr(self)
 
     def size(self, dim=None):
         if dim is None:
@@ -324,7 +358,16 @@ def _to_array(data, dtype):
         raise InvalidArgumentError(f"cannot build a tensor from {type(data).__name__}: {e}") from None
     if arr.dtype == object:
         raise DTypeError(f"cannot build a tensor from ragged or non-numeric data of type {type(data).__name__}")
+    if arr.dtype.kind in "USOMmV":
+        raise DTypeError(f"cannot build a tensor from data of dtype {arr.dtype} (strings, objects, dates)")
     if dtype is not None:
+        dtype = as_dtype(dtype)
+        if dtype.kind in "iu" and arr.dtype.kind in "iuf" and arr.size:
+            info = np.iinfo(dtype)
+            lo, hi = arr.min(), arr.max()
+            if not (info.min <= lo and hi <= info.max) or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
+                raise DTypeError(f"value out of range for dtype {dtype} (data spans [{lo}, {hi}]; "
+                                 f"{dtype} holds [{info.min}, {info.max}])")
         return arr.astype(dtype)
     if arr.dtype.kind == "f":
         return arr.astype(_default_dtype[0]) if not isinstance(data, np.ndarray) else arr
@@ -342,9 +385,10 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
         data = data.array
     if hasattr(data, "shape") and hasattr(data, "dtype"):
         xp = backend.get_array_module(data)
+        as_dtype(data.dtype)  # refuses str/object/datetime arrays
         arr = xp.array(data, copy=True)
         if dtype is not None:
-            arr = arr.astype(as_dtype(dtype))
+            arr = arr.astype(as_dtype(dtype)) if xp is not np else _to_array(arr, as_dtype(dtype))
     else:
         arr = _to_array(data, as_dtype(dtype))
     if device is not None:
@@ -366,22 +410,55 @@ def as_tensor(data, dtype=None, device=None):
 
 
 def from_numpy(arr):
-    """A tensor sharing memory with a NumPy array."""
+    """A tensor sharing memory with a NumPy array (a subclass such as ``np.memmap`` is viewed as a plain array)."""
     if not isinstance(arr, np.ndarray):
         raise DTypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
+    if type(arr) is not np.ndarray:
+        arr = arr.view(np.ndarray)
+    as_dtype(arr.dtype)  # refuses str/object/datetime arrays
     return Tensor._make(arr)
+
+
+def _dim_int(s, size):
+    """One size entry as an int: Python/NumPy integers and 1-element integer tensors; nothing else."""
+    if isinstance(s, Tensor) and s.array.size == 1 and s.dtype.kind in "iu":
+        return _builtin_int(s.item())
+    if isinstance(s, (_builtin_bool, np.bool_)) or not isinstance(s, (_builtin_int, np.integer)):
+        raise InvalidArgumentError(f"size must be a sequence of ints, got {size!r} "
+                                   f"(an element of type {type(s).__name__})")
+    return _builtin_int(s)
+
+
+_MAX_ELEMENTS = 2 ** 48
 
 
 def _shape_arg(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    try:
-        shape = tuple(_builtin_int(s) for s in size)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"size must be a sequence of ints, got {size!r}") from None
+    if not isinstance(size, (tuple, list)):
+        raise InvalidArgumentError(f"size must be a sequence of ints, got {type(size).__name__}")
+    shape = tuple(_dim_int(s, size) for s in size)
     if any(s < 0 for s in shape):
         raise ShapeError(f"negative dimension in size {shape}")
+    n = 1
+    for s in shape:
+        n *= s
+    if n > _MAX_ELEMENTS:
+        raise ShapeError(f"size {shape} has {n} elements: too large to allocate")
     return shape
+
+
+def _size_or_int(size):
+    return (size,) if isinstance(size, (_builtin_int, np.integer)) and not isinstance(size, _builtin_bool) else size
+
+
+def _number(v, name, op):
+    if isinstance(v, Tensor) and v.array.size == 1:
+        v = v.item()
+    if isinstance(v, (_builtin_bool, np.bool_)) or not isinstance(v, (_builtin_int, _builtin_float, np.integer,
+                                                                       np.floating)):
+        raise DTypeError(f"{op}: {name} must be a real number, got {type(v).__name__}")
+    return v
 
 
 def _fill(fn_name, size, dtype, device, requires_grad, *extra):
@@ -412,9 +489,13 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = bool_ if isinstance(fill_value, _builtin_bool) else (
             int64 if isinstance(fill_value, _builtin_int) else _default_dtype[0])
+    if isinstance(fill_value, Tensor) and fill_value.array.size == 1:
+        fill_value = fill_value.item()
+    if not isinstance(fill_value, (_builtin_bool, _builtin_int, _builtin_float, complex, np.generic)):
+        raise DTypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
     xp = backend.xp_for_device(device) if device is not None else np
     with backend.device_scope(device):
-        arr = xp.full(_shape_arg((size,) if isinstance(size, _builtin_int) else size), fill_value,
+        arr = xp.full(_shape_arg(_size_or_int(size)), fill_value,
                       dtype=as_dtype(dtype))
     t = Tensor._make(arr)
     if requires_grad:
@@ -423,6 +504,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def _like(t, dtype, device):
+    if not isinstance(t, Tensor):
+        raise DTypeError(f"*_like functions take a Tensor, got {type(t).__name__}")
     return (dtype if dtype is not None else t.dtype), (device if device is not None else t.device)
 
 
@@ -447,6 +530,10 @@ def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    n = _dim_int(n, (n,))
+    m = n if m is None else _dim_int(m, (m,))
+    if n < 0 or m < 0:
+        raise ShapeError(f"eye: n and m must be non-negative, got n={n}, m={m}")
     xp = backend.xp_for_device(device) if device is not None else np
     with backend.device_scope(device):
         t = Tensor._make(xp.eye(n, m, dtype=as_dtype(dtype) or _default_dtype[0]))
@@ -456,8 +543,16 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
+    start, end, step = (_number(v, k, "arange") for v, k in ((start, "start"), (end, "end"), (step, "step")))
     if step == 0:
         raise InvalidArgumentError("arange: step must be nonzero")
+    if not all(np.isfinite(_builtin_float(v)) for v in (start, end, step)):
+        raise InvalidArgumentError(f"arange: start, end and step must be finite, got {start}, {end}, {step}")
+    if (end - start) * step < 0:
+        raise InvalidArgumentError(f"arange: upper bound and step sign are inconsistent "
+                                   f"(start={start}, end={end}, step={step})")
+    if abs((end - start) / step) > _MAX_ELEMENTS:
+        raise ShapeError(f"arange: {abs((end - start) / step):.3g} elements is too many to allocate")
     if dtype is None:
         dtype = int64 if all(isinstance(v, _builtin_int) for v in (start, end, step)) else _default_dtype[0]
     xp = backend.xp_for_device(device) if device is not None else np
@@ -467,6 +562,10 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    start, end = _number(start, "start", "linspace"), _number(end, "end", "linspace")
+    steps = _dim_int(steps, (steps,))
+    if steps < 0:
+        raise InvalidArgumentError(f"linspace: number of steps must be non-negative, got {steps}")
     xp = backend.xp_for_device(device) if device is not None else np
     with backend.device_scope(device):
         t = Tensor._make(xp.linspace(start, end, _builtin_int(steps), dtype=as_dtype(dtype) or _default_dtype[0]))
@@ -481,7 +580,10 @@ def _rng(generator, device):
 
 
 def _random_tensor(arr, dtype, requires_grad, device=None):
-    arr = arr.astype(as_dtype(dtype) or _default_dtype[0], copy=False)
+    dt = as_dtype(dtype) or _default_dtype[0]
+    if dt.kind != "f":
+        raise DTypeError(f"this random function draws floating point values; dtype {dt} is not one")
+    arr = arr.astype(dt, copy=False)
     if device is not None and backend.as_device(device).type == "cuda":
         arr = backend.move_array(arr, device)  # the GPU stream draws on the current device; cuda:N may differ
     t = Tensor._make(arr)
@@ -505,8 +607,10 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None
     if device is None:
         device = next((a.device for a in (mean, std) if isinstance(a, Tensor)), None)
     r, xp = _rng(generator, device)
-    m = mean.array if isinstance(mean, Tensor) else mean
-    s = std.array if isinstance(std, Tensor) else std
+    m = mean.array if isinstance(mean, Tensor) else _number(mean, "mean", "normal")
+    s = std.array if isinstance(std, Tensor) else _number(std, "std", "normal")
+    if bool((backend.get_array_module(s).asarray(s) < 0).any()):
+        raise InvalidArgumentError(f"normal: expects std >= 0, got std={std}")
     if size is None:
         size = np.broadcast_shapes(np.shape(m), np.shape(s))
     return _random_tensor(m + s * r.standard_normal(_shape_arg((size,) if isinstance(size, _builtin_int) else size)),
@@ -514,13 +618,21 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None
 
 
 def randint(low, high=None, size=(), generator=None, dtype=None, device=None):
-    """Integers uniform on [low, high)."""
+    """Integers uniform on [low, high): ``randint(high, size)`` or ``randint(low, high, size)`` (PyTorch's overloads)."""
+    if isinstance(high, (tuple, list)) and size == ():
+        low, high, size = 0, low, high  # randint(high, size)
     if high is None:
         low, high = 0, low
+    low, high = _dim_int(low, (low,)) if not isinstance(low, Tensor) else low.item(), _dim_int(high, (high,))
     if high <= low:
         raise InvalidArgumentError(f"randint: need low < high, got low={low}, high={high}")
+    d = as_dtype(dtype) or int64
+    if d.kind == "f" or d.kind == "c":
+        pass
+    elif d.kind in "iu" and not (np.iinfo(d).min <= low and high - 1 <= np.iinfo(d).max):
+        raise DTypeError(f"randint: [{low}, {high}) does not fit dtype {d}")
     r, xp = _rng(generator, device)
-    arr = r.integers(low, high, size=_shape_arg((size,) if isinstance(size, _builtin_int) else size))
+    arr = r.integers(low, high, size=_shape_arg(_size_or_int(size)))
     arr = (np.asarray(arr) if xp is np else arr).astype(as_dtype(dtype) or int64)
     return Tensor._make(backend.move_array(arr, device) if device is not None else arr)
 
@@ -548,6 +660,13 @@ def randint_like(t, low, high=None, generator=None, dtype=None):
 
 def bernoulli(p, generator=None):
     """Samples in {0, 1} with probability ``p`` (a tensor)."""
+    if not isinstance(p, Tensor):
+        raise DTypeError(f"bernoulli: p must be a Tensor of probabilities, got {type(p).__name__}")
+    if p.dtype.kind != "f":
+        raise DTypeError(f"bernoulli: p must be a floating point tensor, got dtype {p.dtype}")
+    pa = p.array
+    if bool(((pa < 0) | (pa > 1) | (pa != pa)).any()):
+        raise InvalidArgumentError("bernoulli: every probability must be in [0, 1]")
     r, _ = _rng(generator, p.device)
     return Tensor._make((r.random(p.shape) < p.array).astype(p.dtype))
 

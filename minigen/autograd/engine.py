@@ -14,6 +14,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..errors import AnomalyError, AutogradError, InplaceError
 from ..tensor import Tensor
+from .broadcast import sum_to
 from .function import Context
 from .grad_mode import STATE
 
@@ -127,9 +128,7 @@ def _unbroadcast(gi, shape, create_graph):
             raise AutogradError(
                 f"internal: gradient of shape {tuple(gshape)} does not broadcast to argument shape {tuple(shape)}")
     if create_graph:
-        from ..ops import sum_to_size
-
-        return sum_to_size(gi, shape)
+        return sum_to(gi, shape)
     arr = gi.array.sum(axis=axes, keepdims=True) if axes else gi.array
     return Tensor._make(arr.reshape(shape))
 

@@ -6,12 +6,14 @@ one table, :mod:`minigen.ops.methods`.
 """
 from . import shape, elementwise, reduce, linalg  # noqa: F401  (the core)
 from . import (  # noqa: F401
-    pointwise, activation, reduction, manipulation, indexing, linalg_extra, norm, conv, pool, attention, loss,
+    pointwise, activation, reduction, indexing, norm, dropout, conv, pool, attention, rnn, loss,
 )
+from . import sorting  # noqa: F401
 from . import inplace, methods
 
-loaded = [shape, elementwise, reduce, linalg, pointwise, activation, reduction, manipulation, indexing,
-          linalg_extra, norm, conv, pool, attention, loss]
+loaded = [shape, elementwise, reduce, linalg, pointwise, activation, reduction, indexing, norm, dropout, conv,
+          pool, attention, rnn, loss]
+loaded.append(sorting)
 
 
 def _namespace():

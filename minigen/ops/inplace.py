@@ -96,7 +96,7 @@ class _Methods:
         out_data = out.array.astype(self.dtype) if out.dtype != self.dtype else out.array
         if track and bases:
             # editing a view edits its base: rebind each base to "base with the view's region replaced"
-            from .shape import SetItem
+            from .indexing import SetItem
 
             olds = [Tensor._make(b.array.copy(), b.requires_grad) for b, _ in bases]
             for o, (b, _) in zip(olds, bases):
@@ -160,6 +160,131 @@ class _Methods:
     def zero_(self):
         return self.fill_(0)
 
+    # ------------------------------------------------------------ PyTorch conveniences
+    def t(self):
+        """Transpose of a tensor with at most 2 dims (PyTorch's ``Tensor.t``)."""
+        if self.ndim > 2:
+            raise ShapeError(f"t() expects a tensor with <= 2 dimensions, got shape {tuple(self.shape)}; "
+                             "use transpose(dim0, dim1) or .mT")
+        from .shape import transpose
+
+        return self if self.ndim < 2 else transpose(self, 0, 1)
+
+    def t_(self):
+        if self.ndim > 2:
+            raise ShapeError(f"t_() expects a tensor with <= 2 dimensions, got shape {tuple(self.shape)}")
+        if self.ndim == 2:
+            if self.requires_grad and STATE.enabled:
+                raise AutogradError("t_() on a tensor that requires grad is not supported; use t()")
+            self.array = self.array.T
+            self._vc[0] += 1
+        return self
+
+    def type(self, dtype=None, non_blocking=False):
+        """``x.type()`` -> PyTorch's type string ('torch.FloatTensor'); ``x.type(dtype)`` -> ``x.to(dtype)``."""
+        if dtype is None:
+            prefix = "torch.cuda." if self.device.type == "cuda" else "torch."
+            return prefix + _TYPE_NAMES.get(self.dtype.name, self.dtype.name) + "Tensor"
+        if isinstance(dtype, str) and dtype.startswith("torch."):
+            names = {v + "Tensor": k for k, v in _TYPE_NAMES.items()}
+            name = dtype.split(".")[-1]
+            if name not in names:
+                from ..errors import DTypeError
+
+                raise DTypeError(f"type(): unknown tensor type {dtype!r}")
+            dtype = names[name]
+        return self.to(as_dtype(dtype))
+
+    def addcmul_(self, tensor1, tensor2, value=1):
+        """x += value * tensor1 * tensor2 (in place)."""
+        return self._inplace(lambda a, b, c: a + value * (b * c), tensor1, tensor2)
+
+    def addcdiv_(self, tensor1, tensor2, value=1):
+        """x += value * tensor1 / tensor2 (in place)."""
+        return self._inplace(lambda a, b, c: a + value * (b / c), tensor1, tensor2)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        from ..tensor import tensor
+
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from ..tensor import zeros
+
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from ..tensor import ones
+
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        from ..tensor import empty
+
+        return empty(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        from ..tensor import full
+
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
+    # in-place random fills: x[...] = a draw (never recorded by autograd, like PyTorch)
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        _check_dist("normal_", std=std)
+        return _fill_random(self, lambda r, shape: r.normal(mean, std, shape), generator, "normal_")
+
+    def uniform_(self, a=0.0, b=1.0, *, generator=None):
+        if not a <= b:
+            from ..errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"uniform_: expects a <= b, got a={a}, b={b}")
+        return _fill_random(self, lambda r, shape: r.uniform(a, b, shape), generator, "uniform_")
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        if isinstance(p, Tensor):
+            p = p.array
+        else:
+            _check_dist("bernoulli_", p=p)
+        return _fill_random(self, lambda r, shape: (r.random(shape) < p), generator, "bernoulli_", any_dtype=True)
+
+    def exponential_(self, lambd=1.0, *, generator=None):
+        _check_dist("exponential_", lambd=lambd)
+        return _fill_random(self, lambda r, shape: r.exponential(1.0 / lambd, shape), generator, "exponential_")
+
+    def geometric_(self, p, *, generator=None):
+        _check_dist("geometric_", p=p)
+        return _fill_random(self, lambda r, shape: r.geometric(p, shape), generator, "geometric_", any_dtype=True)
+
+    def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
+        _check_dist("log_normal_", std=std)
+        return _fill_random(self, lambda r, shape: r.lognormal(mean, std, shape), generator, "log_normal_")
+
+    def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
+        _check_dist("cauchy_", sigma=sigma)
+        return _fill_random(self, lambda r, shape: median + sigma * r.standard_cauchy(shape), generator, "cauchy_")
+
+    def random_(self, from_=0, to=None, *, generator=None):
+        """Integers uniform in [from_, to) (``to=None``: [0, from_) if only one bound... PyTorch: random_(to))."""
+        import numpy as np
+
+        if to is None:
+            lo, hi = 0, from_ if from_ else None
+        else:
+            lo, hi = from_, to
+        if hi is None:
+            if self.dtype.kind in "iu":
+                hi = int(np.iinfo(self.dtype).max) + 1
+            elif self.dtype.kind == "b":
+                hi = 2
+            else:
+                hi = 2 ** np.finfo(self.dtype).nmant + 1
+        if not lo < hi:
+            from ..errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"random_: expects from < to, got from={lo}, to={hi}")
+        return _fill_random(self, lambda r, shape: r.integers(lo, hi, shape), generator, "random_", any_dtype=True)
+
     def fill_(self, value):
         """x[...] = value.  Under autograd: y = value, dy/dx = 0 (a view's base keeps its gradient elsewhere)."""
         if isinstance(value, Tensor):
@@ -187,7 +312,7 @@ class _Methods:
         return self._inplace(lambda a, s: where(_all_true(a), s, a), src)
 
     def __setitem__(self, index, value):
-        from .shape import setitem
+        from .indexing import setitem
 
         setitem(self, index, value)
 
@@ -235,3 +360,44 @@ def _check_fill_value(value, dtype, op):
         info = np.iinfo(dtype)
         if not info.min <= int(value) <= info.max:
             raise DTypeError(f"{op}: value {value} is out of range for dtype {dtype} [{info.min}, {info.max}]")
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool", "bfloat16": "BFloat16"}
+
+
+def _check_dist(op, **params):
+    import math
+
+    from ..errors import InvalidArgumentError
+
+    for k, v in params.items():
+        if isinstance(v, Tensor):
+            continue
+        try:
+            fv = float(v)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{op}: {k} must be a number, got {type(v).__name__}") from None
+        if math.isnan(fv):
+            raise InvalidArgumentError(f"{op}: {k} is NaN")
+        if k in ("std", "sigma", "lambd") and not fv > 0 and not (k == "std" and fv == 0):
+            raise InvalidArgumentError(f"{op}: expects {k} > 0, got {k}={v}")
+        if k == "p" and not 0 <= fv <= 1:
+            raise InvalidArgumentError(f"{op}: expects 0 <= p <= 1, got p={v}")
+
+
+def _fill_random(t, draw, generator, op, any_dtype=False):
+    from ..errors import DTypeError
+    from ..random import _gen
+
+    if not any_dtype and t.dtype.kind != "f":
+        raise DTypeError(f"{op} needs a floating point tensor, got dtype {t.dtype}")
+    if STATE.enabled and t.requires_grad and t._ctx is None:
+        raise AutogradError(f"a leaf tensor that requires grad is being used in an in-place operation ({op}); "
+                            "wrap it in mg.no_grad()")
+    xp = t.xp
+    r = _gen(generator).xp_generator(xp)
+    vals = draw(r, t.shape)
+    t.array[...] = xp.asarray(vals).astype(t.dtype, copy=False)
+    t._vc[0] += 1
+    return t

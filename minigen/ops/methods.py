@@ -30,6 +30,9 @@ SAME_NAME = (
     "unflatten unsqueeze var view"
 ).split()
 
+# more x.name(...) == ops.name(x, ...): sorting/selection, and PyTorch methods added for ported programs
+SAME_NAME += "sort argsort msort topk kthvalue unique nonzero".split()
+
 # x.name_(...) writes ops.name(x, ...) into x (see minigen.ops.inplace)
 IN_PLACE = (
     "abs ceil clamp clamp_max clamp_min clip cos erf expm1 floor fmod frac lerp log1p nan_to_num reciprocal "
@@ -40,6 +43,10 @@ IN_PLACE = (
 FROM_INPLACE = (
     "to cpu cuda float double half long int bool type_as _inplace _view_chain add_ sub_ mul_ div_ pow_ "
     "neg_ zero_ fill_ copy_ __setitem__ __iadd__ __isub__ __imul__ __itruediv__"
+).split()
+FROM_INPLACE += (
+    "t t_ type addcmul_ addcdiv_ normal_ uniform_ bernoulli_ exponential_ random_ geometric_ log_normal_ "
+    "cauchy_ new_tensor new_zeros new_ones new_full new_empty"
 ).split()
 
 _NUMBER = (numbers.Number, np.generic)
