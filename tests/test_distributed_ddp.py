@@ -7,8 +7,8 @@ Skipped cleanly when mpi4py or mpiexec are missing (``pip install 'minigen[distr
 """
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,11 +54,16 @@ def launch(n, script, *args, timeout=180, extra_env=None):
     return r, time.monotonic() - t0
 
 
+def say(msg):
+    """One line to stdout in one write() (ranks share the pipe: print's separate writes can interleave)."""
+    os.write(1, (msg + "\n").encode())
+
+
 def assert_ok(r, n):
     msg = f"exit {r.returncode}\n--- stdout\n{r.stdout[-4000:]}\n--- stderr\n{r.stderr[-4000:]}"
     assert r.returncode == 0, msg
     for k in range(n):
-        assert f"OK rank {k}\n" in r.stdout, msg
+        assert re.search(rf"^OK rank {k}$", r.stdout, re.M), msg
 
 
 if pytest is not None:
@@ -169,8 +174,8 @@ def w_equivalence(dtype):
     moved = max(float(np.max(np.abs(a - b))) for a, b in zip(_params(ref), _params(_mlp(mg, dt, seed=0))))
     assert moved > 1e-3, "the parameters did not change: the test would pass vacuously"
     _check_replicas_identical(mg, dist, model)
-    print(f"rank {r}: max rel diff {worst:.3e} (tolerance {tol:.0e})", flush=True)
-    print(f"OK rank {r}", flush=True)
+    say(f"rank {r}: max rel diff {worst:.3e} (tolerance {tol:.0e})")
+    say(f"OK rank {r}")
 
 
 def w_overlap():
@@ -230,8 +235,8 @@ def w_overlap():
         assert kinds[-1] == "backward-returned" and max(starts) < len(kinds) - 1
         for p in model.parameters():
             assert p.grad is not None
-    print(f"rank {r}: events {[e[0] if e[0] != 'start' else 'start%d' % e[1] for e in events]}", flush=True)
-    print(f"OK rank {r}", flush=True)
+    say(f"rank {r}: events {[e[0] if e[0] != 'start' else 'start%d' % e[1] for e in events]}")
+    say(f"OK rank {r}")
 
 
 def w_mismatch():
@@ -247,10 +252,10 @@ def w_mismatch():
     except dist.DistributedError as e:
         msg = str(e)
         assert "rank 1 has" in msg and "[6, 4]" in msg and "[5, 4]" in msg, msg
-        print(f"rank {r}: mismatch detected: {msg}", flush=True)
+        say(f"rank {r}: mismatch detected: {msg}")
     else:
         raise AssertionError("a mismatched model was not detected")
-    print(f"OK rank {r}", flush=True)
+    say(f"OK rank {r}")
 
 
 def w_unused():
@@ -277,7 +282,7 @@ def w_unused():
         assert "b.weight" in str(e) and "no gradient" in str(e), str(e)
     else:
         raise AssertionError("an unfinished reduction was not reported")
-    print(f"OK rank {r}", flush=True)
+    say(f"OK rank {r}")
 
 
 def w_syncbn():
@@ -319,7 +324,7 @@ def w_syncbn():
     o_plain = plain(x[r * B:(r + 1) * B] * 3 + 1).array
     o_ref = _mlp(mg, mg.float64, 0, norm=lambda c: mg.nn.BatchNorm1d(c, dtype=mg.float64))(x * 3 + 1).array
     assert np.max(np.abs(o_plain - o_ref[r * B:(r + 1) * B])) > 1e-6
-    print(f"OK rank {r}", flush=True)
+    say(f"OK rank {r}")
 
 
 if __name__ == "__main__":

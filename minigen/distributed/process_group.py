@@ -511,11 +511,13 @@ def _abort_on_uncaught(exc_type, exc, tb):
     rank = _WORLD.rank if _WORLD is not None else "?"
     size = _WORLD.size if _WORLD is not None else "?"
     try:
-        sys.stderr.write(f"[minigen.distributed] rank {rank} of {size}: uncaught {exc_type.__name__}; "
-                         f"aborting the MPI job so that the other ranks do not wait for it forever\n")
-        traceback.print_exception(exc_type, exc, tb)
-        sys.stderr.flush()
+        msg = (f"[minigen.distributed] rank {rank} of {size}: uncaught {exc_type.__name__}; aborting the MPI job "
+               f"so that the other ranks do not wait for it forever\n"
+               + "".join(traceback.format_exception(exc_type, exc, tb)))
         sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(2, msg.encode(errors="replace"))  # one write: the launcher forwards it whole
+        time.sleep(0.5)  # give the launcher time to forward it before MPI_Abort tears the job down
     finally:
         from mpi4py import MPI
 
