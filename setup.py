@@ -35,6 +35,7 @@ setup(
         "gpu-cuda12": ["cupy-cuda12x>=13"],
         "gpu-cuda13": ["cupy-cuda13x>=13"],
         "bench": ["torch"],
+        "distributed": ["mpi4py>=4", "mpich"],
     },
     entry_points={"console_scripts": ["minigen=minigen.cli:main"]},
 )

@@ -24,6 +24,7 @@ from .text import (  # noqa: F401
     load_shakespeare, shakespeare_splits, CharTokenizer, get_batch, batchify, BPTTIterator,
 )
 from .images import make_grid, save_image_grid, plot_curves  # noqa: F401
+from .distributed import DistributedSampler  # noqa: F401
 
 __all__ = [
     "Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataError", "DatasetNotFoundError",

@@ -10,6 +10,7 @@
 from . import functional  # noqa: F401
 from . import init  # noqa: F401
 from . import utils  # noqa: F401
+from . import parallel  # noqa: F401  (DistributedDataParallel, SyncBatchNorm)
 from .parameter import Parameter, Buffer  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules import __dict__ as _mods_dict
