@@ -35,9 +35,10 @@ from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
-from .norm import (_check_flag, _check_float_tensor, _check_generator, _check_number, _check_tensor, _same_device,
-                   dropout)
-from .shape import SetItem, broadcast_to, reshape, transpose
+from .norm import (_check_flag, _check_float_tensor, _check_generator, _check_number, _check_tensor, _same_device)
+from .dropout import dropout
+from .indexing import SetItem
+from .shape import broadcast_to, reshape, transpose
 
 __all__ = ["scaled_dot_product_attention"]
 

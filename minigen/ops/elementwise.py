@@ -12,7 +12,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
 from ..backend import get_array_module, move_array
 from ..tensor import Tensor
-from .shape import _sum_to_array, sum_to
+from ..autograd.broadcast import _sum_to_array, sum_to
 
 __all__ = ["add", "sub", "mul", "div", "true_divide", "neg", "pow", "exp", "log", "rsub"]
 

@@ -27,7 +27,8 @@ from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, Sha
 from ..tensor import Tensor
 from .norm import _check_flag, _check_float_tensor, _check_number, _check_tensor, _l2_norm, _same_device
 from .reduce import mean as _mean, sum as _sum
-from .shape import GetItem, IndexAddInto, broadcast_to, permute, reshape, sum_to
+from .indexing import GetItem, IndexAddInto
+from .shape import broadcast_to, permute, reshape, sum_to
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div", "gaussian_nll_loss",

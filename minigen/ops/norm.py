@@ -1,4 +1,4 @@
-"""Normalisation and dropout: layer_norm, batch_norm, group_norm, instance_norm, rms_norm, normalize, dropout.
+"""Normalisation: layer_norm, batch_norm, group_norm, instance_norm, rms_norm, normalize.
 
 Every normaliser here standardises ``x`` over a set of reduction dims ``D``
 (n = number of elements reduced per statistic) and optionally applies a
@@ -35,72 +35,17 @@ import numbers
 
 import numpy as np
 
+from ..argcheck import check_flag as _check_flag, check_float_tensor as _check_float_tensor
+from ..argcheck import check_number as _check_number, same_device as _same_device
+from ..argcheck import check_generator as _check_generator, check_tensor as _check_tensor  # noqa: F401
 from ..autograd.function import Function
-from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
-from ..errors import DeviceError, DTypeError, InvalidArgumentError, ShapeError
-from ..tensor import Tensor
+from ..errors import DeviceError, InvalidArgumentError, ShapeError
+from ..kernels import dispatch
 from .reduce import mean as _mean, sum as _sum
-from .shape import _sum_to_array, reshape, sum_to
+from .shape import reshape
 
-__all__ = ["layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "normalize", "dropout",
-           "dropout1d", "dropout2d", "dropout3d"]
-
-
-# ------------------------------------------------------------------ argument checks (shared with attention/loss)
-def _check_tensor(x, op, name="input", allow_none=False):
-    """Raise a DTypeError naming ``op`` when ``x`` is not a Tensor (None allowed if ``allow_none``)."""
-    if x is None and allow_none:
-        return None
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__}")
-    return x
-
-
-def _check_float_tensor(x, op, name="input", allow_none=False):
-    x = _check_tensor(x, op, name, allow_none)
-    if x is not None and x.dtype.kind != "f":
-        raise DTypeError(f"{op}: {name} must be a floating point tensor, got dtype {x.dtype}")
-    return x
-
-
-def _check_number(v, op, name, lo=None, hi=None, allow_none=False):
-    """A real number (bool excluded) within [lo, hi]; returns it as a float."""
-    if v is None and allow_none:
-        return None
-    if isinstance(v, Tensor) and v.array.size == 1 and v.ndim == 0:
-        v = v.item()
-    if isinstance(v, builtins.bool) or not isinstance(v, numbers.Real):
-        raise InvalidArgumentError(f"{op}: {name} must be a real number, got {type(v).__name__}")
-    v = builtins.float(v)
-    if math.isnan(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise InvalidArgumentError(f"{op}: {name} must be in {rng}, got {v}")
-    return v
-
-
-def _check_flag(v, op, name):
-    """A bool flag (Python/NumPy bool or an int used as one); returns a Python bool."""
-    if not isinstance(v, (builtins.bool, np.bool_, numbers.Integral)):
-        raise InvalidArgumentError(f"{op}: {name} must be a bool, got {type(v).__name__}")
-    return builtins.bool(v)
-
-
-def _check_generator(generator, op):
-    from ..random import Generator
-
-    if generator is not None and not isinstance(generator, Generator):
-        raise InvalidArgumentError(f"{op}: generator must be a minigen.Generator or None, "
-                                   f"got {type(generator).__name__}")
-    return generator
-
-
-def _same_device(op, *ts):
-    ts = [t for t in ts if isinstance(t, Tensor)]
-    for t in ts[1:]:
-        if type(t.array) is not type(ts[0].array):
-            raise DeviceError(f"{op}: tensors on different devices: " +
-                              ", ".join(f"shape {tuple(u.shape)} on {u.device}" for u in ts))
+__all__ = ["layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "normalize"]
 
 
 def _channel_view(t, ndim):
@@ -109,40 +54,17 @@ def _channel_view(t, ndim):
 
 
 # ------------------------------------------------------------------ the core Function
-_DISPATCH = []
-
-
-def _kernel(name, *arrays):
-    """The Numba kernel ``name`` for these arrays (minigen.kernels.dispatch: mode, dtype, size), or None."""
-    if not _DISPATCH:
-        try:
-            from ..kernels import dispatch
-        except ImportError:  # pragma: no cover - a checkout without the kernels folder
-            dispatch = None
-        _DISPATCH.append(dispatch)
-    return None if _DISPATCH[0] is None else _DISPATCH[0].get(name, *arrays)
-
-
-def _kernel_grads(ctx, dx, dw, db):
-    """Backward result from a kernel's arrays (dw, db flat (D,) -> the shapes of w, b)."""
-    x, w, b = ctx.args[:3]
-    out = [None] * 6
-    if ctx.next_nodes[0] is not None:
-        out[0] = Tensor._make(dx)
-    if ctx.next_nodes[1] is not None:
-        out[1] = Tensor._make(dw.reshape(w.shape))
-    if ctx.next_nodes[2] is not None:
-        out[2] = Tensor._make(db.reshape(b.shape))
-    return tuple(out)
-
-
 class _AffineNorm(Function):
     """y = x_hat * w + b with x_hat = (x - mean_D x) / sqrt(var_D x + eps); see the module docstring.
 
     Arguments: ``(x, w, b, dims, eps, stats)``; ``w``/``b`` may be None and must already
     broadcast against ``x``; ``stats`` (a dict or None) receives the batch ``mean`` and
     biased ``var`` arrays (kept dims) so a caller can update running statistics.
+    backward: dx = rstd * (g_hat - mean_D g_hat - x_hat * mean_D(g_hat * x_hat)),  g_hat = g * w;
+    dw = g * x_hat,  db = g  (the engine sums both over the dims w and b were broadcast along).
     """
+
+    reads = ((0, 1), (0,), (), (), (), ())  # dx reads x and w, dw reads x, db reads nothing
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
@@ -156,19 +78,17 @@ class _AffineNorm(Function):
             y = y * w
         if b is not None:
             y = y + b
-        ctx.dims, ctx.eps, ctx.mu, ctx.rstd = dims, eps, mu, rstd
+        ctx.mu, ctx.rstd = mu, rstd
         if stats is not None:
             stats["mean"], stats["var"] = mu, var
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
-        x, w, b = ctx.args[:3]
-        need = [ctx.next_nodes[i] is not None for i in range(3)]
-        if not STATE.enabled:  # plain backward: the same formula on arrays, with the saved mu / rstd
-            return _AffineNorm._backward_arrays(ctx, g, x, w, b, need)
-        dims, eps = ctx.dims, ctx.eps
-        # recompute the statistics with differentiable ops so that create_graph=True gives 2nd derivatives
+        x, w = ctx.args[:2]
+        dims, eps = ctx.args[3], ctx.args[4]
+        need = ctx.needs_input_grad
+        # the statistics are recomputed with differentiable ops, so create_graph=True gives 2nd derivatives
         mu = _mean(x, dims, keepdim=True)
         xc = x - mu
         rstd = (_mean(xc * xc, dims, keepdim=True) + eps) ** -0.5
@@ -179,27 +99,22 @@ class _AffineNorm(Function):
             dx = rstd * (g_hat - _mean(g_hat, dims, keepdim=True)
                          - x_hat * _mean(g_hat * x_hat, dims, keepdim=True))
         if need[1]:
-            dw = sum_to(g * x_hat, w.shape)
+            dw = g * x_hat
         if need[2]:
-            db = sum_to(g, b.shape)
+            db = g
         return dx, dw, db, None, None, None
 
-    @staticmethod
-    def _backward_arrays(ctx, g, x, w, b, need):
-        xp = get_array_module(x.array)
-        gd, dims = g.array, ctx.dims
-        x_hat = (x.array - ctx.mu) * ctx.rstd
-        dx = dw = db = None
-        if need[0]:
-            g_hat = gd * w.array if w is not None else gd
-            dx = ctx.rstd * (g_hat - g_hat.mean(axis=dims, keepdims=True)
-                             - x_hat * (g_hat * x_hat).mean(axis=dims, keepdims=True))
-            dx = Tensor._make(dx.astype(x.dtype, copy=False))
-        if need[1]:
-            dw = Tensor._make(_sum_to_array(xp, gd * x_hat, w.shape).astype(w.dtype, copy=False))
-        if need[2]:
-            db = Tensor._make(_sum_to_array(xp, gd, b.shape).astype(b.dtype, copy=False))
-        return dx, dw, db, None, None, None
+
+def _kernel_grads(ctx, k, g):
+    """First-order gradients from a fused backward kernel ``k(g, x, w, mean, rstd) -> (dx, dw, db)``
+    (dw, db flat per feature / channel; None where the op has no weight), or NotImplemented."""
+    x, w, b = ctx.args[:3]
+    if k is None or (w is None and b is not None):  # a kernel without weight returns no db
+        return NotImplemented
+    dx, dw, db = k(g, x.array, None if w is None else w.array, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
+    need = ctx.needs_input_grad
+    return (dx if need[0] else None, dw.reshape(w.shape) if need[1] else None,
+            db.reshape(b.shape) if need[2] else None, None, None, None)
 
 
 class LayerNorm(_AffineNorm):
@@ -208,28 +123,27 @@ class LayerNorm(_AffineNorm):
     forward:  y = (x - mean_D x) / sqrt(var_D x + eps) * w + b      (var biased, D = trailing dims)
     backward: dx = rstd * (g_hat - mean_D g_hat - x_hat * mean_D(g_hat * x_hat)),  g_hat = g * w;
               dw = sum_{leading dims}(g * x_hat);  db = sum_{leading dims}(g).
+    Fused kernels (minigen.kernels ``layer_norm_forward`` / ``layer_norm_backward``) compute the same,
+    the backward one as the first-order ``fast_backward``.
     """
 
-    # Fast path: the fused Numba kernels (minigen.kernels.cpu_norm) when dispatch hands them out;
-    # the backward kernel only in first-order mode (create_graph runs the differentiable formula).
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
-        if stats is None and (k := _kernel("layer_norm_forward", x, w, b)) is not None:
+        if stats is None and (k := dispatch.get("layer_norm_forward", x, w, b)) is not None:
             lead = x.ndim - len(dims)
             y, mean, rstd = k(x, w, b, eps, math.prod(x.shape[lead:]))
             keep = x.shape[:lead] + (1,) * len(dims)
-            ctx.dims, ctx.eps, ctx.mu, ctx.rstd = dims, eps, mean.reshape(keep), rstd.reshape(keep)
+            ctx.mu, ctx.rstd = mean.reshape(keep), rstd.reshape(keep)
             return y
         return _AffineNorm.forward(ctx, x, w, b, dims, eps, stats)
 
     @staticmethod
-    def backward(ctx, g):
-        x, w, b = ctx.args[:3]
-        if (not STATE.enabled and (w is not None or b is None)  # a kernel without weight returns no db
-                and (k := _kernel("layer_norm_backward", g.array, x.array)) is not None):
-            dx, dw, db = k(g.array, x.array, None if w is None else w.array, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
-            return _kernel_grads(ctx, dx, dw, db)
-        return _AffineNorm.backward(ctx, g)
+    def fast_backward(ctx, g):
+        return _kernel_grads(ctx, dispatch.get("layer_norm_backward", g, ctx.args[0].array), g)
+
+
+def _batch_dims(ndim):
+    return (0,) + tuple(range(2, ndim))
 
 
 class BatchNorm(_AffineNorm):
@@ -238,28 +152,27 @@ class BatchNorm(_AffineNorm):
     forward:  y = (x - mean_D x) / sqrt(var_D x + eps) * w + b      (D = (0, 2, 3, ...), var biased)
     backward: dx = rstd * (g_hat - mean_D g_hat - x_hat * mean_D(g_hat * x_hat)),  g_hat = g * w;
               dw_c = sum_D(g * x_hat)_c;  db_c = sum_D(g)_c.
+    Also instance norm (D = (2, 3, ...)), which has no fused kernel. Fused kernels for batch statistics:
+    minigen.kernels ``batch_norm_forward`` / ``batch_norm_backward`` (the first-order ``fast_backward``).
     """
 
-    # Fast path (batch statistics over (0, 2, 3, ...) only; instance_norm's dims take the reference)
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
-        if dims == (0,) + tuple(range(2, x.ndim)) and (k := _kernel("batch_norm_forward", x, w, b)) is not None:
+        if dims == _batch_dims(x.ndim) and (k := dispatch.get("batch_norm_forward", x, w, b)) is not None:
             y, mean, var, rstd = k(x, w, b, eps)
             keep = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-            ctx.dims, ctx.eps, ctx.mu, ctx.rstd = dims, eps, mean.reshape(keep), rstd.reshape(keep)
+            ctx.mu, ctx.rstd = mean.reshape(keep), rstd.reshape(keep)
             if stats is not None:
                 stats["mean"], stats["var"] = ctx.mu, var.reshape(keep)
             return y
         return _AffineNorm.forward(ctx, x, w, b, dims, eps, stats)
 
     @staticmethod
-    def backward(ctx, g):
-        x, w, b = ctx.args[:3]
-        if (not STATE.enabled and ctx.dims == (0,) + tuple(range(2, x.ndim)) and (w is not None or b is None)
-                and (k := _kernel("batch_norm_backward", g.array, x.array)) is not None):
-            dx, dw, db = k(g.array, x.array, None if w is None else w.array, ctx.mu.reshape(-1), ctx.rstd.reshape(-1))
-            return _kernel_grads(ctx, dx, dw, db)
-        return _AffineNorm.backward(ctx, g)
+    def fast_backward(ctx, g):
+        x = ctx.args[0].array
+        if ctx.args[3] != _batch_dims(x.ndim):
+            return NotImplemented
+        return _kernel_grads(ctx, dispatch.get("batch_norm_backward", g, x), g)
 
 
 # ------------------------------------------------------------------ layer norm / rms norm
@@ -503,75 +416,3 @@ def _l2_norm(x, dim, p=2.0):
     s = _sum(powed, dim, keepdim=True)
     zero = (s.array == 0).astype(s.dtype)   # constant: an all-zero slice takes the root of 1 instead of 0
     return (s + zero) ** (1.0 / p) * (1.0 - zero)
-
-
-# ------------------------------------------------------------------ dropout
-class Dropout(Function):
-    """Inverted dropout: y = x * m / (1 - p) with m ~ Bernoulli(1 - p) per element (or per channel).
-
-    forward:  y = x * s,  s = m / (1 - p) (a constant array drawn in the caller)
-    backward: dx = g * s.
-    """
-
-    reads = ()
-
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x * scale
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * Tensor._make(ctx.scale), None
-
-
-def _dropout(x, p, training, generator, mask_shape, op):
-    from ..random import _gen
-
-    x = _check_float_tensor(x, op)
-    p = _check_number(p, op, "p", lo=0.0, hi=1.0)
-    _check_generator(generator, op)
-    if not _check_flag(training, op, "training") or p == 0.0:
-        return x
-    xp = get_array_module(x.array)
-    if p == 1.0:
-        scale = xp.zeros(mask_shape, dtype=x.dtype)
-    else:
-        r = _gen(generator).xp_generator(xp)
-        keep = r.random(mask_shape) >= p
-        scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    return Dropout.apply(x, scale)
-
-
-def dropout(input, p=0.5, training=True, inplace=False, generator=None):
-    """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
-
-    Identity when ``training`` is False or ``p == 0``. The mask is drawn from ``generator``
-    (default: minigen's global generator, see ``mg.manual_seed``). ``inplace`` is accepted for
-    PyTorch compatibility; the result is always a new tensor.
-    """
-    return _dropout(input, p, training, generator, getattr(input, "shape", None), "dropout")
-
-
-def _feature_dropout(input, p, training, generator, spatial, op):
-    x = _check_float_tensor(input, op)
-    if x.ndim not in (spatial + 1, spatial + 2):
-        raise ShapeError(f"{op}: expected a {spatial + 1}-d (C, *) or {spatial + 2}-d (N, C, *) input, "
-                         f"got shape {tuple(x.shape)}")
-    k = x.ndim - spatial
-    return _dropout(x, p, training, generator, tuple(x.shape[:k]) + (1,) * spatial, op)
-
-
-def dropout1d(input, p=0.5, training=True, inplace=False, generator=None):
-    """Channel dropout for (N, C, L) / (C, L): whole channels are zeroed with probability p (scaled 1/(1-p))."""
-    return _feature_dropout(input, p, training, generator, 1, "dropout1d")
-
-
-def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
-    """Channel dropout for (N, C, H, W) / (C, H, W): whole feature maps are zeroed with probability p."""
-    return _feature_dropout(input, p, training, generator, 2, "dropout2d")
-
-
-def dropout3d(input, p=0.5, training=True, inplace=False, generator=None):
-    """Channel dropout for (N, C, D, H, W) / (C, D, H, W)."""
-    return _feature_dropout(input, p, training, generator, 3, "dropout3d")
