@@ -91,6 +91,10 @@ if pytest is not None:
         r, _ = launch(2, __file__, "syncbn")
         assert_ok(r, 2)
 
+    def test_sync_batchnorm_gradient_across_ranks_equals_central_differences():
+        r, _ = launch(2, __file__, "gradcheck_syncbn")
+        assert_ok(r, 2)
+
     def test_ddp_single_process_world_is_plain_training():
         r, _ = launch(1, __file__, "equivalence", "float64")
         assert_ok(r, 1)
@@ -324,6 +328,70 @@ def w_syncbn():
     o_plain = plain(x[r * B:(r + 1) * B] * 3 + 1).array
     o_ref = _mlp(mg, mg.float64, 0, norm=lambda c: mg.nn.BatchNorm1d(c, dtype=mg.float64))(x * 3 + 1).array
     assert np.max(np.abs(o_plain - o_ref[r * B:(r + 1) * B])) > 1e-6
+    say(f"OK rank {r}")
+
+
+def w_gradcheck_syncbn():
+    """Central differences of the *global* function L = sum_r sum(y_r * v_r), y_r = SyncBN(x_r), in float64,
+    against backward, for every element of every rank's input (perturbed on one rank at a time while all ranks
+    evaluate L together) and for weight and bias (replicated: perturbed on all ranks). Uneven local batches,
+    2-d and 3-d inputs, several random draws."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import SyncBatchNorm
+
+    dist.init_process_group("mpi", timeout=60)
+    r, W = dist.get_rank(), dist.get_world_size()
+    h = 1e-6
+
+    def total(v):
+        t = mg.tensor(np.array([v]))
+        dist.all_reduce(t)
+        return float(t.array[0])
+
+    for case, shape_of in enumerate([lambda k: (2 + k, 3), lambda k: (1 + k, 2, 3), lambda k: (3, 2, 2 - k % 2)]):
+        rng = np.random.default_rng([case, r])
+        x0 = rng.standard_normal(shape_of(r)) * 2 + 0.5
+        v = rng.standard_normal(shape_of(r))
+        bn = SyncBatchNorm(x0.shape[1], dtype=mg.float64)
+        wrng = np.random.default_rng(case)  # the same weight and bias on every rank
+        bn.weight.array[...] = wrng.standard_normal(x0.shape[1])
+        bn.bias.array[...] = wrng.standard_normal(x0.shape[1])
+
+        def L(x_arr):
+            with mg.no_grad():
+                return total(float((bn(mg.tensor(x_arr)).array * v).sum()))
+
+        x = mg.tensor(x0.copy(), requires_grad=True)
+        (bn(x) * mg.tensor(v)).sum().backward()
+        gw, gb = bn.weight.grad.clone(), bn.bias.grad.clone()
+        dist.all_reduce(gw)
+        dist.all_reduce(gb)
+        sizes = [0] * W
+        dist.all_gather_object(sizes, int(x0.size))
+        num = np.zeros(x0.size)
+        for s in range(W):  # rank s perturbs its element i; every rank evaluates the global L
+            for i in range(sizes[s]):
+                xp, xm = x0.copy().reshape(-1), x0.copy().reshape(-1)
+                if r == s:
+                    xp[i] += h
+                    xm[i] -= h
+                d = (L(xp.reshape(x0.shape)) - L(xm.reshape(x0.shape))) / (2 * h)
+                if r == s:
+                    num[i] = d
+        np.testing.assert_allclose(x.grad.array.reshape(-1), num, rtol=1e-5, atol=1e-6, err_msg=f"dx case {case}")
+        for p, g in ((bn.weight, gw), (bn.bias, gb)):
+            nump = np.zeros(p.numel())
+            for i in range(p.numel()):
+                old = float(p.array.reshape(-1)[i])
+                p.array.reshape(-1)[i] = old + h
+                lp = L(x0)
+                p.array.reshape(-1)[i] = old - h
+                lm = L(x0)
+                p.array.reshape(-1)[i] = old
+                nump[i] = (lp - lm) / (2 * h)
+            np.testing.assert_allclose(g.array, nump, rtol=1e-5, atol=1e-6, err_msg=f"dparam case {case}")
+        assert np.abs(x.grad.array).max() > 1e-3
     say(f"OK rank {r}")
 
 
