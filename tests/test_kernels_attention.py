@@ -6,6 +6,7 @@ from hypothesis import given, strategies as st
 
 import minigen  # noqa: F401
 from minigen.kernels import cpu_attention as A
+from minigen.ops import attention as attention_ops
 
 from conftest import requires_torch
 
@@ -52,6 +53,11 @@ def test_sdpa_forward_backward(B, H, Tq, Tk, D, Dv, causal, mode, seed, nc):
     assert out.dtype == dt and lse.dtype == np.float64  # running statistics in float64 (acc is ignored)
     np.testing.assert_allclose(out, outr, **tol)
     np.testing.assert_allclose(lse, lser, **tol)
+    # the op file's reference of this kernel (minigen.ops.attention.sdpa_forward_ref) gives the same
+    out_ref, lse_ref = attention_ops.sdpa_forward_ref(q, k, v, causal, scale)
+    assert out_ref.dtype == dt and lse_ref.dtype == np.float64
+    np.testing.assert_allclose(out, out_ref, **tol)
+    np.testing.assert_allclose(lse, lse_ref, **tol)
     dout = rng.standard_normal(out.shape).astype(dt)
     dq, dk, dv = A.sdpa_backward(dout, q, k, v, out, lse, causal)
     for got, ref in zip((dq, dk, dv), ref_sdpa_bwd(dout, q, k, v, causal, scale)):

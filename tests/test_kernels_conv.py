@@ -102,6 +102,7 @@ def test_max_pool(N, C, H, W, k, s, pd, d, dt, seed, ties):
         np.add.at(dxp[i], posr.reshape(N * C, -1)[i], g.reshape(N * C, -1)[i])
     dxr = dxp.reshape(xpad.shape)[:, :, pads[0][0]:pads[0][0] + H, pads[1][0]:pads[1][0] + W]
     np.testing.assert_allclose(dx, dxr, **tol(dt))
+    np.testing.assert_allclose(pool_ops.max_pool2d_backward_ref(g, posr, x.shape, pads), dxr, **tol(dt))
 
 
 def ref_avg(x, k, s, p, out_hw, cip, div):

@@ -183,3 +183,28 @@ def test_lstm_sequence_matches_torch():
     np.testing.assert_allclose(dx, x.grad.numpy(), rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(dwh, lstm.weight_hh_l0.grad.numpy(), rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(db, lstm.bias_ih_l0.grad.numpy(), rtol=1e-11, atol=1e-12)
+
+
+# ------------------------------------------------------------------ kernels == the op file's array references
+@given(T=st.integers(1, 5), B=st.integers(1, 3), I=st.integers(1, 4), H=st.integers(1, 5), dt=DTYPES,
+       bias=st.booleans(), seed=st.integers(0, 2**31))
+def test_seq_kernels_equal_the_references_of_minigen_ops_rnn(T, B, I, H, dt, bias, seed):
+    """lstm_seq_forward / gru_seq_forward == lstm_seq_forward_ref / gru_seq_forward_ref (outputs and the saved
+    arrays the backward kernels read), so a backward kernel may follow either forward."""
+    from minigen.ops import rnn as ops_rnn
+
+    rng = np.random.default_rng(seed)
+    r = lambda *s: (rng.standard_normal(s) * 0.6).astype(dt)  # noqa: E731
+    x, h0, c0 = r(T, B, I), r(B, H), r(B, H)
+    tol = dict(rtol=1e-4, atol=1e-5) if dt == np.float32 else TOL[dt]
+    w_ih, w_hh, b = r(4 * H, I), r(4 * H, H), (r(4 * H) if bias else None)
+    got, want = R.lstm_seq_forward(x, w_ih, w_hh, b, h0, c0), ops_rnn.lstm_seq_forward_ref(x, w_ih, w_hh, b, h0, c0)
+    for a, e in zip(got[:3] + tuple(got[3]), want[:3] + tuple(want[3])):
+        assert a.dtype == e.dtype == dt
+        np.testing.assert_allclose(a, e, **tol)
+    w_ih, w_hh = r(3 * H, I), r(3 * H, H)
+    bi, bh = (r(3 * H), r(3 * H)) if bias else (None, None)
+    got, want = R.gru_seq_forward(x, w_ih, w_hh, bi, bh, h0), ops_rnn.gru_seq_forward_ref(x, w_ih, w_hh, bi, bh, h0)
+    for a, e in zip((got[0],) + tuple(got[1]), (want[0],) + tuple(want[1])):
+        assert a.dtype == e.dtype == dt
+        np.testing.assert_allclose(a, e, **tol)

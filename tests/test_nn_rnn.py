@@ -238,3 +238,108 @@ def test_fused_lstm_second_order():
     with _dispatch.set_mode("numba"):
         gradgradcheck(lambda x, w0: m(x)[0], (x, w[0]))
 
+
+
+# ------------------------------------------------------------------ the whole-sequence ops (minigen.ops.rnn)
+from minigen.ops import rnn as R  # noqa: E402
+
+
+def _seq_args(seed, kind, T=4, B=2, I=3, H=3, bias=True):
+    G = 4 if kind == "LSTM" else 3
+    shapes = [(T, B, I), (B, H)] + ([(B, H)] if kind == "LSTM" else []) + [(G * H, I), (G * H, H)]
+    shapes += [(G * H,), (G * H,)] if bias else []
+    args = [t64(rnd(seed + i, *s) * 0.7) for i, s in enumerate(shapes)]
+    return args if bias else args + [None, None]
+
+
+def _seq_op(kind):
+    return R.LSTMSequence.apply if kind == "LSTM" else R.GRUSequence.apply
+
+
+@pytest.mark.parametrize("mode", ["kernels", "reference"])
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_sequence_op_fast_backward_equals_formula(mode, kind, bias):
+    """LSTMSequence / GRUSequence: fast_backward (the BPTT kernel) == backward (the vector-Jacobian product of
+    the reference loop), kernels forced and on the reference (then fast_backward declines)."""
+    from test_ops_conv import assert_paths_equal
+
+    args = _seq_args(1, kind, bias=bias)
+    tensors = [a for a in args if a is not None]
+    op = _seq_op(kind)
+
+    def fn(*ts):
+        it = iter(ts)
+        return op(*[next(it) if a is not None else None for a in args])
+
+    assert_paths_equal(fn, tensors, mode, f"{kind.lower()}_seq_backward")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_sequence_op_forward_equals_reference_loop(kind):
+    """Forward by the kernel and by the array reference == the loop of differentiable cell ops."""
+    args = _seq_args(2, kind)
+    if kind == "LSTM":
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh = args
+        y, (_, c_T) = R.rnn_layer_reference("LSTM", x, (h0, c0), w_ih, w_hh, b_ih, b_hh)
+        want = np.concatenate([y.detach().numpy(), c_T.detach().numpy()[None]], 0)
+    else:
+        x, h0, w_ih, w_hh, b_ih, b_hh = args
+        want = R.rnn_layer_reference("GRU", x, h0, w_ih, w_hh, b_ih, b_hh)[0].detach().numpy()
+    for ctx in (_dispatch.use_kernels, _dispatch.use_reference):
+        with ctx():
+            got = _seq_op(kind)(*args).detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_sequence_op_gradcheck_and_gradgradcheck(kind):
+    from minigen.testing import gradcheck, gradgradcheck
+
+    args = _seq_args(3, kind, T=3, B=1, I=2, H=2)
+    op = _seq_op(kind)
+    for ctx in (_dispatch.use_kernels, _dispatch.use_reference):
+        with ctx():
+            assert gradcheck(op, args)
+            assert gradgradcheck(op, args)
+
+
+def test_sequence_op_gradient_of_an_argument_computed_from_another():
+    """c0 = 2 * h0: the op's gradient w.r.t. h0 is its own partial derivative (the chain rule adds 2 * dc0
+    once, outside the op), on both backward paths."""
+    x, h0, _, w_ih, w_hh, b_ih, b_hh = _seq_args(4, "LSTM")
+    v = mg.tensor(rnd(5, 5, 2, 3))
+
+    def loss(create_graph):
+        c0 = h0 * 2
+        out = R.LSTMSequence.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        return mg.grad((out * v).sum(), [h0], create_graph=create_graph)[0].detach().numpy()
+
+    y, (_, c_T) = R.rnn_layer_reference("LSTM", x, (h0, h0 * 2), w_ih, w_hh, b_ih, b_hh)
+    want = mg.grad((mg.cat([y, c_T.reshape(1, 2, 3)], 0) * v).sum(), [h0])[0].numpy()
+    for ctx in (_dispatch.use_kernels, _dispatch.use_reference):
+        with ctx():
+            np.testing.assert_allclose(loss(False), want, rtol=1e-12, atol=1e-13)
+            np.testing.assert_allclose(loss(True), want, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fused_gru_matches_reference(bidirectional):
+    m = nn.GRU(3, 4, num_layers=2, bidirectional=bidirectional, dtype=mg.float64)
+    D = 2 if bidirectional else 1
+    x, h0 = t64(rnd(0, 6, 2, 3)), t64(rnd(1, 2 * D, 2, 4))
+
+    def run(ctx):
+        with ctx():
+            for p in list(m.parameters()) + [x, h0]:
+                p.grad = None
+            out, h = m(x, h0)
+            ((out * mg.tensor(rnd(9, *out.shape))).sum() + (h * 2).sum()).backward()
+            return [out.detach().numpy(), h.detach().numpy()] + [t.grad.numpy() for t in [x, h0, *m.parameters()]]
+
+    _dispatch.reset_stats()
+    fused = run(_dispatch.use_kernels)
+    if HAS_KERNELS:
+        assert _dispatch.stats().get("gru_seq_forward", 0) == 2 * D
+    for a, b in zip(fused, run(_dispatch.use_reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -220,18 +220,62 @@ def test_sdpa_errors():
         sdpa(q, k, v, dropout_p=2.0)
 
 
-def test_registered_kernel_is_tried_first_and_can_decline(monkeypatch):
-    monkeypatch.setattr(attn, "_KERNELS", [])
-    seen = []
+# ------------------------------------------------------------------ the fused SDPA op
+def _qkv(seed, lead=(2, 3), L=5, S=7, E=4, Ev=3, grad=True):
+    rng = np.random.default_rng(seed)
+    return [T(rng.standard_normal(lead + shp), grad) for shp in ((L, E), (S, E), (S, Ev))]
 
-    def declining(*args):
-        seen.append(args)
-        return NotImplemented
 
-    attn.register_sdpa_kernel(declining)
-    q = mg.randn(2, 3)
-    out = sdpa(q, q, q)
-    np.testing.assert_allclose(out.numpy(), attn.sdpa_reference(q, q, q).numpy())
-    assert len(seen) == 1 and seen[0][6] == pytest.approx(1 / math.sqrt(3))  # validated, float scale
-    attn.register_sdpa_kernel(lambda *a: mg.zeros(1))
-    assert sdpa(q, q, q).shape == (1,)
+@pytest.mark.parametrize("mode", ["kernels", "reference"])
+@pytest.mark.parametrize("causal", [False, True])
+@given(seed=st.integers(0, 2 ** 16), lead=st.sampled_from([(), (2,), (1, 3)]), L=st.integers(1, 6),
+       S=st.integers(1, 6))
+def test_sdpa_op_fast_backward_equals_formula(mode, causal, seed, lead, L, S):
+    """The SDPA op: its fast_backward (the sdpa_backward kernel) == its backward formula, kernels forced and on
+    the reference; and both == the gradient of the composed reference."""
+    from test_ops_conv import assert_paths_equal
+
+    q, k, v = _qkv(seed, lead, L, S)
+    op = lambda q, k, v: attn.SDPA.apply(q, k, v, causal, 0.7)  # noqa: E731
+    assert_paths_equal(op, [q, k, v], mode, "sdpa_backward", seed)
+    out = op(q, k, v)
+    ref = attn.sdpa_reference(q, k, v, is_causal=causal, scale=0.7)
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = mg.tensor(np.random.default_rng(seed + 1).standard_normal(out.shape))
+    for a, b in zip(mg.grad(out, [q, k, v], g), mg.grad(ref, [q, k, v], g)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_sdpa_takes_the_fused_op_only_where_its_kernel_applies():
+    from minigen.kernels import dispatch
+
+    q, k, v = _qkv(0)
+    with dispatch.use_kernels():
+        fused = sdpa(q, k, v, is_causal=True)
+        masked = sdpa(q, k, v, attn_mask=mg.ones(5, 7, dtype=mg.bool_))
+    with dispatch.use_reference():
+        ref = sdpa(q, k, v, is_causal=True)
+    assert ref.grad_fn.name != "SDPABackward" and masked.grad_fn.name != "SDPABackward"
+    if dispatch.available():
+        assert fused.grad_fn.name == "SDPABackward"
+    np.testing.assert_allclose(fused.detach().numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_sdpa_op_gradcheck_and_gradgradcheck():
+    q, k, v = _qkv(3, (2,), 3, 4, 2, 2)
+    for causal in (False, True):
+        fn = lambda q, k, v: attn.SDPA.apply(q, k, v, causal, 0.5)  # noqa: E731
+        assert gradcheck(fn, (q, k, v))
+        assert gradgradcheck(fn, (q, k, v))
+
+
+def test_sdpa_forward_ref_by_hand():
+    # one query, two keys with scores 0 and log 3 (scale 1): weights 1/4, 3/4
+    q = np.array([[1.0]])
+    k = np.array([[0.0], [np.log(3.0)]])
+    v = np.array([[4.0, 0.0], [0.0, 8.0]])
+    out, lse = attn.sdpa_forward_ref(q, k, v, False, 1.0)
+    np.testing.assert_allclose(out, [[1.0, 6.0]], rtol=1e-14)
+    np.testing.assert_allclose(lse, [np.log(4.0)], rtol=1e-14)
+    out, lse = attn.sdpa_forward_ref(q, k, v, True, 1.0)  # causal: query 0 sees key 0 only
+    np.testing.assert_allclose(out, [[4.0, 0.0]])

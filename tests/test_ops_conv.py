@@ -1,6 +1,7 @@
 """conv1d / conv2d / conv_transpose1d / conv_transpose2d: hand-computed cases, gradcheck and gradgradcheck
 on Hypothesis-drawn geometries (groups, stride, padding incl. 'same', dilation, output_padding), the
-PyTorch oracle for forward, gradients and double backward, the kernel registry, and input validation."""
+PyTorch oracle for forward, gradients and double backward, fast_backward == backward (kernels forced and
+reference mode), and input validation."""
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -352,30 +353,96 @@ def test_gradient_penalty_double_backward_matches_torch():
         np.testing.assert_allclose(b, a, rtol=1e-8, atol=1e-8)
 
 
-# ------------------------------------------------------------------ kernel registry
-def test_registered_fast_kernel_is_used_and_reference_can_be_forced():
-    calls = []
+# ------------------------------------------------------------------ fast_backward == backward
+def both_paths(fn, inputs, seed=0):
+    """(fast, formula): the gradients of sum(v * fn(*inputs)) w.r.t. ``inputs`` by a first-order backward (the
+    engine runs each op's ``fast_backward``) and with ``create_graph=True`` (each op's ``backward`` formula)."""
+    out = fn(*inputs)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    rng = np.random.default_rng(seed)
+    vs = [mg.tensor(rng.standard_normal(tuple(o.shape)).astype(o.dtype)) for o in outs]
+    fast = mg.grad(outs, inputs, grad_outputs=vs, retain_graph=True)
+    formula = mg.grad(outs, inputs, grad_outputs=vs, create_graph=True)
+    return [g.numpy() for g in fast], [g.detach().numpy() for g in formula]
 
-    def fast(*args):
-        calls.append(1)
-        return C.conv2d_forward_ref(*args)
 
+def kernel_modes():
+    """The two kernel modes every fast_backward test runs under: kernels forced wherever they apply, and the
+    reference everywhere (fast_backward then declines and the formula runs on both paths)."""
     from minigen.kernels import dispatch
 
-    x, w = mg.randn(1, 1, 4, 4), mg.randn(1, 1, 2, 2)
-    C.register_kernel("conv2d_forward", fast)
-    try:
-        with dispatch.set_mode("auto"):  # also under MINIGEN_KERNELS=reference
-            y = mg.conv2d(x, w)
-        assert calls == [1]
-        with C.reference_kernels():
-            y_ref = mg.conv2d(x, w)
-        assert calls == [1]
-        np.testing.assert_array_equal(y.numpy(), y_ref.numpy())
-    finally:
-        C._FAST.pop(("conv2d_forward", "numpy"), None)
-    with pytest.raises(InvalidArgumentError, match="unknown kernel"):
-        C.register_kernel("conv3d_forward", fast)
+    return [("kernels", dispatch.use_kernels), ("reference", dispatch.use_reference)]
+
+
+def assert_paths_equal(fn, inputs, mode, kernel=None, seed=0, rtol=1e-10, atol=1e-12):
+    """fast_backward path == backward formula under ``mode``; in kernel mode (with Numba) ``kernel`` ran."""
+    from minigen.kernels import dispatch
+
+    ctx = dict(kernel_modes())[mode]
+    with ctx():
+        dispatch.reset_stats()
+        fast, formula = both_paths(fn, inputs, seed)
+        ran = dispatch.stats()
+    if kernel is not None:
+        if mode == "kernels" and dispatch.available():
+            assert ran.get(kernel, 0) > 0, (kernel, ran)
+        if mode == "reference":
+            assert ran == {}
+    for a, b in zip(fast, formula):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("mode", ["kernels", "reference"])
+@given(conv_cases(2, allow_str_padding=False), st.integers(0, 2 ** 16))
+def test_conv2d_fast_backward_equals_formula(mode, case, seed):
+    arrs, _ = _arrays(case, seed)
+    x, w = t64(arrs[0]), t64(arrs[1])
+    fn = lambda x, w: mg.conv2d(x, w, None, case["stride"], case["padding"], case["dilation"],  # noqa: E731
+                                case["groups"])
+    assert_paths_equal(fn, [x, w], mode, "conv2d_backward", seed)
+
+
+@pytest.mark.parametrize("mode", ["kernels", "reference"])
+@given(conv_transpose_cases(2), st.integers(0, 2 ** 16))
+def test_conv_transpose2d_fast_backward_equals_formula(mode, case, seed):
+    arrs, _ = _arrays(case, seed)
+    x, w = t64(arrs[0]), t64(arrs[1])
+    fn = lambda x, w: mg.conv_transpose2d(x, w, None, case["stride"], case["padding"],  # noqa: E731
+                                          case["output_padding"], case["groups"], case["dilation"])
+    assert_paths_equal(fn, [x, w], mode, "conv_transpose2d_backward", seed)
+
+
+@pytest.mark.parametrize("mode", ["kernels", "reference"])
+@pytest.mark.parametrize("need", ["x", "w"])
+def test_conv_fast_backward_with_one_gradient_needed(mode, need):
+    """Only dx (constant weight) or only dw (constant input) is asked for: the kernel computes just that one."""
+    rng = np.random.default_rng(4)
+    x = t64(rng.standard_normal((2, 4, 6, 5)), need == "x")
+    w = t64(rng.standard_normal((6, 2, 3, 2)), need == "w")
+    wt = t64(rng.standard_normal((4, 3, 3, 2)), need == "w")
+    assert_paths_equal(lambda *_: mg.conv2d(x, w, stride=2, padding=1, groups=2), [x if need == "x" else w], mode)
+    assert_paths_equal(lambda *_: mg.conv_transpose2d(x, wt, stride=2), [x if need == "x" else wt], mode)
+
+
+def test_conv_forward_uses_the_kernels_or_the_reference():
+    from minigen.kernels import dispatch
+
+    x, w = mg.randn(1, 2, 5, 5, requires_grad=True), mg.randn(3, 2, 3, 3, requires_grad=True)
+    with dispatch.use_reference():
+        dispatch.reset_stats()
+        y_ref = mg.conv2d(x, w, padding=1)
+        assert dispatch.stats() == {}
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        y = mg.conv2d(x, w, padding=1)
+        if dispatch.available():  # the weight needs a gradient: the forward keeps its im2col columns
+            assert dispatch.stats().get("conv2d_forward_cols") == 1
+        with mg.no_grad():
+            y2 = mg.conv2d(x, w, padding=1)
+        if dispatch.available():
+            assert dispatch.stats().get("conv2d_forward") == 1
+    np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y2.numpy(), y_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_reference_helpers_are_usable_on_arrays():

@@ -258,6 +258,31 @@ def test_nearest_and_adaptive_gradgradcheck_fixed_cases():
     assert gradgradcheck(lambda x: mg.adaptive_avg_pool2d(x, (2, 3)), (x,))
 
 
+# ------------------------------------------------------------------ kernels == reference, fast_backward == backward
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@given(st.data())
+def test_pool_kernels_equal_reference_on_both_backward_paths(kind, data):
+    """The gradient by a first-order backward (fast_backward where an op has one) and by create_graph=True
+    (the backward formulas), with the kernels forced and on the reference: all four agree."""
+    from test_ops_conv import assert_paths_equal, both_paths
+
+    from minigen.kernels import dispatch
+
+    nd = data.draw(st.sampled_from([1, 2]))
+    c = data.draw(pool_cases(nd, dilation=(kind == "max")))
+    x = data.draw(distinct_tensors(c["shape"]))
+    f = _max_fn(nd, c) if kind == "max" else _avg_fn(nd, c, data.draw(st.booleans()))
+    assume(np.isfinite(f(x).detach().numpy()).all())
+    kernel = "max_pool2d_backward" if kind == "max" else "conv2d_backward"
+    assert_paths_equal(f, [x], "kernels", kernel)
+    assert_paths_equal(f, [x], "reference", kernel)
+    with dispatch.use_kernels():
+        fast_k = both_paths(f, [x])[0]
+    with dispatch.use_reference():
+        fast_r = both_paths(f, [x])[0]
+    np.testing.assert_allclose(fast_k[0], fast_r[0], rtol=1e-10, atol=1e-12)
+
+
 # ------------------------------------------------------------------ PyTorch oracle
 def _torch_compare(mg_fn, torch_fn, x, seed=0, atol=1e-10):
     import torch

@@ -20,8 +20,11 @@ backward (and double backward) is the chain rule through them::
     dV = P^T dOut,   dP = dOut V^T,   dS = P * (dP - sum(dP * P, -1)),   dQ = dS K * scale,
     dK = dS^T Q * scale,   dM = dS (summed over broadcast dims)
 
-It is also the oracle for fused kernels: a kernel registered with :func:`register_sdpa_kernel`
-is tried first by :func:`scaled_dot_product_attention` and must agree with the reference.
+Fused kernels: without attn_mask, dropout and GQA, and when ``dispatch.applies("sdpa_forward", q, k, v)``
+(the Numba kernel of ``minigen.kernels.cpu_attention`` for NumPy arrays, the CUDA kernel of
+``minigen.kernels.gpu_attention`` for CuPy arrays), :func:`scaled_dot_product_attention` runs the
+:class:`SDPA` op: its forward is the ``sdpa_forward`` kernel (reference: :func:`sdpa_forward_ref`), its
+``fast_backward`` the ``sdpa_backward`` kernel, its ``backward`` the formula above on Tensors.
 """
 from __future__ import annotations
 
@@ -30,29 +33,17 @@ import math
 
 import numpy as np
 
+from ..argcheck import check_flag, check_float_tensor, check_generator, check_number, check_tensor, same_device
 from ..autograd.function import Function
-from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
+from ..kernels import dispatch
 from ..tensor import Tensor
-from .norm import (_check_flag, _check_float_tensor, _check_generator, _check_number, _check_tensor, _same_device)
-from .dropout import dropout
 from .indexing import SetItem
+from .dropout import dropout
 from .shape import broadcast_to, reshape, transpose
 
 __all__ = ["scaled_dot_product_attention"]
-
-_KERNELS = []
-
-
-def register_sdpa_kernel(kernel):
-    """Register a fast path ``kernel(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator)``.
-
-    It receives validated arguments (``scale`` already a float) and returns the output Tensor, or
-    ``NotImplemented`` to fall back to the next kernel / the reference. Returns ``kernel``.
-    """
-    _KERNELS.append(kernel)
-    return kernel
 
 
 def _broadcast(shapes, what):
@@ -65,9 +56,9 @@ def _broadcast(shapes, what):
 
 def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa):
     op = "scaled_dot_product_attention"
-    q = _check_float_tensor(query, op, "query")
-    k = _check_float_tensor(key, op, "key")
-    v = _check_float_tensor(value, op, "value")
+    q = check_float_tensor(query, op, "query")
+    k = check_float_tensor(key, op, "key")
+    v = check_float_tensor(value, op, "value")
     for name, t in (("query", q), ("key", k), ("value", v)):
         if t.ndim < 2:
             raise ShapeError(f"{op}: {name} must have at least 2 dims (..., seq, features), got {tuple(t.shape)}")
@@ -77,7 +68,7 @@ def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enabl
     if k.shape[-2] != v.shape[-2]:
         raise ShapeError(f"{op}: key and value must have the same sequence length S, got key {tuple(k.shape)} "
                          f"and value {tuple(v.shape)}")
-    enable_gqa = _check_flag(enable_gqa, op, "enable_gqa")
+    enable_gqa = check_flag(enable_gqa, op, "enable_gqa")
     if not (q.dtype == k.dtype == v.dtype):
         raise DTypeError(f"{op}: query, key and value must have the same dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if enable_gqa:
@@ -93,14 +84,14 @@ def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enabl
         batch = batch + (hq,)
     else:
         batch = _broadcast([q.shape[:-2], k.shape[:-2], v.shape[:-2]], "the batch dims of query, key and value")
-    dropout_p = _check_number(dropout_p, op, "dropout_p", lo=0.0, hi=1.0)
+    dropout_p = check_number(dropout_p, op, "dropout_p", lo=0.0, hi=1.0)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
     else:
-        scale = _check_number(scale, op, "scale")
-    is_causal = _check_flag(is_causal, op, "is_causal")
+        scale = check_number(scale, op, "scale")
+    is_causal = check_flag(is_causal, op, "is_causal")
     if attn_mask is not None:
-        _check_tensor(attn_mask, op, "attn_mask")
+        check_tensor(attn_mask, op, "attn_mask")
         if is_causal:
             raise InvalidArgumentError(f"{op}: pass either attn_mask or is_causal=True, not both")
         if attn_mask.dtype.kind not in "bf":
@@ -110,7 +101,7 @@ def _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enabl
         if _broadcast([attn_mask.shape, scores], "attn_mask and the attention scores") != scores:
             raise ShapeError(f"{op}: attn_mask of shape {tuple(attn_mask.shape)} must broadcast to the shape of "
                              f"the attention scores {scores}")
-    _same_device(op, q, k, v, attn_mask)
+    same_device(op, q, k, v, attn_mask)
     return q, k, v, attn_mask, dropout_p, builtins.bool(is_causal), builtins.float(scale), builtins.bool(enable_gqa)
 
 
@@ -135,11 +126,15 @@ def _mask_rows(mask_shape, L, S):
 def sdpa_reference(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                    enable_gqa=False, generator=None):
     """Reference attention softmax(Q K^T * scale + M) V, composed of differentiable ops (see module docstring)."""
+    args = _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    check_generator(generator, "scaled_dot_product_attention")
+    return _attention(*args, generator)
+
+
+def _attention(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator):
+    """:func:`sdpa_reference` on validated arguments."""
     from .activation import softmax
 
-    q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa = _check_args(
-        query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-    _check_generator(generator, "scaled_dot_product_attention")
     if enable_gqa:
         rep = q.shape[-3] // k.shape[-3]
         k, v = _repeat_heads(k, rep), _repeat_heads(v, rep)
@@ -176,34 +171,57 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                  enable_gqa=False, generator=None):
     """softmax(Q K^T * scale + mask) V with PyTorch's arguments (see the module docstring).
 
-    ``generator`` (a minigen extension) seeds the dropout on the attention weights. Registered fast
-    kernels are tried first; the differentiable :func:`sdpa_reference` is the fallback.
+    ``generator`` (a minigen extension) seeds the dropout on the attention weights. The fused
+    :class:`SDPA` op runs where its kernel applies (no attn_mask, no dropout, no GQA, equal leading
+    dims); everything else runs the differentiable composition of :func:`sdpa_reference`.
     """
-    if _KERNELS:
-        args = _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-        for kern in _KERNELS:
-            out = kern(*args, generator)
-            if out is not NotImplemented:
-                return out
-    return sdpa_reference(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator)
+    args = _check_args(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    check_generator(generator, "scaled_dot_product_attention")
+    q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa = args
+    if (attn_mask is None and dropout_p == 0.0 and not enable_gqa and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
+            and dispatch.applies("sdpa_forward", q.array, k.array, v.array)):
+        return SDPA.apply(q, k, v, is_causal, scale)
+    return _attention(*args, generator)
 
 
-# ------------------------------------------------------------------ fused kernel (minigen.kernels.cpu_attention)
+# ------------------------------------------------------------------ the fused op
+def sdpa_forward_ref(q, k, v, causal=False, scale=None):
+    """The reference of the ``sdpa_forward`` kernels, on arrays: q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv)
+    with equal leading dims -> (out (..., Tq, Dv) in q's dtype, lse (..., Tq) float64) where
+
+        s = q k^T * scale (-inf where causal and j > i),  lse_i = log sum_j exp(s_ij),  out = exp(s - lse) v.
+    No keys (Tk = 0): out is NaN and lse -inf (a softmax over an empty set)."""
+    xp = get_array_module(q)
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    if Tk == 0:
+        return xp.full(q.shape[:-1] + (v.shape[-1],), xp.nan, q.dtype), xp.full(q.shape[:-1], -xp.inf)
+    s = (q @ xp.swapaxes(k, -1, -2)).astype(xp.float64) * scale
+    if causal:
+        s = xp.where(xp.tril(xp.ones((Tq, Tk), dtype=builtins.bool)), s, -xp.inf)
+    m = s.max(axis=-1, keepdims=True)
+    lse = m + xp.log(xp.exp(s - m).sum(axis=-1, keepdims=True))
+    out = xp.exp(s - lse) @ v.astype(xp.float64)
+    return out.astype(q.dtype), lse[..., 0]
+
+
 class SDPA(Function):
-    """out = softmax(Q K^T * scale [+ causal mask]) V by the fused flash-style kernel (no attn_mask, no dropout).
+    """out = softmax(Q K^T * scale [+ causal mask]) V as one op (no attn_mask, no dropout).
 
-    forward:  the ``sdpa_forward`` kernel (saves the row logsumexp, not the probabilities)
-    backward: first order: the ``sdpa_backward`` kernel (probabilities recomputed tile by tile);
-              create_graph: the differentiable formulas of the module docstring, with
-              P = softmax(Q K^T * scale + M) recomputed from ops:
+    forward:  the ``sdpa_forward`` kernel, else :func:`sdpa_forward_ref` (saves the row logsumexp, not P)
+    backward: with P = softmax(Q K^T * scale + M) recomputed from ops,
               dV = P^T g,  dP = g V^T,  dS = P * (dP - sum(dP * P, -1)),  dQ = dS K * scale,  dK = dS^T Q * scale
-    Arguments: q, k, v (same leading dims), is_causal, scale, the forward kernel.
+    fast_backward (first order): the ``sdpa_backward`` kernel, the same formulas with P recomputed tile by
+    tile from the saved logsumexp.
+    Arguments: q, k, v (same leading dims), is_causal, scale.
     """
 
     uses_output = True
 
     @staticmethod
-    def forward(ctx, q, k, v, is_causal, scale, fwd):
+    def forward(ctx, q, k, v, is_causal, scale):
+        fwd = dispatch.get("sdpa_forward", q, k, v) or sdpa_forward_ref
         out, ctx.lse = fwd(q, k, v, is_causal, scale)
         return out
 
@@ -211,11 +229,8 @@ class SDPA(Function):
     def backward(ctx, g):
         from .activation import softmax
 
-        q, k, v, is_causal, scale, _ = ctx.args
-        if not STATE.enabled and (kb := _attn_kernel("sdpa_backward", g.array, q.array, k.array, v.array)) is not None:
-            grads = kb(g.array, q.array, k.array, v.array, ctx.output.array, ctx.lse, is_causal, scale)
-            return tuple(Tensor._make(a) if ctx.next_nodes[i] is not None else None
-                         for i, a in enumerate(grads)) + (None, None, None)
+        q, k, v, is_causal, scale = ctx.args
+        need_q, need_k, need_v = ctx.needs_input_grad[:3]
         scores = (q @ transpose(k, -2, -1)) * scale
         if is_causal:
             xp = get_array_module(q.array)
@@ -223,28 +238,20 @@ class SDPA(Function):
             keep = xp.tril(xp.ones((L, S), dtype=builtins.bool))
             scores = scores + Tensor._make(xp.where(keep, 0.0, -xp.inf).astype(q.dtype))
         p = softmax(scores, dim=-1)
-        dp = g @ transpose(v, -2, -1)
-        ds = p * (dp - (dp * p).sum(dim=-1, keepdim=True))
-        return ds @ k * scale, transpose(ds, -2, -1) @ q * scale, transpose(p, -2, -1) @ g, None, None, None
+        dv = transpose(p, -2, -1) @ g if need_v else None
+        dq = dk = None
+        if need_q or need_k:
+            dp = g @ transpose(v, -2, -1)
+            ds = p * (dp - (dp * p).sum(dim=-1, keepdim=True))
+            dq = ds @ k * scale if need_q else None
+            dk = transpose(ds, -2, -1) @ q * scale if need_k else None
+        return dq, dk, dv, None, None
 
-
-def _attn_kernel(name, *arrays):
-    from ..kernels import dispatch
-
-    return dispatch.get(name, *arrays)
-
-
-def _sdpa_fast(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator):
-    """The fused kernel for what it covers (no attn_mask, no dropout, no GQA, equal leading dims)."""
-    if attn_mask is not None or dropout_p > 0.0 or enable_gqa or not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
-        return NotImplemented
-    try:
-        fwd = _attn_kernel("sdpa_forward", q.array, k.array, v.array)
-    except ImportError:  # pragma: no cover - a checkout without the kernels folder
-        return NotImplemented
-    if fwd is None:
-        return NotImplemented
-    return SDPA.apply(q, k, v, is_causal, scale, fwd)
-
-
-register_sdpa_kernel(_sdpa_fast)
+    @staticmethod
+    def fast_backward(ctx, g):
+        q, k, v, is_causal, scale = ctx.args
+        kb = dispatch.get("sdpa_backward", g, q.array, k.array, v.array)
+        if kb is None:
+            return NotImplemented
+        grads = kb(g, q.array, k.array, v.array, ctx.output.array, ctx.lse, is_causal, scale)
+        return tuple(a if n else None for a, n in zip(grads, ctx.needs_input_grad))

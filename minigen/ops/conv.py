@@ -28,101 +28,30 @@ The public ``conv_transpose2d`` is the same ConvTranspose2d map: a transposed co
 with padding ``p`` and output padding ``op`` is the adjoint of a convolution with padding
 ``(p, p - op)`` on an input of the transposed output's size (a negative padding crops).
 
-Array-level reference kernels (``conv2d_forward_ref``, ``conv2d_backward_input_ref``,
-``conv2d_backward_weight_ref``) are plain NumPy/CuPy: im2col through a strided view and one
-batched matmul per group. The Functions look kernels up by name with :func:`kernel`: the Numba
-kernels of ``minigen.kernels.cpu_conv`` come through ``minigen.kernels.dispatch`` (so
-``MINIGEN_KERNELS=reference`` turns them off), others may be registered with :func:`register_kernel`.
-In first-order backward (no ``create_graph``) ``Conv2d`` and ``ConvTranspose2d`` call one fused
-kernel for both gradients when there is one (``conv2d_backward``, ``conv_transpose2d_backward``:
-one dY matrix, and the forward's im2col matrix reused for the weight gradient); with
-``create_graph=True`` the differentiable formulas below run.
+Kernels: each forward asks ``dispatch.get(name, *arrays)`` for the kernel of that name (the Numba
+kernels of ``minigen.kernels.cpu_conv``; None in ``MINIGEN_KERNELS=reference`` mode or when the kernel
+does not apply) and runs the array-level reference of this file when there is none:
+``conv2d_forward_ref``, ``conv2d_backward_input_ref``, ``conv2d_backward_weight_ref`` (plain
+NumPy/CuPy: im2col through a strided view and one batched matmul per group) -- the teaching text and
+the oracle the kernels must equal. ``Conv2d`` and ``ConvTranspose2d`` also declare a ``fast_backward``:
+the engine calls it for a first-order backward (no ``create_graph``), and it computes both gradients
+with one fused kernel (``conv2d_backward``, ``conv_transpose2d_backward``: one dY matrix, and the
+forward's im2col matrix reused for the weight gradient); ``backward`` stays the one formula.
 """
 from __future__ import annotations
 
 import builtins
-import contextlib
 
 import numpy as np
 
-from ..autograd.function import Context, Function
-from ..autograd.grad_mode import STATE
+from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
+from ..kernels import dispatch
 from ..tensor import Tensor
 from .shape import reshape
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
-
-
-# =====================================================================================
-# kernel registry: reference implementations, optionally replaced by fast ones
-# =====================================================================================
-_REFERENCE = {}
-_FAST = {}
-_FAST_ENABLED = [True]
-_DISPATCH = []
-
-
-def _dispatch():
-    """minigen.kernels.dispatch (the Numba kernels' switch), or None in a checkout without kernels."""
-    if not _DISPATCH:
-        try:
-            from ..kernels import dispatch
-        except ImportError:  # pragma: no cover - no kernels folder
-            dispatch = None
-        _DISPATCH.append(dispatch)
-    return _DISPATCH[0]
-
-
-def register_kernel(name, fn, array_module="numpy"):
-    """Register ``fn`` as the fast kernel ``name`` for arrays of ``array_module`` ('numpy' or 'cupy').
-
-    ``fn`` takes exactly the arguments of the reference ``<name>_ref`` and must return the
-    same result (a property test should assert fast == reference on random inputs).
-    Names: ``conv2d_forward``, ``conv2d_backward_input``, ``conv2d_backward_weight`` (this
-    module) and ``max_pool2d_argmax``, ``adaptive_max_pool2d_argmax`` (:mod:`minigen.ops.pool`).
-    A kernel registered here takes precedence over the Numba kernel of the same name in
-    ``minigen.kernels.dispatch``.
-    """
-    if name not in _REFERENCE:
-        raise InvalidArgumentError(f"register_kernel: unknown kernel {name!r}; known: {sorted(_REFERENCE)}")
-    _FAST[(name, array_module)] = fn
-
-
-def fast_kernel(name, *arrays):
-    """The fast kernel ``name`` for these arrays, or None (then the reference runs).
-
-    Order: a kernel registered with :func:`register_kernel` for the arrays' module, then the Numba
-    kernel that ``minigen.kernels.dispatch`` hands out (mode, dtype, layout and size rules). None inside
-    :func:`reference_kernels` and when ``MINIGEN_KERNELS=reference``.
-    """
-    d = _dispatch()
-    if not _FAST_ENABLED[0] or (d is not None and d.mode() == "reference"):
-        return None
-    fn = _FAST.get((name, get_array_module(arrays[0]).__name__)) if arrays else None
-    if fn is None and d is not None:
-        fn = d.get(name, *arrays)
-    return fn
-
-
-def kernel(name, *arrays):
-    """The implementation of kernel ``name`` for these arrays: :func:`fast_kernel`, else the reference."""
-    return fast_kernel(name, *arrays) or _REFERENCE[name]
-
-
-@contextlib.contextmanager
-def reference_kernels():
-    """``with reference_kernels(): ...`` runs every op on its NumPy reference (conv/pool and dispatch alike)."""
-    prev = _FAST_ENABLED[0]
-    _FAST_ENABLED[0] = False
-    d = _dispatch()
-    ctx = d.use_reference() if d is not None else contextlib.nullcontext()
-    try:
-        with ctx:
-            yield
-    finally:
-        _FAST_ENABLED[0] = prev
 
 
 # =====================================================================================
@@ -245,49 +174,46 @@ def conv2d_backward_weight_ref(x, g, kernel_hw, stride=1, padding=0, dilation=1,
     return (gmat @ cols).reshape(O, Cg, kh, kw)
 
 
-_REFERENCE.update(conv2d_forward=conv2d_forward_ref, conv2d_backward_input=conv2d_backward_input_ref,
-                  conv2d_backward_weight=conv2d_backward_weight_ref)
-
 
 # =====================================================================================
 # Functions: three linear maps, each the other's adjoint
 # =====================================================================================
-def _tensor_or_none(a):
-    return None if a is None else Tensor._make(a)
-
-
 class Conv2d(Function):
     """y = conv2d(x, w) (no bias; see the module docstring for the formula).
 
     backward:  dx = ConvTranspose2d(g, w)          (adjoint of x -> conv2d(x, w))
                dw = Conv2dWeightGrad(x, g)         (d<g, conv2d(x, w)>/dw)
+    fast_backward (first order): the ``conv2d_backward`` kernel, both gradients from one dY matrix and
+    the forward's im2col matrix (kept by ``conv2d_forward_cols`` when w needs a gradient).
     Arguments: x, w, stride (sh, sw), pads ((top, bottom), (left, right)), dilation (dh, dw), groups.
     """
 
+    reads = ((1,), (0,))  # dx reads w, dw reads x
+
     @staticmethod
-    def forward(ctx, x, w, stride, pads, dilation, groups, keep_cols=False):
-        # keep_cols (set by conv2d when the weight will need a gradient): a kernel that builds the
-        # im2col matrix anyway keeps it on ctx for the weight gradient of the first-order backward
-        if keep_cols and type(ctx) is Context and (k := fast_kernel("conv2d_forward_cols", x, w)) is not None:
-            y, ctx.cols = k(x, w, stride, pads, dilation, groups)
+    def forward(ctx, x, w, stride, pads, dilation, groups):
+        if ctx.needs_input_grad[1] and (k := dispatch.get("conv2d_forward_cols", x, w)) is not None:
+            y, ctx.cols = k(x, w, stride, pads, dilation, groups)  # the columns serve dw in fast_backward
             return y
-        return kernel("conv2d_forward", x, w)(x, w, stride, pads, dilation, groups)
+        k = dispatch.get("conv2d_forward", x, w) or conv2d_forward_ref
+        return k(x, w, stride, pads, dilation, groups)
 
     @staticmethod
     def backward(ctx, g):
         x, w, stride, pads, dilation, groups = ctx.args
-        need_x, need_w = ctx.next_nodes[0] is not None, ctx.next_nodes[1] is not None
-        if not STATE.enabled and (k := fast_kernel("conv2d_backward", g.array, x.array, w.array)) is not None:
-            # first order: both gradients from one dY matrix (and the forward's columns, when kept)
-            gx, gw = k(g.array, x.array, w.array, getattr(ctx, "cols", None), need_x, need_w,
-                       stride, pads, dilation, groups)
-            return _tensor_or_none(gx), _tensor_or_none(gw), None, None, None, None
-        gx = gw = None
-        if ctx.next_nodes[0] is not None:
-            gx = ConvTranspose2d.apply(g, w, x.shape[2:], stride, pads, dilation, groups)
-        if ctx.next_nodes[1] is not None:
-            gw = Conv2dWeightGrad.apply(x, g, w.shape[2:], stride, pads, dilation, groups)
+        need_x, need_w = ctx.needs_input_grad[:2]
+        gx = ConvTranspose2d.apply(g, w, x.shape[2:], stride, pads, dilation, groups) if need_x else None
+        gw = Conv2dWeightGrad.apply(x, g, w.shape[2:], stride, pads, dilation, groups) if need_w else None
         return gx, gw, None, None, None, None
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        x, w, stride, pads, dilation, groups = ctx.args
+        k = dispatch.get("conv2d_backward", g, x.array, w.array)
+        if k is None:
+            return NotImplemented
+        need_x, need_w = ctx.needs_input_grad[:2]
+        return k(g, x.array, w.array, getattr(ctx, "cols", None), need_x, need_w, stride, pads, dilation, groups)
 
 
 class ConvTranspose2d(Function):
@@ -297,26 +223,32 @@ class ConvTranspose2d(Function):
     y = y_pad without its padding.
     backward:  dg = Conv2d(G, w)                  (the adjoint of an adjoint is the map itself)
                dw = Conv2dWeightGrad(G, g)        (<G, T_w g> = <conv2d(G, w), g>, differentiate in w)
+    fast_backward (first order): the ``conv_transpose2d_backward`` kernel (both from one im2col matrix of G).
     """
+
+    reads = ((1,), (0,))  # dg reads w, dw reads g
 
     @staticmethod
     def forward(ctx, g, w, input_hw, stride, pads, dilation, groups):
-        return kernel("conv2d_backward_input", g, w)(g, w, input_hw, stride, pads, dilation, groups)
+        k = dispatch.get("conv2d_backward_input", g, w) or conv2d_backward_input_ref
+        return k(g, w, input_hw, stride, pads, dilation, groups)
 
     @staticmethod
     def backward(ctx, G):
         g, w, _, stride, pads, dilation, groups = ctx.args
-        need_g, need_w = ctx.next_nodes[0] is not None, ctx.next_nodes[1] is not None
-        if not STATE.enabled and (k := fast_kernel("conv_transpose2d_backward", G.array, g.array, w.array)) is not None:
-            # first order: both gradients from one im2col matrix of G
-            gg, gw = k(G.array, g.array, w.array, need_g, need_w, stride, pads, dilation, groups)
-            return _tensor_or_none(gg), _tensor_or_none(gw), None, None, None, None, None
-        gg = gw = None
-        if ctx.next_nodes[0] is not None:
-            gg = Conv2d.apply(G, w, stride, pads, dilation, groups)
-        if ctx.next_nodes[1] is not None:
-            gw = Conv2dWeightGrad.apply(G, g, w.shape[2:], stride, pads, dilation, groups)
+        need_g, need_w = ctx.needs_input_grad[:2]
+        gg = Conv2d.apply(G, w, stride, pads, dilation, groups) if need_g else None
+        gw = Conv2dWeightGrad.apply(G, g, w.shape[2:], stride, pads, dilation, groups) if need_w else None
         return gg, gw, None, None, None, None, None
+
+    @staticmethod
+    def fast_backward(ctx, G):
+        g, w, _, stride, pads, dilation, groups = ctx.args
+        k = dispatch.get("conv_transpose2d_backward", G, g.array, w.array)
+        if k is None:
+            return NotImplemented
+        need_g, need_w = ctx.needs_input_grad[:2]
+        return k(G, g.array, w.array, need_g, need_w, stride, pads, dilation, groups)
 
 
 class Conv2dWeightGrad(Function):
@@ -327,18 +259,19 @@ class Conv2dWeightGrad(Function):
     backward:  dx = ConvTranspose2d(g, V),   dg = Conv2d(x, V).
     """
 
+    reads = ((1,), (0,))  # dx reads g, dg reads x
+
     @staticmethod
     def forward(ctx, x, g, kernel_hw, stride, pads, dilation, groups):
-        return kernel("conv2d_backward_weight", x, g)(x, g, kernel_hw, stride, pads, dilation, groups)
+        k = dispatch.get("conv2d_backward_weight", x, g) or conv2d_backward_weight_ref
+        return k(x, g, kernel_hw, stride, pads, dilation, groups)
 
     @staticmethod
     def backward(ctx, V):
         x, g, _, stride, pads, dilation, groups = ctx.args
-        gx = gg = None
-        if ctx.next_nodes[0] is not None:
-            gx = ConvTranspose2d.apply(g, V, x.shape[2:], stride, pads, dilation, groups)
-        if ctx.next_nodes[1] is not None:
-            gg = Conv2d.apply(x, V, stride, pads, dilation, groups)
+        need_x, need_g = ctx.needs_input_grad[:2]
+        gx = ConvTranspose2d.apply(g, V, x.shape[2:], stride, pads, dilation, groups) if need_x else None
+        gg = Conv2d.apply(x, V, stride, pads, dilation, groups) if need_g else None
         return gx, gg, None, None, None, None, None
 
 
@@ -440,8 +373,7 @@ def _conv_nd(op, nd, input, weight, bias, stride, padding, dilation, groups):
         w = reshape(weight, (O, Cg, 1, kernel_sz[0]))
     else:
         w = weight
-    y = Conv2d.apply(x, w, _lift(nd, stride, 1), _lift(nd, pads, (0, 0)), _lift(nd, dilation, 1), builtins.int(groups),
-                     keep_cols=weight.requires_grad)
+    y = Conv2d.apply(x, w, _lift(nd, stride, 1), _lift(nd, pads, (0, 0)), _lift(nd, dilation, 1), builtins.int(groups))
     if bias is not None:
         y = y + reshape(bias, (1, O, 1, 1))
     out_shape = ((N, O) if not unbatched else (O,)) + tuple(y.shape[4 - nd:])

@@ -15,6 +15,11 @@ How each op is built (x is (N, C, H, W); 1-d ops run on a height-1 image):
   ``y = A_h @ x @ A_w^T`` with an averaging / interpolation matrix per axis, so autograd of
   matmul gives every derivative.
 - **nearest interpolation** gathers the source pixel: ``y[n, c, i, j] = x[n, c, src_h(i), src_w(j)]``.
+
+Kernels (``dispatch.get``; the array references of this file run when it returns None):
+``max_pool2d_forward`` returns the window maxima and ``max_pool2d_argmax_ref``'s positions in one pass;
+``max_pool2d_backward`` is the scatter ``max_pool2d_backward_ref``. Average pooling runs the convolution's
+kernels (see :mod:`minigen.ops.conv`).
 """
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
-from .conv import Conv2d, _REFERENCE, _ints, _lift, fast_kernel, kernel, pad_axes, sliding_windows
+from ..kernels import dispatch
+from .conv import Conv2d, _ints, _lift, pad_axes, sliding_windows
 from .shape import reshape
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -84,17 +90,8 @@ class PoolScatter(Function):
 
     @staticmethod
     def forward(ctx, g, pos, pads, in_shape):
-        if (k := fast_kernel("max_pool2d_backward", g)) is not None and len(in_shape) == 4:
-            return k(g, pos, in_shape, pads)  # a Numba scatter-add over the planes
-        xp = get_array_module(g)
-        N, C = in_shape[:2]
-        Hp, Wp = _plane_shape(in_shape, pads)
-        pos = xp.broadcast_to(pos, g.shape).reshape(N * C, math.prod(g.shape[2:]))
-        flat = pos + (xp.arange(N * C, dtype=pos.dtype) * (Hp * Wp))[:, None]
-        out = xp.bincount(flat.ravel(), weights=g.reshape(-1), minlength=N * C * Hp * Wp)
-        out = out.astype(g.dtype, copy=False).reshape(N, C, Hp, Wp)
-        (t, b), (l, r) = pads
-        return pad_axes(xp, out, ((-t, -b), (-l, -r)))
+        k = dispatch.get("max_pool2d_backward", g) or max_pool2d_backward_ref
+        return k(g, pos, in_shape, pads)
 
     @staticmethod
     def backward(ctx, G):
@@ -103,7 +100,7 @@ class PoolScatter(Function):
 
 
 # =====================================================================================
-# reference kernels (arrays in, arrays out)
+# reference kernels (arrays in, arrays out): the oracles of the kernels of the same name without ``_ref``
 # =====================================================================================
 def max_pool2d_argmax_ref(x, kernel_hw, stride, pads, dilation, out_hw):
     """Positions of the window maxima: pos[n, c, i, j] = flat index, in the (N, C) plane of x padded with
@@ -121,6 +118,21 @@ def max_pool2d_argmax_ref(x, kernel_hw, stride, pads, dilation, out_hw):
     return (rows * Wp + cols).astype(xp.int64)
 
 
+def max_pool2d_backward_ref(g, pos, in_shape, pads):
+    """The scatter of :class:`PoolScatter` on arrays: dx_pad[n, c].flat[pos[n, c, k]] += g[n, c, k] (positions in
+    the plane of x padded by ``pads``; ``pos`` broadcasts to g's shape), then the padding is cut off.
+    Returns dx of shape ``in_shape`` (N, C, H, W)."""
+    xp = get_array_module(g)
+    N, C = in_shape[:2]
+    Hp, Wp = _plane_shape(in_shape, pads)
+    pos = xp.broadcast_to(pos, g.shape).reshape(N * C, math.prod(g.shape[2:]))
+    flat = pos + (xp.arange(N * C, dtype=pos.dtype) * (Hp * Wp))[:, None]
+    out = xp.bincount(flat.ravel(), weights=g.reshape(-1), minlength=N * C * Hp * Wp)
+    out = out.astype(g.dtype, copy=False).reshape(N, C, Hp, Wp)
+    (t, b), (l, r) = pads
+    return pad_axes(xp, out, ((-t, -b), (-l, -r)))
+
+
 def adaptive_max_pool2d_argmax_ref(x, out_hw):
     """pos[n, c, i, j] = flat index into x[n, c] of the first maximum of adaptive window (i, j):
     rows floor(i*H/Ho) .. ceil((i+1)*H/Ho) - 1, columns likewise."""
@@ -135,9 +147,6 @@ def adaptive_max_pool2d_argmax_ref(x, out_hw):
             t = x[:, :, h0:h1, w0:w1].reshape(N, C, (h1 - h0) * (w1 - w0)).argmax(axis=-1)
             pos[:, :, i, j] = (h0 + t // (w1 - w0)) * W + w0 + t % (w1 - w0)
     return pos
-
-
-_REFERENCE.update(max_pool2d_argmax=max_pool2d_argmax_ref, adaptive_max_pool2d_argmax=adaptive_max_pool2d_argmax_ref)
 
 
 def _adaptive_bounds(i, size, out):
@@ -213,11 +222,11 @@ def _pool_geometry(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x, unbatched = _check_input(op, input, nd)
     k, s, pads, d, out = _pool_geometry(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode)
-    if (fk := fast_kernel("max_pool2d_forward", x.array)) is not None:  # maxima and positions in one pass
+    if (fk := dispatch.get("max_pool2d_forward", x.array)) is not None:  # maxima and positions in one pass
         vals, pos = fk(x.array, k, s, pads, d, out)
         y = _restore(PoolGather.apply(x, pos, pads, -np.inf, values=vals), nd, unbatched)
     else:
-        pos = kernel("max_pool2d_argmax", x.array)(x.array, k, s, pads, d, out)
+        pos = max_pool2d_argmax_ref(x.array, k, s, pads, d, out)
         y = _restore(PoolGather.apply(x, pos, pads, -np.inf), nd, unbatched)
     if not return_indices:
         return y
@@ -366,7 +375,7 @@ def adaptive_avg_pool1d(input, output_size):
 def _adaptive_max(op, nd, input, output_size, return_indices):
     x, unbatched = _check_input(op, input, nd)
     out = _lift(nd, _adaptive_out(op, nd, input, output_size), 1)
-    pos = kernel("adaptive_max_pool2d_argmax", x.array)(x.array, out)
+    pos = adaptive_max_pool2d_argmax_ref(x.array, out)
     y = _restore(PoolGather.apply(x, pos, ((0, 0), (0, 0)), 0.0), nd, unbatched)
     if return_indices:
         return y, _restore(Tensor._make(pos), nd, unbatched)

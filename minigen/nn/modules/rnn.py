@@ -1,36 +1,12 @@
-"""Recurrent layers written from their gate equations: RNN, LSTM, GRU and their cells.
+"""Recurrent layers: RNN, LSTM, GRU and their cells (PyTorch's modules and parameter names).
 
-Notation: x_t input at step t, h_{t-1} previous hidden state, sigma the logistic
-sigmoid, * elementwise product, W x = x @ W^T (PyTorch's weight layout).
+The equations and the ops they run are in :mod:`minigen.ops.rnn` (the cells ``rnn_tanh_cell``,
+``lstm_cell``, ``gru_cell``; one layer over a sequence, :func:`~minigen.ops.rnn.rnn_layer`, which runs
+the fused whole-sequence LSTM/GRU op where its kernel applies). In short, with W x = x @ W^T::
 
-Elman RNN (``nonlinearity`` tanh or relu)::
-
-    h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
-
-LSTM (Hochreiter & Schmidhuber, 1997; forget gate of Gers et al., 2000). The
-weights stack the four gates in the order i, f, g, o (PyTorch's)::
-
-    i_t = sigma(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)      input gate
-    f_t = sigma(W_if x_t + b_if + W_hf h_{t-1} + b_hf)      forget gate
-    g_t = tanh (W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)      candidate cell
-    o_t = sigma(W_io x_t + b_io + W_ho h_{t-1} + b_ho)      output gate
-    c_t = f_t * c_{t-1} + i_t * g_t
-    h_t = o_t * tanh(c_t)
-
-GRU (Cho et al., 2014), gates in the order r, z, n (PyTorch's; note b_hn sits
-inside the reset product)::
-
-    r_t = sigma(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)      reset gate
-    z_t = sigma(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)      update gate
-    n_t = tanh (W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-
-Every gradient comes from autograd through these equations (backpropagation
-through time). The cell math is one small function per cell (``rnn_tanh_cell``,
-``lstm_cell``, ``gru_cell``) and the time loop one function per layer
-(``rnn_layer``): a fused kernel can replace either. The layer computes the
-input projection W_ih x + b_ih for all steps in one matrix product, then runs
-the recurrence.
+    Elman:  h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)          (or relu)
+    LSTM:   [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh;  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)
+    GRU:    r, z = sigma(...);  n = tanh(W_in x_t + b_in + r (W_hn h_{t-1} + b_hn));  h_t = (1 - z) n + z h_{t-1}
 
 Parameters (PyTorch's names, so state dicts interchange): for layer k and
 direction suffix s ('' or '_reverse'): ``weight_ih_l{k}{s}`` (G*H, input), ``weight_hh_l{k}{s}``
@@ -43,250 +19,13 @@ import math
 
 from .. import functional as F
 from .. import init
-from ...autograd.engine import grad as _autograd_grad
-from ...autograd.function import Function
-from ...autograd.grad_mode import STATE, enable_grad
-from ...backend import get_array_module
 from ...errors import InvalidArgumentError, ShapeError
-from ...tensor import Tensor, zeros
+from ...ops.rnn import GATES, gru_cell, lstm_cell, rnn_layer, rnn_relu_cell, rnn_tanh_cell
+from ...tensor import zeros
 from ._common import new_param
 from .module import Module
 
-__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "rnn_layer", "rnn_layer_reference",
-           "LSTMSequence", "GRUSequence", "RNNCellBase", "RNNCell",
-           "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU"]
-
-
-# ====================================================================== cell math
-def _rnn_step(xw, h, w_hh, b_hh, act):
-    """h' = act(xw + W_hh h + b_hh), where xw = W_ih x + b_ih is already computed."""
-    return act(xw + F.linear(h, w_hh, b_hh))
-
-
-def rnn_tanh_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
-    """h' = tanh(W_ih x + b_ih + W_hh h + b_hh)."""
-    return _rnn_step(F.linear(x, w_ih, b_ih), h, w_hh, b_hh, F.tanh)
-
-
-def rnn_relu_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
-    """h' = relu(W_ih x + b_ih + W_hh h + b_hh)."""
-    return _rnn_step(F.linear(x, w_ih, b_ih), h, w_hh, b_hh, F.relu)
-
-
-def _lstm_step(xw, state, w_hh, b_hh):
-    """One LSTM step from the precomputed input projection xw = W_ih x + b_ih (gates i, f, g, o)."""
-    h, c = state
-    gates = xw + F.linear(h, w_hh, b_hh)
-    H = h.shape[-1]
-    i = F.sigmoid(gates[..., 0:H])
-    f = F.sigmoid(gates[..., H:2 * H])
-    g = F.tanh(gates[..., 2 * H:3 * H])
-    o = F.sigmoid(gates[..., 3 * H:4 * H])
-    c_new = f * c + i * g
-    h_new = o * F.tanh(c_new)
-    return h_new, c_new
-
-
-def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
-    """One LSTM step: returns (h', c') with
-    [i, f, g, o] = W_ih x + b_ih + W_hh h + b_hh;  i, f, o = sigma(.), g = tanh(.);
-    c' = f * c + i * g;  h' = o * tanh(c')."""
-    return _lstm_step(F.linear(x, w_ih, b_ih), (h, c), w_hh, b_hh)
-
-
-def _gru_step(xw, h, w_hh, b_hh):
-    """One GRU step from the precomputed input projection xw = W_ih x + b_ih (gates r, z, n)."""
-    hw = F.linear(h, w_hh, b_hh)
-    H = h.shape[-1]
-    r = F.sigmoid(xw[..., 0:H] + hw[..., 0:H])
-    z = F.sigmoid(xw[..., H:2 * H] + hw[..., H:2 * H])
-    n = F.tanh(xw[..., 2 * H:3 * H] + r * hw[..., 2 * H:3 * H])
-    return (1 - z) * n + z * h
-
-
-def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
-    """One GRU step: r = sigma(W_ir x + b_ir + W_hr h + b_hr), z = sigma(W_iz x + b_iz + W_hz h + b_hz),
-    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h."""
-    return _gru_step(F.linear(x, w_ih, b_ih), h, w_hh, b_hh)
-
-
-_STEPS = {
-    "RNN_TANH": lambda xw, s, w, b: _rnn_step(xw, s, w, b, F.tanh),
-    "RNN_RELU": lambda xw, s, w, b: _rnn_step(xw, s, w, b, F.relu),
-    "LSTM": _lstm_step,
-    "GRU": _gru_step,
-}
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-def rnn_layer(mode, x, state, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
-    """Run one layer in one direction over a time-major sequence.
-
-    x: (T, B, I); state: h (B, H), or (h, c) for LSTM.
-    Returns (outputs, final_state): outputs (T, B, H), the hidden state at every step
-    (in input order, also for ``reverse=True``, which walks t = T-1 .. 0).
-
-    An LSTM or GRU layer on NumPy arrays runs the fused whole-sequence kernel when the kernel switch
-    allows it (``minigen.kernels.dispatch``; see :class:`LSTMSequence`, :class:`GRUSequence`); otherwise,
-    and always as the reference, the Python loop of :func:`rnn_layer_reference`.
-    """
-    if mode == "GRU" and x.shape[0] > 0:
-        kernels = _seq_kernels("gru", x, [state], w_ih, w_hh, b_ih, b_hh)
-        if kernels is not None:
-            xs = F.flip(x, 0) if reverse else x
-            y = GRUSequence.apply(xs, state, w_ih, w_hh, b_ih, b_hh, kernels)
-            h_n = y[x.shape[0] - 1]
-            return (F.flip(y, 0) if reverse else y), h_n
-    if mode == "LSTM" and x.shape[0] > 0:
-        kernels = _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh)
-        if kernels is not None:
-            h0, c0 = state
-            xs = F.flip(x, 0) if reverse else x
-            out = LSTMSequence.apply(xs, h0, c0, w_ih, w_hh, b_ih, b_hh, kernels)
-            T = x.shape[0]
-            y = out[0:T]
-            h_n, c_n = out[T - 1], out[T]
-            return (F.flip(y, 0) if reverse else y), (h_n, c_n)
-    return rnn_layer_reference(mode, x, state, w_ih, w_hh, b_ih, b_hh, reverse)
-
-
-def rnn_layer_reference(mode, x, state, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
-    """The time loop of :func:`rnn_layer` in plain differentiable ops (the reference and the oracle)."""
-    step = _STEPS[mode]
-    xw = F.linear(x, w_ih, b_ih)          # the input projection of all steps at once: (T, B, G*H)
-    T = x.shape[0]
-    outs = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        state = step(xw[t], state, w_hh, b_hh)
-        outs[t] = state[0] if mode == "LSTM" else state
-    return F.stack(outs, 0), state
-
-
-# ====================================================================== fused LSTM sequence
-def _lstm_seq_kernels(x, state, w_ih, w_hh, b_ih, b_hh):
-    """(forward, backward) kernels of a whole LSTM layer, or None (reference mode, no Numba, CuPy...)."""
-    try:
-        from ...kernels import dispatch
-    except Exception:
-        return None
-    h0, c0 = state
-    arrays = [x.array, w_ih.array, w_hh.array, h0.array, c0.array] + ([b_ih.array, b_hh.array] if b_ih is not None else [])
-    if len({type(a) for a in arrays}) != 1 or len({a.dtype for a in arrays}) != 1:
-        return None  # mixed NumPy/CuPy arrays (the op raises the device error) or mixed dtypes
-    if (b_ih is None) != (b_hh is None) or x.ndim != 3:
-        return None
-    try:
-        fwd = dispatch.get("lstm_seq_forward", *arrays[:3])
-        bwd = dispatch.get("lstm_seq_backward", *arrays[:3]) if fwd is not None else None
-    except Exception:
-        return None
-    return None if fwd is None or bwd is None else (fwd, bwd)
-
-
-def _seq_kernels(kind, x, states, w_ih, w_hh, b_ih, b_hh):
-    """(forward, backward) kernels ``{kind}_seq_forward/backward`` of a whole layer, or None."""
-    try:
-        from ...kernels import dispatch
-    except Exception:
-        return None
-    arrays = [x.array, w_ih.array, w_hh.array] + [h.array for h in states] + \
-        ([b_ih.array, b_hh.array] if b_ih is not None else [])
-    if len({type(a) for a in arrays}) != 1 or len({a.dtype for a in arrays}) != 1:
-        return None  # mixed NumPy/CuPy arrays (the op raises the device error) or mixed dtypes
-    if (b_ih is None) != (b_hh is None) or x.ndim != 3:
-        return None
-    try:
-        fwd = dispatch.get(f"{kind}_seq_forward", *arrays[:3])
-        bwd = dispatch.get(f"{kind}_seq_backward", *arrays[:3]) if fwd is not None else None
-    except Exception:
-        return None
-    return None if fwd is None or bwd is None else (fwd, bwd)
-
-
-class GRUSequence(Function):
-    """One GRU layer (one direction) over a whole sequence as a single op, computed by the fused kernel.
-
-    forward: the GRU equations (module docstring) for t = 1..T; the result is (h_1, ..., h_T), (T, B, H).
-    backward: backpropagation through time by the fused kernel (dx, dh_0, dW_ih, dW_hh, db_ih, db_hh)
-    when no graph of the backward is being recorded; with ``create_graph=True`` the gradients are those
-    of :func:`rnn_layer_reference` recomputed from the same inputs (higher-order gradients follow the
-    reference equations), as :class:`LSTMSequence`.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, kernels):
-        fwd, bwd = kernels
-        y, saved = fwd(x, w_ih, w_hh, b_ih, b_hh, h0)
-        ctx.saved, ctx.bwd = saved, bwd
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        x, h0, w_ih, w_hh, b_ih, b_hh, _ = ctx.args
-        need = [ctx.next_nodes[i] is not None for i in range(6)]
-        if not STATE.enabled:  # first order: the fused BPTT kernel
-            dx, dw_ih, dw_hh, dbi, dbh, dh0 = ctx.bwd(g.array, None, x.array, w_ih.array, w_hh.array, ctx.saved,
-                                                      need_bias=b_ih is not None)
-            grads = [dx, dh0, dw_ih, dw_hh, dbi, dbh]
-            return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None,)
-        with enable_grad():  # a graph of the backward is wanted: differentiate the reference loop
-            y, _ = rnn_layer_reference("GRU", x, h0, w_ih, w_hh, b_ih, b_hh)
-        args = [x, h0, w_ih, w_hh, b_ih, b_hh]
-        wrt = [a for a, n in zip(args, need) if n]
-        gs = list(_autograd_grad([y], wrt, grad_outputs=[g], create_graph=True, allow_unused=True))
-        res = []
-        for a, n in zip(args, need):
-            gi = gs.pop(0) if n else None
-            res.append(gi if gi is not None or not n else a * 0)
-        return tuple(res) + (None,)
-
-
-class LSTMSequence(Function):
-    """One LSTM layer (one direction) over a whole sequence as a single op, computed by the fused kernel.
-
-    forward: the LSTM equations (module docstring) for t = 1..T; the result packs the hidden states
-    and the final cell state into one array, out = [h_1, ..., h_T, c_T]  of shape (T + 1, B, H).
-    backward: backpropagation through time by the fused kernel (dx, dW_ih, dW_hh, db, dh_0, dc_0)
-    when no graph of the backward is being recorded; with ``create_graph=True`` the gradients are
-    those of :func:`rnn_layer_reference` recomputed from the same inputs, so higher-order gradients
-    follow the reference equations.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, kernels):
-        fwd, bwd = kernels
-        bias = None if b_ih is None else b_ih + b_hh
-        y, _, c_T, saved = fwd(x, w_ih, w_hh, bias, h0, c0)
-        T = y.shape[0]
-        out = get_array_module(y).empty((T + 1,) + tuple(y.shape[1:]), dtype=y.dtype)
-        out[:T] = y
-        out[T] = c_T
-        ctx.saved, ctx.bwd = saved, bwd
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, _ = ctx.args
-        need = [ctx.next_nodes[i] is not None for i in range(7)]
-        if not STATE.enabled:  # first order: the fused BPTT kernel
-            gd = g.array
-            T = gd.shape[0] - 1
-            dx, dw_ih, dw_hh, db, dh0, dc0 = ctx.bwd(gd[:T], None, gd[T], x.array, w_ih.array, w_hh.array, ctx.saved,
-                                                     need_bias=b_ih is not None)
-            grads = [dx, dh0, dc0, dw_ih, dw_hh, db, db]
-            return tuple(Tensor._make(a) if n else None for a, n in zip(grads, need)) + (None,)
-        # a graph of the backward is wanted: differentiate the reference loop from the same inputs
-        with enable_grad():
-            y, (_, c_T) = rnn_layer_reference("LSTM", x, (h0, c0), w_ih, w_hh, b_ih, b_hh)
-            out = F.cat([y, c_T.reshape((1,) + tuple(c_T.shape))], 0)
-        args = [x, h0, c0, w_ih, w_hh, b_ih, b_hh]
-        wrt = [a for a, n in zip(args, need) if n]
-        gs = list(_autograd_grad([out], wrt, grad_outputs=[g], create_graph=True, allow_unused=True))
-        res = []
-        for a, n in zip(args, need):
-            gi = gs.pop(0) if n else None
-            res.append(gi if gi is not None or not n else a * 0)
-        return tuple(res) + (None,)
+__all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU"]
 
 
 # ====================================================================== cells
@@ -411,7 +150,7 @@ class RNNBase(Module):
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
         D = 2 if bidirectional else 1
-        G = _GATES[mode] * self.hidden_size
+        G = GATES[mode] * self.hidden_size
         self._flat_names = []
         for layer in range(self.num_layers):
             for d in range(D):
