@@ -1,0 +1,22 @@
+"""``torch.backends.cpu.get_cpu_capability()``: the widest x86 vector ISA this CPU offers ('AVX512', 'AVX2',
+or 'DEFAULT' elsewhere), read from the CPU flags (what NumPy's BLAS and Numba's LLVM can use here)."""
+from __future__ import annotations
+
+__all__ = ["get_cpu_capability"]
+
+
+def get_cpu_capability() -> str:
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return "DEFAULT"
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        return "AVX512"
+    if {"avx2", "fma"} <= flags:
+        return "AVX2"
+    return "DEFAULT"
