@@ -1,4 +1,5 @@
-"""GPT: attention and the whole forward pass against the equations in NumPy, causality, sampling, training."""
+"""GPT: attention and the whole forward pass against the equations in NumPy, causality, the KV cache, sampling,
+training and resuming from any stop point."""
 import math
 import os
 
@@ -7,7 +8,8 @@ import pytest
 
 import minigen as mg
 from conftest import requires_torch
-from minigen.models.gpt import GPT, GPTConfig, CausalSelfAttention, TrainConfig, train_gpt
+from minigen.models.gpt import GPT, GPTConfig, CausalSelfAttention, KVCache
+from minigen.recipes.gpt import TrainConfig, train_gpt
 
 _erf = np.vectorize(math.erf)
 
@@ -52,7 +54,7 @@ def test_attention_by_hand_two_tokens():
         att.c_attn.weight.array[...] = np.vstack([np.eye(2)] * 3)
         att.c_proj.weight.array[...] = np.eye(2)
     x = np.array([[1.0, 0.0], [1.0, 2.0]])
-    y = att(mg.tensor(x), 1, 2).detach().numpy()
+    y = att(mg.tensor(x[None])).detach().numpy()[0]   # (B, T, C) = (1, 2, 2)
     s = np.array([1.0, 5.0]) / math.sqrt(2)
     w = np.exp(s) / np.exp(s).sum()
     np.testing.assert_allclose(y, [x[0], w[0] * x[0] + w[1] * x[1]], rtol=1e-12)
@@ -63,7 +65,7 @@ def test_multihead_attention_matches_equation():
     att = CausalSelfAttention(cfg).double()
     st = _randomise(att)
     x = np.random.default_rng(1).normal(size=(2, 5, 8))
-    y = att(mg.tensor(x.reshape(10, 8)), 2, 5).detach().numpy().reshape(2, 5, 8)
+    y = att(mg.tensor(x)).detach().numpy()   # x: (B, T, C) = (2, 5, 8)
     for b in range(2):
         np.testing.assert_allclose(y[b], _attention_ref(x[b], st["c_attn.weight"], st["c_proj.weight"], 2), rtol=1e-10)
 
@@ -209,7 +211,10 @@ def test_train_learns_a_pattern_and_resumes_exactly(tmp_path):
 def test_torch_twin_matches_and_step_timer_runs():
     import torch
 
-    from minigen.models.gpt import compare_step_time, torch_gpt
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.gpt_torch import compare_step_time, torch_gpt
 
     cfg = GPTConfig(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=8)
     model = GPT(cfg)
@@ -221,3 +226,94 @@ def test_torch_twin_matches_and_step_timer_runs():
     data = np.arange(200) % 9
     r = compare_step_time(_tiny_cfg(block_size=6), data, 9, steps=2, warmup=1)
     assert r["steps"] == 2 and r["minigen_median_s"] > 0 and r["torch_median_s"] > 0
+
+
+# ============================================================================ KV cache
+def _cache_model(**kw):
+    cfg = dict(vocab_size=11, block_size=12, n_layer=2, n_head=2, n_embd=16)
+    cfg.update(kw)
+    return GPT(GPTConfig(**cfg), generator=mg.Generator().manual_seed(3)).eval()
+
+
+@pytest.mark.parametrize("chunks", [[12], [1] * 12, [5, 1, 1, 3, 2], [4, 4, 4]])
+def test_kv_cache_logits_equal_the_full_forward(chunks):
+    """Feeding a sequence in chunks through the cache gives the full forward's logits (float32 tolerance)."""
+    model = _cache_model()
+    idx = np.random.default_rng(0).integers(0, 11, size=(3, 12))
+    with mg.no_grad():
+        full = model(mg.tensor(idx))[0].numpy()
+        cache = KVCache(model.config, 3)
+        parts, t = [], 0
+        for n in chunks:
+            parts.append(model(mg.tensor(idx[:, t:t + n]), cache=cache)[0].numpy())
+            t += n
+        assert cache.pos == 12
+    got = np.concatenate(parts, axis=1)
+    np.testing.assert_allclose(got, full, rtol=1e-5, atol=1e-5)
+    assert np.abs(got - full).max() < 1e-5 and np.abs(full).max() > 0.01
+
+
+def test_kv_cache_buffers_hold_the_keys_and_values():
+    """cache.k[l][:, h, t] is the key of position t in layer l: k = LN_1(h_l) W_k, split into heads."""
+    model = _cache_model(n_layer=1)
+    idx = np.array([[1, 5, 2, 7]])
+    cache = KVCache(model.config, 1)
+    with mg.no_grad():
+        model(mg.tensor(idx), cache=cache)
+        x = model.wte(mg.tensor(idx)) + model.wpe(mg.tensor(np.arange(4)))
+        a = model.h[0].ln_1(x).numpy()[0]                       # (T, C)
+    W = model.h[0].attn.c_attn.weight.detach().numpy()            # (3C, C): [W_q; W_k; W_v]
+    k = (a @ W[16:32].T).reshape(4, 2, 8).transpose(1, 0, 2)     # (H, T, d)
+    v = (a @ W[32:].T).reshape(4, 2, 8).transpose(1, 0, 2)
+    np.testing.assert_allclose(cache.k[0][0, :, :4], k, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cache.v[0][0, :, :4], v, rtol=1e-5, atol=1e-6)
+    assert not cache.k[0][0, :, 4:].any()                         # nothing written past pos
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_generate_with_and_without_cache_agree(temperature):
+    """Same tokens with the cache and without, also past block_size (the window slides, positions re-encoded)."""
+    model = _cache_model(block_size=8)
+    start = np.array([[1, 2, 3], [4, 5, 6]])
+    a = model.generate(start, 20, temperature, generator=mg.Generator().manual_seed(1), use_cache=True).numpy()
+    b = model.generate(start, 20, temperature, generator=mg.Generator().manual_seed(1), use_cache=False).numpy()
+    assert a.shape == (2, 23) and (a == b).all()
+    # the per-step distributions agree too (the logits the coroutine yields)
+    with mg.no_grad():
+        ca, cb = model.next_logits(start, True), model.next_logits(start, False)
+        za, zb = next(ca), next(cb)
+        for t in range(3, 23):
+            np.testing.assert_allclose(za, zb, rtol=1e-5, atol=1e-5)
+            za, zb = ca.send(a[:, t]), cb.send(a[:, t])
+
+
+def test_cache_past_block_size_is_refused():
+    model = _cache_model(block_size=4)
+    cache = KVCache(model.config, 1)
+    with mg.no_grad():
+        model(mg.tensor([[1, 2, 3]]), cache=cache)
+        with pytest.raises(ValueError, match="block_size"):
+            model(mg.tensor([[1, 2]]), cache=cache)
+
+
+# ============================================================================ resume from any stop point
+def test_resume_from_a_stop_that_is_not_a_checkpoint_multiple(tmp_path):
+    """Stop at 7 (checkpoints every 5), resume to 13 == 13 steps at once, bit for bit (weights and Adam state)."""
+    data = np.array([0, 1, 2, 3, 4, 5, 6, 7] * 200, dtype=np.int64)
+    tr, va = data[:1400], data[1400:]
+    kw = dict(lr_decay_iters=13, eval_interval=5, dropout=0.1)   # dropout: the global RNG is resumed too
+    train_gpt(_tiny_cfg(max_iters=13, **kw), tr, va, 8, str(tmp_path / "a"), progress=False, sample_tokens=0)
+    _, part, _ = train_gpt(_tiny_cfg(max_iters=7, **kw), tr, va, 8, str(tmp_path / "b"), progress=False,
+                           sample_tokens=0)
+    assert part["step"] == 7
+    _, res, _ = train_gpt(_tiny_cfg(max_iters=13, **kw), tr, va, 8, str(tmp_path / "b"), resume=True,
+                          progress=False, sample_tokens=0)
+    assert res["step"] == 13 and res["resumed"]
+    a = mg.load(str(tmp_path / "a" / "checkpoint.safetensors"))
+    b = mg.load(str(tmp_path / "b" / "checkpoint.safetensors"))
+    for k in a["model"]:
+        np.testing.assert_array_equal(np.asarray(a["model"][k]), np.asarray(b["model"][k]), err_msg=k)
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for i in a["optimizer"]["state"]:
+        for k, v in a["optimizer"]["state"][i].items():
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(b["optimizer"]["state"][i][k]))

@@ -11,6 +11,7 @@ import minigen as mg
 from conftest import requires_torch
 from minigen import nn
 from minigen.models import cgan, classifier, dcgan, gan, stylegan, vae, wgan_gp
+from minigen.recipes import cgan as recipes_cgan, classifier as recipes_classifier, vae as recipes_vae
 from minigen.testing import gradcheck
 
 
@@ -136,7 +137,7 @@ def test_cgan_digit_grid_has_a_row_per_digit(tmp_path):
     G = cgan.ConditionalGenerator(nz=4, width=8)
     G.eval()
     with mg.no_grad():
-        path = cgan.digit_grid(G, 4, str(tmp_path / "g.png"), n_per_row=3, generator=mg.Generator().manual_seed(0))
+        path = recipes_cgan.digit_grid(G, 4, str(tmp_path / "g.png"), n_per_row=3, generator=mg.Generator().manual_seed(0))
     w, h = Image.open(path).size
     assert (w, h) == (3 * 30 + 2, 10 * 30 + 2)
 
@@ -430,9 +431,9 @@ def test_mlp_vae_matches_torch():
 
 def test_norm_ppf_inverts_the_normal_cdf():
     for p in (0.025, 0.5, 0.8413447460685429):
-        x = vae.norm_ppf(p)
+        x = recipes_vae.norm_ppf(p)
         assert 0.5 * (1 + math.erf(x / math.sqrt(2))) == pytest.approx(p, abs=1e-12)
-    assert vae.norm_ppf(0.975) == pytest.approx(1.959963984540054, abs=1e-9)
+    assert recipes_vae.norm_ppf(0.975) == pytest.approx(1.959963984540054, abs=1e-9)
 
 
 # ============================================================================ classifier scores
@@ -456,14 +457,26 @@ def test_scores_by_hand():
 def test_random_shift_moves_pixels():
     x = mg.zeros(50, 1, 5, 5)
     x.array[:, 0, 2, 2] = 1.0
-    y = classifier.random_shift(x, 1, generator=mg.Generator().manual_seed(0)).detach().numpy()
+    y = recipes_classifier.random_shift(x, 1, generator=mg.Generator().manual_seed(0)).detach().numpy()
     pos = [tuple(np.argwhere(y[k, 0])[0]) for k in range(50)]
     assert all(abs(r - 2) <= 1 and abs(c - 2) <= 1 for r, c in pos) and len(set(pos)) > 4
     assert (y.sum(axis=(1, 2, 3)) == 1).all()     # shifted, not lost
-    assert classifier.random_shift(x, 0) is x
+    assert recipes_classifier.random_shift(x, 0) is x
 
 
 def test_classifier_forward_and_probs():
-    m = classifier.MNISTClassifier(width=4, hidden=8)
-    p = m.probs(np.random.default_rng(0).random((7, 1, 28, 28)).astype(np.float32), batch_size=3)
-    assert p.shape == (7, 10) and np.allclose(p.sum(1), 1.0)
+    for m in (classifier.MNISTClassifier(width=4, hidden=8), classifier.MLPClassifier(hidden=8)):
+        p = m.probs(np.random.default_rng(0).random((7, 1, 28, 28)).astype(np.float32), batch_size=3)
+        assert p.shape == (7, 10) and np.allclose(p.sum(1), 1.0)
+
+
+def test_mlp_classifier_by_hand():
+    """logits = W_3 relu(W_2 relu(W_1 x + b_1) + b_2) + b_3 on a flattened image."""
+    m = classifier.MLPClassifier(hidden=3).double()
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 1, 28, 28))
+    P = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    h = np.maximum(x.reshape(2, 784) @ P["net.1.weight"].T + P["net.1.bias"], 0)
+    h = np.maximum(h @ P["net.3.weight"].T + P["net.3.bias"], 0)
+    want = h @ P["net.5.weight"].T + P["net.5.bias"]
+    np.testing.assert_allclose(m(mg.tensor(x)).detach().numpy(), want, rtol=1e-12)

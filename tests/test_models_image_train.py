@@ -1,4 +1,4 @@
-"""The image-model trainers end to end on tiny settings: registry + CLI, outputs, exact resume, scoring, demo."""
+"""The image recipes end to end on tiny settings: CLI, outputs, exact resume, scoring, sampling, demo."""
 import argparse
 import json
 import os
@@ -9,8 +9,8 @@ import pytest
 from minigen import cli
 from minigen.io import load
 from cupy_emulator import compiler_available, on_backend, real_gpu_available
-from minigen.models import classifier
-from minigen.models.registry_image import IMAGE_MODEL_HELP, IMAGE_MODELS
+from minigen import recipes
+from minigen.recipes import classifier
 
 TINY = ["--limit", "64", "--batch-size", "16", "--no-progress", "--log-every", "1"]
 
@@ -20,23 +20,28 @@ def _summary(out):
         return json.load(f)
 
 
-def test_registry_merges_text_and_image_trainers(capsys):
-    from minigen.models import TRAINERS
-    from minigen.models.registry import TRAINERS as T2
-    from minigen.models.registry_text import TEXT_MODELS
+IMAGE = ["gan", "dcgan", "cgan", "wgan-gp", "stylegan", "vae", "classifier", "cnn", "mlp"]
 
-    assert TRAINERS is T2
-    assert set(IMAGE_MODELS) == {"gan", "dcgan", "cgan", "wgan-gp", "stylegan", "vae", "classifier"}
-    assert set(IMAGE_MODEL_HELP) == set(IMAGE_MODELS)
-    assert set(TRAINERS) == set(IMAGE_MODELS) | set(TEXT_MODELS)
-    for name, (add, run, help_) in TRAINERS.items():
+
+def _config(out):
+    with open(os.path.join(out, "config.json")) as f:
+        return json.load(f)
+
+
+def test_every_recipe_follows_the_convention(capsys):
+    for name in recipes.names():
+        mod = recipes.load(name)
+        assert mod.NAME == name and mod.HELP
         p = argparse.ArgumentParser()
-        add(p)
-        assert callable(run) and help_ and p.parse_args([]) is not None, name
+        mod.add_arguments(p)
+        a = p.parse_args([])
+        assert callable(mod.run) and callable(mod.sample) and a is not None, name
+        if hasattr(a, "out"):
+            assert a.out.startswith("out/"), name
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     out = capsys.readouterr().out
-    assert all(name in out for name in IMAGE_MODELS) and "gpt" in out
+    assert all(name in out for name in IMAGE) and "gpt" in out and "unavailable" not in out
 
 
 def test_gan_cli_minimax_writes_outputs(tmp_path):
@@ -46,7 +51,8 @@ def test_gan_cli_minimax_writes_outputs(tmp_path):
     assert cli.main(args) == 0
     assert cli.main(args) == 0    # a second run without --resume starts a fresh log in the same folder
     s = _summary(out)
-    assert s["step"] == 3 and s["config"]["g_loss"] == "minimax" and s["config"]["d_steps"] == 2
+    c = _config(out)
+    assert s["step"] == 3 and c["recipe"] == "gan" and c["args"]["g_loss"] == "minimax" and c["args"]["d_steps"] == 2
     for f in ("metrics.jsonl", "metrics.csv", "loss_curve.png", "samples.png", "checkpoint.safetensors",
               "config.json"):
         assert os.path.exists(os.path.join(out, f)), f
@@ -120,7 +126,7 @@ def test_wgan_gp_logs_wasserstein_estimate_and_penalty(tmp_path):
                      "--n-critic", "2", "--classifier", "none"] + TINY) == 0
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"train"' in line]
     assert len(rows) == 2 and all(r["gp"] >= 0 and np.isfinite(r["w_estimate"]) for r in rows)
-    assert _summary(out)["config"]["n_critic"] == 2
+    assert _config(out)["args"]["n_critic"] == 2
 
 
 def test_stylegan_writes_style_mixing_pngs(tmp_path):
@@ -152,7 +158,8 @@ def test_vae_cli_latent_2_pictures_and_resume(tmp_path):
 
 
 def test_vae_evaluation_protocol_is_fixed():
-    from minigen.models.vae import MLPVAE, evaluate_vae
+    from minigen.models.vae import MLPVAE
+    from minigen.recipes.vae import evaluate_vae
 
     m = MLPVAE(latent_dim=3, hidden=8)
     x = np.random.default_rng(0).random((20, 1, 28, 28)).astype(np.float32)
@@ -185,16 +192,148 @@ _GPU_BACKENDS = [pytest.param("emulated", marks=pytest.mark.skipif(not compiler_
 @pytest.mark.parametrize("backend", _GPU_BACKENDS)
 def test_image_trainers_on_the_gpu_backend(backend, tmp_path):
     """--device cuda reaches every tensor: models, batches, noise, labels, style-mixing masks, the scorer."""
-    from minigen.models import cgan, stylegan, vae, wgan_gp
-
-    kw = dict(epochs=1, max_steps=1, limit=32, batch_size=16, progress=False, device="cuda", quiet=True)
+    tiny = ["--epochs", "1", "--max-steps", "1", "--limit", "32", "--batch-size", "16", "--no-progress",
+            "--device", "cuda"]
+    cls = str(tmp_path / "cls")
     with on_backend(backend):
-        classifier.train_classifier(str(tmp_path / "cls"), width=4, hidden=8, **kw)
-        s = cgan.train_cgan(str(tmp_path / "cgan"), g_width=8, d_width=4, classifier=str(tmp_path / "cls"),
-                            score_samples=20, **kw)
+        assert cli.main(["train", "classifier", "--out", cls, "--width", "4", "--hidden", "8"] + tiny) == 0
+        assert cli.main(["train", "cgan", "--out", str(tmp_path / "cgan"), "--g-width", "8", "--d-width", "4",
+                         "--classifier", cls, "--score-samples", "20"] + tiny) == 0
+        s = _summary(str(tmp_path / "cgan"))
         assert s["scores"]["score_is"] >= 1.0 and s["label_accuracy"] is not None
-        wgan_gp.train_wgan_gp(str(tmp_path / "wgan"), g_width=8, d_width=4, n_critic=1, **kw)
-        stylegan.train_stylegan(str(tmp_path / "sg"), width=8, d_width=4, z_dim=8, w_dim=8, r1_every=1,
-                                mixing_prob=1.0, **kw)
-        _, v = vae.train_vae(str(tmp_path / "vae"), latent_dim=2, hidden=8, **kw)
+        assert cli.main(["train", "wgan-gp", "--out", str(tmp_path / "wgan"), "--g-width", "8", "--d-width", "4",
+                         "--n-critic", "1", "--classifier", "none"] + tiny) == 0
+        assert cli.main(["train", "stylegan", "--out", str(tmp_path / "sg"), "--width", "8", "--d-width", "4",
+                         "--z-dim", "8", "--w-dim", "8", "--r1-every", "1", "--mixing-prob", "1",
+                         "--classifier", "none"] + tiny) == 0
+        assert cli.main(["sample", str(tmp_path / "sg"), "--n", "4", "--truncation", "0.7", "--device", "cuda"]) == 0
+        assert cli.main(["train", "vae", "--out", str(tmp_path / "vae"), "--latent-dim", "2", "--hidden", "8"]
+                        + tiny) == 0
+        v = _summary(str(tmp_path / "vae"))
         assert np.isfinite(v["val_loss"]) and os.path.exists(v["latent_map"])
+
+
+# ----------------------------------------------------------------------------- minigen sample
+def _png_size(path):
+    from PIL import Image
+
+    return Image.open(path).size
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """One tiny run of every image recipe (2 steps), to sample from."""
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    small = {"gan": ["--g-hidden", "16", "--d-hidden", "8"], "dcgan": ["--g-width", "8", "--d-width", "4"],
+             "cgan": ["--g-width", "8", "--d-width", "4"], "wgan-gp": ["--g-width", "8", "--d-width", "4",
+                                                                       "--n-critic", "1"],
+             "stylegan": ["--width", "8", "--d-width", "4", "--z-dim", "8", "--w-dim", "8"],
+             "vae": ["--latent-dim", "2", "--hidden", "16"], "classifier": ["--width", "4", "--hidden", "8"],
+             "cnn": ["--width", "4", "--hidden", "8"], "mlp": ["--hidden", "8"]}
+    for name, opts in small.items():
+        out = str(root / name)
+        scorer = ["--classifier", "none"] if name in ("gan", "dcgan", "cgan", "wgan-gp", "stylegan") else []
+        assert cli.main(["train", name, "--out", out, "--max-steps", "2"] + scorer + opts + TINY) == 0, name
+        runs[name] = out
+    return runs
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan", "wgan-gp", "vae"])
+def test_sample_writes_an_image_grid_without_training(tiny_runs, name, tmp_path, capsys):
+    run = tiny_runs[name]
+    ckpt = os.path.join(run, "checkpoint.safetensors")
+    before = (os.path.getmtime(ckpt), open(os.path.join(run, "metrics.jsonl")).read())
+    out = str(tmp_path / "grid.png")
+    assert cli.main(["sample", run, "--n", "16", "--out", out, "--seed", "3"]) == 0
+    assert _png_size(out) == (8 * 30 + 2, 2 * 30 + 2)           # 16 images, 8 per row
+    assert (os.path.getmtime(ckpt), open(os.path.join(run, "metrics.jsonl")).read()) == before   # no training
+    again = str(tmp_path / "again.png")
+    assert cli.main(["sample", run, "--n", "16", "--out", again, "--seed", "3"]) == 0
+    assert open(out, "rb").read() == open(again, "rb").read()   # seeded
+    other = str(tmp_path / "other.png")
+    assert cli.main(["sample", run, "--n", "16", "--out", other, "--seed", "4"]) == 0
+    assert open(out, "rb").read() != open(other, "rb").read()
+
+
+def test_sample_generator_equals_the_trained_generator(tiny_runs, tmp_path):
+    """The grid comes from the checkpoint's weights: G rebuilt by the recipe, weights loaded, G(z) by hand."""
+    from PIL import Image
+
+    import minigen as mg
+    from minigen.models.dcgan import build_dcgan
+
+    run = tiny_runs["dcgan"]
+    a = _config(run)["args"]
+    model = build_dcgan(a["nz"], a["g_width"], a["d_width"], a["seed"] + 1)   # other init: must be overwritten
+    model.load_state_dict(load(os.path.join(run, "checkpoint.safetensors"))["model"])
+    model.eval()
+    with mg.no_grad():
+        z = mg.randn(2, a["nz"], generator=mg.Generator().manual_seed(5))
+        want = ((model.G(z).numpy() + 1) / 2).clip(0, 1)
+    out = str(tmp_path / "two.png")
+    assert cli.main(["sample", run, "--n", "2", "--out", out, "--seed", "5"]) == 0
+    got = np.asarray(Image.open(out).convert("L"), dtype=np.float64)
+    np.testing.assert_allclose(got[2:30, 2:30] / 255.0, want[0, 0], atol=2 / 255)
+
+
+def test_sample_cgan_rows_are_the_requested_digits(tiny_runs, tmp_path):
+    out = str(tmp_path / "digits.png")
+    assert cli.main(["sample", tiny_runs["cgan"], "--digits", "3,7", "--n", "5", "--out", out]) == 0
+    assert _png_size(out) == (5 * 30 + 2, 2 * 30 + 2)
+    assert cli.main(["sample", tiny_runs["cgan"], "--digits", "3,12"]) == 1     # a clear error, no traceback
+
+
+def test_sample_stylegan_truncation_and_mixing(tiny_runs, tmp_path):
+    run = tiny_runs["stylegan"]
+    outs = {}
+    for psi in ("1", "0.5", "0"):
+        outs[psi] = str(tmp_path / f"psi{psi}.png")
+        assert cli.main(["sample", run, "--n", "8", "--truncation", psi, "--out", outs[psi]]) == 0
+    assert open(outs["1"], "rb").read() != open(outs["0.5"], "rb").read()
+    mix = str(tmp_path / "mix.png")
+    assert cli.main(["sample", run, "--mix", "coarse", "--out", mix]) == 0
+    assert _png_size(mix) == (7 * 30 + 2, 6 * 30 + 2)
+
+
+@pytest.mark.parametrize("name", ["classifier", "cnn", "mlp"])
+def test_sample_classifier_writes_digits_and_predictions(tiny_runs, name, tmp_path):
+    out = str(tmp_path / "pred.png")
+    assert cli.main(["sample", tiny_runs[name], "--n", "16", "--out", out]) == 0
+    lines = open(str(tmp_path / "pred.txt")).read().splitlines()
+    assert len(lines) == 3 and all(len(r.split()) == 8 and all(c.isdigit() for c in r.split()) for r in lines[1:])
+
+
+def test_sample_needs_a_run_folder(tmp_path, capsys):
+    assert cli.main(["sample", str(tmp_path)]) == 1
+    assert "no config.json" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text(json.dumps({"model": "dcgan"}))      # written by an older minigen
+    assert cli.main(["sample", str(tmp_path)]) == 1
+    assert "names no recipe" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- resume from any stop point
+def test_classifier_resume_from_a_stop_point_mid_epoch(tmp_path):
+    """--max-steps 3, then --max-steps 7 --resume == 7 steps at once (an evaluation at step 3 changes nothing)."""
+    common = ["--width", "4", "--hidden", "8", "--shift", "1"] + TINY
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert cli.main(["train", "classifier", "--out", a, "--max-steps", "3"] + common) == 0
+    assert cli.main(["train", "classifier", "--out", a, "--max-steps", "7", "--resume"] + common) == 0
+    assert cli.main(["train", "classifier", "--out", b, "--max-steps", "7"] + common) == 0
+    pa, pb = _params(os.path.join(a, "checkpoint.safetensors")), _params(os.path.join(b, "checkpoint.safetensors"))
+    assert _summary(a)["step"] == 7 and pa.keys() == pb.keys()
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
+
+
+def test_stylegan_resume_is_exact(tmp_path):
+    """The lazy-R1 counter and the mixing draws are part of the saved state: 1 + 2 steps == 3 steps."""
+    common = ["--width", "8", "--d-width", "4", "--z-dim", "8", "--w-dim", "8", "--r1-every", "2",
+              "--classifier", "none"] + TINY
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert cli.main(["train", "stylegan", "--out", a, "--max-steps", "1"] + common) == 0
+    assert cli.main(["train", "stylegan", "--out", a, "--max-steps", "3", "--resume"] + common) == 0
+    assert cli.main(["train", "stylegan", "--out", b, "--max-steps", "3"] + common) == 0
+    pa, pb = _params(os.path.join(a, "checkpoint.safetensors")), _params(os.path.join(b, "checkpoint.safetensors"))
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)

@@ -6,8 +6,8 @@ import pytest
 
 import minigen as mg
 from conftest import requires_torch
-from minigen.models.seq2seq import (BOS, EOS, PAD, Seq2SeqConfig, Seq2SeqTransformer, exact_match, reverse_batch,
-                                    train_seq2seq)
+from minigen.models.seq2seq import BOS, EOS, PAD, Seq2SeqTransformer
+from minigen.recipes.seq2seq import Seq2SeqConfig, exact_match, reverse_batch, train_seq2seq
 
 
 def test_reverse_batch_layout():

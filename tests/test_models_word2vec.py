@@ -4,8 +4,8 @@ import math
 import numpy as np
 
 import minigen as mg
-from minigen.models.word2vec import (Word2Vec, build_vocab, skipgram_pairs, subsample, tokenize_words,
-                                     train_word2vec)
+from minigen.models.word2vec import Word2Vec, build_vocab, skipgram_pairs, subsample, tokenize_words
+from minigen.recipes.word2vec import train_word2vec
 from minigen.testing import gradcheck
 
 
