@@ -25,13 +25,16 @@ from __future__ import annotations
 import argparse
 import inspect
 import io
+import keyword
 import os
 import re
 import sys
 import types
 
 IGNORED_ARGS = {"out", "layout", "memory_format", "pin_memory", "names", "foreach", "fused", "capturable",
-                "differentiable", "self", "cls"}
+                "differentiable", "self", "cls",
+                "size_average", "reduce"}  # deprecated since PyTorch 0.4 (use reduction=)
+DEPRECATED_ARGS = {"Hardtanh": {"min_value", "max_value"}}  # deprecated aliases of min_val / max_val
 SIMPLE = (bool, int, float, str, type(None), tuple)
 
 
@@ -137,7 +140,9 @@ def _doc_params(obj, name):
     return (params, positional) if found else None
 
 
-def _sig_params(obj):
+def _sig_params(obj, method=False):
+    """(params {name: default}, has **kwargs, positional names) from inspect.signature; ``method``: obj is a
+    function stored on a class (its first positional parameter is the instance, whatever its name)."""
     target = obj
     if inspect.isclass(obj):
         target = obj.__init__
@@ -149,7 +154,10 @@ def _sig_params(obj):
         return None
     ps, positional = {}, []
     varkw = False
-    for p in sig.parameters.values():
+    plist = list(sig.parameters.values())
+    if method and plist and plist[0].kind in (plist[0].POSITIONAL_ONLY, plist[0].POSITIONAL_OR_KEYWORD):
+        plist = plist[1:]
+    for p in plist:
         if p.kind in (p.VAR_KEYWORD,):
             varkw = True
             continue
@@ -176,12 +184,12 @@ def _simple_default(v):
     return isinstance(v, SIMPLE) and not (isinstance(v, tuple) and not all(isinstance(x, SIMPLE) for x in v))
 
 
-def compare(tobj, mobj, name):
+def compare(tobj, mobj, name, method=False):
     """(differences, renames): human-readable differences between torch's and minigen's callables, and the
     positional arguments that only have another name in minigen (keyword calls with torch's name fail)."""
     if not callable(tobj) or not callable(mobj):
         return [], []
-    t = _sig_params(tobj)
+    t = _sig_params(tobj, method=method and inspect.isfunction(tobj))
     if t is None:
         d = _doc_params(tobj, name)
         if d is None:
@@ -189,17 +197,19 @@ def compare(tobj, mobj, name):
         tp, tpos = d
     else:
         tp, _, tpos = t
-    m = _sig_params(mobj)
+    m = _sig_params(mobj, method=method and inspect.isfunction(mobj))
     if m is None:
         return [], []
     mp, mvarkw, mpos = m
     diffs, renames = [], []
     # the first positional argument is passed positionally in practice (input vs x): do not count its name
-    skip = {_first_positional(tobj) or "input", "input", "self"}
+    skip = {"input", "self"} | DEPRECATED_ARGS.get(name, set())
+    if not method:
+        skip.add(_first_positional(tobj) or "input")
     if not mvarkw:
         missing = []
         for p in tp:
-            if p in mp or p in IGNORED_ARGS or p in skip:
+            if p in mp or p in IGNORED_ARGS or p in skip or p.startswith("_") or keyword.iskeyword(p):
                 continue
             i = tpos.index(p) if p in tpos else -1
             if 0 <= i < len(mpos) and mpos[i] not in tp:
@@ -265,6 +275,7 @@ def build():
 
     import minigen as mg
 
+    calls = creation_calls(torch, mg)
     results = {}
     for space in SPACES:
         has, differs, renamed, lacks, broken = [], [], [], [], []
@@ -282,7 +293,7 @@ def build():
             if mobj is None:
                 lacks.append(name)
                 continue
-            d, r = compare(tobj, mobj, name)
+            d, r = compare(tobj, mobj, name, method=(space == "torch.Tensor"))
             if d:
                 differs.append((name, d + ([f"positional names: {', '.join(r)}"] if r else [])))
             elif r:
@@ -292,7 +303,7 @@ def build():
         results[space] = dict(has=has, differs=differs, renamed=renamed, lacks=lacks, broken=broken)
     versions = dict(torch=torch.__version__, minigen=mg.__version__, numpy=np.__version__,
                     python=sys.version.split()[0])
-    return results, versions
+    return results, versions, calls
 
 
 def _resolve(torch, space, name):
@@ -316,7 +327,100 @@ def _wrap(names, width=110):
     return "\n".join(out) if out else "(none)"
 
 
-def render(results, versions):
+# call forms of the creation and random functions: each is evaluated with L = torch and with L = minigen
+# (t: a (2, 3) float32 tensor, p: probabilities, m/sd: mean/std tensors, g: a seeded Generator, a: an ndarray)
+CALLS = [
+    ("L.zeros(2, 3)", 1), ("L.zeros((2, 3))", 1), ("L.zeros([2, 3])", 1), ("L.zeros(size=(2, 3))", 1),
+    ("L.zeros(2, 3, dtype=L.int64)", 1), ("L.zeros(())", 1), ("L.zeros(0)", 1), ("L.ones(2, 3)", 1),
+    ("L.ones((2,), dtype=L.float64)", 1), ("L.ones(size=(1, 2))", 1), ("L.empty(2, 3)", 0), ("L.empty((2, 3))", 0),
+    ("L.empty(size=(2,))", 0), ("L.full((2, 3), 1.5)", 1), ("L.full((2,), 7)", 1), ("L.full((2,), True)", 1),
+    ("L.full(size=(2,), fill_value=3.0)", 1), ("L.full([2], 1, dtype=L.float32)", 1),
+    ("L.zeros_like(t)", 1), ("L.ones_like(t, dtype=L.float64)", 1), ("L.full_like(t, 2)", 1),
+    ("L.empty_like(t)", 0), ("L.rand_like(t)", 0), ("L.randn_like(t)", 0), ("L.randn_like(t, dtype=L.float64)", 0),
+    ("L.randint_like(t, 10)", 0), ("L.randint_like(t, 2, 10)", 0), ("L.randint_like(t, low=2, high=10)", 0),
+    ("L.eye(3)", 1), ("L.eye(2, 3)", 1), ("L.eye(n=3, m=2)", 1), ("L.eye(3, dtype=L.int64)", 1),
+    ("L.arange(5)", 1), ("L.arange(1, 5)", 1), ("L.arange(1, 5, 0.5)", 1), ("L.arange(0, 1, 0.25)", 1),
+    ("L.arange(5.0)", 1), ("L.arange(start=1, end=4)", 1), ("L.arange(end=3)", 1),
+    ("L.arange(5, dtype=L.float32)", 1), ("L.arange(0, 10, 3)", 1),
+    ("L.linspace(0, 1, 5)", 1), ("L.linspace(0, 1, steps=5)", 1), ("L.linspace(start=-1, end=1, steps=3)", 1),
+    ("L.linspace(-1, 1, 3, dtype=L.float64)", 1), ("L.logspace(0, 2, 3)", 1), ("L.logspace(0, 2, 3, base=2)", 1),
+    ("L.rand(2, 3)", 0), ("L.rand((2, 3))", 0), ("L.rand(size=(2, 3))", 0), ("L.rand(2, 3, generator=g)", 0),
+    ("L.rand(2, dtype=L.float64)", 0), ("L.rand(2, requires_grad=True)", 0),
+    ("L.randn(2, 3)", 0), ("L.randn((2, 3))", 0), ("L.randn(size=(2, 3))", 0), ("L.randn(3, generator=g)", 0),
+    ("L.randint(10, (3,))", 0), ("L.randint(2, 10, (3,))", 0), ("L.randint(low=2, high=10, size=(3,))", 0),
+    ("L.randint(high=10, size=(3,))", 0), ("L.randint(10, size=(2, 2))", 0), ("L.randint(0, 10, (3,), dtype=L.int32)", 0),
+    ("L.randint(5, (2,), generator=g)", 0), ("L.randint(3, 5, size=(2,), generator=g)", 0),
+    ("L.randperm(5)", 0), ("L.randperm(5, dtype=L.int32)", 0), ("L.randperm(n=4, generator=g)", 0),
+    ("L.normal(0.0, 1.0, size=(3,))", 0), ("L.normal(m, sd)", 0), ("L.normal(m, 1.0)", 0), ("L.normal(0.0, sd)", 0),
+    ("L.normal(mean=0.0, std=1.0, size=(2, 2))", 0), ("L.normal(2.0, 3.0, (4,), generator=g)", 0),
+    ("L.bernoulli(p)", 0), ("L.bernoulli(p, generator=g)", 0), ("L.bernoulli(p, 0.5)", 0),
+    ("L.multinomial(p, 2)", 0), ("L.multinomial(p, 4, replacement=True)", 0),
+    ("L.multinomial(p, num_samples=1, generator=g)", 0), ("L.poisson(p * 4)", 0),
+    ("L.tensor([1, 2])", 1), ("L.tensor([1.0, 2.0])", 1), ("L.tensor(3)", 1), ("L.tensor(2.5)", 1),
+    ("L.tensor([[1, 2]], dtype=L.float64)", 1), ("L.tensor([True, False])", 1), ("L.tensor([])", 1),
+    ("L.tensor(a)", 1), ("L.tensor([1, 2], requires_grad=False)", 1), ("L.tensor(data=[1.5])", 1),
+    ("L.as_tensor([1, 2])", 1), ("L.as_tensor(a)", 1), ("L.as_tensor(a, dtype=L.float32)", 1),
+    ("L.from_numpy(a)", 1), ("L.from_numpy(a.astype('int32'))", 1), ("L.scalar_tensor(3.0)", 1),
+    ("L.empty_strided((2, 3), (3, 1))", 0), ("L.tril_indices(3, 3)", 1),
+    ("L.triu_indices(3, 3)", 1), ("L.zeros(2, 3, device='cpu')", 1), ("L.ones(2, device=L.device('cpu'))", 1),
+]
+
+
+def _dtype_name(x):
+    d = getattr(x, "dtype", None)
+    return str(d).replace("torch.", "") if d is not None else type(x).__name__
+
+
+def creation_calls(torch, mg):
+    """Evaluate every call form in CALLS with torch and with minigen; return the rows where minigen rejects a
+    call torch accepts, or answers with another shape, dtype, or (deterministic forms) other values."""
+    import warnings
+
+    import numpy as np
+
+    rows, ok = [], 0
+    arr = np.array([[0.5, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    for expr, det in CALLS:
+        outs = []
+        for L in (torch, mg):
+            env = {"L": L, "a": arr.copy(), "t": L.tensor(np.ones((2, 3), np.float32)),
+                   "p": L.tensor(np.array([0.1, 0.2, 0.3, 0.4], np.float32)),
+                   "m": L.tensor(np.zeros(3, np.float32)), "sd": L.tensor(np.ones(3, np.float32)),
+                   "g": L.Generator().manual_seed(0)}
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    outs.append(("ok", eval(expr, env)))
+            except Exception as e:
+                outs.append(("err", f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"))
+        (tk, tv), (mk, mv) = outs
+        label = expr.replace("L.", "torch.")
+        if tk == "err":
+            continue  # not a torch call form after all
+        if mk == "err":
+            rows.append((label, f"raises {mv}"))
+            continue
+        why = []
+        if tuple(getattr(tv, "shape", ())) != tuple(getattr(mv, "shape", ())):
+            why.append(f"shape {tuple(mv.shape)} (torch {tuple(tv.shape)})")
+        if _dtype_name(tv) != _dtype_name(mv):
+            why.append(f"dtype {_dtype_name(mv)} (torch {_dtype_name(tv)})")
+        if det and not why:
+            try:
+                a = tv.detach().numpy() if hasattr(tv, "detach") else np.asarray(tv)
+                b = mv.detach().numpy() if hasattr(mv, "detach") else np.asarray(mv)
+                if not np.allclose(a, b, rtol=1e-6, atol=1e-7):
+                    why.append("other values")
+            except Exception as e:  # pragma: no cover
+                why.append(f"values not comparable ({type(e).__name__})")
+        if why:
+            rows.append((label, "; ".join(why)))
+        else:
+            ok += 1
+    return rows, ok
+
+
+def render(results, versions, calls=None):
     f = io.StringIO()
     w = f.write
     w("# PyTorch compatibility table\n\n")
@@ -362,6 +466,19 @@ def render(results, versions):
             w("(none)\n")
         w(f"\n### Lacks ({len(r['lacks'])})\n\n{_wrap(r['lacks'])}\n\n")
         w(f"### Has ({len(r['has'])})\n\n{_wrap(r['has'])}\n\n")
+    if calls is not None:
+        rows, ok = calls
+        w("## Creation and random functions: call forms\n\n")
+        w(f"Each call form below was evaluated with torch and with minigen (`tools/compat_table.py`, `CALLS`); "
+          f"{ok} of {ok + len(rows)} forms torch accepts give minigen the same shape and dtype (and, for the "
+          "deterministic ones, the same values). The others:\n\n")
+        if rows:
+            w("| call | minigen |\n|---|---|\n")
+            for label, why in rows:
+                w(f"| `{label}` | {why.replace('|', '/')} |\n")
+        else:
+            w("(none)\n")
+        w("\n")
     return f.getvalue()
 
 
