@@ -102,15 +102,6 @@ class _ConvNd(Module):
         mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
         return F.pad(x, tuple(flat), mode=mode), (0,) * self._n
 
-    def _check_input(self, x):
-        if x.ndim not in (self._n + 1, self._n + 2):
-            raise ShapeError(f"{type(self).__name__} expects a {self._n + 2}-d (batched) or {self._n + 1}-d input, "
-                             f"got shape {tuple(x.shape)}")
-        c_in = self.in_channels
-        if x.shape[-self._n - 1] != c_in:
-            raise ShapeError(f"{type(self).__name__}: expected input with {c_in} channels (dim "
-                             f"{x.ndim - self._n - 1}), got shape {tuple(x.shape)}")
-
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self._n:
@@ -135,13 +126,9 @@ class _Conv(_ConvNd):
                          padding_mode, 0, device, dtype)
 
     def forward(self, x):
-        self._check_input(x)
-        unbatched = x.ndim == self._n + 1
-        if unbatched:
-            x = x.reshape((1,) + tuple(x.shape))
+        # the functional op validates the input (shape, channels, dtype) and handles the unbatched layout
         x, pad = self._conv_input(x)
-        y = self._op(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
-        return y.reshape(tuple(y.shape[1:])) if unbatched else y
+        return self._op(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
 
 
 class Conv1d(_Conv):
@@ -196,13 +183,8 @@ class _ConvTranspose(_ConvNd):
         return tuple(out)
 
     def forward(self, x, output_size=None):
-        self._check_input(x)
-        unbatched = x.ndim == self._n + 1
-        if unbatched:
-            x = x.reshape((1,) + tuple(x.shape))
         op = self._output_padding(x, output_size)
-        y = self._op(x, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
-        return y.reshape(tuple(y.shape[1:])) if unbatched else y
+        return self._op(x, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
 
 
 class ConvTranspose1d(_ConvTranspose):
