@@ -75,6 +75,27 @@ if pytest is not None:
         r, _ = launch(2, __file__, "from_env")
         assert_ok(r, 2)
 
+    def _run_plain(args, timeout=120):
+        import subprocess
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_", "MPI_LOCAL"))}
+        env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+                                            + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        env["OMP_NUM_THREADS"] = "1"
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+    @needs_mpi
+    def test_relaunch_reexecutes_the_command_under_mpiexec():
+        r = _run_plain([__file__, "relaunch", "2"])
+        assert_ok(r, 2)
+
+    @needs_mpi
+    def test_launch_module_runs_a_script_as_n_processes():
+        r = _run_plain(["-m", "minigen.distributed.launch", "-n", "2", __file__, "from_env"])
+        assert_ok(r, 2)
+        r = _run_plain(["-m", "minigen.distributed.launch", "-n", "0", __file__, "from_env"])
+        assert r.returncode != 0 and "must be an int >= 1, got 0" in r.stderr
+
     # ---------------------------------------------------------------- single process, no launcher needed
     def test_work_wait_times_out_with_a_clear_error():
         from minigen.distributed import DistributedError, Work
@@ -320,6 +341,19 @@ def w_from_env():
     dist.all_reduce(t)
     assert t.array.tolist() == [3.0, 3.0]
     assert 0 <= dist.get_local_rank() < 2
+    say(f"OK rank {dist.get_rank()}")
+
+
+def w_relaunch(n):
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.distributed.launch import relaunch
+
+    relaunch(int(n))  # not under mpiexec: replaced by mpiexec -n n (this same command); under it: returns
+    assert dist.launched_by_mpi() and dist.init_from_env()
+    t = mg.ones(1)
+    dist.all_reduce(t)
+    assert dist.get_world_size() == int(n) and t.array[0] == int(n)
     say(f"OK rank {dist.get_rank()}")
 
 

@@ -19,7 +19,8 @@ Collectives (in place on Tensors; ``async_op=True`` returns a :class:`Work` with
 ``reduce_scatter`` / ``reduce_scatter_tensor``, ``gather``, ``scatter``, ``barrier``; object collectives
 (``all_gather_object``, ``broadcast_object_list``) carry JSON, never pickle. Every wait is bounded by the group's
 timeout; an uncaught exception on any rank aborts the whole MPI job (see :func:`init_process_group`).
-See docs/DISTRIBUTED.md.
+``python -m minigen.distributed.launch -n N script.py`` / :func:`minigen.distributed.launch.relaunch` hand a program
+to mpiexec. See docs/DISTRIBUTED.md.
 """
 from .errors import DistributedError  # noqa: F401
 from .process_group import (  # noqa: F401
