@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 
+import numba as nb
 import numpy as np
+
 from . import _math
 from ._common import c, is_float, jit, parallel_for
 from .dispatch import register
@@ -199,25 +201,25 @@ def _fl(*arrays):
 # beyond ~256 elements: gelu-tanh 0.52x at 393216.)
 
 
-@register("gelu_forward", requires=_fl)
+@register("gelu_forward", requires=_fl, reference="minigen.ops.activation:GELU.forward")
 def gelu_forward(x, approximate="none"):
     """GELU. exact ('none'): y = x * Phi(x), Phi the standard normal CDF (kernels/_math.normal_cdf_pdf,
     relative error < 5e-13 in both tails); 'tanh': y = x * sigmoid(2u) = x/2 (1 + tanh u),
     u = sqrt(2/pi) (x + 0.044715 x^3). Computed in float64, rounded once to x's dtype.
 
-    Wired into: minigen/ops/activation.py ``GELU.forward``. Speed: see the comment above.
+    Used by minigen/ops/activation.py ``GELU.forward``. Speed: see the comment above.
     """
     return act_forward(x, "gelu_tanh" if approximate == "tanh" else "gelu")
 
 
-@register("gelu_forward_grad", requires=_fl)
+@register("gelu_forward_grad", requires=_fl, reference="minigen.ops.activation:GELU.backward")
 def gelu_forward_grad(x):
     """Exact GELU and its derivative in one pass: (y, d) with y = x Phi(x), d = Phi(x) + x phi(x).
 
     For a forward that will be differentiated: the backward is then dx = g * d, one multiply, instead
     of a second evaluation of the normal CDF (which costs as much as the forward). Same accuracy as
-    :func:`gelu_forward`. Wired into: minigen/ops/activation.py ``GELU`` (exact form, when a graph is
-    recorded); the saved d is used by the first-order backward only.
+    :func:`gelu_forward`. Used by minigen/ops/activation.py ``GELU.forward`` (exact form, when a gradient
+    will be needed); the saved d serves ``GELU.fast_backward`` (dx = g * d).
     """
     xf = _flat(x)
     y = np.empty_like(xf)
@@ -227,25 +229,25 @@ def gelu_forward_grad(x):
     return y.reshape(x.shape), d.reshape(x.shape)
 
 
-@register("gelu_backward", requires=_fl)
+@register("gelu_backward", requires=_fl, reference="minigen.ops.activation:GELU.backward")
 def gelu_backward(x, g, approximate="none"):
     """dx = g * gelu'(x): exact: Phi(x) + x phi(x), phi(x) = exp(-x^2/2)/sqrt(2 pi);
     'tanh': s + x * 2 s (1 - s) * sqrt(2/pi) (1 + 3*0.044715 x^2) with s = sigmoid(2u) = (1 + tanh u)/2.
 
-    Wired into: ``GELU.backward`` fast path (not create_graph).
+    Used by ``GELU.fast_backward`` (the engine calls it for a first-order backward).
     """
     return act_backward(x, g, "gelu_tanh" if approximate == "tanh" else "gelu")
 
 
-@register("silu_forward", requires=_fl)
+@register("silu_forward", requires=_fl, reference="minigen.ops.activation:SiLU.forward")
 def silu_forward(x):
-    """y = x * sigmoid(x).  Wired into: ``SiLU.forward``."""
+    """y = x * sigmoid(x).  Used by ``SiLU.forward``."""
     return act_forward(x, "silu")
 
 
-@register("silu_backward", requires=_fl)
+@register("silu_backward", requires=_fl, reference="minigen.ops.activation:SiLU.backward")
 def silu_backward(x, g):
-    """dx = g * s (1 + x (1 - s)), s = sigmoid(x).  Wired into: ``SiLU.backward`` fast path."""
+    """dx = g * s (1 + x (1 - s)), s = sigmoid(x).  Used by ``SiLU.fast_backward``."""
     return act_backward(x, g, "silu")
 
 
@@ -254,24 +256,28 @@ def silu_backward(x, g):
 def _masked_linear_range(x, y, slope, a, leaky, i0, i1):
     # Branch-free and vectorisable: unsigned indices (no wraparound test) and selects. With a
     # data-dependent branch, random signs cost ~6x in mispredictions (5.9 ms vs 1.0 ms, 800K float32).
+    # The comparisons are PyTorch's, so a NaN input gives y = NaN with slope 1 (relu) or a (leaky).
     one = x.dtype.type(1.0)
     zero = x.dtype.type(0.0)
-    b = a if leaky else zero
     for k in range(np.uint64(i1 - i0)):
         i = np.uint64(i0) + k
         v = x[i]
-        s = one if v > 0 else b
-        slope[i] = s
-        y[i] = v * s if leaky else (v if v > 0 else zero)
+        if leaky:
+            s = one if v > 0 else a
+            slope[i] = s
+            y[i] = v * s
+        else:
+            slope[i] = zero if v <= 0 else one
+            y[i] = zero if v <= 0 else v
 
 
-@register("masked_linear_forward", requires=_fl)
+@register("masked_linear_forward", requires=_fl, reference="minigen.ops.activation:MaskedLinear.forward")
 def masked_linear_forward(x, a, leaky):
     """ReLU (leaky=False) / leaky ReLU (leaky=True, negative slope a) and its slope map, in one pass:
-    y = x if x > 0 else (a*x if leaky else 0);  slope = 1 if x > 0 else a (relu: a = 0). Returns (y, slope),
-    both in x.dtype (NaN: y = NaN for leaky, 0 for relu, as the reference's ``where``).
+    relu: y = 0 if x <= 0 else x, slope = 0 if x <= 0 else 1;  leaky: slope = 1 if x > 0 else a, y = x * slope.
+    Returns (y, slope), both in x.dtype. A NaN stays NaN (slope 1 for relu, a for leaky), as PyTorch.
 
-    Wired into: minigen/ops/activation.py ``MaskedLinear.forward`` (kinds 'relu', 'leaky'); its backward is
+    Used by minigen/ops/activation.py ``MaskedLinear.forward`` (kinds 'relu', 'leaky'); its backward is
     dx = g * slope. The NumPy reference makes 5-6 temporaries (compare, two ``where``, ``astype``...);
     measured in benchmarks/results/thresholds.md: faster at every size, no threshold.
     """
@@ -281,6 +287,31 @@ def masked_linear_forward(x, a, leaky):
     parallel_for(_masked_linear_range, xf.size, xf, y, slope, xf.dtype.type(a), bool(leaky),
                  parallel=xf.size >= _PAR_MIN)
     return y.reshape(x.shape), slope.reshape(x.shape)
+
+
+# ------------------------------------------------------------------ erf / erfc
+@nb.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _erf_ufunc(v):
+    return math.erf(v)
+
+
+@nb.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _erfc_ufunc(v):
+    return math.erfc(v)
+
+
+@register("erf", requires=_fl, reference="minigen.ops.pointwise:erf_reference")
+def erf(x):
+    """erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt elementwise: a Numba ufunc over libm's erf (what Python's
+    math.erf calls, so it equals the reference bit for bit in float64). Used by ``pointwise.erf_array``
+    (erf, erfc, exact GELU's reference)."""
+    return np.asarray(_erf_ufunc(x))
+
+
+@register("erfc", requires=_fl, reference="minigen.ops.pointwise:erfc_reference")
+def erfc(x):
+    """erfc(x) = 1 - erf(x) elementwise (libm's erfc: no cancellation for large x)."""
+    return np.asarray(_erfc_ufunc(x))
 
 
 # ------------------------------------------------------------------ dropout

@@ -154,39 +154,38 @@ def _bwd(y, g, log):
 # (With libm's scalar exp these kernels lost to NumPy's SIMD exp beyond ~2048 elements.)
 
 
-@register("softmax_forward", requires=_float_nd)
+@register("softmax_forward", requires=_float_nd, reference="minigen.ops.activation:Softmax.forward")
 def softmax_forward(x):
     """y = exp(x - max) / sum(exp(x - max)) over the LAST dim of ``x`` (any leading shape).
 
-    Wired into: minigen/ops/activation.py ``Softmax.forward`` when ``dim == x.ndim - 1``. Speed: see above.
+    Used by minigen/ops/activation.py ``Softmax.forward`` when ``dim == x.ndim - 1``. Speed: see above.
     """
     return _fwd(x, False)
 
 
-@register("log_softmax_forward", requires=_float_nd)
+@register("log_softmax_forward", requires=_float_nd, reference="minigen.ops.activation:LogSoftmax.forward")
 def log_softmax_forward(x):
     """y = x - max - log(sum(exp(x - max))) over the last dim.
 
-    Wired into: minigen/ops/activation.py ``LogSoftmax.forward`` (dim == last).
+    Used by minigen/ops/activation.py ``LogSoftmax.forward`` (dim == last).
     """
     return _fwd(x, True)
 
 
-@register("softmax_backward", requires=_float_nd)
+@register("softmax_backward", requires=_float_nd, reference="minigen.ops.activation:Softmax.backward")
 def softmax_backward(y, g):
     """dx = y * (g - sum(g * y, -1))   (y = softmax output, g = dL/dy), last dim.
 
-    Wired into: ``Softmax.backward`` as the fast array path when not create_graph
-    (``not grad_mode.STATE.enabled``): ``Tensor._make(softmax_backward(y.array, g.array))``.
+    Used by ``Softmax.fast_backward`` (the engine calls it for a first-order backward).
     """
     return _bwd(y, g, False)
 
 
-@register("log_softmax_backward", requires=_float_nd)
+@register("log_softmax_backward", requires=_float_nd, reference="minigen.ops.activation:LogSoftmax.backward")
 def log_softmax_backward(y, g):
     """dx = g - exp(y) * sum(g, -1)   (y = log_softmax output), last dim.
 
-    Wired into: ``LogSoftmax.backward`` fast path (not create_graph).
+    Used by ``LogSoftmax.fast_backward`` (first-order backward).
     """
     return _bwd(y, g, True)
 
@@ -244,7 +243,7 @@ def _ce_requires(logits, target, weight=None):
             and target.dtype.kind in "iu" and target.shape[0] == logits.shape[0])
 
 
-@register("cross_entropy", requires=_ce_requires)
+@register("cross_entropy", requires=_ce_requires, reference="minigen.ops.loss:CrossEntropy")
 def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     """Cross-entropy of logits (N, C) against integer class targets (N,), loss AND dlogits in one pass.
 
@@ -258,7 +257,7 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
     is dloss_i/dlogits_i), so the op's backward is ``g * dlogits`` ('none': ``g[:, None] * dlogits``).
     Targets must lie in [0, C) (the op validates them and raises IndexOutOfRangeError first).
 
-    Wired into: minigen/ops/loss.py ``CrossEntropy`` (forward computes both; backward multiplies) for
+    Used by minigen/ops/loss.py ``CrossEntropy`` (forward computes both; fast_backward multiplies) for
     (N, C) logits with class-index targets (higher-rank (N, C, d...) inputs: move C last and flatten).
     Speed: see the comment above ``softmax_forward`` (one exp per element, vectorised).
     """

@@ -4,12 +4,10 @@ Each check raises a minigen error naming the op, the argument and what it got.""
 from __future__ import annotations
 
 import builtins
-import math
-import numbers
 
 import numpy as np
 
-from .errors import DeviceError, DimError, DTypeError, InvalidArgumentError
+from .errors import DimError, DTypeError, InvalidArgumentError
 
 
 def norm_dim(dim, ndim: int, name: str = "dim") -> int:
@@ -77,59 +75,14 @@ def brief(v) -> str:
     return type(v).__name__
 
 
-def _is_tensor(x) -> bool:
-    return hasattr(x, "array") and hasattr(x, "requires_grad")
-
-
-def require_tensor(x, op: str, name: str = "input", allow_none: bool = False):
-    """``x`` must be a Tensor (None too when ``allow_none``); DTypeError naming what was passed otherwise."""
-    if x is None and allow_none:
-        return None
-    if not _is_tensor(x):
-        raise DTypeError(f"{op}: {name} must be a Tensor, got {brief(x)}")
-    return x
-
-
-def require_float_tensor(x, op: str, name: str = "input", allow_none: bool = False):
-    """A floating point Tensor (None too when ``allow_none``)."""
-    x = require_tensor(x, op, name, allow_none)
-    if x is not None and x.dtype.kind != "f":
-        raise DTypeError(f"{op}: {name} must be a floating point tensor, got dtype {x.dtype}")
-    return x
-
-
-def require_number(v, op: str, name: str, lo=None, hi=None, allow_none: bool = False):
-    """A real number (Python/NumPy; bools count as 0/1; a 0-d tensor is read), within [lo, hi] when given
-    (NaN is then refused); returned as a float."""
-    if v is None and allow_none:
-        return None
-    if _is_tensor(v) and v.ndim == 0:
-        v = v.item()
-    if not isinstance(v, (numbers.Real, np.bool_)):
-        raise InvalidArgumentError(f"{op}: {name} must be a real number, got {brief(v)}")
-    v = builtins.float(v)
-    if (lo is not None or hi is not None) and (
-            math.isnan(v) or (lo is not None and v < lo) or (hi is not None and v > hi)):
-        rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise InvalidArgumentError(f"{op}: {name} must be in {rng}, got {v}")
-    return v
-
-
-def require_int(v, op: str, name: str) -> int:
+def check_int_value(v, op: str, name: str) -> int:
     """A Python/NumPy integer (not a bool), returned as an int."""
     if isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool):
         return builtins.int(v)
     raise InvalidArgumentError(f"{op}: {name} must be an int, got {brief(v)}")
 
 
-def require_flag(v, op: str, name: str) -> bool:
-    """True/False (0/1 accepted), as PyTorch's bool arguments."""
-    if isinstance(v, (builtins.bool, np.bool_)) or (isinstance(v, (builtins.int, np.integer)) and v in (0, 1)):
-        return builtins.bool(v)
-    raise InvalidArgumentError(f"{op}: {name} must be True or False, got {brief(v)}")
-
-
-def require_dtype(dtype, op: str):
+def check_dtype(dtype, op: str):
     """A real dtype argument (mg.float32, 'float64', np.int64, ...) as a NumPy dtype; DTypeError otherwise."""
     from .tensor import as_dtype
 
@@ -142,10 +95,74 @@ def require_dtype(dtype, op: str):
     return dt
 
 
-def same_device(op: str, *tensors) -> None:
-    """All the Tensors among ``tensors`` (others are ignored) live on one device; DeviceError otherwise."""
-    ts = [t for t in tensors if _is_tensor(t)]
+# ------------------------------------------------------------------ checks of functional-op arguments
+def check_tensor(x, op: str, name: str = "input", allow_none: bool = False):
+    """``x`` itself when it is a Tensor (or None with ``allow_none``); else a DTypeError naming ``op``."""
+    from .tensor import Tensor
+
+    if x is None and allow_none:
+        return None
+    if not isinstance(x, Tensor):
+        raise DTypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_float_tensor(x, op: str, name: str = "input", allow_none: bool = False):
+    """``x`` itself when it is a floating point Tensor (or None with ``allow_none``)."""
+    x = check_tensor(x, op, name, allow_none)
+    if x is not None and x.dtype.kind != "f":
+        raise DTypeError(f"{op}: {name} must be a floating point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_number(v, op: str, name: str, lo=None, hi=None, allow_none: bool = False):
+    """A real number (bool excluded; a 0-d tensor is read) within [lo, hi]; returned as a float."""
+    import math
+    import numbers
+
+    from .tensor import Tensor
+
+    if v is None and allow_none:
+        return None
+    if isinstance(v, Tensor) and v.array.size == 1 and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, builtins.bool) or not isinstance(v, numbers.Real):
+        raise InvalidArgumentError(f"{op}: {name} must be a real number, got {type(v).__name__}")
+    v = builtins.float(v)
+    if math.isnan(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise InvalidArgumentError(f"{op}: {name} must be in {rng}, got {v}")
+    return v
+
+
+def check_flag(v, op: str, name: str) -> bool:
+    """A bool flag (Python/NumPy bool or an int used as one); returned as a Python bool."""
+    import numbers
+
+    import numpy as np
+
+    if not isinstance(v, (builtins.bool, np.bool_, numbers.Integral)):
+        raise InvalidArgumentError(f"{op}: {name} must be a bool, got {type(v).__name__}")
+    return builtins.bool(v)
+
+
+def check_generator(generator, op: str):
+    """``generator`` when it is a minigen.Generator or None."""
+    from .random import Generator
+
+    if generator is not None and not isinstance(generator, Generator):
+        raise InvalidArgumentError(f"{op}: generator must be a minigen.Generator or None, "
+                                   f"got {type(generator).__name__}")
+    return generator
+
+
+def same_device(op: str, *ts):
+    """DeviceError naming every tensor's shape and device when the Tensors among ``ts`` do not share one."""
+    from .errors import DeviceError
+    from .tensor import Tensor
+
+    ts = [t for t in ts if isinstance(t, Tensor)]
     for t in ts[1:]:
-        if type(t.array) is not type(ts[0].array) or t.device != ts[0].device:
+        if type(t.array) is not type(ts[0].array):
             raise DeviceError(f"{op}: tensors on different devices: " +
                               ", ".join(f"shape {tuple(u.shape)} on {u.device}" for u in ts))

@@ -4,14 +4,14 @@ Every name in a module's ``__all__`` is re-exported as ``mg.<name>`` and
 ``minigen.nn.functional.<name>``; which of them are Tensor methods is declared in
 one table, :mod:`minigen.ops.methods`.
 """
-from . import shape, elementwise, reduce, linalg  # noqa: F401  (the core)
+from . import shape, linalg  # noqa: F401  (the core)
 from . import (  # noqa: F401
     pointwise, activation, reduction, indexing, norm, dropout, conv, pool, attention, rnn, loss,
 )
 from . import sorting  # noqa: F401
 from . import inplace, methods
 
-loaded = [shape, elementwise, reduce, linalg, pointwise, activation, reduction, indexing, norm, dropout, conv,
+loaded = [shape, linalg, pointwise, activation, reduction, indexing, norm, dropout, conv,
           pool, attention, rnn, loss]
 loaded.append(sorting)
 

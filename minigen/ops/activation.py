@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 
-from ..autograd.function import Context, Function
-from ..autograd.grad_mode import STATE
+from ..argcheck import check_float, norm_dim, check_dtype, check_flag, check_number, check_tensor
+from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError
+from ..kernels import dispatch
 from ..tensor import Tensor
-from ..argcheck import check_float, norm_dim
-from .pointwise import cast_dtype, require_flag, require_number, require_tensor
-from .reduce import Sum
+from .pointwise import abs as _abs, erf, erf_array
+from .reduction import Sum
 
 __all__ = ["softmax", "log_softmax", "softmin", "sigmoid", "tanh", "relu", "relu6", "leaky_relu", "elu", "selu",
            "celu", "gelu", "silu", "swish", "mish", "softplus", "logsigmoid", "hardtanh", "hardsigmoid",
@@ -45,30 +45,15 @@ def _const(arr):
 
 
 def _float_input(x, op):
-    require_tensor(x, op)
+    check_tensor(x, op)
     check_float(x, op)
 
 
 def _maybe_inplace(x, inplace, op, compute):
     """``compute(x)``, or written back into x's storage when ``inplace`` (PyTorch's inplace=True)."""
-    if require_flag(inplace, op, "inplace"):
+    if check_flag(inplace, op, "inplace"):
         return x._inplace(compute)
     return compute(x)
-
-
-_DISPATCH = []
-
-
-def _kernel(name, *arrays):
-    """The compiled kernel registered as ``name`` for these arrays (minigen.kernels.dispatch decides by
-    mode, dtype, layout and size), or None: then the NumPy/CuPy reference written next to it runs."""
-    if not _DISPATCH:
-        try:
-            from minigen.kernels import dispatch
-        except ImportError:  # a checkout without the kernels folder
-            dispatch = None
-        _DISPATCH.append(dispatch)
-    return None if _DISPATCH[0] is None else _DISPATCH[0].get(name, *arrays)
 
 
 def _stable_sigmoid(xp, x):
@@ -98,7 +83,7 @@ class Softmax(Function):
         xp = get_array_module(x)
         if x.size == 0:
             return x.copy()
-        if dim == x.ndim - 1 and (k := _kernel("softmax_forward", x)) is not None:
+        if dim == x.ndim - 1 and (k := dispatch.get("softmax_forward", x)) is not None:
             return k(x)  # fused kernel over the last dim (same formula)
         ax = _axis(x.ndim, dim)
         e = xp.exp(x - x.max(axis=ax, keepdims=True))
@@ -107,9 +92,15 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
-        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("softmax_backward", y.array, g.array)):
-            return (Tensor._make(k(y.array, g.array)),)  # first-order fast path, same formula
-        return (y * (g - _sum_keep(g * y, ctx.dim)),)
+        return y * (g - _sum_keep(g * y, ctx.dim)), None
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        """The formula above in one fused pass over the last dim (kernels/cpu_softmax.py)."""
+        y = ctx.output.array
+        if ctx.dim != y.ndim - 1 or (k := dispatch.get("softmax_backward", y, g)) is None:
+            return NotImplemented
+        return k(y, g), None
 
 
 class LogSoftmax(Function):
@@ -127,7 +118,7 @@ class LogSoftmax(Function):
         xp = get_array_module(x)
         if x.size == 0:
             return x.copy()
-        if dim == x.ndim - 1 and (k := _kernel("log_softmax_forward", x)) is not None:
+        if dim == x.ndim - 1 and (k := dispatch.get("log_softmax_forward", x)) is not None:
             return k(x)
         ax = _axis(x.ndim, dim)
         s = x - x.max(axis=ax, keepdims=True)
@@ -136,17 +127,24 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
-        if not STATE.enabled and ctx.dim == y.ndim - 1 and (k := _kernel("log_softmax_backward", y.array, g.array)):
-            return (Tensor._make(k(y.array, g.array)),)
-        return (g - y.exp() * _sum_keep(g, ctx.dim),)
+        return g - y.exp() * _sum_keep(g, ctx.dim), None
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        """The formula above in one fused pass over the last dim (kernels/cpu_softmax.py)."""
+        y = ctx.output.array
+        if ctx.dim != y.ndim - 1 or (k := dispatch.get("log_softmax_backward", y, g)) is None:
+            return NotImplemented
+        return k(y, g), None
 
 
 def _softmax_args(x, dim, dtype, op):
-    require_tensor(x, op)
+    check_tensor(x, op)
     if dim is None:
         raise InvalidArgumentError(f"{op}: pass dim= explicitly (the dimension to normalise over), "
                                    f"input shape {tuple(x.shape)}")
-    x = cast_dtype(x, dtype, op)
+    if dtype is not None:
+        x = x.to(check_dtype(dtype, op))
     _float_input(x, op)
     return x, norm_dim(dim, x.ndim)
 
@@ -218,6 +216,8 @@ class MaskedLinear(Function):
 
     The forward computes the output and the local slope map ``s`` (a constant array);
     dx = g * s.  (The slope at a kink is the PyTorch convention, chosen by the caller.)
+    The comparisons are PyTorch's, so a NaN input gives a NaN output (relu(nan) = nan, not 0) and
+    takes the gradient (slope 1; leaky_relu: negative_slope).
     """
 
     reads = ()
@@ -226,27 +226,28 @@ class MaskedLinear(Function):
     def forward(ctx, x, kind, a, b):
         xp = get_array_module(x)
         dt = x.dtype
-        if kind in ("relu", "leaky") and (k := _kernel("masked_linear_forward", x)) is not None:
+        if kind in ("relu", "leaky") and (k := dispatch.get("masked_linear_forward", x)) is not None:
             y, ctx.slope = k(x, 0.0 if kind == "relu" else a, kind == "leaky")  # one fused pass
             return y
-        if kind == "relu":
-            pos = x > 0
-            slope = pos.astype(dt)
-            y = xp.where(pos, x, 0).astype(dt, copy=False)
+        if kind == "relu":  # y = 0 where x <= 0, else x (NaN stays NaN)
+            off = x <= 0
+            slope = ~off
+            y = xp.where(off, 0, x).astype(dt, copy=False)
         elif kind == "leaky":  # a = negative_slope
             pos = x > 0
             slope = xp.where(pos, 1, a).astype(dt)
             y = xp.where(pos, x, x * a).astype(dt, copy=False)
-        elif kind == "hardtanh":  # a = min_val, b = max_val
-            slope = ((x > a) & (x < b)).astype(dt)
+        elif kind == "hardtanh":  # a = min_val, b = max_val; np.clip keeps NaN
+            slope = ~((x <= a) | (x >= b))
             y = xp.clip(x, a, b).astype(dt, copy=False)
         elif kind == "threshold":  # a = threshold, b = value
-            pos = x > a
-            slope = pos.astype(dt)
-            y = xp.where(pos, x, b).astype(dt, copy=False)
+            off = x <= a
+            slope = ~off
+            y = xp.where(off, b, x).astype(dt, copy=False)
         else:  # pragma: no cover - internal
             raise InvalidArgumentError(f"unknown kind {kind}")
-        ctx.slope = slope
+        if any(ctx.needs_input_grad):
+            ctx.slope = slope.astype(dt, copy=False)
         return y
 
     @staticmethod
@@ -256,21 +257,21 @@ class MaskedLinear(Function):
 
 def relu(x, inplace=False):
     """y = max(x, 0).   dx = g * [x > 0]   (relu'(0) = 0)."""
-    require_tensor(x, "relu")
+    check_tensor(x, "relu")
     return _maybe_inplace(x, inplace, "relu", lambda a: MaskedLinear.apply(a, "relu", None, None))
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
     """y = x if x > 0 else negative_slope * x.   dx = g * (1 if x > 0 else negative_slope)."""
     _float_input(x, "leaky_relu")
-    slope = require_number(negative_slope, "leaky_relu", "negative_slope")
+    slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     return _maybe_inplace(x, inplace, "leaky_relu", lambda a: MaskedLinear.apply(a, "leaky", slope, None))
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
     """y = clip(x, min_val, max_val).   dx = g * [min_val < x < max_val]  (0 at both kinks, as PyTorch)."""
-    require_tensor(x, "hardtanh")
-    lo, hi = require_number(min_val, "hardtanh", "min_val"), require_number(max_val, "hardtanh", "max_val")
+    check_tensor(x, "hardtanh")
+    lo, hi = check_number(min_val, "hardtanh", "min_val"), check_number(max_val, "hardtanh", "max_val")
     if lo > hi:
         raise InvalidArgumentError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
     return _maybe_inplace(x, inplace, "hardtanh", lambda a: MaskedLinear.apply(a, "hardtanh", lo, hi))
@@ -283,8 +284,8 @@ def relu6(x, inplace=False):
 
 def threshold(x, threshold, value, inplace=False):
     """y = x if x > threshold else value.   dx = g * [x > threshold]."""
-    require_tensor(x, "threshold")
-    t, v = require_number(threshold, "threshold", "threshold"), require_number(value, "threshold", "value")
+    check_tensor(x, "threshold")
+    t, v = check_number(threshold, "threshold", "threshold"), check_number(value, "threshold", "value")
     return _maybe_inplace(x, inplace, "threshold", lambda a: MaskedLinear.apply(a, "threshold", t, v))
 
 
@@ -319,7 +320,7 @@ class ELU(Function):
 
 def elu(x, alpha=1.0, inplace=False):
     _float_input(x, "elu")
-    alpha = require_number(alpha, "elu", "alpha")
+    alpha = check_number(alpha, "elu", "alpha")
     return _maybe_inplace(x, inplace, "elu", lambda a: ELU.apply(a, alpha, 1.0, False))
 
 
@@ -336,7 +337,7 @@ def selu(x, inplace=False):
 def celu(x, alpha=1.0, inplace=False):
     """y = max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     _float_input(x, "celu")
-    alpha = require_number(alpha, "celu", "alpha")
+    alpha = check_number(alpha, "celu", "alpha")
     if alpha == 0:
         raise InvalidArgumentError("celu: alpha must be nonzero")
     return _maybe_inplace(x, inplace, "celu", lambda a: ELU.apply(a, alpha, 1.0, True))
@@ -361,37 +362,41 @@ class GELU(Function):
     @staticmethod
     def forward(ctx, x, approximate):
         xp = get_array_module(x)
-        if approximate == "none" and type(ctx) is Context and (k := _kernel("gelu_forward_grad", x)) is not None:
-            y, ctx.dydx = k(x)  # the derivative from the same CDF evaluation, for the first-order backward
+        if (approximate == "none" and any(ctx.needs_input_grad)
+                and (k := dispatch.get("gelu_forward_grad", x)) is not None):
+            y, ctx.dydx = k(x)  # gelu'(x) from the same CDF evaluation, for fast_backward
             return y
-        if (k := _kernel("gelu_forward", x)) is not None:
+        if (k := dispatch.get("gelu_forward", x)) is not None:
             return k(x, approximate)
         if approximate == "tanh":
             # (1 + tanh(u)) / 2 == sigmoid(2u): the same value without cancellation for u << 0
             u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
             return (x * _stable_sigmoid(xp, 2 * u)).astype(x.dtype, copy=False)
-        from .pointwise import erf_array
-
         return (0.5 * x * (1 + erf_array(x * _INV_SQRT_2))).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
         x, approximate = ctx.args
-        if not STATE.enabled and getattr(ctx, "dydx", None) is not None:
-            return Tensor._make(g.array * ctx.dydx), None
-        if not STATE.enabled and (k := _kernel("gelu_backward", x.array, g.array)) is not None:
-            return Tensor._make(k(x.array, g.array, approximate)), None
         if approximate == "tanh":
             # with s = sigmoid(2u) = (1 + t)/2:  0.5 (1 - t^2) = 2 s (1 - s)
             s = sigmoid(2 * (_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)))
             d = s + x * (2 * s * (1 - s)) * (_SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
         else:
-            from .pointwise import erf
-
             cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
             pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
             d = cdf + x * pdf
         return g * d, None
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        """g * gelu'(x) on arrays: the derivative the forward kernel already computed, or one fused pass."""
+        dydx = getattr(ctx, "dydx", None)
+        if dydx is not None:
+            return g * dydx, None
+        x, approximate = ctx.args
+        if (k := dispatch.get("gelu_backward", x.array, g)) is None:
+            return NotImplemented
+        return k(x.array, g, approximate), None
 
 
 def gelu(x, approximate="none"):
@@ -406,17 +411,23 @@ class SiLU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        if (k := _kernel("silu_forward", x)) is not None:
+        if (k := dispatch.get("silu_forward", x)) is not None:
             return k(x)
         return x * _stable_sigmoid(get_array_module(x), x)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.args
-        if not STATE.enabled and (k := _kernel("silu_backward", x.array, g.array)) is not None:
-            return (Tensor._make(k(x.array, g.array)),)
         s = sigmoid(x)
         return (g * s * (1 + x * (1 - s)),)
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        """The formula above in one fused pass (kernels/cpu_activation.py)."""
+        x = ctx.args[0].array
+        if (k := dispatch.get("silu_backward", x, g)) is None:
+            return NotImplemented
+        return (k(x, g),)
 
 
 def silu(x, inplace=False):
@@ -450,7 +461,7 @@ class Softplus(Function):
 
 def softplus(x, beta=1.0, threshold=20.0):
     _float_input(x, "softplus")
-    beta, threshold = require_number(beta, "softplus", "beta"), require_number(threshold, "softplus", "threshold")
+    beta, threshold = check_number(beta, "softplus", "beta"), check_number(threshold, "softplus", "threshold")
     if beta == 0:
         raise InvalidArgumentError("softplus: beta must be nonzero")
     return Softplus.apply(x, beta, threshold)
@@ -505,8 +516,6 @@ class Softsign(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.args
-        from .pointwise import abs as _abs
-
         d = 1 + _abs(x)
         return (g / (d * d),)
 
@@ -590,6 +599,3 @@ def glu(x, dim=-1):
     idx_a = (slice(None),) * d + (slice(0, h),)
     idx_b = (slice(None),) * d + (slice(h, None),)
     return x[idx_a] * sigmoid(x[idx_b])
-
-
-# ------------------------------------------------------------------ Tensor methods

@@ -27,11 +27,11 @@ class _Methods:
                 dtype = a
         out = self
         if dtype is not None and as_dtype(dtype) != self.dtype:
-            from .elementwise import Cast
+            from .pointwise import Cast
 
             out = Cast.apply(out, as_dtype(dtype))
         if device is not None and backend.as_device(device) != self.device:
-            from .elementwise import ToDevice
+            from .pointwise import ToDevice
 
             out = ToDevice.apply(out, backend.as_device(device))
         if copy and out is self:

@@ -20,15 +20,18 @@ import math
 
 import numpy as np
 
+from ..argcheck import check_flag as _check_flag, check_float_tensor as _check_float_tensor
+from ..argcheck import check_number as _check_number, check_tensor as _check_tensor, norm_dim, same_device
 from ..autograd.function import Function
-from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
 from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
+from ..kernels import dispatch
 from ..tensor import Tensor
-from .norm import _check_flag, _check_float_tensor, _check_number, _check_tensor, _l2_norm, _same_device
-from .reduce import mean as _mean, sum as _sum
+from .activation import log_softmax, logsigmoid, sigmoid, softmax
 from .indexing import GetItem, IndexAddInto
-from .shape import broadcast_to, permute, reshape, sum_to
+from .pointwise import abs as _abs, clamp, log as _log, where
+from .reduction import mean as _mean, norm as _norm, sum as _sum
+from .shape import broadcast_to, permute, reshape
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div", "gaussian_nll_loss",
@@ -75,7 +78,7 @@ def _pair(input, target, op, same_shape=False):
     """Check an (input, target) pair of float tensors; return the broadcast shape."""
     x = _check_float_tensor(input, op, "input")
     y = _check_float_tensor(target, op, "target")
-    _same_device(op, x, y)
+    same_device(op, x, y)
     if same_shape:
         if x.shape != y.shape:
             raise ShapeError(f"{op}: target shape {tuple(y.shape)} must equal input shape {tuple(x.shape)}")
@@ -114,8 +117,6 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """l = |x - y|.   dx = sign(x - y) g  (0 at x = y, as PyTorch)."""
-    from .pointwise import abs as _abs
-
     op = "l1_loss"
     reduction = _check_reduction(_legacy_reduction(size_average, reduce, reduction), op)
     _pair(input, target, op)
@@ -127,8 +128,6 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
     dx = g * d / beta inside, g * sign(d) outside (continuous at |d| = beta).
     """
-    from .pointwise import abs as _abs, where
-
     op = "smooth_l1_loss"
     reduction = _check_reduction(_legacy_reduction(size_average, reduce, reduction), op)
     beta = _check_number(beta, op, "beta", lo=0.0)
@@ -143,8 +142,6 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """l = 0.5 d^2 if |d| < delta else delta * (|d| - 0.5 delta)   (= delta * smooth_l1 with beta = delta)."""
-    from .pointwise import abs as _abs, where
-
     op = "huber_loss"
     reduction = _check_reduction(reduction, op)
     delta = _check_number(delta, op, "delta")
@@ -178,23 +175,11 @@ class BinaryCrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .pointwise import clamp
-
         x, y = ctx.args
-        dx = dy = None
-        if ctx.next_nodes[0] is not None:
-            dx = g * (x - y) / clamp(x * (1 - x), min=1e-12)
-            dx = sum_to(dx, x.shape)
-        if ctx.next_nodes[1] is not None:
-            dy = g * (clamp(_log(1 - x), min=-100.0) - clamp(_log(x), min=-100.0))
-            dy = sum_to(dy, y.shape)
+        need_x, need_y = ctx.needs_input_grad
+        dx = g * (x - y) / clamp(x * (1 - x), min=1e-12) if need_x else None
+        dy = g * (clamp(_log(1 - x), min=-100.0) - clamp(_log(x), min=-100.0)) if need_y else None
         return dx, dy
-
-
-def _log(t):
-    from .elementwise import log
-
-    return log(t)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -232,20 +217,18 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .activation import logsigmoid, sigmoid
-
         x, y, p = ctx.args
+        need_x, need_y, need_p = ctx.needs_input_grad
         dx = dy = dp = None
-        if ctx.next_nodes[0] is not None:
+        if need_x:
             lw = 1 if p is None else (p - 1) * y + 1
-            dx = sum_to(g * ((1 - y) - sigmoid(-x) * lw), x.shape)
-        if ctx.next_nodes[1] is not None or ctx.next_nodes[2] is not None:
+            dx = g * ((1 - y) - sigmoid(-x) * lw)
+        if need_y or need_p:
             sp = -logsigmoid(x)
-            if ctx.next_nodes[1] is not None:
-                dy = -x if p is None else (p - 1) * sp - x
-                dy = sum_to(g * dy, y.shape)
-            if ctx.next_nodes[2] is not None:
-                dp = sum_to(g * y * sp, p.shape)
+            if need_y:
+                dy = g * (-x if p is None else (p - 1) * sp - x)
+            if need_p:
+                dp = g * y * sp
         return dx, dy, dp
 
 
@@ -261,7 +244,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     shape = _pair(input, target, op, same_shape=True)
     w = _weight_arg(weight, shape, op)
     p = _weight_arg(pos_weight, shape, op, "pos_weight")
-    _same_device(op, input, w, p)
+    same_device(op, input, w, p)
     loss = BCEWithLogits.apply(input, target, p)
     if w is not None:
         loss = loss * w
@@ -301,8 +284,8 @@ def _class_targets(input, target, weight, ignore_index, op):
         wt = _check_float_tensor(weight, op, "weight")
         if tuple(wt.shape) != (C,):
             raise ShapeError(f"{op}: weight must have shape ({C},) (one value per class), got {tuple(wt.shape)}")
-        w = wt.array
-    _same_device(op, x, t, weight)
+        w = wt.array.copy()  # a constant of the op: later in-place edits of weight do not reach it
+    same_device(op, x, t, weight)
     xp = get_array_module(x.array)
     td = t.array.astype(np.int64).reshape(-1)
     bad = (td != ignore_index) & ((td < 0) | (td >= C))
@@ -320,20 +303,6 @@ def _class_targets(input, target, weight, ignore_index, op):
     return x2, td, w, out_shape
 
 
-_DISPATCH = []
-
-
-def _kernel(name, *arrays):
-    """The Numba kernel ``name`` for these arrays (minigen.kernels.dispatch: mode, dtype, size), or None."""
-    if not _DISPATCH:
-        try:
-            from ..kernels import dispatch
-        except ImportError:  # pragma: no cover - a checkout without the kernels folder
-            dispatch = None
-        _DISPATCH.append(dispatch)
-    return None if _DISPATCH[0] is None else _DISPATCH[0].get(name, *arrays)
-
-
 class CrossEntropy(Function):
     """Cross-entropy of logits x (M, C) with class indices t, fused: stable log-softmax + NLL.
 
@@ -345,6 +314,8 @@ class CrossEntropy(Function):
 
     backward (exact, as differentiable ops):  dx_i = g_i * (softmax(x_i) * sum_c A_ic - A_i),
     g_i = g / sum_i w_{t_i} for 'mean' -- i.e. (softmax - onehot) / N without weights or smoothing.
+    ``fast_backward``: the ``cross_entropy`` kernel computes the loss and this gradient (for g = 1) in
+    one pass over the logits; the first-order backward is then g * dlogits.
     """
 
     @staticmethod
@@ -354,29 +325,26 @@ class CrossEntropy(Function):
         valid = t != ignore_index
         tt = xp.where(valid, t, 0)
         rows = xp.arange(M)
-        if (k := _kernel("cross_entropy", x, t, w)) is not None:
-            # fused Numba kernel: loss and d(loss)/dx for an upstream gradient of 1, in one pass
-            loss, ctx.dlogits = k(x, t, w, ignore_index, smoothing, reduction)
-            wt = (w[tt] if w is not None else xp.ones(M, dtype=x.dtype)) * valid
-            ctx.rows, ctx.tt, ctx.wt, ctx.valid, ctx.w = rows, tt, wt, valid, w
-            ctx.smoothing, ctx.reduction, ctx.logp = smoothing, reduction, None
-            if reduction == "mean":
-                ctx.denom = wt.sum()
+        wt = (w[tt] if w is not None else xp.ones(M, dtype=x.dtype)) * valid          # w_{t_i}, 0 if ignored
+        ctx.rows, ctx.tt, ctx.wt, ctx.valid, ctx.w = rows, tt, wt, valid, w
+        ctx.smoothing, ctx.reduction = smoothing, reduction
+        if reduction == "mean":
+            ctx.denom = wt.sum()
+        if (k := dispatch.get("cross_entropy", x, t, w)) is not None:
+            # fused kernel: loss and d(loss)/dx for an upstream gradient of 1, in one pass
+            loss, dlogits = k(x, t, w, ignore_index, smoothing, reduction)
+            if any(ctx.needs_input_grad):
+                ctx.dlogits = dlogits
             return loss
         z = x - x.max(axis=1, keepdims=True)
         logp = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
-        wt = (w[tt] if w is not None else xp.ones(M, dtype=x.dtype)) * valid          # w_{t_i}, 0 if ignored
         loss = (1 - smoothing) * wt * -logp[rows, tt]
         if smoothing > 0:
             loss = loss + (smoothing / C) * valid * -((logp * w).sum(axis=1) if w is not None else logp.sum(axis=1))
-        ctx.rows, ctx.tt, ctx.wt, ctx.valid, ctx.w = rows, tt, wt, valid, w
-        ctx.logp = logp  # kept for the plain backward (freed with the graph; dropped at once under no_grad)
-        ctx.smoothing, ctx.reduction = smoothing, reduction
         if reduction == "none":
             return loss.astype(x.dtype, copy=False)
         total = loss.sum()
         if reduction == "mean":
-            ctx.denom = wt.sum()
             with np.errstate(invalid="ignore", divide="ignore"):
                 total = total / ctx.denom
         return xp.asarray(total, dtype=x.dtype)
@@ -395,8 +363,6 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .activation import softmax
-
         (x,) = ctx.args[:1]
         xp = get_array_module(x.array)
         M, C = x.shape
@@ -406,17 +372,6 @@ class CrossEntropy(Function):
         if ctx.reduction == "mean":
             # every target ignored: the loss is 0/0 = NaN but the gradient is 0 (no row takes part), as PyTorch
             inv = xp.asarray(1.0 / ctx.denom if ctx.denom != 0 else 0.0, dtype=x.dtype)
-        if not STATE.enabled and getattr(ctx, "dlogits", None) is not None:  # the kernel's gradient
-            gd = g.array
-            return (Tensor._make(ctx.dlogits * (gd[:, None] if ctx.reduction == "none" else gd)),) + (None,) * 5
-        if not STATE.enabled:  # plain backward on arrays
-            gd = g.array
-            gi = gd[:, None] if ctx.reduction == "none" else (gd * inv if ctx.reduction == "mean" else gd)
-            p = xp.exp(ctx.logp)                                               # softmax(x)
-            dx = p * S if dense is None else p * S - dense
-            dx = dx * gi
-            dx[index] -= onehot_coef * (gd if ctx.reduction == "none" else gi)   # one (i, t_i) per row: no repeats
-            return (Tensor._make(dx.astype(x.dtype, copy=False)),) + (None,) * 5
         if ctx.reduction == "none":
             g_col, g_row = reshape(g, (M, 1)), g
         else:
@@ -427,6 +382,14 @@ class CrossEntropy(Function):
         dx = p * _const(S) if dense is None else p * _const(S) - _const(dense)
         dx = dx * g_col - IndexAddInto.apply(g_row * _const(onehot_coef.astype(x.dtype)), (M, C), index)
         return (dx,) + (None,) * 5
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        """g * dlogits, the gradient the forward kernel computed (NotImplemented without the kernel)."""
+        dlogits = getattr(ctx, "dlogits", None)
+        if dlogits is None:
+            return NotImplemented
+        return (dlogits * (g[:, None] if ctx.reduction == "none" else g),) + (None,) * 5
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
@@ -439,8 +402,6 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     Probability targets (float, the input's shape) give l = -sum_c w_c q_c log softmax(x)_c with
     q = (1 - s) y + s / C, averaged over the elements for 'mean' (composed ops; target gets a gradient).
     """
-    from .activation import log_softmax
-
     op = "cross_entropy"
     reduction = _check_reduction(_legacy_reduction(size_average, reduce, reduction), op)
     x = _check_float_tensor(input, op)
@@ -449,7 +410,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if t.dtype.kind == "f" and t.shape == x.shape and x.ndim >= 1:
         cdim = 1 if x.ndim >= 2 else 0
         C = x.shape[cdim]
-        _same_device(op, x, t, weight)
+        same_device(op, x, t, weight)
         if ignore_index != -100:
             raise InvalidArgumentError(f"{op}: ignore_index is only supported for class-index targets, got "
                                        f"probability targets (float, shape {tuple(t.shape)})")
@@ -503,8 +464,6 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     reduction 'batchmean' divides the sum by the batch size (the true KL per sample); 'mean' averages
     over all elements (PyTorch's default, which is not the KL). Composed ops.
     """
-    from .pointwise import where
-
     op = "kl_div"
     reduction = _check_reduction(_legacy_reduction(size_average, reduce, reduction), op,
                                  ("mean", "sum", "none", "batchmean"))
@@ -530,7 +489,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     reduction = _check_reduction(reduction, op)
     _pair(input, target, op)
     v = _check_float_tensor(var, op, "var")
-    _same_device(op, input, v)
+    same_device(op, input, v)
     eps = _check_number(eps, op, "eps", lo=0.0)
     x = input
     if v.shape != x.shape:
@@ -563,7 +522,7 @@ def gaussian_kl(mu, logvar, reduction="sum"):
     reduction = _check_reduction(reduction, op, ("sum", "mean", "none", "batchmean"))
     m = _check_float_tensor(mu, op, "mu")
     lv = _check_float_tensor(logvar, op, "logvar")
-    _same_device(op, m, lv)
+    same_device(op, m, lv)
     try:
         np.broadcast_shapes(m.shape, lv.shape)
     except ValueError:
@@ -578,12 +537,10 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
 
     Composed ops; as PyTorch, each norm is clamped at eps with an identity gradient.
     """
-    from ..argcheck import norm_dim
-
     op = "cosine_similarity"
     a = _check_float_tensor(x1, op, "x1")
     b = _check_float_tensor(x2, op, "x2")
-    _same_device(op, a, b)
+    same_device(op, a, b)
     eps = _check_number(eps, op, "eps", lo=0.0)
     try:
         shape = tuple(np.broadcast_shapes(a.shape, b.shape))
@@ -596,7 +553,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     a, b = broadcast_to(a, shape), broadcast_to(b, shape)
 
     def unit(t):
-        n = _l2_norm(t, d)
+        n = _norm(t, 2, d, keepdim=True)
         xp = get_array_module(n.array)
         n = n + _const(xp.maximum(n.array, eps) - n.array)   # clamp_min(eps) with identity gradient
         return t / n

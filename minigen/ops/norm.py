@@ -42,7 +42,7 @@ from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DeviceError, InvalidArgumentError, ShapeError
 from ..kernels import dispatch
-from .reduce import mean as _mean, sum as _sum
+from .reduction import mean as _mean, sum as _sum
 from .shape import reshape
 
 __all__ = ["layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "normalize"]

@@ -1,8 +1,14 @@
-"""Pointwise math: roots, trig, erf, logs, rounding, clamp, maximum/minimum, where, comparisons, logic.
+"""Pointwise ops: arithmetic, math functions, rounding, maximum/minimum, clamp, where, comparisons, logic.
 
-Notation: ``g`` is the incoming gradient dL/dy, ``y`` the op's output. Every
-backward is written with differentiable Tensor ops (second derivatives work);
-arrays computed in forward (masks, quotients) are constants of the backward.
+Notation: ``g`` is the incoming gradient dL/dy, ``y`` the op's output. Every backward is the op's one
+gradient formula, written with differentiable Tensor ops (second derivatives work); arrays computed in
+forward (masks, quotients) are constants of the backward. A backward may return a gradient in the
+broadcast shape: the engine sums it back to its input's shape (``autograd/broadcast.py``).
+
+Type promotion is PyTorch's (:func:`result_type`): operands are ranked tensors with dims > 0-d tensors
+> Python/NumPy scalars, and a lower-ranked operand only changes the result when it is of a higher
+*category* (bool < integer < float). So ``f32 tensor + f64 0-d tensor`` is float32, ``int tensor + 1.5``
+and ``bool tensor * 1.5`` are the default float dtype (float32), ``int8 tensor + 1000`` stays int8.
 
 Conventions chosen to match PyTorch exactly:
 - abs'(0) = 0 (the gradient is g * sign(x));
@@ -11,23 +17,27 @@ Conventions chosen to match PyTorch exactly:
 - sign, floor, ceil, round, trunc, floor_divide: gradient 0 (step functions); frac'(x) = 1;
 - comparisons and logical ops return bool tensors that never carry a gradient.
 
-Integer inputs to functions that need floats (sqrt, sin, erf, ...) are promoted
-to the default float dtype, as PyTorch does.
+Integer inputs to functions that need floats (sqrt, sin, erf, true division...) are promoted to the
+default float dtype, as PyTorch does.
 """
 from __future__ import annotations
 
 import builtins
 import math
+import numbers
 
 import numpy as np
 
-from ..autograd.function import Function, NonDifferentiable
+from ..argcheck import brief as _brief, check_flag, check_int_value, check_number, check_tensor
+from ..autograd.function import Context, Function, NonDifferentiable
 from ..backend import get_array_module, move_array
 from ..errors import DTypeError, InvalidArgumentError
+from ..kernels import dispatch
 from ..tensor import Tensor, get_default_dtype
-from .shape import sum_to
 
 __all__ = [
+    # arithmetic
+    "add", "sub", "rsub", "mul", "div", "true_divide", "neg", "pow", "exp", "log", "result_type",
     # unary float math
     "sqrt", "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh",
     "asinh", "acosh", "atanh", "erf", "erfc", "log1p", "expm1", "log2", "log10", "exp2", "square", "reciprocal",
@@ -45,7 +55,189 @@ __all__ = [
 _Number = (builtins.int, builtins.float, builtins.bool)
 
 
-# ------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------ type promotion (torch.result_type)
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def _promote_types(a, b):
+    """``torch.promote_types`` on NumPy dtypes: the higher category wins outright (int64 + float16 ->
+    float16, where NumPy says float64); within one category NumPy's rule (int8 + uint8 -> int16,
+    float16 + float32 -> float32)."""
+    if a == b:
+        return a
+    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    if ca != cb:
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def _combine(higher, lower):
+    """A lower-priority participant changes the result only when it is of a higher category
+    (PyTorch's ``combine_categories``); two bools promote, so bool + int is int."""
+    if higher is None:
+        return lower
+    if lower is None or higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return _promote_types(higher, lower)
+    return higher
+
+
+def _participant(v):
+    """(priority, dtype) of one operand: 2 a tensor/array with dims, 1 a 0-d tensor/array, 0 a scalar.
+
+    Python and NumPy scalars take their category's default: bool, int64, the default float dtype."""
+    if isinstance(v, Tensor) or isinstance(v, np.ndarray) or (hasattr(v, "__cuda_array_interface__")):
+        dt = v.dtype
+        if dt.kind not in _CATEGORY:
+            raise DTypeError(f"unsupported dtype {dt} (minigen ops take bool, integer and float tensors)")
+        return (2 if v.ndim else 1), np.dtype(dt)
+    if isinstance(v, (builtins.bool, np.bool_)):
+        return 0, np.dtype(bool)
+    if isinstance(v, (numbers.Integral, np.integer)):
+        return 0, np.dtype(np.int64)
+    if isinstance(v, (builtins.float, np.floating)) or (isinstance(v, numbers.Real) and not isinstance(v, np.generic)):
+        return 0, get_default_dtype()
+    if isinstance(v, (list, tuple)):
+        arr = _list_array(v, "result_type")
+        return (2 if arr.ndim else 1), arr.dtype
+    raise DTypeError(f"unsupported operand {_brief(v)}: expected a Tensor, an array or a real number")
+
+
+def result_type(a, b, *more):
+    """The dtype PyTorch gives an op on these operands (``torch.result_type``), as a NumPy dtype.
+
+    Operands are Tensors, NumPy arrays, (nested) lists, or Python/NumPy scalars. Three priority groups --
+    tensors with dims, 0-d tensors, scalars -- each promote within themselves (:func:`_promote_types`);
+    then a lower group only matters when its category (bool < integer < float) is higher than the
+    result so far: ``f32[3] + f64 0-d -> f32``, ``i64[3] + 1.5 -> default float``, ``u8[3] + -1 -> u8``,
+    ``bool[3] + 1 -> i64``, ``i32[3] + i64 0-d -> i32``, ``i64[3] + f64 0-d -> f64``.
+
+    In-place ops keep their tensor's dtype and refuse a result they cannot hold: see :func:`can_cast`.
+    """
+    groups = [None, None, None]  # scalars, 0-d, dims
+    for v in (a, b) + more:
+        p, dt = _participant(v)
+        groups[p] = dt if groups[p] is None else _promote_types(groups[p], dt)
+    return _combine(groups[2], _combine(groups[1], groups[0]))
+
+
+def can_cast(from_dtype, to_dtype) -> bool:
+    """Whether a result of ``from_dtype`` may be written into a tensor of ``to_dtype`` (``torch.can_cast``):
+    not float -> integer/bool, not integer -> bool. (An in-place op ``a.op_(b)`` needs
+    ``can_cast(result_type(a, b), a.dtype)``; otherwise it raises DTypeError, as PyTorch.)"""
+    return _CATEGORY[np.dtype(from_dtype).kind] <= _CATEGORY[np.dtype(to_dtype).kind]
+
+
+def check_inplace_dtype(a, b, op: str):
+    """DTypeError when ``a.op_(b)`` would need a wider dtype than a's (``int_tensor.mul_(1.5)``)."""
+    dt = result_type(a, b)
+    if not can_cast(dt, a.dtype):
+        raise DTypeError(f"{op}: result type {dt} of {_brief(a)} and {_brief(b)} can't be cast to the desired "
+                         f"output type {a.dtype} of an in-place op")
+    return dt
+
+
+def _list_array(v, op):
+    """A (nested) list/tuple as an array with PyTorch's dtype inference (floats -> the default float dtype)."""
+    try:
+        arr = np.asarray(v)
+    except (ValueError, TypeError):
+        raise DTypeError(f"{op}: cannot make a tensor from a ragged or mixed {type(v).__name__}") from None
+    if arr.dtype.kind not in _CATEGORY:
+        raise DTypeError(f"{op}: cannot use a {type(v).__name__} of dtype {arr.dtype} as an operand")
+    if arr.dtype.kind == "f":
+        arr = arr.astype(get_default_dtype())
+    return arr
+
+
+def _to_dtype(v, dt, like, op):
+    """Operand ``v`` converted to the op's computation dtype ``dt``: Tensors through the differentiable
+    cast, arrays and lists as constant Tensors on ``like``'s device, scalars as Python numbers."""
+    if isinstance(v, Tensor):
+        return v if v.array.dtype == dt else Cast.apply(v, dt)
+    if isinstance(v, (list, tuple)):
+        v = _list_array(v, op)
+    if hasattr(v, "shape") and not isinstance(v, np.generic):  # a NumPy or CuPy array
+        arr = v.astype(dt, copy=False)
+        return Tensor._make(arr if like is None else move_array(arr, like.device))
+    # a Python/NumPy scalar: a Python number (NumPy then keeps the array's dtype, as PyTorch does)
+    if dt.kind == "f":
+        return builtins.float(v)
+    if dt.kind == "b":
+        return builtins.bool(v)
+    v = builtins.int(v)
+    info = np.iinfo(dt)
+    if not info.min <= v <= info.max:
+        v = builtins.int(np.asarray(v & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64).astype(dt))  # wraps, as PyTorch
+    return v
+
+
+def _check_operand(v, op, a, b):
+    if isinstance(v, (Tensor, np.ndarray, list, tuple, np.generic) + _Number) or hasattr(v, "__cuda_array_interface__"):
+        if isinstance(v, (np.generic, np.ndarray)) and v.dtype.kind not in _CATEGORY:
+            raise DTypeError(f"{op}: unsupported operand dtype {v.dtype} ({_brief(a)} and {_brief(b)})")
+        return
+    if isinstance(v, numbers.Real):
+        return
+    raise DTypeError(f"{op}: unsupported operand types {type(a).__name__} and {type(b).__name__} "
+                     f"(expected Tensors, arrays or real numbers; got {_brief(a)} and {_brief(b)})")
+
+
+def _operands(a, b, op, float_result=False):
+    """Both operands of a binary op converted to their PyTorch result dtype (:func:`result_type`).
+
+    Either side may be a Tensor, a NumPy/CuPy array, a list, or a Python/NumPy number (at least one
+    operand becomes a Tensor). ``float_result``: an integer result type becomes the default float dtype
+    (true division, atan2, ...). Anything else raises a DTypeError naming both types.
+    """
+    if isinstance(a, Tensor):  # fast paths: the common cases need no promotion
+        k = a.array.dtype.kind
+        if isinstance(b, Tensor):
+            if a.array.dtype == b.array.dtype and (k == "f" or not float_result):
+                return a, b
+        elif k == "f" and type(b) in (builtins.float, builtins.int):
+            return a, b
+    elif isinstance(b, Tensor) and b.array.dtype.kind == "f" and type(a) in (builtins.float, builtins.int):
+        return a, b
+    _check_operand(a, op, a, b)
+    _check_operand(b, op, a, b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        if isinstance(a, (list, tuple)) or (hasattr(a, "shape") and not isinstance(a, np.generic)):
+            a = Tensor._make(_list_array(a, op) if isinstance(a, (list, tuple)) else a)
+        elif isinstance(b, (list, tuple)) or (hasattr(b, "shape") and not isinstance(b, np.generic)):
+            b = Tensor._make(_list_array(b, op) if isinstance(b, (list, tuple)) else b)
+        else:  # two numbers: the first becomes a 0-d tensor of its default dtype
+            a = Tensor._make(np.asarray(a, dtype=_participant(a)[1]))
+    dt = result_type(a, b)
+    if float_result and dt.kind != "f":
+        dt = get_default_dtype()
+    like = a if isinstance(a, Tensor) else b
+    return _to_dtype(a, dt, like, op), _to_dtype(b, dt, like, op)
+
+
+def _input(x, op):
+    """The main input: a Tensor, or a number / (nested) list / array turned into one."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (list, tuple)):
+        return Tensor._make(_list_array(x, op))
+    if hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, np.generic):
+        if x.dtype.kind not in _CATEGORY:
+            raise DTypeError(f"{op}: cannot use an array of dtype {x.dtype}")
+        return Tensor._make(x)
+    if isinstance(x, (numbers.Real, np.generic)) and not isinstance(x, (builtins.str, builtins.bytes)):
+        return Tensor._make(np.asarray(x, dtype=_participant(x)[1]))
+    raise DTypeError(f"{op}: input must be a Tensor, got {_brief(x)}")
+
+
+def _as_float(x):
+    """Integer/bool tensors -> default float dtype (PyTorch's promotion for float-only math)."""
+    if x.dtype.kind in "biu":
+        return x.to(get_default_dtype())
+    return x
+
+
 def _const(arr):
     """A constant (no-grad) tensor around an array computed in forward (a mask, a slope map, ...).
     NumPy turns 0-d results into scalars; asarray makes them arrays again."""
@@ -57,139 +249,6 @@ def _zero_grad(g):
     return _const(get_array_module(g.array).zeros_like(g.array))
 
 
-def _st(g, x):
-    """Gradient for argument ``x``: ``g`` summed down to x's shape; None for plain numbers."""
-    return sum_to(g, x.shape) if isinstance(x, Tensor) else None
-
-
-def _needs(ctx, i):
-    return ctx.next_nodes[i] is not None
-
-
-# ------------------------------------------------------------------ argument checks (shared by the op modules)
-def require_tensor(x, op, name="input"):
-    """``x`` must be a Tensor (DTypeError naming what was passed otherwise)."""
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__}")
-    return x
-
-
-def require_number(v, op, name, allow_none=False):
-    """A real Python/NumPy number (bools count as 0/1), returned as a float."""
-    if v is None and allow_none:
-        return None
-    if isinstance(v, (builtins.int, builtins.float, np.integer, np.floating, np.bool_)):
-        return builtins.float(v)
-    raise InvalidArgumentError(f"{op}: {name} must be a real number, got {_brief(v)}")
-
-
-def require_int(v, op, name):
-    if isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool):
-        return builtins.int(v)
-    raise InvalidArgumentError(f"{op}: {name} must be an int, got {_brief(v)}")
-
-
-def require_flag(v, op, name):
-    """True/False (0/1 accepted), as PyTorch's bool arguments."""
-    if isinstance(v, (builtins.bool, np.bool_)) or (isinstance(v, (builtins.int, np.integer)) and v in (0, 1)):
-        return builtins.bool(v)
-    raise InvalidArgumentError(f"{op}: {name} must be True or False, got {_brief(v)}")
-
-
-def cast_dtype(x, dtype, op):
-    """``x.to(dtype)`` when a dtype is given; a clear DTypeError for anything that is not a real dtype."""
-    if dtype is None:
-        return x
-    from ..tensor import as_dtype
-
-    try:
-        dt = None if isinstance(dtype, (builtins.int, builtins.float, tuple, list, dict)) else as_dtype(dtype)
-    except (TypeError, ValueError, DTypeError):
-        dt = None
-    if dt is None or dt.kind not in "biuf":
-        raise DTypeError(f"{op}: dtype must be a dtype such as mg.float32, got {_brief(dtype)}")
-    return x.to(dt)
-
-
-def _brief(v):
-    if isinstance(v, (builtins.int, builtins.float, builtins.bool, str, type(None))):
-        return repr(v)
-    if hasattr(v, "shape") and hasattr(v, "dtype"):
-        return f"{type(v).__name__}(shape={tuple(v.shape)}, dtype={v.dtype})"
-    return type(v).__name__
-
-
-def _as_float(x):
-    """Integer/bool tensors -> default float dtype (PyTorch's promotion for float-only math)."""
-    if x.dtype.kind in "biu":
-        return x.to(get_default_dtype())
-    return x
-
-
-def _tensor_arg(x, op, like=None):
-    """Accept Tensors, arrays and lists; Python numbers stay numbers (they adopt the tensor's dtype)."""
-    if isinstance(x, Tensor):
-        return x
-    if isinstance(x, _Number):
-        return x
-    if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "__array__"):
-        try:
-            # a CuPy array stays a device array (np.asarray would need an implicit device-to-host copy)
-            arr = x if get_array_module(x) is not np else np.asarray(x)
-        except (ValueError, TypeError):
-            raise DTypeError(f"{op}: cannot make a tensor from a ragged or mixed {type(x).__name__}") from None
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise DTypeError(f"{op}: cannot use an argument of type {type(x).__name__} (dtype {arr.dtype})")
-        if like is not None:
-            if arr.dtype.kind == "f" and like.dtype.kind == "f" and not isinstance(x, np.ndarray):
-                arr = arr.astype(like.dtype)
-            return Tensor._make(move_array(arr, like.device))
-        return Tensor._make(arr)
-    raise DTypeError(f"{op}: unsupported argument of type {type(x).__name__}")
-
-
-def _input(x, op):
-    """The main input: a Tensor, or a number / (nested) list / array turned into one."""
-    if isinstance(x, Tensor):
-        return x
-    if isinstance(x, _Number) and not isinstance(x, builtins.bool):
-        return Tensor._make(np.asarray(x, dtype=get_default_dtype() if isinstance(x, builtins.float) else np.int64))
-    t = _tensor_arg(x, op)
-    if not isinstance(t, Tensor):
-        raise DTypeError(f"{op}: input must be a Tensor, got {_brief(x)}")
-    return t
-
-
-def _binary_args(a, b, op, promote=True):
-    """Both operands as Tensor-or-number, at least one Tensor.
-
-    With ``promote`` (ops with numeric results), integer tensors meet floats as in PyTorch: an int
-    tensor with a Python float becomes the default float dtype; with a float tensor, that tensor's dtype.
-    """
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = _tensor_arg(a, op)
-        if not isinstance(a, Tensor):
-            a = Tensor._make(np.asarray(a, dtype=get_default_dtype() if isinstance(a, builtins.float) else None))
-    if isinstance(a, Tensor):
-        b = _tensor_arg(b, op, like=a)
-    else:
-        a = _tensor_arg(a, op, like=b)
-    if promote:
-        a, b = _promote(a, b), _promote(b, a)
-    return a, b
-
-
-def _promote(t, other):
-    """``t`` cast to a float dtype when it is an integer tensor and ``other`` is a float (PyTorch's rule)."""
-    if not isinstance(t, Tensor) or t.dtype.kind not in "biu":
-        return t
-    if isinstance(other, builtins.float):
-        return t.to(get_default_dtype())
-    if isinstance(other, Tensor) and other.dtype.kind == "f":
-        return t.to(other.dtype)
-    return t
-
-
 def _xp_of(*args):
     for a in args:
         if hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, np.generic):
@@ -197,57 +256,294 @@ def _xp_of(*args):
     return np
 
 
-# ------------------------------------------------------------------ erf (reference + fast path)
+# ------------------------------------------------------------------ arithmetic
+class Add(Function):
+    """y = a + b.   da = g,  db = g."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class Sub(Function):
+    """y = a - b.   da = g,  db = -g."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """y = a * b.   da = g * b,  db = g * a."""
+
+    reads = ((1,), (0,))  # da reads b, db reads a: y = 3 * x never saves x
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        need_a, need_b = ctx.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
+
+
+class Div(Function):
+    """y = a / b.   da = g / b,  db = -g * a / b^2."""
+
+    reads = ((1,), (0, 1))
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        need_a, need_b = ctx.needs_input_grad
+        return (g / b if need_a else None), (-g * a / (b * b) if need_b else None)
+
+
+class Neg(Function):
+    """y = -x.   dx = -g."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, g):
+        return (-g,)
+
+
+class Pow(Function):
+    """y = a ** b.   da = g * b * a^(b-1)  (0 for b == 0, as PyTorch),   db = g * a^b * log(a)."""
+
+    reads = ((0, 1), (0, 1))
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a ** b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.args
+        need_a, need_b = ctx.needs_input_grad
+        ga = gb = None
+        if need_a:
+            if isinstance(b, Tensor):
+                ga = g * b * a ** (b - 1)
+            elif b == 0:
+                ga = g * 0
+            elif b == 1:
+                ga = g
+            elif b == 2:
+                ga = g * (a * 2)
+            else:
+                ga = g * (b * a ** (b - 1))
+        if need_b:
+            if isinstance(a, Tensor):
+                la = log(a)
+            else:  # a number base: ln a (NaN for a < 0, as the forward)
+                la = math.log(a) if a > 0 else (-math.inf if a == 0 else math.nan)
+            gb = g * a ** b * la
+        return ga, gb
+
+
+class Exp(Function):
+    """y = exp(x).   dx = g * y."""
+
+    reads = ()
+    uses_output = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).exp(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * ctx.output,)
+
+
+class Log(Function):
+    """y = log(x).   dx = g / x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.args
+        return (g / x,)
+
+
+class Cast(Function):
+    """y = x as another dtype.   dx = g cast back to x's dtype (no gradient into integer tensors)."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.src = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(ctx.src), None
+
+
+class ToDevice(Function):
+    """y = x copied to another device.   dx = g copied back."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, x, device):
+        from ..backend import device_of_array
+
+        ctx.src = device_of_array(x)
+        return move_array(x, device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(ctx.src), None
+
+    @classmethod
+    def apply(cls, x, device):
+        """The one op whose output lives on another device than its input: ``Function.apply`` would turn
+        the output back into an array of the input's module, so this op records its node itself."""
+        from ..autograd.grad_mode import is_grad_enabled
+
+        record = x.requires_grad and is_grad_enabled()
+        ctx = Context() if record else _NoGrad()
+        ctx.needs_input_grad = (record, False)
+        out = Tensor._make(cls.forward(ctx, x.array, device), record)
+        if record:
+            ctx.fn, ctx.args = cls, (x, device)
+            ctx.next_nodes = [x._ctx if x._ctx is not None else x, None]
+            out._ctx = ctx
+        return out
+
+
+class _NoGrad:
+    pass
+
+
+def add(a, b, alpha=1):
+    """y = a + alpha * b (PyTorch's type promotion, broadcasting; numbers and arrays on either side)."""
+    if alpha != 1:
+        b = mul(b, alpha)
+    a, b = _operands(a, b, "add")
+    return Add.apply(a, b)
+
+
+def sub(a, b, alpha=1):
+    """y = a - alpha * b."""
+    if alpha != 1:
+        b = mul(b, alpha)
+    a, b = _operands(a, b, "sub")
+    t = a if isinstance(a, Tensor) else b
+    if t.dtype.kind == "b":
+        raise DTypeError("sub: subtraction of bool tensors is not supported (use logical_xor or ~)")
+    return Sub.apply(a, b)
+
+
+def rsub(a, b):
+    """y = b - a."""
+    return sub(b, a)
+
+
+def mul(a, b):
+    """y = a * b."""
+    a, b = _operands(a, b, "mul")
+    return Mul.apply(a, b)
+
+
+def div(a, b, rounding_mode=None):
+    """y = a / b: true division (integer operands give the default float dtype, as PyTorch);
+    ``rounding_mode='floor'`` = floor_divide, ``'trunc'`` rounds toward zero."""
+    if rounding_mode is not None:
+        if rounding_mode == "floor":
+            return floor_divide(a, b)
+        if rounding_mode == "trunc":
+            a, b = _operands(a, b, "div")
+            dt = a.dtype if isinstance(a, Tensor) else b.dtype
+            q = trunc(Div.apply(*_operands(a, b, "div", float_result=True)))
+            return q if q.dtype == dt else q.to(dt)
+        raise InvalidArgumentError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    a, b = _operands(a, b, "div", float_result=True)
+    return Div.apply(a, b)
+
+
+true_divide = div
+
+
+def neg(x):
+    """y = -x."""
+    x = _input(x, "neg")
+    if x.dtype.kind == "b":
+        raise DTypeError("neg: negation of a bool tensor is not supported (use ~ or logical_not)")
+    return Neg.apply(x)
+
+
+def pow(a, b):
+    """y = a ** b (either side a number)."""
+    a, b = _operands(a, b, "pow")
+    return Pow.apply(a, b)
+
+
+def exp(x):
+    """y = e^x."""
+    return Exp.apply(_as_float(_input(x, "exp")))
+
+
+def log(x):
+    """y = ln x."""
+    return Log.apply(_as_float(_input(x, "log")))
+
+
+# ------------------------------------------------------------------ erf (reference + kernel)
 def erf_reference(x):
     """Reference erf on a NumPy array: Python's math.erf, element by element (exact, slow)."""
-    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def erfc_reference(x):
-    return np.frompyfunc(math.erfc, 1, 1)(x).astype(x.dtype if x.dtype.kind == "f" else np.float64)
-
-
-_FAST = {}
-
-
-def _numba_ufuncs():
-    """Compile (once, lazily) Numba ufuncs calling libm's erf/erfc; None when Numba is unavailable."""
-    if "erf" not in _FAST:
-        try:
-            import numba
-
-            sigs = ["float32(float32)", "float64(float64)"]
-
-            @numba.vectorize(sigs, cache=True)
-            def _erf(v):
-                return math.erf(v)
-
-            @numba.vectorize(sigs, cache=True)
-            def _erfc(v):
-                return math.erfc(v)
-
-            _FAST["erf"], _FAST["erfc"] = _erf, _erfc
-        except Exception:  # numba missing or failing: use the reference
-            _FAST["erf"] = _FAST["erfc"] = None
-    return _FAST["erf"], _FAST["erfc"]
+    """Reference erfc = 1 - erf on a NumPy array: Python's math.erfc, element by element."""
+    return np.asarray(np.frompyfunc(math.erfc, 1, 1)(x), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def _special(name, x):
-    xp = get_array_module(x)
-    if xp is not np:
+    x = get_array_module(x).asarray(x)  # NumPy hands 0-d results around as scalars
+    k = dispatch.get(name, x)
+    if k is not None:
+        return k(x)
+    if get_array_module(x) is not np:
         import cupyx.scipy.special as sp
 
         return getattr(sp, name)(x)
-    fast = _numba_ufuncs()[0 if name == "erf" else 1]
-    if fast is None:
-        return (erf_reference if name == "erf" else erfc_reference)(x)
-    if x.dtype == np.float16:
-        return fast(x.astype(np.float32)).astype(np.float16)
-    return fast(x)
+    return (erf_reference if name == "erf" else erfc_reference)(x)
 
 
 def erf_array(x):
-    """erf on a float array (NumPy: Numba ufunc over libm erf; CuPy: cupyx.scipy.special.erf)."""
+    """erf on a float array: the ``erf`` kernel (a Numba ufunc over libm's erf) or :func:`erf_reference`
+    (CuPy arrays: cupyx.scipy.special.erf)."""
     return _special("erf", x)
 
 
@@ -447,7 +743,7 @@ def ceil(x):
 
 def round(x, decimals=0):
     """Round half to even (as PyTorch); ``decimals`` digits after the point."""
-    return Rounding.apply(_input(x, "round"), "round", require_int(decimals, "round", "decimals"))
+    return Rounding.apply(_input(x, "round"), "round", check_int_value(decimals, "round", "decimals"))
 
 
 def trunc(x):
@@ -468,7 +764,7 @@ def frac(x):
 class MaxMin(Function):
     """y = max(a, b) (``largest``) or min(a, b), elementwise with broadcasting.
 
-    maximum/minimum (NaN propagates):  da = sum_to(g * w_a),  w_a = 1/2 on a tie, 0 where b wins, else 1
+    maximum/minimum (NaN propagates):  da = g * w_a,  w_a = 1/2 on a tie, 0 where b wins, else 1
     (so on a tie the gradient is split half/half, and both sides get it next to a NaN, as PyTorch).
     fmax/fmin (a NaN loses):  a takes the whole gradient where a >= b (a <= b for fmin) or b is NaN,
     b takes it elsewhere.
@@ -484,7 +780,7 @@ class MaxMin(Function):
         else:
             y = (xp.maximum if largest else xp.minimum)(a, b)
         y = xp.asarray(y)
-        if y.dtype.kind == "f":
+        if y.dtype.kind == "f" and any(ctx.needs_input_grad):
             dt, shape = y.dtype, y.shape
             if nan_ignoring:
                 a_takes = ((a >= b) if largest else (a <= b)) | xp.isnan(xp.asarray(b))
@@ -501,30 +797,29 @@ class MaxMin(Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.args[0], ctx.args[1]
-        ga = _st(g * _const(ctx.wa), a) if _needs(ctx, 0) else None
-        gb = _st(g * _const(ctx.wb), b) if _needs(ctx, 1) else None
-        return ga, gb, None, None
+        need_a, need_b = ctx.needs_input_grad[:2]
+        return (g * _const(ctx.wa) if need_a else None), (g * _const(ctx.wb) if need_b else None), None, None
 
 
 def maximum(a, b):
-    a, b = _binary_args(a, b, "maximum")
+    """Elementwise max (NaN propagates); ties split the gradient half/half."""
+    a, b = _operands(a, b, "maximum")
     return MaxMin.apply(a, b, True, False)
 
 
 def minimum(a, b):
-    a, b = _binary_args(a, b, "minimum")
+    a, b = _operands(a, b, "minimum")
     return MaxMin.apply(a, b, False, False)
 
 
 def fmax(a, b):
     """Like maximum, but a NaN loses against a number."""
-    a, b = _binary_args(a, b, "fmax")
+    a, b = _operands(a, b, "fmax")
     return MaxMin.apply(a, b, True, True)
 
 
 def fmin(a, b):
-    a, b = _binary_args(a, b, "fmin")
+    a, b = _operands(a, b, "fmin")
     return MaxMin.apply(a, b, False, True)
 
 
@@ -542,9 +837,8 @@ class FloorDivide(Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.args
-        return (_zero_grad(sum_to(g, a.shape)) if isinstance(a, Tensor) else None,
-                _zero_grad(sum_to(g, b.shape)) if isinstance(b, Tensor) else None)
+        z = _zero_grad(g)
+        return z, z
 
 
 def _is_int(v):
@@ -566,39 +860,38 @@ class Mod(Function):
         if _is_int(a) and _is_int(b) and bool((xp.asarray(b) == 0).any()):
             raise ZeroDivisionError(f"{kind}: integer division by zero")
         y = (xp.remainder if kind == "remainder" else xp.fmod)(a, b)
-        if hasattr(y, "dtype") and y.dtype.kind == "f":
+        if hasattr(y, "dtype") and y.dtype.kind == "f" and ctx.needs_input_grad[1]:
             with np.errstate(all="ignore"):  # b == 0 gives NaN quotients, as the forward gives NaN
                 ctx.q = xp.round((a - y) / b).astype(y.dtype)
         return y
 
     @staticmethod
     def backward(ctx, g):
-        a, b, _ = ctx.args
-        ga = _st(g, a) if _needs(ctx, 0) else None
-        gb = _st(-g * _const(ctx.q), b) if _needs(ctx, 1) else None
-        return ga, gb, None
+        return g, (-g * _const(ctx.q) if ctx.needs_input_grad[1] else None), None
 
 
 def floor_divide(a, b):
-    a, b = _binary_args(a, b, "floor_divide")
+    a, b = _operands(a, b, "floor_divide")
     return FloorDivide.apply(a, b)
 
 
 def remainder(a, b):
-    a, b = _binary_args(a, b, "remainder")
+    a, b = _operands(a, b, "remainder")
     return Mod.apply(a, b, "remainder")
 
 
 def fmod(a, b):
-    a, b = _binary_args(a, b, "fmod")
+    a, b = _operands(a, b, "fmod")
     return Mod.apply(a, b, "fmod")
 
 
 class Lerp(Function):
     """y = start + w * (end - start).
 
-    dstart = sum_to(g * (1 - w)),  dend = sum_to(g * w),  dw = sum_to(g * (end - start)).
+    dstart = g * (1 - w),  dend = g * w,  dw = g * (end - start).
     """
+
+    reads = ((2,), (2,), (0, 1))
 
     @staticmethod
     def forward(ctx, start, end, w):
@@ -607,19 +900,19 @@ class Lerp(Function):
     @staticmethod
     def backward(ctx, g):
         start, end, w = ctx.args
-        gs = _st(g * (1 - w), start) if _needs(ctx, 0) else None
-        ge = _st(g * w, end) if _needs(ctx, 1) else None
-        gw = _st(g * (end - start), w) if _needs(ctx, 2) else None
-        return gs, ge, gw
+        n = ctx.needs_input_grad
+        return (g * (1 - w) if n[0] else None), (g * w if n[1] else None), (g * (end - start) if n[2] else None)
 
 
 def lerp(start, end, weight):
-    require_tensor(start, "lerp", "start")
-    end = _tensor_arg(end, "lerp", like=start)
-    weight = _tensor_arg(weight, "lerp", like=start)
+    """y = start + weight * (end - start) (floating point; ``end``/``weight`` numbers or tensors)."""
+    check_tensor(start, "lerp", "start")
     for v, nm in ((start, "start"), (end, "end"), (weight, "weight")):
-        if isinstance(v, Tensor) and v.dtype.kind not in "fc":
+        _check_operand(v, "lerp", start, v)
+        if isinstance(v, Tensor) and v.dtype.kind != "f":
             raise DTypeError(f"lerp expects floating point tensors, got {nm} of dtype {v.dtype}")
+    dt = result_type(start, end, weight)
+    start, end, weight = (_to_dtype(v, dt, start, "lerp") for v in (start, end, weight))
     return Lerp.apply(start, end, weight)
 
 
@@ -633,22 +926,19 @@ class Atan2(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.args
+        need_a, need_b = ctx.needs_input_grad
         r2 = a * a + b * b
-        ga = _st(g * b / r2, a) if _needs(ctx, 0) else None
-        gb = _st(-g * a / r2, b) if _needs(ctx, 1) else None
-        return ga, gb
+        return (g * b / r2 if need_a else None), (-g * a / r2 if need_b else None)
 
 
 def atan2(a, b):
-    a, b = _binary_args(a, b, "atan2")
-    a = _as_float(a) if isinstance(a, Tensor) else a
-    b = _as_float(b) if isinstance(b, Tensor) else b
+    a, b = _operands(a, b, "atan2", float_result=True)
     return Atan2.apply(a, b)
 
 
 def hypot(a, b):
     """sqrt(a^2 + b^2) (composed of differentiable ops)."""
-    a, b = _binary_args(a, b, "hypot")
+    a, b = _operands(a, b, "hypot", float_result=True)
     return sqrt(a * a + b * b)
 
 
@@ -667,14 +957,13 @@ class LogAddExp(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.args
+        need_a, need_b = ctx.needs_input_grad
         y = ctx.output
-        ga = _st(g * (a - y).exp(), a) if _needs(ctx, 0) else None
-        gb = _st(g * (b - y).exp(), b) if _needs(ctx, 1) else None
-        return ga, gb
+        return (g * (a - y).exp() if need_a else None), (g * (b - y).exp() if need_b else None)
 
 
 def logaddexp(a, b):
-    a, b = _binary_args(a, b, "logaddexp")
+    a, b = _operands(a, b, "logaddexp", float_result=True)
     return LogAddExp.apply(a, b)
 
 
@@ -683,8 +972,8 @@ class Clamp(Function):
     """y = min(max(x, lo), hi)  (lo/hi: numbers, tensors or None; if lo > hi every value becomes hi).
 
     dx  = g * [lo <= x <= hi]           (both ends inclusive, as PyTorch)
-    dlo = sum_to(g * [x < lo and lo <= hi])
-    dhi = sum_to(g * [x > hi or lo > hi])
+    dlo = g * [x < lo and lo <= hi]
+    dhi = g * [x > hi or lo > hi]
     """
 
     reads = ()
@@ -717,11 +1006,9 @@ class Clamp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, lo, hi = ctx.args
-        gx = _st(g * _const(ctx.mx), x) if _needs(ctx, 0) else None
-        glo = _st(g * _const(ctx.mlo), lo) if _needs(ctx, 1) else None
-        ghi = _st(g * _const(ctx.mhi), hi) if _needs(ctx, 2) else None
-        return gx, glo, ghi
+        n = ctx.needs_input_grad
+        return ((g * _const(ctx.mx) if n[0] else None), (g * _const(ctx.mlo) if n[1] else None),
+                (g * _const(ctx.mhi) if n[2] else None))
 
 
 def clamp(x, min=None, max=None):
@@ -729,10 +1016,13 @@ def clamp(x, min=None, max=None):
     x = _input(x, "clamp")
     if min is None and max is None:
         raise InvalidArgumentError("clamp: at least one of min and max must be given")
-    lo = _tensor_arg(min, "clamp", like=x) if min is not None else None
-    hi = _tensor_arg(max, "clamp", like=x) if max is not None else None
-    for bound in (lo, hi):
-        x = _promote(x, bound)
+    bounds = [v for v in (min, max) if v is not None]
+    for v in bounds:
+        _check_operand(v, "clamp", x, v)
+    dt = result_type(x, *bounds)
+    x = _to_dtype(x, dt, x, "clamp")
+    lo = _to_dtype(min, dt, x, "clamp") if min is not None else None
+    hi = _to_dtype(max, dt, x, "clamp") if max is not None else None
     return Clamp.apply(x, lo, hi)
 
 
@@ -749,43 +1039,24 @@ def clamp_max(x, max):
 
 # ------------------------------------------------------------------ where / nan_to_num
 class Where(Function):
-    """y = a where cond else b (broadcast).   da = sum_to(where(cond, g, 0)),  db = sum_to(where(cond, 0, g))."""
+    """y = a where cond else b (broadcast).   da = where(cond, g, 0),  db = where(cond, 0, g).
 
-    reads = ()
+    Both gradients read ``cond`` (version-checked: editing the mask in place after the forward raises)."""
+
+    reads = ((), (0,), (0,), ())
 
     @staticmethod
     def forward(ctx, cond, a, b, dtype):
-        ctx.cond = cond
         out = _xp_of(cond, a, b).where(cond, a, b)
-        return out.astype(dtype, copy=False) if dtype is not None else out
+        return out.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
-        cond, a, b, _ = ctx.args
-        c = ctx.cond
-        ga = _st(Where.apply(c, g, 0.0, g.dtype), a) if _needs(ctx, 1) else None
-        gb = _st(Where.apply(c, 0.0, g, g.dtype), b) if _needs(ctx, 2) else None
+        cond = ctx.args[0]
+        n = ctx.needs_input_grad
+        ga = Where.apply(cond, g, 0.0, g.dtype) if n[1] else None
+        gb = Where.apply(cond, 0.0, g, g.dtype) if n[2] else None
         return None, ga, gb, None
-
-
-def _result_dtype(a, b):
-    ta = [v for v in (a, b) if isinstance(v, Tensor)]
-    if not ta:
-        kinds = [v for v in (a, b)]
-        if any(isinstance(v, builtins.float) for v in kinds):
-            return get_default_dtype()
-        if all(isinstance(v, builtins.bool) for v in kinds):
-            return np.dtype(bool)
-        return np.dtype(np.int64)
-    if len(ta) == 2:
-        return np.result_type(ta[0].dtype, ta[1].dtype)
-    t = ta[0]
-    other = b if t is a else a
-    if isinstance(other, builtins.float) and t.dtype.kind in "biu":
-        return get_default_dtype()
-    if isinstance(other, builtins.int) and not isinstance(other, builtins.bool) and t.dtype.kind == "b":
-        return np.dtype(np.int64)
-    return t.dtype
 
 
 def where(condition, input=None, other=None):
@@ -798,16 +1069,12 @@ def where(condition, input=None, other=None):
         return tuple(_const(i.astype(np.int64)) for i in xp.nonzero(condition.array))
     if input is None or other is None:
         raise InvalidArgumentError("where: pass both input and other (or neither)")
-    like = condition
-    a = _tensor_arg(input, "where", like=other if isinstance(other, Tensor) else None)
-    b = _tensor_arg(other, "where", like=a if isinstance(a, Tensor) else None)
-    dtype = _result_dtype(a, b)
-    for v in (a, b):
-        if isinstance(v, Tensor) and v.device != like.device:
-            from ..errors import DeviceError
-
-            raise DeviceError(f"where: condition on {like.device} but a value on {v.device}")
-    return Where.apply(condition.array, a, b, dtype)
+    _check_operand(input, "where", input, other)
+    _check_operand(other, "where", input, other)
+    dtype = result_type(input, other)
+    a = _to_dtype(input, dtype, condition, "where")
+    b = _to_dtype(other, dtype, condition, "where")
+    return Where.apply(condition, a, b, dtype)
 
 
 class NanToNum(Function):
@@ -833,9 +1100,9 @@ class NanToNum(Function):
 
 def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
     x = _input(x, "nan_to_num")
-    nan = require_number(nan, "nan_to_num", "nan")
-    posinf = require_number(posinf, "nan_to_num", "posinf", allow_none=True)
-    neginf = require_number(neginf, "nan_to_num", "neginf", allow_none=True)
+    nan = check_number(nan, "nan_to_num", "nan")
+    posinf = check_number(posinf, "nan_to_num", "posinf", allow_none=True)
+    neginf = check_number(neginf, "nan_to_num", "neginf", allow_none=True)
     return NanToNum.apply(x, nan, posinf, neginf)
 
 
@@ -879,7 +1146,7 @@ class Predicate(NonDifferentiable):
 
 def _make_cmp(op):
     def fn(a, b):
-        a, b = _binary_args(a, b, op, promote=False)  # NumPy compares mixed int/float operands itself
+        a, b = _operands(a, b, op)  # compared in the promoted dtype, as PyTorch
         return Compare.apply(a, b, op)
 
     fn.__name__ = fn.__qualname__ = op
@@ -893,7 +1160,7 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 def _logical(op):
     def fn(a, b):
-        a, b = _binary_args(a, b, op, promote=False)
+        a, b = _operands(a, b, op)
         return Logical.apply(a, b, op)
 
     fn.__name__ = fn.__qualname__ = op
@@ -911,7 +1178,7 @@ def logical_not(x):
 
 def _bitwise(op):
     def fn(a, b):
-        a, b = _binary_args(a, b, op, promote=False)
+        a, b = _operands(a, b, op)
         for v in (a, b):
             if (isinstance(v, Tensor) and v.dtype.kind not in "biu") or isinstance(v, builtins.float):
                 raise DTypeError(f"{op} needs integer or bool operands, got "
@@ -963,9 +1230,9 @@ class IsClose(NonDifferentiable):
 
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    a, b = _binary_args(a, b, "isclose", promote=False)
-    rtol, atol = require_number(rtol, "isclose", "rtol"), require_number(atol, "isclose", "atol")
-    equal_nan = require_flag(equal_nan, "isclose", "equal_nan")
+    a, b = _operands(a, b, "isclose")
+    rtol, atol = check_number(rtol, "isclose", "rtol"), check_number(atol, "isclose", "atol")
+    equal_nan = check_flag(equal_nan, "isclose", "equal_nan")
     return IsClose.apply(a, b, rtol, atol, equal_nan)
 
 
@@ -981,27 +1248,3 @@ def equal(a, b):
     if a.shape != b.shape:
         return False
     return builtins.bool((a.array == b.array).all())
-
-
-# ------------------------------------------------------------------ Tensor methods and operators
-
-
-def _inplace_method(fn):
-    def method(x, *args, **kwargs):
-        return x._inplace(lambda a: fn(a, *args, **kwargs))
-
-    method.__name__ = fn.__name__ + "_"
-    return method
-
-
-def _cmp_operator(op):
-    fn = globals()[op]
-
-    def operator(a, b):
-        if not isinstance(b, (Tensor, np.ndarray, np.generic, list, tuple) + _Number):
-            return NotImplemented  # e.g. t == None or t == "a": Python falls back to identity
-        return fn(a, b)
-
-    return operator
-
-

@@ -1,10 +1,10 @@
-"""More reductions: var/std, prod, max/min (values + indices), amax/amin, argmax/argmin, logsumexp,
-norm, cumsum/cumprod, all/any, count_nonzero, aminmax.
+"""Reductions: sum, mean, var/std, prod, max/min (values + indices), amax/amin, argmax/argmin, logsumexp,
+norm, cumsum/cumprod, all/any, count_nonzero, aminmax, sum_to_size.
 
 ``dim`` is an int, a tuple of ints or None (all dims) where PyTorch allows it;
 ``keepdim`` keeps the reduced dims with size 1. Backward of a reduction first
 broadcasts the incoming gradient ``g`` back over the reduced dims (``G`` below =
-g broadcast to the input's shape), then applies the local derivative.
+g broadcast to the input's shape, :func:`expand_reduced`), then applies the local derivative.
 
 Tie and kink conventions (as PyTorch):
 - ``max()``/``min()`` without dim, ``amax``/``amin`` and ``norm(p=inf)``: the gradient is split
@@ -20,18 +20,19 @@ from collections import namedtuple
 
 import numpy as np
 
+from ..argcheck import (check_float, norm_dim, norm_dims, check_dtype, check_flag, check_number,
+                        check_tensor)
+from ..autograd.broadcast import sum_to as _sum_to
 from ..autograd.function import Function, NonDifferentiable
-from ..autograd.grad_mode import STATE
 from ..backend import get_array_module
-from ..errors import InvalidArgumentError
-from ..tensor import Tensor
-from ..argcheck import check_float, norm_dim, norm_dims
-from .pointwise import cast_dtype, require_flag, require_number, require_tensor
-from .reduce import Sum, expand_reduced
+from ..errors import DTypeError, InvalidArgumentError, ShapeError
+from ..tensor import Tensor, get_default_dtype
+from .pointwise import abs as _abs, maximum, minimum, sqrt
 from .shape import reshape, transpose
 
-__all__ = ["var", "std", "var_mean", "std_mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin",
-           "aminmax", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero"]
+__all__ = ["sum", "mean", "sum_to_size", "var", "std", "var_mean", "std_mean", "prod", "max", "min", "amax",
+           "amin", "argmax", "argmin", "aminmax", "logsumexp", "norm", "cumsum", "cumprod", "all", "any",
+           "count_nonzero"]
 
 # the result types of max/min/aminmax with a dim, like torch.return_types
 max_result = namedtuple("max", ["values", "indices"])
@@ -53,10 +54,19 @@ def _count(shape, dims):
     return n
 
 
+def _keep_shape(shape, dims):
+    return tuple(1 if i in dims else s for i, s in enumerate(shape))
+
+
 def _const(arr):
     """A constant (no-grad) tensor around an array computed in forward (a mask, a slope map, ...).
     NumPy turns 0-d results into scalars; asarray makes them arrays again."""
     return Tensor._make(get_array_module(arr).asarray(arr))
+
+
+def cast_dtype(x, dtype, op):
+    """``x.to(dtype)`` when a dtype is given (a clear DTypeError for anything that is not a real dtype)."""
+    return x if dtype is None else x.to(check_dtype(dtype, op))
 
 
 def _expand(g, ctx):
@@ -68,16 +78,103 @@ def _keep(y, in_shape, dims, keepdim):
     """A reduced value reshaped with the reduced dims kept (for broadcasting against the input)."""
     if keepdim:
         return y
-    return reshape(y, tuple(1 if i in dims else s for i, s in enumerate(in_shape)))
-
-
-def _sum_keep(t, dims):
-    return Sum.apply(t, dims, True)
+    return reshape(y, _keep_shape(in_shape, dims))
 
 
 def _require_float(x, op):
-    require_tensor(x, op)
+    check_tensor(x, op)
     check_float(x, op)
+
+
+# ------------------------------------------------------------------ sum / mean
+class ExpandReduced(Function):
+    """y = a reduced tensor g broadcast back to ``in_shape`` (re-inserting the reduced dims).
+    dg = sum of the incoming gradient over ``dims`` (keepdim as given)."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, g, in_shape, dims, keepdim):
+        ctx.dims, ctx.keepdim = dims, keepdim
+        xp = get_array_module(g)
+        if g.size == 1 and len(dims) == len(in_shape):  # full reduction: a filled array is cheaper
+            return xp.full(in_shape, g.reshape(()), dtype=g.dtype)
+        if not keepdim:
+            g = g.reshape(_keep_shape(in_shape, dims))
+        return xp.broadcast_to(g, in_shape)
+
+    @staticmethod
+    def backward(ctx, gg):
+        return Sum.apply(gg, ctx.dims, ctx.keepdim), None, None, None
+
+
+def expand_reduced(g, in_shape, dims, keepdim):
+    """Broadcast a reduced gradient back to ``in_shape`` (differentiable)."""
+    return ExpandReduced.apply(g, in_shape, dims, keepdim)
+
+
+class Sum(Function):
+    """y = sum_{i in dims} x_i.   dx = G (g broadcast over the summed dims)."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.in_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        return x.sum(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand(g, ctx), None, None
+
+
+class Mean(Function):
+    """y = (1/N) sum_{i in dims} x_i.   dx = G / N."""
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.in_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        n = _count(x.shape, dims)
+        ctx.n = n
+        return x.mean(axis=dims, keepdims=keepdim) if n else x.sum(axis=dims, keepdims=keepdim) * float("nan")
+
+    @staticmethod
+    def backward(ctx, g):
+        return expand_reduced(g * (1.0 / builtins.max(ctx.n, 1)), ctx.in_shape, ctx.dims, ctx.keepdim), None, None
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    """Sum over ``dim`` (int, tuple or None = all). Integer/bool tensors give int64, as PyTorch."""
+    check_tensor(x, "sum")
+    if dtype is not None:
+        x = cast_dtype(x, dtype, "sum")
+    elif x.dtype.kind in "biu":
+        x = x.to(np.int64)
+    return Sum.apply(x, norm_dims(dim, x.ndim), check_flag(keepdim, "sum", "keepdim"))
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    """Mean over ``dim`` (floating point tensors; pass dtype= to average integers)."""
+    check_tensor(x, "mean")
+    x = cast_dtype(x, dtype, "mean")
+    if x.dtype.kind not in "fc":
+        raise DTypeError(f"mean expects a floating point tensor, got dtype {x.dtype} (use .float() first)")
+    return Mean.apply(x, norm_dims(dim, x.ndim), check_flag(keepdim, "mean", "keepdim"))
+
+
+def sum_to_size(x, *size):
+    """``x`` summed down to ``size`` (PyTorch's ``Tensor.sum_to_size``): the inverse of broadcasting a tensor
+    of shape ``size`` to x.shape. dx = broadcast of g back to x.shape."""
+    check_tensor(x, "sum_to_size")
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    size = tuple(builtins.int(s) for s in size)
+    lead = x.ndim - len(size)
+    if lead < 0 or builtins.any(s != 1 and s != x.shape[lead + i] for i, s in enumerate(size)):
+        raise ShapeError(f"sum_to_size: size {size} is not expandable to the tensor's shape {tuple(x.shape)}")
+    return _sum_to(x, size)
 
 
 # ------------------------------------------------------------------ var / std
@@ -112,9 +209,9 @@ def _var_args(x, dim, unbiased, correction, keepdim, op):
     if correction is not None and unbiased is not None:
         raise InvalidArgumentError(f"{op}: pass either unbiased= or correction=, not both")
     if correction is None:
-        correction = 1 if unbiased is None or require_flag(unbiased, op, "unbiased") else 0
-    correction = require_number(correction, op, "correction")
-    return _dims(dim, x.ndim), correction, require_flag(keepdim, op, "keepdim")
+        correction = 1 if unbiased is None or check_flag(unbiased, op, "unbiased") else 0
+    correction = check_number(correction, op, "correction")
+    return _dims(dim, x.ndim), correction, check_flag(keepdim, op, "keepdim")
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -125,8 +222,6 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """sqrt(var(x)) (composed, so its gradient is var's gradient / (2 std))."""
-    from .pointwise import sqrt
-
     return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
 
@@ -143,8 +238,6 @@ def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def _mean(x, dim, keepdim):
-    from .reduce import Mean
-
     return Mean.apply(x, _dims(dim, x.ndim), bool(keepdim))
 
 
@@ -189,7 +282,7 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, x, dim, keepdim):
         ctx.dim, ctx.keepdim, ctx.in_shape = dim, keepdim, x.shape
-        ctx.has_zero = bool((x == 0).any())
+        ctx.has_zero = builtins.any(ctx.needs_input_grad) and bool((x == 0).any())
         if dim is None:
             return get_array_module(x).asarray(x.prod(keepdims=keepdim))
         return x.prod(axis=dim, keepdims=keepdim)
@@ -198,31 +291,33 @@ class Prod(Function):
     def backward(ctx, g):
         x = ctx.args[0]
         dim = ctx.dim
+        if x.ndim == 0:
+            return g, None, None
         if dim is None:  # all elements: work on the flattened tensor
             flat = reshape(x, (x.array.size,))
-            others = _others(flat, 0, ctx, ctx.output)
+            others = ctx.output / flat if not ctx.has_zero else _prod_others(flat, 0)
             return reshape(g, ()) * reshape(others, x.shape), None, None
-        dims = (dim,)
-        gx = expand_reduced(g, ctx.in_shape, dims, ctx.keepdim)
-        y = _keep(ctx.output, ctx.in_shape, dims, ctx.keepdim)
-        return gx * _others(x, dim, ctx, y), None, None
+        gx = expand_reduced(g, ctx.in_shape, (dim,), ctx.keepdim)
+        others = _keep(ctx.output, ctx.in_shape, (dim,), ctx.keepdim) / x if not ctx.has_zero else _prod_others(x, dim)
+        return gx * others, None, None
 
-
-def _others(x, axis, ctx, y):
-    """prod of the other elements along ``axis`` for Prod's backward (fast array path when not create_graph)."""
-    if x.ndim == 0:
-        return _const(get_array_module(x.array).ones_like(x.array))
-    if not STATE.enabled:
-        return _const(_prod_others_array(x.array, axis))
-    if not ctx.has_zero:
-        return y / x
-    return _prod_others(x, axis)
+    @staticmethod
+    def fast_backward(ctx, g):
+        """The same gradient on arrays in O(n) memory: G * (exclusive left * right cumulative products),
+        exact with zeros (the formula above builds an n x n matrix when x has zeros)."""
+        x = ctx.args[0].array
+        if x.ndim == 0:
+            return g, None, None
+        if ctx.dim is None:
+            return g.reshape(()) * _prod_others_array(x.reshape(-1), 0).reshape(x.shape), None, None
+        gx = g if ctx.keepdim else get_array_module(g).expand_dims(g, ctx.dim)
+        return gx * _prod_others_array(x, ctx.dim), None, None
 
 
 def prod(x, dim=None, keepdim=False, dtype=None):
     """Product of the elements (over one ``dim``, or all). Integer/bool tensors give int64, as PyTorch."""
-    require_tensor(x, "prod")
-    keepdim = require_flag(keepdim, "prod", "keepdim")
+    check_tensor(x, "prod")
+    keepdim = check_flag(keepdim, "prod", "keepdim")
     if dtype is not None:
         x = cast_dtype(x, dtype, "prod")
     elif x.dtype.kind in "biu":
@@ -252,7 +347,7 @@ class Extreme(Function):
         xp = get_array_module(x)
         ctx.in_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
         y = (xp.max if largest else xp.min)(x, axis=dims, keepdims=True)
-        if x.dtype.kind == "f":
+        if x.dtype.kind == "f" and builtins.any(ctx.needs_input_grad):
             if indices is None:  # share among ties (NaN counts as equal to a NaN extreme)
                 hit = (x == y) | (xp.isnan(x) & xp.isnan(y))
                 w = hit.astype(x.dtype)
@@ -281,11 +376,9 @@ def _extreme(x, dim, keepdim, largest, indices=None):
 
 def _max_min(x, dim, keepdim, largest, other):
     name = "max" if largest else "min"
-    require_tensor(x, name)
-    keepdim = require_flag(keepdim, name, "keepdim")
+    check_tensor(x, name)
+    keepdim = check_flag(keepdim, name, "keepdim")
     if isinstance(dim, Tensor) or other is not None:  # torch.max(a, b) overload = maximum
-        from .pointwise import maximum, minimum
-
         b = dim if isinstance(dim, Tensor) else other
         return (maximum if largest else minimum)(x, b)
     if dim is None:
@@ -321,20 +414,20 @@ def min(x, dim=None, keepdim=False, *, other=None):
 
 def amax(x, dim=(), keepdim=False):
     """Largest value over ``dim`` (int or tuple; () or None = all dims); ties share the gradient evenly."""
-    require_tensor(x, "amax")
-    keepdim = require_flag(keepdim, "amax", "keepdim")
+    check_tensor(x, "amax")
+    keepdim = check_flag(keepdim, "amax", "keepdim")
     return _extreme(x, None if dim == () else dim, keepdim, True)
 
 
 def amin(x, dim=(), keepdim=False):
-    require_tensor(x, "amin")
-    keepdim = require_flag(keepdim, "amin", "keepdim")
+    check_tensor(x, "amin")
+    keepdim = check_flag(keepdim, "amin", "keepdim")
     return _extreme(x, None if dim == () else dim, keepdim, False)
 
 
 def aminmax(x, *, dim=None, keepdim=False):
     """(min, max) over ``dim`` (None = all), both with the amin/amax gradient rule."""
-    require_tensor(x, "aminmax")
+    check_tensor(x, "aminmax")
     return aminmax_result(amin(x, () if dim is None else dim, keepdim), amax(x, () if dim is None else dim, keepdim))
 
 
@@ -353,14 +446,14 @@ class ArgExtreme(NonDifferentiable):
 
 
 def argmax(x, dim=None, keepdim=False):
-    require_tensor(x, "argmax")
-    keepdim = require_flag(keepdim, "argmax", "keepdim")
+    check_tensor(x, "argmax")
+    keepdim = check_flag(keepdim, "argmax", "keepdim")
     return ArgExtreme.apply(x, None if dim is None else norm_dim(dim, x.ndim), keepdim, True)
 
 
 def argmin(x, dim=None, keepdim=False):
-    require_tensor(x, "argmin")
-    keepdim = require_flag(keepdim, "argmin", "keepdim")
+    check_tensor(x, "argmin")
+    keepdim = check_flag(keepdim, "argmin", "keepdim")
     return ArgExtreme.apply(x, None if dim is None else norm_dim(dim, x.ndim), keepdim, False)
 
 
@@ -395,11 +488,9 @@ class LogSumExp(Function):
 
 def logsumexp(x, dim=None, keepdim=False):
     """log(sum(exp(x))) over ``dim`` (int, tuple or None = all), without overflow."""
-    require_tensor(x, "logsumexp")
-    keepdim = require_flag(keepdim, "logsumexp", "keepdim")
+    check_tensor(x, "logsumexp")
+    keepdim = check_flag(keepdim, "logsumexp", "keepdim")
     if x.dtype.kind in "biu":
-        from ..tensor import get_default_dtype
-
         x = x.to(get_default_dtype())
     return LogSumExp.apply(x, _dims(dim, x.ndim), keepdim)
 
@@ -454,8 +545,6 @@ class Norm(Function):
         y_safe = y + _const((y.array == 0).astype(y.dtype))  # y = 0 only when x = 0 there: gradient 0
         if p == 2:
             return G * x / y_safe, None, None, None
-        from .pointwise import abs as _abs
-
         return G * _const(ctx.sign) * _abs(x) ** (p - 1) / y_safe ** (p - 1), None, None, None
 
 
@@ -464,15 +553,15 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
 
     ``p``: 'fro' (= 2), any float including inf, -inf and 0.
     """
-    require_tensor(x, "norm")
-    keepdim = require_flag(keepdim, "norm", "keepdim")
+    check_tensor(x, "norm")
+    keepdim = check_flag(keepdim, "norm", "keepdim")
     x = cast_dtype(x, dtype, "norm")
     _require_float(x, "norm")
     if isinstance(p, str):
         if p != "fro":
             raise InvalidArgumentError(f"norm: p={p!r} is not supported (use 'fro' or a number)")
         p = 2
-    p = require_number(p, "norm", "p")
+    p = check_number(p, "norm", "p")
     if math.isnan(p):
         raise InvalidArgumentError("norm: p must not be NaN")
     if p < 0 and p != -math.inf:
@@ -504,10 +593,9 @@ class Cumprod(Function):
     """y_i = prod_{j <= i} x_j along ``dim``.
 
     dx_k = sum_{i >= k} g_i * prod_{j <= i, j != k} x_j
-    (no division by x_k, so zeros and tiny values are exact: a backward scan on arrays for first-order
-    gradients, an O(n^2) product formula of differentiable ops under create_graph).
+    (no division by x_k, so zeros and tiny values are exact: an O(n^2) product formula of differentiable
+    ops; ``fast_backward`` computes it by an O(n) backward scan on arrays).
     """
-
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -519,12 +607,17 @@ class Cumprod(Function):
     @staticmethod
     def backward(ctx, g):
         x = ctx.args[0]
-        d = ctx.dim
         if x.ndim == 0:
             return g, None
-        if not STATE.enabled:
-            return _const(_cumprod_grad_array(x.array, g.array, d)), None
-        return _cumprod_grad_graph(x, g, d), None
+        return _cumprod_grad_graph(x, g, ctx.dim), None
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        """The same gradient as a backward scan on arrays (O(n), not the n x n formula)."""
+        x = ctx.args[0].array
+        if x.ndim == 0:
+            return g, None
+        return _cumprod_grad_array(x, g, ctx.dim), None
 
 
 def _cumprod_grad_array(x, g, axis):
@@ -559,7 +652,7 @@ def _cumprod_grad_graph(x, g, axis):
 
 
 def cumsum(x, dim, dtype=None):
-    require_tensor(x, "cumsum")
+    check_tensor(x, "cumsum")
     if dtype is not None:
         x = cast_dtype(x, dtype, "cumsum")
     elif x.dtype.kind in "biu":
@@ -568,7 +661,7 @@ def cumsum(x, dim, dtype=None):
 
 
 def cumprod(x, dim, dtype=None):
-    require_tensor(x, "cumprod")
+    check_tensor(x, "cumprod")
     if dtype is not None:
         x = cast_dtype(x, dtype, "cumprod")
     elif x.dtype.kind in "biu":
@@ -589,20 +682,17 @@ class Truth(NonDifferentiable):
 
 
 def all(x, dim=None, keepdim=False):
-    require_tensor(x, "all")
-    keepdim = require_flag(keepdim, "all", "keepdim")
+    check_tensor(x, "all")
+    keepdim = check_flag(keepdim, "all", "keepdim")
     return Truth.apply(x, _dims(dim, x.ndim), keepdim, "all")
 
 
 def any(x, dim=None, keepdim=False):
-    require_tensor(x, "any")
-    keepdim = require_flag(keepdim, "any", "keepdim")
+    check_tensor(x, "any")
+    keepdim = check_flag(keepdim, "any", "keepdim")
     return Truth.apply(x, _dims(dim, x.ndim), keepdim, "any")
 
 
 def count_nonzero(x, dim=None):
-    require_tensor(x, "count_nonzero")
+    check_tensor(x, "count_nonzero")
     return Truth.apply(x, _dims(dim, x.ndim), False, "count_nonzero")
-
-
-# ------------------------------------------------------------------ Tensor methods
