@@ -20,18 +20,36 @@ and the step/epoch counters: ``fit(resume=True)`` continues exactly where the
 saved run was, bit for bit on the CPU.
 
 Ctrl-C during ``fit`` finishes the current step, saves a checkpoint and returns
-(``result['interrupted'] is True``); a second Ctrl-C stops at once. If the
-interrupt lands in the middle of a step (e.g. when ``fit`` does not run in the
-main thread, so no signal handler can be installed), the state from *before*
-that step is saved, unless it arrived during ``optimizer.step()`` itself, where
-the parameters may be half-updated: then nothing is saved and the previous
-checkpoint stays.
+(``result['interrupted'] is True``); a second Ctrl-C stops sooner. Whatever stops the
+run — a second Ctrl-C, a ``KeyboardInterrupt`` raised by your own code, one delivered to a
+``fit`` that runs outside the main thread — the checkpoint it leaves is always **one
+consistent step**: the parameters, optimizer, scheduler, RNG, loader position and
+counters of the same moment of an uninterrupted run, so resuming continues it bit for bit.
+Each step goes through these phases, and an interrupt in each is handled so:
+
+- *before the update* (fetching the batch, forward, backward, clipping): roll back — the
+  RNG, the loader position and the model's buffers (e.g. BatchNorm running statistics,
+  updated by the forward) are restored from a snapshot taken before the step, and that
+  state is saved; the resumed run redoes the step;
+- *the update* (``optimizer.step()``, the scheduler step, advancing the counters): a
+  Ctrl-C signal is deferred until the update is complete and counted; an exception raised
+  after ``optimizer.step()`` returned rolls forward (the scheduler's step is redone from
+  its pre-step state, the step is counted) and saves; one raised *inside*
+  ``optimizer.step()`` (parameters possibly half-updated) saves nothing, and the previous
+  checkpoint stays;
+- *after the update* (logging, evaluation, checkpointing): the state is consistent and is
+  saved. Evaluation runs with the RNG state saved and restored around it, so it never
+  shifts the training's random stream; an evaluation cut short is re-run on resume.
+
+(The metrics log of an interrupted step may lack that step's train row; the trained
+values never differ.)
 
 The second half of this module is the recipe behind ``minigen train mlp|cnn``:
 an MLP and a LeNet-style CNN trained on the bundled MNIST 9k/1k split.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -195,25 +213,71 @@ class Trainer:
         self.epoch = 0
         self.last_eval = {}
         self._stop = False
-        self._in_update = False
-        self._snapshot = None  # (rng state, loader state) from before the step in progress
+        self._phase = None       # where the step in progress is (see the module docstring)
+        self._snapshot = None    # state from before the step in progress (rollback / roll-forward)
+        self._next_step = 0      # the step counter once the step in progress is complete
+        self._abort_pending = False  # a second Ctrl-C arrived during an update: stop right after it
+        self._eval_pending = False   # an evaluation was started and has not finished
+        self._last_eval = -1
+        self._last_saved = -1
+
+    # ---- phases
+    @property
+    def _in_update(self) -> bool:
+        """True while parameters are being updated (subclasses set it around their own update code)."""
+        return self._phase in ("update", "scheduler")
+
+    @_in_update.setter
+    def _in_update(self, value) -> None:
+        if value:
+            self._phase = "update"
+        elif self._phase in ("update", "scheduler"):
+            self._phase = "updated"
+
+    def _take_snapshot(self) -> dict:
+        gen = getattr(self.loader, "generator", None)
+        named_buffers = getattr(self.model, "named_buffers", None)
+        return {
+            "rng": get_rng_state(),
+            "loader": self.loader.state_dict() if hasattr(self.loader, "state_dict") else None,
+            "loader_generator": gen.get_state() if gen is not None else None,
+            "buffers": ({k: b.detach().clone() for k, b in named_buffers() if b is not None}
+                        if callable(named_buffers) else {}),
+            "scheduler": (copy.deepcopy(self.scheduler.state_dict())
+                          if self.scheduler is not None and self.scheduler_interval == "step" else None),
+        }
+
+    def _commit(self) -> None:
+        """The step is complete: count it (idempotent), leave the update phase, act on a deferred Ctrl-C."""
+        self.step = self._next_step
+        self._phase = None
+        self._snapshot = None
+        if self._abort_pending:
+            self._abort_pending = False
+            raise KeyboardInterrupt
 
     # ---- state
-    def state_dict(self, rng_state=None, loader_state=None) -> dict:
-        """The full training state, as saved in the checkpoint."""
+    def state_dict(self, rng_state=None, loader_state=None, loader_generator_state=None, buffers=None) -> dict:
+        """The full training state, as saved in the checkpoint (the keyword arguments substitute snapshot
+        values: a rollback saves the RNG, loader and buffers from before the interrupted step)."""
         gen = getattr(self.loader, "generator", None)
+        model = self.model.state_dict()
+        if buffers:
+            model = type(model)((k, buffers.get(k, v)) for k, v in model.items())
         return {
-            "model": self.model.state_dict(),
+            "model": model,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": rng_state if rng_state is not None else get_rng_state(),
             "loader": loader_state if loader_state is not None else (
                 self.loader.state_dict() if hasattr(self.loader, "state_dict") else None),
-            "loader_generator": gen.get_state() if gen is not None else None,
+            "loader_generator": loader_generator_state if loader_generator_state is not None else (
+                gen.get_state() if gen is not None else None),
             "extra": self.extra_state.state_dict() if self.extra_state is not None else None,
             "step": self.step,
             "epoch": self.epoch,
             "last_eval": self.last_eval,
+            "eval_pending": bool(self._eval_pending),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -231,10 +295,16 @@ class Trainer:
             self.extra_state.load_state_dict(state["extra"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.last_eval = dict(state.get("last_eval") or {})
+        self._eval_pending = bool(state.get("eval_pending", False))
 
     def save_checkpoint(self, path=None, **kw) -> str:
         path = path or self.checkpoint_path
-        _save(self.state_dict(**kw), path)
+        state = self.state_dict(**kw)
+        phase, self._phase = self._phase, "saving"  # a second Ctrl-C waits for the write (atomic anyway)
+        try:
+            _save(state, path)
+        finally:
+            self._phase = phase
         return path
 
     def resume(self, path=None) -> bool:
@@ -259,12 +329,16 @@ class Trainer:
         from .autograd import no_grad
 
         was_training = getattr(self.model, "training", True)
+        rng = get_rng_state()  # evaluation never shifts the training's random stream
+        self._eval_pending = True
         self.model.eval()
         try:
             with no_grad():
                 metrics = dict(self.eval_fn())
         finally:
             self.model.train(was_training)
+            set_rng_state(rng)
+        self._eval_pending = False
         metrics = {k: _jsonable(v) for k, v in metrics.items()}
         self.last_eval = metrics
         self.logger.log({"split": "val", "step": self.step, "epoch": self.epoch, **metrics})
@@ -274,26 +348,33 @@ class Trainer:
         return metrics
 
     def _train_step(self, batch):
+        """One step: ``(loss value, extra metrics)``. Subclasses that update parameters set ``self._in_update``
+        to True just before their first update and to False right after their last one."""
         self.optimizer.zero_grad()
         out = self.loss_fn(batch)
         loss, extra = (out if isinstance(out, tuple) else (out, {}))
         loss.backward()
         if self.grad_clip:
             clip_grad_norm([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
+        value = float(loss.item())
         self._in_update = True
         self.optimizer.step()
         if self.scheduler is not None and self.scheduler_interval == "step" \
                 and type(self.scheduler).__name__ != "ReduceLROnPlateau":
+            self._phase = "scheduler"  # the optimizer's update is complete
             self.scheduler.step()
         self._in_update = False
-        return float(loss.item()), extra
+        return value, extra
 
     def _install_sigint(self):
         if threading.current_thread() is not threading.main_thread():
             return None
 
         def handler(signum, frame):
-            if self._stop:  # second Ctrl-C: stop now
+            if self._stop:  # second Ctrl-C: stop now, unless an update or a checkpoint write is under way
+                if self._phase in ("update", "scheduler", "updated", "saving"):
+                    self._abort_pending = True
+                    return
                 raise KeyboardInterrupt
             self._stop = True
             print("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort)",
@@ -333,6 +414,26 @@ class Trainer:
             n = self.max_steps if n is None else min(n, self.max_steps)
         return n
 
+    def _save_interrupted(self) -> None:
+        """After a KeyboardInterrupt: save the consistent state of the phase it landed in (module docstring)."""
+        phase, snap = self._phase, self._snapshot
+        if phase == "update":
+            print(f"interrupted inside the update of step {self._next_step}: parameters may be half-updated, so "
+                  "no checkpoint was written (the previous one is kept)", file=sys.stderr)
+            return
+        kw = {}
+        if phase == "pre" and snap is not None:  # roll back to the state from before the step
+            kw = {"rng_state": snap["rng"], "loader_state": snap["loader"],
+                  "loader_generator_state": snap["loader_generator"], "buffers": snap["buffers"]}
+        elif phase == "scheduler" and snap is not None:  # roll forward: redo the scheduler's step from its state
+            self.scheduler.load_state_dict(snap["scheduler"])
+            self.scheduler.step()
+            self.step = self._next_step
+        elif phase == "updated":  # roll forward: the update is complete, count it
+            self.step = self._next_step
+        self._phase, self._snapshot = None, None
+        self.save_checkpoint(**kw)
+
     # ---- the loop
     def fit(self, resume=False) -> dict:
         """Train; ``resume=True`` (or a path) first loads the latest checkpoint if there is one.
@@ -355,23 +456,30 @@ class Trainer:
         interrupted = False
         self.model.train()
         self._last_saved = self.step if resumed else -1
-        self._last_eval = self.step if (resumed and self.last_eval) else -1
+        self._last_eval = self.step if (resumed and self.last_eval and not self._eval_pending) else -1
+        self._phase, self._snapshot, self._abort_pending = None, None, False
         try:
+            if resumed and self._eval_pending:  # the saved run was interrupted inside an evaluation: redo it
+                self._evaluate_once()
             while self.epoch < self.epochs and not self._reached_max():
-                it = iter(self.loader)
+                self._snapshot = self._take_snapshot()
+                self._phase = "pre"
+                it = iter(self.loader)  # (may draw the epoch's shuffle seed: rolled back if interrupted)
+                self._phase, self._snapshot = None, None
                 epoch_done = False
                 while True:
-                    # remember the state from before this step: a Ctrl-C inside it saves this one
-                    self._snapshot = (get_rng_state(), self.loader.state_dict()
-                                      if hasattr(self.loader, "state_dict") else None)
+                    # the state from before this step: an interrupt before its update rolls back to it
+                    self._snapshot = self._take_snapshot()
+                    self._phase = "pre"
                     try:
                         batch = next(it)
                     except StopIteration:
+                        self._phase, self._snapshot = None, None
                         epoch_done = True
                         break
+                    self._next_step = self.step + 1
                     loss, extra = self._train_step(batch)
-                    self._snapshot = None
-                    self.step += 1
+                    self._commit()
                     last_loss = loss
                     win_loss += loss
                     win_n += 1
@@ -410,14 +518,7 @@ class Trainer:
             self._save_once()
         except KeyboardInterrupt:
             interrupted = True
-            if self._in_update:
-                print(f"interrupted inside optimizer.step() at step {self.step + 1}: parameters may be "
-                      f"half-updated, so no checkpoint was written (the previous one is kept)", file=sys.stderr)
-            else:
-                kw = {}
-                if self._snapshot is not None:
-                    kw = {"rng_state": self._snapshot[0], "loader_state": self._snapshot[1]}
-                self.save_checkpoint(**kw)
+            self._save_interrupted()
         finally:
             bar.close()
             if old_handler is not None:

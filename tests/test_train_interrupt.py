@@ -1,0 +1,327 @@
+"""Trainer: an interrupt at any phase of a step leaves one consistent step on disk, and resuming from it
+equals the uninterrupted run bit for bit (parameters, BatchNorm buffers, optimizer moments, scheduler, RNG).
+
+Each case injects a KeyboardInterrupt (or a double Ctrl-C signal) at one phase of step K, checks that the
+checkpoint is exactly the uninterrupted run's state at the step it claims, then resumes with fresh objects
+(another init, a disturbed global RNG) and compares the end state with the uninterrupted run.
+"""
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+import minigen as mg
+import minigen.train as mtrain
+from minigen.data import DataLoader, Dataset
+from minigen.train import Trainer
+
+N = 13            # steps; 5 batches per epoch, so the run crosses two epoch boundaries
+K = 7             # the step that gets interrupted (the 2nd batch of the 2nd epoch)
+CKPT_EVERY = 3    # a checkpoint at steps 3, 6, 9, 12 (and epoch ends)
+
+
+class _Data(Dataset):
+    """36 samples; ``hook(i)`` runs on every item read (to inject an interrupt inside the loader)."""
+
+    def __init__(self):
+        rng = np.random.default_rng(5)
+        self.x = rng.standard_normal((36, 4)).astype(np.float32)
+        self.y = (self.x @ rng.standard_normal((4, 2))).astype(np.float32)
+        self.hook = None
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        if self.hook is not None:
+            self.hook(i)
+        return self.x[i], self.y[i]
+
+
+def _trainer(out, seed_model=0, max_steps=N, loss_hook=None, eval_hook=None):
+    nn = mg.nn
+    data = _Data()
+    mg.manual_seed(seed_model)
+    # BatchNorm: the forward updates buffers; Dropout: the forward draws from the global RNG
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Dropout(0.3), nn.Linear(8, 2))
+    opt = mg.optim.Adam(model.parameters(), lr=1e-2)
+    sched = mg.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.7)
+    loader = DataLoader(data, batch_size=8, shuffle=True, generator=mg.Generator().manual_seed(3))
+    holder = {}
+
+    def loss_fn(batch):
+        xb, yb = batch
+        loss = mg.nn.functional.mse_loss(model(xb), yb)
+        if loss_hook is not None:
+            loss_hook(holder["tr"], loss)
+        return loss
+
+    def eval_fn():
+        noise = mg.randn(36, 4) * 0.01  # an evaluation that draws randomness
+        if eval_hook is not None:
+            eval_hook(holder["tr"])
+        return {"val_loss": float(mg.nn.functional.mse_loss(model(mg.Tensor(data.x) + noise),
+                                                            mg.Tensor(data.y)).item())}
+
+    tr = Trainer(model, opt, loss_fn, loader, out_dir=out, scheduler=sched, eval_fn=eval_fn, epochs=100,
+                 max_steps=max_steps, log_every=2, eval_every=4, checkpoint_every=CKPT_EVERY, progress=False)
+    holder["tr"] = tr
+    tr.data = data
+    return tr
+
+
+def _arrays(obj, prefix=""):
+    """Flatten a nested state into {path: np.ndarray or python value} for exact comparison."""
+    out = {}
+    if isinstance(obj, mg.Tensor):
+        out[prefix] = obj.detach().numpy().copy()
+    elif isinstance(obj, np.ndarray):
+        out[prefix] = obj.copy()
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_arrays(v, f"{prefix}/{k}"))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(_arrays(v, f"{prefix}/{i}"))
+    else:
+        out[prefix] = obj
+    return out
+
+
+def _same(a, b):
+    a, b = _arrays(a), _arrays(b)
+    assert a.keys() == b.keys(), set(a) ^ set(b)
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], (k, a[k], b[k])
+    return True
+
+
+_REF = {}
+
+
+def _reference(tmp_path_factory, steps):
+    """The uninterrupted run's training state after ``steps`` steps (cached)."""
+    if steps not in _REF:
+        tr = _trainer(tmp_path_factory.mktemp(f"ref{steps}"), max_steps=steps)
+        tr.fit()
+        st = tr.state_dict()
+        _REF[steps] = {k: st[k] for k in ("model", "optimizer", "scheduler", "rng", "loader", "loader_generator",
+                                          "step", "epoch")}
+    return _REF[steps]
+
+
+def _check_saved_and_resume(tmp_path, tmp_path_factory, run_dir, expect_step):
+    ck = mg.load(run_dir / "checkpoint.safetensors")
+    assert ck["step"] == expect_step
+    ref = _reference(tmp_path_factory, expect_step)
+    _same({k: ck[k] for k in ref}, ref)  # the checkpoint is the uninterrupted run's state at that step
+    mg.manual_seed(4321)
+    mg.rand(7)  # disturb the global RNG: the checkpoint restores it
+    again = _trainer(run_dir, seed_model=1)
+    res = again.fit(resume=True)
+    assert res["resumed"] and res["step"] == N and not res["interrupted"]
+    _same({k: v for k, v in again.state_dict().items() if k in ("model", "optimizer", "scheduler", "rng", "step")},
+          {k: v for k, v in _reference(tmp_path_factory, N).items()
+           if k in ("model", "optimizer", "scheduler", "rng", "step")})
+
+
+class _Once:
+    def __init__(self):
+        self.fired = False
+
+    def __call__(self):
+        if self.fired:
+            return False
+        self.fired = True
+        return True
+
+
+def _at_k(tr):
+    # tr._next_step is the step in progress while it runs
+    return tr._phase is not None and tr._next_step == K
+
+
+# each case: (name, installer(tr) -> None, expected saved step)
+def _loss_raises(tr):
+    once = _Once()
+    orig = tr.loss_fn
+
+    def fn(batch):
+        loss = orig(batch)  # the forward has run: dropout drew randomness, BatchNorm updated its buffers
+        if _at_k(tr) and once():
+            raise KeyboardInterrupt
+        return loss
+    tr.loss_fn = fn
+
+
+def _backward_raises(tr):
+    once = _Once()
+    orig = tr.loss_fn
+
+    def fn(batch):
+        loss = orig(batch)
+        if _at_k(tr):
+            def hook(g):
+                if once():
+                    raise KeyboardInterrupt
+                return g
+            loss.register_hook(hook)
+        return loss
+    tr.loss_fn = fn
+
+
+def _loader_raises(tr):
+    once = _Once()
+    tr.data.hook = lambda i: (_ for _ in ()).throw(KeyboardInterrupt) if (tr._phase == "pre" and tr.step == K - 1
+                                                                          and once()) else None
+
+
+def _wrap(obj, name, before=None, after=None):
+    orig = getattr(obj, name)
+
+    def wrapped(*a, **kw):
+        if before is not None:
+            before()
+        out = orig(*a, **kw)
+        if after is not None:
+            after()
+        return out
+    setattr(obj, name, wrapped)
+
+
+def _raise_if(tr, once, phase_ok=True):
+    def f():
+        if _at_k(tr) and phase_ok and once():
+            raise KeyboardInterrupt
+    return f
+
+
+def _opt_before(tr):
+    _wrap(tr.optimizer, "step", before=_raise_if(tr, _Once()))
+
+
+def _opt_after(tr):
+    _wrap(tr.optimizer, "step", after=_raise_if(tr, _Once()))
+
+
+def _sched_before(tr):
+    _wrap(tr.scheduler, "step", before=_raise_if(tr, _Once()))
+
+
+def _sched_after(tr):
+    _wrap(tr.scheduler, "step", after=_raise_if(tr, _Once()))
+
+
+def _after_train_step(tr):
+    # the issue's case: the update is complete, the counters have not advanced yet
+    _wrap(tr, "_train_step", after=_raise_if(tr, _Once()))
+
+
+def _in_log(tr):
+    once = _Once()
+    _wrap(tr.logger, "log", before=lambda: (tr.step == K + 1 and once()) and (_ for _ in ()).throw(KeyboardInterrupt))
+
+
+def _in_eval(tr):
+    once = _Once()
+    tr._eval_hook_once = once
+
+
+def _in_checkpoint(tr, monkeypatch=None):
+    once = _Once()
+    real = mtrain._save
+
+    def save(state, path):
+        if state["step"] == 9 and once():  # step 9's periodic checkpoint
+            raise KeyboardInterrupt
+        return real(state, path)
+    tr._patch_save = save
+
+
+CASES = [
+    ("loader", _loader_raises, K - 1),        # inside next(batch): roll back
+    ("loss_fn", _loss_raises, K - 1),         # after the forward: roll back (RNG, buffers, loader)
+    ("backward", _backward_raises, K - 1),    # inside backward: roll back
+    ("optimizer.step before", _opt_before, 6),  # inside the update: nothing saved, the step-6 checkpoint stays
+    ("optimizer.step after", _opt_after, 6),
+    ("scheduler.step before", _sched_before, K),  # optimizer done: roll forward
+    ("scheduler.step after", _sched_after, K),
+    ("after _train_step", _after_train_step, K),  # update done, counters not advanced: roll forward
+    ("logging", _in_log, K + 1),              # after the step: consistent, saved as is
+    ("evaluation", _in_eval, 8),              # eval at step 8 interrupted: saved at 8, eval redone on resume
+    ("checkpoint write", _in_checkpoint, 9),
+]
+
+
+@pytest.mark.parametrize("name, install, expect", CASES, ids=[c[0] for c in CASES])
+def test_interrupt_at_each_phase_resumes_bit_identically(tmp_path, tmp_path_factory, monkeypatch, name, install,
+                                                         expect):
+    once = _Once()
+
+    def eval_hook(tr):
+        if name == "evaluation" and tr.step == 8 and once():
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    tr = _trainer(run, eval_hook=eval_hook)
+    install(tr)
+    if hasattr(tr, "_patch_save"):
+        monkeypatch.setattr(mtrain, "_save", tr._patch_save)
+    res = tr.fit()
+    monkeypatch.undo()
+    assert res["interrupted"], name
+    _check_saved_and_resume(tmp_path, tmp_path_factory, run, expect)
+    if name == "evaluation":  # the interrupted evaluation was redone on resume: the log has its row
+        rows = mtrain.MetricsLogger(run).rows
+        assert [r["step"] for r in rows if r["split"] == "val"].count(8) == 1
+
+
+def _double_ctrl_c(tr, where):
+    once = _Once()
+
+    def press_twice():
+        if _at_k(tr) and once():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+
+    if where == "optimizer":
+        _wrap(tr.optimizer, "step", before=press_twice)
+    elif where == "scheduler":
+        _wrap(tr.scheduler, "step", after=press_twice)
+    else:
+        orig = tr.loss_fn
+
+        def fn(batch):
+            loss = orig(batch)
+            press_twice()
+            return loss
+        tr.loss_fn = fn
+
+
+@pytest.mark.parametrize("where, expect", [("optimizer", K), ("scheduler", K), ("loss", K - 1)])
+def test_second_ctrl_c_is_deferred_until_the_update_is_counted(tmp_path, tmp_path_factory, where, expect):
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals need the main thread")
+    run = tmp_path / "run"
+    tr = _trainer(run)
+    _double_ctrl_c(tr, where)
+    res = tr.fit()
+    assert res["interrupted"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    _check_saved_and_resume(tmp_path, tmp_path_factory, run, expect)
+
+
+@pytest.mark.parametrize("name, install, expect", [CASES[1], CASES[7]], ids=["loss_fn", "after _train_step"])
+def test_interrupt_when_fit_runs_in_a_thread(tmp_path, tmp_path_factory, name, install, expect):
+    run = tmp_path / "run"
+    tr = _trainer(run)
+    install(tr)
+    out = {}
+    th = threading.Thread(target=lambda: out.update(tr.fit()))
+    th.start()
+    th.join(120)
+    assert out.get("interrupted"), out
+    _check_saved_and_resume(tmp_path, tmp_path_factory, run, expect)
