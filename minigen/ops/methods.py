@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from ..errors import DTypeError
 from ..tensor import Tensor
 from . import inplace
 
@@ -56,7 +57,11 @@ _OPERAND = (Tensor, np.ndarray, list, tuple) + _NUMBER
 def _binary(name, reflected=False):
     def op(a, b):
         if not isinstance(b, _OPERAND):
-            return NotImplemented  # Python then tries the other operand, or raises its own TypeError
+            if name in ("eq", "ne"):
+                return NotImplemented  # t == None is False (Python's identity fallback), as PyTorch
+            x, y = (b, a) if reflected else (a, b)
+            raise DTypeError(f"{name}: unsupported operand types {type(x).__name__} and {type(y).__name__} "
+                             f"(expected Tensors, arrays or real numbers)")
         fn = _NS[name]
         return fn(b, a) if reflected else fn(a, b)
 
