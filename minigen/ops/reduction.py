@@ -1,5 +1,5 @@
 """Reductions: sum, mean, var/std, prod, max/min (values + indices), amax/amin, argmax/argmin, logsumexp,
-norm, cumsum/cumprod, all/any, count_nonzero, aminmax, sum_to_size.
+norm, cumsum/cumprod, all/any, count_nonzero, aminmax.
 
 ``dim`` is an int, a tuple of ints or None (all dims) where PyTorch allows it;
 ``keepdim`` keeps the reduced dims with size 1. Backward of a reduction first
@@ -22,15 +22,14 @@ import numpy as np
 
 from ..argcheck import (check_float, norm_dim, norm_dims, check_dtype, check_flag, check_number,
                         check_tensor)
-from ..autograd.broadcast import sum_to as _sum_to
 from ..autograd.function import Function, NonDifferentiable
 from ..backend import get_array_module
-from ..errors import DTypeError, InvalidArgumentError, ShapeError
+from ..errors import DTypeError, InvalidArgumentError
 from ..tensor import Tensor, get_default_dtype
 from .pointwise import abs as _abs, maximum, minimum, sqrt
 from .shape import reshape, transpose
 
-__all__ = ["sum", "mean", "sum_to_size", "var", "std", "var_mean", "std_mean", "prod", "max", "min", "amax",
+__all__ = ["sum", "mean", "var", "std", "var_mean", "std_mean", "prod", "max", "min", "amax",
            "amin", "argmax", "argmin", "aminmax", "logsumexp", "norm", "cumsum", "cumprod", "all", "any",
            "count_nonzero"]
 
@@ -162,19 +161,6 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     if x.dtype.kind not in "fc":
         raise DTypeError(f"mean expects a floating point tensor, got dtype {x.dtype} (use .float() first)")
     return Mean.apply(x, norm_dims(dim, x.ndim), check_flag(keepdim, "mean", "keepdim"))
-
-
-def sum_to_size(x, *size):
-    """``x`` summed down to ``size`` (PyTorch's ``Tensor.sum_to_size``): the inverse of broadcasting a tensor
-    of shape ``size`` to x.shape. dx = broadcast of g back to x.shape."""
-    check_tensor(x, "sum_to_size")
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    size = tuple(builtins.int(s) for s in size)
-    lead = x.ndim - len(size)
-    if lead < 0 or builtins.any(s != 1 and s != x.shape[lead + i] for i, s in enumerate(size)):
-        raise ShapeError(f"sum_to_size: size {size} is not expandable to the tensor's shape {tuple(x.shape)}")
-    return _sum_to(x, size)
 
 
 # ------------------------------------------------------------------ var / std
