@@ -166,7 +166,8 @@ def rnn_layer_reference(mode, x, state, w_ih, w_hh, b_ih=None, b_hh=None, revers
 
 # ====================================================================== array references of the sequence kernels
 def _sigmoid(xp, v):
-    return 1.0 / (1.0 + xp.exp(-v))
+    """sigma(v) = 1 / (1 + e^-v), written as (1 + tanh(v / 2)) / 2 (no overflow for large |v|)."""
+    return 0.5 * (1.0 + xp.tanh(0.5 * v))
 
 
 def lstm_seq_forward_ref(x, w_ih, w_hh, bias=None, h0=None, c0=None):
@@ -244,12 +245,12 @@ class LSTMSequence(Function):
 
     forward: the LSTM equations (module docstring) for t = 1..T by the ``lstm_seq_forward`` kernel, else
     :func:`lstm_seq_forward_ref`; the result packs the hidden states and the final cell state into one
-    array, out = [h_1, ..., h_T, c_T] of shape (T + 1, B, H); g below is split the same way.
+    array, out = [h_1, ..., h_T, c_T] of shape (T + 1, B, H); the incoming gradient likewise, [gy_1..gy_T, gc].
     backward (backpropagation through time; the gates recomputed from the inputs), for t = T..1 with
-    dh = dc = 0 entering step T except dc_T = g_c:
+    dh = 0 and dc = gc entering step T:
 
-        dh_t += g_t;   dc_t += dh_t o_t (1 - tanh^2 c_t)
-        dz_t = [dc_t g_t i_t (1 - i_t),  dc_t c_{t-1} f_t (1 - f_t),  dc_t i_t (1 - g_t^2),  dh_t tanh(c_t) o_t (1 - o_t)]
+        dh_t += gy_t;   dc_t += dh_t o_t (1 - tanh^2 c_t)
+        dz_t = [dc_t g_t i_t (1 - i_t), dc_t c_{t-1} f_t (1 - f_t), dc_t i_t (1 - g_t^2), dh_t tanh(c_t) o_t (1 - o_t)]
         dh_{t-1} = dz_t W_hh,   dc_{t-1} = dc_t f_t
         dx_t = dz_t W_ih,  dW_ih = sum_t dz_t^T x_t,  dW_hh = sum_t dz_t^T h_{t-1},  db_ih = db_hh = sum_t dz_t
     fast_backward: the same recurrence by the ``lstm_seq_backward`` kernel.
@@ -308,11 +309,11 @@ class GRUSequence(Function):
     """One GRU layer (one direction) over a whole sequence as a single op.
 
     forward: the GRU equations (module docstring) for t = 1..T by the ``gru_seq_forward`` kernel, else
-    :func:`gru_seq_forward_ref`; the result is (h_1, ..., h_T), (T, B, H).
+    :func:`gru_seq_forward_ref`; the result is (h_1, ..., h_T), (T, B, H); the incoming gradient (gy_1..gy_T).
     backward (backpropagation through time; the gates recomputed from the inputs; a = W_ih x_t + b_ih and
     b = W_hh h_{t-1} + b_hh the two projections), for t = T..1 with dh = 0 entering step T:
 
-        dh_t += g_t;   dn = dh_t (1 - z_t) (1 - n_t^2);   dz = dh_t (h_{t-1} - n_t) z_t (1 - z_t)
+        dh_t += gy_t;   dn = dh_t (1 - z_t) (1 - n_t^2);   dz = dh_t (h_{t-1} - n_t) z_t (1 - z_t)
         dr = dn b_n r_t (1 - r_t);   da_t = [dr, dz, dn],   db_t = [dr, dz, dn r_t]
         dh_{t-1} = dh_t z_t + db_t W_hh
         dx_t = da_t W_ih,  dW_ih = sum_t da_t^T x_t,  dW_hh = sum_t db_t^T h_{t-1},  db_ih = sum da,  db_hh = sum db
