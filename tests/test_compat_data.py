@@ -377,3 +377,110 @@ def test_same_batches_and_error_text_as_torch():
     first = tmsg.splitlines()[0]
     assert first == "Caught ValueError in DataLoader worker process 1."
     assert mmsg.splitlines()[0] == first
+
+
+# ------------------------------------------------------------------ iterable-style datasets
+class Stream(mg.data.IterableDataset):
+    """0..n-1 as (float row, id) samples; with workers, each worker reads its own slice (PyTorch's recipe)."""
+
+    def __init__(self, n, shard=True):
+        self.n, self.shard = n, shard
+
+    def __iter__(self):
+        info = mg.data.get_worker_info()
+        lo, step = (0, 1) if info is None or not self.shard else (info.id, info.num_workers)
+        for i in range(lo, self.n, step):
+            yield np.array([i], dtype=np.float32), i
+
+    def __len__(self):
+        return self.n
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_iterable_dataset_batches(workers, drop_last):
+    dl = DataLoader(Stream(11), batch_size=3, num_workers=workers, drop_last=drop_last)
+    ids = [b[1].numpy().tolist() for b in dl]
+    flat = sorted(i for b in ids for i in b)
+    if workers <= 1:
+        assert ids == ([[0, 1, 2], [3, 4, 5], [6, 7, 8]] + ([] if drop_last else [[9, 10]]))
+    else:  # worker w streams w, w+3, ...; batches alternate between workers until their streams end
+        assert ids[0] == [0, 3, 6] and ids[1] == [1, 4, 7] and ids[2] == [2, 5, 8]
+        assert flat == ([0, 1, 2, 3, 4, 5, 6, 7, 8] if drop_last else list(range(11)))
+    assert len(dl) == (3 if drop_last else 4)
+    for _ in range(2):  # a second epoch reads the stream again
+        assert sorted(i for b in dl for i in b[1].numpy().tolist()) == flat
+
+
+def test_iterable_dataset_matches_torch():
+    torch = pytest.importorskip("torch")
+    import torch.utils.data as tud
+
+    class TStream(tud.IterableDataset):
+        def __iter__(self):
+            info = tud.get_worker_info()
+            lo, step = (0, 1) if info is None else (info.id, info.num_workers)
+            for i in range(lo, 10, step):
+                yield np.array([i], dtype=np.float32), i
+
+    for workers in (0, 2):
+        for bs in (None, 4):
+            t = [(x.numpy().tolist(), int(i) if bs is None else i.numpy().tolist())
+                 for x, i in tud.DataLoader(TStream(), batch_size=bs, num_workers=workers)]
+            m = [(x.numpy().tolist(), i if bs is None else i.numpy().tolist())
+                 for x, i in DataLoader(Stream(10), batch_size=bs, num_workers=workers)]
+            assert m == t, (workers, bs)
+
+
+def test_iterable_dataset_persistent_resume_and_errors():
+    dl = DataLoader(Stream(9), batch_size=2, num_workers=2, persistent_workers=True)
+    a = [b[1].numpy().tolist() for b in dl]
+    b = [b[1].numpy().tolist() for b in dl]
+    assert a == b and sorted(sum(a, [])) == list(range(9))
+    dl.shutdown_workers()
+    dl = DataLoader(Stream(9), batch_size=2)
+    it = iter(dl)
+    head = [next(it)[1].numpy().tolist() for _ in range(2)]
+    st = dl.state_dict()
+    rest = [x[1].numpy().tolist() for x in it]
+    dl2 = DataLoader(Stream(9), batch_size=2)
+    dl2.load_state_dict(st)
+    assert [x[1].numpy().tolist() for x in dl2] == rest and head == [[0, 1], [2, 3]]
+    with pytest.raises(InvalidArgumentError, match="shuffle"):
+        DataLoader(Stream(3), shuffle=True)
+    with pytest.raises(InvalidArgumentError, match="sampler"):
+        DataLoader(Stream(3), sampler=[0, 1])
+    with pytest.raises(InvalidArgumentError, match="iterable-style"):
+        Stream(3)[0]
+    chained = Stream(2, shard=False) + Stream(3, shard=False)
+    assert isinstance(chained, mg.data.ChainDataset) and len(chained) == 5
+    assert [i for _, i in chained] == [0, 1, 0, 1, 2]
+
+
+def test_stack_dataset():
+    a, b = Plain(4), TensorDataset(np.arange(4) * 10)
+    s = mg.data.StackDataset(a, b)
+    assert len(s) == 4 and s[2][0][1] == 2 and int(s[2][1][0].item()) == 20
+    d = mg.data.StackDataset(x=a, y=b)
+    assert set(d[1]) == {"x", "y"}
+    batch = next(iter(DataLoader(d, batch_size=2, num_workers=1)))
+    assert batch["x"][1].numpy().tolist() == [0, 1] and batch["y"][0].numpy().tolist() == [0, 10]
+    with pytest.raises(mg.errors.ShapeError):
+        mg.data.StackDataset(Plain(2), Plain(3))
+    with pytest.raises(InvalidArgumentError):
+        mg.data.StackDataset(Plain(2), y=Plain(2))
+
+
+class Picklable(Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return np.array([i], dtype=np.float64), i
+
+
+def test_spawn_start_method():
+    """The non-fork start methods pickle the dataset and re-import minigen in each worker."""
+    dl = DataLoader(Picklable(), batch_size=4, num_workers=2, multiprocessing_context="spawn", timeout=120)
+    got = [b[1].numpy().tolist() for b in dl]
+    assert got == [[0, 1, 2, 3], [4, 5]]

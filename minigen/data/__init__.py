@@ -9,7 +9,8 @@
 - :mod:`~minigen.data.images`: ``save_image_grid`` (PNG), ``plot_curves`` (PNG, headless matplotlib).
 """
 from .dataset import (  # noqa: F401
-    Dataset, TensorDataset, Subset, ConcatDataset, random_split, DataError, DatasetNotFoundError,
+    Dataset, TensorDataset, Subset, ConcatDataset, random_split, DataError, DatasetNotFoundError, IterableDataset,
+    ChainDataset, StackDataset,
 )
 from .dataloader import (  # noqa: F401
     DataLoader, default_collate, default_convert, Sampler, SequentialSampler, RandomSampler, SubsetRandomSampler,
@@ -28,6 +29,7 @@ from .distributed import DistributedSampler  # noqa: F401
 
 __all__ = [
     "Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataError", "DatasetNotFoundError",
+    "IterableDataset", "ChainDataset", "StackDataset",
     "DataLoader", "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
     "BatchSampler", "WeightedRandomSampler", "get_worker_info", "WorkerInfo", "DataLoaderWorkerError",
     "DataLoaderTimeoutError", "read_idx", "write_idx", "data_root", "download_dataset", "MNIST", "FashionMNIST",

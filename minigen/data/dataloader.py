@@ -74,9 +74,10 @@ from .. import backend
 from ..errors import InvalidArgumentError, MinigenError, ShapeError
 from ..random import _gen
 from ..tensor import Tensor
+from .dataset import IterableDataset
 
-__all__ = ["DataLoader", "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler", "BatchSampler",
-           "SubsetRandomSampler", "WeightedRandomSampler", "get_worker_info", "WorkerInfo", "DataLoaderWorkerError",
+__all__ = ["DataLoader", "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler",
+           "BatchSampler", "SubsetRandomSampler", "WeightedRandomSampler", "get_worker_info", "WorkerInfo", "DataLoaderWorkerError",
            "DataLoaderTimeoutError"]
 
 
@@ -421,6 +422,28 @@ def _numpy_seed(base_seed, worker_id):
     return int(np.random.SeedSequence([worker_id, base_seed & 0xFFFFFFFF, base_seed >> 32]).generate_state(1)[0])
 
 
+class _StreamEnd:
+    """A worker's answer once its copy of an iterable-style dataset is exhausted."""
+
+    def __init__(self, worker_id):
+        self.worker_id = worker_id
+
+
+def _next_from_stream(stream, collate_fn, batch_size, drop_last):
+    """The next batch of an iterable-style dataset's iterator (``batch_size`` None: the next sample), or
+    ``_StreamEnd`` when it is exhausted (or, with ``drop_last``, only a short batch is left)."""
+    if batch_size is None:
+        try:
+            sample = next(stream)
+        except StopIteration:
+            return _StreamEnd(None)
+        return (collate_fn or default_convert)(sample)
+    batch = list(itertools.islice(stream, batch_size))
+    if not batch or (drop_last and len(batch) < batch_size):
+        return _StreamEnd(None)
+    return (collate_fn or default_collate)(batch)
+
+
 def _fetch(dataset, item, collate_fn, auto_collation, use_fetch):
     if not auto_collation:
         return (collate_fn or default_convert)(dataset[item])
@@ -430,7 +453,7 @@ def _fetch(dataset, item, collate_fn, auto_collation, use_fetch):
 
 
 def _worker_loop(dataset, index_queue, result_queue, done_event, collate_fn, auto_collation, use_fetch,
-                 base_seed, worker_init_fn, worker_id, num_workers, parent_pid):
+                 base_seed, worker_init_fn, worker_id, num_workers, parent_pid, stream_args=None):
     """The body of worker process ``worker_id``: seed, init, then load the batches it is sent until told to stop
     (``None``), until ``done_event`` is set, or until the parent process is gone."""
     global _worker_info
@@ -445,6 +468,7 @@ def _worker_loop(dataset, index_queue, result_queue, done_event, collate_fn, aut
     np.random.seed(_numpy_seed(base_seed, worker_id))
     _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed, dataset=dataset)
     init_failure = None
+    stream, stream_epoch = None, None  # iterable-style datasets: this worker's iterator and its epoch
     if worker_init_fn is not None:
         try:
             worker_init_fn(worker_id)
@@ -467,8 +491,16 @@ def _worker_loop(dataset, index_queue, result_queue, done_event, collate_fn, aut
                 out, init_failure = init_failure, None
             else:
                 try:
-                    out = pickle.dumps(_pack(_fetch(dataset, item, collate_fn, auto_collation, use_fetch)),
-                                       protocol=pickle.HIGHEST_PROTOCOL)
+                    if stream_args is not None:
+                        if stream_epoch != epoch:
+                            stream, stream_epoch = iter(dataset), epoch
+                        data = _next_from_stream(stream, collate_fn, *stream_args)
+                    else:
+                        data = _fetch(dataset, item, collate_fn, auto_collation, use_fetch)
+                    if isinstance(data, _StreamEnd):
+                        out = _StreamEnd(worker_id)
+                    else:
+                        out = pickle.dumps(_pack(data), protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception:
                     out = _WorkerFailure(worker_id, "")
             result_queue.put((epoch, k, out))
@@ -507,6 +539,7 @@ class _WorkerPool:
         self.closed = False
         self.epoch = 0
         auto = loader.batch_sampler is not None
+        stream_args = (loader.batch_size, loader.drop_last) if loader._iterable else None
         try:
             for w in range(self.n):
                 q = ctx.Queue()
@@ -514,7 +547,7 @@ class _WorkerPool:
                 p = ctx.Process(target=_worker_loop, name=f"minigen-DataLoader-worker-{w}",
                                 args=(loader.dataset, q, self.result_queue, self.done_event, loader.collate_fn,
                                       auto, loader._use_fetch, self.base_seed, loader.worker_init_fn, w, self.n,
-                                      os.getpid()))
+                                      os.getpid(), stream_args))
                 p.daemon = True
                 p.start()
                 self.index_queues.append(q)
@@ -534,16 +567,24 @@ class _WorkerPool:
         self.epoch += 1
         epoch, loader = self.epoch, self.loader
         cycle = itertools.cycle(range(self.n))
+        active = set(range(self.n))  # iterable-style datasets: workers whose stream has not ended
         sent = received = 0
         pending = {}  # batch number -> payload that arrived early
+        if index_iter is None:  # iterable-style: every task means "your next batch"
+            index_iter = itertools.repeat(None)
 
         def send():
             nonlocal sent
+            if not active:
+                return False
             try:
                 item = next(index_iter)
             except StopIteration:
                 return False
-            self.index_queues[next(cycle)].put((epoch, sent, item))
+            w = next(cycle)
+            while w not in active:
+                w = next(cycle)
+            self.index_queues[w].put((epoch, sent, item))
             sent += 1
             return True
 
@@ -561,6 +602,10 @@ class _WorkerPool:
                     pending[k] = out
                     continue
             received += 1
+            if isinstance(out, _StreamEnd):
+                active.discard(out.worker_id)
+                send()  # keep the other streams' pipeline full
+                continue
             send()
             if isinstance(out, _WorkerFailure):
                 self.shutdown()
@@ -667,24 +712,36 @@ class DataLoader:
             raise InvalidArgumentError("DataLoader: worker_init_fn must be callable")
         if num_workers > 0:
             _mp_context(multiprocessing_context)  # check it now, not at the first iter()
-        if batch_sampler is not None:
+        self._iterable = isinstance(dataset, IterableDataset)
+        if self._iterable:
+            if shuffle:
+                raise InvalidArgumentError("DataLoader with an IterableDataset: shuffle must be False (a stream "
+                                           "has no index order to permute; shuffle inside the dataset)")
+            if sampler is not None or batch_sampler is not None:
+                raise InvalidArgumentError("DataLoader with an IterableDataset: sampler and batch_sampler must be "
+                                           "None (batches are consecutive samples of the stream)")
+            if batch_size is None and drop_last:
+                raise InvalidArgumentError("DataLoader: drop_last needs a batch_size")
+            self._init_iterable(dataset, batch_size, drop_last, collate_fn)
+        elif batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
                 raise InvalidArgumentError(
                     "DataLoader: batch_sampler is mutually exclusive with batch_size, shuffle, sampler and drop_last")
             batch_size, drop_last = None, False
         elif batch_size is None and drop_last:
             raise InvalidArgumentError("DataLoader: drop_last needs a batch_size")
-        if sampler is not None and shuffle:
-            raise InvalidArgumentError("DataLoader: sampler is mutually exclusive with shuffle")
-        if sampler is None:
-            sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-        if batch_sampler is None and batch_size is not None:
-            batch_sampler = BatchSampler(sampler, batch_size, drop_last)
-        self.sampler = sampler
-        self.batch_sampler = batch_sampler
-        self.batch_size = batch_size
-        self.drop_last = bool(drop_last)
-        self.collate_fn = collate_fn
+        if not self._iterable:
+            if sampler is not None and shuffle:
+                raise InvalidArgumentError("DataLoader: sampler is mutually exclusive with shuffle")
+            if sampler is None:
+                sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+            if batch_sampler is None and batch_size is not None:
+                batch_sampler = BatchSampler(sampler, batch_size, drop_last)
+            self.sampler = sampler
+            self.batch_sampler = batch_sampler
+            self.batch_size = batch_size
+            self.drop_last = bool(drop_last)
+            self.collate_fn = collate_fn
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)  # accepted; a no-op in minigen (see the module docstring)
         self.pin_memory_device = pin_memory_device
@@ -694,7 +751,7 @@ class DataLoader:
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = bool(persistent_workers)
         self.in_order = bool(in_order)
-        self._use_fetch = collate_fn is None and batch_sampler is not None and hasattr(dataset, "fetch_batch")
+        self._use_fetch = (collate_fn is None and self.batch_sampler is not None and hasattr(dataset, "fetch_batch"))
         # progress of the latest epoch, for state_dict(): its sampler seed and batches handed out
         self._epoch_seed = None
         self._worker_seed = None
@@ -703,7 +760,22 @@ class DataLoader:
         self._resume = None
         self._pool = None
 
+    def _init_iterable(self, dataset, batch_size, drop_last, collate_fn):
+        if batch_size is not None and (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
+                                       or batch_size <= 0):
+            raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.sampler = None
+        self.batch_sampler = None
+        self.batch_size = batch_size
+        self.drop_last = bool(drop_last)
+        self.collate_fn = collate_fn
+
     def __len__(self):
+        if self._iterable:  # the dataset's own length (TypeError if it has none), in batches
+            n = len(self.dataset)
+            if self.batch_size is None:
+                return n
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         return len(self.sampler)
@@ -747,6 +819,8 @@ class DataLoader:
     def __iter__(self):
         seed, skip, wseed = self._resume if self._resume is not None else (None, 0, None)
         self._resume = None
+        if self._iterable:
+            return self._iter_stream(skip, wseed)
         it = self._index_iter(seed)
         if self.num_workers > 0:
             if self.persistent_workers and self._pool is not None and not self._pool.closed:
@@ -775,6 +849,41 @@ class DataLoader:
                 batch = ds.fetch_batch(item)
             else:
                 batch = (collate or default_collate)([ds[i] for i in item])
+            if self.device is not None:
+                batch = _to_device(batch, self.device)
+            self._batches_done += 1
+            yield batch
+        self._epoch_active = False
+
+    def _iter_stream(self, skip, wseed):
+        """An epoch over an iterable-style dataset; a resumed epoch re-reads and drops the first ``skip``
+        batches (a stream cannot seek)."""
+        self._epoch_seed = None
+        if self.num_workers > 0:
+            if self.persistent_workers and self._pool is not None and not self._pool.closed:
+                wseed = self._pool.base_seed
+            elif wseed is None:
+                wseed = int(_gen(self.generator).numpy.integers(0, 2**63 - 1))
+            self._worker_seed = int(wseed)
+        self._batches_done = 0
+        self._epoch_active = True
+        gen = self._generate_workers(None) if self.num_workers > 0 else self._generate_stream()
+        return self._drop_first(gen, skip) if skip else gen
+
+    def _drop_first(self, gen, skip):
+        for _ in range(skip):
+            try:
+                next(gen)
+            except StopIteration:
+                return
+        yield from gen
+
+    def _generate_stream(self):
+        stream = iter(self.dataset)
+        while True:
+            batch = _next_from_stream(stream, self.collate_fn, self.batch_size, self.drop_last)
+            if isinstance(batch, _StreamEnd):
+                break
             if self.device is not None:
                 batch = _to_device(batch, self.device)
             self._batches_done += 1

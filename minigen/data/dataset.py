@@ -5,7 +5,10 @@
   item ``i`` is the tuple of their ``i``-th rows.
 - :class:`Subset` views a dataset through a list of indices; :func:`random_split`
   cuts a dataset into non-overlapping random subsets.
-- :class:`ConcatDataset` chains datasets end to end.
+- :class:`ConcatDataset` chains datasets end to end; :class:`StackDataset` zips datasets of equal
+  length (item ``i`` is the tuple, or dict, of their ``i``-th items).
+- :class:`IterableDataset` is the base class of *iterable-style* datasets (streams: ``__iter__``
+  instead of ``__getitem__``); :class:`ChainDataset` chains them.
 
 A dataset may also define ``fetch_batch(indices)`` returning an already-collated
 batch (what :func:`~minigen.data.dataloader.default_collate` would make of
@@ -26,8 +29,8 @@ from ..errors import IndexOutOfRangeError, InvalidArgumentError, MinigenError, S
 from ..random import _gen
 from ..tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataError",
-           "DatasetNotFoundError"]
+__all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "ChainDataset", "StackDataset",
+           "random_split", "DataError", "DatasetNotFoundError"]
 
 
 class DataError(MinigenError, ValueError):
@@ -49,6 +52,69 @@ class Dataset:
 
     def __add__(self, other: "Dataset") -> "ConcatDataset":
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """Base class of iterable-style datasets: subclasses define ``__iter__`` (a stream of samples).
+
+    A :class:`~minigen.data.DataLoader` takes ``batch_size`` consecutive samples per batch (no sampler,
+    no shuffle). With ``num_workers > 0`` every worker iterates its own copy of the dataset, so a
+    dataset that should not be read N times splits the stream itself using
+    :func:`~minigen.data.get_worker_info` (``id``, ``num_workers``), as in PyTorch.
+    ``ds1 + ds2`` chains two streams (:class:`ChainDataset`).
+    """
+
+    def __iter__(self):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __getitem__(self, index):
+        raise InvalidArgumentError(f"{type(self).__name__} is an iterable-style dataset: iterate over it, "
+                                   "it has no __getitem__")
+
+    def __add__(self, other):
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Iterable-style datasets one after another (the streams are chained lazily)."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise InvalidArgumentError(f"ChainDataset only chains IterableDatasets, got {type(d).__name__}")
+
+    def __iter__(self):
+        for d in self.datasets:
+            yield from d
+
+    def __len__(self):
+        return sum(len(d) for d in self.datasets)
+
+
+class StackDataset(Dataset):
+    """Datasets of equal length side by side: ``StackDataset(a, b)[i] == (a[i], b[i])``;
+    ``StackDataset(x=a, y=b)[i] == {'x': a[i], 'y': b[i]}``."""
+
+    def __init__(self, *args, **kwargs):
+        if args and kwargs:
+            raise InvalidArgumentError("StackDataset takes either datasets as positional arguments (items are "
+                                       "tuples) or as keyword arguments (items are dicts), not both")
+        if not args and not kwargs:
+            raise InvalidArgumentError("StackDataset needs at least one dataset")
+        self.datasets = args if args else kwargs
+        lens = [len(d) for d in (args if args else kwargs.values())]
+        if len(set(lens)) != 1:
+            raise ShapeError(f"StackDataset: the datasets have different lengths {lens}")
+        self._length = lens[0]
+
+    def __len__(self):
+        return self._length
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
 
 
 def _check_index(index, n, what="dataset"):

@@ -6,15 +6,18 @@ Everything here is the object defined in :mod:`minigen.data.dataset` /
 first use; where that module is absent, asking for it raises ``AttributeError``
 (so ``hasattr`` answers False).
 """
-from ...data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split  # noqa: F401
+from ...data.dataset import (  # noqa: F401
+    ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset, random_split,
+)
 from ...data.dataloader import (  # noqa: F401
     BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
     WeightedRandomSampler, WorkerInfo, default_collate, default_convert, get_worker_info,
 )
 from . import dataloader, dataset, sampler  # noqa: F401
 
-__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
-           "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
+__all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset", "IterableDataset",
+           "RandomSampler", "Sampler", "SequentialSampler", "StackDataset", "Subset", "SubsetRandomSampler",
+           "TensorDataset", "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
            "get_worker_info", "random_split"]
 
 

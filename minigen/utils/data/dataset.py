@@ -1,4 +1,7 @@
 """``torch.utils.data.dataset`` path: the datasets of :mod:`minigen.data.dataset`."""
-from ...data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split  # noqa: F401
+from ...data.dataset import (  # noqa: F401
+    ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset, random_split,
+)
 
-__all__ = ["ConcatDataset", "Dataset", "Subset", "TensorDataset", "random_split"]
+__all__ = ["ChainDataset", "ConcatDataset", "Dataset", "IterableDataset", "StackDataset", "Subset",
+           "TensorDataset", "random_split"]
