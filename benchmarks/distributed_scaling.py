@@ -211,6 +211,70 @@ def worker(a):
         os.write(1, ("RESULT " + json.dumps(res) + "\n").encode())
 
 
+# ----------------------------------------------------------------------------- the communication model
+ALPHA_S = 5e-6  # per-message latency assumed for the latency term (an RDMA fabric; TCP is nearer 25-50 us)
+
+# step times measured on one CPU thread (benchmarks/results/results.md, AMD EPYC, minigen with kernels)
+CPU_STEP_S = {"baby GPT (L4 H4 E128, B12)": 0.0764, "DCGAN (G+D, B64)": 0.2908, "VAE MLP (B128)": 0.0103,
+              "char-LSTM 2x256 (B32)": 0.2423}
+
+
+def zoo_sizes():
+    """(name, parameter count) of the zoo's models at their default configurations (counted live)."""
+    import minigen as mg
+    from minigen.models import char_rnn, cgan, dcgan, gan, gpt, seq2seq, stylegan, vae, wavenet, word2vec
+
+    n = lambda m: int(sum(p.numel() for p in m.parameters()))  # noqa: E731
+    return [
+        ("baby GPT (L4 H4 E128, B12)", n(gpt.GPT(gpt.GPTConfig()))),
+        ("GPT GPU config (L6 H6 E384 T256)", n(gpt.GPT(gpt.GPTConfig(block_size=256, n_layer=6, n_head=6,
+                                                                     n_embd=384)))),
+        ("DCGAN (G+D, B64)", n(dcgan.build_dcgan())),
+        ("GAN (Goodfellow MLP G+D)", n(gan.GAN(gan.MLPGenerator(), gan.MLPDiscriminator()))),
+        ("cGAN (G+D)", n(mg.nn.ModuleList([cgan.ConditionalGenerator(), cgan.ConditionalDiscriminator()]))),
+        ("StyleGAN-style (G+D)", n(mg.nn.ModuleList([stylegan.StyleGenerator(), stylegan.StyleDiscriminator()]))),
+        ("VAE MLP (B128)", n(vae.build_vae())),
+        ("char-LSTM 2x256 (B32)", n(char_rnn.CharRNN(65, 256, 2))),
+        ("seq2seq Transformer", n(seq2seq.Seq2SeqTransformer())),
+        ("WaveNet", n(wavenet.WaveNet())),
+        ("Word2Vec (10k words x 100)", n(word2vec.Word2Vec(10000))),
+    ]
+
+
+def ring_allreduce_s(nbytes, workers, gbit_s, alpha=ALPHA_S):
+    """(bandwidth term, latency term) of a ring all-reduce: 2(N-1)/N * bytes / bandwidth and 2(N-1) * alpha."""
+    if workers == 1:
+        return 0.0, 0.0
+    return 2 * (workers - 1) / workers * nbytes / (gbit_s * 1e9 / 8), 2 * (workers - 1) * alpha
+
+
+def cost_model_markdown():
+    rows = ["| model | params | float32 MB | " + " | ".join(f"{g} Gb/s N={w}" for g in (25, 200) for w in (8, 64, 512))
+            + " | step for 90% (25 Gb/s, N=512) |", "|---|---|---|" + "---|" * 6 + "---|"]
+    for name, p in zoo_sizes():
+        nbytes = 4 * p
+        cells = []
+        for g in (25, 200):
+            for w in (8, 64, 512):
+                bw, lat = ring_allreduce_s(nbytes, w, g)
+                cells.append(f"{bw * 1e3:.2f} + {lat * 1e3:.2f}")
+        bw, lat = ring_allreduce_s(nbytes, 512, 25)
+        rows.append(f"| {name} | {p / 1e6:.2f} M | {nbytes / 2**20:.1f} | " + " | ".join(cells)
+                    + f" | {9 * (bw + lat) * 1e3:.0f} ms |")
+    eff = ["| model (1 CPU thread per worker) | step ms | " + " | ".join(f"N={w} {g} Gb/s" for g in (25, 200)
+                                                                         for w in (8, 64, 512)) + " |",
+           "|---|---|" + "---|" * 6]
+    sizes = dict(zoo_sizes())
+    for name, t in CPU_STEP_S.items():
+        cells = []
+        for g in (25, 200):
+            for w in (8, 64, 512):
+                bw, lat = ring_allreduce_s(4 * sizes[name], w, g)
+                cells.append(f"{t / (t + bw + lat):.2f}")
+        eff.append(f"| {name} | {t * 1e3:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n\n" + "\n".join(eff) + "\n"
+
+
 # ----------------------------------------------------------------------------- driver
 def _free_port():
     s = socket.socket()
@@ -248,9 +312,13 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--libs", default="minigen,torch")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "distributed.md"))
+    sub.add_parser("costmodel", help="print the ring all-reduce projections (docs/DISTRIBUTED.md) and exit")
     a = p.parse_args(argv)
     if a.cmd == "worker":
         return worker(a)
+    if a.cmd == "costmodel":
+        print(cost_model_markdown())
+        return 0
     steps, warmup = (2, 1) if a.tiny else (a.steps, 3)
     batches = {"gpt": 4 if a.tiny else 12, "dcgan": 8 if a.tiny else 64}
     libs = [x for x in a.libs.split(",") if x]
