@@ -444,3 +444,140 @@ def test_index_shape_errors():
         mg.embedding(mg.tensor([0]), mg.ones(3))
     with pytest.raises(ShapeError, match=r"src"):
         x.scatter_add(0, mg.tensor([[0, 1]]), mg.ones(2))
+
+
+# ================================================================== index / mask tensors are version-checked
+# An index or mask tensor edited in place between the forward and the backward would scatter the gradient
+# to the wrong places; as in PyTorch, the backward raises instead (the op saved the tensor it reads).
+IDX1 = [2, 0, 2]                    # 1-d index (x[idx], index_select, index_add, embedding)
+IDX2 = [[2, 1], [0, 0], [2, 1]]     # index with x's dims (gather, scatter*, take_along_dim)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+# name: (index values, minigen call, torch call)
+INDEX_OPS = {
+    "getitem": (IDX1, lambda x, i: x[i], lambda x, i: x[i]),
+    "getitem_tuple": (IDX1, lambda x, i: x[i, 1:], lambda x, i: x[i, 1:]),
+    "index_select": (IDX1, lambda x, i: x.index_select(0, i), lambda x, i: x.index_select(0, i)),
+    "gather": (IDX2, lambda x, i: x.gather(0, i), lambda x, i: x.gather(0, i)),
+    "take_along_dim": (IDX2, lambda x, i: mg.take_along_dim(x, i, 0), lambda x, i: _torch().take_along_dim(x, i, 0)),
+    "scatter_add": (IDX2, lambda x, i: mg.zeros(3, 2, dtype=mg.float64).scatter_add(0, i, x),
+                    lambda x, i: _torch().zeros(3, 2, dtype=x.dtype).scatter_add(0, i, x)),
+    "scatter": (IDX2, lambda x, i: x.scatter(0, i[:2], 7.0), lambda x, i: x.scatter(0, i[:2], 7.0)),
+    "index_add": (IDX1, lambda x, i: mg.zeros(3, 2, dtype=mg.float64).index_add(0, i, x),
+                  lambda x, i: _torch().zeros(3, 2, dtype=x.dtype).index_add(0, i, x)),
+    "embedding": (IDX1, lambda x, i: mg.embedding(i, x), lambda x, i: _torch().nn.functional.embedding(i, x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEX_OPS))
+def test_index_tensor_edited_in_place_after_forward_raises(name):
+    """x[idx], index_select, gather, take_along_dim, scatter*, index_add, embedding: editing idx before the
+    backward raises InplaceError (without the check the gradient went silently to the new positions)."""
+    values, fn, _ = INDEX_OPS[name]
+    x = t64(np.arange(6.0).reshape(3, 2))
+    idx = mg.tensor(values)
+    y = fn(x, idx)
+    idx[0] = 1                                   # the reused buffer gets the next batch's indices
+    with pytest.raises(mg.errors.InplaceError, match="modified by an in-place operation"):
+        y.sum().backward()
+    x2 = t64(np.arange(6.0).reshape(3, 2))       # untouched index: the gradient flows
+    fn(x2, mg.tensor(values)).sum().backward()
+    assert x2.grad is not None
+
+
+@requires_torch
+@pytest.mark.parametrize("name", sorted(set(INDEX_OPS) - {"take_along_dim"}))
+def test_index_tensor_edit_raises_in_torch_too(name):
+    """The oracle: PyTorch raises for the same edit (so raising is the PyTorch semantics, not a choice).
+    (Its take_along_dim saves a broadcast copy of the index, so there the edit is harmless; minigen's
+    shares the caller's tensor and raises, which is never wrong.)"""
+    import torch
+
+    values, _, fn = INDEX_OPS[name]
+    x = torch.arange(6.0, dtype=torch.float64).reshape(3, 2).requires_grad_()
+    idx = torch.tensor(values)
+    y = fn(x, idx)
+    idx[0] = 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("op", ["masked_fill", "masked_fill_value", "masked_select", "getitem_mask"])
+def test_mask_tensor_edited_in_place_after_forward_raises(op):
+    x = t64(np.arange(6.0).reshape(3, 2))
+    v = t64(5.0)
+    mask = mg.tensor([[True, False], [False, True], [True, True]])
+    y = {"masked_fill": lambda: x.masked_fill(mask, 0.0), "masked_fill_value": lambda: (x * 1).masked_fill(mask, v),
+         "masked_select": lambda: x.masked_select(mask), "getitem_mask": lambda: x[mask]}[op]()
+    mask[0, 0] = False
+    with pytest.raises(mg.errors.InplaceError):
+        y.sum().backward()
+
+
+def test_gradient_reads_only_the_index_not_the_input():
+    """y = x[idx] reads idx, not x: editing (a copy-free view chain of) x in place afterwards is fine."""
+    x = t64(np.arange(4.0))
+    a = x * 2
+    y = a[mg.tensor([0, 3])]
+    a.mul_(10)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, 0.0, 2.0])
+
+
+def test_embedding_module_with_a_reused_ids_buffer():
+    """The micro-batch bug: one ``ids`` buffer refilled in place for the next micro-batch before the
+    previous loss's backward. Now an InplaceError; with a fresh buffer per micro-batch the gradient is
+    the sum over both micro-batches (checked against the hand-computed counts)."""
+    emb = mg.nn.Embedding(5, 3)
+    ids = mg.tensor([[1, 2, 2]])
+    loss1 = emb(ids).sum()
+    ids[...] = mg.tensor([[4, 4, 0]])
+    loss2 = emb(ids).sum()
+    with pytest.raises(mg.errors.InplaceError):
+        (loss1 + loss2).backward()
+    emb.zero_grad()
+    loss = emb(mg.tensor([[1, 2, 2]])).sum() + emb(mg.tensor([[4, 4, 0]])).sum()
+    loss.backward()
+    np.testing.assert_array_equal(emb.weight.grad.numpy()[:, 0], [1.0, 1.0, 2.0, 0.0, 2.0])
+
+
+@requires_torch
+def test_embedding_reused_ids_raises_in_torch_too():
+    import torch
+
+    emb = torch.nn.Embedding(5, 3)
+    ids = torch.tensor([[1, 2, 2]])
+    loss1 = emb(ids).sum()
+    ids[...] = torch.tensor([[4, 4, 0]])
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss1.backward()
+
+
+# ================================================================== fast_backward == backward (the formula)
+def _both_paths(fn, inputs, seed=0):
+    """Gradients of sum(fn(*inputs) * w) through the first-order path (the engine takes ``fast_backward``)
+    and through create_graph=True (the engine takes ``backward``, the Tensor formula)."""
+    out = fn(*inputs)
+    w = mg.tensor(np.random.default_rng(seed).standard_normal(out.shape), dtype=out.dtype)
+    fast = mg.grad((out * w).sum(), inputs)
+    formula = mg.grad((fn(*inputs) * w).sum(), inputs, create_graph=True)
+    return fast, formula
+
+
+@pytest.mark.parametrize("index", [
+    (slice(1, None), 0), (np.array([2, 0, 2]),), (mg.tensor([1, 1, 0]), slice(None, 2)),
+    (np.array([[True, False, True, False]] * 3),), (Ellipsis, None, 1),
+])
+def test_getitem_fast_backward_equals_formula(index):
+    """getitem's first-order gradient is a sparse SliceGrad (its fast_backward); it must equal the
+    formula (scatter-add into zeros), repeated indices included."""
+    x = t64(np.random.default_rng(1).standard_normal((3, 4)))
+    idx = index[0] if len(index) == 1 else index
+    fast, formula = _both_paths(lambda a: a[idx] * 1.0, (x,))
+    np.testing.assert_array_equal(fast[0].numpy(), formula[0].numpy())

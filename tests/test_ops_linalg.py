@@ -350,3 +350,61 @@ def test_tensordot_errors():
         mg.tensordot(mg.ones(2, 3), mg.ones(2, 3), ([1], [1 - 1]))
     with pytest.raises(InvalidArgumentError, match="out of range"):
         mg.tensordot(mg.ones(2), mg.ones(2), 2)
+
+
+# ================================================================== fast_backward == backward; reads
+def _both_paths(fn, inputs, seed=0):
+    """Gradients through the first-order path (the engine takes ``fast_backward``) and through
+    create_graph=True (the engine takes ``backward``, the Tensor formula)."""
+    out = fn(*inputs)
+    w = mg.tensor(np.random.default_rng(seed).standard_normal(out.shape), dtype=out.dtype)
+    fast = mg.grad((out * w).sum(), inputs)
+    formula = mg.grad((fn(*inputs) * w).sum(), inputs, create_graph=True)
+    return fast, formula
+
+
+@pytest.mark.parametrize("xshape,bshape", [((5, 4), (3,)), ((2, 3, 4), (3,)), ((4,), (3,)), ((2, 5, 4), (1, 1, 3)),
+                                           ((6, 4), None)])
+def test_linear_fast_backward_equals_formula(xshape, bshape):
+    rng = np.random.default_rng(1)
+    x = mg.tensor(rng.standard_normal(xshape), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    inputs = (x, w) if bshape is None else (x, w, mg.tensor(rng.standard_normal(bshape), requires_grad=True))
+    fast, formula = _both_paths(lambda *a: mg.nn.functional.linear(*a), inputs)
+    for a, b in zip(fast, formula):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ashape,bshape", [((4,), (4,)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,)), ((3, 4), (2, 4, 5)),
+                                           ((2, 1, 3, 4), (5, 4, 2)), ((2, 3, 4), (4, 5))])
+def test_matmul_broadcast_gradients_summed_by_the_engine(ashape, bshape):
+    """MatMul's backward returns gradients in the broadcast (batched) shape; the engine sums them back,
+    first order and with create_graph (checked against PyTorch-free NumPy einsum sums and gradgradcheck)."""
+    rng = np.random.default_rng(2)
+    a = mg.tensor(rng.standard_normal(ashape), requires_grad=True)
+    b = mg.tensor(rng.standard_normal(bshape), requires_grad=True)
+    fast, formula = _both_paths(mg.matmul, (a, b))
+    for g, f, t in zip(fast, formula, (a, b)):
+        assert g.shape == t.shape
+        np.testing.assert_allclose(g.numpy(), f.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert gradgradcheck(mg.matmul, (a, b))
+
+
+def test_matmul_gradient_reads_only_the_other_operand():
+    """da reads b, db reads a: with only a requiring grad, editing a in place after the forward is fine
+    (PyTorch agrees); editing b raises."""
+    a = mg.tensor([[1.0, 2.0]], requires_grad=True)
+    b = mg.tensor([[3.0], [4.0]])
+    y = mg.matmul(a * 1.0, b)
+    y.sum().backward()
+    b2 = mg.tensor([[3.0], [4.0]])
+    a2 = a * 1.0
+    y2 = mg.matmul(a2, b2)
+    a2.mul_(5.0)                                   # da reads b only
+    y2.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [[6.0, 8.0]])
+    y3 = mg.matmul(a * 1.0, b2)
+    b2.mul_(2.0)
+    with pytest.raises(mg.errors.InplaceError):
+        y3.sum().backward()

@@ -459,3 +459,85 @@ def test_norm_input_type_errors():
         with pytest.raises(DTypeError):
             fn()
     assert issubclass(DeviceError, mg.MinigenError)
+
+
+# ------------------------------------------------------------------ fast_backward (fused kernels) == backward
+from minigen.kernels import dispatch  # noqa: E402
+
+requires_kernels = pytest.mark.skipif(not dispatch.available(), reason="Numba is not installed (no CPU kernels)")
+
+
+def _both_paths(fn, inputs, seed):
+    """Gradients of sum(fn(*inputs) * w) through the first-order path (the engine takes the op's
+    ``fast_backward``) and through create_graph=True (the engine takes ``backward``, the Tensor formula)."""
+    out = fn(*inputs)
+    w = mg.tensor(np.random.default_rng(seed).standard_normal(out.shape), dtype=out.dtype)
+    fast = mg.grad((out * w).sum(), inputs, allow_unused=True)
+    formula = mg.grad((fn(*inputs) * w).sum(), inputs, create_graph=True, allow_unused=True)
+    return fast, formula
+
+
+NORM_CASES = {
+    # name: (build inputs from rng, op, the backward kernel its fast_backward must use)
+    "layer_norm": (lambda r: (T(r.standard_normal((3, 4, 5))), T(r.standard_normal(5)), T(r.standard_normal(5))),
+                   lambda x, w, b: mg.layer_norm(x, 5, w, b), "layer_norm_backward"),
+    "layer_norm_2d_shape": (lambda r: (T(r.standard_normal((2, 3, 4))), T(r.standard_normal((3, 4))),
+                                       T(r.standard_normal((3, 4)))),
+                            lambda x, w, b: mg.layer_norm(x, (3, 4), w, b), "layer_norm_backward"),
+    "layer_norm_no_affine": (lambda r: (T(r.standard_normal((4, 6))),), lambda x: mg.layer_norm(x, 6),
+                             "layer_norm_backward"),
+    "group_norm": (lambda r: (T(r.standard_normal((2, 6, 3, 3))), T(r.standard_normal(6)), T(r.standard_normal(6))),
+                   lambda x, w, b: mg.group_norm(x, 3, w, b), "layer_norm_backward"),
+    "batch_norm_4d": (lambda r: (T(r.standard_normal((4, 3, 2, 5))), T(r.standard_normal(3)),
+                                 T(r.standard_normal(3))),
+                      lambda x, w, b: mg.batch_norm(x, None, None, w, b, training=True), "batch_norm_backward"),
+    "batch_norm_2d_input": (lambda r: (T(r.standard_normal((6, 4))), T(r.standard_normal(4)), T(r.standard_normal(4))),
+                            lambda x, w, b: mg.batch_norm(x, None, None, w, b, training=True), "batch_norm_backward"),
+    "batch_norm_no_affine": (lambda r: (T(r.standard_normal((5, 3, 4))),),
+                             lambda x: mg.batch_norm(x, None, None, training=True), "batch_norm_backward"),
+}
+
+
+@requires_kernels
+@pytest.mark.parametrize("name", sorted(NORM_CASES))
+@given(seed=st.integers(0, 2**31 - 1))
+def test_norm_fast_backward_equals_formula(name, seed):
+    """The fused backward kernel (fast_backward) and the Tensor formula (backward) give the same gradients;
+    the kernel was really used (dispatch.stats)."""
+    make, fn, kernel = NORM_CASES[name]
+    inputs = make(np.random.default_rng(seed))
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        fast, formula = _both_paths(fn, inputs, seed)
+        assert dispatch.stats().get(kernel, 0) >= 1
+    for a, b in zip(fast, formula):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_instance_norm_has_no_fused_backward_and_uses_the_formula():
+    rng = np.random.default_rng(0)
+    x, w, b = T(rng.standard_normal((2, 3, 5))), T(rng.standard_normal(3)), T(rng.standard_normal(3))
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        fast, formula = _both_paths(lambda *a: mg.instance_norm(a[0], weight=a[1], bias=a[2]), (x, w, b), 0)
+        assert "batch_norm_backward" not in dispatch.stats()
+    for a, c in zip(fast, formula):
+        np.testing.assert_allclose(a.numpy(), c.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_norm_gradient_reads_only_what_it_needs():
+    """db reads nothing: with only the bias requiring grad, editing x in place after the forward is fine
+    (the check guards only what a gradient reads); with x requiring grad it raises."""
+    rng = np.random.default_rng(0)
+    x = T(rng.standard_normal((3, 4)), grad=False)
+    b = T(np.zeros(4))
+    y = mg.layer_norm(x, 4, None, b)
+    x.add_(1.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [3.0] * 4)
+    x2 = T(rng.standard_normal((3, 4)))
+    a = x2 * 1.0
+    y2 = mg.layer_norm(a, 4)
+    a.add_(1.0)
+    with pytest.raises(mg.errors.InplaceError):
+        y2.sum().backward()

@@ -91,6 +91,70 @@ def test_reshape_hand_case_and_view_shares_version():
     assert base._version() == 1 and base.numpy()[0] == 1.0
 
 
+def test_view_shares_memory_and_refuses_to_copy():
+    """``view`` is a true view (writes reach the base); where x's strides make that impossible it
+    raises, as PyTorch, instead of silently copying (writes through such a "view" were lost)."""
+    base = mg.zeros(2, 3, dtype=mg.float64)
+    v = base.view(3, 2)
+    v[0, 1] = 5.0
+    assert base.numpy()[0, 1] == 5.0 and base._version() == v._version() == 1
+    t = base.transpose(0, 1)                        # shape (3, 2), strides (1, 3): not contiguous
+    with pytest.raises(ShapeError, match=r"view size is not compatible.*\(3, 2\).*Use \.reshape"):
+        t.view(6)
+    with pytest.raises(ShapeError):
+        t.view_as(mg.zeros(6))
+    assert t.view(3, 1, 2).shape == (3, 1, 2)       # splitting / adding size-1 dims needs no copy
+    assert t.contiguous().view(6).shape == (6,)
+    r = t.reshape(6)                                # reshape copies when it must ...
+    r.add_(1.0)
+    assert base.numpy().sum() == 5.0 and base._version() == 1   # ... and the copy is not a view
+    w = t.reshape(3, 1, 2)                          # ... and is a view when it can be
+    w.mul_(0.0)
+    assert base.numpy().sum() == 0.0 and base._version() == 2
+
+
+def test_view_gradient_is_the_reshape_gradient():
+    x = t64(np.arange(6.0).reshape(2, 3))
+    y = (x * 1.0).view(3, 2)
+    (y * t64(np.arange(6.0).reshape(3, 2), False)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.arange(6.0).reshape(2, 3))
+    assert gradcheck(lambda a: a.view(-1, 2), (x,))
+    assert gradgradcheck(lambda a: (a * a).view(3, 2), (x,))
+
+
+@requires_torch
+@given(st.data())
+def test_view_raises_exactly_when_torch_does(data):
+    """Permuted or sliced tensors viewed as random shapes: minigen raises iff PyTorch raises, and the
+    values agree when it does not."""
+    import torch
+
+    shape = data.draw(shapes(min_dims=2, max_dims=4, min_side=1, max_side=4))
+    perm = data.draw(st.permutations(range(len(shape))))
+    step = data.draw(st.sampled_from([1, 2]))
+    a = np.arange(float(np.prod(shape))).reshape(shape)
+    x = mg.tensor(a).permute(*perm)[..., ::step]
+    tx = torch.tensor(a).permute(*perm)[..., ::step]
+    new = factor_shape(data.draw, x.numel())
+    try:
+        expected = tx.view(new)
+    except RuntimeError:
+        with pytest.raises(ShapeError, match="view size is not compatible"):
+            x.view(new)
+    else:
+        np.testing.assert_array_equal(x.view(new).numpy(), expected.numpy())
+
+
+def test_sum_to_size():
+    x = t64(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(x.sum_to_size(1, 3).detach().numpy(), [[3.0, 5.0, 7.0]])
+    np.testing.assert_array_equal(mg.sum_to_size(x, (3,)).detach().numpy(), [3.0, 5.0, 7.0])
+    assert x.sum_to_size(2, 3) is x
+    with pytest.raises(ShapeError, match=r"\(4,\).*\(2, 3\)"):
+        x.sum_to_size(4)
+    assert gradgradcheck(lambda a: (a * a).sum_to_size(2, 1), (x,))
+
+
 def test_reshape_gradgradcheck():
     x = t64(np.linspace(-1, 1, 12).reshape(3, 4))
     assert gradgradcheck(lambda a: (a * a).reshape(2, 6).reshape(4, 3), (x,))

@@ -23,9 +23,10 @@ import builtins
 
 import numpy as np
 
-from ..autograd.broadcast import broadcast_to, sum_to
+from ..autograd.broadcast import broadcast_to
 from ..autograd.engine import SliceGrad
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ..backend import get_array_module, move_array
 from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
@@ -171,7 +172,7 @@ class GetItem(Function):
     def fast_backward(ctx, g):
         spec, ts = ctx.args[1], ctx.args[2:]
         index = _join(spec, tuple(t.array for t in ts))
-        return (SliceGrad(ctx.in_shape, index, g, not ts and _is_basic(index)), None) + (None,) * len(ts)
+        return (SliceGrad(ctx.in_shape, index, g, _is_basic(index)), None) + (None,) * len(ts)
 
 
 class IndexAddInto(Function):
@@ -262,8 +263,6 @@ class SetItem(Function):
 
 def setitem(x, index, value):
     """``x[index] = value`` in place (autograd-aware, bumps the version counter)."""
-    from ..autograd.grad_mode import STATE
-
     spec, ts = _split_index(index, x)
     if isinstance(value, Tensor) and value.device != x.device:
         from ..errors import DeviceError
@@ -272,7 +271,7 @@ def setitem(x, index, value):
     if not isinstance(value, Tensor) and not isinstance(value, (builtins.int, builtins.float, builtins.bool)):
         # host data (lists, NumPy arrays) goes to x's device first (CuPy does not mix with NumPy arrays)
         value = Tensor._make(move_array(np.asarray(value, dtype=x.dtype), x.device))
-    track = STATE.enabled and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
+    track = is_grad_enabled() and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if not track:
         idx = _join(spec, tuple(t.array for t in ts))
         try:

@@ -270,6 +270,8 @@ class Einsum(Function):
     back on the diagonal via identity matrices.
     """
 
+    reads = None  # the gradient of each operand reads every other operand: all of them are saved
+
     @staticmethod
     def forward(ctx, spec, *arrays):
         terms, out, sizes = spec
@@ -282,7 +284,7 @@ class Einsum(Function):
         (terms, out, sizes), ops = ctx.args[0], ctx.args[1:]
         grads = [None]
         for k, t in enumerate(terms):
-            if ctx.next_nodes[k + 1] is None:
+            if not ctx.needs_input_grad[k + 1]:
                 grads.append(None)
                 continue
             other_terms = [terms[j] for j in range(len(terms)) if j != k] + [out]

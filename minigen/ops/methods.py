@@ -27,8 +27,8 @@ SAME_NAME = (
     "minimum mm moveaxis movedim mul mv nan_to_num narrow ne neg norm not_equal outer permute "
     "pow prod ravel reciprocal relu remainder repeat repeat_interleave reshape roll round rsqrt scatter "
     "scatter_add select sgn sigmoid sign sin sinh softmax split sqrt square squeeze std sub sum sum_to "
-    "swapaxes swapdims take_along_dim tan tanh tensor_split tile transpose tril triu true_divide trunc unbind "
-    "unflatten unsqueeze var view"
+    "sum_to_size swapaxes swapdims take_along_dim tan tanh tensor_split tile transpose tril triu true_divide trunc "
+    "unbind unflatten unsqueeze var view"
 ).split()
 
 # more x.name(...) == ops.name(x, ...): sorting/selection, and PyTorch methods added for ported programs

@@ -18,6 +18,8 @@ class Embedding(Module):
     ``weight``: (num_embeddings, embedding_dim), initialised N(0, 1) (PyTorch's default),
     with the row ``padding_idx`` (if given) set to zero; that row also gets no gradient,
     so it stays zero while training. Backward: d weight[k] = sum of g over positions with idx == k.
+    ``idx`` is an argument of the lookup op, saved for the backward: refilling the same ``idx`` tensor in
+    place (a reused micro-batch buffer) before that backward raises InplaceError, as in PyTorch.
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, max_norm=None,
