@@ -569,3 +569,198 @@ def test_logic_predicates_and_nan_to_num_match_torch():
     np.testing.assert_array_equal(mg.isclose(x, y, equal_nan=True).array, torch.isclose(tx, ty, equal_nan=True).numpy())
     _compare_with_torch(lambda t: mg.nan_to_num(t, nan=0.5, posinf=3.0), lambda t: torch.nan_to_num(t, 0.5, 3.0), [x])
     _compare_with_torch(mg.nan_to_num, torch.nan_to_num, [x])
+
+
+# ------------------------------------------------------------------ type promotion (torch.result_type)
+_DTYPES = ["bool", "uint8", "int8", "int32", "int64", "float16", "float32", "float64"]
+
+
+def _operand(kind, dtype):
+    """An operand of one of the priority groups: a tensor with dims, a 0-d tensor, or a scalar."""
+    vals = np.array([1, 0, 1], dtype=dtype)
+    if kind == "dims":
+        return vals
+    if kind == "0d":
+        return vals[0].reshape(())
+    return {"bool": True, "int": 3, "float": 1.5, "np.float64": np.float64(0.5), "np.int32": np.int32(2)}[kind]
+
+
+_KINDS = ["dims", "0d", "bool", "int", "float", "np.float64", "np.int32"]
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype_a", _DTYPES)
+@pytest.mark.parametrize("kind_b", _KINDS)
+def test_result_type_matches_torch(dtype_a, kind_b):
+    """pointwise.result_type == torch.result_type for a dims tensor against every other kind of operand,
+    and mul / add / where / maximum give that dtype and torch's values."""
+    import torch
+
+    for dtype_b in (_DTYPES if kind_b in ("dims", "0d") else [None]):
+        a = _operand("dims", dtype_a)
+        b = _operand(kind_b, dtype_b)
+        ta = torch.tensor(a)
+        tb = torch.tensor(b) if kind_b in ("dims", "0d") else b
+        want = np.dtype(str(torch.result_type(ta, tb)).replace("torch.", ""))
+        ma = mg.tensor(a)
+        mb = mg.tensor(b) if kind_b in ("dims", "0d") else b
+        assert pw.result_type(ma, mb) == want, (dtype_a, kind_b, dtype_b)
+        assert pw.result_type(mb, ma) == want
+        for fn in ("mul", "add", "maximum") if kind_b in ("dims", "0d") else ("mul", "add"):  # torch.maximum:
+            y, ty = getattr(mg, fn)(ma, mb), getattr(torch, fn)(ta, tb)                         # tensors only
+            assert y.dtype == want, (fn, dtype_a, kind_b, dtype_b, y.dtype, want)
+            np.testing.assert_allclose(y.array.astype(np.float64), ty.double().numpy(), rtol=1e-3)
+        cond = mg.tensor([True, False, True])
+        assert mg.where(cond, ma, mb).dtype == want
+        assert mg.where(cond, mb, ma).dtype == want
+
+
+def test_promotion_cases_from_the_issue():
+    """PyTorch's rule, written out: the default float dtype (float32) for int/bool with a Python float,
+    a 0-d tensor does not widen a tensor with dims of the same category."""
+    i = mg.tensor([1, 2, 3])
+    f = mg.tensor([1.0, 2.0], dtype=mg.float32)
+    assert (f + mg.tensor(2.0, dtype=mg.float64)).dtype == mg.float32
+    assert (mg.tensor(2.0, dtype=mg.float64) + f).dtype == mg.float32
+    assert (i + 1.5).dtype == mg.float32 and (1.5 + i).dtype == mg.float32
+    assert (mg.tensor([True, False]) * 1.5).dtype == mg.float32
+    np.testing.assert_array_equal((mg.tensor([True, False]) * 1.5).array, [1.5, 0.0])
+    assert (i * np.float64(2.5)).dtype == mg.float32      # NumPy scalars count as Python numbers
+    assert (f * np.float64(2.5)).dtype == mg.float32
+    assert (f + np.ones(2)).dtype == mg.float64            # a NumPy array counts as a tensor
+    assert (i / i).dtype == mg.float32 and (i // 2).dtype == mg.int64
+    assert (i ** 2).dtype == mg.int64 and (i ** 0.5).dtype == mg.float32 and (2 ** i).dtype == mg.int64
+    assert (mg.tensor([1], dtype=mg.int8) + 1000).dtype == mg.int8
+    assert (mg.tensor([True]) + 1).dtype == mg.int64
+    assert (mg.tensor([1.0], dtype=mg.float16) + mg.tensor(1, dtype=mg.int64)).dtype == mg.float16
+    assert (mg.tensor([1], dtype=mg.int32) + mg.tensor(1.5, dtype=mg.float64)).dtype == mg.float64
+    assert mg.clamp(i, min=0.5).dtype == mg.float32
+    assert pw.result_type(mg.tensor([1], dtype=mg.uint8), -1) == np.uint8
+
+
+def test_inplace_promotion_rule():
+    """An in-place op cannot widen its tensor: can_cast(result_type(a, b), a.dtype) or a DTypeError
+    (minigen.ops.inplace applies it to x.mul_(1.5) and friends)."""
+    i = mg.tensor([1, 2, 3])
+    with pytest.raises(DTypeError, match="int64"):
+        pw.check_inplace_dtype(i, 1.5, "mul_")
+    with pytest.raises(DTypeError):
+        pw.check_inplace_dtype(mg.tensor([True]), 2, "add_")
+    assert pw.check_inplace_dtype(i, 2, "mul_") == np.int64
+    assert pw.check_inplace_dtype(mg.ones(2), mg.tensor([1.0], dtype=mg.float64), "add_") == np.float64
+    assert pw.can_cast(np.int64, np.float32) and not pw.can_cast(np.float32, np.int64)
+
+
+# ------------------------------------------------------------------ operands: numbers, NumPy, bad types
+@requires_torch
+def test_numbers_and_numpy_on_either_side_match_torch():
+    import torch
+
+    x = mg.tensor([0.5, 1.5, 2.0], requires_grad=True)
+    for s in (2, 2.5, np.float64(2.5), np.float32(0.5), np.int64(3), True):
+        for name in ("add", "sub", "mul", "div", "pow", "maximum", "remainder", "atan2"):
+            if name == "sub" and isinstance(s, (bool, np.bool_)):
+                continue
+            fn, tfn = getattr(mg, name), getattr(torch, name)
+            ts = torch.tensor(s) if name in ("maximum", "atan2") else s
+            _compare_with_torch(lambda t: fn(t, s), lambda t: tfn(t, ts), [x], rtol=1e-6, atol=1e-7)
+            if name in ("add", "sub", "mul", "div", "pow"):
+                _compare_with_torch(lambda t: fn(s, t), lambda t: tfn(torch.tensor(s), t), [x], rtol=1e-6,
+                                    atol=1e-7)
+    arr = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    np.testing.assert_allclose((arr - x).array, arr - x.array)
+    np.testing.assert_allclose((x / arr).array, x.array / arr)
+    np.testing.assert_allclose(mg.sub(2, x).array, 2 - x.array)
+    np.testing.assert_allclose(mg.pow(2, x).array, 2 ** x.array.astype(np.float64), rtol=1e-6)
+    y = mg.pow(2.0, x)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.array, (2.0 ** x.array) * math.log(2.0), rtol=1e-6)
+
+
+def test_bad_operands_raise_dtype_error_naming_the_types():
+    x = mg.ones(2)
+    for bad in (None, "a", object(), 1j, {1: 2}):
+        name = type(bad).__name__
+        ops = [lambda: x + bad, lambda: bad + x, lambda: x * bad, lambda: bad - x, lambda: x / bad,
+               lambda: x ** bad, lambda: x < bad, lambda: mg.add(x, bad), lambda: mg.maximum(bad, x)]
+        if bad is not None:  # where(cond, x, None) / clamp(x, None) mean "argument not given"
+            ops += [lambda: mg.where(mg.tensor([True, False]), x, bad), lambda: mg.clamp(x, min=bad)]
+        if not isinstance(bad, complex):
+            ops.append(lambda: x @ bad)
+        for op in ops:
+            with pytest.raises(DTypeError, match=name):
+                op()
+    assert (x == None) is False and (x != None) is True  # noqa: E711
+
+
+# ------------------------------------------------------------------ what a gradient reads (in-place checks)
+def test_constant_times_x_does_not_save_x():
+    """y = 3 * x: dx = 3 g never reads x, so editing x afterwards is fine (as PyTorch)."""
+    a = mg.tensor([1.0, 2.0], requires_grad=True)
+    x = a * 1.0
+    y = 3 * x
+    z = x / 2.0  # dx = g / 2: reads only the (constant) divisor
+    x.add_(1.0)
+    (y.sum() + z.sum()).backward()
+    np.testing.assert_allclose(a.grad.array, [3.5, 3.5])
+
+
+def test_w_times_x_saves_only_what_dw_reads():
+    """y = w * x with x not requiring grad: dw = g * x reads x (editing x raises), never w (editing w is fine)."""
+    from minigen.errors import InplaceError
+
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    x = mg.tensor([3.0, 4.0])
+    y = w * x
+    with mg.no_grad():
+        w.mul_(10.0)
+    y.sum().backward()
+    np.testing.assert_allclose(w.grad.array, [3.0, 4.0])
+    w.grad = None
+    y = w * x
+    x.add_(1.0)
+    with pytest.raises(InplaceError):
+        y.sum().backward()
+    # b / x reads x for the gradient of x only: x not requiring grad, b requiring -> dx not needed, db reads x
+    b = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = b / x
+    x.mul_(2.0)
+    with pytest.raises(InplaceError):
+        y.sum().backward()
+
+
+@requires_torch
+def test_inplace_reads_match_torch():
+    """The same edits in PyTorch: raises exactly where minigen raises."""
+    import torch
+
+    for edit_x in (False, True):
+        w = torch.tensor([1.0, 2.0], requires_grad=True)
+        x = torch.tensor([3.0, 4.0])
+        y = w * x
+        if edit_x:
+            x.add_(1.0)
+        else:
+            with torch.no_grad():
+                w.mul_(10.0)
+        try:
+            y.sum().backward()
+            raised = False
+        except RuntimeError:
+            raised = True
+        assert raised == edit_x
+
+
+def test_where_condition_edited_in_place_raises():
+    """The mask of where is read by both gradients: editing it after the forward raises (no silent wrong grad)."""
+    from minigen.errors import InplaceError
+
+    a = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    cond = mg.tensor([True, False, True])
+    y = mg.where(cond, a, 0.0)
+    cond[0] = False
+    with pytest.raises(InplaceError):
+        y.sum().backward()
+    y = mg.where(cond, a, 0.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad.array, [0.0, 0.0, 1.0])
