@@ -261,12 +261,13 @@ def test_sdpa_takes_the_fused_op_only_where_its_kernel_applies():
     np.testing.assert_allclose(fused.detach().numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_sdpa_op_gradcheck_and_gradgradcheck():
-    q, k, v = _qkv(3, (2,), 3, 4, 2, 2)
-    for causal in (False, True):
-        fn = lambda q, k, v: attn.SDPA.apply(q, k, v, causal, 0.5)  # noqa: E731
-        assert gradcheck(fn, (q, k, v))
-        assert gradgradcheck(fn, (q, k, v))
+@given(seed=st.integers(0, 2 ** 16), lead=st.sampled_from([(), (2,), (1, 2)]), L=st.integers(1, 3),
+       S=st.integers(1, 3), E=st.integers(1, 3), causal=st.booleans(), scale=st.floats(0.2, 1.5))
+def test_sdpa_op_gradcheck_and_gradgradcheck(seed, lead, L, S, E, causal, scale):
+    q, k, v = _qkv(seed, lead, L, S, E, E)
+    fn = lambda q, k, v: attn.SDPA.apply(q, k, v, causal, scale)  # noqa: E731
+    assert gradcheck(fn, (q, k, v))
+    assert gradgradcheck(fn, (q, k, v))
 
 
 def test_sdpa_forward_ref_by_hand():
