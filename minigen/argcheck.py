@@ -82,6 +82,19 @@ def check_int_value(v, op: str, name: str) -> int:
     raise InvalidArgumentError(f"{op}: {name} must be an int, got {brief(v)}")
 
 
+def check_ints(v, n: int, op: str, name: str, minimum=None) -> tuple:
+    """An int or a sequence of ``n`` ints (no bools), each >= ``minimum`` -> a tuple of ``n`` Python ints
+    (``3 -> (3, 3)``): the stride / padding / dilation / kernel_size arguments of convolution and pooling."""
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+    if len(vals) != n or not all(isinstance(e, (builtins.int, np.integer)) and not isinstance(e, builtins.bool)
+                                 for e in vals):
+        raise InvalidArgumentError(f"{op}: {name} must be an int or a tuple of {n} ints, got {v!r}")
+    vals = tuple(builtins.int(e) for e in vals)
+    if minimum is not None and any(e < minimum for e in vals):
+        raise InvalidArgumentError(f"{op}: {name} must be >= {minimum}, got {v!r}")
+    return vals
+
+
 def check_dtype(dtype, op: str):
     """A real dtype argument (mg.float32, 'float64', np.int64, ...) as a NumPy dtype; DTypeError otherwise."""
     from .tensor import as_dtype

@@ -44,11 +44,11 @@ import builtins
 
 import numpy as np
 
+from ..argcheck import check_float_tensor, check_ints
 from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..kernels import dispatch
-from ..tensor import Tensor
 from .shape import reshape
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
@@ -278,33 +278,11 @@ class Conv2dWeightGrad(Function):
 # =====================================================================================
 # argument checking (shared by the 1-d and 2-d public functions)
 # =====================================================================================
-def _ints(v, nd, name, op, minimum):
-    """An int or a sequence of ``nd`` ints, each >= minimum -> tuple of nd ints."""
-    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,) * nd
-    ok = len(vals) == nd and all(isinstance(e, (builtins.int, np.integer)) and not isinstance(e, builtins.bool)
-                                 for e in vals)
-    if not ok:
-        raise InvalidArgumentError(f"{op}: {name} must be an int or a tuple of {nd} ints, got {v!r}")
-    vals = tuple(builtins.int(e) for e in vals)
-    if any(e < minimum for e in vals):
-        raise InvalidArgumentError(f"{op}: {name} must be >= {minimum}, got {v!r}")
-    return vals
-
-
-def _check_tensor(t, op, what):
-    if not isinstance(t, Tensor):
-        raise DTypeError(f"{op}: {what} must be a Tensor, got {type(t).__name__}")
-    if t.dtype.kind != "f":
-        raise DTypeError(f"{op}: {what} must be a floating point tensor, got dtype {t.dtype} "
-                         f"(shape {tuple(t.shape)}); convert it with .float()")
-
-
 def _check_common(op, nd, x, weight, bias, groups):
     """Types, dtypes, ndim; returns (x batched, unbatched?)."""
-    _check_tensor(x, op, "input")
-    _check_tensor(weight, op, "weight")
-    if bias is not None:
-        _check_tensor(bias, op, "bias")
+    check_float_tensor(x, op, "input")
+    check_float_tensor(weight, op, "weight")
+    check_float_tensor(bias, op, "bias", allow_none=True)
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != x.dtype:
             raise DTypeError(f"{op}: input dtype {x.dtype} and {name} dtype {t.dtype} differ "
@@ -335,7 +313,7 @@ def _padding_pairs(op, padding, nd, kernel, stride, dilation):
             total = [d * (k - 1) for k, d in zip(kernel, dilation)]
             return tuple((t // 2, t - t // 2) for t in total)  # the odd extra goes after (as PyTorch)
         raise InvalidArgumentError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
-    p = _ints(padding, nd, "padding", op, 0)
+    p = check_ints(padding, nd, op, "padding", 0)
     return tuple((e, e) for e in p)
 
 
@@ -346,8 +324,8 @@ def _lift(nd, vals, fill):
 
 def _conv_nd(op, nd, input, weight, bias, stride, padding, dilation, groups):
     x, unbatched = _check_common(op, nd, input, weight, bias, groups)
-    stride = _ints(stride, nd, "stride", op, 1)
-    dilation = _ints(dilation, nd, "dilation", op, 1)
+    stride = check_ints(stride, nd, op, "stride", 1)
+    dilation = check_ints(dilation, nd, op, "dilation", 1)
     kernel_sz = tuple(weight.shape[2:])
     pads = _padding_pairs(op, padding, nd, kernel_sz, stride, dilation)
     N, C = x.shape[:2]
@@ -382,12 +360,12 @@ def _conv_nd(op, nd, input, weight, bias, stride, padding, dilation, groups):
 
 def _conv_transpose_nd(op, nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
     x, unbatched = _check_common(op, nd, input, weight, bias, groups)
-    stride = _ints(stride, nd, "stride", op, 1)
-    dilation = _ints(dilation, nd, "dilation", op, 1)
+    stride = check_ints(stride, nd, op, "stride", 1)
+    dilation = check_ints(dilation, nd, op, "dilation", 1)
     if isinstance(padding, str):
         raise InvalidArgumentError(f"{op}: padding must be an int or a tuple of ints, got {padding!r}")
-    pad = _ints(padding, nd, "padding", op, 0)
-    opad = _ints(output_padding, nd, "output_padding", op, 0)
+    pad = check_ints(padding, nd, op, "padding", 0)
+    opad = check_ints(output_padding, nd, op, "output_padding", 0)
     for o, s, d in zip(opad, stride, dilation):
         if o >= max(s, d):
             raise InvalidArgumentError(f"{op}: output_padding {opad} must be smaller than either stride {stride} "

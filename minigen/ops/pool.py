@@ -28,12 +28,13 @@ import math
 
 import numpy as np
 
+from ..argcheck import check_float_tensor, check_ints
 from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
 from ..kernels import dispatch
-from .conv import Conv2d, _ints, _lift, pad_axes, sliding_windows
+from .conv import Conv2d, _lift, pad_axes, sliding_windows
 from .shape import reshape
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -159,11 +160,7 @@ def _adaptive_bounds(i, size, out):
 # =====================================================================================
 def _check_input(op, x, nd, batched_only=False):
     """Float tensor of (N, C, *spatial) or (C, *spatial); returns (4-d view, unbatched?)."""
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise DTypeError(f"{op}: input must be a floating point tensor, got dtype {x.dtype} "
-                         f"(shape {tuple(x.shape)}); convert it with .float()")
+    check_float_tensor(x, op)
     allowed = (nd + 2,) if batched_only else (nd + 1, nd + 2)
     if x.ndim not in allowed:
         layout = "(N, C, L)" if nd == 1 else "(N, C, H, W)"
@@ -198,11 +195,11 @@ def _pool_out_size(size, k, s, p, d, ceil_mode):
 
 def _pool_geometry(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode):
     """Validate pooling arguments; returns 2-d kernel, stride, pads ((t, b), (l, r)), dilation, out_hw."""
-    k = _ints(kernel_size, nd, "kernel_size", op, 1)
+    k = check_ints(kernel_size, nd, op, "kernel_size", 1)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else \
-        _ints(stride, nd, "stride", op, 1)
-    p = _ints(padding, nd, "padding", op, 0)
-    d = _ints(dilation, nd, "dilation", op, 1)
+        check_ints(stride, nd, op, "stride", 1)
+    p = check_ints(padding, nd, op, "padding", 0)
+    d = check_ints(dilation, nd, op, "dilation", 1)
     if any(pi > ki // 2 for ki, pi in zip(k, p)):  # PyTorch's documented rule (and its autograd path's)
         raise InvalidArgumentError(f"{op}: padding {p} should be at most half of kernel_size {k}")
     spatial = tuple(x.shape[-nd:])
