@@ -317,3 +317,26 @@ def test_resume_from_a_stop_that_is_not_a_checkpoint_multiple(tmp_path):
     for i in a["optimizer"]["state"]:
         for k, v in a["optimizer"]["state"][i].items():
             np.testing.assert_array_equal(np.asarray(v), np.asarray(b["optimizer"]["state"][i][k]))
+
+
+def _gpu_backends():
+    from cupy_emulator import compiler_available, real_gpu_available
+
+    return [pytest.param("emulated", marks=pytest.mark.skipif(not compiler_available(),
+                                                               reason="no C++ compiler for the GPU emulation")),
+            pytest.param("cuda", marks=pytest.mark.skipif(not real_gpu_available(), reason="no CUDA GPU"))]
+
+
+@pytest.mark.parametrize("backend", _gpu_backends())
+def test_kv_cache_generation_on_the_gpu_backend(backend):
+    """On a CUDA model the cache buffers and the token ids live on the device; same tokens as on the CPU."""
+    from cupy_emulator import on_backend
+
+    model = _cache_model(block_size=8)
+    start = np.array([[1, 2, 3]])
+    want = model.generate(start, 12, 0.0).numpy()
+    with on_backend(backend):
+        model.to("cuda")
+        for cache in (True, False):
+            got = model.generate(start, 12, 0.0, use_cache=cache)
+            assert (got.numpy() == want).all(), cache

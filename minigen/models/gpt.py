@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import nn
+from ..backend import get_array_module, to_numpy
 from ..autograd.grad_mode import no_grad
 from ..errors import InvalidArgumentError, ShapeError
 from ..nn import functional as F
@@ -216,26 +217,29 @@ class GPT(nn.Module):
         With ``use_cache`` the keys/values are kept in a :class:`KVCache` (module docstring); without, every
         step runs the full forward on the last ``block_size`` tokens.
         """
-        arr = np.asarray(idx.array if isinstance(idx, Tensor) else idx, dtype=np.int64)
+        arr = np.asarray(to_numpy(idx.array) if isinstance(idx, Tensor) else idx, dtype=np.int64)
         if arr.ndim == 1:
             arr = arr[None]
         bs = self.config.block_size
-        cache = KVCache(self.config, arr.shape[0], dtype=self.wte.weight.array.dtype) if use_cache else None
-        if cache is not None:
-            logits, _ = self(Tensor._make(arr[:, -bs:]), cache=cache)
-        else:
-            logits, _ = self(Tensor._make(arr[:, -bs:]))
+        w = self.wte.weight.array
+        xp = get_array_module(w)
+
+        def ids(a):  # token ids on the model's device
+            return Tensor._make(xp.asarray(np.ascontiguousarray(a)))
+
+        cache = KVCache(self.config, arr.shape[0], xp=xp, dtype=w.dtype) if use_cache else None
+        logits, _ = self(ids(arr[:, -bs:]), cache=cache)
         while True:
             nxt = yield logits.array[:, -1, :]
-            arr = np.concatenate([arr, np.asarray(nxt, dtype=np.int64).reshape(-1, 1)], axis=1)
+            arr = np.concatenate([arr, np.asarray(to_numpy(nxt), dtype=np.int64).reshape(-1, 1)], axis=1)
             if cache is not None and cache.pos < bs:
-                logits, _ = self(Tensor._make(arr[:, -1:]), cache=cache)
+                logits, _ = self(ids(arr[:, -1:]), cache=cache)
             elif cache is not None:  # the window slides: re-encode its first bs - 1 tokens, then step
                 cache.reset()
-                self(Tensor._make(arr[:, -bs:-1]), cache=cache)
-                logits, _ = self(Tensor._make(arr[:, -1:]), cache=cache)
+                self(ids(arr[:, -bs:-1]), cache=cache)
+                logits, _ = self(ids(arr[:, -1:]), cache=cache)
             else:
-                logits, _ = self(Tensor._make(arr[:, -bs:]))
+                logits, _ = self(ids(arr[:, -bs:]))
 
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None,
                  generator=None, use_cache: bool = True):
@@ -245,7 +249,7 @@ class GPT(nn.Module):
         :func:`~minigen.models.sampling.sample_logits` (temperature 0 = greedy). ``use_cache``: keep a
         :class:`KVCache` (same tokens as without it, faster).
         """
-        arr = np.asarray(idx.array if isinstance(idx, Tensor) else idx, dtype=np.int64)
+        arr = np.asarray(to_numpy(idx.array) if isinstance(idx, Tensor) else idx, dtype=np.int64)
         if arr.ndim == 1:
             arr = arr[None]
         if arr.shape[1] == 0:
@@ -258,7 +262,7 @@ class GPT(nn.Module):
                 steps = self.next_logits(arr, use_cache)
                 last = next(steps)
                 for i in range(int(max_new_tokens)):
-                    nxt = np.asarray(sample_logits(last, temperature, top_k, top_p, generator)).reshape(-1, 1)
+                    nxt = to_numpy(sample_logits(last, temperature, top_k, top_p, generator)).reshape(-1, 1)
                     out.append(nxt.astype(np.int64))
                     if i + 1 < int(max_new_tokens):
                         last = steps.send(nxt)
