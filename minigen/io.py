@@ -252,6 +252,8 @@ def _check_file_arg(f, mode: str) -> None:
         raise CheckpointArgumentError(
             f"{'save' if mode == 'w' else 'load'}: expected a path (str or os.PathLike) or a binary file object "
             f"with .{attr}(), got {type(f).__name__}")
+    if getattr(f, "closed", False) is True:
+        raise CheckpointArgumentError(f"{'save' if mode == 'w' else 'load'}: the file object is closed")
     if isinstance(f, _io.TextIOBase):
         raise CheckpointArgumentError(f"{'save' if mode == 'w' else 'load'}: the file object is in text mode; "
                                       f"open it in binary mode ('{mode}b')")
@@ -333,18 +335,24 @@ def atomic_write(path, writer) -> None:
     if os.path.isdir(path):
         raise CheckpointError(f"cannot save to {path}: it is a directory")
     _remove_stale_temps(folder, base)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
+    except OSError as e:
+        raise CheckpointError(f"cannot save to {path}: {e.strerror or e}") from e
     try:
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.remove(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # disk full, permissions, ...: the previous checkpoint is untouched
+            raise CheckpointError(f"cannot save to {path}: {e.strerror or e} (the previous file, if any, is "
+                                  "unchanged)") from e
         raise
     _fsync_dir(folder)
 
@@ -392,10 +400,13 @@ def save(obj, f) -> None:
     if _is_path(f):
         atomic_write(f, lambda fh: _write_checkpoint(fh, header, ordered))
     else:
-        _write_checkpoint(f, header, ordered)
-        flush = getattr(f, "flush", None)
-        if callable(flush):
-            flush()
+        try:
+            _write_checkpoint(f, header, ordered)
+            flush = getattr(f, "flush", None)
+            if callable(flush):
+                flush()
+        except OSError as e:  # e.g. a file opened for reading only (io.UnsupportedOperation)
+            raise CheckpointError(f"cannot save to {_describe(f)}: {e}") from e
 
 
 # ----------------------------------------------------------------------------- load: the source
@@ -595,11 +606,11 @@ def _read_header(src: _Source):
 
 
 def _is_minigen(meta: dict) -> bool:
-    """Any minigen key, or a format tag that is not a common foreign one: treated (and validated) as ours."""
+    """A minigen key (``structure``/``sha256``: one damaged byte leaves at least one of them intact) or a format
+    tag naming minigen: treated, and validated, as ours. Foreign files (e.g. ``{"format": "pt"}``) are not."""
     if any(k in meta for k in ("structure", "sha256")):
         return True
-    fmt = meta.get("format")
-    return fmt is not None and (fmt == FORMAT or "minigen" in fmt or "version" in meta)
+    return "minigen" in meta.get("format", "")
 
 
 def checkpoint_metadata(f) -> dict:
@@ -607,6 +618,8 @@ def checkpoint_metadata(f) -> dict:
     src = _Source(f)
     try:
         meta, _, _, _ = _read_header(src)
+    except OSError as e:
+        raise CheckpointError(f"{src.name}: cannot read the checkpoint: {e}") from e
     finally:
         src.close()
     return dict(meta)
@@ -725,6 +738,8 @@ def load(f, map_location=None, *, weights_only=None, mmap=False):
                 raise CheckpointError(f"{src.name}: checkpoint metadata is malformed (keys {sorted(meta)}; "
                                       f"expected {list(_MINIGEN_KEYS)})")
         arrays = _read_arrays(src, entries, data_size, data_start, mmap)
+    except OSError as e:  # an I/O error, or a file object opened for writing only
+        raise CheckpointError(f"{src.name}: cannot read the checkpoint: {e}") from e
     finally:
         src.close()
     spath = src.name

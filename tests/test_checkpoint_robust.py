@@ -217,6 +217,44 @@ def test_other_argument_types_get_a_clear_error(tmp_path, arg):
         mio.checkpoint_metadata(arg)
 
 
+def test_wrong_mode_closed_files_and_unwritable_folders(tmp_path):
+    p = tmp_path / "w.st"
+    mg.save({"a": 1}, p)
+    with open(p, "rb") as f:
+        with pytest.raises(CheckpointError, match="cannot save"):
+            mg.save({"a": 2}, f)
+    with open(p, "ab") as f:
+        with pytest.raises(CheckpointError, match="cannot read"):
+            mg.load(f)
+    f = io.BytesIO()
+    f.close()
+    with pytest.raises(mio.CheckpointArgumentError, match="closed"):
+        mg.load(f)
+    if hasattr(os, "geteuid") and os.geteuid() != 0:  # root ignores permissions
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        os.chmod(ro, 0o500)
+        try:
+            with pytest.raises(CheckpointError, match="cannot save"):
+                mg.save({"a": 1}, ro / "x.st")
+        finally:
+            os.chmod(ro, 0o700)
+
+
+def test_disk_full_mid_write_is_a_checkpoint_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "full.st"
+    mg.save({"step": 1, "w": mg.ones(1000)}, p)
+
+    def no_space(f, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mio, "_write_bytes", no_space)
+    with pytest.raises(CheckpointError, match="No space left"):
+        mg.save({"step": 2, "w": mg.ones(1000)}, p)
+    monkeypatch.undo()
+    assert mg.load(p)["step"] == 1 and os.listdir(tmp_path) == ["full.st"]
+
+
 def test_text_mode_files_and_bad_weights_only(tmp_path):
     with open(tmp_path / "t.st", "w") as f:
         with pytest.raises(mio.CheckpointArgumentError, match="binary mode"):
