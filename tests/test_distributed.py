@@ -134,6 +134,34 @@ if pytest is not None:
         with pytest.raises(DTypeError, match="BXOR needs an integer or bool tensor, got dtype float32"):
             ReduceOp.check("bxor", np.float32)
 
+    def test_sync_batchnorm_without_a_group_is_batchnorm_and_gradchecks():
+        from hypothesis import given, settings, strategies as st
+
+        import minigen as mg
+        from minigen.nn.parallel import SyncBatchNorm
+        from minigen.testing import gradcheck
+
+        @settings(max_examples=15, deadline=None)
+        @given(n=st.integers(2, 4), c=st.integers(1, 3), l=st.integers(0, 3), seed=st.integers(0, 999))
+        def case(n, c, l, seed):
+            rng = np.random.default_rng(seed)
+            shape = (n, c) + ((l,) if l else ())
+            x = mg.tensor(rng.standard_normal(shape) * 2 + 1, requires_grad=True)
+            sbn, bn = SyncBatchNorm(c, dtype=mg.float64), mg.nn.BatchNorm1d(c, dtype=mg.float64)
+            for m in (sbn, bn):
+                m.weight.array[...] = np.linspace(0.5, 1.5, c)
+                m.bias.array[...] = np.linspace(-1, 1, c)
+            np.testing.assert_allclose(sbn(x).array, bn(x).array, rtol=1e-12, atol=1e-12)
+            # gradcheck perturbs the inputs in place, so the layer's own weight and bias are checked too
+            assert gradcheck(lambda x, w, b: sbn(x), [x, sbn.weight, sbn.bias])
+
+        case()
+        if not mg.distributed.is_initialized():
+            from minigen.errors import ShapeError
+
+            with pytest.raises(ShapeError, match="at least 2 dims"):
+                SyncBatchNorm(3)(mg.zeros(3))
+
     def test_calls_before_init_raise_a_clear_error():
         import minigen as mg
         import minigen.distributed as dist

@@ -91,9 +91,10 @@ if pytest is not None:
         r, _ = launch(2, __file__, "syncbn")
         assert_ok(r, 2)
 
-    def test_sync_batchnorm_gradient_across_ranks_equals_central_differences():
-        r, _ = launch(2, __file__, "gradcheck_syncbn")
-        assert_ok(r, 2)
+    @pytest.mark.parametrize("world", [2, 3])
+    def test_sync_batchnorm_gradient_across_ranks_equals_central_differences(world):
+        r, _ = launch(world, __file__, "gradcheck_syncbn", timeout=300)
+        assert_ok(r, world)
 
     def test_ddp_single_process_world_is_plain_training():
         r, _ = launch(1, __file__, "equivalence", "float64")
@@ -334,13 +335,16 @@ def w_syncbn():
 def w_gradcheck_syncbn():
     """Central differences of the *global* function L = sum_r sum(y_r * v_r), y_r = SyncBN(x_r), in float64,
     against backward, for every element of every rank's input (perturbed on one rank at a time while all ranks
-    evaluate L together) and for weight and bias (replicated: perturbed on all ranks). Uneven local batches,
-    2-d and 3-d inputs, several random draws."""
+    evaluate L together) and for weight and bias (replicated: perturbed on all ranks). Cases drawn by Hypothesis
+    (derandomized, so every rank draws the same case): per-rank batch sizes (uneven), channels, 2-d or 3-d input.
+    Also the differentiable all_reduce itself: y_r = all_reduce(x_r^2)."""
     import minigen as mg
     import minigen.distributed as dist
+    from hypothesis import HealthCheck, assume, given, settings, strategies as st
+    from minigen.distributed import functional as dF
     from minigen.nn.parallel import SyncBatchNorm
 
-    dist.init_process_group("mpi", timeout=60)
+    dist.init_process_group("mpi", timeout=120)
     r, W = dist.get_rank(), dist.get_world_size()
     h = 1e-6
 
@@ -349,24 +353,19 @@ def w_gradcheck_syncbn():
         dist.all_reduce(t)
         return float(t.array[0])
 
-    for case, shape_of in enumerate([lambda k: (2 + k, 3), lambda k: (1 + k, 2, 3), lambda k: (3, 2, 2 - k % 2)]):
-        rng = np.random.default_rng([case, r])
-        x0 = rng.standard_normal(shape_of(r)) * 2 + 0.5
-        v = rng.standard_normal(shape_of(r))
-        bn = SyncBatchNorm(x0.shape[1], dtype=mg.float64)
-        wrng = np.random.default_rng(case)  # the same weight and bias on every rank
-        bn.weight.array[...] = wrng.standard_normal(x0.shape[1])
-        bn.bias.array[...] = wrng.standard_normal(x0.shape[1])
-
+    def check(fn, x0, v, params=()):
+        """fn: array -> Tensor (differentiable in x and params); compares backward with central differences."""
         def L(x_arr):
             with mg.no_grad():
-                return total(float((bn(mg.tensor(x_arr)).array * v).sum()))
+                return total(float((fn(mg.tensor(x_arr)).array * v).sum()))
 
         x = mg.tensor(x0.copy(), requires_grad=True)
-        (bn(x) * mg.tensor(v)).sum().backward()
-        gw, gb = bn.weight.grad.clone(), bn.bias.grad.clone()
-        dist.all_reduce(gw)
-        dist.all_reduce(gb)
+        (fn(x) * mg.tensor(v)).sum().backward()
+        pgrads = []
+        for p in params:
+            g = p.grad.clone()
+            dist.all_reduce(g)  # replicated parameter: the global gradient is the sum over ranks
+            pgrads.append(g)
         sizes = [0] * W
         dist.all_gather_object(sizes, int(x0.size))
         num = np.zeros(x0.size)
@@ -379,19 +378,40 @@ def w_gradcheck_syncbn():
                 d = (L(xp.reshape(x0.shape)) - L(xm.reshape(x0.shape))) / (2 * h)
                 if r == s:
                     num[i] = d
-        np.testing.assert_allclose(x.grad.array.reshape(-1), num, rtol=1e-5, atol=1e-6, err_msg=f"dx case {case}")
-        for p, g in ((bn.weight, gw), (bn.bias, gb)):
+        np.testing.assert_allclose(x.grad.array.reshape(-1), num, rtol=1e-5, atol=1e-6, err_msg="d/dx")
+        for p, g in zip(params, pgrads):
+            flat = p.array.reshape(-1)
             nump = np.zeros(p.numel())
             for i in range(p.numel()):
-                old = float(p.array.reshape(-1)[i])
-                p.array.reshape(-1)[i] = old + h
+                old = float(flat[i])
+                flat[i] = old + h
                 lp = L(x0)
-                p.array.reshape(-1)[i] = old - h
+                flat[i] = old - h
                 lm = L(x0)
-                p.array.reshape(-1)[i] = old
+                flat[i] = old
                 nump[i] = (lp - lm) / (2 * h)
-            np.testing.assert_allclose(g.array, nump, rtol=1e-5, atol=1e-6, err_msg=f"dparam case {case}")
-        assert np.abs(x.grad.array).max() > 1e-3
+            np.testing.assert_allclose(g.array, nump, rtol=1e-5, atol=1e-6, err_msg="d/dparam")
+
+    @settings(max_examples=10, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(sizes=st.lists(st.integers(1, 3), min_size=W, max_size=W), C=st.integers(1, 3), L=st.integers(0, 3),
+           seed=st.integers(0, 2 ** 16))
+    def syncbn_case(sizes, C, L, seed):
+        assume(sum(sizes) * max(L, 1) > 1)
+        shape = (sizes[r], C) + ((L,) if L else ())
+        rng = np.random.default_rng([seed, r])
+        x0 = rng.standard_normal(shape) * 2 + 0.5
+        v = rng.standard_normal(shape)
+        bn = SyncBatchNorm(C, dtype=mg.float64)
+        wrng = np.random.default_rng(seed)  # the same weight and bias on every rank
+        bn.weight.array[...] = wrng.standard_normal(C)
+        bn.bias.array[...] = wrng.standard_normal(C)
+        check(bn, x0, v, (bn.weight, bn.bias))
+
+    syncbn_case()
+    rng = np.random.default_rng([7, r])
+    check(lambda x: dF.all_reduce(x * x), rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
+    check(lambda x: dF.all_reduce(x * x, op="avg"), rng.standard_normal((3,)), rng.standard_normal((3,)))
     say(f"OK rank {r}")
 
 
