@@ -333,3 +333,95 @@ def test_kernel_path_equals_reference(name, x, f32):
     tol = dict(rtol=1e-5, atol=1e-6) if f32 else dict(rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(yk, yr, **tol)
     np.testing.assert_allclose(gk, gr, **tol)
+
+
+# ------------------------------------------------------------------ NaN, as PyTorch
+@requires_torch
+@pytest.mark.parametrize("mode", ["numba", "reference"])
+@pytest.mark.parametrize("name", list(UNARY))
+def test_nan_and_kinks_match_torch(name, mode):
+    """relu(nan) is NaN (it once returned 0): every activation's value at NaN, and its value and gradient
+    at its kinks, equal PyTorch's, with the kernels forced on and with the NumPy references.
+
+    (Gradients *at* NaN are not compared: PyTorch's own differ between its loops, e.g. hardtanh's is 1 in
+    float32 and 0 in float64.)"""
+    import torch
+    from minigen.kernels import dispatch
+
+    fn, spec, _, _ = UNARY[name]
+    vals = [float("nan"), -3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 6.0, 7.0]
+    for dt in ("float64", "float32"):
+        x = mg.tensor(vals, dtype=dt, requires_grad=True)
+        with dispatch.set_mode(mode):
+            y = fn(x)
+            y.sum().backward()
+        tx = torch.tensor(vals, dtype=getattr(torch, dt), requires_grad=True)
+        ty = _torch_fn(spec)(tx)
+        ty.sum().backward()
+        # float32: PyTorch's GELU loses digits to cancellation in 1 + erf(x / sqrt 2) for x << 0 (ours keeps
+        # them: gelu(-3) = -0.00404969, torch -0.00405023); float64: its hardsigmoid slope is 1/6 rounded to
+        # float32
+        tol = dict(rtol=1e-10, atol=1e-15) if dt == "float64" else dict(rtol=2e-4, atol=1e-7)
+        gtol = dict(rtol=1e-7, atol=1e-15) if (dt, name) == ("float64", "hardsigmoid") else tol
+        np.testing.assert_allclose(y.array, ty.detach().numpy(), equal_nan=True, **tol, err_msg=f"{name} {dt}")
+        assert np.isnan(y.array[0]), f"{name}(nan) must be NaN"
+        np.testing.assert_allclose(x.grad.array[1:], tx.grad.numpy()[1:], **gtol, err_msg=f"grad {name} {dt}")
+
+
+def test_relu_of_nan_is_nan():
+    from minigen.kernels import dispatch
+
+    for mode in ("numba", "reference"):
+        with dispatch.set_mode(mode):
+            for f in (mg.relu, F.relu6, F.leaky_relu, F.hardtanh, lambda t: F.threshold(t, 0.0, -1.0)):
+                y = f(mg.tensor([float("nan"), -1.0, 2.0]))
+                assert np.isnan(y.array[0]) and not np.isnan(y.array[1:]).any()
+
+
+# ------------------------------------------------------------------ fast_backward == backward
+FAST = {  # name -> (fn, kernels the first-order backward must use)
+    "softmax": (lambda t: mg.softmax(t, -1), ["softmax_backward"]),
+    "log_softmax": (lambda t: mg.log_softmax(t, -1), ["log_softmax_backward"]),
+    "gelu": (F.gelu, ["gelu_forward_grad"]),
+    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"), ["gelu_backward"]),
+    "silu": (F.silu, ["silu_backward"]),
+}
+
+
+@pytest.mark.parametrize("name", list(FAST))
+@given(x=mst.tensors(shape=mst.shapes(min_dims=1, max_side=5), elements=mst.floats(-6, 6)), f32=st.booleans())
+def test_fast_backward_equals_backward(name, x, f32):
+    """With the kernels forced on, the engine's first-order path (the op's fast_backward, a fused kernel)
+    gives the gradient of the op's backward formula (what create_graph=True runs)."""
+    from minigen.kernels import dispatch
+
+    if not dispatch.available():
+        pytest.skip("Numba is not installed: no kernels")
+    fn, kernels = FAST[name]
+    if f32:
+        x = x.detach().float().requires_grad_(True)
+    v = mg.tensor(np.random.default_rng(1).standard_normal(x.shape), dtype=x.dtype)
+    with dispatch.use_kernels():
+        dispatch.reset_stats()
+        (fast,) = mg.grad(fn(x), x, grad_outputs=v)
+        assert all(dispatch.stats().get(k, 0) >= 1 for k in kernels), dispatch.stats()
+        (formula,) = mg.grad(fn(x), x, grad_outputs=v, create_graph=True)
+    assert fast.dtype == formula.dtype == x.dtype
+    tol = dict(rtol=2e-5, atol=1e-6) if f32 else dict(rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(fast.array, formula.array, **tol)
+
+
+@pytest.mark.parametrize("name", list(FAST))
+def test_fast_backward_declines_without_a_kernel(name):
+    """In reference mode fast_backward returns NotImplemented and the engine runs the formula."""
+    from minigen.kernels import dispatch
+
+    fn, _ = FAST[name]
+    x = mg.tensor(np.linspace(-2, 2, 12).reshape(3, 4), requires_grad=True)
+    with dispatch.use_reference():
+        dispatch.reset_stats()
+        (g,) = mg.grad(fn(x), x, grad_outputs=mg.ones(3, 4, dtype=mg.float64))
+        assert dispatch.stats() == {}
+    with dispatch.use_reference():
+        (g2,) = mg.grad(fn(x), x, grad_outputs=mg.ones(3, 4, dtype=mg.float64), create_graph=True)
+    np.testing.assert_allclose(g.array, g2.array, rtol=1e-14, atol=0)

@@ -304,7 +304,7 @@ class ELU(Function):
     @staticmethod
     def forward(ctx, x, alpha, scale, celu):
         xp = get_array_module(x)
-        ctx.pos = (x > 0).astype(x.dtype)
+        ctx.pos = (~(x <= 0)).astype(x.dtype)  # NaN takes the linear branch's slope, as PyTorch
         inner = x / alpha if celu else x
         neg = alpha * xp.expm1(xp.minimum(inner, 0))
         return (scale * xp.where(x > 0, x, neg)).astype(x.dtype, copy=False)
