@@ -97,8 +97,13 @@ def train_classifier(out="out/classifier", arch="cnn", epochs=6, batch_size=64, 
             n += len(y)
         return {"val_loss": tot / n, "val_acc": correct / n}
 
-    if args is not None:
-        C.write_config(out, name, args, model=model.config)
+    if args is None:  # called from Python (the demo, the GAN recipes): record the options all the same
+        import argparse
+
+        args = argparse.Namespace(out=out, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
+                                  width=width, hidden=hidden, shift=shift, seed=seed, limit=limit,
+                                  max_steps=max_steps)
+    C.write_config(out, name, args, model=model.config)
     trainer = Trainer(model, opt, loss_fn, loader, out_dir=out, scheduler=sched, scheduler_interval="epoch",
                       eval_fn=C.rng_isolated(eval_fn), epochs=epochs, max_steps=max_steps,
                       log_every=max(1, min(log_every, len(loader) // 2)), progress=progress)
