@@ -244,17 +244,49 @@ def test_cross_entropy_gradcheck(case):
     assert gradcheck(fn, args)
 
 
-@given(class_case())
-def test_cross_entropy_create_graph_grads_equal_plain_grads(case):
+@pytest.mark.parametrize("mode", ["numba", "reference"])
+@given(case=class_case())
+def test_cross_entropy_create_graph_grads_equal_plain_grads(mode, case):
+    """CrossEntropy.fast_backward (g * the gradient the fused kernel computed with the loss) == its backward
+    formula (what create_graph=True runs); in reference mode fast_backward declines and both run the formula."""
+    from minigen.kernels import dispatch
+
     x, t, w, ignore, ls, red = case
     assume(not _all_ignored(t, ignore, red))
     xs = T(x)
     kw = dict(weight=None if w is None else T(w, False), ignore_index=ignore, label_smoothing=ls, reduction=red)
-    out = mg.cross_entropy(xs, T(t), **kw)
-    v = mg.tensor(np.random.default_rng(0).standard_normal(out.shape))
-    (g1,) = mg.grad(mg.cross_entropy(xs, T(t), **kw), xs, grad_outputs=v)
-    (g2,) = mg.grad(mg.cross_entropy(xs, T(t), **kw), xs, grad_outputs=v, create_graph=True)
+    with dispatch.set_mode(mode):
+        out = mg.cross_entropy(xs, T(t), **kw)
+        v = mg.tensor(np.random.default_rng(0).standard_normal(out.shape))
+        dispatch.reset_stats()
+        (g1,) = mg.grad(mg.cross_entropy(xs, T(t), **kw), xs, grad_outputs=v)
+        assert dispatch.stats().get("cross_entropy", 0) == (1 if mode == "numba" and dispatch.available() else 0)
+        (g2,) = mg.grad(mg.cross_entropy(xs, T(t), **kw), xs, grad_outputs=v, create_graph=True)
     np.testing.assert_allclose(g1.numpy(), g2.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_all_ignored_fast_and_formula():
+    """Every target ignored with 'mean': loss NaN (0/0), gradient 0 on both paths, as PyTorch."""
+    from minigen.kernels import dispatch
+
+    x = T(np.random.default_rng(3).standard_normal((3, 4)))
+    t = mg.tensor([-100, -100, -100])
+    for mode in ("numba", "reference"):
+        with dispatch.set_mode(mode):
+            for create_graph in (False, True):
+                y = mg.cross_entropy(x, t)
+                assert math.isnan(y.item())
+                (g,) = mg.grad(y, x, create_graph=create_graph)
+                np.testing.assert_array_equal(g.detach().numpy(), np.zeros((3, 4)))
+
+
+def test_bce_with_logits_broadcast_pos_weight_gradient_shape():
+    """pos_weight (C,) broadcast against (N, C): its gradient is summed back by the engine (not the op)."""
+    x, y = T(np.linspace(-2, 2, 6).reshape(2, 3)), T(np.array([[0.0, 1, 1], [1, 0, 0.5]]), grad=False)
+    p = T(np.array([1.0, 2.0, 0.5]))
+    assert gradcheck(lambda x, p: mg.binary_cross_entropy_with_logits(x, y, pos_weight=p), (x, p))
+    mg.binary_cross_entropy_with_logits(x, y, pos_weight=p).backward()
+    assert p.grad.shape == (3,)
 
 
 def test_cross_entropy_gradgradcheck():
