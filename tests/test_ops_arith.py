@@ -1,4 +1,4 @@
-"""Core arithmetic (minigen/ops/elementwise.py, minigen/ops/reduce.py): add, sub, mul, div, neg, pow, exp,
+"""Core arithmetic (minigen/ops/pointwise.py, minigen/ops/reduction.py): add, sub, mul, div, neg, pow, exp,
 log, sum, mean with broadcasting, Python scalars on either side and non-contiguous inputs.
 Gradients (first and second order), PyTorch oracle, hand-computed cases, errors."""
 import math
@@ -278,7 +278,7 @@ def test_errors():
 
 
 # ------------------------------------------------------------------ regression tests for core bugs found here
-# (fixed in elementwise.py / reduce.py; each docstring says what went wrong)
+# (fixed in pointwise.py / reduction.py; each docstring says what went wrong)
 def test_backward_through_0d_sub_and_mul_keeps_arrays():
     """The first-order fast path once wrapped NumPy *scalars*: 0-d arithmetic such as -g or g * b returns
     np.float64, not an ndarray, and the next op raised DeviceError ('tensors on different devices')."""

@@ -491,3 +491,32 @@ def test_index_and_truth_reductions_match_torch(x, data):
     tmn, tmx = torch.aminmax(t, dim=d, keepdim=keepdim)
     np.testing.assert_array_equal(mn.array, tmn.numpy())
     np.testing.assert_array_equal(mx.array, tmx.numpy())
+
+
+# ------------------------------------------------------------------ fast_backward == backward
+@given(data=st.data())
+def test_prod_cumprod_fast_backward_equals_formula(data):
+    """Prod/Cumprod.fast_backward (O(n) scans on arrays, exact with zeros) == the backward formula
+    (y / x without zeros, the n x n product-of-others with zeros), which create_graph=True runs."""
+    shape = data.draw(mst.shapes(max_dims=3, max_side=4))
+    elems = st.sampled_from([0.0, 0.5, -1.5, 2.0, 1.25]) | mst.floats(-2, 2)
+    x = data.draw(mst.tensors(shape=shape, elements=elems))
+    keepdim = data.draw(st.booleans())
+    dim = data.draw(st.none() | mst.valid_dim(x.ndim))
+    for fn in (lambda t: mg.prod(t, dim, keepdim=keepdim) if dim is not None else mg.prod(t),
+               lambda t: mg.cumprod(t, 0 if dim is None else dim)):
+        y = fn(x)
+        v = mg.tensor(np.random.default_rng(0).standard_normal(y.shape))
+        (fast,) = mg.grad(fn(x), x, grad_outputs=v)
+        (formula,) = mg.grad(fn(x), x, grad_outputs=v, create_graph=True)
+        np.testing.assert_allclose(fast.array, formula.array, rtol=1e-10, atol=1e-12)
+
+
+def test_sum_mean_first_and_second_order_share_the_formula():
+    """Sum/Mean have no array duplicate of their gradient any more: first order and create_graph agree."""
+    x = mg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    for fn in (lambda t: (t.sum(1) ** 2).sum(), lambda t: (t.mean(0, keepdim=True) ** 2).sum(), lambda t: t.mean()):
+        (g1,) = mg.grad(fn(x), x)
+        (g2,) = mg.grad(fn(x), x, create_graph=True)
+        np.testing.assert_array_equal(g1.array, g2.array)
+    assert gradgradcheck(lambda t: (t.mean(0) ** 3).sum(), (x,))
