@@ -87,6 +87,10 @@ if pytest is not None:
         r, _ = launch(2, __file__, "unused")
         assert_ok(r, 2)
 
+    def test_ddp_gan_generator_and_discriminator_match_one_process():
+        r, _ = launch(2, __file__, "gan")
+        assert_ok(r, 2)
+
     def test_sync_batchnorm_matches_batchnorm_on_the_whole_batch():
         r, _ = launch(2, __file__, "syncbn")
         assert_ok(r, 2)
@@ -287,6 +291,64 @@ def w_unused():
         assert "b.weight" in str(e) and "no gradient" in str(e), str(e)
     else:
         raise AssertionError("an unfinished reduction was not reported")
+    # a second backward after one forward would accumulate unaveraged gradients: refused
+    lin = DDP(mg.nn.Linear(3, 2))
+    loss = lin(mg.randn(2, 3)).sum()
+    loss.backward(retain_graph=True)
+    try:
+        loss.backward()
+    except dist.DistributedError as e:
+        assert "second backward" in str(e), str(e)
+    else:
+        raise AssertionError("a second backward after one forward was not reported")
+    say(f"OK rank {r}")
+
+
+def w_gan():
+    """A GAN with G and D each in its own DDP (the DCGAN training pattern: D step on real and detached fake, G step
+    through D, so D's gradients are averaged in both steps) on 2 x B == one process on 2B, float64."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("mpi", timeout=60)
+    r, W = dist.get_rank(), dist.get_world_size()
+    B, k = 3, 4
+    nn, F = mg.nn, mg.nn.functional
+
+    def build():
+        mg.manual_seed(5)
+        G = nn.Sequential(nn.Linear(4, 8, dtype=mg.float64), nn.Tanh(), nn.Linear(8, 6, dtype=mg.float64))
+        D = nn.Sequential(nn.Linear(6, 8, dtype=mg.float64), nn.LeakyReLU(0.2), nn.Linear(8, 1, dtype=mg.float64))
+        return G, D
+
+    def step(G, D, oG, oD, real, z):
+        n = real.shape[0]
+        ones, zeros = mg.ones(n, 1, dtype=mg.float64), mg.zeros(n, 1, dtype=mg.float64)
+        oD.zero_grad()
+        fake = G(z)
+        lossD = F.binary_cross_entropy_with_logits(D(real), ones) + \
+            F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+        lossD.backward()
+        oD.step()
+        oG.zero_grad()
+        F.binary_cross_entropy_with_logits(D(fake), ones).backward()
+        oG.step()
+
+    Gr, Dr = build()
+    G, D = build()
+    Gd, Dd = DDP(G), DDP(D)
+    opts_ref = [mg.optim.SGD(m.parameters(), lr=0.05, momentum=0.5) for m in (Gr, Dr)]
+    opts = [mg.optim.SGD(m.parameters(), lr=0.05, momentum=0.5) for m in (G, D)]
+    for s_ in range(k):
+        rng = np.random.default_rng(s_)
+        real = mg.tensor(rng.standard_normal((W * B, 6)))
+        z = mg.tensor(rng.standard_normal((W * B, 4)))
+        step(Gr, Dr, *opts_ref, real, z)
+        step(Gd, Dd, *opts, real[r * B:(r + 1) * B], z[r * B:(r + 1) * B])
+    for a, b in zip(list(Gr.parameters()) + list(Dr.parameters()), list(G.parameters()) + list(D.parameters())):
+        np.testing.assert_allclose(b.array, a.array, rtol=1e-12, atol=1e-14)
+    assert Dd.comm_stats["buckets"] >= 1 and Gd.comm_stats["bytes"] == 8 * sum(p.numel() for p in G.parameters())
     say(f"OK rank {r}")
 
 

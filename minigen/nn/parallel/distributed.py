@@ -150,6 +150,7 @@ class DistributedDataParallel(Module):
         self._rebuilt = False
         self._arrival = []
         self._expect = False
+        self._reduced = False  # a synchronised reduction finished since the last forward
         self.comm_stats = {}
         self._register_hooks()
 
@@ -249,6 +250,7 @@ class DistributedDataParallel(Module):
         if self._arrival and not self._rebuilt:
             self._rebuild_buckets()
         self._expect = bool(is_grad_enabled() and self.require_backward_grad_sync and self._params)
+        self._reduced = False
         if self._expect:
             for b in self._buckets:
                 b.pending, b.work = len(b.params), None
@@ -266,6 +268,12 @@ class DistributedDataParallel(Module):
 
     def _grad_ready(self, i, param):
         if not self._expect:
+            if self._reduced:
+                raise DistributedError(
+                    f"DistributedDataParallel: parameter {self._names.get(id(param), i)} received a gradient after "
+                    f"this iteration's gradients were already averaged (a second backward after one forward?). "
+                    f"Run one forward per synchronised backward, or run the earlier backwards under no_sync() "
+                    f"(forward and backward inside it)")
             return
         if self._ready[i]:
             raise DistributedError(
@@ -305,6 +313,7 @@ class DistributedDataParallel(Module):
                 n = int(p.numel())
                 p.grad.array[...] = b.flat[off:off + n].reshape(p.grad.array.shape)
         self._expect = False
+        self._reduced = True
         self.comm_stats = {
             "buckets": len(self._buckets),
             "bytes": int(sum(b.flat.nbytes for b in self._buckets)),
