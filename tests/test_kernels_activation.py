@@ -66,6 +66,47 @@ def test_pointwise_activations(shape, dt, seed, nc, kind):
     np.testing.assert_allclose(dx, g * ref_grad(x, kind), **TOL[dt])
 
 
+@given(shape=st.lists(st.integers(1, 9), min_size=0, max_size=3), dt=DTYPES, seed=st.integers(0, 2**31),
+       nc=st.booleans(), leaky=st.booleans(), nan=st.booleans())
+def test_masked_linear_equals_reference_with_nan(shape, dt, seed, nc, leaky, nan):
+    """relu / leaky-relu kernel == MaskedLinear's NumPy reference, NaN included (relu(nan) = nan, slope 1;
+    leaky: nan, slope a)."""
+    from minigen.kernels import dispatch
+    from minigen.ops.activation import MaskedLinear
+
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3).astype(dt)
+    if nan and x.size:
+        x.reshape(-1)[rng.integers(0, x.size)] = np.nan
+    if x.size:
+        x.reshape(-1)[0] = 0.0  # the kink
+    a = 0.1 if leaky else 0.0
+    y, slope = A.masked_linear_forward(noncontig(x, nc), a, leaky)
+
+    class Ctx:
+        needs_input_grad = (True, False, False, False)
+
+    ctx = Ctx()
+    with dispatch.use_reference():
+        y_ref = MaskedLinear.forward(ctx, x, "leaky" if leaky else "relu", a, None)
+    assert y.dtype == slope.dtype == dt and y.shape == x.shape
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(slope, ctx.slope)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(x))
+
+
+@given(shape=st.lists(st.integers(1, 9), min_size=0, max_size=3), dt=DTYPES, seed=st.integers(0, 2**31))
+def test_erf_kernels_equal_reference(shape, dt, seed):
+    """The erf / erfc kernels (libm through a Numba ufunc) == math.erf / math.erfc element by element."""
+    from minigen.ops.pointwise import erf_reference, erfc_reference
+
+    x = (np.random.default_rng(seed).standard_normal(shape) * 3).astype(dt)
+    tol = dict(rtol=0, atol=0) if dt == np.float64 else dict(rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(A.erf(x), erf_reference(x), **tol)
+    np.testing.assert_allclose(A.erfc(x), erfc_reference(x), **tol)
+    assert A.erf(x).shape == x.shape and A.erf(x).dtype == dt
+
+
 def test_activation_hand_values():
     # gelu(1) = Phi(1) = 0.8413447460685429; silu(0) = 0, silu'(0) = 1/2; extreme inputs do not overflow
     assert A.gelu_forward(np.array([1.0]))[0] == pytest.approx(0.8413447460685429, rel=1e-14)
