@@ -91,6 +91,10 @@ if pytest is not None:
         r, _ = launch(2, __file__, "gan")
         assert_ok(r, 2)
 
+    def test_ddp_find_unused_parameters_matches_one_process():
+        r, _ = launch(2, __file__, "find_unused")
+        assert_ok(r, 2)
+
     def test_sync_batchnorm_matches_batchnorm_on_the_whole_batch():
         r, _ = launch(2, __file__, "syncbn")
         assert_ok(r, 2)
@@ -349,6 +353,49 @@ def w_gan():
     for a, b in zip(list(Gr.parameters()) + list(Dr.parameters()), list(G.parameters()) + list(D.parameters())):
         np.testing.assert_allclose(b.array, a.array, rtol=1e-12, atol=1e-14)
     assert Dd.comm_stats["buckets"] >= 1 and Gd.comm_stats["bytes"] == 8 * sum(p.numel() for p in G.parameters())
+    say(f"OK rank {r}")
+
+
+def w_find_unused():
+    """find_unused_parameters=True: head b is used on rank 1 only, head c on no rank. The parameters equal one
+    process minimising the mean of the ranks' losses; c.grad stays None everywhere; rank 0 gets b's averaged
+    gradient although its own output does not depend on b."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("mpi", timeout=60)
+    r, W = dist.get_rank(), dist.get_world_size()
+    B = 3
+
+    class Heads(mg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            mg.manual_seed(3)
+            self.a, self.b, self.c = (mg.nn.Linear(3, 2, dtype=mg.float64) for _ in range(3))
+
+        def forward(self, x, use_b):
+            y = self.a(x)
+            return (y + self.b(x), y) if use_b else (y, y)
+
+    ref, model = Heads(), Heads()
+    ddp = DDP(model, find_unused_parameters=True, bucket_cap_mb=0.0001)
+    o_ref, o = (mg.optim.SGD(m.parameters(), lr=0.1) for m in (ref, model))
+    for step in range(3):
+        x = mg.tensor(np.random.default_rng(step).standard_normal((W * B, 3)))
+        o_ref.zero_grad()
+        (sum(ref(x[k * B:(k + 1) * B], k == 1)[0].pow(2).mean() for k in range(W)) * (1.0 / W)).backward()
+        o_ref.step()
+        o.zero_grad()
+        ddp(x[r * B:(r + 1) * B], r == 1)[0].pow(2).mean().backward()
+        assert model.c.weight.grad is None and model.b.weight.grad is not None
+        o.step()
+        with mg.no_grad():
+            ddp(x, False)  # evaluation without gradients: no reduction expected
+        ddp(x, False)  # a forward with grad enabled but no backward: the next forward finishes its reduction
+    for (n, a), b in zip(ref.named_parameters(), model.parameters()):
+        np.testing.assert_allclose(b.array, a.array, rtol=1e-12, atol=1e-14, err_msg=n)
+    assert float(np.abs(model.b.weight.array - Heads().b.weight.array).max()) > 1e-4  # b was trained
     say(f"OK rank {r}")
 
 

@@ -25,7 +25,9 @@ How the averaging overlaps the backward (PyTorch's Reducer design, in Python):
 ``no_sync()`` skips steps 3-4 (gradients accumulate locally; the next synchronised backward averages the sum).
 The all-reduce runs on a private duplicate of the process group's communicator, so it never interleaves with
 collectives the model itself issues (SyncBatchNorm). Every parameter that requires grad must receive a gradient
-in each synchronised backward (``find_unused_parameters`` is not implemented; see docs/DISTRIBUTED.md).
+in each synchronised backward, unless ``find_unused_parameters=True``: then, after each forward, the autograd graph
+is walked from the output and the parameters it does not reach are marked ready at once (zero contribution); after
+the reduction, parameters unused on every rank keep their ``.grad`` (None stays None), as in PyTorch.
 """
 from __future__ import annotations
 
@@ -40,9 +42,44 @@ from ...backend import get_array_module
 from ...distributed.errors import DistributedError
 from ...distributed.process_group import NonGroupMember, _require
 from ...errors import InvalidArgumentError
+from ...tensor import Tensor
 from ..modules.module import Module
 
 __all__ = ["DistributedDataParallel", "GradBucket", "allreduce_hook"]
+
+
+def _tensors_in(obj):
+    from ...tensor import Tensor
+
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _tensors_in(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors_in(o)
+
+
+def _reachable_leaves(out):
+    """ids of the leaf tensors the autograd graph of ``out`` reaches (ops' ``next_nodes`` edges)."""
+    reached, seen, stack = set(), set(), []
+    for t in _tensors_in(out):
+        if t._ctx is not None:
+            stack.append(t._ctx)
+        elif t.requires_grad:
+            reached.add(id(t))
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        nexts = getattr(n, "next_nodes", None)
+        if nexts is None:  # a leaf tensor
+            reached.add(id(n))
+            continue
+        stack.extend(p for p in nexts if p is not None)
+    return reached
 
 _FIRST_BUCKET_MB = 1.0
 
@@ -125,10 +162,6 @@ class DistributedDataParallel(Module):
         if not isinstance(module, Module):
             raise InvalidArgumentError(f"DistributedDataParallel wraps a minigen nn.Module, got "
                                        f"{type(module).__name__}")
-        if find_unused_parameters:
-            raise InvalidArgumentError(
-                "find_unused_parameters=True is not implemented: every parameter that requires grad must get a "
-                "gradient in each synchronised backward (freeze the others with requires_grad_(False))")
         if not bucket_cap_mb > 0:
             raise InvalidArgumentError(f"bucket_cap_mb must be positive, got {bucket_cap_mb!r}")
         group = _require(process_group)
@@ -139,6 +172,7 @@ class DistributedDataParallel(Module):
         self.broadcast_buffers = bool(broadcast_buffers)
         self.bucket_cap_mb = float(bucket_cap_mb)
         self.require_backward_grad_sync = True
+        self.find_unused_parameters = bool(find_unused_parameters)
         self._group = group.dup()  # private communicator: never interleaves with the model's own collectives
         self._params = [p for p in module.parameters() if p.requires_grad]
         self._index = {id(p): i for i, p in enumerate(self._params)}
@@ -151,6 +185,8 @@ class DistributedDataParallel(Module):
         self._arrival = []
         self._expect = False
         self._reduced = False  # a synchronised reduction finished since the last forward
+        self._got_grad = False  # a gradient arrived since the last forward
+        self._used = None  # with find_unused_parameters: which parameters this forward's output depends on
         self.comm_stats = {}
         self._register_hooks()
 
@@ -240,17 +276,22 @@ class DistributedDataParallel(Module):
             self.require_backward_grad_sync = old
 
     def forward(self, *args, **kwargs):
-        if self._expect and any(b.pending < len(b.params) for b in self._buckets):
+        if self._expect and self._got_grad:
             missing = [self._names.get(id(p), "?") for i, p in enumerate(self._params) if not self._ready[i]]
             raise DistributedError(
                 "DistributedDataParallel: the previous backward did not finish its gradient reduction before this "
                 "forward; some parameters got no gradient (unused in the loss?), e.g. "
-                + ", ".join(missing[:5]) + ". Every parameter that requires grad must receive a gradient; freeze "
-                "the others with requires_grad_(False).")
+                + ", ".join(missing[:5]) + ". Pass find_unused_parameters=True, or freeze them with "
+                "requires_grad_(False).")
+        if self._expect:  # a forward without backward: finish what find_unused_parameters already started
+            for b in self._buckets:
+                if b.work is not None:
+                    b.work.wait()
         if self._arrival and not self._rebuilt:
             self._rebuild_buckets()
         self._expect = bool(is_grad_enabled() and self.require_backward_grad_sync and self._params)
-        self._reduced = False
+        self._reduced = self._got_grad = False
+        self._used = None
         if self._expect:
             for b in self._buckets:
                 b.pending, b.work = len(b.params), None
@@ -264,7 +305,27 @@ class DistributedDataParallel(Module):
 
                 for w in [broadcast(b, src=0, group=self._group, async_op=True) for b in bufs]:
                     w.wait()
-        return self.module(*args, **kwargs)
+        out = self.module(*args, **kwargs)
+        if self._expect and self.find_unused_parameters:
+            self._mark_unused(out)
+        return out
+
+    def _mark_unused(self, out):
+        """find_unused_parameters: parameters the output does not depend on (found by walking the autograd graph
+        from the output) are ready now, with a zero gradient in their bucket slot."""
+        reached = _reachable_leaves(out)
+        self._used = [id(p) in reached for p in self._params]
+        for i, used in enumerate(self._used):
+            if not used:
+                self._ready[i] = True
+                if not self._rebuilt:
+                    self._arrival.append(i)
+                bucket, off, n = self._slot[i]
+                bucket.flat[off:off + n] = 0
+                bucket.pending -= 1
+        self._launch_ready()
+        if self._next == len(self._buckets):
+            self._finalize()
 
     def _grad_ready(self, i, param):
         if not self._expect:
@@ -281,6 +342,7 @@ class DistributedDataParallel(Module):
                 f"one synchronised backward (two backward calls after one forward? use no_sync() for all but the "
                 f"last)")
         self._ready[i] = True
+        self._got_grad = True
         if not self._rebuilt:
             self._arrival.append(i)
         bucket, off, n = self._slot[i]
@@ -308,10 +370,19 @@ class DistributedDataParallel(Module):
         for b in self._buckets:
             b.work.wait()
         t1 = time.perf_counter()
+        used = None
+        if self._used is not None:  # which parameters got a gradient on some rank
+            used = np.array(self._used, np.uint8)
+            self._group.all_reduce(used, "max").wait()
         for b in self._buckets:
             for p, off in zip(b.params, b.offsets):
+                if used is not None and not used[self._index[id(p)]]:
+                    continue  # unused on every rank: .grad stays as it was (None stays None), as in PyTorch
                 n = int(p.numel())
-                p.grad.array[...] = b.flat[off:off + n].reshape(p.grad.array.shape)
+                if p.grad is None:  # unused here, used elsewhere
+                    p.grad = Tensor._make(b.flat[off:off + n].reshape(p.shape).copy(), False)
+                else:
+                    p.grad.array[...] = b.flat[off:off + n].reshape(p.grad.array.shape)
         self._expect = False
         self._reduced = True
         self.comm_stats = {
