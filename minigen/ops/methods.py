@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from ..backend import get_array_module
 from ..errors import DTypeError
 from ..tensor import Tensor
 from . import inplace
@@ -56,7 +57,7 @@ _OPERAND = (Tensor, np.ndarray, list, tuple) + _NUMBER
 
 def _binary(name, reflected=False):
     def op(a, b):
-        if not isinstance(b, _OPERAND):
+        if not isinstance(b, _OPERAND) and get_array_module(b) is np:  # (a CuPy array is an operand)
             if name in ("eq", "ne"):
                 return NotImplemented  # t == None is False (Python's identity fallback), as PyTorch
             x, y = (b, a) if reflected else (a, b)

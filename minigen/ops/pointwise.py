@@ -83,11 +83,16 @@ def _combine(higher, lower):
     return higher
 
 
+def _is_array(v) -> bool:
+    """A NumPy or CuPy array (a NumPy scalar is a number, not an array)."""
+    return isinstance(v, np.ndarray) or get_array_module(v) is not np
+
+
 def _participant(v):
     """(priority, dtype) of one operand: 2 a tensor/array with dims, 1 a 0-d tensor/array, 0 a scalar.
 
     Python and NumPy scalars take their category's default: bool, int64, the default float dtype."""
-    if isinstance(v, Tensor) or isinstance(v, np.ndarray) or (hasattr(v, "__cuda_array_interface__")):
+    if isinstance(v, Tensor) or _is_array(v):
         dt = v.dtype
         if dt.kind not in _CATEGORY:
             raise DTypeError(f"unsupported dtype {dt} (minigen ops take bool, integer and float tensors)")
@@ -174,7 +179,7 @@ def _to_dtype(v, dt, like, op):
 
 
 def _check_operand(v, op, a, b):
-    if isinstance(v, (Tensor, np.ndarray, list, tuple, np.generic) + _Number) or hasattr(v, "__cuda_array_interface__"):
+    if isinstance(v, (Tensor, np.ndarray, list, tuple, np.generic) + _Number) or _is_array(v):
         if isinstance(v, (np.generic, np.ndarray)) and v.dtype.kind not in _CATEGORY:
             raise DTypeError(f"{op}: unsupported operand dtype {v.dtype} ({_brief(a)} and {_brief(b)})")
         return
