@@ -539,28 +539,32 @@ def _read_header(src: _Source):
     data size)."""
     name = src.name
     first = src.read(8)
+
+    def not_ours(msg):
+        # only once the bytes fail as safetensors: a valid header length can start like a signature
+        # (a 640-byte header is 80 02 ... : pickle protocol 2's opening bytes)
+        _sniff(first, name, src.size)
+        return CheckpointError(msg)
+
     if len(first) == 0:
         raise CheckpointError(f"{name} is empty (0 bytes): not a checkpoint (an interrupted copy?)")
-    _sniff(first, name, src.size)
     if len(first) < 8:
-        raise CheckpointError(f"{name}: {len(first)} bytes is too short to be a checkpoint (truncated or not "
-                              "a checkpoint)")
+        raise not_ours(f"{name}: {len(first)} bytes is too short to be a checkpoint (truncated or not a checkpoint)")
     (hlen,) = struct.unpack("<Q", first)
     looks = ""
     if all(32 <= c < 127 or c in (9, 10, 13) for c in first):
         looks = f"; its first bytes {first.decode('ascii')!r} look like text"
     if hlen > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{name}: not a safetensors checkpoint (its header length field says {hlen} bytes, "
-                              f"over the {MAX_HEADER_BYTES}-byte limit{looks})")
+        raise not_ours(f"{name}: not a safetensors checkpoint (its header length field says {hlen} bytes, "
+                       f"over the {MAX_HEADER_BYTES}-byte limit{looks})")
     if src.size is not None and hlen > src.size - 8:
-        raise CheckpointError(f"{name}: header claims {hlen} bytes but the file has only {src.size - 8} after the "
-                              f"length field (truncated, or not a safetensors checkpoint{looks})")
+        raise not_ours(f"{name}: header claims {hlen} bytes but the file has only {src.size - 8} after the "
+                       f"length field (truncated, or not a safetensors checkpoint{looks})")
     raw = src.read(hlen)
     if len(raw) < hlen:
-        raise CheckpointError(f"{name}: header claims {hlen} bytes but the stream ended after {len(raw)} "
-                              "(truncated)")
+        raise not_ours(f"{name}: header claims {hlen} bytes but the stream ended after {len(raw)} (truncated)")
     if not raw.lstrip(b" \t\r\n").startswith(b"{"):
-        raise CheckpointError(f"{name}: not a safetensors checkpoint (its header is not a JSON object{looks})")
+        raise not_ours(f"{name}: not a safetensors checkpoint (its header is not a JSON object{looks})")
     header = _loads(raw, "its header", name, 4)
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: not a safetensors checkpoint (header is not a JSON object)")

@@ -325,6 +325,26 @@ def test_foreign_and_empty_files(tmp_path, content, match):
         mg.load(p)
 
 
+@pytest.mark.parametrize("hlen", [0x0280, 0x0380, 0x0480, 0x0580, 0x1F8B, 0x8B1F])
+def test_valid_files_whose_length_field_looks_like_a_signature(tmp_path, hlen):
+    # 0x0280 is stored as 80 02 00..: the opening bytes of a protocol-2 pickle; 0x8b1f as 1f 8b: gzip's
+    data = np.arange(4, dtype=np.float32).tobytes()
+    hj = json.dumps({"x": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    raw = struct.pack("<Q", hlen) + hj + b" " * (hlen - len(hj)) + data
+    (tmp_path / "s.st").write_bytes(raw)
+    assert mg.load(tmp_path / "s.st")["x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_every_header_size_loads(tmp_path):
+    p = tmp_path / "t.st"
+    sizes = set()
+    for n in range(0, 1400, 3):  # header lengths from ~200 to ~1600 bytes, 0x280/0x380/0x480/0x580 among them
+        mg.save({"pad": "y" * n}, p)
+        sizes.add(struct.unpack("<Q", p.read_bytes()[:8])[0])
+        assert mg.load(p) == {"pad": "y" * n}
+    assert {0x280, 0x380, 0x480, 0x580} <= sizes
+
+
 def test_directory_and_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="is a directory"):
         mg.load(tmp_path)
