@@ -611,3 +611,23 @@ def test_sigkill_during_save_never_breaks_the_target(tmp_path):
         assert sorted(os.listdir(tmp_path)) == ["ckpt.safetensors", "other.safetensors"]
     print(f"{trials} SIGKILL trials: {outcomes}")
     assert sum(outcomes.values()) == trials
+
+
+# ----------------------------------------------------------------------------- PyTorch interchange
+def test_files_interchange_with_pytorch_through_safetensors(tmp_path):
+    torch = pytest.importorskip("torch")
+    st_torch = pytest.importorskip("safetensors.torch")
+    # PyTorch -> minigen: a state dict saved with safetensors loads as name -> Tensor with equal values
+    tmodel = torch.nn.Linear(3, 2)
+    st_torch.save_file(tmodel.state_dict(), str(tmp_path / "torch.safetensors"), metadata={"format": "pt"})
+    sd = mg.load(tmp_path / "torch.safetensors", weights_only=True)
+    model = mg.nn.Linear(3, 2)
+    model.load_state_dict(sd)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.weight.detach().numpy(), tmodel.weight.detach().numpy())
+    np.testing.assert_allclose(model(mg.Tensor(x)).detach().numpy(), tmodel(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-6, atol=1e-7)  # same weights; matmul summation order may differ
+    # minigen -> PyTorch: mg.save(model.state_dict()) is readable by safetensors.torch (big-endian included)
+    mg.save({**model.state_dict(), "be": np.arange(3, dtype=">f8")}, tmp_path / "mg.safetensors")
+    back = st_torch.load_file(str(tmp_path / "mg.safetensors"))
+    assert torch.equal(back["weight"], tmodel.weight.detach()) and back["be"].tolist() == [0.0, 1.0, 2.0]
