@@ -66,7 +66,6 @@ import mmap as _mmap
 import os
 import re
 import struct
-import sys
 import tempfile
 
 import numpy as np
