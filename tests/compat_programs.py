@@ -692,10 +692,134 @@ def main(init, data):
     return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}}
 '''
 
-PROGRAMS = {"dcgan": DCGAN, "nanogpt_flash": GPT, "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM, "packed_sentence_lm": PACKED_LM}
+
+TRANSFORMER_LM = '''
+import math
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class PositionalEncoding(nn.Module):
+    def __init__(self, d_model, dropout=0.1, max_len=5000):
+        super(PositionalEncoding, self).__init__()
+        self.dropout = nn.Dropout(p=dropout)
+        pe = torch.zeros(max_len, d_model)
+        position = torch.arange(0, max_len, dtype=torch.float).unsqueeze(1)
+        div_term = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
+        pe[:, 0::2] = torch.sin(position * div_term)
+        pe[:, 1::2] = torch.cos(position * div_term)
+        pe = pe.unsqueeze(0).transpose(0, 1)
+        self.register_buffer('pe', pe)
+
+    def forward(self, x):
+        x = x + self.pe[:x.size(0), :]
+        return self.dropout(x)
+
+
+class TransformerModel(nn.Transformer):
+    def __init__(self, ntoken, ninp, nhead, nhid, nlayers, dropout=0.5):
+        super(TransformerModel, self).__init__(d_model=ninp, nhead=nhead, dim_feedforward=nhid,
+                                               num_encoder_layers=nlayers, dropout=dropout)
+        self.model_type = 'Transformer'
+        self.src_mask = None
+        self.pos_encoder = PositionalEncoding(ninp, dropout)
+        self.input_emb = nn.Embedding(ntoken, ninp)
+        self.ninp = ninp
+        self.decoder = nn.Linear(ninp, ntoken)
+        self.init_weights()
+
+    def _generate_square_subsequent_mask(self, sz):
+        return torch.log(torch.tril(torch.ones(sz, sz)))
+
+    def init_weights(self):
+        initrange = 0.1
+        nn.init.uniform_(self.input_emb.weight, -initrange, initrange)
+        nn.init.zeros_(self.decoder.bias)
+        nn.init.uniform_(self.decoder.weight, -initrange, initrange)
+
+    def forward(self, src, has_mask=True):
+        if has_mask:
+            device = src.device
+            if self.src_mask is None or self.src_mask.size(0) != len(src):
+                mask = self._generate_square_subsequent_mask(len(src)).to(device)
+                self.src_mask = mask
+        else:
+            self.src_mask = None
+        src = self.input_emb(src) * math.sqrt(self.ninp)
+        src = self.pos_encoder(src)
+        output = self.encoder(src, mask=self.src_mask)
+        output = self.decoder(output)
+        return F.log_softmax(output, dim=-1)
+
+
+def main(init, data):
+    torch.manual_seed(1111)
+    ntokens, bptt, clip, lr = 30, 6, 0.25, 5.0
+    source = torch.tensor(data["tokens"]).view(4, -1).t().contiguous()
+    model = TransformerModel(ntokens, 16, 2, 32, 2, dropout=0.0)
+    model.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    criterion = nn.NLLLoss()
+    model.train()
+    losses = []
+    for batch, i in enumerate(range(0, source.size(0) - 1, bptt)):
+        seq_len = min(bptt, len(source) - 1 - i)
+        data_ = source[i:i+seq_len]
+        targets = source[i+1:i+1+seq_len].reshape(-1)
+        model.zero_grad()
+        output = model(data_)
+        output = output.view(-1, ntokens)
+        loss = criterion(output, targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        for p in model.parameters():
+            p.data.add_(p.grad, alpha=-lr)
+        losses.append(loss.item())
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}}
+'''
+
+MICROGRAD = '''
+import numpy as np
+import torch
+
+
+def main(init, data):
+    out = []
+    x = torch.Tensor([-4.0]).double()
+    x.requires_grad = True
+    z = 2 * x + 2 + x
+    q = z.relu() + z * x
+    h = (z * z).relu()
+    y = h + q + q * x
+    y.backward()
+    out += [y.data.item(), x.grad.item()]
+
+    a = torch.Tensor([-4.0]).double()
+    b = torch.Tensor([2.0]).double()
+    a.requires_grad = True
+    b.requires_grad = True
+    c = a + b
+    d = a * b + b**3
+    c = c + c + 1
+    c = c + 1 + c + (-a)
+    d = d + d * 2 + (b + a).relu()
+    d = d + 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g = g + 10.0 / f
+    g.backward()
+    out += [g.data.item(), a.grad.item(), b.grad.item()]
+    return {"losses": out, "state": {}}
+'''
+
+PROGRAMS = {"transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT, "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM, "packed_sentence_lm": PACKED_LM}
 
 # (old, new, why): edits the minigen run still needs beyond the import lines. Keep empty where possible.
 PATCHES = {
+    "transformer_lm": [],
+    "micrograd_engine": [],
     "dcgan": [],
     "nanogpt_flash": [
         ("import minigen as torch\n", "import minigen as torch\nimport minigen.backends\nimport minigen.amp\n"

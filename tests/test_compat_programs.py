@@ -23,6 +23,10 @@ def _data(name):
                 dtype=np.float32), "ty": rng.integers(0, 10, 16)}
     if name == "word_lstm_lm":
         return {"train": rng.integers(0, 50, 120), "val": rng.integers(0, 50, 40), "rnn_type": np.array("LSTM")}
+    if name == "transformer_lm":
+        return {"tokens": rng.integers(0, 30, 100)}
+    if name == "micrograd_engine":
+        return {}
     if name == "dcgan":
         return {"images": rng.uniform(-1, 1, (8, 3, 64, 64)).astype(np.float32),
                 "noise": rng.standard_normal((2, 4, 16, 1, 1)).astype(np.float32),
@@ -37,7 +41,10 @@ def _data(name):
 
 def _init_state(tmod, name):
     torch.manual_seed(0)
-    model = {"dcgan": lambda: tmod.Both(), "nanogpt_flash": lambda: tmod.GPT(tmod.GPTConfig(flash=True)),
+    if name == "micrograd_engine":
+        return {}
+    model = {"transformer_lm": lambda: tmod.TransformerModel(30, 16, 2, 32, 2, dropout=0.0),
+             "dcgan": lambda: tmod.Both(), "nanogpt_flash": lambda: tmod.GPT(tmod.GPTConfig(flash=True)),
              "nanogpt_manual": lambda: tmod.GPT(tmod.GPTConfig(flash=False)), "vae": lambda: tmod.VAE(), "mnist_cnn_adadelta": lambda: tmod.Net(),
              "word_lstm_lm": lambda: tmod.RNNModel("LSTM", 50, 16, 24, 2, dropout=0.0),
              "packed_sentence_lm": lambda: tmod.SentenceLM(30, 8, 12)}[name]()
