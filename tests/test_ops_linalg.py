@@ -1,5 +1,5 @@
-"""Linear algebra: core matmul (minigen/ops/linalg.py) and minigen/ops/linalg_extra.py
-(linear, mm, bmm, mv, dot, inner, outer, addmm, baddbmm, einsum, tensordot, bilinear)."""
+"""Linear algebra (minigen/ops/linalg.py): matmul, linear, mm, bmm, mv, dot, inner, outer, addmm, baddbmm,
+einsum, tensordot, bilinear."""
 import numpy as np
 import pytest
 from hypothesis import given

@@ -1,5 +1,5 @@
-"""Shape ops (minigen/ops/shape.py: reshape, permute, broadcast, getitem, setitem) and
-manipulation ops (minigen/ops/manipulation.py: flatten ... contiguous).
+"""Shape ops (minigen/ops/shape.py: reshape/view, permute, broadcast, flatten ... contiguous) and the
+indexing ops x[index] / x[index] = v (minigen/ops/indexing.py: getitem, setitem).
 
 Every differentiable op: gradcheck on Hypothesis-drawn float64 inputs (contiguous and
 not), PyTorch as a forward+gradient oracle where installed, one hand-computed case, and

@@ -142,23 +142,19 @@ class LayerNorm(_AffineNorm):
         return _kernel_grads(ctx, dispatch.get("layer_norm_backward", g, ctx.args[0].array), g)
 
 
-def _batch_dims(ndim):
-    return (0,) + tuple(range(2, ndim))
-
-
 class BatchNorm(_AffineNorm):
     """Batch normalisation with batch statistics (training mode): statistics over every dim but channel 1.
 
     forward:  y = (x - mean_D x) / sqrt(var_D x + eps) * w + b      (D = (0, 2, 3, ...), var biased)
     backward: dx = rstd * (g_hat - mean_D g_hat - x_hat * mean_D(g_hat * x_hat)),  g_hat = g * w;
               dw_c = sum_D(g * x_hat)_c;  db_c = sum_D(g)_c.
-    Also instance norm (D = (2, 3, ...)), which has no fused kernel. Fused kernels for batch statistics:
-    minigen.kernels ``batch_norm_forward`` / ``batch_norm_backward`` (the first-order ``fast_backward``).
+    Fused kernels (minigen.kernels ``batch_norm_forward`` / ``batch_norm_backward``) compute the same,
+    the backward one as the first-order ``fast_backward``.
     """
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
-        if dims == _batch_dims(x.ndim) and (k := dispatch.get("batch_norm_forward", x, w, b)) is not None:
+        if (k := dispatch.get("batch_norm_forward", x, w, b)) is not None:
             y, mean, var, rstd = k(x, w, b, eps)
             keep = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             ctx.mu, ctx.rstd = mean.reshape(keep), rstd.reshape(keep)
@@ -169,10 +165,7 @@ class BatchNorm(_AffineNorm):
 
     @staticmethod
     def fast_backward(ctx, g):
-        x = ctx.args[0].array
-        if ctx.args[3] != _batch_dims(x.ndim):
-            return NotImplemented
-        return _kernel_grads(ctx, dispatch.get("batch_norm_backward", g, x), g)
+        return _kernel_grads(ctx, dispatch.get("batch_norm_backward", g, ctx.args[0].array), g)
 
 
 # ------------------------------------------------------------------ layer norm / rms norm
@@ -309,9 +302,10 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                   momentum=0.1, eps=1e-5):
     """Instance normalisation of (N, C, L...) inputs: statistics over the spatial dims of each (sample, channel).
 
-    Same Function and backward as :class:`BatchNorm` with D = (2, 3, ...). With ``use_input_stats`` the running
-    statistics (if given) are updated with the batch average of the per-instance mean and unbiased variance;
-    ``use_input_stats=False`` normalises with the running statistics instead.
+    x_hat is the :class:`LayerNorm` Function over the trailing dims D = (2, 3, ...) (same formula, same fused
+    kernels), then y = x_hat * w_c + b_c. With ``use_input_stats`` the running statistics (if given) are
+    updated with the batch average of the per-instance mean and unbiased variance; ``use_input_stats=False``
+    normalises with the running statistics instead.
     """
     op = "instance_norm"
     x = _check_float_tensor(input, op)
@@ -331,12 +325,16 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if n <= 1:
         raise InvalidArgumentError(f"{op}: expected more than 1 spatial element per channel, "
                                    f"got input of shape {tuple(x.shape)}")
-    w = _channel_view(weight, x.ndim) if weight is not None else None
-    b = _channel_view(bias, x.ndim) if bias is not None else None
-    stats = {}
-    y = BatchNorm.apply(x, w, b, dims, eps, stats)
-    _update_running(op, running_mean, stats["mean"].reshape(x.shape[0], C).mean(axis=0), momentum)
-    _update_running(op, running_var, (stats["var"] * (n / (n - 1))).reshape(x.shape[0], C).mean(axis=0), momentum)
+    stats = {} if running_mean is not None or running_var is not None else None
+    y = LayerNorm.apply(x, None, None, dims, eps, stats)
+    if weight is not None:
+        y = y * _channel_view(weight, x.ndim)
+    if bias is not None:
+        y = y + _channel_view(bias, x.ndim)
+    if stats is not None:
+        _update_running(op, running_mean, stats["mean"].reshape(x.shape[0], C).mean(axis=0), momentum)
+        _update_running(op, running_var, (stats["var"] * (n / (n - 1))).reshape(x.shape[0], C).mean(axis=0),
+                        momentum)
     return y
 
 

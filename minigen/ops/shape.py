@@ -23,6 +23,7 @@ so an in-place edit through either is seen by every saved tensor.
 from __future__ import annotations
 
 import builtins
+from operator import index as _index
 
 import numpy as np
 
@@ -46,15 +47,18 @@ _int = builtins.int
 def _shape_arg(shape, op):
     """``(2, 3)``, ``((2, 3),)`` or ``([2, 3],)`` -> a tuple of Python ints."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+        shape = shape[0]
     try:
-        return tuple(s.__index__() if not isinstance(s, _int) else s for s in shape)
-    except (AttributeError, TypeError):
-        raise InvalidArgumentError(f"{op}: the shape must be integers, got {shape!r}") from None
+        return tuple(map(_index, shape))
+    except TypeError:
+        raise InvalidArgumentError(f"{op}: the shape must be integers, got {tuple(shape)!r}") from None
 
 
 def _shares_memory(a, b):
-    """Whether array ``b`` lies in ``a``'s memory (a view), not in a fresh buffer (a copy)."""
+    """Whether array ``b`` (made from ``a`` by a reshape) is a view of ``a``'s memory, not a fresh copy."""
+    if type(a) is np.ndarray:
+        base = b.base  # NumPy: a view's base is a or a's own base; a copy's is the new buffer (or None)
+        return base is not None and (base is a or base is a.base)
     return a.size == 0 or get_array_module(a).may_share_memory(a, b)
 
 
