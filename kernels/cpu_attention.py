@@ -242,7 +242,7 @@ def _requires(q, k, v, *rest):
             and k.shape[-2] == v.shape[-2] and blas_gemm(q.dtype) is not None)
 
 
-@register("sdpa_forward", requires=_requires)
+@register("sdpa_forward", requires=_requires, reference="minigen.ops.attention:sdpa_forward_ref")
 def sdpa_forward(q, k, v, causal=False, scale=None, accumulate=None):
     """out = softmax(q k^T * scale [+ causal mask]) v without the T x T matrix (see the module docstring).
 
@@ -278,7 +278,8 @@ def sdpa_forward(q, k, v, causal=False, scale=None, accumulate=None):
     return out, lse
 
 
-@register("sdpa_backward", requires=lambda dout, q, k, v, *r: _requires(q, k, v))
+@register("sdpa_backward", requires=lambda dout, q, k, v, *r: _requires(q, k, v),
+          reference="minigen.ops.attention:SDPA.backward")
 def sdpa_backward(dout, q, k, v, out, lse, causal=False, scale=None):
     """Gradients of :func:`sdpa_forward` for dL/dout = dout, recomputing probabilities from the saved lse:
 

@@ -381,7 +381,7 @@ def _nonempty(N, C, O, L):
     return N > 0 and C > 0 and O > 0 and L > 0
 
 
-@register("conv2d_forward", requires=_conv_requires)
+@register("conv2d_forward", requires=_conv_requires, reference="minigen.ops.conv:conv2d_forward_ref")
 def conv2d_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
     """y[n, o, i, j] = sum_{c,a,b} x_pad[n, grp(o)*C/G + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]
     (no bias: add it outside). x (N, C, H, W), w (O, C/G, kh, kw).
@@ -392,7 +392,7 @@ def conv2d_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
     return conv2d_forward_cols(x, w, stride, padding, dilation, groups, keep_cols=False)[0]
 
 
-@register("conv2d_forward_cols", requires=_conv_requires)
+@register("conv2d_forward_cols", requires=_conv_requires, reference="minigen.ops.conv:conv2d_forward_ref")
 def conv2d_forward_cols(x, w, stride=1, padding=0, dilation=1, groups=1, keep_cols=True):
     """(y, cols): conv2d_forward plus its column matrix (C*kh*kw, N*L), for the weight gradient
     (:func:`conv2d_backward`); cols is None when ``keep_cols`` is False or it is larger than
@@ -408,7 +408,7 @@ def conv2d_forward_cols(x, w, stride=1, padding=0, dilation=1, groups=1, keep_co
     return y, (cols if keep_cols and cols.nbytes <= CACHE_COLS_MAX_BYTES else None)
 
 
-@register("conv2d_backward_input", requires=_conv_requires)
+@register("conv2d_backward_input", requires=_conv_requires, reference="minigen.ops.conv:conv2d_backward_input_ref")
 def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, groups=1):
     """dx = the adjoint of conv2d in x (= conv_transpose2d of g with w): g (N, O, Ho, Wo) -> dx (N, C, H, W)
 
@@ -427,7 +427,7 @@ def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, group
     return _input_from_dy(_dy_matrix(g, bi), w, N, (H, W), (Ho, Wo), s, d, pads, G, bi)
 
 
-@register("conv2d_backward_weight", requires=_conv_requires)
+@register("conv2d_backward_weight", requires=_conv_requires, reference="minigen.ops.conv:conv2d_backward_weight_ref")
 def conv2d_backward_weight(x, g, kernel_hw, stride=1, padding=0, dilation=1, groups=1):
     """dw[o, c, a, b] = sum_{n,i,j} g[n, o, i, j] * x_pad[n, grp(o)*C/G + c, i*sh + a*dh, j*sw + b*dw]
     = dY_g @ cols_g^T per group. Same arguments as ``conv2d_backward_weight_ref``.
@@ -443,7 +443,8 @@ def conv2d_backward_weight(x, g, kernel_hw, stride=1, padding=0, dilation=1, gro
     return _weight_from_cols(_dy_matrix(g, bi), _cols(x, kh, kw, s, d, pads, (Ho, Wo), bi), (O, C // G, kh, kw), G)
 
 
-@register("conv2d_backward", requires=lambda g, x, w, *rest: _conv_requires(g, w) and is_float(x, w))
+@register("conv2d_backward", requires=lambda g, x, w, *rest: _conv_requires(g, w) and is_float(x, w),
+          reference="minigen.ops.conv:Conv2d.backward")
 def conv2d_backward(g, x, w, cols, need_input, need_weight, stride=1, padding=0, dilation=1, groups=1):
     """(dx, dw) of y = conv2d(x, w) for the upstream gradient g, in one pass: one dY matrix for both,
     and the weight gradient from ``cols`` (the forward's column matrix, :func:`conv2d_forward_cols`) when
@@ -469,7 +470,8 @@ def conv2d_backward(g, x, w, cols, need_input, need_weight, stride=1, padding=0,
     return dx, dw
 
 
-@register("conv_transpose2d_backward", requires=lambda G_, g, w, *rest: _conv_requires(G_, w) and is_float(g, w))
+@register("conv_transpose2d_backward", requires=lambda G_, g, w, *rest: _conv_requires(G_, w) and is_float(g, w),
+          reference="minigen.ops.conv:ConvTranspose2d.backward")
 def conv_transpose2d_backward(G_, g, w, need_g, need_weight, stride=1, padding=0, dilation=1, groups=1):
     """(dg, dw) of y = conv2d_backward_input(g, w, ...) (a transposed convolution) for the upstream gradient
     G_ (N, C, H, W): dg = conv2d_forward(G_, w), dw = conv2d_backward_weight(G_, g), both from ONE column
@@ -489,7 +491,7 @@ def conv_transpose2d_backward(G_, g, w, need_g, need_weight, stride=1, padding=0
     return dg, dw
 
 
-@register("conv_transpose2d_forward", requires=_conv_requires)
+@register("conv_transpose2d_forward", requires=_conv_requires, reference="minigen.ops.conv:ConvTranspose2d.forward")
 def conv_transpose2d_forward(x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """PyTorch's conv_transpose2d (no bias): x (N, Cin, H, W), w (Cin, Cout/G, kh, kw) ->
     y (N, Cout, Ho, Wo), Ho = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1 (likewise Wo);
@@ -554,7 +556,7 @@ def _pool_requires(x, *rest):
     return is_float(x) and x.ndim == 4
 
 
-@register("max_pool2d_forward", requires=_pool_requires)
+@register("max_pool2d_forward", requires=_pool_requires, reference="minigen.ops.pool:max_pool2d_argmax_ref")
 def max_pool2d_forward(x, kernel_hw, stride, pads, dilation, out_hw):
     """Max pooling with positions: y[n, c, i, j] = max over window (i, j) of x padded with -inf by
     ``pads`` ((top, bottom), (left, right)); pos = flat index in the padded (Hp, Wp) plane of the FIRST
@@ -578,13 +580,14 @@ def max_pool2d_forward(x, kernel_hw, stride, pads, dilation, out_hw):
     return y.reshape(N, C, Ho, Wo), pos.reshape(N, C, Ho, Wo)
 
 
-@register("max_pool2d_argmax", requires=_pool_requires)
+@register("max_pool2d_argmax", requires=_pool_requires, reference="minigen.ops.pool:max_pool2d_argmax_ref")
 def max_pool2d_argmax(x, kernel_hw, stride, pads, dilation, out_hw):
     """Same arguments and result as minigen/ops/pool.py ``max_pool2d_argmax_ref`` (positions only)."""
     return max_pool2d_forward(x, kernel_hw, stride, pads, dilation, out_hw)[1]
 
 
-@register("max_pool2d_backward", requires=lambda g, *r: is_float(g))
+@register("max_pool2d_backward", requires=lambda g, *r: is_float(g),
+          reference="minigen.ops.pool:max_pool2d_backward_ref")
 def max_pool2d_backward(g, pos, in_shape, pads):
     """dx: g scattered into the positions ``pos`` (overlapping windows add up), padding dropped —
     the forward of ``PoolScatter`` in minigen/ops/pool.py (same arguments). Not benchmarked separately yet."""
@@ -653,7 +656,7 @@ def _avg_divisor(H, W, k, s, p, out_hw, count_include_pad, divisor_override, dt)
     return (1.0 / (ch[:, None] * cw[None, :])).astype(dt)
 
 
-@register("avg_pool2d_forward", requires=_pool_requires)
+@register("avg_pool2d_forward", requires=_pool_requires, reference="minigen.ops.pool:avg_pool2d")
 def avg_pool2d_forward(x, kernel_hw, stride, padding, out_hw, count_include_pad=True, divisor_override=None):
     """y[n, c, i, j] = (1 / D[i, j]) sum_{a,b} x_pad[n, c, i*sh + a, j*sw + b]  (zero padding (ph, pw)),
     D = divisor_override, else the window clipped to the padded input (count_include_pad) or to x itself
@@ -672,7 +675,8 @@ def avg_pool2d_forward(x, kernel_hw, stride, padding, out_hw, count_include_pad=
     return y.reshape(N, C, Ho, Wo)
 
 
-@register("avg_pool2d_backward", requires=lambda g, *r: is_float(g) and g.ndim == 4)
+@register("avg_pool2d_backward", requires=lambda g, *r: is_float(g) and g.ndim == 4,
+          reference="minigen.ops.pool:avg_pool2d")
 def avg_pool2d_backward(g, in_hw, kernel_hw, stride, padding, count_include_pad=True, divisor_override=None):
     """dx[n, c, ih, iw] = sum over the windows (i, j) containing (ih, iw) of g[n, c, i, j] / D[i, j]."""
     N, C, Ho, Wo = g.shape

@@ -46,7 +46,8 @@ def _lin_requires(x, w, b=None, *rest):
     return is_float(x, w, b) and x.ndim >= 1 and w.ndim == 2
 
 
-@register("linear_act_forward", requires=_lin_requires, worth=lambda x, w, b=None: x.size * w.shape[0] >= 4096)
+@register("linear_act_forward", requires=_lin_requires, worth=lambda x, w, b=None: x.size * w.shape[0] >= 4096,
+          reference="minigen.ops.linalg:linear")
 def linear_act_forward(x, w, b=None, act="none"):
     """y = act(x @ W^T + b) with the GEMM in BLAS and bias + activation fused into one pass over the output.
 
@@ -75,7 +76,7 @@ def linear_act_forward(x, w, b=None, act="none"):
     return y.reshape(lead + (N,)), z.reshape(lead + (N,))
 
 
-@register("linear_act_backward", requires=lambda g, z, *r: is_float(g, z))
+@register("linear_act_backward", requires=lambda g, z, *r: is_float(g, z), reference="minigen.ops.linalg:linear")
 def linear_act_backward(g, z, act="none"):
     """gz = g * act'(z) and db = sum over rows of gz, in one pass (z = the forward's pre-activation).
 
@@ -124,7 +125,7 @@ def _bmm_worth(a, b):
     return False
 
 
-@register("bmm_small", requires=_bmm_requires, worth=_bmm_worth)
+@register("bmm_small", requires=_bmm_requires, worth=_bmm_worth, reference="minigen.ops.linalg:bmm")
 def bmm_small(a, b):
     """out[i] = a[i] @ b[i] for a stack of small matrices: a (B, M, K), b (B, K, N) -> (B, M, N).
 

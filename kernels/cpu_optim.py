@@ -101,7 +101,7 @@ def _opt_worth(params, *rest):
     return sum(p.size for p in params) >= 4096 * max(len(params), 1)
 
 
-@register("adam_step", requires=_opt_requires, worth=_opt_worth)
+@register("adam_step", requires=_opt_requires, worth=_opt_worth, reference="minigen.optim.adam:Adam._update")
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=1, *, lr=1e-3, beta1=0.9,
               beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False, maximize=False):
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step, in place, for every parameter.
@@ -151,7 +151,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, steps=
             f.close()
 
 
-@register("sgd_step", requires=_opt_requires, worth=_opt_worth)
+@register("sgd_step", requires=_opt_requires, worth=_opt_worth, reference="minigen.optim.sgd:SGD._update")
 def sgd_step(params, grads, momentum_buffers=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
              nesterov=False, maximize=False, first_step=None):
     """One SGD step in place, torch.optim.SGD's formula, for every parameter:

@@ -125,7 +125,7 @@ def _cell_requires(*arrays):
     return is_float(*[a for a in arrays if a is not None and hasattr(a, "dtype")]) and arrays[0].ndim == 2
 
 
-@register("lstm_cell_forward", requires=_cell_requires)
+@register("lstm_cell_forward", requires=_cell_requires, reference="minigen.ops.rnn:lstm_cell")
 def lstm_cell_forward(gates, c_prev):
     """One LSTM step from the pre-activations gates = x W_ih^T + b_ih + h W_hh^T + b_hh (B, 4H):
 
@@ -148,7 +148,7 @@ def lstm_cell_forward(gates, c_prev):
     return h, cn, acts, tc
 
 
-@register("lstm_cell_backward", requires=_cell_requires)
+@register("lstm_cell_backward", requires=_cell_requires, reference="minigen.ops.rnn:lstm_cell")
 def lstm_cell_backward(dh, dc, acts, c_prev, tanh_c):
     """Backward of :func:`lstm_cell_forward`. dh = dL/dh_t, dc = dL/dc_t from later steps (None = 0):
 
@@ -230,7 +230,7 @@ def _gru_cell_bwd(dhn, h, acts, gh, dgi, dgh, dh):
         _gru_dgh(dgi[b], acts[b], dhn[b], dgh[b], dh[b], H)
 
 
-@register("gru_cell_forward", requires=_cell_requires)
+@register("gru_cell_forward", requires=_cell_requires, reference="minigen.ops.rnn:gru_cell")
 def gru_cell_forward(gi, gh, h):
     """One GRU step (PyTorch's equations) from gi = x W_ih^T + b_ih and gh = h W_hh^T + b_hh (B, 3H):
 
@@ -248,7 +248,7 @@ def gru_cell_forward(gi, gh, h):
     return hn, acts
 
 
-@register("gru_cell_backward", requires=_cell_requires)
+@register("gru_cell_backward", requires=_cell_requires, reference="minigen.ops.rnn:gru_cell")
 def gru_cell_backward(dh_new, h, acts, gh):
     """Backward of :func:`gru_cell_forward` for dL/dh' = dh_new:
 
@@ -310,7 +310,7 @@ def _py_seq_bwd(dy, dh, dc, acts, cs, tcs, w_hh, dgates):
         np.matmul(dgates[t], w_hh, out=dh)
 
 
-@register("lstm_seq_forward", requires=_seq_requires)
+@register("lstm_seq_forward", requires=_seq_requires, reference="minigen.ops.rnn:lstm_seq_forward_ref")
 def lstm_seq_forward(x, w_ih, w_hh, bias=None, h0=None, c0=None):
     """One LSTM layer over a whole sequence, time-major: x (T, B, I), W_ih (4H, I), W_hh (4H, H),
     bias (4H,) = b_ih + b_hh (or None), h0/c0 (B, H) (None = zeros).
@@ -349,7 +349,7 @@ def lstm_seq_forward(x, w_ih, w_hh, bias=None, h0=None, c0=None):
     return hs[1:], hs[T].copy(), cs[T].copy(), (hs, cs, acts, tcs)
 
 
-@register("lstm_seq_backward", requires=lambda *a: True)
+@register("lstm_seq_backward", requires=lambda *a: True, reference="minigen.ops.rnn:LSTMSequence.backward")
 def lstm_seq_backward(dy, dh_T, dc_T, x, w_ih, w_hh, saved, need_bias=True):
     """Backward of :func:`lstm_seq_forward`. dy (T, B, H) = dL/dy (None = 0), dh_T / dc_T = dL/dh_T,
     dL/dc_T (None = 0). Runs the recurrence backwards in one Numba loop (cell backward + one gemm per
@@ -418,7 +418,7 @@ def _gru_seq_bwd_loop(gemm_fn, one, dy, dh, acts, hs, ghs, w_hh, dgi, dgh, tmp):
         dh[:, :] = tmp
 
 
-@register("gru_seq_forward", requires=_seq_requires)
+@register("gru_seq_forward", requires=_seq_requires, reference="minigen.ops.rnn:gru_seq_forward_ref")
 def gru_seq_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None):
     """One GRU layer over a whole sequence, time-major: x (T, B, I), W_ih (3H, I), W_hh (3H, H), b_ih/b_hh (3H,)
     or None, h0 (B, H) (None = zeros). For t = 1..T: gi = x_t W_ih^T + b_ih, gh = h_{t-1} W_hh^T + b_hh, then
@@ -452,7 +452,7 @@ def gru_seq_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None):
     return hs[1:], (hs, acts, ghs)
 
 
-@register("gru_seq_backward", requires=lambda *a: True)
+@register("gru_seq_backward", requires=lambda *a: True, reference="minigen.ops.rnn:GRUSequence.backward")
 def gru_seq_backward(dy, dh_T, x, w_ih, w_hh, saved, need_bias=True):
     """Backward of :func:`gru_seq_forward`: dy (T, B, H) = dL/dy (None = 0), dh_T = dL/dh_T (None = 0).
     The recurrence runs backwards in Numba (cell backward + one gemm per step); then one BLAS call each:
