@@ -44,8 +44,6 @@ EXCEPTIONS = {
         "argsort of the permutation tuple (host metadata)",
     ("minigen/ops/elementwise.py", "Pow.backward", "np.log"):
         "log of a Python-number base (a scalar, not array data)",
-    ("minigen/nn/modules/rnn.py", "LSTMSequence.forward", "np.empty"):
-        "only reached with NumPy arrays until docs/gpu_patches/minigen_nn_modules_rnn.diff (xp.empty) is applied",
 }
 
 
