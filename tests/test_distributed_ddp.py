@@ -91,6 +91,10 @@ if pytest is not None:
         r, _ = launch(2, __file__, "gan")
         assert_ok(r, 2)
 
+    def test_ddp_gpt_with_tied_weights_matches_one_process():
+        r, _ = launch(2, __file__, "gpt")
+        assert_ok(r, 2)
+
     def test_ddp_find_unused_parameters_matches_one_process():
         r, _ = launch(2, __file__, "find_unused")
         assert_ok(r, 2)
@@ -353,6 +357,43 @@ def w_gan():
     for a, b in zip(list(Gr.parameters()) + list(Dr.parameters()), list(G.parameters()) + list(D.parameters())):
         np.testing.assert_allclose(b.array, a.array, rtol=1e-12, atol=1e-14)
     assert Dd.comm_stats["buckets"] >= 1 and Gd.comm_stats["bytes"] == 8 * sum(p.numel() for p in G.parameters())
+    say(f"OK rank {r}")
+
+
+def w_gpt():
+    """The zoo's GPT (tied embedding / lm_head weight: one parameter used twice, one hook) under DDP on 2 x B ==
+    one process on 2B, float32, 3 SGD steps with buckets rebuilt after the first."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.models.gpt import GPT, GPTConfig
+    from minigen.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("mpi", timeout=120)
+    r, W = dist.get_rank(), dist.get_world_size()
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
+    B = 2
+
+    def build():
+        mg.manual_seed(0)
+        return GPT(cfg, generator=mg.Generator().manual_seed(0))
+
+    ref, model = build(), build()
+    assert model.lm_head.weight is model.wte.weight
+    ddp = DDP(model, bucket_cap_mb=0.005)
+    o_ref, o = (mg.optim.SGD(m.parameters(), lr=0.5) for m in (ref, model))
+    for step in range(3):
+        rng = np.random.default_rng(step)
+        idx, tgt = mg.tensor(rng.integers(0, 11, (W * B, 8))), mg.tensor(rng.integers(0, 11, (W * B, 8)))
+        o_ref.zero_grad()
+        ref(idx, tgt)[1].backward()
+        o_ref.step()
+        o.zero_grad()
+        ddp(idx[r * B:(r + 1) * B], tgt[r * B:(r + 1) * B])[1].backward()
+        o.step()
+    assert ddp._rebuilt and len(ddp.bucket_sizes()) > 1
+    worst = max(float(np.abs(a.array - b.array).max()) for a, b in zip(ref.parameters(), model.parameters()))
+    assert worst < 1e-6, worst
+    say(f"rank {r}: GPT max abs diff {worst:.2e}")
     say(f"OK rank {r}")
 
 

@@ -429,6 +429,12 @@ def _require(group=None) -> ProcessGroup:
     return _WORLD
 
 
+def _host_group(group):
+    """The MPI group under ``group`` (itself for "mpi"; the bootstrap group for "nccl"): for small host-side
+    collectives (counts, flags) that need no GPU."""
+    return group if isinstance(group, MPIProcessGroup) else group.mpi
+
+
 def is_mpi_available() -> bool:
     try:
         import mpi4py  # noqa: F401

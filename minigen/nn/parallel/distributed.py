@@ -40,7 +40,7 @@ import numpy as np
 from ...autograd import is_grad_enabled
 from ...backend import get_array_module
 from ...distributed.errors import DistributedError
-from ...distributed.process_group import NonGroupMember, _require
+from ...distributed.process_group import NonGroupMember, _host_group, _require
 from ...errors import InvalidArgumentError
 from ...tensor import Tensor
 from ..modules.module import Module
@@ -373,7 +373,7 @@ class DistributedDataParallel(Module):
         used = None
         if self._used is not None:  # which parameters got a gradient on some rank
             used = np.array(self._used, np.uint8)
-            self._group.all_reduce(used, "max").wait()
+            _host_group(self._group).all_reduce(used, "max").wait()
         for b in self._buckets:
             for p, off in zip(b.params, b.offsets):
                 if used is not None and not used[self._index[id(p)]]:

@@ -53,6 +53,7 @@ class SyncBatchNorm(_BatchNorm):
         if group is None:
             return super().forward(x)
         from ...distributed import functional as dF
+        from ...distributed.process_group import _host_group
 
         factor = 0.0 if self.momentum is None else self.momentum
         if self.track_running_stats:
@@ -62,8 +63,8 @@ class SyncBatchNorm(_BatchNorm):
         C = self.num_features
         dims = (0,) + tuple(range(2, x.ndim))
         shape = (1, C) + (1,) * (x.ndim - 2)
-        count = np.array([x.numel() // C], np.float64)
-        group.all_reduce(count, "sum").wait()
+        count = np.array([x.numel() // C], np.float64)  # host-side, also under NCCL
+        _host_group(group).all_reduce(count, "sum").wait()
         n = float(count[0])
         if n <= 1:
             raise InvalidArgumentError(f"SyncBatchNorm: expected more than 1 value per channel over all ranks in "
