@@ -754,9 +754,10 @@ def load(f, map_location=None, *, weights_only=None, mmap=False):
         key = str(backend.as_device(dev)) if dev is not None else "cpu"
         if key in cache:
             return cache[key]
-        if dtype is not None:
+        on_device = dev is not None and backend.as_device(dev).type != "cpu"
+        if dtype is not None and not on_device:  # (device arrays are native-endian: CuPy has no byte order)
             arr = arr.astype(_saved_dtype(dtype))
-        if dev is not None and backend.as_device(dev).type != "cpu":
+        if on_device:
             try:
                 data = backend.move_array(arr, dev)
             except DeviceError as e:

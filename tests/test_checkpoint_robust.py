@@ -631,3 +631,21 @@ def test_files_interchange_with_pytorch_through_safetensors(tmp_path):
     mg.save({**model.state_dict(), "be": np.arange(3, dtype=">f8")}, tmp_path / "mg.safetensors")
     back = st_torch.load_file(str(tmp_path / "mg.safetensors"))
     assert torch.equal(back["weight"], tmodel.weight.detach()) and back["be"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_device_tensors_round_trip_under_the_cupy_emulator():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from cupy_emulator import emulated_cupy
+
+    with emulated_cupy():
+        t = mg.randn(3, 2, device="cuda")
+        sd = mg.nn.Linear(2, 2).to("cuda").state_dict()
+        buf = io.BytesIO()
+        mg.save({"t": t, "sd": sd, "be": mg.from_numpy(np.arange(2, dtype=">f4")).to("cuda")}, buf)
+        buf.seek(0)
+        back = mg.load(buf)
+        assert back["t"].device == mg.device("cuda:0") and back["sd"]["weight"].device == mg.device("cuda:0")
+        assert np.array_equal(back["t"].numpy(), t.numpy())
+        assert back["be"].device == mg.device("cuda:0") and back["be"].tolist() == [0.0, 1.0]
+        buf.seek(0)
+        assert mg.load(buf, map_location="cpu")["t"].device == mg.device("cpu")
