@@ -295,7 +295,7 @@ def test_recipe_trains_resumes_and_samples(tmp_path):
     out = str(tmp_path / "run")
     argv = ["--out", out, "--bundled", "--batch-size", "2", "--window", "64", "--residual-channels",
             "4", "--gate-channels", "4", "--skip-channels", "4", "--end-channels", "8", "--layers-per-stack", "3",
-            "--stacks", "1", "--eval-every", "0", "--eval-recordings", "2", "--checkpoint-every", "1",
+            "--stacks", "1", "--eval-every", "0", "--checkpoint-every", "1",
             "--log-every", "1"]
     assert R.run(p.parse_args(argv + ["--steps", "2"])) == 0
     for f in ("config.json", "checkpoint.safetensors", "metrics.jsonl", "summary.json", "loss_curve.png"):

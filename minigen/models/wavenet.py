@@ -47,6 +47,10 @@ every step (the uncached reference). Both draw from the same softmax with the sa
 with the same seed they produce the same samples (their per-step probabilities agree to float
 rounding: ~1e-6 relative in float32, ~1e-12 in float64).
 
+**Start of a sequence.** Generation feeds the class of silence (0.0 -> 128) as the first input, with
+zeros (the causal padding) before it; the recipe trains on recordings prefixed by that one silence
+sample, so the first real sample is predicted in the same situation.
+
 Shapes: classes (B, T) int64; activations (B, C, T); logits (B, 256, T); labels (B,) int64.
 """
 from __future__ import annotations

@@ -18,13 +18,14 @@ score everything from its first sample. Loss = mean cross-entropy in nats/sample
 norm clipped to ``--clip``.
 
 **Evaluation.** ``val_nll`` = sum of -ln p(x_t | x_<t, digit) over every sample of a fixed set of
-test recordings (``--eval-recordings``: the first N of the sorted test split, N=0: all), divided by
+test recordings (``--eval-indices``: default index 0, i.e. one recording per digit and speaker; 'all':
+the whole test split), divided by
 their number of samples; reported in nats/sample and bits/sample (= nats / ln 2). Next to it, the
 baselines, fitted on the training split and scored on the same recordings: the uniform 8 bits/sample,
 mu-law n-grams of order 1 (unigram), 2 (bigram) and 3 (trigram) with add-alpha smoothing (alpha
 picked on the training indices 45-49, then refitted on all of train), and a linear-prediction
-baseline (order-16 least-squares LPC on the decoded waveform, Gaussian residual whose probability
-mass over each mu-law bin's interval is the class probability).
+baseline (order-16 least-squares LPC on the decoded waveform, Gaussian residual whose scale follows
+the RMS of the last 32 residuals; the class probability is its mass over the mu-law bin's interval).
 
 **Outputs in --out:** ``config.json`` (model config + training options), ``checkpoint.safetensors``
 (``mg.save`` of model/optimizer state dicts and the step; never pickled), ``metrics.jsonl`` / ``.csv``,
@@ -77,8 +78,9 @@ def add_arguments(p):
     p.add_argument("--stacks", type=int, default=2, help="repetitions of the dilation cycle (default 2)")
     p.add_argument("--unconditional", action="store_true", help="no digit conditioning")
     p.add_argument("--eval-every", type=int, default=100, help="evaluate every N steps (default 100; 0 = end only)")
-    p.add_argument("--eval-recordings", type=int, default=60,
-                   help="score the first N test recordings (sorted by digit, speaker, index; 0 = all; default 60)")
+    p.add_argument("--eval-indices", default="0",
+                   help="which test recordings to score: recording indices, e.g. '0' (default: one per digit and "
+                        "speaker, 60 with the full set) or '0-4' / 'all' (the whole test split)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="save every N steps (default 50)")
     p.add_argument("--log-every", type=int, default=10, help="a metrics row every N steps (default 10)")
     p.add_argument("--sample-seconds", type=float, default=0.0,
@@ -117,15 +119,31 @@ def _load_data(args):
     return train, test
 
 
-def prepare_split(ds, limit=None):
-    """``[(u int64 (n+1,), digit), ...]``: u = [silence class] + mu-law classes of each recording."""
+def _parse_indices(spec):
+    """'all' -> None; '0' / '0-4' / '0,2' -> a set of recording indices."""
+    spec = str(spec).strip().lower()
+    if spec in ("all", "", "none"):
+        return None
+    out = set()
+    for part in spec.split(","):
+        a, _, b = part.strip().partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def prepare_split(ds, indices=None):
+    """``[(u int64 (n+1,), digit), ...]``: u = [silence class] + mu-law classes of each recording.
+
+    ``indices``: keep only the recordings with these FSDD indices (None: all).
+    """
     import numpy as np
 
     from ..models.wavenet import mu_law_encode
 
-    n = len(ds) if not limit else min(int(limit), len(ds))
     out = []
-    for i in range(n):
+    for i in range(len(ds)):
+        if indices is not None and ds.indices[i] not in indices:
+            continue
         q = mu_law_encode(ds.audio(i))
         out.append((np.concatenate([np.array([128], dtype=np.int64), q]), int(ds.digits[i])))
     return out
@@ -229,12 +247,16 @@ def ngram_baseline(train_utts, eval_utts, order, alphas=(0.001, 0.01, 0.1, 1.0),
     return nats / n, alpha
 
 
-def lpc_baseline(train_utts, eval_utts, order=16, Q=256):
-    """Linear prediction: x_t ~ N(sum_i a_i x_{t-i}, sigma^2) on the decoded mu-law waveform.
+def lpc_baseline(train_utts, eval_utts, order=16, window=32, sigma_min=1e-3, Q=256):
+    """Linear prediction with an adaptive scale, on the decoded mu-law waveform; returns nats/sample.
 
-    ``a`` and ``sigma`` by least squares on the training recordings; the class probability is the
-    Gaussian mass over the class's interval [edge_{q-1}, edge_q] (edges halfway between decoded class
-    values; the outer classes extend to +-inf), floored at 1e-12. Returns nats/sample.
+    (``train_utts`` may be the fitted coefficients; ``eval_utts=None`` returns the coefficients.)
+
+    ``x_t ~ N(m_t, s_t^2)`` with ``m_t = sum_{i=1..order} a_i x_{t-i}`` (``a`` by least squares on the training
+    recordings) and ``s_t = max(sigma_min, sqrt(mean of the last `window` squared residuals))`` (the scale
+    follows the loudness, as in adaptive predictive coding). The class probability is the Gaussian mass
+    over the class's interval (edges halfway between decoded class values; the outer classes reach +-inf),
+    floored at 1e-12.
     """
     import numpy as np
 
@@ -243,26 +265,35 @@ def lpc_baseline(train_utts, eval_utts, order=16, Q=256):
     levels = mu_law_decode(np.arange(Q)).astype(np.float64)
     edges = np.concatenate([[-np.inf], (levels[1:] + levels[:-1]) / 2, [np.inf]])
 
-    def design(us):
-        Xs, ys, qs = [], [], []
-        for u, _ in us:
-            x = levels[np.concatenate([np.full(order, 128, dtype=np.int64), u])]
-            T = len(u) - 1  # targets: u[1..]
-            cols = [x[order - i: order - i + T] for i in range(0, order)]  # x_{t}, x_{t-1}, ... for target t+1
-            Xs.append(np.stack(cols, axis=1))
-            ys.append(x[order + 1: order + 1 + T])
-            qs.append(u[1:])
-        return np.concatenate(Xs), np.concatenate(ys), np.concatenate(qs)
+    def design(u):
+        x = levels[np.concatenate([np.full(order, 128, dtype=np.int64), u])]
+        T = len(u) - 1  # targets u[1..]; predictors x_{t-1..t-order}
+        return np.stack([x[order - i: order - i + T] for i in range(order)], axis=1), x[order + 1:], u[1:]
 
-    X, y, _ = design(train_utts)
-    a, *_ = np.linalg.lstsq(X, y, rcond=None)
-    sigma = float(np.sqrt(np.mean((y - X @ a) ** 2)))
-    Xe, _, qe = design(eval_utts)
-    mean = Xe @ a
-    lo, hi = (edges[qe] - mean) / sigma, (edges[qe + 1] - mean) / sigma
-    upper = lo > 0  # both edges above the mean: 1 - Phi form, no cancellation
-    p = np.where(upper, _ndtr(-lo) - _ndtr(-hi), _ndtr(hi) - _ndtr(lo))
-    return float(-np.log(np.maximum(p, 1e-12)).mean())
+    if isinstance(train_utts, np.ndarray):  # already fitted coefficients
+        a = train_utts
+    else:  # least squares through the normal equations, one recording at a time (little memory)
+        XtX, Xty = np.zeros((order, order)), np.zeros(order)
+        for u, _ in train_utts:
+            X, y, _ = design(u)
+            XtX += X.T @ X
+            Xty += X.T @ y
+        a = np.linalg.solve(XtX + 1e-9 * np.eye(order), Xty)
+    if eval_utts is None:
+        return a
+    total, n = 0.0, 0
+    for u, _ in eval_utts:
+        Xe, ye, qe = design(u)
+        m = Xe @ a
+        e2 = np.concatenate([np.zeros(window), (ye - m) ** 2])
+        c = np.cumsum(e2)
+        s = np.maximum(sigma_min, np.sqrt((c[window - 1:-1] - np.concatenate([[0.0], c[:-window - 1]])) / window))
+        lo, hi = (edges[qe] - m) / s, (edges[qe + 1] - m) / s
+        upper = lo > 0  # both edges above the mean: the 1 - Phi form, no cancellation
+        p = np.where(upper, _ndtr(-lo) - _ndtr(-hi), _ndtr(hi) - _ndtr(lo))
+        total += float(-np.log(np.maximum(p, 1e-12)).sum())
+        n += len(qe)
+    return total / n
 
 
 def _ndtr(z):
@@ -288,9 +319,12 @@ def _baselines(train_utts, eval_utts, train_indices):
         out[f"{name}_bits"] = nats / LN2
         out[f"{name}_alpha"] = alpha
     try:
-        nats = lpc_baseline(train_utts, eval_utts)
+        a_fit = lpc_baseline(fit, None)
+        smin = min((1e-4, 3e-4, 1e-3, 3e-3), key=lambda v: lpc_baseline(a_fit, hold, sigma_min=v))
+        nats = lpc_baseline(train_utts, eval_utts, sigma_min=smin)
         out["lpc16_nats"] = nats
         out["lpc16_bits"] = nats / LN2
+        out["lpc16_sigma_min"] = smin
     except np.linalg.LinAlgError as e:
         out["lpc16_error"] = str(e)
     return out
@@ -343,7 +377,12 @@ def run(args) -> int:
     print(f"wavenet: data {train_ds.source} ({train_ds.folder}): {len(train_ds)} train / {len(test_ds)} test "
           "recordings", file=sys.stderr)
     train_utts = prepare_split(train_ds)
-    eval_utts = prepare_split(test_ds, args.eval_recordings or None)
+    eval_utts = prepare_split(test_ds, indices=_parse_indices(args.eval_indices))
+    if not eval_utts:
+        from ..errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--eval-indices {args.eval_indices!r} selects no test recording "
+                                   f"(the test split has indices {sorted(set(test_ds.indices))})")
     n_eval = sum(len(u) - 1 for u, _ in eval_utts)
 
     config = _config_from_args(args, num_classes=10)
