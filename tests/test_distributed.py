@@ -302,6 +302,17 @@ def w_collectives():
     dist.barrier()
     w = dist.barrier(async_op=True)
     w.wait()
+    # a subgroup of ranks {0, W-1}: members reduce among themselves, the others get a NonGroupMember
+    sub = dist.new_group(sorted({0, W - 1}))
+    if r in (0, W - 1):
+        assert dist.get_world_size(sub) == len({0, W - 1}) and dist.get_rank(sub) == (0 if r == 0 else 1)
+        t = mg.tensor(np.array([float(r + 1)]))
+        dist.all_reduce(t, group=sub)
+        assert t.array[0] == (1.0 if W == 1 else 1.0 + W), t.array
+    else:
+        assert isinstance(sub, dist.NonGroupMember) and dist.get_rank(sub) == -1
+        assert dist.all_reduce(mg.ones(1), group=sub) is None
+    dist.destroy_process_group(sub)
     # bad input names the shapes / ranks involved
     from minigen.errors import DTypeError, InvalidArgumentError, ShapeError
 

@@ -94,3 +94,5 @@ def test_bad_arguments_raise(kw, pat):
         DistributedSampler(range(4), **kw)
     with pytest.raises(InvalidArgumentError, match="epoch"):
         DistributedSampler(range(4), 1, 0).set_epoch(-1)
+    with pytest.raises(InvalidArgumentError, match="dataset must have a length.*got int"):
+        DistributedSampler(5, 1, 0)

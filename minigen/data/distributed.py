@@ -49,12 +49,16 @@ class DistributedSampler(Sampler):
         if self.rank >= self.num_replicas:
             raise InvalidArgumentError(f"DistributedSampler: rank {rank} is not in [0, {self.num_replicas - 1}] "
                                        f"(num_replicas={self.num_replicas})")
+        try:
+            n = len(dataset)
+        except TypeError:
+            raise InvalidArgumentError(f"DistributedSampler: dataset must have a length (a Dataset, a list, a "
+                                       f"range...), got {type(dataset).__name__}") from None
         self.dataset = dataset
         self.shuffle = bool(shuffle)
         self.seed = _int(seed, "seed", 0)
         self.drop_last = bool(drop_last)
         self.epoch = 0
-        n = len(dataset)
         if self.drop_last:
             self.num_samples = n // self.num_replicas
         else:
