@@ -95,6 +95,17 @@ if pytest is not None:
         r, _ = launch(2, __file__, "gpt")
         assert_ok(r, 2)
 
+    def test_checkpoint_by_rank0_resumes_on_another_world_size(tmp_path):
+        """Train 3 steps on 2 processes (batch 3 each), rank 0 saves; resume for 3 more on 3 processes (batch 2
+        each) and on 1 (batch 6): the same global batch of 6, so all equal one process training 6 steps."""
+        ck = str(tmp_path / "ck.safetensors")
+        r, _ = launch(2, __file__, "resume", ck, 0, 3)
+        assert_ok(r, 2)
+        assert os.path.exists(ck)
+        for world in (3, 1):
+            r, _ = launch(world, __file__, "resume", ck, 3, 6)
+            assert_ok(r, world)
+
     def test_ddp_find_unused_parameters_matches_one_process():
         r, _ = launch(2, __file__, "find_unused")
         assert_ok(r, 2)
@@ -394,6 +405,53 @@ def w_gpt():
     worst = max(float(np.abs(a.array - b.array).max()) for a, b in zip(ref.parameters(), model.parameters()))
     assert worst < 1e-6, worst
     say(f"rank {r}: GPT max abs diff {worst:.2e}")
+    say(f"OK rank {r}")
+
+
+def w_resume(path, start, stop):
+    """Steps [start, stop) with a global batch of 6 split over the W ranks; start > 0 loads the checkpoint that rank 0
+    wrote (model + optimizer, before wrapping in DDP). At the end, rank 0 checks against one process that trained
+    steps [0, stop) uninterrupted, and (start == 0) writes the checkpoint."""
+    import minigen as mg
+    import minigen.distributed as dist
+    from minigen.nn.parallel import DistributedDataParallel as DDP
+
+    start, stop = int(start), int(stop)
+    dist.init_process_group("mpi", timeout=60)
+    r, W = dist.get_rank(), dist.get_world_size()
+    G = 6
+    B = G // W
+    F = mg.nn.functional
+
+    def batch(step):
+        rng = np.random.default_rng(100 + step)
+        return mg.tensor(rng.standard_normal((G, 6))), mg.tensor(rng.standard_normal((G, 3)))
+
+    model = _mlp(mg, mg.float64, seed=0)
+    opt = mg.optim.Adam(model.parameters(), lr=1e-2)
+    if start:
+        st = mg.load(path)  # every rank reads the same file
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        assert st["step"] == start
+    ddp = DDP(model) if W > 1 else model
+    for step in range(start, stop):
+        x, y = batch(step)
+        opt.zero_grad()
+        F.mse_loss(ddp(x[r * B:(r + 1) * B]), y[r * B:(r + 1) * B]).backward()
+        opt.step()
+    if start == 0 and r == 0:  # rank 0 writes, the others wait for it
+        mg.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": stop}, path)
+    dist.barrier()
+    ref = _mlp(mg, mg.float64, seed=0)
+    o_ref = mg.optim.Adam(ref.parameters(), lr=1e-2)
+    for step in range(stop):
+        x, y = batch(step)
+        o_ref.zero_grad()
+        F.mse_loss(ref(x), y).backward()
+        o_ref.step()
+    for a, b in zip(ref.parameters(), model.parameters()):
+        np.testing.assert_allclose(b.array, a.array, rtol=1e-9, atol=1e-12)
     say(f"OK rank {r}")
 
 
