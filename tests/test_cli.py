@@ -203,3 +203,20 @@ def test_benchmarks_module_finds_the_real_suite():
 
     run = _common.benchmarks_module("run")
     assert "tiny" in run.GROUPS and callable(run.main)
+
+
+def test_resume_from_a_mismatched_or_truncated_checkpoint_is_one_clear_line(tmp_path):
+    """issue 16: a bad checkpoint on --resume gives a one-line CheckpointError, exit 1, no Python traceback."""
+    out = str(tmp_path / "mlp")
+    base = ["-m", "minigen", "train", "mlp", "--limit", "64", "--epochs", "1", "--out", out, "--no-progress"]
+    assert _run(*base, "--hidden", "8").returncode == 0
+    r = _run(*base, "--hidden", "16", "--resume")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "minigen: error:" in r.stderr and "shape" in r.stderr and "(8, 784)" in r.stderr
+    ckpt = os.path.join(out, "checkpoint.safetensors")
+    with open(ckpt, "rb") as f:
+        head = f.read(3000)
+    with open(ckpt, "wb") as f:
+        f.write(head)
+    r = _run(*base, "--hidden", "8", "--resume")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "truncated" in r.stderr
