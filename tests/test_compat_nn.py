@@ -2,7 +2,7 @@
 RNN/LSTM/GRU), compared against torch on identical weights (skipped without torch) and gradchecked."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import minigen as mg
 import minigen.nn as nn
@@ -116,7 +116,6 @@ def test_pack_errors():
         pad_packed_sequence(pack_padded_sequence(x, [4, 2]), total_length=3)
 
 
-@settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=4), st.booleans())
 def test_gradcheck_pack_then_pad(lengths, batch_first):
     rng = np.random.default_rng(len(lengths))

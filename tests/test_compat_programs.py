@@ -18,9 +18,9 @@ def _data(name):
         return {"x": rng.random((48, 1, 28, 28), dtype=np.float32), "eps": rng.standard_normal((48, 20)).astype(
             np.float32), "z": rng.standard_normal((4, 20)).astype(np.float32)}
     if name == "mnist_cnn_adadelta":
-        x = rng.random((24, 1, 28, 28), dtype=np.float32)
-        return {"x": (x - 0.1307) / 0.3081, "y": rng.integers(0, 10, 24), "tx": rng.random((16, 1, 28, 28),
-                dtype=np.float32), "ty": rng.integers(0, 10, 16)}
+        x = rng.random((16, 1, 28, 28), dtype=np.float32)
+        return {"x": (x - 0.1307) / 0.3081, "y": rng.integers(0, 10, 16), "tx": rng.random((8, 1, 28, 28),
+                dtype=np.float32), "ty": rng.integers(0, 10, 8)}
     if name == "word_lstm_lm":
         return {"train": rng.integers(0, 50, 120), "val": rng.integers(0, 50, 40), "rnn_type": np.array("LSTM")}
     if name == "transformer_lm":
@@ -28,8 +28,8 @@ def _data(name):
     if name == "micrograd_engine":
         return {}
     if name == "dcgan":
-        return {"images": rng.uniform(-1, 1, (8, 3, 64, 64)).astype(np.float32),
-                "noise": rng.standard_normal((2, 4, 16, 1, 1)).astype(np.float32),
+        return {"images": rng.uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32),
+                "noise": rng.standard_normal((1, 4, 16, 1, 1)).astype(np.float32),
                 "fixed_noise": rng.standard_normal((3, 16, 1, 1)).astype(np.float32)}
     if name.startswith("nanogpt"):
         return {"tokens": rng.integers(0, 40, 400).astype(np.uint16), "ix": rng.integers(0, 380, (6, 3)),
