@@ -218,8 +218,14 @@ class Trainer:
         self._next_step = 0      # the step counter once the step in progress is complete
         self._abort_pending = False  # a second Ctrl-C arrived during an update: stop right after it
         self._eval_pending = False   # an evaluation was started and has not finished
+        self._eval_rng = None
         self._last_eval = -1
         self._last_saved = -1
+
+    def request_stop(self) -> None:
+        """Ask a running ``fit`` (e.g. in another thread, where no Ctrl-C handler can be installed) to finish its
+        current step, save a checkpoint and return, as a first Ctrl-C does."""
+        self._stop = True
 
     # ---- phases
     @property
@@ -329,15 +335,15 @@ class Trainer:
         from .autograd import no_grad
 
         was_training = getattr(self.model, "training", True)
-        rng = get_rng_state()  # evaluation never shifts the training's random stream
-        self._eval_pending = True
+        self._eval_rng = get_rng_state()  # evaluation never shifts the training's random stream
+        self._eval_pending = True         # (while True, the state to save has the RNG of _eval_rng)
         self.model.eval()
         try:
             with no_grad():
                 metrics = dict(self.eval_fn())
         finally:
             self.model.train(was_training)
-            set_rng_state(rng)
+            set_rng_state(self._eval_rng)
         self._eval_pending = False
         metrics = {k: _jsonable(v) for k, v in metrics.items()}
         self.last_eval = metrics
@@ -422,6 +428,8 @@ class Trainer:
                   "no checkpoint was written (the previous one is kept)", file=sys.stderr)
             return
         kw = {}
+        if self._eval_pending and phase is None:  # interrupted inside an evaluation: its RNG draws never count
+            kw = {"rng_state": self._eval_rng}
         if phase == "pre" and snap is not None:  # roll back to the state from before the step
             kw = {"rng_state": snap["rng"], "loader_state": snap["loader"],
                   "loader_generator_state": snap["loader_generator"], "buffers": snap["buffers"]}
@@ -502,6 +510,9 @@ class Trainer:
                         break
                     if self._reached_max():
                         epoch_done = self._loader_exhausted()
+                        if epoch_done:  # close the loader's epoch as a full pass does, so the saved position
+                            for _ in it:  # is "epoch done" (resuming must not count this epoch's end twice)
+                                break
                         break
                 if self._stop:
                     interrupted = True
