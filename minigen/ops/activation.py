@@ -28,6 +28,16 @@ __all__ = ["softmax", "log_softmax", "softmin", "sigmoid", "tanh", "relu", "relu
 
 
 # ------------------------------------------------------------------ helpers
+def _tensor(x, op, name="input"):
+    """``x`` when it is a Tensor, else argcheck.check_tensor's DTypeError (the common case costs one isinstance)."""
+    return x if isinstance(x, Tensor) else check_tensor(x, op, name)
+
+
+def _flag(v, op, name):
+    """True/False as given, else argcheck.check_flag's reading of it."""
+    return v if v is True or v is False else check_flag(v, op, name)
+
+
 def _axis(ndim, dim):
     """Array axis for a normalised ``dim`` (a 0-d tensor has no axis: reduce over 'all' = itself)."""
     return dim if ndim > 0 else None
@@ -45,13 +55,13 @@ def _const(arr):
 
 
 def _float_input(x, op):
-    check_tensor(x, op)
+    _tensor(x, op)
     check_float(x, op)
 
 
 def _maybe_inplace(x, inplace, op, compute):
     """``compute(x)``, or written back into x's storage when ``inplace`` (PyTorch's inplace=True)."""
-    if check_flag(inplace, op, "inplace"):
+    if _flag(inplace, op, "inplace"):
         return x._inplace(compute)
     return compute(x)
 
@@ -139,7 +149,7 @@ class LogSoftmax(Function):
 
 
 def _softmax_args(x, dim, dtype, op):
-    check_tensor(x, op)
+    _tensor(x, op)
     if dim is None:
         raise InvalidArgumentError(f"{op}: pass dim= explicitly (the dimension to normalise over), "
                                    f"input shape {tuple(x.shape)}")
@@ -257,7 +267,7 @@ class MaskedLinear(Function):
 
 def relu(x, inplace=False):
     """y = max(x, 0).   dx = g * [x > 0]   (relu'(0) = 0)."""
-    check_tensor(x, "relu")
+    _tensor(x, "relu")
     return _maybe_inplace(x, inplace, "relu", lambda a: MaskedLinear.apply(a, "relu", None, None))
 
 
@@ -270,7 +280,7 @@ def leaky_relu(x, negative_slope=0.01, inplace=False):
 
 def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
     """y = clip(x, min_val, max_val).   dx = g * [min_val < x < max_val]  (0 at both kinks, as PyTorch)."""
-    check_tensor(x, "hardtanh")
+    _tensor(x, "hardtanh")
     lo, hi = check_number(min_val, "hardtanh", "min_val"), check_number(max_val, "hardtanh", "max_val")
     if lo > hi:
         raise InvalidArgumentError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
@@ -284,7 +294,7 @@ def relu6(x, inplace=False):
 
 def threshold(x, threshold, value, inplace=False):
     """y = x if x > threshold else value.   dx = g * [x > threshold]."""
-    check_tensor(x, "threshold")
+    _tensor(x, "threshold")
     t, v = check_number(threshold, "threshold", "threshold"), check_number(value, "threshold", "value")
     return _maybe_inplace(x, inplace, "threshold", lambda a: MaskedLinear.apply(a, "threshold", t, v))
 

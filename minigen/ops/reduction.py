@@ -40,6 +40,16 @@ aminmax_result = namedtuple("aminmax", ["min", "max"])
 
 
 # ------------------------------------------------------------------ helpers
+def _tensor(x, op, name="input"):
+    """``x`` when it is a Tensor, else argcheck.check_tensor's DTypeError (the common case costs one isinstance)."""
+    return x if isinstance(x, Tensor) else check_tensor(x, op, name)
+
+
+def _flag(v, op, name):
+    """True/False as given, else argcheck.check_flag's reading of it."""
+    return v if v is True or v is False else check_flag(v, op, name)
+
+
 def _dims(dim, ndim):
     """Normalised reduction dims; a 0-d tensor accepts dim 0 / -1 but has no axis to reduce."""
     dims = norm_dims(dim, ndim)
@@ -81,7 +91,7 @@ def _keep(y, in_shape, dims, keepdim):
 
 
 def _require_float(x, op):
-    check_tensor(x, op)
+    _tensor(x, op)
     check_float(x, op)
 
 
@@ -146,21 +156,21 @@ class Mean(Function):
 
 def sum(x, dim=None, keepdim=False, dtype=None):
     """Sum over ``dim`` (int, tuple or None = all). Integer/bool tensors give int64, as PyTorch."""
-    check_tensor(x, "sum")
+    _tensor(x, "sum")
     if dtype is not None:
         x = cast_dtype(x, dtype, "sum")
     elif x.dtype.kind in "biu":
         x = x.to(np.int64)
-    return Sum.apply(x, norm_dims(dim, x.ndim), check_flag(keepdim, "sum", "keepdim"))
+    return Sum.apply(x, norm_dims(dim, x.ndim), _flag(keepdim, "sum", "keepdim"))
 
 
 def mean(x, dim=None, keepdim=False, dtype=None):
     """Mean over ``dim`` (floating point tensors; pass dtype= to average integers)."""
-    check_tensor(x, "mean")
+    _tensor(x, "mean")
     x = cast_dtype(x, dtype, "mean")
     if x.dtype.kind not in "fc":
         raise DTypeError(f"mean expects a floating point tensor, got dtype {x.dtype} (use .float() first)")
-    return Mean.apply(x, norm_dims(dim, x.ndim), check_flag(keepdim, "mean", "keepdim"))
+    return Mean.apply(x, norm_dims(dim, x.ndim), _flag(keepdim, "mean", "keepdim"))
 
 
 # ------------------------------------------------------------------ var / std
@@ -195,9 +205,9 @@ def _var_args(x, dim, unbiased, correction, keepdim, op):
     if correction is not None and unbiased is not None:
         raise InvalidArgumentError(f"{op}: pass either unbiased= or correction=, not both")
     if correction is None:
-        correction = 1 if unbiased is None or check_flag(unbiased, op, "unbiased") else 0
+        correction = 1 if unbiased is None or _flag(unbiased, op, "unbiased") else 0
     correction = check_number(correction, op, "correction")
-    return _dims(dim, x.ndim), correction, check_flag(keepdim, op, "keepdim")
+    return _dims(dim, x.ndim), correction, _flag(keepdim, op, "keepdim")
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -302,8 +312,8 @@ class Prod(Function):
 
 def prod(x, dim=None, keepdim=False, dtype=None):
     """Product of the elements (over one ``dim``, or all). Integer/bool tensors give int64, as PyTorch."""
-    check_tensor(x, "prod")
-    keepdim = check_flag(keepdim, "prod", "keepdim")
+    _tensor(x, "prod")
+    keepdim = _flag(keepdim, "prod", "keepdim")
     if dtype is not None:
         x = cast_dtype(x, dtype, "prod")
     elif x.dtype.kind in "biu":
@@ -362,8 +372,8 @@ def _extreme(x, dim, keepdim, largest, indices=None):
 
 def _max_min(x, dim, keepdim, largest, other):
     name = "max" if largest else "min"
-    check_tensor(x, name)
-    keepdim = check_flag(keepdim, name, "keepdim")
+    _tensor(x, name)
+    keepdim = _flag(keepdim, name, "keepdim")
     if isinstance(dim, Tensor) or other is not None:  # torch.max(a, b) overload = maximum
         b = dim if isinstance(dim, Tensor) else other
         return (maximum if largest else minimum)(x, b)
@@ -400,20 +410,20 @@ def min(x, dim=None, keepdim=False, *, other=None):
 
 def amax(x, dim=(), keepdim=False):
     """Largest value over ``dim`` (int or tuple; () or None = all dims); ties share the gradient evenly."""
-    check_tensor(x, "amax")
-    keepdim = check_flag(keepdim, "amax", "keepdim")
+    _tensor(x, "amax")
+    keepdim = _flag(keepdim, "amax", "keepdim")
     return _extreme(x, None if dim == () else dim, keepdim, True)
 
 
 def amin(x, dim=(), keepdim=False):
-    check_tensor(x, "amin")
-    keepdim = check_flag(keepdim, "amin", "keepdim")
+    _tensor(x, "amin")
+    keepdim = _flag(keepdim, "amin", "keepdim")
     return _extreme(x, None if dim == () else dim, keepdim, False)
 
 
 def aminmax(x, *, dim=None, keepdim=False):
     """(min, max) over ``dim`` (None = all), both with the amin/amax gradient rule."""
-    check_tensor(x, "aminmax")
+    _tensor(x, "aminmax")
     return aminmax_result(amin(x, () if dim is None else dim, keepdim), amax(x, () if dim is None else dim, keepdim))
 
 
@@ -432,14 +442,14 @@ class ArgExtreme(NonDifferentiable):
 
 
 def argmax(x, dim=None, keepdim=False):
-    check_tensor(x, "argmax")
-    keepdim = check_flag(keepdim, "argmax", "keepdim")
+    _tensor(x, "argmax")
+    keepdim = _flag(keepdim, "argmax", "keepdim")
     return ArgExtreme.apply(x, None if dim is None else norm_dim(dim, x.ndim), keepdim, True)
 
 
 def argmin(x, dim=None, keepdim=False):
-    check_tensor(x, "argmin")
-    keepdim = check_flag(keepdim, "argmin", "keepdim")
+    _tensor(x, "argmin")
+    keepdim = _flag(keepdim, "argmin", "keepdim")
     return ArgExtreme.apply(x, None if dim is None else norm_dim(dim, x.ndim), keepdim, False)
 
 
@@ -474,8 +484,8 @@ class LogSumExp(Function):
 
 def logsumexp(x, dim=None, keepdim=False):
     """log(sum(exp(x))) over ``dim`` (int, tuple or None = all), without overflow."""
-    check_tensor(x, "logsumexp")
-    keepdim = check_flag(keepdim, "logsumexp", "keepdim")
+    _tensor(x, "logsumexp")
+    keepdim = _flag(keepdim, "logsumexp", "keepdim")
     if x.dtype.kind in "biu":
         x = x.to(get_default_dtype())
     return LogSumExp.apply(x, _dims(dim, x.ndim), keepdim)
@@ -539,8 +549,8 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
 
     ``p``: 'fro' (= 2), any float including inf, -inf and 0.
     """
-    check_tensor(x, "norm")
-    keepdim = check_flag(keepdim, "norm", "keepdim")
+    _tensor(x, "norm")
+    keepdim = _flag(keepdim, "norm", "keepdim")
     x = cast_dtype(x, dtype, "norm")
     _require_float(x, "norm")
     if isinstance(p, str):
@@ -638,7 +648,7 @@ def _cumprod_grad_graph(x, g, axis):
 
 
 def cumsum(x, dim, dtype=None):
-    check_tensor(x, "cumsum")
+    _tensor(x, "cumsum")
     if dtype is not None:
         x = cast_dtype(x, dtype, "cumsum")
     elif x.dtype.kind in "biu":
@@ -647,7 +657,7 @@ def cumsum(x, dim, dtype=None):
 
 
 def cumprod(x, dim, dtype=None):
-    check_tensor(x, "cumprod")
+    _tensor(x, "cumprod")
     if dtype is not None:
         x = cast_dtype(x, dtype, "cumprod")
     elif x.dtype.kind in "biu":
@@ -668,17 +678,17 @@ class Truth(NonDifferentiable):
 
 
 def all(x, dim=None, keepdim=False):
-    check_tensor(x, "all")
-    keepdim = check_flag(keepdim, "all", "keepdim")
+    _tensor(x, "all")
+    keepdim = _flag(keepdim, "all", "keepdim")
     return Truth.apply(x, _dims(dim, x.ndim), keepdim, "all")
 
 
 def any(x, dim=None, keepdim=False):
-    check_tensor(x, "any")
-    keepdim = check_flag(keepdim, "any", "keepdim")
+    _tensor(x, "any")
+    keepdim = _flag(keepdim, "any", "keepdim")
     return Truth.apply(x, _dims(dim, x.ndim), keepdim, "any")
 
 
 def count_nonzero(x, dim=None):
-    check_tensor(x, "count_nonzero")
+    _tensor(x, "count_nonzero")
     return Truth.apply(x, _dims(dim, x.ndim), False, "count_nonzero")
