@@ -310,6 +310,10 @@ def w_unused():
         assert "b.weight" in str(e) and "no gradient" in str(e), str(e)
     else:
         raise AssertionError("an unfinished reduction was not reported")
+    # bucket packing: reverse parameter order, the first bucket capped at 1 MB, then up to bucket_cap_mb
+    big = mg.nn.Sequential(*[mg.nn.Linear(512, 512) for _ in range(3)])  # weights of exactly 1 MiB
+    assert DDP(big).bucket_sizes() == [1, 5]  # [last bias] (its weight would overflow 1 MiB), then the rest
+    assert DDP(big, bucket_cap_mb=1.5).bucket_sizes() == [1, 2, 2, 1]
     # a second backward after one forward would accumulate unaveraged gradients: refused
     lin = DDP(mg.nn.Linear(3, 2))
     loss = lin(mg.randn(2, 3)).sum()

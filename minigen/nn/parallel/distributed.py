@@ -229,7 +229,7 @@ class DistributedDataParallel(Module):
             p = self._params[i]
             key = (str(p.dtype), type(p.array).__module__)
             cur = open_.get(key)
-            limit = first_cap if not groups else cap
+            limit = first_cap if (cur is not None and cur is groups[0]) else cap
             nbytes = int(p.numel()) * p.array.itemsize
             if cur is None or (cur[1] > 0 and cur[1] + nbytes > limit):
                 cur = [[], 0]
