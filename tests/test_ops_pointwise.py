@@ -615,6 +615,18 @@ def test_result_type_matches_torch(dtype_a, kind_b):
         assert mg.where(cond, mb, ma).dtype == want
 
 
+@requires_torch
+def test_promote_types_and_can_cast_match_torch():
+    import torch
+
+    for a in _DTYPES:
+        for b in _DTYPES:
+            ta, tb = getattr(torch, a), getattr(torch, b)
+            want = np.dtype(str(torch.promote_types(ta, tb)).replace("torch.", ""))
+            assert mg.promote_types(np.dtype(a), np.dtype(b)) == want, (a, b)
+            assert mg.can_cast(np.dtype(a), np.dtype(b)) == torch.can_cast(ta, tb), (a, b)
+
+
 def test_promotion_cases_from_the_issue():
     """PyTorch's rule, written out: the default float dtype (float32) for int/bool with a Python float,
     a 0-d tensor does not widen a tensor with dims of the same category."""

@@ -37,7 +37,9 @@ from ..tensor import Tensor, get_default_dtype
 
 __all__ = [
     # arithmetic
-    "add", "sub", "rsub", "mul", "div", "true_divide", "neg", "pow", "exp", "log", "result_type",
+    "add", "sub", "rsub", "mul", "div", "true_divide", "neg", "pow", "exp", "log",
+    # type promotion
+    "result_type", "promote_types", "can_cast",
     # unary float math
     "sqrt", "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh",
     "asinh", "acosh", "atanh", "erf", "erfc", "log1p", "expm1", "log2", "log10", "exp2", "square", "reciprocal",
@@ -59,10 +61,14 @@ _Number = (builtins.int, builtins.float, builtins.bool)
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
 
 
+def promote_types(type1, type2):
+    """``torch.promote_types``: the smallest dtype both promote to. The higher category wins outright
+    (int64 + float16 -> float16, where NumPy says float64); within one category NumPy's rule
+    (int8 + uint8 -> int16, float16 + float32 -> float32)."""
+    return _promote_types(np.dtype(type1), np.dtype(type2))
+
+
 def _promote_types(a, b):
-    """``torch.promote_types`` on NumPy dtypes: the higher category wins outright (int64 + float16 ->
-    float16, where NumPy says float64); within one category NumPy's rule (int8 + uint8 -> int16,
-    float16 + float32 -> float32)."""
     if a == b:
         return a
     ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
@@ -109,7 +115,7 @@ def _participant(v):
     raise DTypeError(f"unsupported operand {_brief(v)}: expected a Tensor, an array or a real number")
 
 
-def result_type(a, b, *more):
+def result_type(tensor1, tensor2, *more):
     """The dtype PyTorch gives an op on these operands (``torch.result_type``), as a NumPy dtype.
 
     Operands are Tensors, NumPy arrays, (nested) lists, or Python/NumPy scalars. Three priority groups --
@@ -121,17 +127,17 @@ def result_type(a, b, *more):
     In-place ops keep their tensor's dtype and refuse a result they cannot hold: see :func:`can_cast`.
     """
     groups = [None, None, None]  # scalars, 0-d, dims
-    for v in (a, b) + more:
+    for v in (tensor1, tensor2) + more:
         p, dt = _participant(v)
         groups[p] = dt if groups[p] is None else _promote_types(groups[p], dt)
     return _combine(groups[2], _combine(groups[1], groups[0]))
 
 
-def can_cast(from_dtype, to_dtype) -> bool:
+def can_cast(from_, to) -> bool:
     """Whether a result of ``from_dtype`` may be written into a tensor of ``to_dtype`` (``torch.can_cast``):
     not float -> integer/bool, not integer -> bool. (An in-place op ``a.op_(b)`` needs
     ``can_cast(result_type(a, b), a.dtype)``; otherwise it raises DTypeError, as PyTorch.)"""
-    return _CATEGORY[np.dtype(from_dtype).kind] <= _CATEGORY[np.dtype(to_dtype).kind]
+    return _CATEGORY[np.dtype(from_).kind] <= _CATEGORY[np.dtype(to).kind]
 
 
 def check_inplace_dtype(a, b, op: str):
