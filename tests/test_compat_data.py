@@ -484,3 +484,17 @@ def test_spawn_start_method():
     dl = DataLoader(Picklable(), batch_size=4, num_workers=2, multiprocessing_context="spawn", timeout=120)
     got = [b[1].numpy().tolist() for b in dl]
     assert got == [[0, 1, 2, 3], [4, 5]]
+
+
+@pytest.mark.parametrize("call", [
+    lambda: mg.data.WeightedRandomSampler(["a"], 2), lambda: mg.data.WeightedRandomSampler([1.0], 2.5),
+    lambda: mg.data.WeightedRandomSampler([[1.0]], 1), lambda: mg.data.StackDataset(5),
+    lambda: mg.data.ChainDataset([1]), lambda: DataLoader(Plain(3), num_workers=1.5),
+    lambda: DataLoader(Plain(3), num_workers=1, prefetch_factor=0),
+    lambda: DataLoader(Plain(3), num_workers=1, worker_init_fn=3),
+    lambda: DataLoader(Plain(3), timeout="soon"), lambda: DataLoader(Plain(3), num_workers=1, multiprocessing_context=7),
+    lambda: DataLoader(Stream(3), batch_size=0), lambda: DataLoader(Stream(3), batch_size=None, drop_last=True),
+])
+def test_bad_arguments_raise_minigen_errors(call):
+    with pytest.raises(mg.errors.MinigenError):
+        call()

@@ -221,3 +221,18 @@ def test_packed_rnn_equals_per_sequence_runs():
         ro, rh = m(s.reshape(s.shape[0], 1, 2))
         np.testing.assert_allclose(o.detach().numpy(), ro.detach().numpy()[:, 0], rtol=1e-12)
         np.testing.assert_allclose(h.detach().numpy()[:, b], rh.detach().numpy()[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: pad_sequence([1, 2]), lambda: pad_sequence([]), lambda: pack_sequence([mg.zeros(2, 1), "x"]),
+    lambda: pack_padded_sequence(mg.zeros(3, 2, 1), "ab"), lambda: pack_padded_sequence(mg.zeros(3, 2, 1), [1.5, 1]),
+    lambda: pad_packed_sequence(mg.zeros(3)), lambda: unpad_sequence(mg.zeros(3, 2), [1, 2, 3]),
+    lambda: packed_rnn_forward(nn.GRU(1, 2), mg.zeros(3)),
+    lambda: packed_rnn_forward(nn.GRU(1, 2), pack_sequence([mg.zeros(2, 3)])),
+    lambda: packed_rnn_forward(nn.LSTM(1, 2), pack_sequence([mg.zeros(2, 1)]), mg.zeros(1, 1, 2)),
+    lambda: packed_rnn_forward(nn.GRU(1, 2), pack_sequence([mg.zeros(2, 1)]), mg.zeros(1, 3, 2)),
+    lambda: PackedSequence(mg.zeros(3)), lambda: pack_padded_sequence(mg.zeros(3), [1]),
+])
+def test_bad_input_raises_minigen_errors(call):
+    with pytest.raises(mg.errors.MinigenError):
+        call()

@@ -194,3 +194,15 @@ def test_lbfgs_float32_close_to_torch_and_converges():
         first = ml if first is None else first
         np.testing.assert_allclose(mx.detach().numpy(), tx.detach().numpy(), rtol=1e-3, atol=1e-4)
     assert float(f(mg, mx, ma).item()) < first
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: mg.optim.LBFGS(p, max_iter="a"), lambda p: mg.optim.LBFGS(p, history_size=None),
+    lambda p: mg.optim.LBFGS(p, max_eval=0), lambda p: mg.optim.LBFGS(p, tolerance_grad="x"),
+    lambda p: mg.optim.NAdam(p, betas=3), lambda p: mg.optim.RAdam(p, betas=(0.9,)),
+    lambda p: mg.optim.Adamax(p, betas=("a", 0.9)), lambda p: mg.optim.Adadelta(p, rho="x"),
+    lambda p: mg.optim.Adadelta(p, lr=-1.0), lambda p: mg.optim.NAdam(p, momentum_decay=-1),
+])
+def test_bad_arguments_raise_invalid_argument(make):
+    with pytest.raises(InvalidArgumentError):
+        make([mg.nn.Parameter(mg.zeros(2))])

@@ -261,8 +261,12 @@ class WeightedRandomSampler(Sampler):
         if not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, bool) or num_samples <= 0:
             raise InvalidArgumentError(f"WeightedRandomSampler: num_samples must be a positive int, "
                                        f"got {num_samples!r}")
-        w = np.asarray(weights.array if isinstance(weights, Tensor) else weights, dtype=np.float64)
-        w = backend.to_numpy(w)
+        try:
+            w = np.asarray(backend.to_numpy(weights.array) if isinstance(weights, Tensor) else weights,
+                           dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"WeightedRandomSampler: weights must be a sequence of numbers, "
+                                       f"got {weights!r}") from None
         if w.ndim != 1 or w.size == 0:
             raise ShapeError(f"WeightedRandomSampler: weights must be a non-empty 1-d sequence, got shape {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:

@@ -103,6 +103,10 @@ class StackDataset(Dataset):
         if not args and not kwargs:
             raise InvalidArgumentError("StackDataset needs at least one dataset")
         self.datasets = args if args else kwargs
+        for d in (args if args else kwargs.values()):
+            if not hasattr(d, "__len__") or not hasattr(d, "__getitem__"):
+                raise InvalidArgumentError(f"StackDataset: {type(d).__name__} is not a map-style dataset "
+                                           "(it needs __len__ and __getitem__)")
         lens = [len(d) for d in (args if args else kwargs.values())]
         if len(set(lens)) != 1:
             raise ShapeError(f"StackDataset: the datasets have different lengths {lens}")

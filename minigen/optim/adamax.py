@@ -8,6 +8,19 @@ from ..errors import InvalidArgumentError
 __all__ = ["Adamax"]
 
 
+def _check_betas(betas):
+    """A pair of floats in [0, 1) (the error names the bad one), returned as a tuple."""
+    try:
+        pair = tuple(betas)
+    except TypeError:
+        raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    if len(pair) != 2:
+        raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    _check_float("beta parameter at index 0", pair[0], 0.0, 1.0)
+    _check_float("beta parameter at index 1", pair[1], 0.0, 1.0)
+    return pair
+
+
 def _lerp_(a, b, w):
     """a <- a + w * (b - a) in place (PyTorch's lerp for w < 0.5; the other branch for w >= 0.5)."""
     if w < 0.5:
@@ -36,10 +49,7 @@ class Adamax(Optimizer):
         _check_float("learning rate", lr)
         _check_float("epsilon value", eps)
         _check_float("weight_decay value", weight_decay)
-        if len(betas) != 2:
-            raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_float("beta parameter at index 0", betas[0], 0.0, 1.0)
-        _check_float("beta parameter at index 1", betas[1], 0.0, 1.0)
+        betas = _check_betas(betas)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach,
                                       maximize=maximize, differentiable=differentiable, capturable=capturable))
 

@@ -2,12 +2,20 @@
 formulation (itself after Mark Schmidt's minFunc)."""
 from __future__ import annotations
 
+import numbers
+
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError
 from .optimizer import Optimizer, _check_float
 
 __all__ = ["LBFGS"]
+
+
+def _check_count(name, v):
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+        raise InvalidArgumentError(f"LBFGS: {name} must be a positive int, got {v!r}")
+    return int(v)
 
 
 def _cubic_min(x1, f1, g1, x2, f2, g2, bounds=None):
@@ -130,12 +138,11 @@ class LBFGS(Optimizer):
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval=None, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, history_size: int = 100, line_search_fn=None):
         _check_float("learning rate", lr)
-        if int(max_iter) < 1:
-            raise InvalidArgumentError(f"LBFGS: max_iter must be a positive int, got {max_iter!r}")
-        if max_eval is None:
-            max_eval = int(max_iter) * 5 // 4
-        if int(history_size) < 1:
-            raise InvalidArgumentError(f"LBFGS: history_size must be a positive int, got {history_size!r}")
+        max_iter = _check_count("max_iter", max_iter)
+        max_eval = max_iter * 5 // 4 if max_eval is None else _check_count("max_eval", max_eval)
+        history_size = _check_count("history_size", history_size)
+        _check_float("tolerance_grad", tolerance_grad)
+        _check_float("tolerance_change", tolerance_change)
         if line_search_fn not in (None, "strong_wolfe"):
             raise InvalidArgumentError(f"LBFGS: line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}")
         super().__init__(params, dict(lr=lr, max_iter=int(max_iter), max_eval=int(max_eval),

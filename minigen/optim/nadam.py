@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .adamax import _lerp_
+from .adamax import _check_betas, _lerp_
 from .optimizer import Optimizer, _check_float
-from ..errors import InvalidArgumentError
 
 __all__ = ["NAdam"]
 
@@ -46,10 +45,7 @@ class NAdam(Optimizer):
         _check_float("epsilon value", eps)
         _check_float("weight_decay value", weight_decay)
         _check_float("momentum_decay value", momentum_decay)
-        if len(betas) != 2:
-            raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_float("beta parameter at index 0", betas[0], 0.0, 1.0)
-        _check_float("beta parameter at index 1", betas[1], 0.0, 1.0)
+        betas = _check_betas(betas)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
                                       foreach=foreach, maximize=maximize, capturable=capturable,

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .adamax import _lerp_
+from .adamax import _check_betas, _lerp_
 from .optimizer import Optimizer, _check_float
-from ..errors import InvalidArgumentError
 
 __all__ = ["RAdam"]
 
@@ -40,10 +39,7 @@ class RAdam(Optimizer):
         _check_float("learning rate", lr)
         _check_float("epsilon value", eps)
         _check_float("weight_decay value", weight_decay)
-        if len(betas) != 2:
-            raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_float("beta parameter at index 0", betas[0], 0.0, 1.0)
-        _check_float("beta parameter at index 1", betas[1], 0.0, 1.0)
+        betas = _check_betas(betas)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay, foreach=foreach,
                                       maximize=maximize, capturable=capturable, differentiable=differentiable))

@@ -189,6 +189,9 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
         raise InvalidArgumentError("pad_sequence: received an empty list of sequences")
     if padding_side not in ("left", "right"):
         raise InvalidArgumentError(f"pad_sequence: padding_side must be 'left' or 'right', got {padding_side!r}")
+    bad = [type(q).__name__ for q in sequences if not isinstance(q, Tensor)]
+    if bad:
+        raise InvalidArgumentError(f"pad_sequence: sequences must be Tensors, got {', '.join(sorted(set(bad)))}")
     trail = tuple(sequences[0].shape[1:])
     for s in sequences:
         if not isinstance(s, Tensor) or s.ndim < 1 or tuple(s.shape[1:]) != trail:
@@ -217,6 +220,9 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False):
 def pack_sequence(sequences, enforce_sorted=True):
     """Pack a list of (L_i, *) tensors: ``pack_padded_sequence(pad_sequence(sequences), lengths)``."""
     sequences = list(sequences)
+    if not all(isinstance(s, Tensor) and s.ndim >= 1 for s in sequences):
+        raise InvalidArgumentError("pack_sequence: sequences must be Tensors of shape (L_i, *), got "
+                                   f"{[type(s).__name__ for s in sequences]}")
     lengths = [s.shape[0] for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
 
