@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
-from .process_group import CompletedWork, NonGroupMember, ReduceOp, _require
+from .process_group import NonGroupMember, ReduceOp, _require
 
 __all__ = ["all_reduce", "reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter",
            "reduce_scatter_tensor", "gather", "scatter"]
@@ -238,7 +238,3 @@ def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
         w = g.scatter(tensor.array, None, src)
     _touched(tensor)
     return _done(w, async_op)
-
-
-def _completed(what="collective"):
-    return CompletedWork(what)

@@ -147,14 +147,6 @@ class Work:
         return f"<Work {self.what} {'completed' if self._done else 'in flight'}>"
 
 
-class CompletedWork(Work):
-    """A Work that is already complete (world size 1, or an empty collective)."""
-
-    def __init__(self, what="collective", group=None, finish=None):
-        super().__init__(lambda: True, finish, what=what, group=group)
-        self._complete()
-
-
 class ProcessGroup:
     """A set of ranks and the backend that connects them. ``rank``/``size`` are this process's rank in the group
     and the group's size; ``ranks`` the members' ranks in the world group."""
