@@ -96,6 +96,25 @@ if pytest is not None:
         r = _run_plain(["-m", "minigen.distributed.launch", "-n", "0", __file__, "from_env"])
         assert r.returncode != 0 and "must be an int >= 1, got 0" in r.stderr
 
+    @needs_mpi
+    def test_nccl_backend_without_cupy_or_gpu_raises_a_device_error():
+        code = ("import minigen.distributed as d\n"
+                "from minigen.errors import DeviceError\n"
+                "try:\n    d.init_process_group('nccl')\n"
+                "except DeviceError as e:\n    print('DeviceError:', e)\n"
+                "assert not d.is_initialized()\n"
+                "d.init_process_group('mpi'); print('mpi after nccl failure', d.get_world_size())\n")
+        try:
+            import cupy  # noqa: F401
+
+            if cupy.cuda.runtime.getDeviceCount() > 0:
+                pytest.skip("a GPU is present: the NCCL backend would start")
+        except Exception:
+            pass
+        r = _run_plain(["-c", code])
+        assert r.returncode == 0, r.stderr
+        assert "DeviceError: the 'nccl' backend needs" in r.stdout and "mpi after nccl failure 1" in r.stdout
+
     # ---------------------------------------------------------------- single process, no launcher needed
     def test_work_wait_times_out_with_a_clear_error():
         from minigen.distributed import DistributedError, Work

@@ -34,7 +34,10 @@ class NCCLProcessGroup(ProcessGroup):
             raise DeviceError(f"the 'nccl' backend needs CuPy with NCCL (pip install 'minigen[gpu]'): {e}")
         self.cupy, self.nccl, self.mpi = cupy, nccl, mpi_group
         super().__init__(mpi_group.rank, mpi_group.size, mpi_group.timeout, mpi_group.ranks)
-        ndev = cupy.cuda.runtime.getDeviceCount()
+        try:
+            ndev = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # no driver / no device
+            raise DeviceError(f"the 'nccl' backend needs a GPU; CUDA reports: {e}") from None
         if ndev == 0:  # pragma: no cover
             raise DeviceError("the 'nccl' backend needs a GPU; this process sees none")
         self.device_id = int(device_id) if device_id is not None else mpi_group.local_rank % ndev

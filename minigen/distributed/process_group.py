@@ -496,7 +496,11 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     if backend == "nccl":
         from .nccl import NCCLProcessGroup
 
-        world = NCCLProcessGroup(world, device_id=device_id)
+        try:
+            world = NCCLProcessGroup(world, device_id=device_id)
+        except BaseException:
+            world.destroy()
+            raise
     _WORLD = world
     if abort_on_exception and world.size > 1 and _PREV_EXCEPTHOOK is None:
         _PREV_EXCEPTHOOK = sys.excepthook
