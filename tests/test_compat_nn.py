@@ -236,3 +236,128 @@ def test_packed_rnn_equals_per_sequence_runs():
 def test_bad_input_raises_minigen_errors(call):
     with pytest.raises(mg.errors.MinigenError):
         call()
+
+
+# ------------------------------------------------------------------ weight_norm / spectral_norm
+def _mods(kind, T):
+    mg.manual_seed(3)
+    if kind == "linear":
+        m, t = nn.Linear(4, 3, dtype=mg.float64), T.nn.Linear(4, 3).double()
+    elif kind == "conv":
+        m, t = nn.Conv2d(2, 3, 3, dtype=mg.float64), T.nn.Conv2d(2, 3, 3).double()
+    else:
+        m, t = nn.ConvTranspose2d(2, 3, 3, dtype=mg.float64), T.nn.ConvTranspose2d(2, 3, 3).double()
+    with T.no_grad():
+        for name, p in t.named_parameters():
+            p.copy_(T_from(getattr(m, name)))
+    x = np.random.default_rng(5).standard_normal((2, 4) if kind == "linear" else (2, 2, 5, 5))
+    return m, t, x
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch deprecates its hook version for parametrizations
+@pytest.mark.parametrize("kind", ["linear", "conv", "convT"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_weight_norm_matches_torch(kind, dim):
+    T = _torch()
+    m, t, x = _mods(kind, T)
+    nn.utils.weight_norm(m, dim=dim)
+    T.nn.utils.weight_norm(t, dim=dim)
+    assert sorted(k for k, _ in m.named_parameters()) == sorted(k for k, _ in t.named_parameters())
+    np.testing.assert_allclose(m.weight_g.detach().numpy(), t.weight_g.detach().numpy(), rtol=1e-12)
+    opt_m = mg.optim.SGD(m.parameters(), lr=0.1)
+    opt_t = T.optim.SGD(t.parameters(), lr=0.1)
+    for _ in range(3):
+        ym, yt = m(mg.tensor(x)), t(T.tensor(x))
+        np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        opt_m.zero_grad()
+        opt_t.zero_grad()
+        (ym * ym).sum().backward()
+        (yt * yt).sum().backward()
+        for name, p in t.named_parameters():
+            np.testing.assert_allclose(getattr(m, name).grad.numpy(), p.grad.numpy(), rtol=1e-9, atol=1e-12)
+        opt_m.step()
+        opt_t.step()
+    nn.utils.remove_weight_norm(m)
+    T.nn.utils.remove_weight_norm(t)
+    np.testing.assert_allclose(m.weight.detach().numpy(), t.weight.detach().numpy(), rtol=1e-10)
+    assert isinstance(m.weight, nn.Parameter) and "weight_g" not in dict(m.named_parameters())
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv", "convT"])
+@pytest.mark.parametrize("n_iter", [1, 3])
+def test_spectral_norm_matches_torch(kind, n_iter):
+    T = _torch()
+    m, t, x = _mods(kind, T)
+    nn.utils.spectral_norm(m, n_power_iterations=n_iter)
+    T.nn.utils.spectral_norm(t, n_power_iterations=n_iter)
+    tsd = {k: v.detach().numpy().copy() for k, v in t.state_dict().items()}
+    assert sorted(m.state_dict()) == sorted(tsd)
+    m.load_state_dict({k: mg.tensor(v) for k, v in tsd.items()})  # torch's random u, v
+    opt_m = mg.optim.SGD(m.parameters(), lr=0.05)
+    opt_t = T.optim.SGD(t.parameters(), lr=0.05)
+    for _ in range(3):
+        ym, yt = m(mg.tensor(x)), t(T.tensor(x))
+        np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(m.weight_u.numpy(), t.weight_u.numpy(), rtol=1e-9, atol=1e-12)
+        opt_m.zero_grad()
+        opt_t.zero_grad()
+        (ym * ym).sum().backward()
+        (yt * yt).sum().backward()
+        for name, p in t.named_parameters():
+            np.testing.assert_allclose(getattr(m, name).grad.numpy(), p.grad.numpy(), rtol=1e-8, atol=1e-11)
+        opt_m.step()
+        opt_t.step()
+    m.eval()
+    t.eval()
+    u_before = m.weight_u.numpy().copy()
+    np.testing.assert_allclose(m(mg.tensor(x)).detach().numpy(), t(T.tensor(x)).detach().numpy(), rtol=1e-9)
+    np.testing.assert_array_equal(m.weight_u.numpy(), u_before)  # no power iteration in eval mode
+    nn.utils.remove_spectral_norm(m)
+    assert isinstance(m.weight, nn.Parameter) and "weight_u" not in m.state_dict()
+
+
+def test_spectral_norm_bounds_the_largest_singular_value():
+    mg.manual_seed(4)
+    m = nn.utils.spectral_norm(nn.Linear(6, 5, dtype=mg.float64), n_power_iterations=30)
+    m(mg.zeros(1, 6))
+    s = np.linalg.svd(m.weight.detach().numpy(), compute_uv=False)
+    np.testing.assert_allclose(s[0], 1.0, rtol=1e-6)
+
+
+def test_gradcheck_through_norm_hooks():
+    rng = np.random.default_rng(6)
+    x = mg.tensor(rng.standard_normal((2, 3)))
+    mg.manual_seed(7)
+    m = nn.utils.weight_norm(nn.Linear(3, 2, dtype=mg.float64))
+    g, v = m.weight_g, m.weight_v
+
+    def f(g_, v_):
+        m._parameters["weight_g"], m._parameters["weight_v"] = g_, v_
+        return m(x)
+
+    assert gradcheck(f, (mg.tensor(g.detach().numpy(), requires_grad=True),
+                         mg.tensor(v.detach().numpy(), requires_grad=True)))
+    s = nn.utils.spectral_norm(nn.Linear(3, 2, dtype=mg.float64))
+    s.eval()  # u, v fixed: W / (u . W v) is a smooth function of W
+    w0 = s.weight_orig.detach().numpy()
+
+    def h(w):
+        s._parameters["weight_orig"] = w
+        return s(x)
+
+    assert gradcheck(h, (mg.tensor(w0, requires_grad=True),))
+
+
+def test_norm_hook_errors():
+    m = nn.Linear(2, 2)
+    with pytest.raises(InvalidArgumentError, match="no parameter"):
+        nn.utils.weight_norm(m, name="nope")
+    nn.utils.weight_norm(m)
+    with pytest.raises(InvalidArgumentError, match="two weight_norm"):
+        nn.utils.weight_norm(m)
+    with pytest.raises(InvalidArgumentError, match="not found"):
+        nn.utils.remove_spectral_norm(m)
+    with pytest.raises(InvalidArgumentError, match="n_power_iterations"):
+        nn.utils.spectral_norm(nn.Linear(2, 2), n_power_iterations=-1)
+    with pytest.raises(InvalidArgumentError, match="out of range"):
+        nn.utils.spectral_norm(nn.Linear(2, 2), dim=3)

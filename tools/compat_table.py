@@ -59,7 +59,7 @@ def torch_names(torch, space):
     mod = {"torch": torch, "torch.nn": torch.nn, "torch.nn.functional": torch.nn.functional,
            "torch.optim": torch.optim, "torch.optim.lr_scheduler": torch.optim.lr_scheduler,
            "torch.nn.init": torch.nn.init, "torch.utils.data": torch.utils.data,
-           "torch.nn.utils.rnn": torch.nn.utils.rnn}[space]
+           "torch.nn.utils.rnn": torch.nn.utils.rnn, "torch.nn.utils": torch.nn.utils}[space]
     names = getattr(mod, "__all__", None)
     names = _public(names) if names is not None else _public(dir(mod))
     out = []
@@ -249,7 +249,7 @@ def minigen_obj(mg, space, name):
     root = {"torch": "minigen", "torch.nn": "minigen.nn", "torch.nn.functional": "minigen.nn.functional",
             "torch.optim": "minigen.optim", "torch.optim.lr_scheduler": "minigen.optim.lr_scheduler",
             "torch.nn.init": "minigen.nn.init", "torch.utils.data": "minigen.utils.data",
-            "torch.nn.utils.rnn": "minigen.nn.utils.rnn"}
+            "torch.nn.utils.rnn": "minigen.nn.utils.rnn", "torch.nn.utils": "minigen.nn.utils"}
     if space == "torch.Tensor":
         holder = mg.Tensor
     else:
@@ -266,7 +266,7 @@ def minigen_obj(mg, space, name):
 
 
 SPACES = ["torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.Tensor", "torch.optim.lr_scheduler",
-          "torch.nn.init", "torch.utils.data", "torch.nn.utils.rnn"]
+          "torch.nn.init", "torch.utils.data", "torch.nn.utils", "torch.nn.utils.rnn"]
 
 
 def build():

@@ -17,7 +17,8 @@ from ...errors import InvalidArgumentError, ShapeError
 from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters",
-           "count_parameters", "rnn"]
+           "count_parameters", "rnn", "clip_grads_with_norm_", "clip_grad_norm", "weight_norm", "remove_weight_norm",
+           "spectral_norm", "remove_spectral_norm"]
 
 
 def _params(parameters):
@@ -119,4 +120,23 @@ def count_parameters(module_or_params, trainable_only: bool = False) -> int:
     return n
 
 
+def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None) -> None:
+    """Scale every gradient in place by min(1, max_norm / (total_norm + 1e-6)), with ``total_norm``
+    computed beforehand (e.g. by :func:`get_total_norm`); PyTorch's second half of ``clip_grad_norm_``."""
+    tn = float(total_norm.item()) if isinstance(total_norm, Tensor) else float(total_norm)
+    coef = min(1.0, float(max_norm) / (tn + 1e-6))
+    if coef < 1.0:
+        for p in _params(parameters):
+            if p.grad is not None:
+                p.grad.array[...] *= coef
+
+
+def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach=None) -> Tensor:
+    """Deprecated alias of :func:`clip_grad_norm_` (as in PyTorch)."""
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)
+
+
 from . import rnn  # noqa: E402,F401  (torch.nn.utils.rnn's path)
+from ._weight_norm import weight_norm, remove_weight_norm  # noqa: E402,F401
+from ._spectral_norm import spectral_norm, remove_spectral_norm  # noqa: E402,F401
