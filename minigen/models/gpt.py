@@ -24,8 +24,9 @@ appended one at a time the k, v of the earlier positions need not be recomputed:
 K, V of shape (B, H, block_size, d) (:class:`KVCache`); a step computes q, k, v of the new tokens only,
 writes k, v at positions pos..pos+T_new-1 and attends q over K[:pos+T_new], V[:pos+T_new] with the causal
 mask shifted by pos (query i sees keys j <= pos + i). The logits equal the full forward's (tested).
-The position embeddings are absolute, so once a sequence outgrows ``block_size`` the window of the last
-``block_size`` tokens is re-encoded each step, exactly as without a cache.
+The position embeddings are absolute, so once a sequence outgrows ``block_size`` every token of the window
+of the last ``block_size`` tokens changes position at each step: from there on each step encodes the window
+afresh, exactly as without a cache (the cache pays for the first ``block_size`` tokens only).
 
 Initialisation as GPT-2: weights N(0, 0.02), the residual output projections N(0, 0.02 / sqrt(2L)),
 biases zero. :meth:`GPT.param_groups`: AdamW decays the 2-d weights only (matmul weights and the
@@ -234,11 +235,7 @@ class GPT(nn.Module):
             arr = np.concatenate([arr, np.asarray(to_numpy(nxt), dtype=np.int64).reshape(-1, 1)], axis=1)
             if cache is not None and cache.pos < bs:
                 logits, _ = self(ids(arr[:, -1:]), cache=cache)
-            elif cache is not None:  # the window slides: re-encode its first bs - 1 tokens, then step
-                cache.reset()
-                self(ids(arr[:, -bs:-1]), cache=cache)
-                logits, _ = self(ids(arr[:, -1:]), cache=cache)
-            else:
+            else:  # no cache, or the window slides: every position moves, so the window is encoded afresh
                 logits, _ = self(ids(arr[:, -bs:]))
 
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None,

@@ -357,6 +357,7 @@ def sample(args):
     _, encode, decode = load_tokenizer(args.run_dir, tokenizer)
     n = args.n or 500
     prompt = encode(args.prompt) if args.prompt else [0]
+    model.generate(np.array([prompt], dtype=np.int64), 2, use_cache=not args.no_cache)  # warm-up (kernel compiles)
     t0 = time.perf_counter()
     out = model.generate(np.array([prompt], dtype=np.int64), n, args.temperature, args.top_k, args.top_p,
                          generator=mg.Generator().manual_seed(args.seed), use_cache=not args.no_cache)
