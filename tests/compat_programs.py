@@ -60,8 +60,9 @@ def main(init, data):
     model = VAE().to(device)
     model.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
     optimizer = optim.Adam(model.parameters(), lr=1e-3)
+    kwargs = {'num_workers': 2, 'pin_memory': True, 'persistent_workers': True}
     loader = DataLoader(TensorDataset(torch.tensor(data["x"]), torch.tensor(data["eps"])), batch_size=16,
-                        shuffle=False)
+                        shuffle=False, **kwargs)
     losses = []
     model.train()
     train_loss = 0
