@@ -97,6 +97,7 @@ def _cmd_sample(argv):
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("run_dir", nargs="?")
+    pre.add_argument("--n", "--out", "--seed", "--device")  # the common options that take a value
     known, _ = pre.parse_known_args(argv)
     if known.run_dir is None or known.run_dir.startswith("-"):
         _sample_parser().parse_args(argv)  # --help, or the usage error for a missing RUN_DIR

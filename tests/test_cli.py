@@ -93,6 +93,8 @@ def test_train_mlp_end_to_end_resume_and_sample(tmp_path, capsys):
     assert s2["resumed"] and s2["step"] == 16 and s2["val_loss"] < summary["val_loss"]
     assert cli.main(["sample", str(out), "--n", "8"]) == 0
     assert (out / "predictions.png").exists() and (out / "predictions.txt").exists()
+    assert cli.main(["sample", "--n", "8", "--out", str(tmp_path / "p.png"), str(out)]) == 0   # options first
+    assert (tmp_path / "p.png").exists()
 
 
 def test_train_cnn_runs_the_zoo_cnn(tmp_path, capsys):
