@@ -27,7 +27,6 @@ import numpy as np
 from .. import nn
 from ..autograd.grad_mode import no_grad
 from ..errors import InvalidArgumentError
-from ..nn import functional as F
 from ..random import _gen
 from ..tensor import Tensor
 from .sampling import sample_logits
