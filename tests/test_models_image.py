@@ -137,7 +137,8 @@ def test_cgan_digit_grid_has_a_row_per_digit(tmp_path):
     G = cgan.ConditionalGenerator(nz=4, width=8)
     G.eval()
     with mg.no_grad():
-        path = recipes_cgan.digit_grid(G, 4, str(tmp_path / "g.png"), n_per_row=3, generator=mg.Generator().manual_seed(0))
+        path = recipes_cgan.digit_grid(G, 4, str(tmp_path / "g.png"), n_per_row=3,
+                                       generator=mg.Generator().manual_seed(0))
     w, h = Image.open(path).size
     assert (w, h) == (3 * 30 + 2, 10 * 30 + 2)
 

@@ -1,7 +1,7 @@
 """``minigen train char-rnn``: Karpathy's char-rnn recipe for :class:`minigen.models.char_rnn.CharRNN`.
 
-Truncated back-propagation through time: the training split of tiny-shakespeare (nanoGPT's 90/10 split) is cut into ``batch_size`` parallel rows, each step takes the next ``seq_len`` characters of
-every row, the hidden state is carried over from the previous chunk but *detached* (gradients stop at the
+Truncated back-propagation through time: the training split of tiny-shakespeare (nanoGPT's 90/10 split) is
+cut into ``batch_size`` parallel rows, each step takes the next ``seq_len`` characters of every row, the hidden state is carried over from the previous chunk but *detached* (gradients stop at the
 chunk boundary), loss = mean cross-entropy per character, RMSprop(lr 2e-3, alpha 0.95), every gradient
 element clipped to [-5, 5] (char-rnn clamps values, not the norm; ``--clip-mode norm`` clips the global norm).
 Validation loss is measured on the whole held-out split, carrying the state through it
