@@ -23,6 +23,11 @@ CASES = [
     ("RAdam", {}),
     ("RAdam", dict(lr=0.01, betas=(0.5, 0.6), weight_decay=0.1)),   # rho_t > 5 after a few steps
     ("RAdam", dict(lr=0.01, betas=(0.9, 0.7), weight_decay=0.1, decoupled_weight_decay=True)),
+    ("Rprop", {}),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
+    ("ASGD", {}),
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=3, weight_decay=0.1)),
+    ("ASGD", dict(t0=0, maximize=True)),
 ]
 
 
@@ -88,7 +93,7 @@ def test_state_matches_torch_and_round_trips(name, kw):
 def test_defaults_match_torch():
     import inspect
 
-    for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS"):
+    for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS", "Rprop", "ASGD"):
         ts = inspect.signature(getattr(torch.optim, name).__init__).parameters
         ms = inspect.signature(getattr(mg.optim, name).__init__).parameters
         for k, p in ts.items():
