@@ -32,7 +32,7 @@ from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, Sha
 from ..tensor import Tensor
 from ..argcheck import norm_dim
 
-__all__ = ["getitem", "setitem", "gather", "take_along_dim", "index_select", "scatter", "scatter_add",
+__all__ = ["gather", "take_along_dim", "index_select", "scatter", "scatter_add",
            "index_add", "masked_fill", "masked_select", "embedding", "one_hot"]
 
 _int = builtins.int
