@@ -314,7 +314,8 @@ class ELU(Function):
     @staticmethod
     def forward(ctx, x, alpha, scale, celu):
         xp = get_array_module(x)
-        ctx.pos = (~(x <= 0)).astype(x.dtype)  # NaN takes the linear branch's slope, as PyTorch
+        if ctx.needs_input_grad[0]:
+            ctx.pos = (~(x <= 0)).astype(x.dtype)  # NaN takes the linear branch's slope, as PyTorch
         inner = x / alpha if celu else x
         neg = alpha * xp.expm1(xp.minimum(inner, 0))
         return (scale * xp.where(x > 0, x, neg)).astype(x.dtype, copy=False)
@@ -459,7 +460,8 @@ class Softplus(Function):
         xp = get_array_module(x)
         z = x * beta
         lin = z > threshold
-        ctx.lin = lin.astype(x.dtype)
+        if ctx.needs_input_grad[0]:
+            ctx.lin = lin.astype(x.dtype)
         return xp.where(lin, x, _softplus_array(xp, z) / beta).astype(x.dtype, copy=False)
 
     @staticmethod
@@ -562,7 +564,8 @@ class HardSigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         xp = get_array_module(x)
-        ctx.slope = ((x > -3) & (x < 3)).astype(x.dtype) / 6
+        if ctx.needs_input_grad[0]:
+            ctx.slope = ((x > -3) & (x < 3)).astype(x.dtype) / 6
         return xp.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
@@ -584,8 +587,9 @@ class HardSwish(Function):
     @staticmethod
     def forward(ctx, x):
         xp = get_array_module(x)
-        ctx.mid = ((x > -3) & (x < 3)).astype(x.dtype)
-        ctx.hi = (x >= 3).astype(x.dtype)
+        if ctx.needs_input_grad[0]:
+            ctx.mid = ((x > -3) & (x < 3)).astype(x.dtype)
+            ctx.hi = (x >= 3).astype(x.dtype)
         return (x * xp.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
 
     @staticmethod

@@ -675,7 +675,8 @@ class Abs(Function):
 
     @staticmethod
     def forward(ctx, x):
-        ctx.sign = get_array_module(x).sign(x)
+        if ctx.needs_input_grad[0]:
+            ctx.sign = get_array_module(x).sign(x)
         return get_array_module(x).abs(x)
 
     @staticmethod
@@ -993,18 +994,22 @@ class Clamp(Function):
     def forward(ctx, x, lo, hi):
         xp = get_array_module(x)
         y = x
-        inside = xp.ones(x.shape, dtype=bool)
         if lo is not None:
-            y = xp.maximum(y, lo)
-            inside = inside & (x >= lo)
+            y = xp.maximum(y, lo)  # NaN stays NaN, as PyTorch
         if hi is not None:
             y = xp.minimum(y, hi)
-            inside = inside & (x <= hi)
         y = xp.asarray(y)
         if y.dtype != x.dtype and x.dtype.kind == "f":
             y = y.astype(x.dtype)
+        if not any(ctx.needs_input_grad):
+            return y
         dt = y.dtype
         shape = y.shape
+        inside = xp.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside = inside & (x >= lo)
+        if hi is not None:
+            inside = inside & (x <= hi)
         ctx.mx = xp.broadcast_to(inside, shape).astype(dt)
         if lo is not None and hi is not None:
             ctx.mlo = xp.broadcast_to((x < lo) & (lo <= hi), shape).astype(dt)
@@ -1101,7 +1106,8 @@ class NanToNum(Function):
         xp = get_array_module(x)
         if x.dtype.kind not in "fc":
             return x.copy()
-        ctx.finite = xp.isfinite(x).astype(x.dtype)
+        if ctx.needs_input_grad[0]:
+            ctx.finite = xp.isfinite(x).astype(x.dtype)
         return xp.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
     @staticmethod
