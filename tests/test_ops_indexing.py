@@ -581,3 +581,20 @@ def test_getitem_fast_backward_equals_formula(index):
     idx = index[0] if len(index) == 1 else index
     fast, formula = _both_paths(lambda a: a[idx] * 1.0, (x,))
     np.testing.assert_array_equal(fast[0].numpy(), formula[0].numpy())
+
+
+def test_getitem_with_index_tensors_gradgradcheck_and_views():
+    """Index tensors ride along as op arguments through second order too; basic indexing is a view
+    (shares memory and version), advanced indexing a copy (as PyTorch)."""
+    x = t64(np.linspace(-1, 1, 12).reshape(3, 4))
+    i, j = mg.tensor([2, 0, 2]), mg.tensor([1, 1, 3])
+    assert gradgradcheck(lambda a: (a * a)[i], (x,))
+    assert gradgradcheck(lambda a: (a * a)[i, j], (x,))
+    assert gradgradcheck(lambda a: (a * a)[i, 1:], (x,))
+    base = mg.zeros(3, 4, dtype=mg.float64)
+    row = base[1]
+    row[2] = 7.0
+    assert base.numpy()[1, 2] == 7.0 and base._version() == row._version()
+    rows = base[mg.tensor([1, 1])]
+    rows[0, 0] = 5.0
+    assert base.numpy()[1, 0] == 0.0
