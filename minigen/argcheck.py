@@ -7,7 +7,7 @@ import builtins
 
 import numpy as np
 
-from .errors import DimError, DTypeError, InvalidArgumentError
+from .errors import DimError, DTypeError, InvalidArgumentError, MinigenError, ShapeError
 
 
 def norm_dim(dim, ndim: int, name: str = "dim") -> int:
@@ -70,7 +70,9 @@ def brief(v) -> str:
     """A short description of an argument for an error message: its repr, or its type (and shape/dtype)."""
     if isinstance(v, (builtins.int, builtins.float, builtins.bool, str, type(None))):
         return repr(v)
-    if hasattr(v, "shape") and hasattr(v, "dtype"):
+    if isinstance(v, type):
+        return f"the class {v.__name__}"
+    if hasattr(v, "shape") and hasattr(v, "dtype") and isinstance(getattr(v, "shape", None), tuple):
         return f"{type(v).__name__}(shape={tuple(v.shape)}, dtype={v.dtype})"
     return type(v).__name__
 
@@ -179,3 +181,102 @@ def same_device(op: str, *ts):
         if type(t.array) is not type(ts[0].array):
             raise DeviceError(f"{op}: tensors on different devices: " +
                               ", ".join(f"shape {tuple(u.shape)} on {u.device}" for u in ts))
+
+
+# ------------------------------------------------------------------ checks of layer-constructor arguments
+def _is_int(v) -> bool:
+    return isinstance(v, (builtins.int, np.integer)) and not isinstance(v, (builtins.bool, np.bool_))
+
+
+def check_size(v, op: str, name: str, minimum: int = 0) -> int:
+    """A size or count (``in_features``, ``num_layers``, ``upscale_factor`` ...): a Python/NumPy int, not a
+    bool, float, None or string, ``>= minimum``; returned as an int (PyTorch: ``Linear(2.5, 3)`` raises)."""
+    if not _is_int(v):
+        raise InvalidArgumentError(f"{op}: {name} must be an int, got {brief(v)}")
+    if v < minimum:
+        raise InvalidArgumentError(f"{op}: {name} must be >= {minimum}, got {v}")
+    return builtins.int(v)
+
+
+def check_shape(v, op: str, name: str, minimum: int = 0) -> tuple:
+    """An int or a sequence of ints each ``>= minimum`` (``normalized_shape``, ``unflattened_size``) -> a tuple."""
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    if not all(_is_int(e) for e in vals):
+        raise InvalidArgumentError(f"{op}: {name} must be an int or a sequence of ints, got {brief(v)}"
+                                   + (f" {v!r}" if isinstance(v, (tuple, list)) else ""))
+    if any(e < minimum for e in vals):
+        raise InvalidArgumentError(f"{op}: {name} entries must be >= {minimum}, got {tuple(vals)}")
+    return tuple(builtins.int(e) for e in vals)
+
+
+def check_float_dtype(dtype, op: str, allow_none: bool = True):
+    """A floating point dtype argument (a layer's ``dtype=``), or None; returned as a NumPy dtype or None."""
+    if dtype is None and allow_none:
+        return None
+    dt = check_dtype(dtype, op)
+    if dt.kind != "f":
+        raise DTypeError(f"{op}: dtype must be a floating point dtype, got {dt}")
+    return dt
+
+
+def check_device(device, op: str):
+    """A device argument: None, a string such as 'cpu'/'cuda:0', or a minigen Device (checked to exist)."""
+    from .backend import Device
+
+    if device is None:
+        return None
+    if not isinstance(device, (str, Device)):
+        raise InvalidArgumentError(f"{op}: device must be a string such as 'cpu' or a minigen.device, "
+                                   f"got {brief(device)}")
+    try:
+        return Device(device) if isinstance(device, str) else device
+    except MinigenError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"{op}: invalid device {device!r}: {e}") from None
+
+
+def check_choice(v, op: str, name: str, choices):
+    """``v`` when it is one of ``choices`` (compared with ==, strings only when the choices are strings)."""
+    if isinstance(v, (list, dict, set)) or not any(type(v) is type(c) and v == c for c in choices):
+        raise InvalidArgumentError(f"{op}: {name} must be one of {', '.join(map(repr, choices))}, got {brief(v)}")
+    return v
+
+
+def check_callable(v, op: str, name: str, allow_none: bool = False):
+    """``v`` when it is callable (or None with ``allow_none``)."""
+    if (v is None and allow_none) or callable(v):
+        return v
+    raise InvalidArgumentError(f"{op}: {name} must be callable, got {brief(v)}")
+
+
+def check_probability(p, op: str, name: str = "p") -> float:
+    """A probability in [0, 1] (dropout's ``p``): a real number, not NaN, not a bool."""
+    return check_number(p, op, name, 0.0, 1.0)
+
+
+def check_fits_memory(n_elements: int, itemsize: int, op: str, what: str) -> None:
+    """ShapeError when ``n_elements`` of ``itemsize`` bytes exceed this machine's physical memory: a layer
+    that builds its parameters in a loop (``RNN(num_layers=2**40)``) refuses at once instead of allocating
+    until the process dies."""
+    import os
+
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        ram = 1 << 46
+    need = builtins.int(n_elements) * builtins.int(itemsize)
+    if need > ram:
+        raise ShapeError(f"{op}: {what} needs {need / 2 ** 30:.3g} GiB, more than this machine's "
+                         f"{ram / 2 ** 30:.3g} GiB of memory")
+
+
+def check_iterable(v, op: str, name: str) -> list:
+    """``list(v)`` for an iterable argument (a list of modules, of parameters, of milestones ...); a string,
+    bytes or a non-iterable is an InvalidArgumentError naming what it got."""
+    if isinstance(v, (str, bytes)):
+        raise InvalidArgumentError(f"{op}: {name} must be an iterable (a list or tuple), got {brief(v)}")
+    try:
+        return list(v)
+    except TypeError:
+        raise InvalidArgumentError(f"{op}: {name} must be an iterable (a list or tuple), got {brief(v)}") from None

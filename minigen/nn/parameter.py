@@ -16,6 +16,7 @@ import copy
 
 import numpy as np
 
+from ..argcheck import check_flag
 from ..tensor import Tensor, get_default_dtype
 
 __all__ = ["Parameter", "Buffer", "is_parameter"]
@@ -28,11 +29,12 @@ class Parameter(Tensor):
         return object.__new__(cls)
 
     def __init__(self, data=None, requires_grad=True):
+        requires_grad = check_flag(requires_grad, "Parameter", "requires_grad")
         if data is None:
             arr = np.empty((0,), dtype=get_default_dtype())
         elif isinstance(data, Tensor):
             arr = data.array
-        elif hasattr(data, "shape") and hasattr(data, "dtype"):
+        elif hasattr(data, "__cuda_array_interface__"):  # a CuPy array, shared as is
             arr = data
         else:
             arr = Tensor(data).array
@@ -73,9 +75,10 @@ class Buffer(Tensor):
         return object.__new__(cls)
 
     def __init__(self, data=None, persistent=True):
+        persistent = check_flag(persistent, "Buffer", "persistent")
         arr = data.array if isinstance(data, Tensor) else Tensor(data).array
         super().__init__(arr)
-        self.persistent = bool(persistent)
+        self.persistent = persistent
 
 
 def is_parameter(x) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import init
+from ...argcheck import check_device, check_float_dtype, check_number, check_size
 from ._common import new_param
 from .module import Module
 
@@ -93,8 +94,10 @@ class PReLU(Module):
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
         super().__init__()
-        self.num_parameters = num_parameters
-        self.init = init
+        self.num_parameters = check_size(num_parameters, "PReLU", "num_parameters", minimum=1)
+        self.init = check_number(init, "PReLU", "init")
+        check_float_dtype(dtype, "PReLU")
+        check_device(device, "PReLU")
         self.weight = new_param(num_parameters, dtype=dtype, device=device)
         self.reset_parameters()
 

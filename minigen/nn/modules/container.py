@@ -8,6 +8,7 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 
+from ...argcheck import check_iterable
 from ...errors import IndexOutOfRangeError, InvalidArgumentError
 from ..parameter import Parameter
 from .module import Module
@@ -20,6 +21,16 @@ def _index(idx, n, what):
     if not -n <= i < n:
         raise IndexOutOfRangeError(f"index {i} is out of range for a {what} of length {n}")
     return i % n
+
+
+def _pairs(v, op):
+    """(key, value) pairs of a mapping or of an iterable of pairs (ModuleDict/ParameterDict.update)."""
+    items = list(v.items()) if hasattr(v, "items") and callable(v.items) else check_iterable(v, op, "the argument")
+    for kv in items:
+        if not isinstance(kv, (tuple, list)) or len(kv) != 2:
+            raise InvalidArgumentError(f"{op}.update expects a mapping or (key, value) pairs, got an element "
+                                       f"{type(kv).__name__}")
+    return items
 
 
 class Sequential(Module):
@@ -91,7 +102,7 @@ class Sequential(Module):
         return self
 
     def extend(self, modules):
-        for m in modules:
+        for m in check_iterable(modules, type(self).__name__, "modules"):
             self.append(m)
         return self
 
@@ -139,7 +150,7 @@ class ModuleList(Module):
         return self
 
     def extend(self, modules):
-        for m in modules:
+        for m in check_iterable(modules, type(self).__name__, "modules"):
             self.append(m)
         return self
 
@@ -209,8 +220,7 @@ class ModuleDict(Module):
         self._modules.clear()
 
     def update(self, modules):
-        items = modules.items() if hasattr(modules, "items") else modules
-        for k, m in items:
+        for k, m in _pairs(modules, type(self).__name__):
             self[k] = m
 
     def forward(self, *args, **kwargs):
@@ -244,7 +254,7 @@ class ParameterList(Module):
         return self
 
     def extend(self, values):
-        for p in values:
+        for p in check_iterable(values, type(self).__name__, "values"):
             self.append(p)
         return self
 
@@ -292,8 +302,7 @@ class ParameterDict(Module):
         return self._parameters.values()
 
     def update(self, parameters):
-        items = parameters.items() if hasattr(parameters, "items") else parameters
-        for k, p in items:
+        for k, p in _pairs(parameters, type(self).__name__):
             self[k] = p
 
     def extra_repr(self):

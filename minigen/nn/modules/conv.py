@@ -19,7 +19,8 @@ import math
 from .. import functional as F
 from .. import init
 from ...errors import InvalidArgumentError, ShapeError
-from ...argcheck import pair
+from ...argcheck import (check_device, check_flag, check_float_dtype, check_ints, check_iterable, check_size,
+                         check_tensor)
 from ._common import new_param
 from .module import Module
 
@@ -35,16 +36,22 @@ class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                  padding_mode, output_padding=0, device=None, dtype=None):
         super().__init__()
-        n = self._n
-        if groups <= 0 or in_channels % groups or out_channels % groups:
+        n, op = self._n, type(self).__name__
+        in_channels = check_size(in_channels, op, "in_channels")
+        out_channels = check_size(out_channels, op, "out_channels")
+        groups = check_size(groups, op, "groups", minimum=1)
+        check_flag(bias, op, "bias")
+        check_float_dtype(dtype, op)
+        check_device(device, op)
+        if in_channels % groups or out_channels % groups:
             raise InvalidArgumentError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be "
                                        f"divisible by groups ({groups})")
-        if padding_mode not in _PAD_MODES:
+        if not isinstance(padding_mode, str) or padding_mode not in _PAD_MODES:
             raise InvalidArgumentError(f"padding_mode must be one of {_PAD_MODES}, got {padding_mode!r}")
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size = pair(kernel_size, n, "kernel_size")
-        self.stride = pair(stride, n, "stride")
-        self.dilation = pair(dilation, n, "dilation")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = check_ints(kernel_size, n, op, "kernel_size", minimum=1)
+        self.stride = check_ints(stride, n, op, "stride", minimum=1)
+        self.dilation = check_ints(dilation, n, op, "dilation", minimum=1)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise InvalidArgumentError(f"padding must be 'same', 'valid' or int(s), got {padding!r}")
@@ -52,8 +59,8 @@ class _ConvNd(Module):
                 raise InvalidArgumentError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = pair(padding, n, "padding")
-        self.output_padding = pair(output_padding, n, "output_padding")
+            self.padding = check_ints(padding, n, op, "padding", minimum=0)
+        self.output_padding = check_ints(output_padding, n, op, "output_padding", minimum=0)
         self.padding_mode = padding_mode
         if self.transposed:
             if padding_mode != "zeros":
@@ -169,7 +176,12 @@ class _ConvTranspose(_ConvNd):
         """output_padding that makes the output exactly ``output_size`` (spatial dims), as PyTorch."""
         if output_size is None:
             return self.output_padding
-        size = tuple(output_size)[-self._n:]
+        check_tensor(x, type(self).__name__)
+        size = check_iterable(output_size, type(self).__name__, "output_size")
+        if len(size) < self._n or not all(isinstance(v, int) and not isinstance(v, bool) for v in size[-self._n:]):
+            raise InvalidArgumentError(f"{type(self).__name__}: output_size must end with {self._n} ints, "
+                                       f"got {output_size!r}")
+        size = tuple(size)[-self._n:]
         out = []
         for i in range(self._n):
             base = ((x.shape[x.ndim - self._n + i] - 1) * self.stride[i] - 2 * self.padding[i]

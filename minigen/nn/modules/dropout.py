@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ...errors import InvalidArgumentError
+from ...argcheck import check_flag, check_probability
 from .module import Module
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
@@ -11,9 +11,8 @@ __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
 class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise InvalidArgumentError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p, self.inplace = float(p), inplace
+        self.p = check_probability(p, type(self).__name__, "dropout probability p")
+        self.inplace = check_flag(inplace, type(self).__name__, "inplace")
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"

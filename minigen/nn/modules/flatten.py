@@ -1,7 +1,7 @@
 """``Flatten`` and ``Unflatten``: reshape a range of dims into one, and back."""
 from __future__ import annotations
 
-from ...argcheck import norm_dim
+from ...argcheck import check_int_value, check_shape, check_tensor, norm_dim
 from .module import Module
 
 __all__ = ["Flatten", "Unflatten"]
@@ -12,9 +12,11 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = check_int_value(start_dim, "Flatten", "start_dim")
+        self.end_dim = check_int_value(end_dim, "Flatten", "end_dim")
 
     def forward(self, x):
+        check_tensor(x, "Flatten")
         if x.ndim == 0:
             return x.reshape(1)
         s, e = norm_dim(self.start_dim, x.ndim, "start_dim"), norm_dim(self.end_dim, x.ndim, "end_dim")
@@ -37,9 +39,11 @@ class Unflatten(Module):
 
     def __init__(self, dim: int, unflattened_size):
         super().__init__()
-        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        self.dim = check_int_value(dim, "Unflatten", "dim")
+        self.unflattened_size = check_shape(unflattened_size, "Unflatten", "unflattened_size", minimum=-1)
 
     def forward(self, x):
+        check_tensor(x, "Unflatten")
         d = norm_dim(self.dim, x.ndim)
         return x.reshape(tuple(x.shape[:d]) + self.unflattened_size + tuple(x.shape[d + 1:]))
 

@@ -9,6 +9,8 @@ import math
 
 from .. import functional as F
 from .. import init
+from ...argcheck import check_device, check_flag, check_float_dtype, check_float_tensor, check_size
+from ...errors import ShapeError
 from ._common import new_param
 from .module import Module
 
@@ -34,8 +36,11 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = check_size(in_features, "Linear", "in_features")
+        self.out_features = check_size(out_features, "Linear", "out_features")
+        bias = check_flag(bias, "Linear", "bias")
+        check_float_dtype(dtype, "Linear")
+        check_device(device, "Linear")
         self.weight = new_param(out_features, in_features, dtype=dtype, device=device)
         if bias:
             self.bias = new_param(out_features, dtype=dtype, device=device)
@@ -67,7 +72,12 @@ class Bilinear(Module):
     def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        self.in1_features, self.in2_features, self.out_features = int(in1_features), int(in2_features), int(out_features)
+        self.in1_features, self.in2_features, self.out_features = (
+            check_size(v, "Bilinear", n) for v, n in ((in1_features, "in1_features"), (in2_features, "in2_features"),
+                                                      (out_features, "out_features")))
+        bias = check_flag(bias, "Bilinear", "bias")
+        check_float_dtype(dtype, "Bilinear")
+        check_device(device, "Bilinear")
         self.weight = new_param(out_features, in1_features, in2_features, dtype=dtype, device=device)
         if bias:
             self.bias = new_param(out_features, dtype=dtype, device=device)
@@ -83,6 +93,13 @@ class Bilinear(Module):
 
     def forward(self, x1, x2):
         # (*, i) (o, i, j) (*, j): y[..., o] = sum_ij x1[..., i] A[o, i, j] x2[..., j]
+        for name, t, n in (("input1", x1, self.in1_features), ("input2", x2, self.in2_features)):
+            check_float_tensor(t, "Bilinear", name)
+            if t.ndim == 0 or t.shape[-1] != n:
+                raise ShapeError(f"Bilinear: {name} must end with {n} features, got shape {tuple(t.shape)}")
+        if tuple(x1.shape[:-1]) != tuple(x2.shape[:-1]):
+            raise ShapeError(f"Bilinear: input1 and input2 must have the same leading dims, got shapes "
+                             f"{tuple(x1.shape)} and {tuple(x2.shape)}")
         lead = x1.shape[:-1]
         a = x1.reshape(-1, 1, 1, self.in1_features) @ self.weight.reshape(1, self.out_features, self.in1_features,
                                                                            self.in2_features)

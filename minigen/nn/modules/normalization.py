@@ -17,6 +17,8 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
+from ...argcheck import (check_device, check_flag, check_float_dtype, check_number, check_shape, check_size,
+                         check_tensor)
 from ...errors import InvalidArgumentError, ShapeError
 from ...tensor import tensor
 from ._common import new_param, ones_buffer, zeros_buffer
@@ -30,7 +32,15 @@ class _NormBase(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  device=None, dtype=None, *, bias=True):
         super().__init__()
-        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        op = type(self).__name__
+        num_features = check_size(num_features, op, "num_features")
+        eps = check_number(eps, op, "eps", lo=0.0)
+        momentum = check_number(momentum, op, "momentum", allow_none=True)
+        affine, bias = check_flag(affine, op, "affine"), check_flag(bias, op, "bias")
+        track_running_stats = check_flag(track_running_stats, op, "track_running_stats")
+        check_float_dtype(dtype, op)
+        check_device(device, op)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = new_param(num_features, dtype=dtype, device=device)
@@ -80,6 +90,7 @@ class _NormBase(Module):
 
 class _BatchNorm(_NormBase):
     def forward(self, x):
+        check_tensor(x, type(self).__name__)
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -125,6 +136,7 @@ class _InstanceNorm(_NormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def forward(self, x):
+        check_tensor(x, type(self).__name__)
         self._check_input_dim(x)
         unbatched = x.ndim == self._spatial + 1
         if unbatched:
@@ -148,10 +160,8 @@ class InstanceNorm2d(_InstanceNorm):
     _spatial = 2
 
 
-def _norm_shape(normalized_shape):
-    if isinstance(normalized_shape, int):
-        return (normalized_shape,)
-    return tuple(int(s) for s in normalized_shape)
+def _norm_shape(normalized_shape, op):
+    return check_shape(normalized_shape, op, "normalized_shape")
 
 
 class LayerNorm(Module):
@@ -161,7 +171,12 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        self.normalized_shape = _norm_shape(normalized_shape)
+        self.normalized_shape = _norm_shape(normalized_shape, "LayerNorm")
+        eps = check_number(eps, "LayerNorm", "eps", lo=0.0)
+        elementwise_affine = check_flag(elementwise_affine, "LayerNorm", "elementwise_affine")
+        bias = check_flag(bias, "LayerNorm", "bias")
+        check_float_dtype(dtype, "LayerNorm")
+        check_device(device, "LayerNorm")
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
             self.weight = new_param(*self.normalized_shape, dtype=dtype, device=device)
@@ -195,9 +210,15 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None, *, bias: bool = True):
         super().__init__()
+        num_groups = check_size(num_groups, "GroupNorm", "num_groups", minimum=1)
+        num_channels = check_size(num_channels, "GroupNorm", "num_channels")
+        eps = check_number(eps, "GroupNorm", "eps", lo=0.0)
+        affine, bias = check_flag(affine, "GroupNorm", "affine"), check_flag(bias, "GroupNorm", "bias")
+        check_float_dtype(dtype, "GroupNorm")
+        check_device(device, "GroupNorm")
         if num_channels % num_groups != 0:
             raise InvalidArgumentError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
-        self.num_groups, self.num_channels, self.eps, self.affine = int(num_groups), int(num_channels), eps, affine
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         if affine:
             self.weight = new_param(num_channels, dtype=dtype, device=device)
             if bias:
@@ -229,7 +250,11 @@ class RMSNorm(Module):
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True, device=None, dtype=None):
         super().__init__()
-        self.normalized_shape = _norm_shape(normalized_shape)
+        self.normalized_shape = _norm_shape(normalized_shape, "RMSNorm")
+        eps = check_number(eps, "RMSNorm", "eps", lo=0.0, allow_none=True)
+        elementwise_affine = check_flag(elementwise_affine, "RMSNorm", "elementwise_affine")
+        check_float_dtype(dtype, "RMSNorm")
+        check_device(device, "RMSNorm")
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
             self.weight = new_param(*self.normalized_shape, dtype=dtype, device=device)
@@ -242,6 +267,7 @@ class RMSNorm(Module):
             init.ones_(self.weight)
 
     def forward(self, x):
+        check_tensor(x, "RMSNorm")
         k = len(self.normalized_shape)
         if tuple(x.shape[x.ndim - k:]) != self.normalized_shape:
             raise ShapeError(f"RMSNorm: input shape {tuple(x.shape)} does not end with normalized_shape "

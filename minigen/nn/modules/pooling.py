@@ -8,6 +8,8 @@ Upsample: nearest / (bi)linear interpolation by ``size`` or ``scale_factor``.
 from __future__ import annotations
 
 from .. import functional as F
+from ...argcheck import check_size, check_tensor
+from ...errors import ShapeError
 from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
@@ -141,10 +143,14 @@ class PixelShuffle(Module):
 
     def __init__(self, upscale_factor: int):
         super().__init__()
-        self.upscale_factor = int(upscale_factor)
+        self.upscale_factor = check_size(upscale_factor, "PixelShuffle", "upscale_factor", minimum=1)
 
     def forward(self, x):
         r = self.upscale_factor
+        check_tensor(x, "PixelShuffle")
+        if x.ndim < 3 or x.shape[-3] % (r * r):
+            raise ShapeError(f"PixelShuffle(upscale_factor={r}) expects an input of at least 3 dims whose channel dim "
+                             f"(-3) is divisible by {r * r}, got shape {tuple(x.shape)}")
         *lead, c, h, w = x.shape
         y = x.reshape(tuple(lead) + (c // (r * r), r, r, h, w))
         k = len(lead)
@@ -160,10 +166,14 @@ class PixelUnshuffle(Module):
 
     def __init__(self, downscale_factor: int):
         super().__init__()
-        self.downscale_factor = int(downscale_factor)
+        self.downscale_factor = check_size(downscale_factor, "PixelUnshuffle", "downscale_factor", minimum=1)
 
     def forward(self, x):
         r = self.downscale_factor
+        check_tensor(x, "PixelUnshuffle")
+        if x.ndim < 3 or x.shape[-1] % r or x.shape[-2] % r:
+            raise ShapeError(f"PixelUnshuffle(downscale_factor={r}) expects an input of at least 3 dims whose last "
+                             f"two dims are divisible by {r}, got shape {tuple(x.shape)}")
         *lead, c, hr, wr = x.shape
         h, w = hr // r, wr // r
         y = x.reshape(tuple(lead) + (c, h, r, w, r))

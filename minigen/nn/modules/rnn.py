@@ -20,8 +20,10 @@ import math
 from .. import functional as F
 from .. import init
 from ...errors import InvalidArgumentError, ShapeError
+from ...argcheck import (check_choice, check_device, check_fits_memory, check_flag, check_float_dtype,
+                         check_probability, check_size, brief, check_float_tensor)
 from ...ops.rnn import GATES, gru_cell, lstm_cell, rnn_layer, rnn_relu_cell, rnn_tanh_cell
-from ...tensor import zeros
+from ...tensor import Tensor, zeros
 from ._common import new_param
 from .module import Module
 
@@ -34,7 +36,12 @@ class RNNCellBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bias
+        op = type(self).__name__
+        self.input_size, self.hidden_size = check_size(input_size, op, "input_size"), check_size(hidden_size, op,
+                                                                                                  "hidden_size")
+        self.bias = check_flag(bias, op, "bias")
+        check_float_dtype(dtype, op)
+        check_device(device, op)
         G = self._gates * self.hidden_size
         self.weight_ih = new_param(G, input_size, dtype=dtype, device=device)
         self.weight_hh = new_param(G, hidden_size, dtype=dtype, device=device)
@@ -52,6 +59,7 @@ class RNNCellBase(Module):
             init.uniform_(p, -std, std, generator=generator)
 
     def _prepare(self, x, hx):
+        check_float_tensor(x, type(self).__name__)
         if x.ndim not in (1, 2):
             raise ShapeError(f"{type(self).__name__} expects a 1-d or 2-d input (batch, input_size), "
                              f"got shape {tuple(x.shape)}")
@@ -66,6 +74,7 @@ class RNNCellBase(Module):
     def _state(self, x, h, batched, name="hx"):
         if h is None:
             return zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
+        check_float_tensor(h, type(self).__name__, name)
         want = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         if tuple(h.shape) != want:
             raise ShapeError(f"{type(self).__name__}: {name} has shape {tuple(h.shape)}, expected {want}")
@@ -108,6 +117,8 @@ class LSTMCell(RNNCellBase):
         if hx is None:
             h = c = self._state(x, None, batched)
         else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise InvalidArgumentError(f"LSTMCell expects the state as a pair (h, c), got {brief(hx)}")
             h, c = self._state(x, hx[0], batched, "h"), self._state(x, hx[1], batched, "c")
         h, c = lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if not batched:
@@ -142,15 +153,23 @@ class RNNBase(Module):
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, device=None, dtype=None):
         super().__init__()
-        if not 0 <= dropout <= 1:
-            raise InvalidArgumentError(f"dropout should be a number in [0, 1], got {dropout}")
-        if int(num_layers) < 1 or int(hidden_size) < 1:
-            raise InvalidArgumentError(f"num_layers and hidden_size must be positive, got {num_layers}, {hidden_size}")
+        op = type(self).__name__
+        check_choice(mode, op, "mode", tuple(GATES))
+        dropout = check_probability(dropout, op, "dropout")
+        input_size = check_size(input_size, op, "input_size")
+        hidden_size = check_size(hidden_size, op, "hidden_size", minimum=1)
+        num_layers = check_size(num_layers, op, "num_layers", minimum=1)
+        bias, batch_first = check_flag(bias, op, "bias"), check_flag(batch_first, op, "batch_first")
+        bidirectional = check_flag(bidirectional, op, "bidirectional")
+        check_float_dtype(dtype, op)
+        check_device(device, op)
         self.mode = mode
-        self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
-        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
         D = 2 if bidirectional else 1
         G = GATES[mode] * self.hidden_size
+        check_fits_memory(num_layers * D * G * (max(input_size, hidden_size * D) + hidden_size + 2), 4, op,
+                          "the weights")
         self._flat_names = []
         for layer in range(self.num_layers):
             for d in range(D):
@@ -180,10 +199,12 @@ class RNNBase(Module):
         return w if self.bias else w + [None, None]
 
     def _check_state(self, h, want, name):
+        check_float_tensor(h, type(self).__name__, name)
         if tuple(h.shape) != want:
             raise ShapeError(f"{type(self).__name__}: expected {name} of shape {want}, got {tuple(h.shape)}")
 
     def forward(self, x, hx=None):
+        check_float_tensor(x, type(self).__name__)
         if x.ndim not in (2, 3):
             raise ShapeError(f"{type(self).__name__} expects a 3-d (batched) or 2-d (unbatched) input, "
                              f"got shape {tuple(x.shape)}")
@@ -205,13 +226,16 @@ class RNNBase(Module):
             c0 = h0 if is_lstm else None
         elif is_lstm:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise InvalidArgumentError("LSTM expects the initial state as a pair (h_0, c_0)")
+                raise InvalidArgumentError(f"LSTM expects the initial state as a pair (h_0, c_0), got {brief(hx)}")
             h0, c0 = hx
             self._check_state(h0, want, "h_0")
             self._check_state(c0, want, "c_0")
             if not batched:
                 h0, c0 = h0.reshape(LD, 1, H), c0.reshape(LD, 1, H)
         else:
+            if not isinstance(hx, Tensor):  # e.g. an LSTM's (h, c) pair given to a GRU
+                raise InvalidArgumentError(f"{type(self).__name__} expects the initial state h_0 as one Tensor, "
+                                           f"got {brief(hx)}")
             h0, c0 = hx, None
             self._check_state(h0, want, "h_0")
             if not batched:

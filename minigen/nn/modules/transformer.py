@@ -31,6 +31,8 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
+from ...argcheck import (check_device, check_fits_memory, check_flag, check_float_dtype, check_number,
+                         check_probability, check_size, check_tensor, check_float_tensor)
 from ...backend import get_array_module
 from ...errors import DTypeError, InvalidArgumentError, ShapeError
 from ...tensor import Tensor
@@ -92,8 +94,17 @@ class MultiheadAttention(Module):
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
                  kdim=None, vdim=None, batch_first=False, device=None, dtype=None):
         super().__init__()
-        if embed_dim <= 0 or num_heads <= 0:
-            raise InvalidArgumentError(f"embed_dim and num_heads must be positive, got {embed_dim}, {num_heads}")
+        op = "MultiheadAttention"
+        embed_dim = check_size(embed_dim, op, "embed_dim", minimum=1)
+        num_heads = check_size(num_heads, op, "num_heads", minimum=1)
+        kdim = None if kdim is None else check_size(kdim, op, "kdim", minimum=1)
+        vdim = None if vdim is None else check_size(vdim, op, "vdim", minimum=1)
+        dropout = check_probability(dropout, op, "dropout")
+        bias, batch_first = check_flag(bias, op, "bias"), check_flag(batch_first, op, "batch_first")
+        add_bias_kv, add_zero_attn = check_flag(add_bias_kv, op, "add_bias_kv"), check_flag(add_zero_attn, op,
+                                                                                              "add_zero_attn")
+        check_float_dtype(dtype, op)
+        check_device(device, op)
         if embed_dim % num_heads:
             raise InvalidArgumentError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         if add_bias_kv or add_zero_attn:
@@ -148,6 +159,9 @@ class MultiheadAttention(Module):
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            check_float_tensor(t, "MultiheadAttention", name)
+        check_tensor(key_padding_mask, "MultiheadAttention", "key_padding_mask", allow_none=True)
         batched = query.ndim == 3
         if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
             raise ShapeError(f"MultiheadAttention expects query, key, value all 3-d (batched) or all 2-d, got "
@@ -281,6 +295,7 @@ class TransformerEncoderLayer(Module):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        check_float_tensor(src, "TransformerEncoderLayer", "src")
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
@@ -334,6 +349,8 @@ class TransformerDecoderLayer(Module):
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+        check_float_tensor(tgt, "TransformerDecoderLayer", "tgt")
+        check_float_tensor(memory, "TransformerDecoderLayer", "memory")
         x = tgt
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
@@ -346,12 +363,24 @@ class TransformerDecoderLayer(Module):
         return x
 
 
+def _check_stack(op, name, layer, num_layers, norm):
+    """The arguments of TransformerEncoder/Decoder: a Module to copy, a layer count whose copies fit in memory,
+    a Module or None as the final norm."""
+    if not isinstance(layer, Module):
+        raise InvalidArgumentError(f"{op}: {name} must be a Module, got {type(layer).__name__}")
+    check_size(num_layers, op, "num_layers")
+    if norm is not None and not isinstance(norm, Module):
+        raise InvalidArgumentError(f"{op}: norm must be a Module or None, got {type(norm).__name__}")
+    check_fits_memory(num_layers * sum(p.numel() for p in layer.parameters()), 4, op, f"{num_layers} layers")
+
+
 class TransformerEncoder(Module):
     """``num_layers`` deep copies of ``encoder_layer`` (so all start with the same weights, as in
     PyTorch) applied in turn, then the optional final ``norm``. Submodules: layers.0.., norm."""
 
     def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True):
         super().__init__()
+        _check_stack("TransformerEncoder", "encoder_layer", encoder_layer, num_layers, norm)
         self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
         self.num_layers = num_layers
         self.norm = norm
@@ -368,6 +397,7 @@ class TransformerDecoder(Module):
 
     def __init__(self, decoder_layer, num_layers, norm=None):
         super().__init__()
+        _check_stack("TransformerDecoder", "decoder_layer", decoder_layer, num_layers, norm)
         self.layers = ModuleList([copy.deepcopy(decoder_layer) for _ in range(num_layers)])
         self.num_layers = num_layers
         self.norm = norm
@@ -427,6 +457,18 @@ class Transformer(Module):
 
 
 # ====================================================================== positional encodings
+def _check_pe_input(m, x, offset):
+    """A positional encoding's input: a float tensor (T, d_model) or 3-d with last dim d_model; offset >= 0."""
+    op = type(m).__name__
+    check_tensor(x, op)
+    if x.dtype.kind != "f":
+        raise DTypeError(f"{op}: input must be a floating point tensor, got dtype {x.dtype}")
+    if x.ndim not in (2, 3) or x.shape[-1] != m.d_model:
+        raise ShapeError(f"{op}: expected input (T, {m.d_model}) or 3-d with last dim d_model={m.d_model}, "
+                         f"got shape {tuple(x.shape)}")
+    check_size(offset, op, "offset")
+
+
 class SinusoidalPositionalEncoding(Module):
     """Adds the fixed sinusoidal position code of Vaswani et al. (2017), then dropout::
 
@@ -442,7 +484,12 @@ class SinusoidalPositionalEncoding(Module):
     def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0, batch_first: bool = False,
                  base: float = 10000.0):
         super().__init__()
-        self.d_model, self.max_len, self.batch_first = int(d_model), int(max_len), batch_first
+        op = "SinusoidalPositionalEncoding"
+        d_model, max_len = check_size(d_model, op, "d_model"), check_size(max_len, op, "max_len")
+        batch_first = check_flag(batch_first, op, "batch_first")
+        base = check_number(base, op, "base", lo=0.0)
+        check_fits_memory(max_len * d_model, 8, op, "the position table")
+        self.d_model, self.max_len, self.batch_first = d_model, max_len, batch_first
         pos = np.arange(max_len, dtype=np.float64)[:, None]
         div = np.exp(-math.log(base) * np.arange(0, d_model, 2, dtype=np.float64) / d_model)
         pe = np.zeros((max_len, d_model))
@@ -454,6 +501,7 @@ class SinusoidalPositionalEncoding(Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x, offset: int = 0):
+        _check_pe_input(self, x, offset)
         T = x.shape[1] if (self.batch_first and x.ndim == 3) else x.shape[0]
         if offset + T > self.max_len:
             raise ShapeError(f"sequence of length {T} at offset {offset} exceeds max_len={self.max_len}")
@@ -479,7 +527,13 @@ class LearnedPositionalEncoding(Module):
     def __init__(self, max_len: int, d_model: int, dropout: float = 0.0, batch_first: bool = False,
                  init_std: float = 0.02, device=None, dtype=None):
         super().__init__()
-        self.max_len, self.d_model, self.batch_first, self.init_std = int(max_len), int(d_model), batch_first, init_std
+        op = "LearnedPositionalEncoding"
+        max_len, d_model = check_size(max_len, op, "max_len"), check_size(d_model, op, "d_model")
+        batch_first = check_flag(batch_first, op, "batch_first")
+        init_std = check_number(init_std, op, "init_std", lo=0.0)
+        check_float_dtype(dtype, op)
+        check_device(device, op)
+        self.max_len, self.d_model, self.batch_first, self.init_std = max_len, d_model, batch_first, init_std
         self.weight = new_param(max_len, d_model, dtype=dtype, device=device)
         self.dropout = Dropout(dropout)
         self.reset_parameters()
@@ -488,6 +542,7 @@ class LearnedPositionalEncoding(Module):
         init.normal_(self.weight, 0.0, self.init_std, generator=generator)
 
     def forward(self, x, offset: int = 0):
+        _check_pe_input(self, x, offset)
         T = x.shape[1] if (self.batch_first and x.ndim == 3) else x.shape[0]
         if offset + T > self.max_len:
             raise ShapeError(f"sequence of length {T} at offset {offset} exceeds max_len={self.max_len}")
