@@ -361,3 +361,169 @@ def test_norm_hook_errors():
         nn.utils.spectral_norm(nn.Linear(2, 2), n_power_iterations=-1)
     with pytest.raises(InvalidArgumentError, match="out of range"):
         nn.utils.spectral_norm(nn.Linear(2, 2), dim=3)
+
+
+# ------------------------------------------------------------------ parametrize / parametrizations
+def _train_compare(m, t, x, T, steps=3, rtol=1e-9):
+    opt_m = mg.optim.SGD(m.parameters(), lr=0.05)
+    opt_t = T.optim.SGD(t.parameters(), lr=0.05)
+    for _ in range(steps):
+        ym, yt = m(mg.tensor(x)), t(T.tensor(x))
+        np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=rtol, atol=1e-12)
+        opt_m.zero_grad()
+        opt_t.zero_grad()
+        (ym * ym).sum().backward()
+        (yt * yt).sum().backward()
+        tparams = dict(t.named_parameters())
+        for name, p in m.named_parameters():
+            np.testing.assert_allclose(p.grad.numpy(), tparams[name].grad.numpy(), rtol=rtol * 10, atol=1e-11,
+                                       err_msg=name)
+        opt_m.step()
+        opt_t.step()
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv", "convT"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_parametrizations_weight_norm_matches_torch(kind, dim):
+    T = _torch()
+    m, t, x = _mods(kind, T)
+    nn.utils.parametrizations.weight_norm(m, dim=dim)
+    T.nn.utils.parametrizations.weight_norm(t, dim=dim)
+    assert sorted(m.state_dict()) == sorted(t.state_dict())
+    _train_compare(m, t, x, T)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv", "convT"])
+@pytest.mark.parametrize("n_iter", [1, 2])
+def test_parametrizations_spectral_norm_matches_torch(kind, n_iter):
+    T = _torch()
+    m, t, x = _mods(kind, T)
+    nn.utils.parametrizations.spectral_norm(m, n_power_iterations=n_iter)
+    T.nn.utils.parametrizations.spectral_norm(t, n_power_iterations=n_iter)
+    tsd = {k: v.detach().numpy().copy() for k, v in t.state_dict().items()}
+    assert sorted(m.state_dict()) == sorted(tsd)
+    m.load_state_dict({k: mg.tensor(v) for k, v in tsd.items()})
+    _train_compare(m, t, x, T, rtol=1e-8)
+    np.testing.assert_allclose(m.parametrizations.weight[0]._u.numpy(),
+                               t.parametrizations.weight[0]._u.numpy(), rtol=1e-8)
+    m.eval()
+    t.eval()
+    np.testing.assert_allclose(m(mg.tensor(x)).detach().numpy(), t(T.tensor(x)).detach().numpy(), rtol=1e-8)
+
+
+class Symmetric(nn.Module):
+    def forward(self, X):
+        return X.triu() + X.triu(1).transpose(-1, -2)
+
+    def right_inverse(self, A):
+        return A.triu()
+
+
+class Scale(nn.Module):
+    def forward(self, X):
+        return 2.0 * X
+
+    def right_inverse(self, X):
+        return X / 2.0
+
+
+class NoInverse(nn.Module):
+    def forward(self, X):
+        return X + 1.0
+
+
+def test_custom_parametrization_chain_assign_cache_and_remove():
+    T = _torch()
+    import torch.nn.utils.parametrize as TP
+
+    mg.manual_seed(0)
+    m = nn.Linear(3, 3, dtype=mg.float64)
+    t = T.nn.Linear(3, 3).double()
+    with T.no_grad():
+        t.weight.copy_(T_from(m.weight))
+        t.bias.copy_(T_from(m.bias))
+
+    class TSym(T.nn.Module):
+        def forward(self, X):
+            return X.triu() + X.triu(1).transpose(-1, -2)
+
+        def right_inverse(self, A):
+            return A.triu()
+
+    class TScale(T.nn.Module):
+        def forward(self, X):
+            return 2.0 * X
+
+        def right_inverse(self, X):
+            return X / 2.0
+
+    nn.utils.parametrize.register_parametrization(m, "weight", Symmetric())
+    nn.utils.parametrize.register_parametrization(m, "weight", Scale())
+    TP.register_parametrization(t, "weight", TSym())
+    TP.register_parametrization(t, "weight", TScale())
+    assert nn.utils.parametrize.is_parametrized(m, "weight") and not nn.utils.parametrize.is_parametrized(m, "bias")
+    assert type(m).__name__ == type(t).__name__ == "ParametrizedLinear"
+    assert nn.utils.parametrize.type_before_parametrizations(m) is nn.Linear
+    w = m.weight.detach().numpy()
+    np.testing.assert_allclose(w, w.T)
+    np.testing.assert_allclose(w, t.weight.detach().numpy(), rtol=1e-12)
+    assert sorted(m.state_dict()) == sorted(t.state_dict())
+    x = np.random.default_rng(1).standard_normal((2, 3))
+    _train_compare(m, t, x, T)
+    a = np.arange(9.0).reshape(3, 3)
+    m.weight = mg.tensor(a + a.T)  # stored as Symmetric.right_inverse(Scale.right_inverse(W))
+    with T.no_grad():
+        t.weight = T.tensor(a + a.T)
+    np.testing.assert_allclose(m.parametrizations.weight.original.detach().numpy(),
+                               t.parametrizations.weight.original.detach().numpy())
+    with nn.utils.parametrize.cached():
+        assert m.weight is m.weight
+    assert m.weight is not m.weight
+    nn.utils.parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    TP.remove_parametrizations(t, "weight", leave_parametrized=True)
+    assert type(m) is nn.Linear and isinstance(m.weight, nn.Parameter) and "parametrizations" not in m._modules
+    np.testing.assert_allclose(m.weight.detach().numpy(), t.weight.detach().numpy())
+    with pytest.raises(InvalidArgumentError, match="no parametrization"):
+        nn.utils.parametrize.remove_parametrizations(m, "weight")
+
+
+def test_parametrization_errors():
+    class Shrink(nn.Module):
+        def forward(self, X):
+            return X[:1]
+
+    with pytest.raises(InvalidArgumentError, match="shape"):
+        nn.utils.parametrize.register_parametrization(nn.Linear(2, 2), "weight", Shrink())
+    m = nn.utils.parametrize.register_parametrization(nn.Linear(2, 2), "weight", Shrink(), unsafe=True)
+    assert tuple(m.weight.shape) == (1, 2)
+    with pytest.raises(InvalidArgumentError, match="no parameter or buffer"):
+        nn.utils.parametrize.register_parametrization(nn.Linear(2, 2), "nope", Scale())
+    with pytest.raises(InvalidArgumentError):
+        nn.utils.parametrizations.spectral_norm(nn.Linear(2, 2), n_power_iterations=0)
+    m = nn.utils.parametrize.register_parametrization(nn.Linear(2, 2), "weight", NoInverse())
+    with pytest.raises(InvalidArgumentError, match="right_inverse"):
+        m.weight = mg.zeros(2, 2)
+
+
+def test_gradcheck_through_parametrizations():
+    rng = np.random.default_rng(8)
+    x = mg.tensor(rng.standard_normal((2, 3)))
+    mg.manual_seed(9)
+    m = nn.utils.parametrizations.weight_norm(nn.Linear(3, 2, dtype=mg.float64), dim=None)
+    plist = m.parametrizations.weight
+    g0, v0 = plist.original0.detach().numpy(), plist.original1.detach().numpy()
+
+    def f(g, v):
+        plist._parameters["original0"], plist._parameters["original1"] = g, v
+        return m(x)
+
+    assert gradcheck(f, (mg.tensor(g0, requires_grad=True), mg.tensor(v0, requires_grad=True)))
+    s = nn.utils.parametrizations.spectral_norm(nn.Linear(3, 2, dtype=mg.float64))
+    s.eval()
+    sl = s.parametrizations.weight
+
+    def h(w):
+        sl._parameters["original"] = w
+        return s(x)
+
+    assert gradcheck(h, (mg.tensor(sl.original.detach().numpy(), requires_grad=True),))

@@ -18,7 +18,7 @@ from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters",
            "count_parameters", "rnn", "clip_grads_with_norm_", "clip_grad_norm", "weight_norm", "remove_weight_norm",
-           "spectral_norm", "remove_spectral_norm"]
+           "spectral_norm", "remove_spectral_norm", "parametrize", "parametrizations"]
 
 
 def _params(parameters):
@@ -140,3 +140,4 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if
 from . import rnn  # noqa: E402,F401  (torch.nn.utils.rnn's path)
 from ._weight_norm import weight_norm, remove_weight_norm  # noqa: E402,F401
 from ._spectral_norm import spectral_norm, remove_spectral_norm  # noqa: E402,F401
+from . import parametrize, parametrizations  # noqa: E402,F401
