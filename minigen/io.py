@@ -628,13 +628,67 @@ def checkpoint_metadata(f) -> dict:
     return dict(meta)
 
 
+class _Storage:
+    """Stands for the storage argument of a PyTorch-style ``map_location(storage, location)`` callable.
+
+    ``lambda storage, loc: storage`` (keep it where it is deserialised: the CPU) returns it; ``.cuda(i)``,
+    ``.cpu()`` and ``.to(d)`` return the device they name.
+    """
+
+    def cpu(self):
+        return "cpu"
+
+    def cuda(self, device=None, *args, **kwargs):
+        return f"cuda:{0 if device is None else int(device)}"
+
+    def to(self, device, *args, **kwargs):
+        return str(device)
+
+
+def _check_map_location(map_location):
+    if map_location is None or isinstance(map_location, (str, backend.Device)):
+        if map_location is not None:
+            backend.as_device(map_location)  # an unknown device name raises minigen's DeviceError now
+        return
+    if isinstance(map_location, dict):
+        for k, v in map_location.items():
+            if not isinstance(k, str) or not isinstance(v, (str, backend.Device)):
+                raise CheckpointArgumentError(f"load: map_location dict must map device names to devices, got "
+                                              f"{k!r}: {v!r}")
+        return
+    if callable(map_location):
+        return
+    raise CheckpointArgumentError(f"load: map_location must be None, a device ('cpu', 'cuda:0'), a dict "
+                                  f"{{'cuda:0': 'cpu'}} or a callable, got {type(map_location).__name__}")
+
+
+def _call_map_location(fn, saved: str):
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+        two = len([p for p in sig.parameters.values()
+                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2 or any(
+            p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
+    except (TypeError, ValueError):
+        two = False
+    storage = _Storage()
+    out = fn(storage, saved) if two else fn(saved)  # PyTorch's (storage, location), or minigen's (device)
+    if out is storage or out is None:
+        return "cpu" if out is storage else saved
+    if not isinstance(out, (str, backend.Device)):
+        raise CheckpointArgumentError(f"load: map_location callable returned {type(out).__name__}; expected a "
+                                      "device such as 'cpu' or 'cuda:0' (or the storage argument itself)")
+    return out
+
+
 def _target_device(saved, map_location):
     if map_location is None:
         return saved
     if isinstance(map_location, dict):
         return map_location.get(saved or "cpu", saved)
     if callable(map_location) and not isinstance(map_location, (str, backend.Device)):
-        return map_location(saved or "cpu")
+        return _call_map_location(map_location, saved or "cpu")
     return map_location
 
 
@@ -714,7 +768,10 @@ def _get(tensors, name):
 def load(f, map_location=None, *, weights_only=None, mmap=False):
     """Load what :func:`save` wrote (or any safetensors file, as a dict of Tensors).
 
-    ``f``: a path or a binary file object (read from its current position). ``weights_only`` is accepted
+    ``f``: a path or a binary file object (read from its current position). ``map_location``: None (each
+    tensor back on its saved device), a device, a dict ``{saved: target}``, or a callable taking the saved
+    device name, or PyTorch's ``(storage, location)`` (``lambda storage, loc: storage`` keeps tensors on the
+    CPU). ``weights_only`` is accepted
     for PyTorch compatibility and changes nothing: minigen never unpickles, so loading never runs code.
     ``mmap=True`` (paths only) maps the tensor bytes copy-on-write instead of reading them (the checksum
     still reads every byte once, through the page cache).
@@ -723,8 +780,11 @@ def load(f, map_location=None, *, weights_only=None, mmap=False):
     mismatch), pickle or other non-checkpoint file, and when a tensor saved on a GPU cannot be put back
     there (pass ``map_location='cpu'``).
     """
-    if weights_only not in (None, True, False):
-        raise CheckpointArgumentError(f"load: weights_only must be a bool, got {weights_only!r}")
+    if not (weights_only is None or isinstance(weights_only, (bool, np.bool_))):
+        raise CheckpointArgumentError(f"load: weights_only must be a bool, got {type(weights_only).__name__}")
+    if not isinstance(mmap, (bool, np.bool_)):
+        raise CheckpointArgumentError(f"load: mmap must be a bool, got {type(mmap).__name__}")
+    _check_map_location(map_location)
     src = _Source(f)
     try:
         meta, entries, data_size, data_start = _read_header(src)

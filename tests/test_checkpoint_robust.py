@@ -21,7 +21,7 @@ import pytest
 
 import minigen as mg
 import minigen.io as mio
-from minigen.errors import CheckpointError
+from minigen.errors import CheckpointError, DeviceError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -253,6 +253,24 @@ def test_disk_full_mid_write_is_a_checkpoint_error_and_keeps_the_old_file(tmp_pa
         mg.save({"step": 2, "w": mg.ones(1000)}, p)
     monkeypatch.undo()
     assert mg.load(p)["step"] == 1 and os.listdir(tmp_path) == ["full.st"]
+
+
+def test_map_location_forms(tmp_path):
+    p = tmp_path / "m.st"
+    mg.save({"w": mg.ones(2)}, p)
+    for ml in (None, "cpu", mg.device("cpu"), {"cpu": "cpu"}, lambda dev: "cpu", lambda storage, loc: storage,
+               lambda storage, loc: storage.cpu(), lambda *a: "cpu"):
+        assert mg.load(p, map_location=ml)["w"].device == mg.device("cpu")
+    for bad in (3, object(), [1], {"cpu": 3}, lambda s, l: 3):
+        with pytest.raises(mio.CheckpointArgumentError, match="map_location"):
+            mg.load(p, map_location=bad)
+    with pytest.raises(DeviceError, match="tpu"):  # a device name minigen does not know
+        mg.load(p, map_location="tpu")
+    for bad in (np.zeros(2), "yes", 1):
+        with pytest.raises(mio.CheckpointArgumentError, match="weights_only"):
+            mg.load(p, weights_only=bad)
+        with pytest.raises(mio.CheckpointArgumentError, match="mmap"):
+            mg.load(p, mmap=bad)
 
 
 def test_text_mode_files_and_bad_weights_only(tmp_path):
