@@ -35,9 +35,7 @@ import numbers
 
 import numpy as np
 
-from ..argcheck import check_flag as _check_flag, check_float_tensor as _check_float_tensor
-from ..argcheck import check_number as _check_number, same_device as _same_device
-from ..argcheck import check_generator as _check_generator, check_tensor as _check_tensor  # noqa: F401
+from ..argcheck import check_flag, check_float_tensor, check_number, same_device
 from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import DeviceError, InvalidArgumentError, ShapeError
@@ -188,7 +186,7 @@ def _norm_shape(normalized_shape, x, op):
 def _check_affine(t, shape, op, name):
     if t is None:
         return None
-    _check_float_tensor(t, op, name)
+    check_float_tensor(t, op, name)
     if tuple(t.shape) != tuple(shape):
         raise ShapeError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
     return t
@@ -197,12 +195,12 @@ def _check_affine(t, shape, op, name):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalisation over the trailing ``normalized_shape`` dims (see :class:`LayerNorm`)."""
     op = "layer_norm"
-    x = _check_float_tensor(input, op)
+    x = check_float_tensor(input, op)
     shape = _norm_shape(normalized_shape, x, op)
     weight = _check_affine(weight, shape, op, "weight")
     bias = _check_affine(bias, shape, op, "bias")
-    eps = _check_number(eps, op, "eps", lo=0.0)
-    _same_device(op, x, weight, bias)
+    eps = check_number(eps, op, "eps", lo=0.0)
+    same_device(op, x, weight, bias)
     dims = tuple(range(x.ndim - len(shape), x.ndim))
     return LayerNorm.apply(x, weight, bias, dims, eps, None)
 
@@ -215,11 +213,11 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     ``eps=None`` uses the machine epsilon of the input's dtype (as PyTorch).
     """
     op = "rms_norm"
-    x = _check_float_tensor(input, op)
+    x = check_float_tensor(input, op)
     shape = _norm_shape(normalized_shape, x, op)
     weight = _check_affine(weight, shape, op, "weight")
-    eps = builtins.float(np.finfo(x.dtype).eps) if eps is None else _check_number(eps, op, "eps", lo=0.0)
-    _same_device(op, x, weight)
+    eps = builtins.float(np.finfo(x.dtype).eps) if eps is None else check_number(eps, op, "eps", lo=0.0)
+    same_device(op, x, weight)
     dims = tuple(range(x.ndim - len(shape), x.ndim))
     y = x * (_mean(x * x, dims, keepdim=True) + eps) ** -0.5
     return y * weight if weight is not None else y
@@ -245,7 +243,7 @@ def _update_running(op, running, new, momentum):
 def _check_running(t, C, op, name):
     if t is None:
         return None
-    _check_float_tensor(t, op, name)
+    check_float_tensor(t, op, name)
     if tuple(t.shape) != (C,):
         raise ShapeError(f"{op}: {name} must have shape ({C},) (one value per channel), got {tuple(t.shape)}")
     return t
@@ -264,17 +262,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     differentiable ops (dx = g * w / sqrt(running_var + eps)).
     """
     op = "batch_norm"
-    x = _check_float_tensor(input, op)
+    x = check_float_tensor(input, op)
     _check_nc(x, op)
     C = x.shape[1]
     running_mean = _check_running(running_mean, C, op, "running_mean")
     running_var = _check_running(running_var, C, op, "running_var")
     weight = _check_affine(weight, (C,), op, "weight")
     bias = _check_affine(bias, (C,), op, "bias")
-    eps = _check_number(eps, op, "eps", lo=0.0)
-    momentum = _check_number(momentum, op, "momentum")
-    training = _check_flag(training, op, "training")
-    _same_device(op, x, running_mean, running_var, weight, bias)
+    eps = check_number(eps, op, "eps", lo=0.0)
+    momentum = check_number(momentum, op, "momentum")
+    training = check_flag(training, op, "training")
+    same_device(op, x, running_mean, running_var, weight, bias)
     w = _channel_view(weight, x.ndim) if weight is not None else None
     b = _channel_view(bias, x.ndim) if bias is not None else None
     if training:
@@ -308,17 +306,17 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     normalises with the running statistics instead.
     """
     op = "instance_norm"
-    x = _check_float_tensor(input, op)
+    x = check_float_tensor(input, op)
     _check_nc(x, op, min_ndim=3)
     C = x.shape[1]
     running_mean = _check_running(running_mean, C, op, "running_mean")
     running_var = _check_running(running_var, C, op, "running_var")
     weight = _check_affine(weight, (C,), op, "weight")
     bias = _check_affine(bias, (C,), op, "bias")
-    eps = _check_number(eps, op, "eps", lo=0.0)
-    momentum = _check_number(momentum, op, "momentum")
-    _same_device(op, x, running_mean, running_var, weight, bias)
-    if not _check_flag(use_input_stats, op, "use_input_stats"):
+    eps = check_number(eps, op, "eps", lo=0.0)
+    momentum = check_number(momentum, op, "momentum")
+    same_device(op, x, running_mean, running_var, weight, bias)
+    if not check_flag(use_input_stats, op, "use_input_stats"):
         return batch_norm(x, running_mean, running_var, weight, bias, training=False, eps=eps)
     dims = tuple(range(2, x.ndim))
     n = x.numel() // max(x.shape[0] * C, 1)
@@ -345,7 +343,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     :class:`LayerNorm` Function (same closed-form backward), viewed back, then y = x_hat * w_c + b_c.
     """
     op = "group_norm"
-    x = _check_float_tensor(input, op)
+    x = check_float_tensor(input, op)
     _check_nc(x, op)
     if isinstance(num_groups, builtins.bool) or not isinstance(num_groups, numbers.Integral) or num_groups <= 0:
         raise InvalidArgumentError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
@@ -355,8 +353,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                          f"by num_groups={num_groups}")
     weight = _check_affine(weight, (C,), op, "weight")
     bias = _check_affine(bias, (C,), op, "bias")
-    eps = _check_number(eps, op, "eps", lo=0.0)
-    _same_device(op, x, weight, bias)
+    eps = check_number(eps, op, "eps", lo=0.0)
+    same_device(op, x, weight, bias)
     per_group = x.numel() // max(N * num_groups, 1)
     xg = reshape(x, (N, builtins.int(num_groups), per_group))
     y = reshape(LayerNorm.apply(xg, None, None, (2,), eps, None), x.shape)
@@ -378,13 +376,13 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     from ..argcheck import norm_dim
 
     op = "normalize"
-    x = _check_float_tensor(input, op)
+    x = check_float_tensor(input, op)
     if out is not None:
         raise InvalidArgumentError(f"{op}: out= is not supported")
-    p = _check_number(p, op, "p")
+    p = check_number(p, op, "p")
     if p <= 0:
         raise InvalidArgumentError(f"{op}: p must be positive, got {p}")
-    eps = _check_number(eps, op, "eps", lo=0.0)
+    eps = check_number(eps, op, "eps", lo=0.0)
     d = norm_dim(dim, x.ndim)
     if x.ndim == 0:
         raise ShapeError(f"{op}: expected a tensor with at least 1 dim, got a 0-d tensor")

@@ -28,7 +28,7 @@ from operator import index as _index
 import numpy as np
 
 from ..argcheck import norm_dim
-from ..autograd.broadcast import BroadcastTo, SumTo, broadcast_to, sum_to  # noqa: F401  (re-exported)
+from ..autograd.broadcast import broadcast_to, sum_to
 from ..autograd.function import Function
 from ..backend import get_array_module, move_array, to_numpy
 from ..errors import DimError, DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
