@@ -42,7 +42,12 @@ Each step goes through these phases, and an interrupt in each is handled so:
   shifts the training's random stream; an evaluation cut short is re-run on resume.
 
 (The metrics log of an interrupted step may lack that step's train row; the trained
-values never differ.)
+values never differ.) ``trainer.request_stop()`` does what a first Ctrl-C does, from any
+thread. Limits: a subclass whose ``_train_step`` updates parameters must set
+``self._in_update = True`` before its first update and ``False`` after its last (as
+``AdversarialTrainer`` does); state kept in ``extra_state`` is saved as it is, not rolled
+back; an interrupt that lands inside the interrupt handling itself propagates out of
+``fit``, leaving the checkpoint file as it was (writes are atomic).
 
 The second half of this module is the recipe behind ``minigen train mlp|cnn``:
 an MLP and a LeNet-style CNN trained on the bundled MNIST 9k/1k split.
