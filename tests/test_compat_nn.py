@@ -527,3 +527,75 @@ def test_gradcheck_through_parametrizations():
         return s(x)
 
     assert gradcheck(h, (mg.tensor(sl.original.detach().numpy(), requires_grad=True),))
+
+
+# ------------------------------------------------------------------ fusion, functional_call, paths
+@pytest.mark.parametrize("kind", ["conv", "convT", "linear"])
+def test_fusion_matches_torch_and_the_unfused_pair(kind):
+    T = _torch()
+    rng = np.random.default_rng(10)
+    m, t, x = _mods(kind, T)
+    C = 3
+    mb = nn.BatchNorm1d(C, dtype=mg.float64) if kind == "linear" else nn.BatchNorm2d(C, dtype=mg.float64)
+    tb = (T.nn.BatchNorm1d(C) if kind == "linear" else T.nn.BatchNorm2d(C)).double()
+    stats = {"running_mean": rng.standard_normal(C), "running_var": rng.uniform(0.5, 2, C),
+             "weight": rng.standard_normal(C), "bias": rng.standard_normal(C)}
+    mb.load_state_dict({**{k: mg.tensor(v) for k, v in stats.items()}, "num_batches_tracked": mg.tensor(3)})
+    tb.load_state_dict({**{k: T.tensor(v) for k, v in stats.items()}, "num_batches_tracked": T.tensor(3)})
+    for mod in (m, mb, t, tb):
+        mod.eval()
+    if kind == "linear":
+        fm, ft = nn.utils.fuse_linear_bn_eval(m, mb), T.nn.utils.fuse_linear_bn_eval(t, tb)
+    else:
+        fm = nn.utils.fuse_conv_bn_eval(m, mb, transpose=(kind == "convT"))
+        ft = T.nn.utils.fuse_conv_bn_eval(t, tb, transpose=(kind == "convT"))
+    np.testing.assert_allclose(fm.weight.detach().numpy(), ft.weight.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fm.bias.detach().numpy(), ft.bias.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fm(mg.tensor(x)).detach().numpy(), mb(m(mg.tensor(x))).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="eval"):
+        nn.utils.fuse_conv_bn_eval(nn.Conv2d(1, 3, 1), nn.BatchNorm2d(3))
+
+
+def test_functional_call_matches_torch():
+    T = _torch()
+    from torch.func import functional_call as tcall
+
+    mg.manual_seed(11)
+    m = nn.Sequential(nn.Linear(3, 4, dtype=mg.float64), nn.Tanh(), nn.Linear(4, 2, dtype=mg.float64))
+    t = T.nn.Sequential(T.nn.Linear(3, 4), T.nn.Tanh(), T.nn.Linear(4, 2)).double()
+    rng = np.random.default_rng(12)
+    new = {"0.weight": rng.standard_normal((4, 3)), "2.bias": rng.standard_normal(2)}
+    mp = {k: mg.tensor(v, requires_grad=True) for k, v in new.items()}
+    tp = {k: T.tensor(v, requires_grad=True) for k, v in new.items()}
+    with T.no_grad():
+        for name, p in t.named_parameters():
+            p.copy_(T_from(dict(m.named_parameters())[name]))
+    x = rng.standard_normal((5, 3))
+    ym = nn.utils.stateless.functional_call(m, mp, (mg.tensor(x),))
+    yt = tcall(t, tp, (T.tensor(x),))
+    np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=1e-12)
+    ym.sum().backward()
+    yt.sum().backward()
+    for k in new:
+        np.testing.assert_allclose(mp[k].grad.numpy(), tp[k].grad.numpy(), rtol=1e-12)
+    assert m[0].weight.grad is None and m[0].weight is dict(m.named_parameters())["0.weight"]  # restored
+    with pytest.raises(InvalidArgumentError, match="not a parameter or buffer"):
+        nn.utils.stateless.functional_call(m, {"0.nope": mg.zeros(1)}, (mg.tensor(x),))
+    with pytest.raises(InvalidArgumentError, match="strict"):
+        nn.utils.stateless.functional_call(m, mp, (mg.tensor(x),), strict=True)
+
+
+def test_nn_utils_paths():
+    from minigen.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_  # noqa: F401
+    from minigen.nn.utils.convert_parameters import parameters_to_vector  # noqa: F401
+    from minigen.nn.utils.parametrize import register_parametrization  # noqa: F401
+    from minigen.nn.utils.parametrizations import spectral_norm, weight_norm  # noqa: F401
+
+    assert clip_grad_norm_ is nn.utils.clip_grad_norm_
+    assert isinstance(nn.utils.skip_init(nn.Linear, 2, 3, device="meta"), nn.Linear)
+    p = nn.Parameter(mg.tensor([3.0, 4.0]))
+    p.grad = mg.tensor([3.0, 4.0])
+    total = nn.utils.get_total_norm([p.grad])
+    nn.utils.clip_grads_with_norm_([p], 1.0, total)
+    np.testing.assert_allclose(p.grad.numpy(), [0.6, 0.8], rtol=1e-5)

@@ -18,7 +18,9 @@ from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters",
            "count_parameters", "rnn", "clip_grads_with_norm_", "clip_grad_norm", "weight_norm", "remove_weight_norm",
-           "spectral_norm", "remove_spectral_norm", "parametrize", "parametrizations"]
+           "spectral_norm", "remove_spectral_norm", "parametrize", "parametrizations", "stateless",
+           "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights", "clip_grad",
+           "convert_parameters", "fusion", "skip_init"]
 
 
 def _params(parameters):
@@ -140,4 +142,15 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if
 from . import rnn  # noqa: E402,F401  (torch.nn.utils.rnn's path)
 from ._weight_norm import weight_norm, remove_weight_norm  # noqa: E402,F401
 from ._spectral_norm import spectral_norm, remove_spectral_norm  # noqa: E402,F401
-from . import parametrize, parametrizations  # noqa: E402,F401
+from . import parametrize, parametrizations, stateless  # noqa: E402,F401
+from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights  # noqa
+from . import clip_grad, convert_parameters, fusion  # noqa: E402,F401
+
+
+def skip_init(module_cls, *args, **kwargs):
+    """``module_cls(*args, **kwargs)``: PyTorch's version skips the parameter initialisation to save time;
+    minigen's initialisers are cheap, so the module is simply constructed (its values are then overwritten
+    by the caller, as with PyTorch)."""
+    if kwargs.get("device") == "meta":
+        del kwargs["device"]
+    return module_cls(*args, **kwargs)
