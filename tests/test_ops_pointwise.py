@@ -663,6 +663,21 @@ def test_inplace_promotion_rule():
     assert pw.can_cast(np.int64, np.float32) and not pw.can_cast(np.float32, np.int64)
 
 
+@pytest.mark.xfail(strict=True, reason="minigen/ops/inplace.py (_inplace) does not apply pointwise.can_cast yet: "
+                                        "an in-place op still casts a wider result back silently")
+def test_inplace_op_needing_a_wider_dtype_raises():
+    """int_tensor.mul_(1.5) raises (PyTorch: result type Float can't be cast to Long); int_tensor.mul_(2) works."""
+    i = mg.tensor([1, 2, 3])
+    i.mul_(2)
+    np.testing.assert_array_equal(i.array, [2, 4, 6])
+    for edit in (lambda t: t.mul_(1.5), lambda t: t.add_(0.5), lambda t: t.div_(2), lambda t: t.sqrt_(),
+                 lambda t: t.clamp_(min=0.5)):
+        with pytest.raises(DTypeError):
+            edit(mg.tensor([1, 2, 3]))
+    with pytest.raises(DTypeError):
+        mg.tensor([True, False]).add_(1)
+
+
 # ------------------------------------------------------------------ operands: numbers, NumPy, bad types
 @requires_torch
 def test_numbers_and_numpy_on_either_side_match_torch():
