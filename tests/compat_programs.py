@@ -815,7 +815,9 @@ def main(init, data):
     return {"losses": out, "state": {}}
 '''
 
-PROGRAMS = {"transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT, "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM, "packed_sentence_lm": PACKED_LM}
+PROGRAMS = {"transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT,
+            "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM,
+            "packed_sentence_lm": PACKED_LM}
 
 # (old, new, why): edits the minigen run still needs beyond the import lines. Keep empty where possible.
 PATCHES = {

@@ -492,7 +492,8 @@ def test_spawn_start_method():
     lambda: mg.data.ChainDataset([1]), lambda: DataLoader(Plain(3), num_workers=1.5),
     lambda: DataLoader(Plain(3), num_workers=1, prefetch_factor=0),
     lambda: DataLoader(Plain(3), num_workers=1, worker_init_fn=3),
-    lambda: DataLoader(Plain(3), timeout="soon"), lambda: DataLoader(Plain(3), num_workers=1, multiprocessing_context=7),
+    lambda: DataLoader(Plain(3), timeout="soon"),
+    lambda: DataLoader(Plain(3), num_workers=1, multiprocessing_context=7),
     lambda: DataLoader(Stream(3), batch_size=0), lambda: DataLoader(Stream(3), batch_size=None, drop_last=True),
 ])
 def test_bad_arguments_raise_minigen_errors(call):

@@ -163,3 +163,26 @@ def test_import_does_not_warn():
         warnings.simplefilter("error")
         for name in ("minigen.backends", "minigen.amp", "minigen.compiler", "minigen.accelerator"):
             importlib.reload(importlib.import_module(name))
+
+
+@pytest.mark.skipif(mg.cuda.is_available(), reason="checks the no-GPU behaviour")
+def test_cuda_and_cpu_amp_paths_like_torch():
+    import minigen.amp.cpu as cpu_amp
+    import minigen.amp.cuda as cuda_amp
+
+    with pytest.warns(UserWarning, match="disabling"):
+        s = cuda_amp.GradScaler(enabled=True)  # nanoGPT: torch.cuda.amp.GradScaler(enabled=(dtype == 'float16'))
+    assert not s.is_enabled() and cuda_amp.GradScaler(enabled=False).get_scale() == 1.0
+    with pytest.warns(UserWarning, match="disabling"):
+        with cuda_amp.autocast():
+            pass
+    with cpu_amp.autocast(enabled=False):
+        pass
+    with pytest.raises(FeatureUnavailableError):
+        cpu_amp.autocast()
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    for mine, theirs in ((cuda_amp.autocast, torch.cuda.amp.autocast),
+                         (cuda_amp.GradScaler, torch.cuda.amp.GradScaler), (cpu_amp.autocast, torch.cpu.amp.autocast)):
+        assert list(inspect.signature(mine.__init__).parameters) == list(inspect.signature(theirs.__init__).parameters)

@@ -170,7 +170,8 @@ def test_lbfgs_matches_torch(line_search, kw):
         ml = mo.step(mclosure)
         tl = to.step(tclosure)
         np.testing.assert_allclose(float(ml.item()), float(tl.item()), rtol=1e-10)
-        np.testing.assert_allclose(mx.detach().numpy(), tx.detach().numpy(), rtol=1e-9, atol=1e-11, err_msg=f"step {outer}")
+        np.testing.assert_allclose(mx.detach().numpy(), tx.detach().numpy(), rtol=1e-9, atol=1e-11,
+                                   err_msg=f"step {outer}")
         ms, ts = mo.state[mx], to.state[tx]
         assert ms["func_evals"] == ts["func_evals"] and ms["n_iter"] == ts["n_iter"]
         assert len(ms["old_dirs"]) == len(ts["old_dirs"])

@@ -45,7 +45,8 @@ def _init_state(tmod, name):
         return {}
     model = {"transformer_lm": lambda: tmod.TransformerModel(30, 16, 2, 32, 2, dropout=0.0),
              "dcgan": lambda: tmod.Both(), "nanogpt_flash": lambda: tmod.GPT(tmod.GPTConfig(flash=True)),
-             "nanogpt_manual": lambda: tmod.GPT(tmod.GPTConfig(flash=False)), "vae": lambda: tmod.VAE(), "mnist_cnn_adadelta": lambda: tmod.Net(),
+             "nanogpt_manual": lambda: tmod.GPT(tmod.GPTConfig(flash=False)), "vae": lambda: tmod.VAE(),
+             "mnist_cnn_adadelta": lambda: tmod.Net(),
              "word_lstm_lm": lambda: tmod.RNNModel("LSTM", 50, 16, 24, 2, dropout=0.0),
              "packed_sentence_lm": lambda: tmod.SentenceLM(30, 8, 12)}[name]()
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}

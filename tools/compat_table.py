@@ -10,9 +10,9 @@ looks each one up in minigen:
 
 - *has*: minigen has the name and nothing below applies;
 - *differs*: minigen has it, but (a) a keyword argument torch accepts is missing from minigen's
-  signature, or (b) a default value differs; a positional argument that only has another name
-  (``other`` vs ``y``) is listed separately, as it only matters for keyword calls (both read with ``inspect.signature``; for torch's C
-  functions, from the signature line(s) that open their docstrings); the table says which;
+  signature, or (b) a default value differs (both read with ``inspect.signature``; for torch's C
+  functions, from the signature line(s) that open their docstrings); a positional argument that only
+  has another name (``other`` vs ``y``) is listed separately, as it only matters for keyword calls;
 - *lacks*: minigen has no such name (or looking it up raises).
 
 Arguments that do not apply to minigen are not counted as differences: ``out``, ``layout``,
@@ -348,7 +348,8 @@ CALLS = [
     ("L.rand(2, dtype=L.float64)", 0), ("L.rand(2, requires_grad=True)", 0),
     ("L.randn(2, 3)", 0), ("L.randn((2, 3))", 0), ("L.randn(size=(2, 3))", 0), ("L.randn(3, generator=g)", 0),
     ("L.randint(10, (3,))", 0), ("L.randint(2, 10, (3,))", 0), ("L.randint(low=2, high=10, size=(3,))", 0),
-    ("L.randint(high=10, size=(3,))", 0), ("L.randint(10, size=(2, 2))", 0), ("L.randint(0, 10, (3,), dtype=L.int32)", 0),
+    ("L.randint(high=10, size=(3,))", 0), ("L.randint(10, size=(2, 2))", 0),
+    ("L.randint(0, 10, (3,), dtype=L.int32)", 0),
     ("L.randint(5, (2,), generator=g)", 0), ("L.randint(3, 5, size=(2,), generator=g)", 0),
     ("L.randperm(5)", 0), ("L.randperm(5, dtype=L.int32)", 0), ("L.randperm(n=4, generator=g)", 0),
     ("L.normal(0.0, 1.0, size=(3,))", 0), ("L.normal(m, sd)", 0), ("L.normal(m, 1.0)", 0), ("L.normal(0.0, sd)", 0),

@@ -77,8 +77,8 @@ from ..tensor import Tensor
 from .dataset import IterableDataset
 
 __all__ = ["DataLoader", "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler",
-           "BatchSampler", "SubsetRandomSampler", "WeightedRandomSampler", "get_worker_info", "WorkerInfo", "DataLoaderWorkerError",
-           "DataLoaderTimeoutError"]
+           "BatchSampler", "SubsetRandomSampler", "WeightedRandomSampler", "get_worker_info", "WorkerInfo",
+           "DataLoaderWorkerError", "DataLoaderTimeoutError"]
 
 
 class DataLoaderWorkerError(MinigenError, RuntimeError):
