@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from .adamax import _check_betas
 from .optimizer import Optimizer, _check_float
 from ..kernels import dispatch
 from ..backend import get_array_module
@@ -37,10 +38,7 @@ class Adam(Optimizer):
         _check_float("learning rate", lr)
         _check_float("epsilon value", eps)
         _check_float("weight_decay value", weight_decay)
-        if len(betas) != 2:
-            raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_float("beta parameter at index 0", betas[0], 0.0, 1.0)
-        _check_float("beta parameter at index 1", betas[1], 0.0, 1.0)
+        betas = _check_betas(betas)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
 

@@ -18,12 +18,36 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
+from ..argcheck import check_callable, check_int_value, check_iterable, check_number, check_size
 from ..errors import InvalidArgumentError
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
            "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "OneCycleLR", "ReduceLROnPlateau",
            "WarmupCosineLR", "SequentialLR"]
+
+
+def _check(op, optimizer, **args):
+    """Check a scheduler's arguments (the one place they are validated): ``name=(value, kind)`` where kind is
+    ``"int>=K"`` (an int, not a bool, at least K), ``"num"`` / ``"num>=0"`` / ``"num>0"`` (a real number, not
+    NaN; ``"nums"``...: or a list of them, one per param group), ``"fn"`` (a callable, or one per param group) or ``"ints"`` (an iterable of ints, milestones)."""
+    if not isinstance(optimizer, Optimizer):
+        raise InvalidArgumentError(f"{op}: {type(optimizer).__name__} is not a minigen Optimizer")
+    for name, (v, kind) in args.items():
+        if kind.startswith("int>="):
+            check_size(v, op, name, minimum=int(kind[5:]))
+        elif kind.startswith("num"):  # a number ("nums...": or a list of them, one per param group)
+            lo = 0.0 if kind.endswith((">=0", ">0")) else None
+            for e in (v if isinstance(v, (list, tuple)) and kind.startswith("nums") else [v]):
+                if check_number(e, op, name, lo=lo) == 0 and kind.endswith(">0"):
+                    raise InvalidArgumentError(f"{op}: {name} must be > 0, got {v}")
+        elif kind == "fn":
+            for f in (v if isinstance(v, (list, tuple)) else [v]):
+                check_callable(f, op, name)
+        elif kind == "ints":
+            vals = v if isinstance(v, dict) else check_iterable(v, op, name)
+            for m in vals:
+                check_size(m, op, f"an entry of {name}", minimum=0)
 
 
 def _per_group(value, n, name):
@@ -38,8 +62,7 @@ class LRScheduler:
     """Base class: subclasses implement ``lr_at(base_lr, t, group_index)`` (closed form) or ``get_lr()``."""
 
     def __init__(self, optimizer, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise InvalidArgumentError(f"{type(optimizer).__name__} is not a minigen Optimizer")
+        _check(type(self).__name__, optimizer, last_epoch=(last_epoch, "int>=-1"))
         self.optimizer = optimizer
         if last_epoch == -1:
             for g in optimizer.param_groups:
@@ -64,7 +87,8 @@ class LRScheduler:
     def step(self, epoch=None):
         """Advance one step (or jump to ``epoch``) and write the new lr into every param group."""
         self._step_count += 1
-        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else check_int_value(epoch, type(self).__name__,
+                                                                                     "epoch")
         lrs = self.get_lr()
         for g, lr in zip(self.optimizer.param_groups, lrs):
             g["lr"] = lr
@@ -80,6 +104,26 @@ class LRScheduler:
                 and not (isinstance(v, list) and any(callable(x) for x in v))}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` saved. Only this scheduler's own entries are accepted, with the kind
+        of value they hold now (another scheduler's or a garbled state raises here, not at the next step)."""
+        op = type(self).__name__
+        if not isinstance(state_dict, dict):
+            raise InvalidArgumentError(f"{op}.load_state_dict expects a dict, got {type(state_dict).__name__}")
+        mine = self.state_dict()
+        unknown = sorted(str(k) for k in state_dict if k not in mine)
+        if unknown:
+            raise InvalidArgumentError(f"{op}.load_state_dict: unexpected key(s) {unknown} (a state saved by another "
+                                       f"scheduler?); expected {sorted(mine)}")
+        for k, v in state_dict.items():
+            cur = mine[k]
+            ok = (v is None or cur is None or isinstance(v, type(cur))
+                  or (isinstance(cur, (int, float)) and isinstance(v, (int, float)))
+                  or (isinstance(cur, (list, tuple, dict)) and isinstance(v, (list, tuple, dict))))
+            if not ok or isinstance(v, bool) != isinstance(cur, bool):
+                raise InvalidArgumentError(f"{op}.load_state_dict: {k!r} should be a {type(cur).__name__}, got "
+                                           f"{type(v).__name__}")
+        if "last_epoch" in state_dict:
+            check_size(state_dict["last_epoch"], op, "last_epoch", minimum=-1)
         self.__dict__.update(state_dict)
 
 
@@ -90,6 +134,7 @@ class LambdaLR(LRScheduler):
     """lr(t) = base_lr * lr_lambda(t)  (one function, or one per param group)."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch: int = -1):
+        _check(type(self).__name__, optimizer, lr_lambda=(lr_lambda, "fn"))
         self.lr_lambdas = _per_group(lr_lambda, len(optimizer.param_groups), "lr_lambda")
         super().__init__(optimizer, last_epoch)
 
@@ -111,6 +156,7 @@ class MultiplicativeLR(LRScheduler):
     """lr(t) = lr(t - 1) * lr_lambda(t) for t >= 1 (so lr(t) = base_lr * prod_{s=1..t} lr_lambda(s))."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch: int = -1):
+        _check(type(self).__name__, optimizer, lr_lambda=(lr_lambda, "fn"))
         self.lr_lambdas = _per_group(lr_lambda, len(optimizer.param_groups), "lr_lambda")
         super().__init__(optimizer, last_epoch)
 
@@ -127,6 +173,7 @@ class StepLR(LRScheduler):
     """lr(t) = base_lr * gamma ** floor(t / step_size)."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+        _check("StepLR", optimizer, step_size=(step_size, "int>=1"), gamma=(gamma, "num"))
         if int(step_size) <= 0:
             raise InvalidArgumentError(f"step_size must be a positive int, got {step_size}")
         self.step_size, self.gamma = int(step_size), gamma
@@ -140,6 +187,7 @@ class MultiStepLR(LRScheduler):
     """lr(t) = base_lr * gamma ** (number of milestones <= t)  (a repeated milestone counts twice)."""
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+        _check("MultiStepLR", optimizer, milestones=(milestones, "ints"), gamma=(gamma, "num"))
         self.milestones = _milestone_list(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -166,6 +214,7 @@ class ConstantLR(LRScheduler):
     """lr(t) = base_lr * factor for t < total_iters, then base_lr."""
 
     def __init__(self, optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1):
+        _check("ConstantLR", optimizer, factor=(factor, "num"), total_iters=(total_iters, "int>=0"))
         if not 0 <= factor <= 1:
             raise InvalidArgumentError(f"ConstantLR factor must be in [0, 1], got {factor}")
         self.factor, self.total_iters = factor, int(total_iters)
@@ -180,6 +229,8 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
                  last_epoch: int = -1):
+        _check("LinearLR", optimizer, start_factor=(start_factor, "num"), end_factor=(end_factor, "num"),
+               total_iters=(total_iters, "int>=0"))
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
             raise InvalidArgumentError(f"LinearLR needs 0 < start_factor <= 1 and 0 <= end_factor <= 1, got "
                                        f"{start_factor}, {end_factor}")
@@ -195,6 +246,7 @@ class ExponentialLR(LRScheduler):
     """lr(t) = base_lr * gamma ** t."""
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
+        _check("ExponentialLR", optimizer, gamma=(gamma, "num"))
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -207,6 +259,7 @@ class CosineAnnealingLR(LRScheduler):
     past T_max the cosine keeps going, so the lr rises again, as in PyTorch)."""
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+        _check("CosineAnnealingLR", optimizer, T_max=(T_max, "int>=1"), eta_min=(eta_min, "num"))
         if T_max <= 0:
             raise InvalidArgumentError(f"T_max must be positive, got {T_max}")
         self.T_max, self.eta_min = T_max, eta_min
@@ -222,6 +275,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     multiplied by T_mult after each restart."""
 
     def __init__(self, optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1):
+        _check("CosineAnnealingWarmRestarts", optimizer, T_0=(T_0, "int>=1"), T_mult=(T_mult, "int>=1"),
+               eta_min=(eta_min, "num"))
         if T_0 <= 0 or not isinstance(T_0, int):
             raise InvalidArgumentError(f"T_0 must be a positive int, got {T_0}")
         if T_mult < 1 or not isinstance(T_mult, int):
@@ -265,6 +320,8 @@ class WarmupCosineLR(LRScheduler):
     """
 
     def __init__(self, optimizer, warmup_iters: int, lr_decay_iters: int, min_lr=0.0, last_epoch: int = -1):
+        _check("WarmupCosineLR", optimizer, warmup_iters=(warmup_iters, "int>=0"),
+               lr_decay_iters=(lr_decay_iters, "int>=0"), min_lr=(min_lr, "nums"))
         if warmup_iters < 0 or lr_decay_iters < warmup_iters:
             raise InvalidArgumentError(f"need 0 <= warmup_iters <= lr_decay_iters, got warmup_iters={warmup_iters}, "
                                        f"lr_decay_iters={lr_decay_iters}")
@@ -301,6 +358,13 @@ class OneCycleLR(LRScheduler):
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95, div_factor=25.0,
                  final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        _check("OneCycleLR", optimizer, pct_start=(pct_start, "num"), base_momentum=(base_momentum, "nums"),
+               max_momentum=(max_momentum, "nums"), div_factor=(div_factor, "num>0"),
+               final_div_factor=(final_div_factor, "num>0"),
+               **{k: (v, "int>=1") for k, v in (("total_steps", total_steps), ("epochs", epochs),
+                                                 ("steps_per_epoch", steps_per_epoch)) if v is not None})
+        for lr in (max_lr if isinstance(max_lr, (list, tuple)) else [max_lr]):
+            check_number(lr, "OneCycleLR", "max_lr", lo=0.0)
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
                 raise InvalidArgumentError("OneCycleLR needs total_steps, or both epochs and steps_per_epoch")
@@ -382,6 +446,11 @@ class SequentialLR(LRScheduler):
     """Run ``schedulers[0]`` until ``milestones[0]``, then ``schedulers[1]`` (restarted at its epoch 0), ..."""
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
+        _check("SequentialLR", optimizer, milestones=(milestones, "ints"), last_epoch=(last_epoch, "int>=-1"))
+        schedulers = check_iterable(schedulers, "SequentialLR", "schedulers")
+        milestones = check_iterable(milestones, "SequentialLR", "milestones")
+        if not schedulers or not all(isinstance(x, LRScheduler) for x in schedulers):
+            raise InvalidArgumentError("SequentialLR: schedulers must be a non-empty list of LR schedulers")
         if len(milestones) != len(schedulers) - 1:
             raise InvalidArgumentError(f"SequentialLR needs len(milestones) == len(schedulers) - 1, got "
                                        f"{len(milestones)} and {len(schedulers)}")
@@ -423,6 +492,20 @@ class SequentialLR(LRScheduler):
             s.load_state_dict(st)
 
 
+def _metric(v) -> float:
+    """The metric given to ReduceLROnPlateau.step: a real number or a one-element Tensor (NaN is kept, as in
+    PyTorch: it never counts as an improvement)."""
+    import numbers
+
+    from ..tensor import Tensor
+
+    if isinstance(v, Tensor) and v.numel() == 1:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise InvalidArgumentError(f"ReduceLROnPlateau.step: metrics must be a real number, got {type(v).__name__}")
+    return float(v)
+
+
 class ReduceLROnPlateau:
     """Multiply the lr by ``factor`` when a metric stops improving for ``patience`` epochs.
 
@@ -435,6 +518,10 @@ class ReduceLROnPlateau:
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
                  cooldown=0, min_lr=0, eps=1e-8):
+        _check("ReduceLROnPlateau", optimizer, factor=(factor, "num>=0"), patience=(patience, "int>=0"),
+               threshold=(threshold, "num"), cooldown=(cooldown, "int>=0"), eps=(eps, "num>=0"))
+        for m in (min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]):
+            check_number(m, "ReduceLROnPlateau", "min_lr", lo=0.0)
         if factor >= 1.0:
             raise InvalidArgumentError(f"factor should be < 1.0, got {factor}")
         if mode not in ("min", "max"):
@@ -463,8 +550,9 @@ class ReduceLROnPlateau:
         return self.cooldown_counter > 0
 
     def step(self, metrics, epoch=None):
-        current = float(metrics)
-        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
+        current = _metric(metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else check_int_value(epoch, "ReduceLROnPlateau",
+                                                                                     "epoch")
         if self.is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0

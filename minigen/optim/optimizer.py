@@ -21,13 +21,16 @@ so autograd notices a parameter changed under a graph that saved it.
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from collections import defaultdict
 
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from ..backend import get_array_module, move_array
-from ..errors import InvalidArgumentError
+from ..argcheck import brief, check_iterable
+from ..errors import DeviceError, DTypeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -42,10 +45,14 @@ required = _Required()
 
 
 def _check_float(name, value, lo=0.0, hi=None, lo_open=False):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"invalid {name}: {value!r} is not a number") from None
+    """A hyperparameter: a real number (a 0-d Tensor is read; not a bool, string or NaN) in [lo, hi)."""
+    if isinstance(value, Tensor) and value.ndim == 0 and value.dtype.kind in "fiu":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InvalidArgumentError(f"invalid {name}: {brief(value)} is not a real number")
+    v = float(value)
+    if math.isnan(v):
+        raise InvalidArgumentError(f"invalid {name}: nan")
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v >= hi):
         rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'})"
         raise InvalidArgumentError(f"invalid {name}: {value} (must be in {rng})")
@@ -62,7 +69,10 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise InvalidArgumentError("params argument given to the optimizer should be an iterable of Tensors "
                                        "or dicts, but got a single Tensor (wrap it in a list)")
-        groups = list(params)
+        if isinstance(params, dict):
+            raise InvalidArgumentError("params argument given to the optimizer should be an iterable of Tensors "
+                                       "or dicts, but got a dict (wrap a param group in a list)")
+        groups = check_iterable(params, type(self).__name__, "params")
         if len(groups) == 0:
             raise InvalidArgumentError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -75,13 +85,15 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise InvalidArgumentError(f"param group must be a dict, got {type(param_group).__name__}")
         group = dict(param_group)
+        if "params" not in group:
+            raise InvalidArgumentError(f"param group must have a 'params' entry, got keys {sorted(map(str, group))}")
         params = group.get("params")
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, set):
             raise InvalidArgumentError("optimizer parameters need to be an ordered collection, not a set")
         else:
-            params = list(params)
+            params = check_iterable(params, type(self).__name__, "the group's params")
         for p in params:
             if not isinstance(p, Tensor):
                 raise InvalidArgumentError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
@@ -97,6 +109,7 @@ class Optimizer:
                 raise InvalidArgumentError(f"parameter group didn't specify a value of required "
                                            f"optimization parameter {k}")
             group.setdefault(k, v)
+            _check_group_value(k, group[k], v)
         existing = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in existing for p in params):
             raise InvalidArgumentError("some parameters appear in more than one parameter group")
@@ -123,6 +136,8 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                _check_grad(p)
             if params:
                 self._step_group(group, params)
                 for p in params:
@@ -174,6 +189,13 @@ class Optimizer:
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise InvalidArgumentError("optimizer state dict must be a dict with keys 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(
+                isinstance(s, dict) and isinstance(s.get("params"), (list, tuple)) for s in saved_groups):
+            raise InvalidArgumentError("optimizer state dict: 'param_groups' must be a list of dicts, each with a "
+                                       "'params' list")
+        if not isinstance(state_dict["state"], dict) or not all(isinstance(v, dict)
+                                                                 for v in state_dict["state"].values()):
+            raise InvalidArgumentError("optimizer state dict: 'state' must map parameter indices to dicts")
         if len(saved_groups) != len(self.param_groups):
             raise InvalidArgumentError(f"loaded state dict has {len(saved_groups)} parameter group(s), "
                                        f"the optimizer has {len(self.param_groups)}")
@@ -190,16 +212,22 @@ class Optimizer:
         for k, st in state_dict["state"].items():
             p = id_map.get(_key(k))
             if p is None:
-                continue
+                raise InvalidArgumentError(f"optimizer state dict has state for parameter index {k!r}, which no "
+                                           f"parameter group lists (another optimizer's state?)")
             new_state[p] = {name: _cast_state(name, v, p) for name, v in st.items()}
-        self.state = new_state
         new_groups = []
         for g, s in zip(self.param_groups, saved_groups):
             ng = {k: copy.deepcopy(v) for k, v in s.items() if k != "params"}
             if "betas" in ng and isinstance(ng["betas"], list):
                 ng["betas"] = tuple(ng["betas"])
+            for k, default in self.defaults.items():
+                if k not in ng:  # a state saved before this hyperparameter existed: keep the current value
+                    ng[k] = g[k]
+                _check_group_value(k, ng[k], default)
             ng["params"] = g["params"]
             new_groups.append(ng)
+        # nothing is changed until everything has been checked
+        self.state = new_state
         self.param_groups = new_groups
 
     def __repr__(self):
@@ -227,12 +255,47 @@ def _key(idx):
         return idx
 
 
+def _check_group_value(name, value, default):
+    """A param group's hyperparameter must have the kind of its default: a real number where the default is a
+    number (not NaN), a bool where it is a bool, a pair of numbers where it is a pair (betas)."""
+    if value is required:
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidArgumentError(f"optimizer hyperparameter {name!r} must be a bool, got {brief(value)}")
+    elif isinstance(default, numbers.Real) or default is required:
+        _check_float(name, value, lo=None)
+    elif isinstance(default, tuple) and all(isinstance(d, numbers.Real) for d in default):
+        if not isinstance(value, (tuple, list)) or len(value) != len(default):
+            raise InvalidArgumentError(f"optimizer hyperparameter {name!r} must be a tuple of {len(default)} "
+                                       f"numbers, got {brief(value)}")
+        for i, x in enumerate(value):
+            _check_float(f"{name}[{i}]", x, lo=None)
+
+
+def _check_grad(p):
+    """A parameter's ``.grad`` must be a Tensor of the parameter's shape, floating point, on its device: a
+    wrong-shaped gradient is never broadcast into the update (PyTorch refuses it as well)."""
+    g = p.grad
+    if not isinstance(g, Tensor):
+        raise DTypeError(f"the gradient of a parameter of shape {tuple(p.shape)} must be a Tensor, got "
+                         f"{brief(g)}")
+    if tuple(g.shape) != tuple(p.shape):
+        raise ShapeError(f"a parameter of shape {tuple(p.shape)} has a gradient of shape {tuple(g.shape)}")
+    if g.dtype.kind not in "fc":
+        raise DTypeError(f"a parameter of dtype {p.dtype} has a gradient of dtype {g.dtype} (floating point "
+                         f"needed)")
+    if type(g.array) is not type(p.array):
+        raise DeviceError(f"a parameter on {p.device} has its gradient on {g.device}")
+
+
 def _cast_state(name, v, p):
     if name == "step":
-        if isinstance(v, Tensor):
-            return int(float(v.item()))
-        if hasattr(v, "item"):
-            return int(float(v.item()))
+        count = v.numel() if hasattr(v, "numel") else getattr(v, "size", None)  # minigen/torch / NumPy
+        if hasattr(v, "item") and count == 1:
+            v = v.item()
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+            raise InvalidArgumentError(f"optimizer state dict: 'step' must be a count >= 0, got {brief(v)}")
         return int(v)
     if isinstance(v, Tensor):
         arr = v.array
@@ -242,6 +305,9 @@ def _cast_state(name, v, p):
         arr = v.detach().cpu().numpy()
     else:
         return copy.deepcopy(v)
+    if arr.ndim > 0 and tuple(arr.shape) != tuple(p.shape):
+        raise ShapeError(f"optimizer state dict: state {name!r} has shape {tuple(arr.shape)} but its parameter has "
+                         f"shape {tuple(p.shape)} (a state saved for another model?)")
     arr = move_array(arr, p.device)
     if arr.dtype.kind in "fc":
         arr = arr.astype(p.dtype)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ...autograd.grad_mode import no_grad
 from ...backend import as_device, get_array_module, move_array
+from ...argcheck import brief, check_callable
 from ...errors import CheckpointError, InvalidArgumentError
 from ...tensor import Tensor, as_dtype
 from ..parameter import Buffer, Parameter
@@ -54,6 +55,11 @@ class RemovableHandle:
 
     def __exit__(self, *exc):
         self.remove()
+
+
+def _check_str(v, op, name):
+    if not isinstance(v, str):
+        raise InvalidArgumentError(f"Module.{op}: {name} must be a string, got {brief(v)}")
 
 
 def _as_array(v):
@@ -239,6 +245,7 @@ class Module:
 
     def get_submodule(self, target: str) -> "Module":
         """``m.get_submodule('encoder.layers.0')``."""
+        _check_str(target, "get_submodule", "target")
         mod = self
         if target == "":
             return mod
@@ -249,6 +256,7 @@ class Module:
         return mod
 
     def get_parameter(self, target: str):
+        _check_str(target, "get_parameter", "target")
         mod_path, _, name = target.rpartition(".")
         mod = self.get_submodule(mod_path)
         if name not in mod._parameters:
@@ -256,6 +264,7 @@ class Module:
         return mod._parameters[name]
 
     def get_buffer(self, target: str):
+        _check_str(target, "get_buffer", "target")
         mod_path, _, name = target.rpartition(".")
         mod = self.get_submodule(mod_path)
         if name not in mod._buffers:
@@ -416,6 +425,7 @@ class Module:
 
     def apply(self, fn):
         """Call ``fn(m)`` on every submodule (children first) and on this module; e.g. custom init."""
+        check_callable(fn, "Module.apply", "fn")
         for m in self.children():
             m.apply(fn)
         fn(self)
@@ -438,6 +448,9 @@ class Module:
         """
         if destination is None:
             destination = OrderedDict()
+        elif not isinstance(destination, dict):
+            raise InvalidArgumentError(f"Module.state_dict: destination must be a dict, got {brief(destination)}")
+        _check_str(prefix, "state_dict", "prefix")
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, m in self._modules.items():
             if m is not None:
