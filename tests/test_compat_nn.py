@@ -599,3 +599,28 @@ def test_nn_utils_paths():
     total = nn.utils.get_total_norm([p.grad])
     nn.utils.clip_grads_with_norm_([p], 1.0, total)
     np.testing.assert_allclose(p.grad.numpy(), [0.6, 0.8], rtol=1e-5)
+
+
+def test_every_torch_nn_modules_path_of_a_layer_minigen_has():
+    """``from torch.nn.modules.<file> import <Layer>`` ports for every layer minigen has."""
+    _torch()
+    import importlib
+    import pkgutil
+
+    import torch.nn.modules as tm
+
+    missing = []
+    for info in pkgutil.iter_modules(tm.__path__):
+        if info.name.startswith("_"):
+            continue
+        tmod = importlib.import_module(f"torch.nn.modules.{info.name}")
+        names = [n for n in getattr(tmod, "__all__", []) if hasattr(nn, n)]
+        if not names:
+            continue
+        try:
+            mmod = importlib.import_module(f"minigen.nn.modules.{info.name}")
+        except ImportError:
+            missing += [f"{info.name}.{n}" for n in names]
+            continue
+        missing += [f"{info.name}.{n}" for n in names if getattr(mmod, n, None) is not getattr(nn, n)]
+    assert not missing, missing
