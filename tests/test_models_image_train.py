@@ -339,11 +339,9 @@ def test_stylegan_resume_is_exact(tmp_path):
         np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
 
 
-@pytest.mark.xfail(strict=True, reason="minigen/train.py: a run whose --max-steps ends exactly on an epoch's last "
-                                       "batch saves the loader mid-epoch, so the resumed run counts that epoch "
-                                       "twice (and steps the per-epoch lr schedule twice); reported to train.py's "
-                                       "owner. strict: this test fails as soon as the Trainer is fixed")
 def test_classifier_resume_from_a_stop_point_at_an_epoch_end(tmp_path):
+    """--max-steps 4 ends exactly on the last batch of epoch 1: the resumed run must not count that epoch end
+    twice (nor step the per-epoch lr schedule twice)."""
     common = ["--width", "4", "--hidden", "8"] + TINY       # 64 images / 16 = 4 batches per epoch
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     assert cli.main(["train", "classifier", "--out", a, "--max-steps", "4"] + common) == 0

@@ -96,10 +96,19 @@ class _Stream:
 
 
 class _Carry:
-    """The hidden state carried between chunks; saved in checkpoints so a resumed run is exact."""
+    """The hidden state carried between chunks; saved in checkpoints so a resumed run is exact.
+
+    A step's forward computes the next state as ``pending``; it becomes ``state`` only inside the optimizer's
+    step (:meth:`commit`), so a checkpoint written after an interrupt that the Trainer rolls back (one before
+    the update) holds the state from before that step, and one after the update holds the new state.
+    """
 
     def __init__(self):
         self.state = None
+        self.pending = None
+
+    def commit(self):
+        self.state, self.pending = self.pending, None
 
     def state_dict(self):
         if self.state is None:
@@ -111,6 +120,7 @@ class _Carry:
     def load_state_dict(self, st):
         k = st.get("kind")
         self.state = None if k == "none" else ((st["h"], st["c"]) if k == "pair" else st["h"])
+        self.pending = None
 
 
 def build_model(cfg: CharRNNConfig, vocab_size):
@@ -136,7 +146,15 @@ def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_
     os.makedirs(out_dir, exist_ok=True)
     mg.manual_seed(cfg.seed)
     model = build_model(cfg, vocab_size)
-    opt = optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.alpha, eps=1e-8)
+    carry = _Carry()
+
+    class RMSprop(optim.RMSprop):
+        def step(self, closure=None):  # the carried state advances with the parameters, in the same update
+            out = super().step(closure)
+            carry.commit()
+            return out
+
+    opt = RMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.alpha, eps=1e-8)
     if cfg.clip_mode == "value" and cfg.grad_clip:
         c = float(cfg.grad_clip)
         for p in model.parameters():  # clamp each parameter's (summed) gradient of the step
@@ -144,14 +162,14 @@ def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_
     elif cfg.clip_mode not in ("value", "norm"):
         raise InvalidArgumentError(f"clip_mode must be 'value' or 'norm', got {cfg.clip_mode!r}")
     loader = _Stream(train_ids, cfg.batch_size, cfg.seq_len)
-    carry = _Carry()
 
     def loss_fn(batch):
         x, y = batch
+        start = carry.state
         if loader.batches_done % loader.n == 1 or loader.n == 1:  # a new pass starts from a zero state
-            carry.state = None
-        logits, state = model(x, carry.state)
-        carry.state = model.detach_state(state)
+            start = None
+        logits, state = model(x, start)
+        carry.pending = model.detach_state(state)
         k = y.numel()
         return F.cross_entropy(logits.reshape(k, -1), y.reshape(k))
 
