@@ -425,3 +425,24 @@ def test_fast_backward_declines_without_a_kernel(name):
     with dispatch.use_reference():
         (g2,) = mg.grad(fn(x), x, grad_outputs=mg.ones(3, 4, dtype=mg.float64), create_graph=True)
     np.testing.assert_allclose(g.array, g2.array, rtol=1e-14, atol=0)
+
+
+# ------------------------------------------------------------------ reads: no silent wrong gradient
+@pytest.mark.parametrize("name", list(UNARY) + ["softmax", "log_softmax"])
+def test_editing_the_input_after_the_forward_never_gives_a_wrong_gradient(name):
+    """Each op saves only what its gradient reads: after the forward, editing the input in place either
+    raises InplaceError (the gradient reads it) or leaves the gradient exactly as without the edit."""
+    from minigen.errors import InplaceError
+
+    fn = UNARY[name][0] if name in UNARY else (lambda t: getattr(mg, name)(t, -1))
+    base = mg.tensor(np.linspace(-2.5, 2.7, 12).reshape(3, 4), requires_grad=True)
+    v = mg.tensor(np.random.default_rng(0).standard_normal((3, 4)))
+    (want,) = mg.grad(fn(base * 1.0), base, grad_outputs=v)
+    x = base * 1.0
+    y = fn(x)
+    x.mul_(-3.0)
+    try:
+        (got,) = mg.grad(y, base, grad_outputs=v)
+    except InplaceError:
+        return
+    np.testing.assert_array_equal(got.array, want.array)

@@ -488,3 +488,44 @@ def test_gaussian_kl_closed_form():
                      (T(rng.standard_normal((2, 3))), T(rng.standard_normal((2, 3)))))
     with pytest.raises(ShapeError):
         mg.gaussian_kl(T(np.zeros(3)), T(np.zeros(2)))
+
+
+# ------------------------------------------------------------------ reads: no silent wrong gradient
+LOSSES_EDIT = {
+    "mse": lambda x, y: mg.mse_loss(x, y), "l1": lambda x, y: mg.l1_loss(x, y),
+    "smooth_l1": lambda x, y: mg.smooth_l1_loss(x, y), "huber": lambda x, y: mg.huber_loss(x, y),
+    "bce": lambda x, y: mg.binary_cross_entropy(mg.sigmoid(x), mg.sigmoid(y)),
+    "bce_logits": lambda x, y: mg.binary_cross_entropy_with_logits(x, mg.sigmoid(y)),
+    "cross_entropy_prob": lambda x, y: mg.cross_entropy(x, mg.softmax(y, 1)),
+    "kl_div": lambda x, y: mg.kl_div(mg.log_softmax(x, 1), mg.softmax(y, 1), reduction="batchmean"),
+    "gaussian_nll": lambda x, y: mg.gaussian_nll_loss(x, y, mg.exp(y)),
+    "cosine": lambda x, y: mg.cosine_similarity(x, y).sum(),
+}
+
+
+@pytest.mark.parametrize("name", list(LOSSES_EDIT) + ["cross_entropy"])
+@pytest.mark.parametrize("edit", [0, 1])
+def test_editing_an_input_after_the_forward_never_gives_a_wrong_gradient(name, edit):
+    """Editing input or target in place after the forward raises InplaceError or leaves the gradients as
+    without the edit (the fused CrossEntropy/BCE Functions save only what their gradients read)."""
+    from minigen.errors import InplaceError
+
+    if name == "cross_entropy":
+        fn = lambda x, y: mg.cross_entropy(x, mg.tensor([0, 3, 1]), weight=y.mean(0).detach().abs() + 0.1)  # noqa
+    else:
+        fn = LOSSES_EDIT[name]
+    leaves = [mg.tensor(np.linspace(-1.3, 2.1, 12).reshape(3, 4), requires_grad=True),
+              mg.tensor(np.linspace(0.9, -0.4, 12).reshape(3, 4), requires_grad=True)]
+    want = mg.grad(fn(*[t * 1.0 for t in leaves]), leaves, allow_unused=True)
+    xs = [t * 1.0 for t in leaves]
+    out = fn(*xs)
+    xs[edit].mul_(-2.0)
+    try:
+        got = mg.grad(out, leaves, allow_unused=True)
+    except InplaceError:
+        return
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+        else:
+            np.testing.assert_allclose(g.array, w.array, rtol=1e-14, atol=0)

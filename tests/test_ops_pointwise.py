@@ -791,3 +791,59 @@ def test_where_condition_edited_in_place_raises():
     y = mg.where(cond, a, 0.0)
     y.sum().backward()
     np.testing.assert_array_equal(a.grad.array, [0.0, 0.0, 1.0])
+
+
+# ------------------------------------------------------------------ reads: no silent wrong gradient
+def _edit_after_forward(fn, inputs, edit):
+    """grad of fn at ``inputs`` (non-leaf copies), with input ``edit`` changed in place after the forward:
+    None when that raises InplaceError, else the gradients (which must equal the unedited ones)."""
+    from minigen.errors import InplaceError
+
+    leaves = [mg.tensor(a, requires_grad=True) for a in inputs]
+    v = None
+    xs = [t * 1.0 for t in leaves]
+    y = fn(*xs)
+    v = mg.tensor(np.random.default_rng(0).standard_normal(y.shape))
+    want = mg.grad(fn(*[t * 1.0 for t in leaves]), leaves, grad_outputs=v)
+    xs[edit].mul_(-1.5)
+    try:
+        got = mg.grad(y, leaves, grad_outputs=v)
+    except InplaceError:
+        return
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.array, w.array)
+
+
+_EDIT_BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "fmax", "fmin", "remainder", "fmod",
+                "atan2", "hypot", "logaddexp"]
+
+
+@pytest.mark.parametrize("name", list(UNARY) + ["exp", "log", "neg", "floor", "sign", "clamp", "where"])
+def test_editing_the_input_after_the_forward_never_gives_a_wrong_gradient(name):
+    """Each op saves only what its gradient reads: editing its input in place after the forward either raises
+    InplaceError or leaves the gradient exactly as without the edit (never a silently wrong gradient)."""
+    if name in UNARY:
+        fn, lo, hi = UNARY[name][0], 0.2, 0.9
+        if name == "acosh":
+            lo, hi = 1.2, 2.5
+    else:
+        fn = {"exp": mg.exp, "log": mg.log, "neg": mg.neg, "floor": mg.floor, "sign": mg.sign,
+              "clamp": lambda t: mg.clamp(t, 0.3, 0.6), "where": lambda t: mg.where(t > 0.5, t, t * 2)}[name]
+        lo, hi = 0.2, 0.9
+    _edit_after_forward(fn, [np.linspace(lo, hi, 8).reshape(2, 4)], 0)
+
+
+@pytest.mark.parametrize("name", _EDIT_BINARY + ["lerp", "clamp_tensor_bounds", "where_tensors"])
+@pytest.mark.parametrize("edit", [0, 1])
+def test_editing_an_operand_after_the_forward_never_gives_a_wrong_gradient(name, edit):
+    a = np.linspace(0.3, 1.9, 8).reshape(2, 4)
+    b = np.linspace(1.7, 0.6, 4)  # broadcast against a
+    if name == "lerp":
+        fn = lambda s, e: mg.lerp(s, e, 0.3)  # noqa: E731
+    elif name == "clamp_tensor_bounds":
+        fn = lambda x, lo: mg.clamp(x, min=lo, max=1.5)  # noqa: E731
+    elif name == "where_tensors":
+        fn = lambda x, y: mg.where(x > 1.0, x, y)  # noqa: E731
+    else:
+        fn = getattr(mg, name)
+    _edit_after_forward(fn, [a, b], edit)

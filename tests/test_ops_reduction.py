@@ -520,3 +520,35 @@ def test_sum_mean_first_and_second_order_share_the_formula():
         (g2,) = mg.grad(fn(x), x, create_graph=True)
         np.testing.assert_array_equal(g1.array, g2.array)
     assert gradgradcheck(lambda t: (t.mean(0) ** 3).sum(), (x,))
+
+
+# ------------------------------------------------------------------ reads: no silent wrong gradient
+REDUCTIONS_EDIT = {
+    "sum": lambda t: t.sum(1), "mean": lambda t: t.mean(0), "var": lambda t: mg.var(t, 1), "std": mg.std,
+    "prod": lambda t: mg.prod(t, 1), "prod_all": mg.prod, "amax": lambda t: mg.amax(t, 1),
+    "max_dim": lambda t: mg.max(t, 0).values, "logsumexp": lambda t: mg.logsumexp(t, 1),
+    "norm2": lambda t: mg.norm(t, 2, 1), "norm1": lambda t: mg.norm(t, 1), "norm3": lambda t: mg.norm(t, 3.0, 0),
+    "norm_inf": lambda t: mg.norm(t, float("inf")), "cumsum": lambda t: mg.cumsum(t, 1),
+    "cumprod": lambda t: mg.cumprod(t, 1),
+}
+
+
+@pytest.mark.parametrize("name", list(REDUCTIONS_EDIT))
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_editing_the_input_after_the_forward_never_gives_a_wrong_gradient(name, create_graph):
+    """Editing the input in place after the forward raises InplaceError or leaves the gradient unchanged
+    (first-order fast paths and the formula alike)."""
+    from minigen.errors import InplaceError
+
+    fn = REDUCTIONS_EDIT[name]
+    base = mg.tensor(np.linspace(-1.3, 2.1, 12).reshape(3, 4), requires_grad=True)
+    v = mg.tensor(np.random.default_rng(0).standard_normal(fn(base).shape))
+    (want,) = mg.grad(fn(base * 1.0), base, grad_outputs=v)
+    x = base * 1.0
+    y = fn(x)
+    x.mul_(-2.0)
+    try:
+        (got,) = mg.grad(y, base, grad_outputs=v, create_graph=create_graph)
+    except InplaceError:
+        return
+    np.testing.assert_allclose(got.array, want.array, rtol=1e-14, atol=0)
