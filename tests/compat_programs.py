@@ -815,12 +815,80 @@ def main(init, data):
     return {"losses": out, "state": {}}
 '''
 
-PROGRAMS = {"transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT,
+TIME_SEQUENCE = '''
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+
+
+class Sequence(nn.Module):
+    def __init__(self):
+        super(Sequence, self).__init__()
+        self.lstm1 = nn.LSTMCell(1, 21)
+        self.lstm2 = nn.LSTMCell(21, 21)
+        self.linear = nn.Linear(21, 1)
+
+    def forward(self, input, future=0):
+        outputs = []
+        h_t = torch.zeros(input.size(0), 21, dtype=torch.double)
+        c_t = torch.zeros(input.size(0), 21, dtype=torch.double)
+        h_t2 = torch.zeros(input.size(0), 21, dtype=torch.double)
+        c_t2 = torch.zeros(input.size(0), 21, dtype=torch.double)
+        for input_t in input.split(1, dim=1):
+            h_t, c_t = self.lstm1(input_t, (h_t, c_t))
+            h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
+            output = self.linear(h_t2)
+            outputs += [output]
+        for i in range(future):
+            h_t, c_t = self.lstm1(output, (h_t, c_t))
+            h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
+            output = self.linear(h_t2)
+            outputs += [output]
+        outputs = torch.cat(outputs, dim=1)
+        return outputs
+
+
+def main(init, data):
+    np.random.seed(0)
+    torch.manual_seed(0)
+    waves = data["waves"]
+    input = torch.from_numpy(waves[3:, :-1])
+    target = torch.from_numpy(waves[3:, 1:])
+    test_input = torch.from_numpy(waves[:3, :-1])
+    test_target = torch.from_numpy(waves[:3, 1:])
+    seq = Sequence()
+    seq.double()
+    seq.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    criterion = nn.MSELoss()
+    optimizer = optim.LBFGS(seq.parameters(), lr=0.8, max_iter=6)
+    losses = []
+    for i in range(2):
+        def closure():
+            optimizer.zero_grad()
+            out = seq(input)
+            loss = criterion(out, target)
+            losses.append(loss.item())
+            loss.backward()
+            return loss
+        optimizer.step(closure)
+        with torch.no_grad():
+            future = 4
+            pred = seq(test_input, future=future)
+            loss = criterion(pred[:, :-future], test_target)
+            losses.append(loss.item())
+            y = pred.detach().numpy()
+        losses.append(float(np.abs(y).sum()))
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in seq.state_dict().items()}}
+'''
+
+PROGRAMS = {"time_sequence_lbfgs": TIME_SEQUENCE, "transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT,
             "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM,
             "packed_sentence_lm": PACKED_LM}
 
 # (old, new, why): edits the minigen run still needs beyond the import lines. Keep empty where possible.
 PATCHES = {
+    "time_sequence_lbfgs": [],
     "transformer_lm": [],
     "micrograd_engine": [],
     "dcgan": [],

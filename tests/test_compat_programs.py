@@ -25,6 +25,9 @@ def _data(name):
         return {"train": rng.integers(0, 50, 120), "val": rng.integers(0, 50, 40), "rnn_type": np.array("LSTM")}
     if name == "transformer_lm":
         return {"tokens": rng.integers(0, 30, 100)}
+    if name == "time_sequence_lbfgs":  # sine waves with random phase, as the time-series example builds them
+        x = np.arange(16)[None, :] + rng.integers(-20, 20, (8, 1))
+        return {"waves": np.sin(x / 1.0 / 4).astype(np.float64)}
     if name == "micrograd_engine":
         return {}
     if name == "dcgan":
@@ -43,7 +46,8 @@ def _init_state(tmod, name):
     torch.manual_seed(0)
     if name == "micrograd_engine":
         return {}
-    model = {"transformer_lm": lambda: tmod.TransformerModel(30, 16, 2, 32, 2, dropout=0.0),
+    model = {"time_sequence_lbfgs": lambda: tmod.Sequence().double(),
+             "transformer_lm": lambda: tmod.TransformerModel(30, 16, 2, 32, 2, dropout=0.0),
              "dcgan": lambda: tmod.Both(), "nanogpt_flash": lambda: tmod.GPT(tmod.GPTConfig(flash=True)),
              "nanogpt_manual": lambda: tmod.GPT(tmod.GPTConfig(flash=False)), "vae": lambda: tmod.VAE(),
              "mnist_cnn_adadelta": lambda: tmod.Net(),
