@@ -31,8 +31,10 @@ import math
 import numpy as np
 
 from ..backend import move_array
-from ..errors import InvalidArgumentError, ShapeError
+from ..argcheck import check_generator, check_number, check_size, check_tensor
+from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..random import _gen
+from ..tensor import Tensor
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "eye_", "dirac_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
@@ -48,7 +50,23 @@ def _write(tensor, host_array):
 
 
 def _rng(generator):
-    return _gen(generator).numpy
+    return _gen(check_generator(generator, "nn.init")).numpy
+
+
+def _target(tensor, op, floating=True):
+    """The tensor an initialiser fills: a Tensor (floating point for the random ones)."""
+    check_tensor(tensor, f"nn.init.{op}", "tensor")
+    if floating and tensor.dtype.kind != "f":
+        raise DTypeError(f"nn.init.{op} fills floating point tensors, got dtype {tensor.dtype}")
+    return tensor
+
+
+def _real(v, op, name, lo=None):
+    """A finite real number argument (a 0-d tensor is read)."""
+    x = check_number(v, f"nn.init.{op}", name, lo=lo)
+    if math.isinf(x):
+        raise InvalidArgumentError(f"nn.init.{op}: {name} must be finite, got {x}")
+    return x
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -57,6 +75,8 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     linear / conv* / sigmoid: 1;  tanh: 5/3;  relu: sqrt(2);
     leaky_relu: sqrt(2 / (1 + slope^2)) (slope default 0.01);  selu: 3/4.
     """
+    if not isinstance(nonlinearity, str):
+        raise InvalidArgumentError(f"nonlinearity must be a string such as 'relu', got {type(nonlinearity).__name__}")
     linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
     if nonlinearity in linear or nonlinearity == "sigmoid":
         return 1.0
@@ -97,15 +117,32 @@ def _fan(tensor, mode):
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
     """Fill with U(a, b)."""
+    _target(tensor, "uniform_")
+    a, b = _real(a, "uniform_", "a"), _real(b, "uniform_", "b")
+    if a > b:
+        raise InvalidArgumentError(f"nn.init.uniform_ needs a <= b, got a={a}, b={b}")
     return _write(tensor, _rng(generator).uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
     """Fill with N(mean, std^2)."""
+    _target(tensor, "normal_")
+    mean, std = _real(mean, "normal_", "mean"), _real(std, "normal_", "std", lo=0.0)
     return _write(tensor, mean + std * _rng(generator).standard_normal(tensor.shape))
 
 
 def constant_(tensor, val: float):
+    """Fill with ``val`` (any real number, NaN and inf included; a bool for bool tensors)."""
+    import numbers
+
+    _target(tensor, "constant_", floating=False)
+    if isinstance(val, Tensor) and val.numel() == 1:
+        val = val.item()
+    if not isinstance(val, numbers.Real) or (isinstance(val, bool) and tensor.dtype.kind != "b"):
+        raise InvalidArgumentError(f"nn.init.constant_: val must be a real number, got {type(val).__name__}")
+    if tensor.dtype.kind in "iu" and (not math.isfinite(val) or not np.iinfo(tensor.dtype).min <= val
+                                      <= np.iinfo(tensor.dtype).max):
+        raise InvalidArgumentError(f"nn.init.constant_: {val} does not fit dtype {tensor.dtype}")
     tensor.array[...] = val
     tensor._vc[0] += 1
     return tensor
@@ -121,6 +158,7 @@ def ones_(tensor):
 
 def eye_(tensor):
     """The identity matrix (2-d tensors only)."""
+    _target(tensor, "eye_", floating=False)
     if tensor.ndim != 2:
         raise ShapeError(f"eye_ needs a 2-d tensor, got shape {tuple(tensor.shape)}")
     return _write(tensor, np.eye(*tensor.shape))
@@ -128,8 +166,12 @@ def eye_(tensor):
 
 def dirac_(tensor, groups: int = 1):
     """Dirac delta for conv weights (out, in, *k): channel i passes straight to output i (per group)."""
+    _target(tensor, "dirac_", floating=False)
+    groups = check_size(groups, "nn.init.dirac_", "groups", minimum=1)
     if tensor.ndim not in (3, 4, 5):
         raise ShapeError(f"dirac_ needs a 3-, 4- or 5-d tensor, got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] % groups:
+        raise InvalidArgumentError(f"dirac_: dim 0 of shape {tuple(tensor.shape)} is not divisible by groups={groups}")
     out_per = tensor.shape[0] // groups
     min_dim = min(out_per, tensor.shape[1])
     arr = np.zeros(tensor.shape)
@@ -142,20 +184,30 @@ def dirac_(tensor, groups: int = 1):
 
 def xavier_uniform_(tensor, gain: float = 1.0, generator=None):
     """U(-A, A) with A = gain * sqrt(6 / (fan_in + fan_out))  (Glorot & Bengio, 2010)."""
+    _target(tensor, "xavier_uniform_")
+    gain = _real(gain, "xavier_uniform_", "gain")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    if fan_in + fan_out == 0:
+        return tensor
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -a, a, generator)
 
 
 def xavier_normal_(tensor, gain: float = 1.0, generator=None):
     """N(0, s^2) with s = gain * sqrt(2 / (fan_in + fan_out))."""
+    _target(tensor, "xavier_normal_")
+    gain = _real(gain, "xavier_normal_", "gain")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
+    if fan_in + fan_out == 0:
+        return tensor
+    return normal_(tensor, 0.0, abs(gain) * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
 def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                      generator=None):
     """U(-B, B) with B = gain * sqrt(3 / fan), gain = calculate_gain(nonlinearity, a)  (He et al., 2015)."""
+    _target(tensor, "kaiming_uniform_")
+    a = _real(a, "kaiming_uniform_", "a")
     fan = _fan(tensor, mode)
     if fan == 0:
         return tensor
@@ -166,6 +218,8 @@ def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity:
 def kaiming_normal_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                     generator=None):
     """N(0, s^2) with s = gain / sqrt(fan)."""
+    _target(tensor, "kaiming_normal_")
+    a = _real(a, "kaiming_normal_", "a")
     fan = _fan(tensor, mode)
     if fan == 0:
         return tensor
@@ -180,6 +234,8 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
     so that Q is uniformly (Haar) distributed; transpose when rows < cols. Then
     Q^T Q = I (rows >= cols) or Q Q^T = I (rows < cols).
     """
+    _target(tensor, "orthogonal_")
+    gain = _real(gain, "orthogonal_", "gain")
     if tensor.ndim < 2:
         raise ShapeError(f"orthogonal_ needs a tensor with at least 2 dimensions, got shape {tuple(tensor.shape)}")
     if tensor.numel() == 0:
@@ -199,6 +255,13 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
 def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
     """N(mean, std^2) restricted to [a, b] (absolute bounds, as in PyTorch), by rejection:
     values outside [a, b] are redrawn until all lie inside."""
+    _target(tensor, "trunc_normal_")
+    mean, std = _real(mean, "trunc_normal_", "mean"), _real(std, "trunc_normal_", "std", lo=0.0)
+    a, b = _real(a, "trunc_normal_", "a"), _real(b, "trunc_normal_", "b")
+    if std == 0:
+        if not a <= mean <= b:
+            raise InvalidArgumentError(f"trunc_normal_: std=0 puts every value at mean={mean}, outside [{a}, {b}]")
+        return constant_(tensor, mean)
     if not a < b:
         raise InvalidArgumentError(f"trunc_normal_: need a < b, got a={a}, b={b}")
     lo, hi = (a - mean) / std, (b - mean) / std
@@ -217,6 +280,9 @@ def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, 
 
 def sparse_(tensor, sparsity: float, std: float = 0.01, generator=None):
     """2-d tensor: N(0, std^2) with a fraction ``sparsity`` of each column set to zero."""
+    _target(tensor, "sparse_")
+    sparsity = check_number(sparsity, "nn.init.sparse_", "sparsity", 0.0, 1.0)
+    std = _real(std, "sparse_", "std", lo=0.0)
     if tensor.ndim != 2:
         raise ShapeError(f"sparse_ needs a 2-d tensor, got shape {tuple(tensor.shape)}")
     rows, cols = tensor.shape
