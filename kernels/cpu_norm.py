@@ -127,7 +127,7 @@ def _ln_requires(x, *rest):
     return is_float(x, *[a for a in rest if a is not None and hasattr(a, "dtype")]) and x.ndim >= 1
 
 
-@register("layer_norm_forward", requires=_ln_requires, worth=None)
+@register("layer_norm_forward", requires=_ln_requires, worth=None, reference="minigen.ops.norm:_AffineNorm.forward")
 def layer_norm_forward(x, weight, bias, eps, D=None):
     """y = (x - mean) * rstd * weight + bias over the last D elements (D = weight.size, or x.shape[-1]).
 
@@ -153,7 +153,8 @@ def layer_norm_forward(x, weight, bias, eps, D=None):
     return y.reshape(shape), mean, rstd
 
 
-@register("layer_norm_backward", requires=_ln_requires, worth=None)
+@register("layer_norm_backward", requires=_ln_requires, worth=None,
+          reference="minigen.ops.norm:_AffineNorm.backward")
 def layer_norm_backward(g, x, weight, mean, rstd):
     """dx = rstd * (g w - mean_j(g w) - xhat * mean_j(g w xhat)),  xhat = (x - mean) * rstd;
     dweight = sum_rows(g * xhat), dbias = sum_rows(g).
@@ -356,7 +357,7 @@ def _par(x3):
     return x3.size >= _PAR_MIN
 
 
-@register("batch_norm_forward", requires=_bn_requires, worth=None)
+@register("batch_norm_forward", requires=_bn_requires, worth=None, reference="minigen.ops.norm:_AffineNorm.forward")
 def batch_norm_forward(x, weight, bias, eps):
     """Training-mode batch norm with batch statistics, per channel (dim 1) over N and the spatial dims:
 
@@ -383,7 +384,7 @@ def batch_norm_forward(x, weight, bias, eps):
     return y.reshape(x.shape), mean, var, rstd
 
 
-@register("batch_norm_eval_forward", requires=_bn_requires, worth=None)
+@register("batch_norm_eval_forward", requires=_bn_requires, worth=None, reference="minigen.ops.norm:batch_norm")
 def batch_norm_eval_forward(x, running_mean, running_var, weight, bias, eps):
     """Eval-mode batch norm: y = (x - running_mean_c) / sqrt(running_var_c + eps) * weight_c + bias_c,
     computed as one pass y = x * scale_c + shift_c.  (Backward is dx = g * scale_c: no kernel needed.)
@@ -401,7 +402,8 @@ def batch_norm_eval_forward(x, running_mean, running_var, weight, bias, eps):
     return y.reshape(x.shape)
 
 
-@register("batch_norm_backward", requires=_bn_requires, worth=None)
+@register("batch_norm_backward", requires=_bn_requires, worth=None,
+          reference="minigen.ops.norm:_AffineNorm.backward")
 def batch_norm_backward(g, x, weight, mean, rstd):
     """Training-mode batch-norm backward (batch statistics), per channel c over its M = N * S values:
 
