@@ -882,12 +882,253 @@ def main(init, data):
     return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in seq.state_dict().items()}}
 '''
 
-PROGRAMS = {"time_sequence_lbfgs": TIME_SEQUENCE, "transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT,
+SUPER_RES = '''
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.init as init
+import torch.optim as optim
+
+
+class Net(nn.Module):
+    def __init__(self, upscale_factor):
+        super(Net, self).__init__()
+        self.relu = nn.ReLU()
+        self.conv1 = nn.Conv2d(1, 16, (5, 5), (1, 1), (2, 2))
+        self.conv2 = nn.Conv2d(16, 16, (3, 3), (1, 1), (1, 1))
+        self.conv3 = nn.Conv2d(16, 8, (3, 3), (1, 1), (1, 1))
+        self.conv4 = nn.Conv2d(8, upscale_factor ** 2, (3, 3), (1, 1), (1, 1))
+        self.pixel_shuffle = nn.PixelShuffle(upscale_factor)
+        self._initialize_weights()
+
+    def forward(self, x):
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        x = self.relu(self.conv3(x))
+        x = self.pixel_shuffle(self.conv4(x))
+        return x
+
+    def _initialize_weights(self):
+        init.orthogonal_(self.conv1.weight, init.calculate_gain('relu'))
+        init.orthogonal_(self.conv2.weight, init.calculate_gain('relu'))
+        init.orthogonal_(self.conv3.weight, init.calculate_gain('relu'))
+        init.orthogonal_(self.conv4.weight)
+
+
+def main(init_state, data):
+    torch.manual_seed(123)
+    model = Net(upscale_factor=3)
+    model.load_state_dict({k: torch.tensor(v) for k, v in init_state.items()})
+    criterion = nn.MSELoss()
+    optimizer = optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    lo, hi = torch.tensor(data["lo"]), torch.tensor(data["hi"])
+    for it in range(3):
+        optimizer.zero_grad()
+        loss = criterion(model(lo), hi)
+        epoch_loss = loss.item()
+        loss.backward()
+        optimizer.step()
+        losses.append(epoch_loss)
+    with torch.no_grad():
+        mse = criterion(model(lo), hi)
+        psnr = 10 * np.log10(1 / mse.item())
+    losses.append(psnr)
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}}
+'''
+
+STYLE = '''
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class ConvLayer(torch.nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride):
+        super(ConvLayer, self).__init__()
+        reflection_padding = kernel_size // 2
+        self.reflection_pad = torch.nn.ReflectionPad2d(reflection_padding)
+        self.conv2d = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x):
+        out = self.reflection_pad(x)
+        out = self.conv2d(out)
+        return out
+
+
+class ResidualBlock(torch.nn.Module):
+    def __init__(self, channels):
+        super(ResidualBlock, self).__init__()
+        self.conv1 = ConvLayer(channels, channels, kernel_size=3, stride=1)
+        self.in1 = torch.nn.InstanceNorm2d(channels, affine=True)
+        self.conv2 = ConvLayer(channels, channels, kernel_size=3, stride=1)
+        self.in2 = torch.nn.InstanceNorm2d(channels, affine=True)
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        residual = x
+        out = self.relu(self.in1(self.conv1(x)))
+        out = self.in2(self.conv2(out))
+        out = out + residual
+        return out
+
+
+class UpsampleConvLayer(torch.nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, upsample=None):
+        super(UpsampleConvLayer, self).__init__()
+        self.upsample = upsample
+        reflection_padding = kernel_size // 2
+        self.reflection_pad = torch.nn.ReflectionPad2d(reflection_padding)
+        self.conv2d = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x):
+        x_in = x
+        if self.upsample:
+            x_in = torch.nn.functional.interpolate(x_in, mode='nearest', scale_factor=self.upsample)
+        out = self.reflection_pad(x_in)
+        out = self.conv2d(out)
+        return out
+
+
+class TransformerNet(torch.nn.Module):
+    def __init__(self):
+        super(TransformerNet, self).__init__()
+        self.conv1 = ConvLayer(3, 8, kernel_size=5, stride=1)
+        self.in1 = torch.nn.InstanceNorm2d(8, affine=True)
+        self.conv2 = ConvLayer(8, 16, kernel_size=3, stride=2)
+        self.in2 = torch.nn.InstanceNorm2d(16, affine=True)
+        self.res1 = ResidualBlock(16)
+        self.deconv1 = UpsampleConvLayer(16, 8, kernel_size=3, stride=1, upsample=2)
+        self.in4 = torch.nn.InstanceNorm2d(8, affine=True)
+        self.deconv3 = ConvLayer(8, 3, kernel_size=5, stride=1)
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, X):
+        y = self.relu(self.in1(self.conv1(X)))
+        y = self.relu(self.in2(self.conv2(y)))
+        y = self.res1(y)
+        y = self.relu(self.in4(self.deconv1(y)))
+        y = self.deconv3(y)
+        return y
+
+
+def gram_matrix(y):
+    (b, ch, h, w) = y.size()
+    features = y.view(b, ch, w * h)
+    features_t = features.transpose(1, 2)
+    gram = features.bmm(features_t) / (ch * h * w)
+    return gram
+
+
+def main(init, data):
+    torch.manual_seed(42)
+    transformer = TransformerNet()
+    transformer.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    # SGD, not the example's Adam: a conv bias feeding an InstanceNorm gets a gradient that is zero up to
+    # rounding, which Adam's normalisation blows up into rounding-dependent steps in either library
+    optimizer = torch.optim.SGD(transformer.parameters(), 1e-4, momentum=0.9)
+    mse_loss = torch.nn.MSELoss()
+    x = torch.tensor(data["x"])
+    style = gram_matrix(torch.tensor(data["style"]))
+    losses = []
+    for batch_id in range(3):
+        optimizer.zero_grad()
+        y = transformer(x)
+        content_loss = 1.0 * mse_loss(y, x)
+        style_loss = 1e3 * mse_loss(gram_matrix(y), style.expand(x.size(0), -1, -1))
+        total_loss = content_loss + style_loss
+        total_loss.backward()
+        optimizer.step()
+        losses += [content_loss.item(), style_loss.item()]
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in transformer.state_dict().items()}}
+'''
+
+REINFORCE = '''
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.optim as optim
+from torch.distributions import Categorical
+
+
+class Policy(nn.Module):
+    def __init__(self):
+        super(Policy, self).__init__()
+        self.affine1 = nn.Linear(4, 32)
+        self.dropout = nn.Dropout(p=0.0)
+        self.affine2 = nn.Linear(32, 2)
+        self.saved_log_probs = []
+        self.rewards = []
+
+    def forward(self, x):
+        x = self.affine1(x)
+        x = self.dropout(x)
+        x = F.relu(x)
+        action_scores = self.affine2(x)
+        return F.softmax(action_scores, dim=1)
+
+
+def main(init, data):
+    torch.manual_seed(543)
+    policy = Policy()
+    policy.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    optimizer = optim.Adam(policy.parameters(), lr=1e-2)
+    eps = np.finfo(np.float32).eps.item()
+    gamma = 0.99
+    losses = []
+    for episode in range(3):
+        for t in range(10):
+            state = torch.from_numpy(data["states"][episode, t]).float().unsqueeze(0)
+            probs = policy(state)
+            m = Categorical(probs)
+            action = torch.tensor([int(data["actions"][episode, t])])   # the example draws m.sample()
+            policy.saved_log_probs.append(m.log_prob(action))
+            policy.rewards.append(float(data["rewards"][episode, t]))
+        R = 0
+        policy_loss = []
+        returns = []
+        for r in policy.rewards[::-1]:
+            R = r + gamma * R
+            returns.insert(0, R)
+        returns = torch.tensor(returns)
+        returns = (returns - returns.mean()) / (returns.std() + eps)
+        for log_prob, R in zip(policy.saved_log_probs, returns):
+            policy_loss.append(-log_prob * R)
+        optimizer.zero_grad()
+        policy_loss = torch.cat(policy_loss).sum()
+        policy_loss.backward()
+        optimizer.step()
+        del policy.rewards[:]
+        del policy.saved_log_probs[:]
+        losses.append(policy_loss.item())
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()}}
+'''
+
+PROGRAMS = {"super_resolution": SUPER_RES, "fast_neural_style": STYLE, "reinforce": REINFORCE,
+            "time_sequence_lbfgs": TIME_SEQUENCE, "transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT,
             "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM,
             "packed_sentence_lm": PACKED_LM}
 
 # (old, new, why): edits the minigen run still needs beyond the import lines. Keep empty where possible.
 PATCHES = {
+    "super_resolution": [],
+    "fast_neural_style": [
+        ("import minigen.nn as nn\n", "import minigen.nn as nn\n\n\nclass _ReflectionPad2d(torch.nn.Module):\n"
+         "    def __init__(self, p):\n        super().__init__()\n        self.p = p\n\n"
+         "    def forward(self, x):\n        return torch.nn.functional.pad(x, (self.p,) * 4, mode='reflect')\n",
+         "nn.ReflectionPad2d is missing (F.pad(mode='reflect') exists); also ReflectionPad1d/3d, ReplicationPad*, "
+         "ZeroPad*, ConstantPad*, CircularPad*"),
+        ("torch.nn.ReflectionPad2d(", "_ReflectionPad2d(", "(same)"),
+    ],
+    "reinforce": [
+        ("from minigen.distributions import Categorical\n",
+         "class Categorical:\n    def __init__(self, probs):\n        self.probs = probs / probs.sum(-1, keepdim=True)\n"
+         "        logits = self.probs.clamp(1.1920929e-07, 1 - 1.1920929e-07).log()\n"
+         "        self.logits = logits - logits.logsumexp(-1, keepdim=True)\n\n"
+         "    def log_prob(self, value):\n        return self.logits.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)\n",
+         "torch.distributions is missing (Categorical, Normal, Bernoulli... are used by RL and VAE code)"),
+    ],
     "time_sequence_lbfgs": [],
     "transformer_lm": [],
     "micrograd_engine": [],

@@ -25,6 +25,14 @@ def _data(name):
         return {"train": rng.integers(0, 50, 120), "val": rng.integers(0, 50, 40), "rnn_type": np.array("LSTM")}
     if name == "transformer_lm":
         return {"tokens": rng.integers(0, 30, 100)}
+    if name == "super_resolution":
+        return {"lo": rng.random((2, 1, 8, 8), dtype=np.float32), "hi": rng.random((2, 1, 24, 24), dtype=np.float32)}
+    if name == "fast_neural_style":
+        return {"x": rng.random((2, 3, 16, 16), dtype=np.float32), "style": rng.random((1, 3, 16, 16),
+                dtype=np.float32)}
+    if name == "reinforce":
+        return {"states": rng.standard_normal((3, 10, 4)), "actions": rng.integers(0, 2, (3, 10)),
+                "rewards": rng.random((3, 10))}
     if name == "time_sequence_lbfgs":  # sine waves with random phase, as the time-series example builds them
         x = np.arange(16)[None, :] + rng.integers(-20, 20, (8, 1))
         return {"waves": np.sin(x / 1.0 / 4).astype(np.float64)}
@@ -46,7 +54,9 @@ def _init_state(tmod, name):
     torch.manual_seed(0)
     if name == "micrograd_engine":
         return {}
-    model = {"time_sequence_lbfgs": lambda: tmod.Sequence().double(),
+    model = {"super_resolution": lambda: tmod.Net(3), "fast_neural_style": lambda: tmod.TransformerNet(),
+             "reinforce": lambda: tmod.Policy(),
+             "time_sequence_lbfgs": lambda: tmod.Sequence().double(),
              "transformer_lm": lambda: tmod.TransformerModel(30, 16, 2, 32, 2, dropout=0.0),
              "dcgan": lambda: tmod.Both(), "nanogpt_flash": lambda: tmod.GPT(tmod.GPTConfig(flash=True)),
              "nanogpt_manual": lambda: tmod.GPT(tmod.GPTConfig(flash=False)), "vae": lambda: tmod.VAE(),
