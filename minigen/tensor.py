@@ -47,7 +47,9 @@ _default_dtype = [np.dtype("float32")]
 
 
 def set_default_dtype(dtype) -> None:
-    d = as_dtype(dtype)
+    from .argcheck import check_dtype
+
+    d = check_dtype(dtype, "set_default_dtype")
     if d.kind != "f":
         raise DTypeError(f"default dtype must be a floating point dtype, got {d}")
     _default_dtype[0] = d
@@ -574,7 +576,9 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
 
 # -------------------------------------------------------------------- random
 def _rng(generator, device):
-    g = _gen(generator)
+    from .argcheck import check_generator
+
+    g = _gen(check_generator(generator, "random"))
     xp = backend.xp_for_device(device) if device is not None else np
     return g.xp_generator(xp), xp
 
@@ -638,6 +642,9 @@ def randint(low, high=None, size=(), generator=None, dtype=None, device=None):
 
 
 def randperm(n, generator=None, dtype=None, device=None):
+    from .argcheck import check_size
+
+    n = check_size(n, "randperm", "n")
     r, xp = _rng(generator, device)
     if xp is np:
         perm = r.permutation(_builtin_int(n))
@@ -646,15 +653,24 @@ def randperm(n, generator=None, dtype=None, device=None):
     return Tensor._make(perm.astype(as_dtype(dtype) or int64))
 
 
+def _check_like(t, op):
+    from .argcheck import check_tensor
+
+    return check_tensor(t, op)
+
+
 def rand_like(t, generator=None, dtype=None):
+    _check_like(t, "rand_like")
     return rand(*t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
 
 
 def randn_like(t, generator=None, dtype=None):
+    _check_like(t, "randn_like")
     return randn(*t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
 
 
 def randint_like(t, low, high=None, generator=None, dtype=None):
+    _check_like(t, "randint_like")
     return randint(low, high, t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
 
 
@@ -673,7 +689,13 @@ def bernoulli(p, generator=None):
 
 def multinomial(probs, num_samples, replacement=False, generator=None):
     """Draw category indices from rows of (unnormalised) ``probs`` (1-d or 2-d)."""
-    check_float(probs, "multinomial")
+    from .argcheck import check_flag, check_size, check_tensor
+
+    check_float(check_tensor(probs, "multinomial", "probs"), "multinomial")
+    if probs.ndim not in (1, 2):
+        raise ShapeError(f"multinomial: probs must be 1-d or 2-d, got shape {tuple(probs.shape)}")
+    num_samples = check_size(num_samples, "multinomial", "num_samples", minimum=1)
+    replacement = check_flag(replacement, "multinomial", "replacement")
     p = backend.to_numpy(probs.array).astype(np.float64)
     squeeze = p.ndim == 1
     p = np.atleast_2d(p)

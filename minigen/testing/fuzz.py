@@ -89,7 +89,7 @@ _OPERAND_WORDS = ("unsupported operand type", "not supported between instances o
 def _python_type_error(e: TypeError):
     """``"arity"`` when Python raised ``e`` while binding the arguments of a call (wrong number / unknown
     keyword): its message is CPython's binding wording and the innermost traceback frame is the *caller* (the
-    callee never started), at most two frames below the fuzzed call (a wrapper such as ``Module.__call__`` or an
+    callee never started), at most three frames below the fuzzed call (wrappers such as ``Module.__call__`` or an
     in-place method passing the user's arguments on). ``"operand"`` for Python's operator protocol (every
     operand method returned NotImplemented). None otherwise: a TypeError from inside the callee is a bug."""
     tb, depth = e.__traceback__, 0
@@ -100,7 +100,7 @@ def _python_type_error(e: TypeError):
     msg = str(e)
     if depth == 0 and any(w in msg for w in _OPERAND_WORDS):
         return "operand"
-    if depth <= 2 and any(w in msg for w in _ARITY_WORDS):
+    if depth <= 3 and any(w in msg for w in _ARITY_WORDS):
         name = msg.split("(", 1)[0].rsplit(".", 1)[-1].strip()
         if name and name != tb.tb_frame.f_code.co_name:  # raised at a call site, not inside the named function
             return "arity"
