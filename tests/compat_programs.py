@@ -1114,12 +1114,9 @@ PROGRAMS = {"super_resolution": SUPER_RES, "fast_neural_style": STYLE, "reinforc
 PATCHES = {
     "super_resolution": [],
     "fast_neural_style": [
-        ("import minigen.nn as nn\n", "import minigen.nn as nn\n\n\nclass _ReflectionPad2d(torch.nn.Module):\n"
-         "    def __init__(self, p):\n        super().__init__()\n        self.p = p\n\n"
-         "    def forward(self, x):\n        return torch.nn.functional.pad(x, (self.p,) * 4, mode='reflect')\n",
-         "nn.ReflectionPad2d is missing (F.pad(mode='reflect') exists); also ReflectionPad1d/3d, ReplicationPad*, "
-         "ZeroPad*, ConstantPad*, CircularPad*"),
-        ("torch.nn.ReflectionPad2d(", "_ReflectionPad2d(", "(same)"),
+        ("torch.nn.ReflectionPad2d(", "torch.nn.modules.padding.ReflectionPad2d(",
+         "the padding layers exist in minigen/nn/modules/padding.py but are not exported from minigen.nn yet "
+         "(nn/modules/__init__.py)"),
     ],
     "reinforce": [
         ("from minigen.distributions import Categorical\n",

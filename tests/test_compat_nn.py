@@ -624,3 +624,50 @@ def test_every_torch_nn_modules_path_of_a_layer_minigen_has():
             continue
         missing += [f"{info.name}.{n}" for n in names if getattr(mmod, n, None) is not getattr(nn, n)]
     assert not missing, missing
+
+
+# ------------------------------------------------------------------ padding layers
+PADS = [(f"{kind}Pad{n}d", n) for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular")
+        for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("name,n", PADS)
+@pytest.mark.parametrize("batched", [True, False])
+def test_padding_layers_match_torch(name, n, batched):
+    T = _torch()
+    from minigen.nn.modules import padding as P
+
+    rng = np.random.default_rng(n)
+    shape = ((2,) if batched else ()) + (3,) + (4, 5, 6)[:n]
+    x = rng.standard_normal(shape)
+    pad = (1, 2, 2, 1, 0, 3)[:2 * n]
+    args = (pad, 1.5) if name.startswith("Constant") else (pad,)
+    m, t = getattr(P, name)(*args), getattr(T.nn, name)(*args)
+    mx = mg.tensor(x, requires_grad=True)
+    tx = T.tensor(x, requires_grad=True)
+    ym, yt = m(mx), t(tx)
+    np.testing.assert_array_equal(ym.detach().numpy(), yt.detach().numpy())
+    w = rng.standard_normal(tuple(yt.shape))
+    (ym * mg.tensor(w)).sum().backward()
+    (yt * T.tensor(w)).sum().backward()
+    np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert repr(m) == repr(t) and tuple(m.padding) == tuple(t.padding)
+
+
+@pytest.mark.parametrize("name,n", PADS[6:])
+def test_gradcheck_padding_layers(name, n):
+    from minigen.nn.modules import padding as P
+
+    x = mg.tensor(np.random.default_rng(0).standard_normal((1, 2) + (3, 3, 4)[:n]), requires_grad=True)
+    assert gradcheck(getattr(P, name)((1, 2, 1, 0, 2, 1)[:2 * n]), (x,))
+
+
+def test_padding_errors():
+    from minigen.nn.modules import padding as P
+
+    with pytest.raises(InvalidArgumentError, match="4 values"):
+        P.ReflectionPad2d((1, 2))
+    with pytest.raises(ShapeError, match="3-d or 4-d"):
+        P.ZeroPad2d(1)(mg.zeros(5))
+    with pytest.raises(InvalidArgumentError, match="non-negative"):
+        P.ReplicationPad1d(-1)
