@@ -1114,10 +1114,10 @@ PROGRAMS = {"super_resolution": SUPER_RES, "fast_neural_style": STYLE, "reinforc
 PATCHES = {
     "super_resolution": [],
     "fast_neural_style": [
-        ("import minigen.nn as nn\n", "import minigen.nn as nn\nimport minigen.nn.modules.padding\n", "(same)"),
-        ("torch.nn.ReflectionPad2d(", "torch.nn.modules.padding.ReflectionPad2d(",
+        ("import minigen.nn as nn\n", "import minigen.nn as nn\nimport minigen.nn.modules.padding\n",
          "the padding layers exist in minigen/nn/modules/padding.py but are not exported from minigen.nn yet "
          "(nn/modules/__init__.py)"),
+        ("torch.nn.ReflectionPad2d(", "torch.nn.modules.padding.ReflectionPad2d(", "(same)"),
     ],
     "reinforce": [
         ("from minigen.distributions import Categorical\n",
