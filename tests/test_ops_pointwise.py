@@ -718,6 +718,11 @@ def test_bad_operands_raise_dtype_error_naming_the_types():
             with pytest.raises(DTypeError, match=name):
                 op()
     assert (x == None) is False and (x != None) is True  # noqa: E711
+    for bad_alpha in ((1,), None, "a", mg.ones(1)):
+        with pytest.raises(DTypeError, match="alpha"):
+            mg.add(x, x, alpha=bad_alpha)
+        with pytest.raises(DTypeError, match="alpha"):
+            mg.sub(x, 1.0, alpha=bad_alpha)
 
 
 # ------------------------------------------------------------------ what a gradient reads (in-place checks)

@@ -456,9 +456,16 @@ class _NoGrad:
     pass
 
 
+def _alpha(alpha, op):
+    """The ``alpha`` multiplier of add/sub: a real number (DTypeError naming its type otherwise)."""
+    if isinstance(alpha, (numbers.Real, np.number, np.bool_)) and not isinstance(alpha, Tensor):
+        return alpha
+    raise DTypeError(f"{op}: alpha must be a real number, got {_brief(alpha)}")
+
+
 def add(a, b, alpha=1):
     """y = a + alpha * b (PyTorch's type promotion, broadcasting; numbers and arrays on either side)."""
-    if alpha != 1:
+    if (type(alpha) is not builtins.int or alpha != 1) and _alpha(alpha, "add") != 1:
         b = mul(b, alpha)
     a, b = _operands(a, b, "add")
     return Add.apply(a, b)
@@ -466,7 +473,7 @@ def add(a, b, alpha=1):
 
 def sub(a, b, alpha=1):
     """y = a - alpha * b."""
-    if alpha != 1:
+    if (type(alpha) is not builtins.int or alpha != 1) and _alpha(alpha, "sub") != 1:
         b = mul(b, alpha)
     a, b = _operands(a, b, "sub")
     t = a if isinstance(a, Tensor) else b
