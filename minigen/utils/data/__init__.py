@@ -3,8 +3,8 @@
 Everything here is the object defined in :mod:`minigen.data.dataset` /
 :mod:`minigen.data.dataloader` (one implementation, two import paths).
 ``DistributedSampler`` comes from :mod:`minigen.data.distributed` and is imported on
-first use; where that module is absent, asking for it raises ``AttributeError``
-(so ``hasattr`` answers False).
+first use; where that module (or something it imports) is absent, asking for it raises
+``AttributeError`` naming the cause (so ``hasattr`` answers False).
 """
 from ...data.dataset import (  # noqa: F401
     ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset, random_split,
@@ -27,11 +27,9 @@ def __getattr__(name):
 
         try:
             mod = importlib.import_module("minigen.data.distributed")
-        except ModuleNotFoundError as e:
-            if e.name != "minigen.data.distributed":
-                raise
+        except ImportError as e:  # absent, or its own dependencies are: hasattr() must answer False, not raise
             raise AttributeError(f"module 'minigen.utils.data' has no attribute {name!r} "
-                                 "(minigen.data.distributed is not available)") from None
+                                 f"(minigen.data.distributed cannot be imported: {e})") from e
         if name == "distributed":
             from . import distributed
             return distributed
