@@ -131,7 +131,8 @@ def check_float_tensor(x, op: str, name: str = "input", allow_none: bool = False
 
 
 def check_number(v, op: str, name: str, lo=None, hi=None, allow_none: bool = False):
-    """A real number (bool excluded; a 0-d tensor is read) within [lo, hi]; returned as a float."""
+    """A real number (bool excluded; a 0-d tensor is read) within [lo, hi]; returned as a float. NaN is refused
+    (PyTorch accepts e.g. ``Dropout(nan)`` and computes with it; minigen says so at once)."""
     import math
     import numbers
 

@@ -16,8 +16,8 @@ Then a hand-written list of calls where PyTorch raises: minigen must raise a min
 when installed, is checked to raise, so the list cannot drift). Deliberate differences are listed in
 ``DOCUMENTED_DIFFERENCES`` with the docstring that states them.
 
-Examples per target: the Hypothesis profile's ``max_examples // 3`` (``ci`` 12 -> 4; ``intense`` 500 -> 166),
-or ``MINIGEN_FUZZ_EXAMPLES``. The number of calls and the outcome counts are printed at the end of the module
+Examples per target: the Hypothesis profile's ``max_examples // 20``, at least 3 (``ci``: 3 per target, about
+2,900 calls over ~950 targets; ``intense``: 25 per target, over 20,000 calls), or ``MINIGEN_FUZZ_EXAMPLES``. The number of calls and the outcome counts are printed at the end of the module
 and written to ``fuzz_public_counts.json`` in pytest's base temp dir (or ``MINIGEN_FUZZ_REPORT``).
 ``MINIGEN_FUZZ_NO_XFAIL=1`` runs the known-bug targets unmarked (to see the current list).
 """
@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),
               pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-EXAMPLES = int(os.environ.get("MINIGEN_FUZZ_EXAMPLES", 0)) or max(3, settings.default.max_examples // 3)
+EXAMPLES = int(os.environ.get("MINIGEN_FUZZ_EXAMPLES", 0)) or max(3, settings.default.max_examples // 20)
 LIMIT_S, RETRY_S = 3.0, 30.0
 FUZZ = settings(derandomize=True, database=None, deadline=None, phases=(Phase.explicit, Phase.generate),
                 max_examples=EXAMPLES,
@@ -573,3 +573,274 @@ def test_io(name, tmp_path):
         return fn, args, kwargs
 
     _run(name, make)
+
+
+# ============================================================================ the CLI
+_CLI_TOKENS = ["train", "sample", "gradcheck", "bench", "info", "mlp", "gpt", "nosuch", "--iters", "--epochs", "--lr",
+               "--batch-size", "--out", "--resume", "--seed", "--trials", "--json", "--list", "-1", "0", "abc", "nan",
+               "1e999", "", "-", "x" * 300, "--limit"]
+
+
+@pytest.mark.parametrize("name", _params(["cli.main"]))
+def test_cli_bad_arguments(name, tmp_path, capsys):
+    """Bad command lines: exit code 1 or 2 with a message on stderr, never a Python traceback. Every drawn command
+    line holds an unknown option, so none of them starts a long run."""
+    from minigen import cli
+
+    def make(data):
+        argv = data.draw(st.lists(st.sampled_from(_CLI_TOKENS), max_size=6), label="argv")
+        argv.insert(data.draw(st.integers(0, len(argv)), label="at"), "--no-such-option")
+        return _cli_call, (cli, argv, capsys), {}, f"minigen {' '.join(argv)}"
+
+    _run(name, make, examples=max(10, EXAMPLES * 3))
+
+
+def _cli_call(cli, argv, capsys):
+    capsys.readouterr()
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:  # argparse's usage error
+        rc = e.code
+    err = capsys.readouterr().err
+    if "Traceback" in err or rc not in (1, 2) or not err.strip():
+        raise AssertionError(f"exit code {rc}, stderr {err[-300:]!r}")
+    return rc
+
+
+def _train_mlp(out):
+    from minigen import cli
+
+    return cli.main(["train", "mlp", "--limit", "100", "--epochs", "1", "--out", str(out), "--no-progress"])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "mlp"
+    assert _train_mlp(out) == 0
+    return out
+
+
+def _resume(out, capsys, recipe="mlp"):
+    from minigen import cli
+
+    capsys.readouterr()
+    rc = cli.main(["train", recipe, "--limit", "100", "--epochs", "2", "--out", str(out), "--resume",
+                   "--no-progress"])
+    return rc, capsys.readouterr().err
+
+
+def test_cli_resume_truncated_checkpoint_is_one_line(trained_run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    ck = out / "checkpoint.safetensors"
+    ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+    rc, err = _resume(out, capsys)
+    assert rc == 1 and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("minigen: error:") and "truncated" in err
+
+
+@pytest.mark.xfail(strict=True, reason="minigen/train.py (owned elsewhere): a valid checkpoint without the trainer's "
+                                       "'model' entry raises a raw KeyError('model') on --resume")
+def test_cli_resume_foreign_checkpoint_is_one_line(trained_run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    mg.save({"x": mg.ones(2)}, str(out / "checkpoint.safetensors"))  # a valid file, not this run's
+    try:
+        rc, err = _resume(out, capsys)
+    except KeyError as e:
+        raise AssertionError(f"raw KeyError {e}") from None
+    assert rc == 1 and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_resume_other_models_checkpoint_is_one_line(trained_run, tmp_path, capsys):
+    """``train cnn --resume`` over an MLP run: the checkpoint does not match the model."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    rc, err = _resume(out, capsys, recipe="cnn")
+    # one error (its message lists the missing and unexpected keys on their own lines), no traceback
+    assert rc == 1 and "Traceback" not in err and err.startswith("minigen: error:") and "missing keys" in err
+
+
+# ============================================================================ where PyTorch raises, minigen raises
+def _param(*shape):
+    return nn.Parameter(mg.ones(*shape))
+
+
+def _wrong_grad_step(lib):
+    if lib == "torch":
+        import torch
+
+        p = torch.nn.Parameter(torch.ones(3, 2))
+        opt = torch.optim.SGD([p], lr=0.1)
+        p.grad = torch.ones(1)  # PyTorch refuses here
+        opt.step()
+    else:
+        p = _param(3, 2)
+        opt = mg.optim.SGD([p], lr=0.1)
+        p.grad = mg.ones(1)  # minigen refuses at step(), never broadcasting it into the update
+        opt.step()
+
+
+def _other_models_state(lib):
+    m = (__import__("torch") if lib == "torch" else mg)
+    a = m.optim.Adam([m.nn.Parameter(m.ones(3)), m.nn.Parameter(m.ones(2))], lr=0.1)
+    b = m.optim.Adam([m.nn.Parameter(m.ones(3))], lr=0.1)
+    for p in a.param_groups[0]["params"]:
+        p.grad = m.ones_like(p)
+    a.step()
+    b.load_state_dict(a.state_dict())  # 2 parameters into a group of 1: both raise here
+
+
+def _gru_given_lstm_state(lib):
+    m = (__import__("torch") if lib == "torch" else mg)
+    gru = m.nn.GRU(4, 3)
+    x = m.ones(5, 2, 4)
+    gru(x, (m.zeros(1, 2, 3), m.zeros(1, 2, 3)))
+
+
+def _hook_returns(lib, value):
+    m = (__import__("torch") if lib == "torch" else mg)
+    x = m.ones(3, requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: value(m))
+    y.sum().backward()
+
+
+# (id, minigen call, PyTorch call) -- each must raise a MinigenError; the PyTorch call is checked to raise too.
+# None: PyTorch accepts the call (minigen is deliberately stricter: an empty kernel, copies of None, a zero period)
+TORCH_RAISES = [
+    ("zeros(2.5)", lambda: mg.zeros(2.5), lambda t: t.zeros(2.5)),
+    ("zeros('3')", lambda: mg.zeros("3"), lambda t: t.zeros("3")),
+    ("eye(-1)", lambda: mg.eye(-1), lambda t: t.eye(-1)),
+    ("arange('a')", lambda: mg.arange("a"), lambda t: t.arange("a")),
+    ("arange(0, 10, -1)", lambda: mg.arange(0, 10, -1), lambda t: t.arange(0, 10, -1)),
+    ("linspace(0, 1, -1)", lambda: mg.linspace(0, 1, -1), lambda t: t.linspace(0, 1, -1)),
+    ("full((2,), 'abc')", lambda: mg.full((2,), "abc"), lambda t: t.full((2,), "abc")),
+    ("zeros_like([1, 2])", lambda: mg.zeros_like([1, 2]), lambda t: t.zeros_like([1, 2])),
+    ("set_default_dtype('blah')", lambda: mg.set_default_dtype("blah"), lambda t: t.set_default_dtype("blah")),
+    ("set_default_dtype(None)", lambda: mg.set_default_dtype(None), lambda t: t.set_default_dtype(None)),
+    ("tensor([300], int8)", lambda: mg.tensor([300], dtype=mg.int8), lambda t: t.tensor([300], dtype=t.int8)),
+    ("reshape(-2, 6)", lambda: mg.ones(2, 6).reshape(-2, 6), lambda t: t.ones(2, 6).reshape(-2, 6)),
+    ("x @ 'a'", lambda: mg.ones(2) @ "a", lambda t: t.ones(2) @ "a"),
+    ("normal(std=-1)", lambda: mg.normal(0.0, -1.0, size=(2,)), lambda t: t.normal(0.0, -1.0, size=(2,))),
+    ("bernoulli(1.5)", lambda: mg.bernoulli(mg.tensor([1.5])), lambda t: t.bernoulli(t.tensor([1.5]))),
+    ("randn(dtype=int64)", lambda: mg.randn(2, dtype=mg.int64), lambda t: t.randn(2, dtype=t.int64)),
+    ("randperm(-1)", lambda: mg.randperm(-1), lambda t: t.randperm(-1)),
+    ("rand(generator=3)", lambda: mg.rand(2, generator=3), lambda t: t.rand(2, generator=3)),
+    ("multinomial(None, 1)", lambda: mg.multinomial(None, 1), lambda t: t.multinomial(None, 1)),
+    ("zeros(3, 0).max(0)", lambda: mg.zeros(3, 0).max(0), lambda t: t.zeros(3, 0).max(0)),
+    ("zeros(3, 0).argmax(1)", lambda: mg.zeros(3, 0).argmax(1), lambda t: t.zeros(3, 0).argmax(1)),
+    ("ones(3).tensor_split(2**40)", lambda: mg.ones(3).tensor_split(2 ** 40), lambda t: t.ones(3).tensor_split(2 ** 40)),
+    ("backward('abc')", lambda: mg.ones(2, requires_grad=True).sum().backward("abc"),
+     lambda t: t.ones(2, requires_grad=True).sum().backward("abc")),
+    ("hook returns a wrong shape", lambda: _hook_returns("mg", lambda m: m.ones(5)),
+     lambda t: _hook_returns("torch", lambda m: m.ones(5))),
+    ("hook returns a string", lambda: _hook_returns("mg", lambda m: "abc"), lambda t: _hook_returns("torch", lambda m: "abc")),
+    ("Linear(2.5, 3)", lambda: nn.Linear(2.5, 3), lambda t: t.nn.Linear(2.5, 3)),
+    ("Linear(None, 3)", lambda: nn.Linear(None, 3), lambda t: t.nn.Linear(None, 3)),
+    ("Linear(-1, 3)", lambda: nn.Linear(-1, 3), lambda t: t.nn.Linear(-1, 3)),
+    ("Conv2d(2, 4, 0)", lambda: nn.Conv2d(2, 4, 0), None),  # PyTorch builds it (an empty kernel)
+    ("Conv2d(2, 4, '3')", lambda: nn.Conv2d(2, 4, "3"), lambda t: t.nn.Conv2d(2, 4, "3")),
+    ("Conv2d(3, 4, 3, groups=2)", lambda: nn.Conv2d(3, 4, 3, groups=2), lambda t: t.nn.Conv2d(3, 4, 3, groups=2)),
+    ("GroupNorm(0, 4)", lambda: nn.GroupNorm(0, 4), lambda t: t.nn.GroupNorm(0, 4)),
+    ("GroupNorm(3, 4)", lambda: nn.GroupNorm(3, 4), lambda t: t.nn.GroupNorm(3, 4)),
+    ("LayerNorm(None)", lambda: nn.LayerNorm(None), lambda t: t.nn.LayerNorm(None)),
+    ("BatchNorm1d('4')", lambda: nn.BatchNorm1d("4"), lambda t: t.nn.BatchNorm1d("4")),
+    ("Dropout(1.5)", lambda: nn.Dropout(1.5), lambda t: t.nn.Dropout(1.5)),
+    ("LSTM(4, 4, num_layers=0)", lambda: nn.LSTM(4, 4, num_layers=0), lambda t: t.nn.LSTM(4, 4, num_layers=0)),
+    ("LSTM(4, 0)", lambda: nn.LSTM(4, 0), lambda t: t.nn.LSTM(4, 0)),
+    ("MultiheadAttention(5, 2)", lambda: nn.MultiheadAttention(5, 2), lambda t: t.nn.MultiheadAttention(5, 2)),
+    ("PixelShuffle(2) on 3 channels", lambda: nn.PixelShuffle(2)(mg.ones(1, 3, 2, 2)),
+     lambda t: t.nn.PixelShuffle(2)(t.ones(1, 3, 2, 2))),
+    ("Linear forward on a list", lambda: nn.Linear(2, 3)([1.0, 2.0]), lambda t: t.nn.Linear(2, 3)([1.0, 2.0])),
+    ("Linear forward, wrong features", lambda: nn.Linear(2, 3)(mg.ones(4, 5)), lambda t: t.nn.Linear(2, 3)(t.ones(4, 5))),
+    ("Conv2d forward on int64", lambda: nn.Conv2d(1, 1, 1)(mg.ones(1, 1, 2, 2, dtype=mg.int64)),
+     lambda t: t.nn.Conv2d(1, 1, 1)(t.ones(1, 1, 2, 2, dtype=t.int64))),
+    ("LSTM forward on 1-d", lambda: nn.LSTM(4, 3)(mg.ones(4)), lambda t: t.nn.LSTM(4, 3)(t.ones(4))),
+    ("GRU given an (h, c) pair", lambda: _gru_given_lstm_state("mg"), lambda t: _gru_given_lstm_state("torch")),
+    ("TransformerEncoder(None, 2)", lambda: nn.TransformerEncoder(None, 2), None),  # PyTorch copies None
+    ("SGD(None)", lambda: mg.optim.SGD(None), lambda t: t.optim.SGD(None)),
+    ("SGD([])", lambda: mg.optim.SGD([]), lambda t: t.optim.SGD([])),
+    ("SGD(lr=-1)", lambda: mg.optim.SGD([_param(2)], lr=-1.0), lambda t: t.optim.SGD([t.nn.Parameter(t.ones(2))], lr=-1.0)),
+    ("Adam(betas=0.9)", lambda: mg.optim.Adam([_param(2)], betas=0.9),
+     lambda t: t.optim.Adam([t.nn.Parameter(t.ones(2))], betas=0.9)),
+    ("Adam(betas=(1.5, 0.9))", lambda: mg.optim.Adam([_param(2)], betas=(1.5, 0.9)),
+     lambda t: t.optim.Adam([t.nn.Parameter(t.ones(2))], betas=(1.5, 0.9))),
+    ("Adam([{'lr': 0.1}])", lambda: mg.optim.Adam([{"lr": 0.1}]), lambda t: t.optim.Adam([{"lr": 0.1}])),
+    ("a wrong-shaped .grad", lambda: _wrong_grad_step("mg"), lambda t: _wrong_grad_step("torch")),
+    ("another optimizer's state", lambda: _other_models_state("mg"), lambda t: _other_models_state("torch")),
+    ("StepLR(step_size=0)", lambda: mg.optim.lr_scheduler.StepLR(mg.optim.SGD([_param(2)], lr=0.1), 0),
+     None),  # PyTorch accepts it and divides by zero at the first step
+    ("LambdaLR('sgd', f)", lambda: mg.optim.lr_scheduler.LambdaLR("sgd", lambda e: 1.0),
+     lambda t: t.optim.lr_scheduler.LambdaLR("sgd", lambda e: 1.0)),
+    ("DataLoader(batch_size=0)", lambda: mg.data.DataLoader(mg.data.TensorDataset(mg.ones(4)), batch_size=0),
+     lambda t: __import__("torch.utils.data").utils.data.DataLoader(t.utils.data.TensorDataset(t.ones(4)), batch_size=0)),
+    ("save to a directory", lambda: mg.save({"a": mg.ones(2)}, "/"), lambda t: t.save({"a": t.ones(2)}, "/")),
+    ("load(None)", lambda: mg.load(None), lambda t: t.load(None)),
+]
+
+# the calls above that still fail here, routed to their files' owners (strict: fixing one turns it into a pass)
+KNOWN_TORCH_CASES = {
+    "zeros(3, 0).max(0)": "minigen/ops/reduction.py: AttributeError inside the reduction of an empty dim",
+    "reshape(-2, 6)": "minigen/ops/shape.py: a negative size other than -1 is accepted",
+    "ones(3).tensor_split(2**40)": "minigen/ops/shape.py: builds 2**40 pieces (hang / unbounded memory)",
+    "backward('abc')": "minigen/autograd: the gradient argument is not checked",
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0], marks=[pytest.mark.xfail(
+    strict=True, reason=KNOWN_TORCH_CASES[c[0]])] if c[0] in KNOWN_TORCH_CASES else []) for c in TORCH_RAISES])
+def test_raises_where_pytorch_raises(case):
+    name, mine, theirs = case
+    out, _ = _call(f"torch-twin {name}", mine, label=name)
+    assert out.kind == "minigen", f"{name}: {out.describe()}"
+    if theirs is not None:
+        try:
+            import torch
+        except ImportError:
+            return
+        if name == "ones(3).tensor_split(2**40)":
+            return  # PyTorch raises std::bad_alloc after allocating: not run here
+        with pytest.raises(Exception):
+            theirs(torch)
+
+
+# ============================================================================ documented differences
+def test_gelu_of_inf_is_inf_documented():
+    """nn.GELU's docstring: gelu(+inf) = +inf (PyTorch's exact form: NaN); gelu(-inf) is NaN in both."""
+    assert "gelu(+inf) = +inf" in nn.GELU.__doc__
+    for approximate in ("none", "tanh"):
+        y = F.gelu(mg.tensor([float("inf"), -float("inf"), 1.0]), approximate=approximate).numpy()
+        assert y[0] == np.inf and np.isnan(y[1]) and abs(y[2] - 0.8412) < 2e-3
+
+
+def test_nan_hyperparameters_refused_documented():
+    """PyTorch accepts ``SGD(lr=nan)`` and ``Dropout(nan)`` and then trains on NaN; minigen refuses them (stated in
+    ``optim.optimizer._check_float`` and ``argcheck.check_number``)."""
+    from minigen.argcheck import check_number
+    from minigen.optim.optimizer import _check_float
+
+    assert "NaN" in _check_float.__doc__ and "NaN" in check_number.__doc__
+    for make in (lambda: mg.optim.SGD([_param(2)], lr=float("nan")), lambda: nn.Dropout(float("nan")),
+                 lambda: nn.LayerNorm(3, eps=float("nan"))):
+        with pytest.raises(mg.errors.InvalidArgumentError):
+            make()
+
+
+def test_optimizer_state_of_another_shape_refused_at_load_documented():
+    """PyTorch loads an optimizer state whose tensors have other shapes and fails at the next step(); minigen
+    refuses it in load_state_dict (stated in its docstring), leaving the optimizer unchanged."""
+    a = mg.optim.Adam([_param(3)], lr=0.1)
+    a.param_groups[0]["params"][0].grad = mg.ones(3)
+    a.step()
+    b = mg.optim.Adam([_param(4)], lr=0.2)
+    with pytest.raises(mg.errors.ShapeError, match="shape"):
+        b.load_state_dict(a.state_dict())
+    assert b.param_groups[0]["lr"] == 0.2 and not b.state
+    assert "shape" in mg.optim.Optimizer.load_state_dict.__doc__

@@ -45,7 +45,8 @@ required = _Required()
 
 
 def _check_float(name, value, lo=0.0, hi=None, lo_open=False):
-    """A hyperparameter: a real number (a 0-d Tensor is read; not a bool, string or NaN) in [lo, hi)."""
+    """A hyperparameter: a real number (a 0-d Tensor is read; not a bool, string or NaN) in [lo, hi).
+    (PyTorch accepts ``lr=nan``; minigen refuses NaN hyperparameters.)"""
     if isinstance(value, Tensor) and value.ndim == 0 and value.dtype.kind in "fiu":
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -184,8 +185,10 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore hyperparameters and per-parameter state saved by :meth:`state_dict`.
 
-        The saved groups must match this optimizer's groups in number and size. Floating
-        point state is cast to its parameter's dtype and device (``step`` stays an int)."""
+        The saved groups must match this optimizer's groups in number and size, and every saved state tensor
+        its parameter's shape (PyTorch checks only the group sizes and fails at the next ``step()``; minigen refuses
+        another model's state here). Nothing changes unless everything checks out. Floating point state is cast
+        to its parameter's dtype and device (``step`` stays an int)."""
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise InvalidArgumentError("optimizer state dict must be a dict with keys 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]

@@ -145,7 +145,12 @@ class CELU(Module):
 
 
 class GELU(Module):
-    """y = x * Phi(x) (``approximate='none'``) or the tanh approximation (``'tanh'``)."""
+    """y = x * Phi(x) (Phi: the standard normal CDF), or its tanh approximation with ``approximate='tanh'``:
+    y = 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+
+    Deliberate difference from PyTorch: ``gelu(+inf) = +inf`` in both forms (the limit of x * Phi(x)); PyTorch's
+    exact form returns NaN there (its tanh form returns inf). ``gelu(-inf)`` is NaN in both libraries.
+    """
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
