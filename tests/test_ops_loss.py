@@ -529,3 +529,30 @@ def test_editing_an_input_after_the_forward_never_gives_a_wrong_gradient(name, e
             assert g is None
         else:
             np.testing.assert_allclose(g.array, w.array, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("name", ["bce", "bce_logits", "bce_logits_pos_weight"])
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("edit", [0, 1])
+def test_binary_losses_save_only_what_their_gradients_read(name, needs, edit):
+    """The fused BCE Functions' direct arguments edited in place after the forward: InplaceError, or the
+    gradients of the arguments that need them are unchanged."""
+    from minigen.errors import InplaceError
+
+    vals = [np.linspace(0.1, 0.9, 6).reshape(2, 3), np.linspace(0.8, 0.2, 6).reshape(2, 3)]
+    pw = mg.tensor([1.5, 0.5, 2.0])
+    fn = {"bce": lambda x, y: mg.binary_cross_entropy(x, y),
+          "bce_logits": lambda x, y: mg.binary_cross_entropy_with_logits(x, y),
+          "bce_logits_pos_weight": lambda x, y: mg.binary_cross_entropy_with_logits(x, y, pos_weight=pw)}[name]
+    leaves = [mg.tensor(v, requires_grad=n) for v, n in zip(vals, needs)]
+    wrt = [t for t in leaves if t.requires_grad]
+    want = mg.grad(fn(*[t * 1.0 for t in leaves]), wrt)
+    xs = [t * 1.0 for t in leaves]
+    out = fn(*xs)
+    xs[edit].mul_(0.5)
+    try:
+        got = mg.grad(out, wrt)
+    except InplaceError:  # always allowed: what must never happen is a silently wrong gradient
+        return
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.array, w.array, rtol=1e-14, atol=0)

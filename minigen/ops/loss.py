@@ -167,6 +167,8 @@ class BinaryCrossEntropy(Function):
     dy = g * (log(1 - x) - log(x))                      (clamped logs)
     """
 
+    reads = ((0, 1), (0,))
+
     @staticmethod
     def forward(ctx, x, y):
         xp = get_array_module(x)
@@ -207,6 +209,8 @@ class BCEWithLogits(Function):
     dy = g * (-x + (p - 1) * softplus(-x))
     dp = g * y * softplus(-x)                      (softplus(-x) = -logsigmoid(x))
     """
+
+    reads = ((0, 1, 2), (0, 2), (0, 1))
 
     @staticmethod
     def forward(ctx, x, y, p):

@@ -967,6 +967,7 @@ class LogAddExp(Function):
     da = g * exp(a - y),  db = g * exp(b - y)   (= softmax weights of the pair).
     """
 
+    reads = ((0,), (1,))
     uses_output = True
 
     @staticmethod
