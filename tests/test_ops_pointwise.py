@@ -663,8 +663,6 @@ def test_inplace_promotion_rule():
     assert pw.can_cast(np.int64, np.float32) and not pw.can_cast(np.float32, np.int64)
 
 
-@pytest.mark.xfail(strict=True, reason="minigen/ops/inplace.py (_inplace) does not apply pointwise.can_cast yet: "
-                                        "an in-place op still casts a wider result back silently")
 def test_inplace_op_needing_a_wider_dtype_raises():
     """int_tensor.mul_(1.5) raises (PyTorch: result type Float can't be cast to Long); int_tensor.mul_(2) works."""
     i = mg.tensor([1, 2, 3])

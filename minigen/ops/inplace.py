@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.grad_mode import STATE, no_grad
-from ..errors import AutogradError, ShapeError
+from ..errors import AutogradError, DTypeError, ShapeError
 from ..tensor import Tensor, as_dtype, bool_, float16, float32, float64, int32, int64
 
 
@@ -93,6 +93,12 @@ class _Methods:
             raise ShapeError(
                 f"in-place op would change the shape of the tensor from {tuple(self.shape)} to {tuple(out.shape)}"
             )
+        if out.dtype != self.dtype:
+            from .pointwise import can_cast
+
+            if not can_cast(out.dtype, self.dtype):
+                raise DTypeError(f"result type {out.dtype} can't be cast to the desired output type {self.dtype} "
+                                 f"of an in-place op (tensor of shape {tuple(self.shape)})")
         out_data = out.array.astype(self.dtype) if out.dtype != self.dtype else out.array
         if track and bases:
             # editing a view edits its base: rebind each base to "base with the view's region replaced"
@@ -137,10 +143,14 @@ class _Methods:
         return chain
 
     def add_(self, other, alpha=1):
-        return self._inplace(lambda a, b: a + (b if alpha == 1 else b * alpha), other)
+        from .pointwise import add
+
+        return self._inplace(lambda a, b: add(a, b, alpha=alpha), other)
 
     def sub_(self, other, alpha=1):
-        return self._inplace(lambda a, b: a - (b if alpha == 1 else b * alpha), other)
+        from .pointwise import sub
+
+        return self._inplace(lambda a, b: sub(a, b, alpha=alpha), other)
 
     def mul_(self, other):
         return self._inplace(lambda a, b: a * b, other)
