@@ -553,8 +553,9 @@ def _generate_and_write(model, out, digits, seconds, temperature, seed, n=1, nai
     return res
 
 
-def save_audio_plots(audio, titles, waveform_png, spectrogram_png, sample_rate=8000):
-    """One row per clip: the waveform, and a log-magnitude spectrogram (256-point Hann STFT, hop 64)."""
+def save_audio_plots(audio, titles, waveform_png, spectrogram_png, sample_rate=8000, title="WaveNet samples"):
+    """One panel per clip: the waveform, and a log-magnitude spectrogram (256-point Hann STFT, hop 64; one
+    colour scale for all panels: the loudest bin of all clips down to 80 dB below it)."""
     import numpy as np
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -564,6 +565,8 @@ def save_audio_plots(audio, titles, waveform_png, spectrogram_png, sample_rate=8
     n = len(audio)
     cols = 2 if n > 1 else 1
     rows = (n + cols - 1) // cols
+    specs = [_stft_db(x, sample_rate) for x in audio]
+    top = max(float(S.max()) for S, _ in specs)  # one colour scale for all clips: loudness stays comparable
     for kind, path in (("wave", waveform_png), ("spec", spectrogram_png)):
         fig = Figure(figsize=(5.0 * cols, 1.6 * rows + 0.6), dpi=100)
         FigureCanvasAgg(fig)
@@ -575,13 +578,13 @@ def save_audio_plots(audio, titles, waveform_png, spectrogram_png, sample_rate=8
                 ax.plot(t, x, linewidth=0.5)
                 ax.set_ylim(-1, 1)
             else:
-                S, f = _stft_db(x, sample_rate)
+                S, f = specs[i]
                 ax.imshow(S, origin="lower", aspect="auto", extent=(0, len(x) / sample_rate, 0, f[-1]),
-                          cmap="magma", vmin=S.max() - 80, vmax=S.max())
+                          cmap="magma", vmin=top - 80, vmax=top)
                 ax.set_ylabel("Hz", fontsize=7)
             ax.set_title(titles[i], fontsize=8)
             ax.tick_params(labelsize=6)
-        fig.suptitle("WaveNet samples: " + ("waveform" if kind == "wave" else "spectrogram (dB)"), fontsize=9)
+        fig.suptitle(f"{title}: " + ("waveform" if kind == "wave" else "spectrogram (dB)"), fontsize=9)
         fig.tight_layout()
         fig.savefig(path)
     return waveform_png, spectrogram_png
