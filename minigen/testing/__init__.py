@@ -13,6 +13,9 @@ input, the index, both values and the difference.
 ``gradgradcheck(fn, inputs)`` runs gradcheck on the function
 ``(x, v) -> grad(<v, fn(x)>, x, create_graph=True)``, i.e. it checks the
 backward's own backward (what WGAN-GP's gradient penalty needs).
+
+``compare_with_torch(fn_mg, fn_torch, inputs)`` (with ``to_torch`` / ``from_torch``) checks an op against
+its PyTorch twin, forward and vector-Jacobian products (see :mod:`minigen.testing.torch_compare`).
 """
 from __future__ import annotations
 
@@ -22,7 +25,10 @@ from ..autograd.engine import grad as _grad
 from ..errors import MinigenError
 from ..tensor import Tensor
 
-__all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
+from .torch_compare import compare_with_torch, from_torch, to_numpy, to_torch
+
+__all__ = ["gradcheck", "gradgradcheck", "GradcheckError", "compare_with_torch", "to_torch", "from_torch",
+           "to_numpy"]
 
 
 class GradcheckError(MinigenError, AssertionError):
