@@ -798,7 +798,15 @@ class DataLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Make the next ``iter()`` continue the saved epoch: same order, skipping the batches already done."""
-        done = int(state.get("batches_done", 0))
+        if not isinstance(state, dict):
+            raise InvalidArgumentError(f"DataLoader.load_state_dict expects the dict state_dict() returned, got "
+                                       f"{type(state).__name__}")
+        for key in ("batches_done", "epoch_seed", "worker_base_seed"):
+            v = state.get(key)
+            if v is not None and (not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0):
+                raise InvalidArgumentError(f"DataLoader.load_state_dict: {key!r} must be a non-negative int or None, "
+                                           f"got {v!r}")
+        done = int(state.get("batches_done") or 0)
         if done == 0 and state.get("epoch_seed") is None:
             self._resume = None
         else:

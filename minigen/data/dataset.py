@@ -54,6 +54,23 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
+def _check_map_style(dataset, op):
+    """``dataset`` must be map-style (``__len__`` and ``__getitem__``); its length is returned."""
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__") or isinstance(dataset, (str, bytes)):
+        raise InvalidArgumentError(f"{op}: expected a map-style dataset (with __len__ and __getitem__), got "
+                                   f"{type(dataset).__name__}")
+    n = len(dataset)
+    if not isinstance(n, numbers.Integral) or n < 0:
+        raise InvalidArgumentError(f"{op}: len(dataset) must be a non-negative int, got {n!r}")
+    return int(n)
+
+
+def _dataset_list(datasets, op):
+    from ..argcheck import check_iterable
+
+    return check_iterable(datasets, op, "datasets")
+
+
 class IterableDataset(Dataset):
     """Base class of iterable-style datasets: subclasses define ``__iter__`` (a stream of samples).
 
@@ -79,7 +96,7 @@ class ChainDataset(IterableDataset):
     """Iterable-style datasets one after another (the streams are chained lazily)."""
 
     def __init__(self, datasets):
-        self.datasets = list(datasets)
+        self.datasets = _dataset_list(datasets, "ChainDataset")
         for d in self.datasets:
             if not isinstance(d, IterableDataset):
                 raise InvalidArgumentError(f"ChainDataset only chains IterableDatasets, got {type(d).__name__}")
@@ -194,10 +211,16 @@ class Subset(Dataset):
     """The items of ``dataset`` at ``indices`` (in that order)."""
 
     def __init__(self, dataset, indices):
+        from ..argcheck import check_iterable
+
         self.dataset = dataset
-        idx = np.asarray(indices.array if isinstance(indices, Tensor) else list(indices) if not isinstance(
-            indices, np.ndarray) else indices, dtype=np.int64).reshape(-1)
-        n = len(dataset)
+        n = _check_map_style(dataset, "Subset")
+        raw = (backend.to_numpy(indices.array) if isinstance(indices, Tensor) else indices
+               if isinstance(indices, np.ndarray) else check_iterable(indices, "Subset", "indices"))
+        raw = np.asarray(raw)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise InvalidArgumentError(f"Subset: indices must be ints, got dtype {raw.dtype}")
+        idx = raw.astype(np.int64).reshape(-1)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             bad = idx[(idx < -n) | (idx >= n)][0]
             raise IndexOutOfRangeError(f"Subset: index {int(bad)} is out of range for a dataset of length {n}")
@@ -222,10 +245,11 @@ class ConcatDataset(Dataset):
     """Datasets one after another: indices ``[0, len(a))`` are ``a``, then ``b``..."""
 
     def __init__(self, datasets):
-        self.datasets = list(datasets)
+        self.datasets = _dataset_list(datasets, "ConcatDataset")
         if not self.datasets:
             raise InvalidArgumentError("ConcatDataset needs at least one dataset")
-        self.cumulative_sizes = list(np.cumsum([len(d) for d in self.datasets]).tolist())
+        sizes = [_check_map_style(d, "ConcatDataset") for d in self.datasets]
+        self.cumulative_sizes = list(np.cumsum(sizes).tolist())
 
     def __len__(self):
         return self.cumulative_sizes[-1]
@@ -267,9 +291,11 @@ def random_split(dataset, lengths, generator=None):
     (floor of each, remainder handed out round-robin). The permutation is drawn
     from ``generator`` (default: minigen's default generator).
     """
-    n = len(dataset)
-    sizes = _split_lengths(lengths, n)
-    perm = _gen(generator).numpy.permutation(n)
+    from ..argcheck import check_generator, check_iterable
+
+    n = _check_map_style(dataset, "random_split")
+    sizes = _split_lengths(check_iterable(lengths, "random_split", "lengths"), n)
+    perm = _gen(check_generator(generator, "random_split")).numpy.permutation(n)
     out, start = [], 0
     for s in sizes:
         out.append(Subset(dataset, perm[start:start + s]))

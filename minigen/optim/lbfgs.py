@@ -7,7 +7,7 @@ import numbers
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError
-from .optimizer import Optimizer, _check_float
+from .optimizer import Optimizer, _check_float, _check_grad
 
 __all__ = ["LBFGS"]
 
@@ -162,6 +162,9 @@ class LBFGS(Optimizer):
 
     # ---- flat views of the parameters / gradients
     def _flat_grad(self):
+        for p in self._params:
+            if p.grad is not None:
+                _check_grad(p)
         xp = get_array_module(self._params[0].array)
         parts = [xp.zeros(p.array.size, dtype=p.array.dtype) if p.grad is None else p.grad.array.reshape(-1)
                  for p in self._params]

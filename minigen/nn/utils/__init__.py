@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ...backend import get_array_module, move_array, to_numpy
-from ...errors import InvalidArgumentError, ShapeError
+from ...errors import DTypeError, InvalidArgumentError, ShapeError
 from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters",
@@ -23,16 +23,41 @@ __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_
            "convert_parameters", "fusion", "skip_init"]
 
 
-def _params(parameters):
+def _params(parameters, op="nn.utils", allow_none=False):
+    """A Tensor or an iterable of Tensors (``None`` entries kept with ``allow_none``) as a list; anything else
+    is a DTypeError / InvalidArgumentError naming ``op``."""
+    from ...argcheck import check_iterable
+
     if isinstance(parameters, Tensor):
         return [parameters]
-    return list(parameters)
+    items = check_iterable(parameters, op, "parameters")
+    for i, t in enumerate(items):
+        if not isinstance(t, Tensor) and not (allow_none and t is None):
+            raise DTypeError(f"{op}: parameters[{i}] must be a Tensor, got {type(t).__name__}")
+    return items
+
+
+def _grads(params, op):
+    """The parameters whose ``.grad`` is set, each gradient checked to be a Tensor of its parameter's shape."""
+    out = []
+    for p in params:
+        g = p.grad
+        if g is None:
+            continue
+        if not isinstance(g, Tensor) or tuple(g.shape) != tuple(p.shape):
+            raise ShapeError(f"{op}: a parameter of shape {tuple(p.shape)} has a gradient "
+                             f"{tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__}")
+        out.append(p)
+    return out
 
 
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:
     """(sum_i ||t_i||_q^q)^(1/q) over the given tensors (q = inf: the largest |element|); a 0-d float tensor."""
-    ts = [t for t in _params(tensors) if t is not None]
-    q = float(norm_type)
+    from ...argcheck import check_flag, check_number
+
+    ts = [t for t in _params(tensors, "get_total_norm", allow_none=True) if t is not None]
+    q = check_number(norm_type, "get_total_norm", "norm_type")
+    error_if_nonfinite = check_flag(error_if_nonfinite, "get_total_norm", "error_if_nonfinite")
     if not ts:
         return Tensor._make(np.asarray(0.0, dtype=np.float32))
     dt = ts[0].dtype
@@ -59,9 +84,12 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     N = total norm of the gradients (see :func:`get_total_norm`); each gradient is multiplied
     by ``min(1, max_norm / (N + 1e-6))``. Returns N (before clipping), as a 0-d tensor.
     """
-    params = [p for p in _params(parameters) if p.grad is not None]
+    from ...argcheck import check_number
+
+    params = _grads(_params(parameters, "clip_grad_norm_"), "clip_grad_norm_")
+    max_norm = check_number(max_norm, "clip_grad_norm_", "max_norm")
     total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
-    coef = min(1.0, float(max_norm) / (float(total.array) + 1e-6))
+    coef = min(1.0, max_norm / (float(total.array) + 1e-6))
     for p in params:
         g = p.grad.array
         if coef < 1.0:
@@ -71,8 +99,10 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     """Clamp every gradient element to [-clip_value, clip_value], in place."""
-    c = float(clip_value)
-    for p in _params(parameters):
+    from ...argcheck import check_number
+
+    c = check_number(clip_value, "clip_grad_value_", "clip_value")
+    for p in _grads(_params(parameters, "clip_grad_value_"), "clip_grad_value_"):
         if p.grad is not None:
             g = p.grad.array
             get_array_module(g).clip(g, -c, c, out=g)
@@ -80,7 +110,7 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
 
 def parameters_to_vector(parameters) -> Tensor:
     """Concatenate the flattened parameters into one 1-d tensor (a copy; no autograd)."""
-    ps = _params(parameters)
+    ps = _params(parameters, "parameters_to_vector")
     if not ps:
         raise InvalidArgumentError("parameters_to_vector needs at least one tensor")
     xp = get_array_module(ps[0].array)
@@ -97,7 +127,7 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     if not isinstance(vec, Tensor) or vec.ndim != 1:
         raise ShapeError(f"vector_to_parameters expects a 1-d Tensor, got "
                          f"{tuple(vec.shape) if isinstance(vec, Tensor) else type(vec).__name__}")
-    ps = _params(parameters)
+    ps = _params(parameters, "vector_to_parameters")
     total = sum(p.numel() for p in ps)
     if total != vec.numel():
         raise ShapeError(f"vector_to_parameters: vector has {vec.numel()} elements, the parameters have {total}")
@@ -112,7 +142,12 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
 
 def count_parameters(module_or_params, trainable_only: bool = False) -> int:
     """Number of scalar parameters of a Module (or an iterable of tensors), each shared tensor counted once."""
-    params = module_or_params.parameters() if hasattr(module_or_params, "parameters") else module_or_params
+    from ...argcheck import check_flag
+    from ..modules.module import Module
+
+    trainable_only = check_flag(trainable_only, "count_parameters", "trainable_only")
+    params = (module_or_params.parameters() if isinstance(module_or_params, Module)
+              else _params(module_or_params, "count_parameters"))
     seen, n = set(), 0
     for p in params:
         if id(p) in seen or (trainable_only and not p.requires_grad):
@@ -125,12 +160,14 @@ def count_parameters(module_or_params, trainable_only: bool = False) -> int:
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None) -> None:
     """Scale every gradient in place by min(1, max_norm / (total_norm + 1e-6)), with ``total_norm``
     computed beforehand (e.g. by :func:`get_total_norm`); PyTorch's second half of ``clip_grad_norm_``."""
-    tn = float(total_norm.item()) if isinstance(total_norm, Tensor) else float(total_norm)
-    coef = min(1.0, float(max_norm) / (tn + 1e-6))
+    from ...argcheck import check_number
+
+    tn = check_number(total_norm, "clip_grads_with_norm_", "total_norm", lo=0.0)
+    coef = min(1.0, check_number(max_norm, "clip_grads_with_norm_", "max_norm") / (tn + 1e-6))
+    params = _grads(_params(parameters, "clip_grads_with_norm_"), "clip_grads_with_norm_")
     if coef < 1.0:
-        for p in _params(parameters):
-            if p.grad is not None:
-                p.grad.array[...] *= coef
+        for p in params:
+            p.grad.array[...] *= coef
 
 
 def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
@@ -151,6 +188,10 @@ def skip_init(module_cls, *args, **kwargs):
     """``module_cls(*args, **kwargs)``: PyTorch's version skips the parameter initialisation to save time;
     minigen's initialisers are cheap, so the module is simply constructed (its values are then overwritten
     by the caller, as with PyTorch)."""
+    from ..modules.module import Module
+
+    if not (isinstance(module_cls, type) and issubclass(module_cls, Module)):
+        raise InvalidArgumentError(f"skip_init expects a Module class, got {type(module_cls).__name__}")
     if kwargs.get("device") == "meta":
         del kwargs["device"]
     return module_cls(*args, **kwargs)

@@ -100,6 +100,10 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
 
 def remove_spectral_norm(module, name: str = "weight"):
     """Undo :func:`spectral_norm`: ``<name>`` becomes a Parameter holding the current normalised weight."""
+    from ..modules.module import Module
+
+    if not isinstance(module, Module):
+        raise InvalidArgumentError(f"remove_spectral_norm expects a Module, got {type(module).__name__}")
     for k, hook in list(module._forward_pre_hooks.items()):
         if isinstance(hook, _SpectralNorm) and hook.name == name:
             weight = hook.compute_weight(module, do_power_iteration=False).detach()

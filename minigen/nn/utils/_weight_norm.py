@@ -75,6 +75,10 @@ def weight_norm(module, name: str = "weight", dim=0):
 
 def remove_weight_norm(module, name: str = "weight"):
     """Undo :func:`weight_norm`: ``<name>`` becomes a Parameter again, holding ``g * v / ||v||``."""
+    from ..modules.module import Module
+
+    if not isinstance(module, Module):
+        raise InvalidArgumentError(f"remove_weight_norm expects a Module, got {type(module).__name__}")
     for k, hook in list(module._forward_pre_hooks.items()):
         if isinstance(hook, _WeightNorm) and hook.name == name:
             weight = hook.compute_weight(module).detach()
