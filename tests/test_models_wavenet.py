@@ -65,6 +65,8 @@ def test_mu_law_tensor_in_tensor_out_and_errors():
         mu_law_decode(np.array([0, 256]))
     with pytest.raises(DTypeError, match="integer"):
         mu_law_decode(np.array([0.5]))
+    with pytest.raises(DTypeError, match="32768"):
+        mu_law_encode(np.array([1000, -2000], dtype=np.int16))  # raw PCM integers are not a [-1, 1] waveform
 
 
 # ----------------------------------------------------------------------------- causality, receptive field
@@ -216,8 +218,9 @@ def test_sample_from_logits_inverse_cdf():
     assert sample_from_logits(logits, np.array([0.1, 0.25])).tolist() == [0, 1]
     assert sample_from_logits(logits, np.array([0.6, 0.9999])).tolist() == [2, 2]
     assert sample_from_logits(logits, np.array([0.9, 0.9]), temperature=0).tolist() == [2, 2]
-    with pytest.raises(InvalidArgumentError):
-        sample_from_logits(logits, np.array([0.1, 0.1]), temperature=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(InvalidArgumentError):
+            sample_from_logits(logits, np.array([0.1, 0.1]), temperature=bad)
 
 
 # ----------------------------------------------------------------------------- gradients (float64)

@@ -83,8 +83,9 @@ def mu_law_encode(x, quantization_channels: int = 256):
     a = _as_array(x)
     xp = get_array_module(a)
     a = xp.asarray(a)
-    if a.dtype.kind not in "fiu":
-        raise DTypeError(f"mu_law_encode: expected a float waveform in [-1, 1], got dtype {a.dtype}")
+    if a.dtype.kind != "f":
+        raise DTypeError(f"mu_law_encode: expected a float waveform in [-1, 1], got dtype {a.dtype} "
+                         "(16-bit PCM: pass samples / 32768)")
     Q = int(quantization_channels)
     if Q < 2:
         raise InvalidArgumentError(f"mu_law_encode: quantization_channels must be >= 2, got {quantization_channels}")
@@ -395,8 +396,8 @@ def sample_from_logits(logits, u, temperature: float = 1.0):
     z = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
         return np.argmax(z, axis=-1).astype(np.int64)
-    if temperature < 0:
-        raise InvalidArgumentError(f"temperature must be >= 0, got {temperature}")
+    if not temperature >= 0 or not math.isfinite(temperature):
+        raise InvalidArgumentError(f"temperature must be a finite number >= 0, got {temperature}")
     z = z / temperature
     p = np.exp(z - z.max(axis=-1, keepdims=True))
     c = np.cumsum(p, axis=-1)
