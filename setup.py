@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.10",
     packages=packages,
     package_dir={"minigen.kernels": "kernels"},
-    package_data={"minigen": ["data/files/*"]},
+    package_data={"minigen": ["data/files/*", "data/files/fsdd/*"]},
     include_package_data=True,
     install_requires=[
         "numpy>=2.0",
