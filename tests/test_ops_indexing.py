@@ -598,3 +598,15 @@ def test_getitem_with_index_tensors_gradgradcheck_and_views():
     rows = base[mg.tensor([1, 1])]
     rows[0, 0] = 5.0
     assert base.numpy()[1, 0] == 0.0
+
+
+def test_bad_assigned_values_and_embedding_sizes_are_minigen_errors():
+    x = mg.zeros(2, 3, dtype=mg.int32)
+    with pytest.raises(DTypeError, match="cannot assign"):
+        x[0] = np.dtype("uint8")
+    with pytest.raises(InvalidArgumentError, match="num_embeddings"):
+        mg.nn.Embedding(None, 3)
+    with pytest.raises(InvalidArgumentError, match="embedding_dim"):
+        mg.nn.Embedding(3, 2.5)
+    with pytest.raises(InvalidArgumentError, match="padding_idx"):
+        mg.nn.Embedding(3, 2, padding_idx="0")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigen as mg
-from minigen.errors import InvalidArgumentError, ShapeError
+from minigen.errors import DTypeError, InvalidArgumentError, ShapeError
 from minigen.testing import gradcheck, gradgradcheck
 from minigen.testing.strategies import tensors
 
@@ -408,3 +408,23 @@ def test_matmul_gradient_reads_only_the_other_operand():
     b2.mul_(2.0)
     with pytest.raises(mg.errors.InplaceError):
         y3.sum().backward()
+
+
+# ================================================================== bad arguments: minigen errors, never raw ones
+@pytest.mark.parametrize("call", [
+    lambda: mg.ones(2, 2) @ True, lambda: mg.matmul(mg.ones(2), None), lambda: mg.ones(2).dot(None),
+    lambda: mg.ones(2).outer("a"), lambda: mg.ones(2).inner(None), lambda: mg.mm(mg.ones(2, 2), 3.0),
+    lambda: mg.nn.functional.linear(None, mg.ones(2, 2)), lambda: mg.tensordot(mg.ones(2), [1.0]),
+])
+def test_non_tensor_operands_are_dtype_errors(call):
+    """PyTorch raises TypeError for these; minigen raises its DTypeError (a TypeError) naming the argument."""
+    with pytest.raises(DTypeError, match="must be a Tensor"):
+        call()
+
+
+def test_bad_scalars_are_minigen_errors():
+    with pytest.raises(InvalidArgumentError, match="alpha"):
+        mg.addmm(mg.ones(2, 2), mg.ones(2, 2), mg.ones(2, 2), alpha=None)
+    with pytest.raises(InvalidArgumentError, match="dims"):
+        mg.tensordot(mg.ones(2, 2), mg.ones(2, 2), dims=1.5)
+    np.testing.assert_array_equal(mg.ones(2, 2) @ np.ones((2, 1)), [[2.0], [2.0]])   # NumPy arrays convert

@@ -790,3 +790,42 @@ def test_movedim_hand_case_and_errors():
         x.movedim((0, 1), 2)
     with pytest.raises(DimError):
         x.swapaxes(0, 3)
+
+
+# ================================================================== bad arguments: minigen errors, never raw ones
+BAD_SHAPE_CALLS = [
+    # (call, minigen error, torch call raising too (or None where PyTorch has no such call))
+    (lambda m: m.tensor(1.0).narrow(0, 0, 0), DimError, lambda t: t.tensor(1.0).narrow(0, 0, 0)),
+    (lambda m: m.tensor(1.0).select(0, 0), DimError, lambda t: t.tensor(1.0).select(0, 0)),
+    (lambda m: m.tensor(1.0).split(1), DimError, lambda t: t.tensor(1.0).split(1)),
+    (lambda m: m.tensor(1.0).unbind(), DimError, lambda t: t.tensor(1.0).unbind()),
+    (lambda m: m.tensor(1.0).tensor_split(2), DimError, lambda t: t.tensor(1.0).tensor_split(2)),
+    (lambda m: m.tensor(1.0).unflatten(0, ()), DimError, lambda t: t.tensor(1.0).unflatten(0, ())),
+    (lambda m: m.ones(4).chunk(int), InvalidArgumentError, lambda t: t.ones(4).chunk(int)),
+    (lambda m: m.ones(4).chunk(2.0), InvalidArgumentError, lambda t: t.ones(4).chunk(2.0)),
+    (lambda m: m.ones(4).narrow(0, 1.5, 1), InvalidArgumentError, lambda t: t.ones(4).narrow(0, 1.5, 1)),
+    (lambda m: m.ones(2, 2).tril([3]), InvalidArgumentError, lambda t: t.ones(2, 2).tril([3])),
+    (lambda m: m.ones(2, 2).triu(0.5), InvalidArgumentError, lambda t: t.ones(2, 2).triu(0.5)),
+    (lambda m: m.ones(2).expand_as(None), DTypeError, lambda t: t.ones(2).expand_as(None)),
+    (lambda m: m.ones(2).reshape_as(None), DTypeError, lambda t: t.ones(2).reshape_as(None)),
+    (lambda m: m.ones(2).view_as(3), DTypeError, lambda t: t.ones(2).view_as(3)),
+    (lambda m: m.ones(2).broadcast_to({"a": 1}), InvalidArgumentError, lambda t: t.ones(2).broadcast_to({"a": 1})),
+    (lambda m: m.ones(2).expand(2.5, 2), InvalidArgumentError, lambda t: t.ones(2).expand(2.5, 2)),
+    (lambda m: m.ones(2).reshape(1.0, 2), InvalidArgumentError, lambda t: t.ones(2).reshape(1.0, 2)),
+    (lambda m: m.ones(2, 3).sum_to_size(2.0), InvalidArgumentError, lambda t: t.ones(2, 3).sum_to_size(2.0)),
+    (lambda m: m.ones(2, 3).sum_to(2.0), InvalidArgumentError, None),
+]
+
+
+@pytest.mark.parametrize("i", range(len(BAD_SHAPE_CALLS)))
+def test_bad_shape_arguments_raise_minigen_errors(i):
+    call, err, torch_call = BAD_SHAPE_CALLS[i]
+    with pytest.raises(err):
+        call(mg)
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch_call is not None:
+        with pytest.raises((TypeError, RuntimeError, IndexError, ValueError)):
+            torch_call(torch)

@@ -30,7 +30,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..backend import get_array_module, move_array
 from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
 from ..tensor import Tensor
-from ..argcheck import norm_dim
+from ..argcheck import brief, norm_dim
 
 __all__ = ["gather", "take_along_dim", "index_select", "scatter", "scatter_add",
            "index_add", "masked_fill", "masked_select", "embedding", "one_hot"]
@@ -270,7 +270,11 @@ def setitem(x, index, value):
         raise DeviceError(f"cannot assign a tensor on {value.device} into a tensor on {x.device}")
     if not isinstance(value, Tensor) and not isinstance(value, (builtins.int, builtins.float, builtins.bool)):
         # host data (lists, NumPy arrays) goes to x's device first (CuPy does not mix with NumPy arrays)
-        value = Tensor._make(move_array(np.asarray(value, dtype=x.dtype), x.device))
+        try:
+            value = Tensor._make(move_array(np.asarray(value, dtype=x.dtype), x.device))
+        except (TypeError, ValueError):
+            raise DTypeError(f"cannot assign {brief(value)} into a tensor of dtype {x.dtype} "
+                             f"(shape {tuple(x.shape)})") from None
     track = is_grad_enabled() and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if not track:
         idx = _join(spec, tuple(t.array for t in ts))

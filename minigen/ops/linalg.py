@@ -25,8 +25,9 @@ import numpy as np
 from ..autograd.broadcast import broadcast_to
 from ..autograd.function import Function
 from ..backend import get_array_module
-from ..errors import InvalidArgumentError, ShapeError
-from ..tensor import Tensor
+from ..argcheck import brief, check_int_value, check_number, norm_dim
+from ..errors import DTypeError, InvalidArgumentError, ShapeError
+from ..tensor import Tensor, as_tensor
 from .shape import reshape, transpose
 
 __all__ = ["matmul", "linear", "bilinear", "mm", "bmm", "mv", "dot", "inner", "outer", "ger", "addmm", "baddbmm",
@@ -82,9 +83,18 @@ class MatMul(Function):
         return ga, gb
 
 
+def _t(t, op, name):
+    """A tensor argument (a NumPy array becomes a Tensor); numbers, None, lists... are a DTypeError."""
+    if isinstance(t, Tensor):
+        return t
+    if isinstance(t, np.ndarray):
+        return as_tensor(t)
+    raise DTypeError(f"{op}: {name} must be a Tensor, got {brief(t)}")
+
+
 def matmul(a, b):
     """``a @ b`` with NumPy / PyTorch semantics (1-d operands promoted, leading dims broadcast)."""
-    return MatMul.apply(a, b)
+    return MatMul.apply(_t(a, "matmul", "input"), _t(b, "matmul", "other"))
 
 
 # ------------------------------------------------------------------ linear
@@ -137,6 +147,8 @@ class Linear(Function):
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` (PyTorch ``F.linear``); weight is (out_features, in_features)."""
+    input, weight = _t(input, "linear", "input"), _t(weight, "linear", "weight")
+    bias = None if bias is None else _t(bias, "linear", "bias")
     if weight.ndim != 2:
         raise ShapeError(f"linear: weight must be 2-d (out_features, in_features), got shape {tuple(weight.shape)}")
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
@@ -157,6 +169,11 @@ def linear(input, weight, bias=None):
 
 def bilinear(input1, input2, weight, bias=None):
     """``y_k = x1^T W_k x2 + b_k`` (PyTorch ``F.bilinear``; weight (out, in1, in2)), via einsum."""
+    input1, input2 = _t(input1, "bilinear", "input1"), _t(input2, "bilinear", "input2")
+    weight = _t(weight, "bilinear", "weight")
+    if input1.ndim == 0 or input2.ndim == 0:
+        raise ShapeError(f"bilinear: inputs must have at least 1 dim, got shapes {tuple(input1.shape)} and "
+                         f"{tuple(input2.shape)}")
     if weight.ndim != 3 or input1.shape[-1] != weight.shape[1] or input2.shape[-1] != weight.shape[2]:
         raise ShapeError(f"bilinear: inputs of shapes {tuple(input1.shape)}, {tuple(input2.shape)} do not fit "
                          f"weight of shape {tuple(weight.shape)} (out, in1, in2)")
@@ -166,15 +183,18 @@ def bilinear(input1, input2, weight, bias=None):
 
 # ------------------------------------------------------------------ products with shape checks
 def _need(op, t, ndims, what):
+    """``t`` as a Tensor with one of the ranks ``ndims``."""
+    t = _t(t, op, what)
     if t.ndim not in ndims:
         exp = " or ".join(f"{n}-d" for n in ndims)
         raise ShapeError(f"{op}: {what} must be {exp}, got shape {tuple(t.shape)}")
+    return t
 
 
 def mm(input, mat2):
     """Matrix product of two 2-d tensors."""
-    _need("mm", input, (2,), "input")
-    _need("mm", mat2, (2,), "mat2")
+    input = _need("mm", input, (2,), "input")
+    mat2 = _need("mm", mat2, (2,), "mat2")
     if input.shape[1] != mat2.shape[0]:
         raise ShapeError(f"mm: shapes {tuple(input.shape)} and {tuple(mat2.shape)} cannot be multiplied "
                          f"({input.shape[1]} != {mat2.shape[0]})")
@@ -183,8 +203,8 @@ def mm(input, mat2):
 
 def bmm(input, mat2):
     """Batched matrix product: (B, n, k) @ (B, k, m) -> (B, n, m); no broadcasting."""
-    _need("bmm", input, (3,), "input")
-    _need("bmm", mat2, (3,), "mat2")
+    input = _need("bmm", input, (3,), "input")
+    mat2 = _need("bmm", mat2, (3,), "mat2")
     if input.shape[0] != mat2.shape[0]:
         raise ShapeError(f"bmm: batch sizes differ: input {tuple(input.shape)}, mat2 {tuple(mat2.shape)}")
     if input.shape[2] != mat2.shape[1]:
@@ -195,8 +215,8 @@ def bmm(input, mat2):
 
 def mv(input, vec):
     """Matrix (n, m) times vector (m,) -> (n,)."""
-    _need("mv", input, (2,), "input")
-    _need("mv", vec, (1,), "vec")
+    input = _need("mv", input, (2,), "input")
+    vec = _need("mv", vec, (1,), "vec")
     if input.shape[1] != vec.shape[0]:
         raise ShapeError(f"mv: matrix of shape {tuple(input.shape)} and vector of shape {tuple(vec.shape)} "
                          f"do not fit ({input.shape[1]} != {vec.shape[0]})")
@@ -205,8 +225,8 @@ def mv(input, vec):
 
 def dot(input, other):
     """Inner product of two 1-d tensors of the same length (a 0-d result)."""
-    _need("dot", input, (1,), "input")
-    _need("dot", other, (1,), "other")
+    input = _need("dot", input, (1,), "input")
+    other = _need("dot", other, (1,), "other")
     if input.shape != other.shape:
         raise ShapeError(f"dot: 1-d tensors must have the same length, got {tuple(input.shape)} and "
                          f"{tuple(other.shape)}")
@@ -215,6 +235,7 @@ def dot(input, other):
 
 def inner(input, other):
     """Sum over the last dims: ``einsum('...i,...j->' ...)`` as NumPy/PyTorch ``inner``."""
+    input, other = _t(input, "inner", "input"), _t(other, "inner", "other")
     if input.ndim == 0 or other.ndim == 0:
         return input * other
     if input.shape[-1] != other.shape[-1]:
@@ -226,8 +247,8 @@ def inner(input, other):
 
 def outer(input, vec2):
     """Outer product of two 1-d tensors: y[i, j] = a[i] * b[j]."""
-    _need("outer", input, (1,), "input")
-    _need("outer", vec2, (1,), "vec2")
+    input = _need("outer", input, (1,), "input")
+    vec2 = _need("outer", vec2, (1,), "vec2")
     return reshape(input, (input.shape[0], 1)) * reshape(vec2, (1, vec2.shape[0]))
 
 
@@ -236,17 +257,20 @@ ger = outer
 
 def addmm(input, mat1, mat2, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)`` (input broadcast; with beta=0 input is ignored, NaN included)."""
+    input = _t(input, "addmm", "input")
     p = mm(mat1, mat2)
     return _add_scaled(input, p, beta, alpha, "addmm")
 
 
 def baddbmm(input, batch1, batch2, beta=1, alpha=1):
     """``beta * input + alpha * bmm(batch1, batch2)``."""
+    input = _t(input, "baddbmm", "input")
     p = bmm(batch1, batch2)
     return _add_scaled(input, p, beta, alpha, "baddbmm")
 
 
 def _add_scaled(input, p, beta, alpha, op):
+    check_number(beta, op, "beta"), check_number(alpha, op, "alpha")
     try:
         ok = np.broadcast_shapes(tuple(input.shape), tuple(p.shape)) == tuple(p.shape)
     except ValueError:
@@ -431,6 +455,7 @@ def einsum(equation, *operands):
 def tensordot(a, b, dims=2):
     """Contract the last ``dims`` dims of ``a`` with the first ``dims`` of ``b``, or the dim lists
     ``dims = (dims_a, dims_b)`` (built as an einsum)."""
+    a, b = _t(a, "tensordot", "a"), _t(b, "tensordot", "b")
     if isinstance(dims, (list, tuple)):
         if len(dims) != 2:
             raise InvalidArgumentError(f"tensordot: dims must be an int or a pair of dim lists, got {dims!r}")
@@ -438,13 +463,11 @@ def tensordot(a, b, dims=2):
         da = [da] if isinstance(da, _int) else list(da)
         db = [db] if isinstance(db, _int) else list(db)
     else:
-        n = _int(dims)
+        n = check_int_value(dims, "tensordot", "dims")
         if n < 0 or n > min(a.ndim, b.ndim):
             raise InvalidArgumentError(f"tensordot: dims={n} is out of range for shapes {tuple(a.shape)} and "
                                        f"{tuple(b.shape)}")
         da, db = list(range(a.ndim - n, a.ndim)), list(range(n))
-    from ..argcheck import norm_dim
-
     da = [norm_dim(d, a.ndim) for d in da]
     db = [norm_dim(d, b.ndim) for d in db]
     if len(da) != len(db) or len(set(da)) != len(da) or len(set(db)) != len(db):

@@ -21,15 +21,15 @@ SAME_NAME = (
     "abs absolute acos acosh add addmm all allclose amax amin aminmax any arccos arcsin arctan argmax argmin "
     "asin asinh atan atan2 atanh baddbmm bitwise_and bitwise_not bitwise_or bitwise_xor bmm broadcast_to ceil "
     "chunk clamp clamp_max clamp_min clip clone contiguous cos cosh count_nonzero cumprod cumsum div dot "
-    "eq equal erf erfc exp exp2 expand expm1 fix flatten flip fliplr flipud floor floor_divide fmax fmin fmod "
-    "frac gather ge ger greater greater_equal gt hypot index_add index_select inner isclose isfinite isinf isnan "
-    "isneginf isposinf le lerp less less_equal log log10 log1p log2 log_softmax logaddexp logical_and "
+    "eq equal erf erfc exp exp2 expand expand_as expm1 fix flatten flip fliplr flipud floor floor_divide fmax "
+    "fmin fmod frac gather ge ger greater greater_equal gt hypot index_add index_select inner isclose isfinite isinf "
+    "isnan isneginf isposinf le lerp less less_equal log log10 log1p log2 log_softmax logaddexp logical_and "
     "logical_not logical_or logical_xor logsumexp lt masked_fill masked_select matmul max maximum mean min "
     "minimum mm moveaxis movedim mul mv nan_to_num narrow ne neg norm not_equal outer permute "
-    "pow prod ravel reciprocal relu remainder repeat repeat_interleave reshape roll round rsqrt scatter "
-    "scatter_add select sgn sigmoid sign sin sinh softmax split sqrt square squeeze std sub sum sum_to "
+    "pow prod ravel reciprocal relu remainder repeat repeat_interleave reshape reshape_as roll round rsqrt "
+    "scatter scatter_add select sgn sigmoid sign sin sinh softmax split sqrt square squeeze std sub sum sum_to "
     "sum_to_size swapaxes swapdims take_along_dim tan tanh tensor_split tile transpose tril triu true_divide trunc "
-    "unbind unflatten unsqueeze var view"
+    "unbind unflatten unsqueeze var view view_as"
 ).split()
 
 # more x.name(...) == ops.name(x, ...): sorting/selection, and PyTorch methods added for ported programs
@@ -93,9 +93,6 @@ OTHER = {
     "__abs__": lambda x: _NS["abs"](x),
     "__invert__": lambda x: _NS["bitwise_not"](x),
     "__getitem__": lambda x, index: _NS["getitem"](x, index),
-    "expand_as": lambda x, other: _NS["broadcast_to"](x, other.shape),
-    "reshape_as": lambda x, other: _NS["reshape"](x, other.shape),
-    "view_as": lambda x, other: _NS["view"](x, other.shape),
     "where": lambda x, condition, other: _NS["where"](condition, x, other),
     "relu_": lambda x: _NS["relu"](x, inplace=True),
     "index_add_": lambda x, *a, **k: _NS["_index_add_"](x, *a, **k),

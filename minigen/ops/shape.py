@@ -27,8 +27,8 @@ from operator import index as _index
 
 import numpy as np
 
-from ..argcheck import norm_dim
-from ..autograd.broadcast import broadcast_to, sum_to
+from ..argcheck import check_int_value, check_tensor, norm_dim
+from ..autograd import broadcast as _bc
 from ..autograd.function import Function
 from ..backend import get_array_module, move_array, to_numpy
 from ..errors import DimError, DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
@@ -36,6 +36,7 @@ from ..tensor import Tensor, as_tensor
 from .indexing import getitem, index_select
 
 __all__ = ["reshape", "view", "permute", "transpose", "broadcast_to", "expand", "sum_to", "sum_to_size",
+           "expand_as", "reshape_as", "view_as",
            "flatten", "unflatten", "ravel", "squeeze", "unsqueeze", "repeat", "tile", "repeat_interleave",
            "cat", "concat", "concatenate", "stack", "hstack", "vstack", "split", "chunk", "unbind",
            "tensor_split", "select", "narrow", "pad", "flip", "fliplr", "flipud", "roll", "tril", "triu",
@@ -69,20 +70,25 @@ def _link_view(out, x):
 
 
 # ------------------------------------------------------------------ broadcast / sum_to
+def broadcast_to(x, *shape):
+    """``x`` broadcast to ``shape`` (NumPy rules; a view).   backward: sum over the broadcast dims."""
+    return expand(x, _shape_arg(shape, "broadcast_to"))
+
+
 def expand(x, *sizes):
-    """PyTorch's expand: -1 keeps a dimension's size."""
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
-        sizes = tuple(sizes[0])
+    """PyTorch's expand: broadcast_to where a size of -1 keeps that dimension's size."""
+    sizes = _shape_arg(sizes, "expand")
     lead = len(sizes) - x.ndim
     if lead < 0:
-        raise ShapeError(f"expand: the number of sizes {tuple(sizes)} must be at least the number of dims of "
+        raise ShapeError(f"expand: the number of sizes {sizes} must be at least the number of dims of "
                          f"shape {tuple(x.shape)}")
     shape = tuple(x.shape[i - lead] if (s == -1 and i >= lead) else s for i, s in enumerate(sizes))
-    return broadcast_to(x, shape)
+    return _bc.broadcast_to(x, shape)
 
 
 def sum_to_size(x, *size):
-    """PyTorch ``x.sum_to_size(*size)``: sum ``x`` down to ``size``, which must broadcast to x's shape."""
+    """PyTorch ``x.sum_to_size(*size)``: sum ``x`` down to ``size``, which must broadcast to x's shape
+    (the inverse of ``broadcast_to``; backward: broadcast the gradient back)."""
     size = _shape_arg(size, "sum_to_size")
     try:
         ok = np.broadcast_shapes(size, tuple(x.shape)) == tuple(x.shape)
@@ -90,7 +96,25 @@ def sum_to_size(x, *size):
         ok = False
     if not ok:
         raise ShapeError(f"sum_to_size: size {size} is not expandable to the tensor's shape {tuple(x.shape)}")
-    return sum_to(x, size)
+    return _bc.sum_to(x, size)
+
+
+sum_to = sum_to_size
+
+
+def expand_as(x, other):
+    """``x.expand(other.shape)``."""
+    return expand(x, check_tensor(other, "expand_as", "other").shape)
+
+
+def reshape_as(x, other):
+    """``x.reshape(other.shape)``."""
+    return reshape(x, check_tensor(other, "reshape_as", "other").shape)
+
+
+def view_as(x, other):
+    """``x.view(other.shape)``."""
+    return view(x, check_tensor(other, "view_as", "other").shape)
 
 
 # ------------------------------------------------------------------ reshape / view / permute
@@ -190,6 +214,20 @@ def _ints(values, what):
         raise InvalidArgumentError(f"{what} must be integers, got {values!r}") from None
 
 
+def _dim(x, dim, op):
+    """``dim`` of ``x`` normalised; a 0-d tensor has no dim to narrow, select or split along."""
+    if x.ndim == 0:
+        raise DimError(f"{op}: dimension specified as {dim!r} but the tensor has no dimensions (a 0-d tensor)")
+    return norm_dim(dim, x.ndim)
+
+
+def _as_int(v, op, name):
+    """An int argument (a 0-d integer tensor is read; floats, bools and others are refused)."""
+    if isinstance(v, Tensor) and v.ndim == 0 and v.dtype.kind in "iu":
+        v = v.item()
+    return check_int_value(v, op, name)
+
+
 def _along(dim, ndim, index):
     """An index tuple selecting ``index`` (an int or a slice) along ``dim`` and everything elsewhere."""
     return (slice(None),) * dim + (index,) + (slice(None),) * (ndim - dim - 1)
@@ -216,7 +254,7 @@ def ravel(x):
 
 def unflatten(x, dim, sizes):
     """Split dim ``dim`` into ``sizes`` (one entry may be -1); the inverse of flatten."""
-    d = norm_dim(dim, x.ndim)
+    d = _dim(x, dim, "unflatten")
     sizes = _ints((sizes,), "unflatten sizes")
     n = x.shape[d]
     if sizes.count(-1) > 1:
@@ -440,9 +478,9 @@ def vstack(tensors):
 # ------------------------------------------------------------------ split family
 def narrow(x, dim, start, length):
     """``x[..., start:start+length, ...]`` along ``dim`` (a view; start may be negative)."""
-    d = norm_dim(dim, x.ndim)
+    d = _dim(x, dim, "narrow")
     n = x.shape[d]
-    start, length = _int(start), _int(length)
+    start, length = _as_int(start, "narrow", "start"), _as_int(length, "narrow", "length")
     if not -n <= start <= n:
         raise InvalidArgumentError(f"narrow: start {start} is out of range for dim {dim} of size {n} "
                                    f"(shape {tuple(x.shape)})")
@@ -456,9 +494,9 @@ def narrow(x, dim, start, length):
 
 def select(x, dim, index):
     """``x`` indexed with the integer ``index`` along ``dim`` (that dim disappears)."""
-    d = norm_dim(dim, x.ndim)
+    d = _dim(x, dim, "select")
     n = x.shape[d]
-    i = _int(index)
+    i = _as_int(index, "select", "index")
     if not -n <= i < n:
         raise IndexOutOfRangeError(f"select: index {index} is out of range for dim {dim} of size {n} "
                                    f"(valid: {-n}..{n - 1}; shape {tuple(x.shape)})")
@@ -471,7 +509,7 @@ def _split_at(x, d, bounds):
 
 def split(x, split_size_or_sections, dim=0):
     """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or pieces of the given sizes."""
-    d = norm_dim(dim, x.ndim)
+    d = _dim(x, dim, "split")
     n = x.shape[d]
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = _ints((split_size_or_sections,), "split sections")
@@ -479,7 +517,7 @@ def split(x, split_size_or_sections, dim=0):
             raise ShapeError(f"split: sections {sizes} must be non-negative and sum to the size {n} of dim {dim} "
                              f"(shape {tuple(x.shape)})")
     else:
-        size = _int(split_size_or_sections)
+        size = _as_int(split_size_or_sections, "split", "split_size")
         if size <= 0 and not (size == 0 and n == 0):
             raise InvalidArgumentError(f"split: split_size must be positive, got {size}")
         sizes = [size] * (n // size) + ([n % size] if n % size else []) if n else [0]
@@ -491,10 +529,10 @@ def split(x, split_size_or_sections, dim=0):
 
 def chunk(x, chunks, dim=0):
     """Split into ``chunks`` pieces of size ceil(n / chunks) (PyTorch: may return fewer pieces)."""
-    chunks = _int(chunks)
+    chunks = _as_int(chunks, "chunk", "chunks")
     if chunks <= 0:
         raise InvalidArgumentError(f"chunk: chunks must be positive, got {chunks}")
-    d = norm_dim(dim, x.ndim)
+    d = _dim(x, dim, "chunk")
     n = x.shape[d]
     if n == 0:
         return tuple(x for _ in range(chunks))
@@ -503,7 +541,7 @@ def chunk(x, chunks, dim=0):
 
 def tensor_split(x, indices_or_sections, dim=0):
     """NumPy ``array_split``: ``k`` near-equal pieces (the first ``n % k`` one longer), or split at indices."""
-    d = norm_dim(dim, x.ndim)
+    d = _dim(x, dim, "tensor_split")
     n = x.shape[d]
     if isinstance(indices_or_sections, (list, tuple)) or (isinstance(indices_or_sections, Tensor)
                                                          and indices_or_sections.ndim == 1):
@@ -511,7 +549,7 @@ def tensor_split(x, indices_or_sections, dim=0):
         # piece i is x[idx[i-1] : idx[i]] with Python slice semantics (a later index may be smaller: empty)
         bounds = [0] + [min(max(i + n if i < 0 else i, 0), n) for i in idx] + [n]
     else:
-        k = _int(indices_or_sections)
+        k = _as_int(indices_or_sections, "tensor_split", "sections")
         if k <= 0:
             raise InvalidArgumentError(f"tensor_split: number of sections must be positive, got {k}")
         q, r = divmod(n, k)
@@ -523,7 +561,7 @@ def tensor_split(x, indices_or_sections, dim=0):
 
 def unbind(x, dim=0):
     """All slices along ``dim``, with that dim removed."""
-    d = norm_dim(dim, x.ndim)
+    d = _dim(x, dim, "unbind")
     return tuple(getitem(x, _along(d, x.ndim, i)) for i in range(x.shape[d]))
 
 
@@ -715,13 +753,13 @@ class Triu(Function):
 def tril(x, diagonal=0):
     if x.ndim < 2:
         raise ShapeError(f"tril needs a tensor with at least 2 dims, got shape {tuple(x.shape)}")
-    return Tril.apply(x, _int(diagonal))
+    return Tril.apply(x, check_int_value(diagonal, "tril", "diagonal"))
 
 
 def triu(x, diagonal=0):
     if x.ndim < 2:
         raise ShapeError(f"triu needs a tensor with at least 2 dims, got shape {tuple(x.shape)}")
-    return Triu.apply(x, _int(diagonal))
+    return Triu.apply(x, check_int_value(diagonal, "triu", "diagonal"))
 
 
 # ------------------------------------------------------------------ dim moves

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import init
+from ...argcheck import check_int_value
 from ...errors import InvalidArgumentError
 from ...tensor import Tensor
 from ..parameter import Parameter
@@ -26,8 +27,14 @@ class Embedding(Module):
                  norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
                  _freeze: bool = False, device=None, dtype=None):
         super().__init__()
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        num_embeddings = check_int_value(num_embeddings, "Embedding", "num_embeddings")
+        embedding_dim = check_int_value(embedding_dim, "Embedding", "embedding_dim")
+        if num_embeddings < 0 or embedding_dim < 0:
+            raise InvalidArgumentError(f"Embedding: num_embeddings and embedding_dim must be non-negative, got "
+                                       f"{num_embeddings} and {embedding_dim}")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:
+            padding_idx = check_int_value(padding_idx, "Embedding", "padding_idx")
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise InvalidArgumentError(
                     f"padding_idx {padding_idx} must be within [-{num_embeddings}, {num_embeddings - 1}]")
