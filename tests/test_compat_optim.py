@@ -8,7 +8,11 @@ import pytest
 import minigen as mg
 from minigen.errors import InvalidArgumentError
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # torch is an optional oracle: its comparisons skip, the rest still runs
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed (optional oracle)")
 
 CASES = [
     ("Adadelta", {}),
@@ -49,6 +53,7 @@ def _run_pair(name, kw, dtype, steps=12, seed=0):
         yield step, [a.detach().numpy().copy() for a in mp], [b.detach().numpy().copy() for b in tp], mo, to
 
 
+@needs_torch
 @pytest.mark.parametrize("name,kw", CASES)
 def test_matches_torch_step_by_step_float64(name, kw):
     for step, ms, ts, _, _ in _run_pair(name, kw, np.float64):
@@ -56,6 +61,7 @@ def test_matches_torch_step_by_step_float64(name, kw):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"{name} {kw} step {step + 1}")
 
 
+@needs_torch
 @pytest.mark.parametrize("name,kw", CASES)
 def test_matches_torch_step_by_step_float32(name, kw):
     for step, ms, ts, _, _ in _run_pair(name, kw, np.float32):
@@ -64,6 +70,7 @@ def test_matches_torch_step_by_step_float32(name, kw):
             np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=f"{name} {kw} step {step + 1}")
 
 
+@needs_torch
 @pytest.mark.parametrize("name,kw", CASES[::3])
 def test_state_matches_torch_and_round_trips(name, kw):
     *_, (step, ms, ts, mo, to) = list(_run_pair(name, kw, np.float64, steps=5))
@@ -90,6 +97,7 @@ def test_state_matches_torch_and_round_trips(name, kw):
         np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
+@needs_torch
 def test_defaults_match_torch():
     import inspect
 
@@ -144,6 +152,7 @@ def _rosen_pair(dtype, seed):
     return x0, A, f
 
 
+@needs_torch
 @pytest.mark.parametrize("line_search", [None, "strong_wolfe"])
 @pytest.mark.parametrize("kw", [dict(), dict(lr=0.5, max_iter=7, history_size=3), dict(max_iter=4, max_eval=6)])
 def test_lbfgs_matches_torch(line_search, kw):
@@ -177,6 +186,7 @@ def test_lbfgs_matches_torch(line_search, kw):
         assert len(ms["old_dirs"]) == len(ts["old_dirs"])
 
 
+@needs_torch
 def test_lbfgs_float32_close_to_torch_and_converges():
     x0, A, f = _rosen_pair(np.float32, 2)
     mx = mg.nn.Parameter(mg.tensor(x0.copy()))
