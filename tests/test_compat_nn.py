@@ -232,6 +232,8 @@ def test_packed_rnn_equals_per_sequence_runs():
     lambda: packed_rnn_forward(nn.LSTM(1, 2), pack_sequence([mg.zeros(2, 1)]), mg.zeros(1, 1, 2)),
     lambda: packed_rnn_forward(nn.GRU(1, 2), pack_sequence([mg.zeros(2, 1)]), mg.zeros(1, 3, 2)),
     lambda: PackedSequence(mg.zeros(3)), lambda: pack_padded_sequence(mg.zeros(3), [1]),
+    lambda: packed_rnn_forward(nn.GRU(1, 2), pack_sequence([mg.zeros(2, 1)]), [1.0]),
+    lambda: packed_rnn_forward(nn.LSTM(1, 2), pack_sequence([mg.zeros(2, 1)]), (mg.zeros(1, 1, 2), "c")),
 ])
 def test_bad_input_raises_minigen_errors(call):
     with pytest.raises(mg.errors.MinigenError):

@@ -293,6 +293,8 @@ def packed_rnn_forward(module, input, hx=None):
         else:
             h0, c0 = hx, None
         for name, h in (("h_0", h0), ("c_0", c0)):
+            if h is not None and not isinstance(h, Tensor):
+                raise InvalidArgumentError(f"{type(module).__name__}: {name} must be a Tensor, got {type(h).__name__}")
             if h is not None and tuple(h.shape) != (LD, B, H):
                 raise ShapeError(f"{type(module).__name__}: expected {name} of shape {(LD, B, H)}, "
                                  f"got {tuple(h.shape)}")
