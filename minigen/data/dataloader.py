@@ -835,10 +835,11 @@ class DataLoader:
             return self._iter_stream(skip, wseed)
         it = self._index_iter(seed)
         if self.num_workers > 0:
-            if self.persistent_workers and self._pool is not None and not self._pool.closed:
-                wseed = self._pool.base_seed
-            elif wseed is None:
-                wseed = int(_gen(self.generator).numpy.integers(0, 2**63 - 1))
+            if wseed is None:  # a resumed epoch brings its own; persistent workers keep theirs
+                if self.persistent_workers and self._pool is not None and not self._pool.closed:
+                    wseed = self._pool.base_seed
+                else:
+                    wseed = int(_gen(self.generator).numpy.integers(0, 2**63 - 1))
             self._worker_seed = int(wseed)
         self._batches_done = 0
         self._epoch_active = True
@@ -872,10 +873,11 @@ class DataLoader:
         batches (a stream cannot seek)."""
         self._epoch_seed = None
         if self.num_workers > 0:
-            if self.persistent_workers and self._pool is not None and not self._pool.closed:
-                wseed = self._pool.base_seed
-            elif wseed is None:
-                wseed = int(_gen(self.generator).numpy.integers(0, 2**63 - 1))
+            if wseed is None:  # a resumed epoch brings its own; persistent workers keep theirs
+                if self.persistent_workers and self._pool is not None and not self._pool.closed:
+                    wseed = self._pool.base_seed
+                else:
+                    wseed = int(_gen(self.generator).numpy.integers(0, 2**63 - 1))
             self._worker_seed = int(wseed)
         self._batches_done = 0
         self._epoch_active = True
