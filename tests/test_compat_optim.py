@@ -222,3 +222,109 @@ def test_lbfgs_float32_close_to_torch_and_converges():
 def test_bad_arguments_raise_invalid_argument(make):
     with pytest.raises(InvalidArgumentError):
         make([mg.nn.Parameter(mg.zeros(2))])
+
+
+# ------------------------------------------------------------------ swa_utils
+def _bn_net(lib, dtype):
+    nn_ = lib.nn
+    return nn_.Sequential(nn_.Linear(3, 4), nn_.BatchNorm1d(4), nn_.ReLU(), nn_.Linear(4, 2)).to(dtype)
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["swa", "ema_multi", "ema_single", "swa_single"])
+@pytest.mark.parametrize("use_buffers", [False, True])
+def test_averaged_model_matches_torch(kind, use_buffers):
+    from minigen.optim import swa_utils as MS
+    from torch.optim import swa_utils as TS
+
+    mg.manual_seed(0)
+    m = _bn_net(mg, mg.float64)
+    t = _bn_net(torch, torch.float64)
+    t.load_state_dict({k: torch.tensor(v.numpy()) for k, v in m.state_dict().items()})
+    fns = {"swa": ({}, {}), "ema_multi": (dict(multi_avg_fn=MS.get_ema_multi_avg_fn(0.9)),
+                                          dict(multi_avg_fn=TS.get_ema_multi_avg_fn(0.9))),
+           "ema_single": (dict(avg_fn=MS.get_ema_avg_fn(0.8)), dict(avg_fn=TS.get_ema_avg_fn(0.8))),
+           "swa_single": (dict(avg_fn=MS.get_swa_avg_fn()), dict(avg_fn=TS.get_swa_avg_fn()))}[kind]
+    ma = MS.AveragedModel(m, use_buffers=use_buffers, **fns[0])
+    ta = TS.AveragedModel(t, use_buffers=use_buffers, **fns[1])
+    mo, to = mg.optim.SGD(m.parameters(), lr=0.1), torch.optim.SGD(t.parameters(), lr=0.1)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        x = rng.standard_normal((6, 3))
+        mo.zero_grad()
+        to.zero_grad()
+        m(mg.tensor(x)).square().sum().backward()
+        t(torch.tensor(x)).square().sum().backward()
+        mo.step()
+        to.step()
+        ma.update_parameters(m)
+        ta.update_parameters(t)
+    msd, tsd = ma.state_dict(), ta.state_dict()
+    assert list(msd) == list(tsd)
+    for k, v in tsd.items():
+        np.testing.assert_allclose(np.asarray(msd[k].numpy(), dtype=np.float64), v.numpy().astype(np.float64),
+                                   rtol=1e-10, atol=1e-12, err_msg=k)
+    x = rng.standard_normal((5, 3))
+    ma.eval()
+    ta.eval()
+    np.testing.assert_allclose(ma(mg.tensor(x)).detach().numpy(), ta(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+
+
+@needs_torch
+def test_update_bn_matches_torch():
+    from minigen.optim import swa_utils as MS
+    from torch.optim import swa_utils as TS
+
+    mg.manual_seed(2)
+    m = _bn_net(mg, mg.float64)
+    t = _bn_net(torch, torch.float64)
+    t.load_state_dict({k: torch.tensor(v.numpy()) for k, v in m.state_dict().items()})
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((20, 3))
+    ml = mg.data.DataLoader(mg.data.TensorDataset(data, np.zeros(20)), batch_size=6)
+    tl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(data), torch.zeros(20)), batch_size=6)
+    m.eval()
+    t.eval()
+    MS.update_bn(ml, m)
+    TS.update_bn(tl, t)
+    assert not m.training and m[1].momentum == t[1].momentum
+    for k, v in t.state_dict().items():
+        np.testing.assert_allclose(np.asarray(m.state_dict()[k].numpy(), dtype=np.float64),
+                                   v.numpy().astype(np.float64), rtol=1e-10, err_msg=k)
+
+
+@needs_torch
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+@pytest.mark.parametrize("epochs", [0, 1, 4])
+def test_swalr_matches_torch(strategy, epochs):
+    from minigen.optim import swa_utils as MS
+    from torch.optim import swa_utils as TS
+
+    mp = [mg.nn.Parameter(mg.zeros(2)), mg.nn.Parameter(mg.zeros(1))]
+    tp = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
+    mo = mg.optim.SGD([{"params": mp[:1]}, {"params": mp[1:], "lr": 0.5}], lr=0.1)
+    to = torch.optim.SGD([{"params": tp[:1]}, {"params": tp[1:], "lr": 0.5}], lr=0.1)
+    ms = MS.SWALR(mo, swa_lr=[0.05, 0.01], anneal_epochs=epochs, anneal_strategy=strategy)
+    ts = TS.SWALR(to, swa_lr=[0.05, 0.01], anneal_epochs=epochs, anneal_strategy=strategy)
+    for _ in range(7):
+        np.testing.assert_allclose(ms.get_last_lr(), ts.get_last_lr(), rtol=1e-12)
+        mo.step()
+        to.step()
+        ms.step()
+        ts.step()
+
+
+def test_swa_utils_errors():
+    from minigen.optim import swa_utils as MS
+
+    with pytest.raises(InvalidArgumentError):
+        MS.get_ema_multi_avg_fn(1.5)
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        MS.AveragedModel(mg.nn.Linear(2, 2), avg_fn=MS.get_swa_avg_fn(), multi_avg_fn=MS.get_swa_multi_avg_fn())
+    a = MS.AveragedModel(mg.nn.Linear(2, 2))
+    with pytest.raises(InvalidArgumentError, match="do not match"):
+        a.update_parameters(mg.nn.Linear(3, 2))
+    with pytest.raises(InvalidArgumentError, match="anneal_strategy"):
+        MS.SWALR(mg.optim.SGD([mg.nn.Parameter(mg.zeros(1))], lr=0.1), swa_lr=0.1, anneal_strategy="exp")
+    with pytest.raises(InvalidArgumentError):
+        MS.update_bn([], None)

@@ -16,6 +16,7 @@ from .lbfgs import LBFGS  # noqa: F401
 from .rprop import Rprop  # noqa: F401
 from .asgd import ASGD  # noqa: F401
 from . import lr_scheduler  # noqa: F401
+from . import swa_utils  # noqa: F401
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS",
-           "Rprop", "ASGD", "lr_scheduler"]
+           "Rprop", "ASGD", "lr_scheduler", "swa_utils"]
