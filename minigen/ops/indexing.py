@@ -155,7 +155,7 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, spec, *idx):
         index = _join(spec, idx)
-        ctx.in_shape = x.shape
+        ctx.in_shape, ctx.index = x.shape, index
         try:
             return x[index]
         except IndexError as e:
@@ -170,9 +170,8 @@ class GetItem(Function):
 
     @staticmethod
     def fast_backward(ctx, g):
-        spec, ts = ctx.args[1], ctx.args[2:]
-        index = _join(spec, tuple(t.array for t in ts))
-        return (SliceGrad(ctx.in_shape, index, g, _is_basic(index)), None) + (None,) * len(ts)
+        n = len(ctx.args) - 1
+        return (SliceGrad(ctx.in_shape, ctx.index, g, _is_basic(ctx.index)),) + (None,) * n
 
 
 class IndexAddInto(Function):
