@@ -32,6 +32,8 @@ CASES = [
     ("ASGD", {}),
     ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=3, weight_decay=0.1)),
     ("ASGD", dict(t0=0, maximize=True)),
+    ("Adafactor", {}),
+    ("Adafactor", dict(lr=0.05, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=1.5, weight_decay=0.1, maximize=True)),
 ]
 
 
@@ -101,7 +103,7 @@ def test_state_matches_torch_and_round_trips(name, kw):
 def test_defaults_match_torch():
     import inspect
 
-    for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS", "Rprop", "ASGD"):
+    for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS", "Rprop", "ASGD", "Adafactor"):
         ts = inspect.signature(getattr(torch.optim, name).__init__).parameters
         ms = inspect.signature(getattr(mg.optim, name).__init__).parameters
         for k, p in ts.items():
@@ -328,3 +330,22 @@ def test_swa_utils_errors():
         MS.SWALR(mg.optim.SGD([mg.nn.Parameter(mg.zeros(1))], lr=0.1), swa_lr=0.1, anneal_strategy="exp")
     with pytest.raises(InvalidArgumentError):
         MS.update_bn([], None)
+
+
+def test_adafactor_factored_state_round_trip_and_checks():
+    p = mg.nn.Parameter(mg.tensor(np.arange(12.0).reshape(3, 4)))
+    p.grad = mg.ones(3, 4, dtype=mg.float64)
+    opt = mg.optim.Adafactor([p])
+    opt.step()
+    sd = opt.state_dict()
+    assert tuple(sd["state"][0]["row_var"].shape) == (3, 1) and tuple(sd["state"][0]["col_var"].shape) == (1, 4)
+    opt2 = mg.optim.Adafactor([mg.nn.Parameter(mg.zeros(3, 4, dtype=mg.float64))])
+    opt2.load_state_dict(sd)
+    np.testing.assert_array_equal(list(opt2.state.values())[0]["col_var"].numpy(), sd["state"][0]["col_var"].numpy())
+    bad = {"state": {0: {**sd["state"][0], "row_var": mg.zeros(4, 1)}}, "param_groups": sd["param_groups"]}
+    with pytest.raises(InvalidArgumentError, match="row_var"):
+        opt2.load_state_dict(bad)
+    with pytest.raises(InvalidArgumentError, match="beta2_decay"):
+        mg.optim.Adafactor([p], beta2_decay=0.5)
+    with pytest.raises(InvalidArgumentError, match="d should be"):
+        mg.optim.Adafactor([p], d=0.5)
