@@ -595,6 +595,10 @@ def test_nn_utils_paths():
     from minigen.nn.utils.parametrizations import spectral_norm, weight_norm  # noqa: F401
 
     assert clip_grad_norm_ is nn.utils.clip_grad_norm_
+    conv = nn.Conv2d(1, 2, 3)
+    assert nn.utils.convert_conv2d_weight_memory_format(conv, "channels_last") is conv
+    with pytest.raises(InvalidArgumentError):
+        nn.utils.convert_conv3d_weight_memory_format(3, None)
     assert isinstance(nn.utils.skip_init(nn.Linear, 2, 3, device="meta"), nn.Linear)
     p = nn.Parameter(mg.tensor([3.0, 4.0]))
     p.grad = mg.tensor([3.0, 4.0])

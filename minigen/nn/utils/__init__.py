@@ -20,7 +20,8 @@ __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_
            "count_parameters", "rnn", "clip_grads_with_norm_", "clip_grad_norm", "weight_norm", "remove_weight_norm",
            "spectral_norm", "remove_spectral_norm", "parametrize", "parametrizations", "stateless",
            "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights", "clip_grad",
-           "convert_parameters", "fusion", "skip_init"]
+           "convert_parameters", "fusion", "skip_init", "convert_conv2d_weight_memory_format",
+           "convert_conv3d_weight_memory_format"]
 
 
 def _params(parameters, op="nn.utils", allow_none=False):
@@ -182,6 +183,22 @@ from ._spectral_norm import spectral_norm, remove_spectral_norm  # noqa: E402,F4
 from . import parametrize, parametrizations, stateless  # noqa: E402,F401
 from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights  # noqa
 from . import clip_grad, convert_parameters, fusion  # noqa: E402,F401
+
+
+def convert_conv2d_weight_memory_format(module, memory_format):
+    """Returns ``module`` unchanged: minigen's convolutions choose their own memory layout (PyTorch converts
+    the weights to channels-last here)."""
+    from ..modules.module import Module
+
+    if not isinstance(module, Module):
+        raise InvalidArgumentError(f"convert_conv2d_weight_memory_format expects a Module, got "
+                                   f"{type(module).__name__}")
+    return module
+
+
+def convert_conv3d_weight_memory_format(module, memory_format):
+    """Returns ``module`` unchanged (see :func:`convert_conv2d_weight_memory_format`)."""
+    return convert_conv2d_weight_memory_format(module, memory_format)
 
 
 def skip_init(module_cls, *args, **kwargs):
