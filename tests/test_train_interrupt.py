@@ -370,9 +370,12 @@ def test_interrupt_delivered_to_the_fit_thread_at_random_moments(tmp_path, tmp_p
     pytest.importorskip("ctypes")
     trials = int(os.environ.get("MINIGEN_ASYNC_TRIALS", "24"))
     rnd = random.Random(99)
-    t0 = time.perf_counter()
-    _trainer(tmp_path / "timing").fit()
-    span = time.perf_counter() - t0
+    spans = []
+    for i in range(2):  # the first run may include one-off warm-up costs: time the second
+        t0 = time.perf_counter()
+        _trainer(tmp_path / f"timing{i}").fit()
+        spans.append(time.perf_counter() - t0)
+    span = spans[-1]
     outcomes = {}
     for trial in range(trials):
         run = tmp_path / f"run{trial}"
