@@ -224,6 +224,7 @@ class Trainer:
         self._abort_pending = False  # a second Ctrl-C arrived during an update: stop right after it
         self._eval_pending = False   # an evaluation was started and has not finished
         self._eval_rng = None
+        self.interrupt_phase = None  # where the last interrupt landed (fit's result names it too)
         self._last_eval = -1
         self._last_saved = -1
 
@@ -428,6 +429,11 @@ class Trainer:
     def _save_interrupted(self) -> None:
         """After a KeyboardInterrupt: save the consistent state of the phase it landed in (module docstring)."""
         phase, snap = self._phase, self._snapshot
+        self.interrupt_phase = {None: "between steps", "pre": "before the update", "update": "inside the update",
+                                "scheduler": "scheduler step", "updated": "update complete",
+                                "saving": "checkpoint write"}.get(phase, str(phase))
+        if self._eval_pending and phase is None:
+            self.interrupt_phase = "evaluation"
         if phase == "update":
             print(f"interrupted inside the update of step {self._next_step}: parameters may be half-updated, so "
                   "no checkpoint was written (the previous one is kept)", file=sys.stderr)
@@ -451,7 +457,8 @@ class Trainer:
     def fit(self, resume=False) -> dict:
         """Train; ``resume=True`` (or a path) first loads the latest checkpoint if there is one.
 
-        Returns ``{'step', 'epoch', 'interrupted', 'checkpoint', 'train_loss', 'elapsed_s', **last eval}``.
+        Returns ``{'step', 'epoch', 'interrupted', 'interrupt_phase', 'resumed', 'checkpoint', 'train_loss',
+        'elapsed_s', **last eval}`` (``interrupt_phase``: where an interrupt landed, e.g. 'before the update').
         """
         resumed = False
         if resume:
@@ -540,6 +547,7 @@ class Trainer:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
         return {"step": self.step, "epoch": self.epoch, "interrupted": interrupted, "resumed": resumed,
+                "interrupt_phase": self.interrupt_phase if interrupted else None,
                 "checkpoint": self.checkpoint_path if os.path.exists(self.checkpoint_path) else None,
                 "train_loss": last_loss, "elapsed_s": time.perf_counter() - t_start, **self.last_eval}
 

@@ -273,6 +273,13 @@ CASES = [
 ]
 
 
+PHASE_OF = {"loader": "before the update", "loss_fn": "before the update", "backward": "before the update",
+            "optimizer.step before": "inside the update", "optimizer.step after": "inside the update",
+            "scheduler.step before": "scheduler step", "scheduler.step after": "scheduler step",
+            "after _train_step": "update complete", "logging": "between steps", "evaluation": "evaluation",
+            "checkpoint write": "between steps"}
+
+
 @pytest.mark.parametrize("name, install, expect", CASES, ids=[c[0] for c in CASES])
 def test_interrupt_at_each_phase_resumes_bit_identically(tmp_path, tmp_path_factory, monkeypatch, name, install,
                                                          expect):
@@ -290,6 +297,7 @@ def test_interrupt_at_each_phase_resumes_bit_identically(tmp_path, tmp_path_fact
     res = tr.fit()
     monkeypatch.undo()
     assert res["interrupted"], name
+    assert res["interrupt_phase"] == PHASE_OF[name]
     _check_saved_and_resume(tmp_path, tmp_path_factory, run, expect)
     if name == "evaluation":  # the interrupted evaluation was redone on resume: the log has its row
         rows = mtrain.MetricsLogger(run).rows
@@ -397,7 +405,7 @@ def test_interrupt_delivered_to_the_fit_thread_at_random_moments(tmp_path, tmp_p
         ck_path = run / "checkpoint.safetensors"
         saved = mg.load(ck_path)["step"] if ck_path.exists() else None
         kind = ("not delivered" if not delivered else "escaped fit" if result.get("escaped")
-                else "interrupted" if result.get("interrupted") else "finished first")
+                else f"interrupted: {result['interrupt_phase']}" if result.get("interrupted") else "finished first")
         outcomes[kind] = outcomes.get(kind, 0) + 1
         if saved is None:
             continue
