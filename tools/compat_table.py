@@ -313,6 +313,50 @@ def _resolve(torch, space, name):
     return getattr(obj, name)
 
 
+# Groups of names minigen lacks on purpose (the reason is stated once per group; which names fall in a group is
+# computed from these patterns). Everything not matched is listed under "other".
+ABSENT = [
+    (r"^(quantize|quantized|q_|dequantize|fake_quantize|qint|quint|int_repr|fbgemm|choose_qparams|"
+     r"fused_moving_avg)|^(qscheme|qat|quantizable|intrinsic)$", "quantization (minigen computes in floating point)"),
+    (r"sparse|_csr|_csc|_bsr|_bsc|^(crow|ccol|col|row)_indices|^indices|^values|spmm$|^smm$|^hspmm|^sspaddmm|^dsmm|"
+     r"^saddmm|coalesce", "sparse tensors (minigen stores dense NumPy/CuPy arrays)"),
+    (r"cudnn|miopen|mkldnn|^is_vulkan|(^|_)(xpu|mps|ipu|xla|hpu|mtia|privateuse)(_|$)|"
+     r"^has_(lapack|mkl|openmp|spectral)",
+     "backend- or vendor-specific kernels and queries"),
+    (r"^(Script|script|jit|Graph$|GraphExecutorState|Node$|Value$|Block$|Use$|Gradient$|FileCheck|Code$|"
+     r"CompilationUnit|ConcreteModuleType|ErrorReport|ExecutionPlan|Future|IODescriptor|parse_ir|parse_schema|"
+     r"parse_type_comment|import_ir|merge_type|unify_type|AliasDb|Argument|ArgumentSpec|CompleteArgumentSpec|"
+     r"TracingState|LiteScriptModule|StaticModule|ThroughputBenchmark|BenchmarkConfig|BenchmarkExecutionStats|"
+     r"DeserializationStorage|SerializationStorage|PyTorchFile|DispatchKey|ExcludeDispatchKeyGuard|FunctionSchema|"
+     r"OperatorInfo|Tag$|DisableTorchFunction|CallStack|DeepCopyMemoTable|LockingLogger|NoopLogger|"
+     r"AggregationType|AVG$|SUM$|fork$|wait$|cpp$|export$|vmap$|cond$|AcceleratorError|FatalError|JITException)",
+     "TorchScript, tracing, the dispatcher and other interpreter internals"),
+    (r"Type$|^AnyType|^Capsule$|^InferredType", "TorchScript type objects"),
+    (r"Storage$|storage", "storages (a minigen Tensor owns its NumPy/CuPy array)"),
+    (r"^(complex|complex32|complex64|complex128|cdouble|cfloat|chalf|conj|conj_physical|resolve_conj|resolve_neg|"
+     r"is_conj|is_neg|view_as_real|view_as_complex|polar|angle|imag|real|isreal|adjoint|is_complex)",
+     "complex numbers (not supported)"),
+    (r"DataPipe|datapipe|DataChunk|runtime_validation|argument_validation|non_deterministic|guaranteed_datapipes",
+     "DataPipes (deprecated in PyTorch)"),
+    (r"^(sym_|Sym)", "symbolic shapes (torch.compile internals)"),
+    (r"^(?!index_copy$).*_copy$", "``*_copy`` view-copy variants (functionalization internals)"),
+    (r"^(Lazy|Uninitialized)", "lazy modules (minigen layers take their sizes at construction)"),
+    (r"^(float8|float4|bits|int[1-7]$|uint[1-7]$)", "sub-byte and float8 dtypes (NumPy has no such types)"),
+]
+
+
+def _absent_groups(names):
+    groups, other = {}, []
+    for n in names:
+        for pattern, why in ABSENT:
+            if re.search(pattern, n):
+                groups.setdefault(why, []).append(n)
+                break
+        else:
+            other.append(n)
+    return groups, other
+
+
 def _wrap(names, width=110):
     out, line = [], ""
     for n in names:
@@ -465,7 +509,14 @@ def render(results, versions, calls=None):
                 w(f"| `{n}` | {', '.join(d)} |\n")
         else:
             w("(none)\n")
-        w(f"\n### Lacks ({len(r['lacks'])})\n\n{_wrap(r['lacks'])}\n\n")
+        groups, other = _absent_groups(r["lacks"])
+        w(f"\n### Lacks ({len(r['lacks'])})\n\n")
+        if groups:
+            w("Grouped by why they are absent (the groups are patterns in `tools/compat_table.py`, `ABSENT`):\n\n")
+            for why, names in groups.items():
+                w(f"- {why} ({len(names)}): {', '.join(f'`{n}`' for n in names)}\n")
+            w(f"\nOther ({len(other)}):\n\n")
+        w(f"{_wrap(other)}\n\n")
         w(f"### Has ({len(r['has'])})\n\n{_wrap(r['has'])}\n\n")
     if calls is not None:
         rows, ok = calls
