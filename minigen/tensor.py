@@ -435,18 +435,18 @@ _MAX_ELEMENTS = 2 ** 48
 
 
 def _shape_arg(size):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
     if not isinstance(size, (tuple, list)):
         raise InvalidArgumentError(f"size must be a sequence of ints, got {type(size).__name__}")
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
     shape = tuple(_dim_int(s, size) for s in size)
     if any(s < 0 for s in shape):
         raise ShapeError(f"negative dimension in size {shape}")
     n = 1
     for s in shape:
-        n *= s
+        n *= max(s, 1)  # NumPy refuses a shape whose non-zero sides overflow, even with a zero side
     if n > _MAX_ELEMENTS:
-        raise ShapeError(f"size {shape} has {n} elements: too large to allocate")
+        raise ShapeError(f"size {shape} is too large to allocate (its non-zero sides multiply to {n})")
     return shape
 
 
@@ -661,17 +661,18 @@ def _check_like(t, op):
 
 def rand_like(t, generator=None, dtype=None):
     _check_like(t, "rand_like")
-    return rand(*t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
+    return rand(*t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype, device=t.device)
 
 
 def randn_like(t, generator=None, dtype=None):
     _check_like(t, "randn_like")
-    return randn(*t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
+    return randn(*t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype, device=t.device)
 
 
 def randint_like(t, low, high=None, generator=None, dtype=None):
     _check_like(t, "randint_like")
-    return randint(low, high, t.shape, generator=generator, dtype=dtype or t.dtype, device=t.device)
+    return randint(low, high, t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype,
+                   device=t.device)
 
 
 def bernoulli(p, generator=None):

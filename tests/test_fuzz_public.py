@@ -17,8 +17,8 @@ when installed, is checked to raise, so the list cannot drift). Deliberate diffe
 ``DOCUMENTED_DIFFERENCES`` with the docstring that states them.
 
 Examples per target: the Hypothesis profile's ``max_examples // 20``, at least 3 (``ci``: 3 per target, about
-2,900 calls over ~950 targets; ``intense``: 25 per target, over 20,000 calls), or ``MINIGEN_FUZZ_EXAMPLES``. The number of calls and the outcome counts are printed at the end of the module
-and written to ``fuzz_public_counts.json`` in pytest's base temp dir (or ``MINIGEN_FUZZ_REPORT``).
+2,900 calls over ~950 targets; ``intense``: 25 per target, over 20,000 calls), or ``MINIGEN_FUZZ_EXAMPLES``.
+The number of calls and the outcome counts are printed at the end of the module and written to ``fuzz_public_counts.json`` in pytest's base temp dir (or ``MINIGEN_FUZZ_REPORT``).
 ``MINIGEN_FUZZ_NO_XFAIL=1`` runs the known-bug targets unmarked (to see the current list).
 """
 from __future__ import annotations
@@ -52,9 +52,210 @@ FUZZ = settings(derandomize=True, database=None, deadline=None, phases=(Phase.ex
                                        HealthCheck.filter_too_much, HealthCheck.nested_given])
 TALLY = fuzz.Tally()
 
-# target id -> why it is known to fail (an op/data/io file owned elsewhere; see the report). xfail, not strict:
-# the derandomized draws differ between profiles, so a bug may go unseen in the 4-example ci run.
-KNOWN: dict = {}
+# target id -> the file that owns the bug and the first failing call the ci profile found (files owned by other
+# helpers when this suite was written; routed in its report). xfail, not strict: the derandomized draws differ
+# between profiles, so a bug may go unseen in a short run. Fix the target, then delete its line.
+KNOWN: dict = {
+    'Tensor.add_':
+        'minigen/ops (op files / methods.py): Tensor(shape=(1, 0, 2, 0), dtype=float32).add_(-0.0, (1,)) -> '
+        "raw TypeError: can't multiply sequence by non-int of type 'float'",
+    'Tensor.addcdiv_':
+        'minigen/ops (op files / methods.py): Tensor(shape=(4, 1), dtype=uint8).addcdiv_((nan,), '
+        'ndarray(shape=(2, 3), dtype=float64), ()) -> raw ValueError: operands could not be broadcast '
+        'together with shapes (0,) (2,3) ',
+    'Tensor.addcmul_':
+        'minigen/ops (op files / methods.py): Tensor(shape=(4, 1), dtype=uint8).addcmul_((nan,), '
+        'ndarray(shape=(2, 3), dtype=float64), ()) -> raw ValueError: operands could not be broadcast '
+        'together with shapes (0,) (2,3) ',
+    'Tensor.addmm':
+        'minigen/ops (op files / methods.py): Tensor(shape=(4, 1), dtype=uint8).addmm((nan,), '
+        "ndarray(shape=(2, 3), dtype=float64), [], None) -> raw AttributeError: 'tuple' object has no "
+        "attribute 'ndim'",
+    'Tensor.baddbmm':
+        'minigen/ops (op files / methods.py): Tensor(shape=(4, 1), dtype=uint8).baddbmm((nan,), '
+        "ndarray(shape=(2, 3), dtype=float64), [], None) -> raw AttributeError: 'tuple' object has no "
+        "attribute 'ndim'",
+    'Tensor.broadcast_to':
+        "minigen/ops (op files / methods.py): Tensor(shape=(2, 0, 2), dtype=int8).broadcast_to({'a': 1}) -> "
+        "raw ValueError: invalid literal for int() with base 10: 'a'",
+    'Tensor.dot':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).dot(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'ndim'",
+    'Tensor.expand':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=bool).expand(-2, (True, 2.5, 3), '
+        '1e+300) -> raw TypeError: int() argument must be a string, a bytes-like object or a real number, not'
+        " 'tuple'",
+    'Tensor.expand_as':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).expand_as(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'shape'",
+    'Tensor.ger':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).ger(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'ndim'",
+    'Tensor.inner':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).inner(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'ndim'",
+    'Tensor.matmul':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).matmul(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'ndim'",
+    'Tensor.narrow':
+        'minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32, requires_grad).narrow(0, 0, 0) '
+        '-> raw IndexError: tuple index out of range',
+    'Tensor.new_empty':
+        "minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32).new_empty(True, device=b'xy', "
+        'dtype=ndarray(shape=(2, 3), dtype=float64)) -> raw ValueError: The truth value of an array with more'
+        ' than one element is ambiguous. Use a.any() or a.all()',
+    'Tensor.new_ones':
+        "minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32).new_ones(True, device=b'xy', "
+        'dtype=ndarray(shape=(2, 3), dtype=float64)) -> raw ValueError: The truth value of an array with more'
+        ' than one element is ambiguous. Use a.any() or a.all()',
+    'Tensor.new_zeros':
+        "minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32).new_zeros(True, device=b'xy', "
+        'dtype=ndarray(shape=(2, 3), dtype=float64)) -> raw ValueError: The truth value of an array with more'
+        ' than one element is ambiguous. Use a.any() or a.all()',
+    'Tensor.outer':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).outer(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'ndim'",
+    'Tensor.reshape_as':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).reshape_as(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'shape'",
+    'Tensor.select':
+        'minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32, requires_grad).select(0, '
+        'Tensor(shape=(), dtype=float32, requires_grad)) -> raw IndexError: tuple index out of range',
+    'Tensor.split':
+        'minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32, requires_grad).split(0) -> raw '
+        'IndexError: tuple index out of range',
+    'Tensor.sub_':
+        'minigen/ops (op files / methods.py): Tensor(shape=(1, 0, 2, 0), dtype=float32).sub_(-0.0, (1,)) -> '
+        "raw TypeError: can't multiply sequence by non-int of type 'float'",
+    'Tensor.tensor_split':
+        'minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32, requires_grad).tensor_split(0) '
+        '-> raw IndexError: tuple index out of range',
+    'Tensor.to':
+        'minigen/ops (op files / methods.py): Tensor(shape=(4, 1, 4), dtype=float32).to(Tensor(shape=(1, 2, '
+        '3, 4), dtype=int32), device=Tensor(shape=(4, 0,  -> raw ValueError: The truth value of an array with'
+        ' more than one element is ambiguous. Use a.any() or a.all()',
+    'Tensor.tril':
+        'minigen/ops (op files / methods.py): Tensor(shape=(1, 0, 3, 0), dtype=uint8).tril([3]) -> raw '
+        "TypeError: int() argument must be a string, a bytes-like object or a real number, not 'list'",
+    'Tensor.triu':
+        'minigen/ops (op files / methods.py): Tensor(shape=(1, 0, 3, 0), dtype=uint8).triu([3]) -> raw '
+        "TypeError: int() argument must be a string, a bytes-like object or a real number, not 'list'",
+    'Tensor.type_as':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).type_as(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'dtype'",
+    'Tensor.unbind':
+        'minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32, requires_grad).unbind() -> raw '
+        'IndexError: tuple index out of range',
+    'Tensor.unflatten':
+        'minigen/ops (op files / methods.py): Tensor(shape=(), dtype=float32, requires_grad).unflatten(0, ())'
+        ' -> raw IndexError: tuple index out of range',
+    'Tensor.uniform_':
+        'minigen/ops (op files / methods.py): Tensor(shape=(1, 0, 3, 0), dtype=uint8).uniform_([3]) -> raw '
+        "TypeError: '<=' not supported between instances of 'list' and 'float'",
+    'Tensor.view_as':
+        'minigen/ops (op files / methods.py): Tensor(shape=(0,), dtype=int32).view_as(None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'shape'",
+    'data.BPTTIterator':
+        "minigen/data: data.BPTTIterator(None, None, None) -> raw TypeError: '<' not supported between "
+        "instances of 'NoneType' and 'int'",
+    'data.ChainDataset':
+        "minigen/data: data.ChainDataset(None) -> raw TypeError: 'NoneType' object is not iterable",
+    'data.CharTokenizer':
+        "minigen/data: data.CharTokenizer(None) -> raw TypeError: 'NoneType' object is not iterable",
+    'data.ConcatDataset':
+        "minigen/data: data.ConcatDataset(None) -> raw TypeError: 'NoneType' object is not iterable",
+    'data.DataLoader.load_state_dict':
+        'minigen/data: data.DataLoader.load_state_dict(Tensor(shape=(), dtype=float32, requires_grad)) -> raw'
+        " AttributeError: 'Tensor' object has no attribute 'get'",
+    'data.Subset':
+        'minigen/data: data.Subset(None, Tensor(shape=(), dtype=float32, requires_grad)) -> raw TypeError: '
+        "object of type 'NoneType' has no len()",
+    'data.batchify':
+        'minigen/data: data.batchify(<minigen.data.dataset.TensorDataset object at 0x7fa56e798590>, '
+        'ndarray(shape=(2, 3), dtype=float -> raw ValueError: setting an array element with a sequence. The '
+        'requested array has an inhomogeneous shape after 2 dimensi',
+    'data.get_batch':
+        "minigen/data: data.get_batch([], 'abc', Tensor(shape=(3, 4, 2, 0), dtype=int64), None, "
+        "ndarray(shape=(2, 3), dtype=float64)) -> raw TypeError: '<' not supported between instances of 'str'"
+        " and 'int'",
+    'data.make_grid':
+        "minigen/data: data.make_grid(ndarray(shape=(2, 3), dtype=float64), scale_each=dtype('float64'), "
+        "normalize=-2147483648, nrow= -> raw TypeError: '<' not supported between instances of 'NoneType' and"
+        " 'int'",
+    'data.random_split':
+        "minigen/data: data.random_split(None, None) -> raw TypeError: object of type 'NoneType' has no len()",
+    'mg.Generator':
+        "minigen/random.py: mg.Generator(None, seed=dtype('float64')) -> raw TypeError: int() argument must "
+        "be a string, a bytes-like object or a real number, not 'numpy.dtypes.Float64DType'",
+    'mg.autograd.to_dot':
+        "minigen/autograd: mg.autograd.to_dot(-1e-300, (1099511627776,)) -> raw AttributeError: 'float' "
+        "object has no attribute '_ctx'",
+    'mg.grad':
+        "minigen/autograd: mg.grad(None, None) -> raw TypeError: 'NoneType' object is not iterable",
+    'nn.Embedding()':
+        'minigen/nn/modules/sparse.py: nn.Embedding()(None, None) -> raw TypeError: int() argument must be a '
+        "string, a bytes-like object or a real number, not 'NoneType'",
+    'nn.utils.clip_grad_norm':
+        'minigen/nn/utils: nn.utils.clip_grad_norm([], None) -> raw TypeError: float() argument must be a '
+        "string or a real number, not 'NoneType'",
+    'nn.utils.clip_grad_norm_':
+        'minigen/nn/utils: nn.utils.clip_grad_norm_([], None) -> raw TypeError: float() argument must be a '
+        "string or a real number, not 'NoneType'",
+    'nn.utils.clip_grad_value_':
+        'minigen/nn/utils: nn.utils.clip_grad_value_([], None) -> raw TypeError: float() argument must be a '
+        "string or a real number, not 'NoneType'",
+    'nn.utils.clip_grads_with_norm_':
+        'minigen/nn/utils: nn.utils.clip_grads_with_norm_([], None, None) -> raw TypeError: float() argument '
+        "must be a string or a real number, not 'NoneType'",
+    'nn.utils.count_parameters':
+        "minigen/nn/utils: nn.utils.count_parameters(None) -> raw TypeError: 'NoneType' object is not "
+        'iterable',
+    'nn.utils.fuse_conv_bn_eval':
+        "minigen/nn/utils: nn.utils.fuse_conv_bn_eval(None, None) -> raw AttributeError: 'NoneType' object "
+        "has no attribute 'training'",
+    'nn.utils.fuse_conv_bn_weights':
+        "minigen/nn/utils: nn.utils.fuse_conv_bn_weights(None, 1e+300, <class 'int'>, 0.0, True, <class "
+        "'numpy.object_'>, 'mean', None) -> raw AttributeError: 'float' object has no attribute 'rsqrt'",
+    'nn.utils.fuse_linear_bn_eval':
+        "minigen/nn/utils: nn.utils.fuse_linear_bn_eval(None, None) -> raw AttributeError: 'NoneType' object "
+        "has no attribute 'training'",
+    'nn.utils.fuse_linear_bn_weights':
+        'minigen/nn/utils: nn.utils.fuse_linear_bn_weights(None, None, None, None, None, None, None) -> raw '
+        "AttributeError: 'NoneType' object has no attribute 'shape'",
+    'nn.utils.remove_spectral_norm':
+        "minigen/nn/utils: nn.utils.remove_spectral_norm(None) -> raw AttributeError: 'NoneType' object has "
+        "no attribute '_forward_pre_hooks'",
+    'nn.utils.remove_weight_norm':
+        "minigen/nn/utils: nn.utils.remove_weight_norm(None) -> raw AttributeError: 'NoneType' object has no "
+        "attribute '_forward_pre_hooks'",
+    'nn.utils.skip_init':
+        "minigen/nn/utils: nn.utils.skip_init(None) -> raw TypeError: 'NoneType' object is not callable",
+    'nn.utils.vector_to_parameters':
+        'minigen/nn/utils: nn.utils.vector_to_parameters(Tensor(shape=(4,), dtype=float32), -1.5) -> raw '
+        "TypeError: 'float' object is not iterable",
+    'op.imatmul':
+        'minigen/ops (op files / methods.py): op.imatmul(Tensor(shape=(4, 1, 4), dtype=float32), True) -> raw'
+        " AttributeError: 'bool' object has no attribute 'ndim'",
+    'op.matmul':
+        'minigen/ops (op files / methods.py): op.matmul(Tensor(shape=(4, 1, 4), dtype=float32), True) -> raw '
+        "AttributeError: 'bool' object has no attribute 'ndim'",
+    'op.rmatmul':
+        'minigen/ops (op files / methods.py): op.rmatmul(True, Tensor(shape=(4, 1, 4), dtype=float32)) -> raw'
+        " AttributeError: 'bool' object has no attribute 'ndim'",
+    'optim.LBFGS.step':
+        "minigen/optim/lbfgs.py: LBFGS.step with grad [[1, 2], [3]] -> raw AttributeError: 'list' object has "
+        "no attribute 'array'",
+    'protocol.delitem':
+        'minigen/tensor.py (Tensor protocol methods): protocol.delitem(Tensor(shape=(), dtype=float32, '
+        'requires_grad), 0) -> raw AttributeError: __delitem__',
+    'protocol.len':
+        'minigen/tensor.py (Tensor protocol methods): protocol.len(Tensor(shape=(), dtype=float32, '
+        'requires_grad)) -> raw TypeError: len() of a 0-d tensor',
+    'protocol.setitem':
+        'minigen/tensor.py (Tensor protocol methods): protocol.setitem(Tensor(shape=(1, 2, 3, 4), '
+        "dtype=int32), Tensor(shape=(), dtype=int64), dtype('uint8')) -> raw TypeError: int() argument must "
+        "be a string, a bytes-like object or a real number, not 'numpy.dtypes.UInt8DType'",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,13 +267,10 @@ def _report(request, tmp_path_factory):
     path = os.environ.get("MINIGEN_FUZZ_REPORT") or str(tmp_path_factory.getbasetemp() / "fuzz_public_counts.json")
     with open(path, "w") as fh:
         json.dump(data, fh, indent=1)
-    rep = request.config.pluginmanager.get_plugin("terminalreporter")
     line = f"fuzz_public: {TALLY.summary()} (examples/target {EXAMPLES}; counts in {path})"
-    if rep is not None:
-        rep.write_line("")
-        rep.write_line(line)
-    else:  # pragma: no cover
-        print(line)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print("\n" + line)
 
 
 @contextlib.contextmanager
@@ -87,15 +285,16 @@ def _global_state():
         mg.set_grad_enabled(grad)
 
 
-def _call(target, fn, args=(), kwargs=None, label=None):
+def _call(target, fn, args=(), kwargs=None, label=None, retry=True):
     """One bounded call, tallied; returns the Outcome."""
     kwargs = kwargs or {}
     with _global_state(), fuzz.memory_limit():
         out = fuzz.call_bounded(fn, args, kwargs, LIMIT_S)
-        if out.kind == "timeout":  # a first Numba compile can take seconds: retry once with a long limit
+        if out.kind == "timeout" and retry:  # a first Numba compile can take seconds: retry once with a long limit
             out = fuzz.call_bounded(fn, args, kwargs, RETRY_S)
     if label is None:
-        label = f"{target}({', '.join([fuzz.describe(a) for a in args] + [f'{k}={fuzz.describe(v)}' for k, v in kwargs.items()])})"
+        parts = [fuzz.describe(a) for a in args] + [f"{k}={fuzz.describe(v)}" for k, v in kwargs.items()]
+        label = f"{target}({', '.join(parts)})"
     TALLY.add(target, out, label)
     return out, label
 
@@ -509,12 +708,14 @@ def test_optim_methods(name):
 def _data_targets():
     import minigen.data as data
 
-    skip = {"download_dataset", "MNIST", "FashionMNIST", "BundledMNIST", "load_mnist_bundled", "load_shakespeare",
-            "shakespeare_splits", "data_root", "plot_curves", "save_image_grid", "write_idx", "read_idx",
-            "get_worker_info", "WorkerInfo"}  # these read or write files: fuzzed through the io targets
-    return dict(_callables(data, "data", skip))
+    return dict(_callables(data, "data", NETWORK | set(FILE_FUNCTIONS) | {"get_worker_info", "WorkerInfo"}))
 
 
+# datasets that look up or download files (not fuzzed: they would reach for the network or the data folder)
+NETWORK = {"download_dataset", "download_fsdd", "MNIST", "FashionMNIST", "BundledMNIST", "load_mnist_bundled",
+           "load_shakespeare", "shakespeare_splits", "data_root", "FSDD", "load_fsdd", "fsdd_manifest"}
+# functions that read or write a path: fuzzed inside a temporary working directory
+FILE_FUNCTIONS = ["read_wav", "write_wav", "read_idx", "write_idx", "save_image_grid", "plot_curves"]
 DATA = _data_targets()
 
 
@@ -534,6 +735,19 @@ def test_data(name):
     _run(name, make)
 
 
+@pytest.mark.parametrize("name", _params([f"data.{n}" for n in FILE_FUNCTIONS if hasattr(mg.data, n)]))
+def test_data_files(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fn = getattr(mg.data, name.split(".")[1])
+    value = _io_value(tmp_path)
+
+    def make(data):
+        args, kwargs = data.draw(fuzz.calls(fn, value=lambda n: st.one_of(value(n), _data_value(n))), label="call")
+        return fn, args, kwargs
+
+    _run(name, make)
+
+
 @pytest.mark.parametrize("name", _params(["data.DataLoader.load_state_dict"]))
 def test_dataloader_load_state_dict(name):
     def make(data):
@@ -548,7 +762,7 @@ def test_dataloader_load_state_dict(name):
 # ============================================================================ io
 def _io_value(tmp):
     def value(name):
-        if name in ("f", "path", "file"):
+        if name in ("f", "path", "file", "filename", "fp", "source"):
             return st.one_of(st.sampled_from([str(tmp / "x.safetensors"), str(tmp), str(tmp / "no" / "such"),
                                               "", None, 3, b"\x00", tmp / "y.safetensors"]),
                              fuzz.GARBAGE, st.builds(io.BytesIO), st.builds(io.StringIO))
@@ -704,6 +918,12 @@ def _gru_given_lstm_state(lib):
     gru(x, (m.zeros(1, 2, 3), m.zeros(1, 2, 3)))
 
 
+def _torch_data(torch):
+    import torch.utils.data as data
+
+    return data
+
+
 def _hook_returns(lib, value):
     m = (__import__("torch") if lib == "torch" else mg)
     x = m.ones(3, requires_grad=True)
@@ -736,12 +956,14 @@ TORCH_RAISES = [
     ("multinomial(None, 1)", lambda: mg.multinomial(None, 1), lambda t: t.multinomial(None, 1)),
     ("zeros(3, 0).max(0)", lambda: mg.zeros(3, 0).max(0), lambda t: t.zeros(3, 0).max(0)),
     ("zeros(3, 0).argmax(1)", lambda: mg.zeros(3, 0).argmax(1), lambda t: t.zeros(3, 0).argmax(1)),
-    ("ones(3).tensor_split(2**40)", lambda: mg.ones(3).tensor_split(2 ** 40), lambda t: t.ones(3).tensor_split(2 ** 40)),
+    ("ones(3).tensor_split(2**40)", lambda: mg.ones(3).tensor_split(2 ** 40),
+     lambda t: t.ones(3).tensor_split(2 ** 40)),
     ("backward('abc')", lambda: mg.ones(2, requires_grad=True).sum().backward("abc"),
      lambda t: t.ones(2, requires_grad=True).sum().backward("abc")),
     ("hook returns a wrong shape", lambda: _hook_returns("mg", lambda m: m.ones(5)),
      lambda t: _hook_returns("torch", lambda m: m.ones(5))),
-    ("hook returns a string", lambda: _hook_returns("mg", lambda m: "abc"), lambda t: _hook_returns("torch", lambda m: "abc")),
+    ("hook returns a string", lambda: _hook_returns("mg", lambda m: "abc"),
+     lambda t: _hook_returns("torch", lambda m: "abc")),
     ("Linear(2.5, 3)", lambda: nn.Linear(2.5, 3), lambda t: t.nn.Linear(2.5, 3)),
     ("Linear(None, 3)", lambda: nn.Linear(None, 3), lambda t: t.nn.Linear(None, 3)),
     ("Linear(-1, 3)", lambda: nn.Linear(-1, 3), lambda t: t.nn.Linear(-1, 3)),
@@ -759,7 +981,8 @@ TORCH_RAISES = [
     ("PixelShuffle(2) on 3 channels", lambda: nn.PixelShuffle(2)(mg.ones(1, 3, 2, 2)),
      lambda t: t.nn.PixelShuffle(2)(t.ones(1, 3, 2, 2))),
     ("Linear forward on a list", lambda: nn.Linear(2, 3)([1.0, 2.0]), lambda t: t.nn.Linear(2, 3)([1.0, 2.0])),
-    ("Linear forward, wrong features", lambda: nn.Linear(2, 3)(mg.ones(4, 5)), lambda t: t.nn.Linear(2, 3)(t.ones(4, 5))),
+    ("Linear forward, wrong features", lambda: nn.Linear(2, 3)(mg.ones(4, 5)),
+     lambda t: t.nn.Linear(2, 3)(t.ones(4, 5))),
     ("Conv2d forward on int64", lambda: nn.Conv2d(1, 1, 1)(mg.ones(1, 1, 2, 2, dtype=mg.int64)),
      lambda t: t.nn.Conv2d(1, 1, 1)(t.ones(1, 1, 2, 2, dtype=t.int64))),
     ("LSTM forward on 1-d", lambda: nn.LSTM(4, 3)(mg.ones(4)), lambda t: t.nn.LSTM(4, 3)(t.ones(4))),
@@ -767,7 +990,8 @@ TORCH_RAISES = [
     ("TransformerEncoder(None, 2)", lambda: nn.TransformerEncoder(None, 2), None),  # PyTorch copies None
     ("SGD(None)", lambda: mg.optim.SGD(None), lambda t: t.optim.SGD(None)),
     ("SGD([])", lambda: mg.optim.SGD([]), lambda t: t.optim.SGD([])),
-    ("SGD(lr=-1)", lambda: mg.optim.SGD([_param(2)], lr=-1.0), lambda t: t.optim.SGD([t.nn.Parameter(t.ones(2))], lr=-1.0)),
+    ("SGD(lr=-1)", lambda: mg.optim.SGD([_param(2)], lr=-1.0),
+     lambda t: t.optim.SGD([t.nn.Parameter(t.ones(2))], lr=-1.0)),
     ("Adam(betas=0.9)", lambda: mg.optim.Adam([_param(2)], betas=0.9),
      lambda t: t.optim.Adam([t.nn.Parameter(t.ones(2))], betas=0.9)),
     ("Adam(betas=(1.5, 0.9))", lambda: mg.optim.Adam([_param(2)], betas=(1.5, 0.9)),
@@ -780,7 +1004,7 @@ TORCH_RAISES = [
     ("LambdaLR('sgd', f)", lambda: mg.optim.lr_scheduler.LambdaLR("sgd", lambda e: 1.0),
      lambda t: t.optim.lr_scheduler.LambdaLR("sgd", lambda e: 1.0)),
     ("DataLoader(batch_size=0)", lambda: mg.data.DataLoader(mg.data.TensorDataset(mg.ones(4)), batch_size=0),
-     lambda t: __import__("torch.utils.data").utils.data.DataLoader(t.utils.data.TensorDataset(t.ones(4)), batch_size=0)),
+     lambda t: _torch_data(t).DataLoader(_torch_data(t).TensorDataset(t.ones(4)), batch_size=0)),
     ("save to a directory", lambda: mg.save({"a": mg.ones(2)}, "/"), lambda t: t.save({"a": t.ones(2)}, "/")),
     ("load(None)", lambda: mg.load(None), lambda t: t.load(None)),
 ]
@@ -798,7 +1022,7 @@ KNOWN_TORCH_CASES = {
     strict=True, reason=KNOWN_TORCH_CASES[c[0]])] if c[0] in KNOWN_TORCH_CASES else []) for c in TORCH_RAISES])
 def test_raises_where_pytorch_raises(case):
     name, mine, theirs = case
-    out, _ = _call(f"torch-twin {name}", mine, label=name)
+    out, _ = _call(f"torch-twin {name}", mine, label=name, retry=False)
     assert out.kind == "minigen", f"{name}: {out.describe()}"
     if theirs is not None:
         try:
@@ -844,3 +1068,23 @@ def test_optimizer_state_of_another_shape_refused_at_load_documented():
         b.load_state_dict(a.state_dict())
     assert b.param_groups[0]["lr"] == 0.2 and not b.state
     assert "shape" in mg.optim.Optimizer.load_state_dict.__doc__
+
+
+# ============================================================================ data: silent acceptance
+@pytest.mark.xfail(strict=True, reason="minigen/data/dataloader.py: DataLoader(None) is accepted (fails later)")
+def test_dataloader_of_none_raises():
+    with pytest.raises(MinigenError):
+        mg.data.DataLoader(None)
+
+
+@pytest.mark.xfail(strict=True, reason="minigen/data/dataloader.py: another loader's state is accepted by "
+                                       "load_state_dict and the loader then yields nothing")
+def test_dataloader_refuses_another_loaders_state():
+    D = mg.data
+    a = D.DataLoader(D.TensorDataset(mg.arange(10.0)), batch_size=2, shuffle=True)
+    it = iter(a)
+    next(it), next(it)
+    b = D.DataLoader(D.TensorDataset(mg.arange(4.0)), batch_size=3)
+    with pytest.raises(MinigenError):
+        b.load_state_dict(a.state_dict())  # 2 of 5 batches done there; b has 2 batches
+        assert list(b), "the loader yields nothing after loading the state"

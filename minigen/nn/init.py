@@ -172,6 +172,8 @@ def dirac_(tensor, groups: int = 1):
         raise ShapeError(f"dirac_ needs a 3-, 4- or 5-d tensor, got shape {tuple(tensor.shape)}")
     if tensor.shape[0] % groups:
         raise InvalidArgumentError(f"dirac_: dim 0 of shape {tuple(tensor.shape)} is not divisible by groups={groups}")
+    if tensor.numel() == 0:
+        return tensor
     out_per = tensor.shape[0] // groups
     min_dim = min(out_per, tensor.shape[1])
     arr = np.zeros(tensor.shape)

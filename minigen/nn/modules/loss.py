@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ...errors import InvalidArgumentError
+from ...argcheck import check_choice, check_float_tensor
 from .module import Module
 
 __all__ = ["MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
@@ -15,15 +15,13 @@ __all__ = ["MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWith
 class _Loss(Module):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum", "none", "batchmean"):
-            raise InvalidArgumentError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_choice(reduction, type(self).__name__, "reduction", ("mean", "sum", "none", "batchmean"))
 
 
 class _WeightedLoss(_Loss):
     def __init__(self, weight=None, reduction: str = "mean"):
         super().__init__(reduction)
-        self.register_buffer("weight", weight)
+        self.register_buffer("weight", check_float_tensor(weight, type(self).__name__, "weight", allow_none=True))
 
 
 class MSELoss(_Loss):
@@ -74,7 +72,8 @@ class BCEWithLogitsLoss(_WeightedLoss):
 
     def __init__(self, weight=None, reduction="mean", pos_weight=None):
         super().__init__(weight, reduction)
-        self.register_buffer("pos_weight", pos_weight)
+        self.register_buffer("pos_weight", check_float_tensor(pos_weight, type(self).__name__, "pos_weight",
+                                                              allow_none=True))
 
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
