@@ -139,11 +139,6 @@ def main():
         x = rng.standard_normal(n).astype(f32)
         rec("masked_linear_forward (leaky_relu 0.2)", (n,), lambda: A.masked_linear_forward(x, 0.2, True),
             lambda: ref_leaky(x, 0.2))
-    gen = np.random.default_rng(1)
-    for n in (64, 1024, 1 << 20):
-        x = rng.standard_normal(n).astype(f32)
-        rec("dropout_forward p=0.1", (n,), lambda: A.dropout_forward(x, 0.1, 5),
-            lambda: x * ((gen.random(n) >= 0.1) / 0.9).astype(f32))
     for T in (4, 16, 64, 256):
         q, k, v = (rng.standard_normal((12, 4, T, 32)).astype(f32) for _ in range(3))
         rec("sdpa_forward causal", (12, 4, T, 32), lambda: AT.sdpa_forward(q, k, v, True), lambda: ref_attn(q, k, v))

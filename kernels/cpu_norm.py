@@ -161,7 +161,7 @@ def layer_norm_backward(g, x, weight, mean, rstd):
 
     ``mean``/``rstd`` are the forward's saved (R,) statistics; D = mean-row length = x.size // R.
     Returns (dx [x.shape], dweight [D] or None when weight is None, dbias [D] or None likewise).
-    Wired into: ``LayerNorm.backward`` fast path (not create_graph). fwd+bwd speed: layer_norm rows of benchmarks/results/results.md.
+    Wired into: ``LayerNorm.fast_backward`` (first-order backwards). fwd+bwd speed: layer_norm rows of benchmarks/results/results.md.
     """
     R = mean.shape[0]
     shape = x.shape
@@ -388,7 +388,7 @@ def batch_norm_forward(x, weight, bias, eps):
 def batch_norm_eval_forward(x, running_mean, running_var, weight, bias, eps):
     """Eval-mode batch norm: y = (x - running_mean_c) / sqrt(running_var_c + eps) * weight_c + bias_c,
     computed as one pass y = x * scale_c + shift_c.  (Backward is dx = g * scale_c: no kernel needed.)
-    Wired into: minigen/ops/norm.py ``BatchNorm`` forward in eval mode.
+    Not wired: eval-mode batch norm is built from ordinary ops (kept, with its contract and tests, for a future eval fast path).
     """
     x3 = _as_ncs(x)
     C = x3.shape[1]
@@ -410,7 +410,7 @@ def batch_norm_backward(g, x, weight, mean, rstd):
     dx = weight_c * rstd_c * (g - mean(g) - xhat * mean(g * xhat)),  xhat = (x - mean_c) * rstd_c
     dweight_c = sum(g * xhat),  dbias_c = sum(g).
     Returns (dx, dweight [C] or None when weight is None, dbias [C] or None likewise).
-    Wired into: ``BatchNorm.backward`` fast path (training mode, not create_graph).
+    Wired into: ``BatchNorm.fast_backward`` (training mode, first-order backwards).
     Not benchmarked separately yet (same loop structure as the forward).
     """
     x3 = _as_ncs(x)

@@ -38,10 +38,6 @@ ALLOWED_NP = {
 
 # (file, qualified place, what) -> reason. ``what`` is "np.<name>", "np.asarray(.data)" or ".item()"/".tolist()".
 EXCEPTIONS = {
-    ("minigen/ops/shape.py", "IndexAddInto.forward", "np.add"):
-        "np.add.at only on the `xp is np` branch; CuPy uses xp.add.at / cupyx.scatter_add",
-    ("minigen/ops/shape.py", "Permute.backward", "np.argsort"):
-        "argsort of the permutation tuple (host metadata)",
 }
 
 

@@ -32,7 +32,7 @@ def test_modes_and_context_managers():
 def test_registry_rules():
     names = dispatch.kernel_names()
     for n in ("softmax_forward", "cross_entropy", "layer_norm_forward", "batch_norm_backward", "gelu_forward",
-              "dropout_forward", "lstm_cell_forward", "gru_cell_backward", "lstm_seq_forward", "sdpa_forward",
+              "lstm_cell_forward", "gru_cell_backward", "lstm_seq_forward", "sdpa_forward",
               "sdpa_backward", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
               "max_pool2d_forward", "avg_pool2d_backward", "linear_act_forward", "adam_step", "sgd_step"):
         assert n in names
