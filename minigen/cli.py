@@ -287,8 +287,8 @@ def main(argv=None) -> int:
             parser.print_help(sys.stderr)
             return 2
         return int(args.func(args) or 0)
-    except MinigenError as e:  # a documented error: one line, no traceback
-        print(f"minigen: error: {e}", file=sys.stderr)
+    except MinigenError as e:  # a documented error: one line (a multi-line message joined by "; "), no traceback
+        print("minigen: error: " + "; ".join(p.strip() for p in str(e).splitlines() if p.strip()), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

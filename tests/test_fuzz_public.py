@@ -877,8 +877,9 @@ def test_cli_resume_other_models_checkpoint_is_one_line(trained_run, tmp_path, c
     out = tmp_path / "run"
     shutil.copytree(trained_run, out)
     rc, err = _resume(out, capsys, recipe="cnn")
-    # one error (its message lists the missing and unexpected keys on their own lines), no traceback
+    # one line (the message's missing and unexpected keys joined by "; "), no traceback
     assert rc == 1 and "Traceback" not in err and err.startswith("minigen: error:") and "missing keys" in err
+    assert err.count("\n") == 1
 
 
 # ============================================================================ where PyTorch raises, minigen raises
