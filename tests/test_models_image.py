@@ -80,7 +80,7 @@ def test_mlp_gan_shapes():
 
 
 # ============================================================================ DCGAN
-def test_dcgan_layout_follows_the_article():
+def test_dcgan_pytorch_examples_layout():
     G = dcgan.DCGANGenerator(nz=10, width=32)
     kinds = [type(m).__name__ for m in G.project] + [type(m).__name__ for m in G.net]
     assert kinds == ["Linear", "BatchNorm1d", "LeakyReLU",
@@ -111,6 +111,65 @@ def test_dcgan_initialisation_statistics():
     bn = m.G.net[1]
     assert bn.weight.detach().numpy().mean() == pytest.approx(1.0, abs=0.01) and not bn.bias.detach().numpy().any()
     assert not m.D.net[0].bias.detach().numpy().any()
+
+
+def test_article_dcgan_architecture_layer_by_layer():
+    G = dcgan.ArticleGenerator()
+    kinds = [type(m).__name__ for m in G.project] + [type(m).__name__ for m in G.net]
+    assert kinds == ["Linear", "BatchNorm1d", "LeakyReLU",
+                     "ConvTranspose2d", "BatchNorm2d", "LeakyReLU", "ConvTranspose2d", "BatchNorm2d", "LeakyReLU",
+                     "ConvTranspose2d", "BatchNorm2d", "LeakyReLU", "Conv2d", "Tanh"]
+    assert G.project[0].bias is None and G.project[0].weight.shape == (7 * 7 * 128, 100)
+    convs = [m for m in G.net if "Conv" in type(m).__name__]
+    assert [tuple(m.weight.shape) for m in convs] == [(128, 128, 5, 5)] * 3 + [(1, 128, 5, 5)]   # 1 channel out
+    assert [m.stride for m in convs] == [(1, 1), (2, 2), (2, 2), (1, 1)]
+    assert [m.bias is None for m in convs] == [False, False, False, True]          # Keras: only Conv2D unbiased
+    bns = [m for m in list(G.project) + list(G.net) if "BatchNorm" in type(m).__name__]
+    assert [(m.momentum, m.eps) for m in bns] == [(0.2, 1e-3)] * 4                 # Keras momentum 0.8, eps 1e-3
+    assert all(m.negative_slope == pytest.approx(0.2) for m in G.modules() if isinstance(m, nn.LeakyReLU))
+    # the shapes after each stage: 6272 -> (128, 7, 7) -> 7 -> 14 -> 28 -> (1, 28, 28)
+    z = mg.randn(2, 100)
+    h = G.project(z)
+    assert h.shape == (2, 6272)
+    h = h.reshape(2, 128, 7, 7)
+    sizes = []
+    for m in G.net:
+        h = m(h)
+        if "Conv" in type(m).__name__:
+            sizes.append(tuple(h.shape[1:]))
+    assert sizes == [(128, 7, 7), (128, 14, 14), (128, 28, 28), (1, 28, 28)]
+    # parameter count against a hand count (Keras' model.summary() of the corrected model says the same)
+    dense, bn1 = 100 * 6272, 2 * 6272
+    convt, bn2, last = 128 * 128 * 25 + 128, 2 * 128, 128 * 25
+    assert sum(p.numel() for p in G.parameters()) == dense + bn1 + 3 * (convt + bn2) + last == 1_872_896
+    m = dcgan.build_article_dcgan(seed=0)
+    assert sum(p.numel() for p in m.D.parameters()) == (25 * 64 + 64) + (64 * 128 * 25 + 128) + (6272 + 1)
+    x = m.G(z)
+    assert x.shape == (2, 1, 28, 28) and float(x.abs().max().item()) <= 1.0 and m.D(x).shape == (2,)
+
+
+def test_article_dcgan_batchnorm_momentum_by_hand():
+    """Keras momentum 0.8 == PyTorch momentum 0.2: running_mean <- 0.8 running_mean + 0.2 batch mean."""
+    bn = dcgan.ArticleGenerator(nz=2, width=8).net[1]
+    bn.train()
+    x = mg.tensor(np.arange(2 * 8 * 2 * 2, dtype=np.float32).reshape(2, 8, 2, 2))
+    bn(x)
+    want = 0.2 * x.numpy().mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(bn.running_mean.numpy(), want, rtol=1e-6)
+
+
+def test_article_dcgan_glorot_initialisation():
+    m = dcgan.build_article_dcgan(seed=0)
+    w = m.G.net[3].weight.detach().numpy()                     # ConvTranspose 128 -> 128, 5x5
+    a = math.sqrt(6.0 / (128 * 25 + 128 * 25))
+    assert np.abs(w).max() <= a and np.abs(w).max() > 0.99 * a
+    assert w.std() == pytest.approx(a / math.sqrt(3), rel=0.02)   # U(-a, a) has std a / sqrt(3)
+    assert not m.G.net[0].bias.detach().numpy().any() and not m.D.net[0].bias.detach().numpy().any()
+    assert (m.G.net[1].weight.detach().numpy() == 1).all()
+    w = m.G.project[0].weight.detach().numpy()
+    assert np.abs(w).max() <= math.sqrt(6.0 / (100 + 6272))
+    same = dcgan.build_article_dcgan(seed=0)
+    np.testing.assert_array_equal(same.G.net[3].weight.detach().numpy(), m.G.net[3].weight.detach().numpy())
 
 
 # ============================================================================ cGAN

@@ -85,6 +85,62 @@ def test_dcgan_resume_is_exact(tmp_path):
     assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("preset", ["pytorch-examples", "article"])
+def test_dcgan_presets_train_and_sample(tmp_path, preset):
+    """A tiny run of each preset through ``minigen train``; the config records the preset's resolved values."""
+    out = str(tmp_path / preset)
+    assert cli.main(["train", "dcgan", "--preset", preset, "--out", out, "--max-steps", "2", "--g-width", "8",
+                     "--d-width", "4", "--classifier", "none"] + TINY) == 0
+    a = _config(out)["args"]
+    want = {"pytorch-examples": (2e-4, 0.5, 1e-8, False), "article": (1e-4, 0.9, 1e-7, True)}[preset]
+    assert (a["preset"], a["lr"], a["beta1"], a["adam_eps"], a["keep_every_epoch"]) == (preset,) + want
+    assert a["batch_size"] == 16                                     # given on the command line: wins
+    params = _params(os.path.join(out, "checkpoint.safetensors"))
+    n_convt = sum(1 for k, v in params.items() if k.startswith("G.net") and v.ndim == 4)
+    assert n_convt == 4 and all(np.isfinite(v).all() for v in params.values())
+    # the article's G keeps its width (8) in every transposed conv; pytorch-examples halves it
+    widths = [v.shape[1] for k, v in sorted(params.items()) if k.startswith("G.net") and k.endswith("weight")
+              and v.ndim == 4][:3]
+    assert widths == ([8, 8, 8] if preset == "article" else [4, 2, 1])
+    grid = str(tmp_path / "grid.png")
+    assert cli.main(["sample", out, "--n", "8", "--out", grid]) == 0 and os.path.exists(grid)
+
+
+def test_dcgan_article_batch_size_is_128_by_default():
+    from minigen.recipes import dcgan as recipe
+
+    p = argparse.ArgumentParser()
+    recipe.add_arguments(p)
+    a = recipe.resolve_preset(p.parse_args(["--preset", "article"]))
+    assert (a.batch_size, a.lr, a.g_width, a.d_width, a.nz) == (128, 1e-4, 128, 64, 100)
+    a = recipe.resolve_preset(p.parse_args([]))
+    assert (a.preset, a.batch_size, a.lr, a.beta1, a.keep_every_epoch) == ("pytorch-examples", 64, 2e-4, 0.5, False)
+    a = recipe.resolve_preset(p.parse_args(["--preset", "article", "--no-keep-every-epoch", "--lr", "3e-4"]))
+    assert (a.keep_every_epoch, a.lr) == (False, 3e-4)
+
+
+def test_keep_every_epoch_keeps_one_checkpoint_per_epoch(tmp_path):
+    """3 epochs -> checkpoint_epoch001..003 kept (none overwritten), each the state at its epoch end."""
+    out = str(tmp_path / "art")
+    common = ["--preset", "article", "--g-width", "8", "--d-width", "4", "--classifier", "none", "--limit", "32",
+              "--batch-size", "16", "--no-progress"]                       # 2 steps per epoch
+    assert cli.main(["train", "dcgan", "--out", out, "--epochs", "3"] + common) == 0
+    kept = sorted(f for f in os.listdir(out) if f.startswith("checkpoint_epoch"))
+    assert kept == [f"checkpoint_epoch{e:03d}.safetensors" for e in (1, 2, 3)]
+    states = [load(os.path.join(out, f)) for f in kept]
+    assert [(s["epoch"], s["step"]) for s in states] == [(1, 2), (2, 4), (3, 6)]
+    g = [np.asarray(s["model"]["G.net.0.weight"].numpy()) for s in states]
+    assert not np.array_equal(g[0], g[1]) and not np.array_equal(g[1], g[2])      # G saved after every epoch
+    assert {k.split(".")[0] for k in states[0]["model"]} == {"G", "D"}             # ... and D
+    last = _params(os.path.join(out, "checkpoint.safetensors"))
+    np.testing.assert_array_equal(last["G.net.0.weight"], g[2])
+    assert _summary(out)["epoch_checkpoints"] == [os.path.join(out, f) for f in kept]
+    # the other preset overwrites one checkpoint (unless asked)
+    other = str(tmp_path / "pe")
+    assert cli.main(["train", "dcgan", "--out", other, "--epochs", "2"] + common[2:]) == 0
+    assert not [f for f in os.listdir(other) if f.startswith("checkpoint_epoch")]
+
+
 @pytest.fixture(scope="module")
 def tiny_scorer(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("scorer"))

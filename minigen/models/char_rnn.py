@@ -16,6 +16,11 @@ the hidden state of the layer below for the others):
 
 The recurrences are ``minigen.nn.RNN / LSTM / GRU`` (PyTorch's weight layout, gates i,f,g,o and r,z,n).
 
+The LSTM is the standard one written above (Hochreiter & Schmidhuber 1997 with the forget gate of Gers et al.
+2000, no peepholes: the cell ``torch.nn.LSTM`` and Karpathy's char-rnn use). The source article prints an
+unusual variant of the LSTM equations; minigen keeps the standard LSTM, so its weights, numbers and
+checkpoints correspond one to one to PyTorch's ``nn.LSTM`` and to the char-rnn results it is compared with.
+
 Parameters are initialised U(-0.08, 0.08) and the LSTM forget-gate biases set to 1 (b_ih + b_hh on the
 f rows; as char-rnn does to help remembering early on). Training (truncated back-propagation through time
 with char-rnn's defaults) is :mod:`minigen.recipes.char_rnn`.

@@ -333,10 +333,22 @@ def _adversarial_trainer_class():
         update: an interrupt inside it never saves half-updated parameters.
         """
 
-        def __init__(self, model, optimizers, step_fn, train_loader, *, main="d_loss", **kw):
+        def __init__(self, model, optimizers, step_fn, train_loader, *, main="d_loss", keep_every_epoch=False, **kw):
             super().__init__(model, optimizers, None, train_loader, **kw)
             self.step_fn, self.main = step_fn, main
+            self.keep_every_epoch = bool(keep_every_epoch)
             self._sums, self._count = {}, 0
+
+        def save_checkpoint(self, path=None, **kw):
+            """The Trainer's checkpoint; with ``keep_every_epoch`` a copy of it at every epoch end,
+            ``checkpoint_epoch001.safetensors``, ... (kept, never overwritten by a later epoch)."""
+            import shutil
+
+            saved = super().save_checkpoint(path, **kw)
+            n = len(self.loader)
+            if self.keep_every_epoch and path is None and self.step > 0 and n and self.step % n == 0:
+                shutil.copyfile(saved, epoch_checkpoint_path(self.out_dir, self.step // n))
+            return saved
 
         def _train_step(self, batch):
             self._in_update = True
@@ -359,6 +371,11 @@ def AdversarialTrainer(*a, **kw):
     return _adversarial_trainer_class()(*a, **kw)
 
 
+def epoch_checkpoint_path(out, epoch):
+    """``out/checkpoint_epoch{epoch:03d}.safetensors``: the checkpoint kept for one epoch (``keep_every_epoch``)."""
+    return os.path.join(os.fspath(out), f"checkpoint_epoch{int(epoch):03d}.safetensors")
+
+
 def _eval_name(trainer, n_batches):
     """samples_epoch003.png at an epoch end, samples_step000200.png when a step budget ends mid-epoch."""
     if n_batches and trainer.step % n_batches == 0 and trainer.epoch > 0:
@@ -369,7 +386,7 @@ def _eval_name(trainer, n_batches):
 def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=5, max_steps=None, batch_size=64,
                     seed=0, limit=None, device=None, progress=None, resume=False, log_every=10, classifier="none",
                     score_samples=1000, grid_fn=None, curve_keys=("d_loss", "g_loss"), extra_state=None,
-                    finish_fn=None, quiet=False):
+                    finish_fn=None, quiet=False, keep_every_epoch=False):
     """Train a GAN-like ``model`` with an :class:`AdversarialTrainer` and write what a person looks at.
 
     ``step_fn(batch) -> {metric: float}`` makes the updates of one step; ``sample_fn(n, generator)`` returns
@@ -377,7 +394,9 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
     of a step budget) the driver writes a sample grid PNG (``grid_fn(path)`` if given, else 64 samples from a
     fixed noise), scores ``score_samples`` generated images with the MNIST classifier (if ``classifier`` is
     a folder, see :mod:`minigen.recipes.classifier`) and saves a checkpoint; at the end it writes
-    ``loss_curve.png``, ``score_curve.png`` and ``summary.json``. ``finish_fn(out) -> dict`` adds outputs
+    ``loss_curve.png``, ``score_curve.png`` and ``summary.json``. ``keep_every_epoch``: the checkpoint of every
+    epoch end is also kept as :func:`epoch_checkpoint_path` (one file per epoch, none overwritten).
+    ``finish_fn(out) -> dict`` adds outputs
     (e.g. a style-mixing grid). Evaluations leave the global RNG untouched (:func:`rng_isolated`).
     Returns the summary dict.
     """
@@ -418,7 +437,8 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
 
     trainer = AdversarialTrainer(model, optimizers, step_fn, loader, out_dir=out, eval_fn=rng_isolated(eval_fn),
                                  epochs=epochs, max_steps=max_steps, log_every=max(1, min(log_every, n_batches)),
-                                 progress=progress, extra_state=extra_state, main=curve_keys[0])
+                                 progress=progress, extra_state=extra_state, main=curve_keys[0],
+                                 keep_every_epoch=keep_every_epoch)
     if not resume:
         fresh_log(trainer)
     t0 = time.perf_counter()
@@ -446,6 +466,9 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
                if scorer is not None else None,
                "samples": grids[-1] if grids else None, "sample_grids": grids, "loss_curve": loss_curve,
                "score_curve": score_curve, "checkpoint": res["checkpoint"]}
+    if keep_every_epoch:
+        summary["epoch_checkpoints"] = [epoch_checkpoint_path(out, e) for e in range(1, res["epoch"] + 1)
+                                        if os.path.exists(epoch_checkpoint_path(out, e))]
     if finish_fn is not None:
         was = model.training
         model.eval()
