@@ -1105,13 +1105,373 @@ def main(init, data):
     return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()}}
 '''
 
-PROGRAMS = {"super_resolution": SUPER_RES, "fast_neural_style": STYLE, "reinforce": REINFORCE,
+FORWARD_FORWARD = '''
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.optim import Adam
+
+
+def overlay_y_on_x(x, y, classes=10):
+    x_ = x.clone()
+    x_[:, :classes] *= 0.0
+    x_[range(x.shape[0]), y] = x.max()
+    return x_
+
+
+class Layer(nn.Linear):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self.relu = torch.nn.ReLU()
+        self.opt = Adam(self.parameters(), lr=0.03)
+        self.threshold = 2.0
+        self.num_epochs = 4
+
+    def forward(self, x):
+        x_direction = x / (x.norm(2, 1, keepdim=True) + 1e-4)
+        return self.relu(torch.mm(x_direction, self.weight.T) + self.bias.unsqueeze(0))
+
+    def train(self, x_pos, x_neg, losses):
+        for i in range(self.num_epochs):
+            g_pos = self.forward(x_pos).pow(2).mean(1)
+            g_neg = self.forward(x_neg).pow(2).mean(1)
+            loss = torch.log1p(torch.exp(torch.cat([-g_pos + self.threshold, g_neg - self.threshold]))).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            losses.append(loss.item())
+        return self.forward(x_pos).detach(), self.forward(x_neg).detach()
+
+
+class Net(torch.nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.layers = nn.ModuleList([Layer(dims[d], dims[d + 1]) for d in range(len(dims) - 1)])
+
+    def predict(self, x):
+        goodness_per_label = []
+        for label in range(10):
+            h = overlay_y_on_x(x, label)
+            goodness = []
+            for layer in self.layers:
+                h = layer(h)
+                goodness = goodness + [h.pow(2).mean(1)]
+            goodness_per_label += [sum(goodness).unsqueeze(1)]
+        goodness_per_label = torch.cat(goodness_per_label, 1)
+        return goodness_per_label.argmax(1)
+
+    def train_ff(self, x_pos, x_neg, losses):
+        h_pos, h_neg = x_pos, x_neg
+        for i, layer in enumerate(self.layers):
+            h_pos, h_neg = layer.train(h_pos, h_neg, losses)
+
+
+def main(init, data):
+    torch.manual_seed(1234)
+    net = Net([64, 32, 32])
+    net.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    x, y = torch.tensor(data["x"]), torch.tensor(data["y"])
+    x_pos = overlay_y_on_x(x, y)
+    y_neg = torch.tensor(data["y_neg"])
+    x_neg = overlay_y_on_x(x, y_neg)
+    losses = []
+    net.train_ff(x_pos, x_neg, losses)
+    losses.append(1.0 - net.predict(x).eq(y).float().mean().item())
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}}
+'''
+
+GAT = '''
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.optim import Adam
+
+
+class GraphAttentionLayer(nn.Module):
+    def __init__(self, in_features, out_features, n_heads, concat=False, dropout=0.4, leaky_relu_slope=0.2):
+        super(GraphAttentionLayer, self).__init__()
+        self.n_heads = n_heads
+        self.concat = concat
+        self.dropout = dropout
+        if concat:
+            self.out_features = out_features
+            assert out_features % n_heads == 0
+            self.n_hidden = out_features // n_heads
+        else:
+            self.n_hidden = out_features
+        self.W = nn.Parameter(torch.empty(size=(in_features, self.n_hidden * n_heads)))
+        self.a = nn.Parameter(torch.empty(size=(n_heads, 2 * self.n_hidden, 1)))
+        self.leakyrelu = nn.LeakyReLU(leaky_relu_slope)
+        self.softmax = nn.Softmax(dim=1)
+        nn.init.xavier_normal_(self.W)
+        nn.init.xavier_normal_(self.a)
+
+    def _get_attention_scores(self, h_transformed):
+        source_scores = torch.matmul(h_transformed, self.a[:, :self.n_hidden, :])
+        target_scores = torch.matmul(h_transformed, self.a[:, self.n_hidden:, :])
+        e = source_scores + target_scores.mT
+        return self.leakyrelu(e)
+
+    def forward(self, h, adj_mat):
+        n_nodes = h.shape[0]
+        h_transformed = torch.mm(h, self.W)
+        h_transformed = F.dropout(h_transformed, self.dropout, training=self.training)
+        h_transformed = h_transformed.view(n_nodes, self.n_heads, self.n_hidden).permute(1, 0, 2)
+        e = self._get_attention_scores(h_transformed)
+        connectivity_mask = -9e16 * torch.ones_like(e)
+        e = torch.where(adj_mat > 0, e, connectivity_mask)
+        attention = F.softmax(e, dim=-1)
+        attention = F.dropout(attention, self.dropout, training=self.training)
+        h_prime = torch.matmul(attention, h_transformed)
+        if self.concat:
+            h_prime = h_prime.permute(1, 0, 2).contiguous().view(n_nodes, self.out_features)
+        else:
+            h_prime = h_prime.mean(dim=0)
+        return h_prime
+
+
+class GAT(nn.Module):
+    def __init__(self, in_features, n_hidden, n_heads, num_classes, concat=False, dropout=0.0,
+                 leaky_relu_slope=0.2):
+        super(GAT, self).__init__()
+        self.gat1 = GraphAttentionLayer(in_features=in_features, out_features=n_hidden, n_heads=n_heads,
+                                        concat=concat, dropout=dropout, leaky_relu_slope=leaky_relu_slope)
+        self.gat2 = GraphAttentionLayer(in_features=n_hidden, out_features=num_classes, n_heads=1,
+                                        concat=False, dropout=dropout, leaky_relu_slope=leaky_relu_slope)
+
+    def forward(self, input_tensor, adj_mat):
+        x = self.gat1(input_tensor, adj_mat)
+        x = F.elu(x)
+        x = self.gat2(x, adj_mat)
+        return F.log_softmax(x, dim=1)
+
+
+def main(init, data):
+    torch.manual_seed(13)
+    features = torch.FloatTensor(data["features"])
+    scale_vector = torch.sum(features, dim=1)
+    scale_vector = 1 / scale_vector
+    scale_vector[scale_vector == float('inf')] = 0
+    features = torch.diag(scale_vector) @ features
+    labels = torch.LongTensor(data["labels"])
+    adj_mat = torch.eye(len(labels)) + torch.tensor(data["adj"])
+    model = GAT(in_features=features.shape[1], n_hidden=8, n_heads=4, num_classes=3, concat=True)
+    model.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    optimizer = Adam(params=model.parameters(), lr=0.005, weight_decay=5e-4)
+    criterion = nn.NLLLoss()
+    idx = torch.tensor(data["perm"])
+    idx_train, idx_test = idx[:12], idx[12:]
+    losses = []
+    for epoch in range(4):
+        model.train()
+        optimizer.zero_grad()
+        output = model(features, adj_mat)
+        loss = criterion(output[idx_train], labels[idx_train])
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        output = model(features, adj_mat)
+        acc = (output[idx_test].argmax(dim=1) == labels[idx_test]).float().sum() / len(idx_test)
+        losses += [criterion(output[idx_test], labels[idx_test]).item(), acc.item()]
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}}
+'''
+
+REGRESSION = '''
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+POLY_DEGREE = 4
+
+
+def make_features(x):
+    x = x.unsqueeze(1)
+    return torch.cat([x ** i for i in range(1, POLY_DEGREE + 1)], 1)
+
+
+def poly_desc(W, b):
+    result = 'y = '
+    for i, w in enumerate(W):
+        result += '{:+.2f} x^{} '.format(w, i + 1)
+    result += '{:+.2f}'.format(b[0])
+    return result
+
+
+def main(init, data):
+    W_target = torch.tensor(data["W"])
+    b_target = torch.tensor(data["b"])
+
+    def f(x):
+        return x.mm(W_target) + b_target.item()
+
+    def get_batch(i, batch_size=32):
+        random = torch.tensor(data["x"][i])
+        x = make_features(random)
+        y = f(x)
+        return x, y
+
+    fc = torch.nn.Linear(W_target.size(0), 1)
+    fc.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    losses = []
+    for batch_idx in range(20):
+        batch_x, batch_y = get_batch(batch_idx)
+        fc.zero_grad()
+        output = F.smooth_l1_loss(fc(batch_x), batch_y)
+        loss = output.item()
+        output.backward()
+        for param in fc.parameters():
+            param.data.add_(-0.1 * param.grad)
+        losses.append(loss)
+    desc = poly_desc(fc.weight.view(-1).tolist(), fc.bias.tolist())
+    losses += [float(t) for t in desc.replace('y = ', '').replace('x^', ' ').split()[::2]]
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in fc.state_dict().items()}}
+'''
+
+TRANSLATION = '''
+import math
+import numpy as np
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+PAD_IDX = 1
+
+
+class PositionalEncoding(nn.Module):
+    def __init__(self, emb_size, dropout, maxlen=5000):
+        super(PositionalEncoding, self).__init__()
+        den = torch.exp(- torch.arange(0, emb_size, 2) * math.log(10000) / emb_size)
+        pos = torch.arange(0, maxlen).reshape(maxlen, 1)
+        pos_embedding = torch.zeros((maxlen, emb_size))
+        pos_embedding[:, 0::2] = torch.sin(pos * den)
+        pos_embedding[:, 1::2] = torch.cos(pos * den)
+        pos_embedding = pos_embedding.unsqueeze(-2)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer('pos_embedding', pos_embedding)
+
+    def forward(self, token_embedding: Tensor):
+        return self.dropout(token_embedding + self.pos_embedding[:token_embedding.size(0), :])
+
+
+class TokenEmbedding(nn.Module):
+    def __init__(self, vocab_size, emb_size):
+        super(TokenEmbedding, self).__init__()
+        self.embedding = nn.Embedding(vocab_size, emb_size)
+        self.emb_size = emb_size
+
+    def forward(self, tokens: Tensor):
+        return self.embedding(tokens.long()) * math.sqrt(self.emb_size)
+
+
+class Seq2SeqTransformer(nn.Module):
+    def __init__(self, num_encoder_layers, num_decoder_layers, emb_size, nhead, src_vocab_size, tgt_vocab_size,
+                 dim_feedforward=512, dropout=0.1):
+        super(Seq2SeqTransformer, self).__init__()
+        self.transformer = nn.Transformer(d_model=emb_size, nhead=nhead, num_encoder_layers=num_encoder_layers,
+                                          num_decoder_layers=num_decoder_layers, dim_feedforward=dim_feedforward,
+                                          dropout=dropout)
+        self.generator = nn.Linear(emb_size, tgt_vocab_size)
+        self.src_tok_emb = TokenEmbedding(src_vocab_size, emb_size)
+        self.tgt_tok_emb = TokenEmbedding(tgt_vocab_size, emb_size)
+        self.positional_encoding = PositionalEncoding(emb_size, dropout=dropout)
+
+    def forward(self, src, trg, src_mask, tgt_mask, src_padding_mask, tgt_padding_mask, memory_key_padding_mask):
+        src_emb = self.positional_encoding(self.src_tok_emb(src))
+        tgt_emb = self.positional_encoding(self.tgt_tok_emb(trg))
+        outs = self.transformer(src_emb, tgt_emb, src_mask, tgt_mask, None, src_padding_mask, tgt_padding_mask,
+                                memory_key_padding_mask)
+        return self.generator(outs)
+
+    def encode(self, src, src_mask):
+        return self.transformer.encoder(self.positional_encoding(self.src_tok_emb(src)), src_mask)
+
+    def decode(self, tgt, memory, tgt_mask):
+        return self.transformer.decoder(self.positional_encoding(self.tgt_tok_emb(tgt)), memory, tgt_mask)
+
+
+def generate_square_subsequent_mask(sz):
+    mask = (torch.triu(torch.ones((sz, sz))) == 1).transpose(0, 1)
+    mask = mask.float().masked_fill(mask == 0, float('-inf')).masked_fill(mask == 1, float(0.0))
+    return mask
+
+
+def create_mask(src, tgt):
+    src_seq_len = src.shape[0]
+    tgt_seq_len = tgt.shape[0]
+    tgt_mask = generate_square_subsequent_mask(tgt_seq_len)
+    src_mask = torch.zeros((src_seq_len, src_seq_len)).type(torch.bool)
+    src_padding_mask = (src == PAD_IDX).transpose(0, 1)
+    tgt_padding_mask = (tgt == PAD_IDX).transpose(0, 1)
+    return src_mask, tgt_mask, src_padding_mask, tgt_padding_mask
+
+
+def greedy_decode(model, src, src_mask, max_len, start_symbol):
+    memory = model.encode(src, src_mask)
+    ys = torch.ones(1, 1).fill_(start_symbol).type(torch.long)
+    for i in range(max_len - 1):
+        tgt_mask = (generate_square_subsequent_mask(ys.size(0)).type(torch.bool))
+        out = model.decode(ys, memory, tgt_mask)
+        out = out.transpose(0, 1)
+        prob = model.generator(out[:, -1])
+        _, next_word = torch.max(prob, dim=1)
+        next_word = next_word.item()
+        ys = torch.cat([ys, torch.ones(1, 1).type_as(src.data).fill_(next_word)], dim=0)
+    return ys
+
+
+def main(init, data):
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(2, 2, 16, 2, 20, 22, dim_feedforward=32, dropout=0.0)
+    model.load_state_dict({k: torch.tensor(v) for k, v in init.items()})
+    # SGD, not the example's Adam: the key-projection bias gets a gradient that is zero up to rounding (softmax
+    # ignores a shift shared by a row of scores), which Adam would blow up into rounding-dependent steps
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD_IDX)
+    src, tgt = torch.tensor(data["src"]), torch.tensor(data["tgt"])
+    losses = []
+    model.train()
+    for step in range(3):
+        tgt_input = tgt[:-1, :]
+        src_mask, tgt_mask, src_padding_mask, tgt_padding_mask = create_mask(src, tgt_input)
+        logits = model(src, tgt_input, src_mask, tgt_mask, src_padding_mask, tgt_padding_mask, src_padding_mask)
+        optimizer.zero_grad()
+        tgt_out = tgt[1:, :]
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    one = src[:, :1]
+    num_tokens = one.shape[0]
+    src_mask = (torch.zeros(num_tokens, num_tokens)).type(torch.bool)
+    ys = greedy_decode(model, one, src_mask, max_len=num_tokens + 3, start_symbol=2).flatten()
+    losses += [float(t) for t in ys.tolist()]
+    return {"losses": losses, "state": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}}
+'''
+
+PROGRAMS = {"forward_forward": FORWARD_FORWARD, "gat": GAT, "regression": REGRESSION, "translation": TRANSLATION,
+            "super_resolution": SUPER_RES, "fast_neural_style": STYLE, "reinforce": REINFORCE,
             "time_sequence_lbfgs": TIME_SEQUENCE, "transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT,
             "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM,
             "packed_sentence_lm": PACKED_LM}
 
 # (old, new, why): edits the minigen run still needs beyond the import lines. Keep empty where possible.
 PATCHES = {
+    "forward_forward": [],
+    "gat": [
+        ("torch.FloatTensor(data[\"features\"])", "torch.tensor(data[\"features\"], dtype=torch.float32)",
+         "the legacy typed constructors torch.FloatTensor / torch.LongTensor are missing (10+ uses in "
+         "pytorch/examples)"),
+        ("torch.LongTensor(data[\"labels\"])", "torch.tensor(data[\"labels\"], dtype=torch.long)", "(same)"),
+        ("features = torch.diag(scale_vector) @ features", "features = scale_vector.unsqueeze(1) * features",
+         "torch.diag / Tensor.diag are missing"),
+        ("torch.empty(size=", "torch.empty(", "zeros/ones/empty/rand/randn reject PyTorch's size= keyword"),
+    ],
+    "regression": [],
+    "translation": [],
     "super_resolution": [],
     "fast_neural_style": [
         ("import minigen.nn as nn\n", "import minigen.nn as nn\nimport minigen.nn.modules.padding\n",

@@ -25,6 +25,24 @@ def _data(name):
         return {"train": rng.integers(0, 50, 120), "val": rng.integers(0, 50, 40), "rnn_type": np.array("LSTM")}
     if name == "transformer_lm":
         return {"tokens": rng.integers(0, 30, 100)}
+    if name == "forward_forward":
+        y = rng.integers(0, 10, 40)
+        return {"x": rng.random((40, 64), dtype=np.float32), "y": y, "y_neg": (y + rng.integers(1, 10, 40)) % 10}
+    if name == "gat":
+        a = (rng.random((16, 16)) < 0.2).astype(np.float32)
+        return {"features": (rng.random((16, 10)) < 0.4).astype(np.float32), "labels": rng.integers(0, 3, 16),
+                "adj": np.maximum(a, a.T), "perm": rng.permutation(16)}
+    if name == "regression":
+        return {"W": (rng.standard_normal((4, 1)) * 5).astype(np.float32),
+                "b": (rng.standard_normal(1) * 5).astype(np.float32),
+                "x": rng.standard_normal((20, 32)).astype(np.float32) * 0.5}
+    if name == "translation":
+        src = rng.integers(3, 20, (7, 4))
+        src[5:, 1] = 1  # padding
+        tgt = rng.integers(3, 22, (6, 4))
+        tgt[0] = 2
+        tgt[4:, 2] = 1
+        return {"src": src, "tgt": tgt}
     if name == "super_resolution":
         return {"lo": rng.random((2, 1, 8, 8), dtype=np.float32), "hi": rng.random((2, 1, 24, 24), dtype=np.float32)}
     if name == "fast_neural_style":
@@ -54,7 +72,11 @@ def _init_state(tmod, name):
     torch.manual_seed(0)
     if name == "micrograd_engine":
         return {}
-    model = {"super_resolution": lambda: tmod.Net(3), "fast_neural_style": lambda: tmod.TransformerNet(),
+    model = {"forward_forward": lambda: tmod.Net([64, 32, 32]),
+             "gat": lambda: tmod.GAT(10, 8, 4, 3, concat=True),
+             "regression": lambda: tmod.torch.nn.Linear(4, 1),
+             "translation": lambda: tmod.Seq2SeqTransformer(2, 2, 16, 2, 20, 22, dim_feedforward=32, dropout=0.0),
+             "super_resolution": lambda: tmod.Net(3), "fast_neural_style": lambda: tmod.TransformerNet(),
              "reinforce": lambda: tmod.Policy(),
              "time_sequence_lbfgs": lambda: tmod.Sequence().double(),
              "transformer_lm": lambda: tmod.TransformerModel(30, 16, 2, 32, 2, dropout=0.0),
