@@ -1454,7 +1454,8 @@ def main(init, data):
 
 PROGRAMS = {"forward_forward": FORWARD_FORWARD, "gat": GAT, "regression": REGRESSION, "translation": TRANSLATION,
             "super_resolution": SUPER_RES, "fast_neural_style": STYLE, "reinforce": REINFORCE,
-            "time_sequence_lbfgs": TIME_SEQUENCE, "transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD, "dcgan": DCGAN, "nanogpt_flash": GPT,
+            "time_sequence_lbfgs": TIME_SEQUENCE, "transformer_lm": TRANSFORMER_LM, "micrograd_engine": MICROGRAD,
+            "dcgan": DCGAN, "nanogpt_flash": GPT,
             "nanogpt_manual": GPT, "vae": VAE, "mnist_cnn_adadelta": MNIST, "word_lstm_lm": WORD_LM,
             "packed_sentence_lm": PACKED_LM}
 
@@ -1481,10 +1482,12 @@ PATCHES = {
     ],
     "reinforce": [
         ("from minigen.distributions import Categorical\n",
-         "class Categorical:\n    def __init__(self, probs):\n        self.probs = probs / probs.sum(-1, keepdim=True)\n"
+         "class Categorical:\n    def __init__(self, probs):\n"
+         "        self.probs = probs / probs.sum(-1, keepdim=True)\n"
          "        logits = self.probs.clamp(1.1920929e-07, 1 - 1.1920929e-07).log()\n"
          "        self.logits = logits - logits.logsumexp(-1, keepdim=True)\n\n"
-         "    def log_prob(self, value):\n        return self.logits.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)\n",
+         "    def log_prob(self, value):\n"
+         "        return self.logits.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)\n",
          "torch.distributions is missing (Categorical, Normal, Bernoulli... are used by RL and VAE code)"),
     ],
     "time_sequence_lbfgs": [],
