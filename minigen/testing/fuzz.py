@@ -2,21 +2,25 @@
 
 The promise checked (``tests/test_fuzz_public.py`` applies it to every public callable of minigen):
 a call with wrong types, values, shapes, dtypes or sizes either returns or raises a documented
-:class:`minigen.errors.MinigenError`. The only other exception allowed out is Python's own
-``TypeError`` for a wrong *number* of arguments or an unknown keyword -- raised while binding the
-arguments, before the callee's body runs (its traceback has no frame below the caller's). Anything
-else is a bug: a raw ``AttributeError``/``IndexError``/``ValueError`` from NumPy or Python deep inside,
-a ``MemoryError`` for a size nobody checked, a ``RecursionError``, or a call that does not return.
+:class:`minigen.errors.MinigenError`. The other outcomes allowed are Python's own ``TypeError`` for a
+wrong *number* of arguments or an unknown keyword (raised while binding the arguments, before the callee's
+body runs), Python's operator protocol error when every operand declined (``t + object()``), and NumPy's
+``MemoryError`` "Unable to allocate ..." for a size the machine cannot hold. Anything else is a bug: a raw
+``AttributeError``/``IndexError``/``ValueError`` from NumPy or Python deep inside, any other ``MemoryError``
+(a Python list growing without bound), a ``RecursionError``, or a call that does not return in time.
 
 Public pieces:
 
-- :func:`call_bounded` runs one call under a wall-clock limit (``signal.setitimer`` in the main thread)
-  and an address-space limit (``RLIMIT_AS``, so an unchecked huge size cannot eat the machine), and
-  classifies what happened into an :class:`Outcome`.
-- :class:`Tally` counts outcomes per kind (``ok``, ``minigen:<ErrorClass>``, ``arity``, ``raw``,
-  ``timeout``), for the run's report.
-- Hypothesis strategies: :data:`TENSORS`, :data:`ANY` (every kind of wrong value), :func:`value_for`
-  (a value for a parameter, guided by its name), :func:`calls` ((args, kwargs) near a function's arity).
+- :func:`call_bounded` runs one call under a wall-clock limit (``signal.setitimer`` in the main thread;
+  the timeout is raised into the call as :class:`CallTimeout`, a BaseException that ``except Exception``
+  cannot swallow) and classifies what happened into an :class:`Outcome`.
+- :func:`memory_limit`: a context manager capping the address space (``RLIMIT_AS``) at the current size plus
+  a margin, so an unchecked huge size fails fast instead of eating the machine.
+- :class:`Tally` counts outcomes per kind (``ok``, ``minigen:<ErrorClass>``, ``arity``, ``operand``,
+  ``alloc``, ``raw``, ``timeout``) overall and per target, for the run's report.
+- Hypothesis strategies: :data:`TENSORS` / :func:`tensors`, :data:`ANY` (every kind of wrong value),
+  :func:`value_for` (a value for a parameter, guided by its name), :func:`calls` ((args, kwargs) near a
+  function's arity).
 
 Use (a fuzz test)::
 
