@@ -94,7 +94,8 @@ def invert_permutation(permutation):
     """The inverse permutation q with q[p[i]] = i (None stays None)."""
     if permutation is None:
         return None
-    p = np.asarray(permutation.numpy() if isinstance(permutation, Tensor) else permutation, dtype=np.int64)
+    p = np.asarray(permutation.to("cpu").numpy() if isinstance(permutation, Tensor) else permutation,
+                   dtype=np.int64)
     q = np.empty_like(p)
     q[p] = np.arange(p.size, dtype=np.int64)
     return _tensor(q)
@@ -102,7 +103,7 @@ def invert_permutation(permutation):
 
 def _lengths_list(lengths, what):
     if isinstance(lengths, Tensor):
-        arr = lengths.numpy()
+        arr = lengths.detach().to("cpu").numpy()
     else:
         arr = np.asarray(list(lengths) if not isinstance(lengths, np.ndarray) else lengths)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
@@ -137,7 +138,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
         order = sorted(range(B), key=lambda b: -lens[b])  # stable: ties keep the caller's order
         sorted_indices = _tensor(np.asarray(order, dtype=np.int64))
         lens = [lens[b] for b in order]
-        x = F.index_select(x, 1, sorted_indices)
+        x = F.index_select(x, 1, sorted_indices.to(x.device))
     steps = max(lens) if B else 0
     batch_sizes = [sum(1 for L in lens if L > t) for t in range(steps)]
     data = F.cat([x[t, 0:batch_sizes[t]] for t in range(steps)], 0)
@@ -172,8 +173,8 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
     out = F.stack(rows, 0)
     lengths = np.array([sum(1 for bs in sizes if bs > b) for b in range(B)], dtype=np.int64)
     if sequence.unsorted_indices is not None:
-        out = F.index_select(out, 1, sequence.unsorted_indices)
-        lengths = lengths[sequence.unsorted_indices.numpy()]
+        out = F.index_select(out, 1, sequence.unsorted_indices.to(out.device))
+        lengths = lengths[sequence.unsorted_indices.to("cpu").numpy()]
     if batch_first:
         out = out.transpose(0, 1)
     return out, _tensor(lengths)
@@ -299,8 +300,9 @@ def packed_rnn_forward(module, input, hx=None):
                 raise ShapeError(f"{type(module).__name__}: expected {name} of shape {(LD, B, H)}, "
                                  f"got {tuple(h.shape)}")
         if input.sorted_indices is not None:
-            h0 = F.index_select(h0, 1, input.sorted_indices)
-            c0 = F.index_select(c0, 1, input.sorted_indices) if is_lstm else None
+            order = input.sorted_indices.to(h0.device)
+            h0 = F.index_select(h0, 1, order)
+            c0 = F.index_select(c0, 1, order.to(c0.device)) if is_lstm else None
     cell = _cell(mode)
     h_n, c_n = [], []
     layer_in = data
@@ -326,7 +328,8 @@ def packed_rnn_forward(module, input, hx=None):
     h_n = F.stack(h_n, 0)
     c_n = F.stack(c_n, 0) if is_lstm else None
     if input.unsorted_indices is not None:
-        h_n = F.index_select(h_n, 1, input.unsorted_indices)
-        c_n = F.index_select(c_n, 1, input.unsorted_indices) if is_lstm else None
+        back = input.unsorted_indices.to(h_n.device)
+        h_n = F.index_select(h_n, 1, back)
+        c_n = F.index_select(c_n, 1, back) if is_lstm else None
     output = PackedSequence(layer_in, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
     return output, ((h_n, c_n) if is_lstm else h_n)
