@@ -464,21 +464,25 @@ class Trainer:
         if resume:
             resumed = self.resume(resume if isinstance(resume, (str, os.PathLike)) else None)
         self._stop = False
-        old_handler = self._install_sigint()
-        progress = self.progress if self.progress is not None else sys.stderr.isatty()
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=self._total_steps(), initial=self.step, disable=not progress, unit="step",
-                   dynamic_ncols=True, leave=False, file=sys.stderr)
+        self._phase, self._snapshot, self._abort_pending = None, None, False
         t_start = time.perf_counter()
         win_loss, win_n, win_samples, win_t = 0.0, 0, 0, time.perf_counter()
         last_loss = None
         interrupted = False
-        self.model.train()
-        self._last_saved = self.step if resumed else -1
-        self._last_eval = self.step if (resumed and self.last_eval and not self._eval_pending) else -1
-        self._phase, self._snapshot, self._abort_pending = None, None, False
+        bar = None
+        from .autograd import is_grad_enabled, set_grad_enabled
+
+        grad_mode = is_grad_enabled()
+        old_handler = self._install_sigint()
         try:
+            progress = self.progress if self.progress is not None else sys.stderr.isatty()
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self._total_steps(), initial=self.step, disable=not progress, unit="step",
+                       dynamic_ncols=True, leave=False, file=sys.stderr)
+            self.model.train()
+            self._last_saved = self.step if resumed else -1
+            self._last_eval = self.step if (resumed and self.last_eval and not self._eval_pending) else -1
             if resumed and self._eval_pending:  # the saved run was interrupted inside an evaluation: redo it
                 self._evaluate_once()
             while self.epoch < self.epochs and not self._reached_max():
@@ -543,7 +547,13 @@ class Trainer:
             interrupted = True
             self._save_interrupted()
         finally:
-            bar.close()
+            # an interrupt raised where a `with no_grad()` block calls its __exit__ (or inside a `finally`)
+            # skips that restoring code: put the modes back here, as a completed run leaves them
+            set_grad_enabled(grad_mode)
+            if interrupted:
+                self.model.train()
+            if bar is not None:
+                bar.close()
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
         return {"step": self.step, "epoch": self.epoch, "interrupted": interrupted, "resumed": resumed,
