@@ -606,8 +606,9 @@ op("batch_norm_2d_input", lambda x, w, b: F.batch_norm(x, None, None, w, b, trai
 op("batch_norm_no_affine", lambda x: F.batch_norm(x, None, None, training=True), "torch.nn.functional.batch_norm",
    tcall=_BN_T, inputs=unary(shape=(4, 3, 2)),
    second_order=True, kernels=("batch_norm_forward", "batch_norm_backward"))
-op("batch_norm_eval", lambda x, w, b: F.batch_norm(x, mg.zeros(3, dtype=mg.float64) + 0.5,
-                                                   mg.ones(3, dtype=mg.float64) * 2, w, b, training=False),
+op("batch_norm_eval", lambda x, w, b: F.batch_norm(x, mg.full((3,), 0.5, dtype=x.dtype, device=x.device),
+                                                   mg.full((3,), 2.0, dtype=x.dtype, device=x.device), w, b,
+                                                   training=False),
    "torch.nn.functional.batch_norm", st.tuples(T((4, 3, 2)), T((3,)), T((3,))), second_order=True,
    tcall=lambda f, x, w, b: f(x, torch_full(x, 3, 0.5), torch_full(x, 3, 2.0), w, b, training=False))
 op("normalize", F.normalize, "torch.nn.functional.normalize", unary(NONZERO, (3, 4)), second_order=True)
@@ -636,14 +637,18 @@ def _conv(draw, nd=2, transpose=False, bias=True):
     return x, w, b, s, p, d, G
 
 
-op("conv2d", F.conv2d, "torch.nn.functional.conv2d", _conv(2), second_order=True,
-   kernels=("conv2d_forward_cols", "conv2d_backward"))
-op("conv1d", F.conv1d, "torch.nn.functional.conv1d", _conv(1), second_order=True,
-   kernels=("conv2d_forward_cols", "conv2d_backward"))
+# the conv kernels come in two families, chosen by each kernel's own rule (few output channels: the direct
+# loops; otherwise im2col + GEMM): which one runs depends on the drawn geometry
+CONV_KERNELS = ("conv2d_forward_direct", "conv2d_backward_direct", "conv2d_forward_cols", "conv2d_forward",
+                "conv2d_backward", "conv2d_backward_input_direct", "conv2d_backward_input",
+                "conv2d_backward_weight_direct", "conv2d_backward_weight", "conv_transpose2d_backward_direct",
+                "conv_transpose2d_backward")
+op("conv2d", F.conv2d, "torch.nn.functional.conv2d", _conv(2), second_order=True, may_use=CONV_KERNELS)
+op("conv1d", F.conv1d, "torch.nn.functional.conv1d", _conv(1), second_order=True, may_use=CONV_KERNELS)
 op("conv_transpose2d", F.conv_transpose2d, "torch.nn.functional.conv_transpose2d", _conv(2, True),
-   second_order=True, kernels=("conv2d_backward_input", "conv_transpose2d_backward"))
+   second_order=True, may_use=CONV_KERNELS)
 op("conv_transpose1d", F.conv_transpose1d, "torch.nn.functional.conv_transpose1d", _conv(1, True),
-   second_order=True, kernels=("conv2d_backward_input", "conv_transpose2d_backward"))
+   second_order=True, may_use=CONV_KERNELS)
 
 
 @st.composite
@@ -663,9 +668,8 @@ op("max_pool2d", F.max_pool2d, "torch.nn.functional.max_pool2d", _pool(2), secon
 op("max_pool1d", F.max_pool1d, "torch.nn.functional.max_pool1d", _pool(1), second_order=True,
    kernels=("max_pool2d_forward", "max_pool2d_backward"))
 op("avg_pool2d", F.avg_pool2d, "torch.nn.functional.avg_pool2d", _pool(2, dilation=False), second_order=True,
-   kernels=("conv2d_forward", "conv2d_backward"))
-op("avg_pool1d", F.avg_pool1d, "torch.nn.functional.avg_pool1d", _pool(1, dilation=False),
-   kernels=("conv2d_forward", "conv2d_backward"))
+   may_use=CONV_KERNELS)  # a convolution with a box filter
+op("avg_pool1d", F.avg_pool1d, "torch.nn.functional.avg_pool1d", _pool(1, dilation=False), may_use=CONV_KERNELS)
 op("adaptive_avg_pool2d", F.adaptive_avg_pool2d, "torch.nn.functional.adaptive_avg_pool2d",
    st.tuples(T((1, 2, 5, 4)), st.sampled_from([(2, 3), 3, (1, 1)])), second_order=True)
 op("adaptive_avg_pool1d", F.adaptive_avg_pool1d, "torch.nn.functional.adaptive_avg_pool1d",

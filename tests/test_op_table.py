@@ -118,13 +118,16 @@ def test_table_rows_are_well_formed():
     for r in ROWS:
         assert callable(r.fn), r.name
         assert not (r.second_order and not r.differentiable), r.name
-        if known is not None:
+        if known is not None:  # (may_use may name kernels of a family not built here)
             assert set(r.kernels) <= known, (r.name, set(r.kernels) - known)
+            assert not r.may_use or set(r.may_use) & known, r.name
 
 
 def test_aliases_are_the_same_function():
+    import inspect
+
     for alias, name in ALIASES.items():
-        assert getattr(mg, alias) is getattr(mg, name), alias
+        assert inspect.unwrap(getattr(mg, alias)) is inspect.unwrap(getattr(mg, name)), alias
 
 
 # ------------------------------------------------------------------ PyTorch
@@ -226,3 +229,33 @@ def test_device_matches_cpu(backend, row, data):
     with on_backend(backend):
         dev = _run(row, _to_device(args))
     _assert_same(dev, cpu, rtol=1e-9, atol=1e-11, what=f"{row.name} on {backend}")
+
+
+def _gpu_kernel_rows():
+    try:
+        names = set(dispatch.kernel_names("cupy"))
+    except Exception:  # noqa: BLE001  (collection must not fail where the GPU kernel modules cannot load)
+        return []
+    return [r for r in ROWS if r.gpu and names & set(r.kernels + r.may_use)]
+
+
+@pytest.mark.parametrize("backend", ["emulated", "cuda"])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in _gpu_kernel_rows()])
+@examples(2)
+@given(data=st.data())
+def test_device_kernel_path_equals_reference(backend, row, data):
+    """float32 on the GPU backend: the CUDA kernels of the row ran (``gpu:<name>`` in dispatch.stats())
+    and give the CPU reference's forward and gradients."""
+    _gpu_backend(backend)
+    from cupy_emulator import on_backend
+
+    args = _cast(data.draw(row.inputs), np.float32)
+    with dispatch.use_reference():
+        ref = _run(row, args)
+    with on_backend(backend):
+        dispatch.reset_stats()
+        dev = _run(row, _to_device(args))
+        used = {k[4:] for k in dispatch.stats() if k.startswith("gpu:")}
+    assert used <= set(row.kernels + row.may_use), (row.name, used)
+    assume(used)
+    _assert_same(dev, ref, what=f"{row.name} GPU kernels on {backend}", **TOL[np.float32])
