@@ -72,23 +72,22 @@ def _node(t):
 def _topo(roots):
     """Op nodes (Contexts) reachable from ``roots``, outputs first (reverse DFS postorder).
 
-    Leaves are not listed: they have no inputs, so their gradients are simply
-    accumulated after the walk."""
-    post, seen = [], set()
-    stack = [r for r in roots if type(r) is Context]
+    Leaves are not listed: they have no inputs; each is finished once the last op that reads it ran."""
+    post = []
+    done = set()
     expanded = set()
+    stack = [r for r in roots if type(r) is Context]
     while stack:
         n = stack[-1]
-        k = id(n)
-        if k in expanded:
+        if n in expanded:
             stack.pop()
-            if k not in seen:
-                seen.add(k)
+            if n not in done:
+                done.add(n)
                 post.append(n)
             continue
-        expanded.add(k)
+        expanded.add(n)
         for p in n.next_nodes:
-            if p is not None and type(p) is Context and id(p) not in expanded:
+            if p is not None and type(p) is Context and p not in expanded:
                 stack.append(p)
     post.reverse()
     return post
@@ -149,36 +148,33 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     """
     nodes = [_node(r) for r in roots]
     order = _topo(nodes)
-    run = None
+    run = results = None
     if capture is not None:
         # prune: only nodes with a path to one of the captured nodes need their backward run
-        needed = {id(c) for c in capture}
+        needed = set(capture)
         run = set()
         for n in reversed(order):
             for p in n.next_nodes:
-                if p is not None and id(p) in needed:
-                    needed.add(id(n))
-                    run.add(id(n))
+                if p is not None and p in needed:
+                    needed.add(n)
+                    run.add(n)
                     break
-        results = {id(c): None for c in capture}
-    grads = {}
+        results = dict.fromkeys(capture)
+    grads = {}   # node -> gradient reaching it so far (nodes hash by identity)
     owned = {}
-    # how many ops still have to pass a gradient to each leaf
-    pending = {}
+    pending = {}  # leaf -> how many ops still have to pass it a gradient
     for ctx in order:
         for p in ctx.next_nodes:
             if p is not None and type(p) is not Context:
-                pending[id(p)] = pending.get(id(p), 0) + 1
+                pending[p] = pending.get(p, 0) + 1
     root_leaves = []
     for n, g in zip(nodes, root_grads):
-        k = id(n)
-        grads[k] = g if k not in grads else grads[k] + g
-        if type(n) is not Context and k not in pending:
+        grads[n] = g if n not in grads else grads[n] + g
+        if type(n) is not Context and n not in pending:
             root_leaves.append(n)
 
     def finish_leaf(leaf):
-        kp = id(leaf)
-        g = grads.pop(kp, None)
+        g = grads.pop(leaf, None)
         if g is None:
             return
         if type(g) is SliceGrad:
@@ -189,107 +185,100 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 if r is not None:
                     g = _checked_hook_result(r, g, "a tensor hook")
         if capture is not None:
-            if kp in results:
-                results[kp] = g if results[kp] is None else results[kp] + g
+            if leaf in results:
+                results[leaf] = g if results[leaf] is None else results[leaf] + g
         else:
             _accumulate(leaf, g, create_graph)
             if leaf._post_hooks:
                 for h in leaf._post_hooks:
                     h(leaf)
 
-    def release_edges(ctx):
-        for p in ctx.next_nodes:
-            if p is not None and type(p) is not Context:
-                kp = id(p)
-                left = pending[kp] - 1
-                pending[kp] = left
-                if left == 0:
-                    finish_leaf(p)
-
     anomaly = STATE.anomaly
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
     try:
         for ctx in order:
-            k = id(ctx)
-            g = grads.pop(k, None)
-            if g is None or (run is not None and k not in run and k not in results):
-                release_edges(ctx)
-                continue
-            if type(g) is SliceGrad:
-                g = g.materialize()
-            if capture is not None:
-                if k in results:
-                    results[k] = g if results[k] is None else results[k] + g
-                if k not in run:
-                    release_edges(ctx)
-                    continue
-            if ctx.freed:
-                raise AutogradError(
-                    f"trying to backward through the graph a second time (at {ctx.name}); its saved values "
-                    f"were freed after the first backward. Pass retain_graph=True to the first backward "
-                    f"if you need to call it again."
-                )
-            if ctx.hooks:
-                for h in ctx.hooks:
-                    r = h(g)
-                    if r is not None:
-                        g = _checked_hook_result(r, g, "a tensor hook")
-            if ctx.retained is not None and capture is None:
-                t = ctx.retained()
-                if t is not None:
-                    _accumulate(t, g, create_graph)
-            if ctx.saved or ctx.output is not None:
-                _check_versions(ctx)
-            fn = ctx.fn
-            gin = NotImplemented
-            if anomaly:
-                # ops run inside a backward are checked as part of that backward, not as forwards
-                STATE.anomaly = False
-            try:
-                if not create_graph and fn.fast_backward is not None:
-                    gin = fn.fast_backward(ctx, g.array)
-                    if gin is not NotImplemented:
-                        gin = _wrap_fast(gin)
-                if gin is NotImplemented:
-                    gin = fn.backward(ctx, g)
-            finally:
+            g = grads.pop(ctx, None)
+            if g is not None and capture is not None:
+                if ctx in results:
+                    results[ctx] = (g.materialize() if type(g) is SliceGrad else g) if results[ctx] is None \
+                        else results[ctx] + g
+                if ctx not in run:
+                    g = None
+            if g is not None:
+                if type(g) is SliceGrad:
+                    g = g.materialize()
+                if ctx.freed:
+                    raise AutogradError(
+                        f"trying to backward through the graph a second time (at {ctx.name}); its saved values "
+                        f"were freed after the first backward. Pass retain_graph=True to the first backward "
+                        f"if you need to call it again."
+                    )
+                if ctx.hooks:
+                    for h in ctx.hooks:
+                        r = h(g)
+                        if r is not None:
+                            g = _checked_hook_result(r, g, "a tensor hook")
+                if ctx.retained is not None and capture is None:
+                    t = ctx.retained()
+                    if t is not None:
+                        _accumulate(t, g, create_graph)
+                if ctx.saved or ctx.output is not None:
+                    _check_versions(ctx)
+                fn = ctx.fn
                 if anomaly:
-                    STATE.anomaly = True
-            if type(gin) is not tuple:
-                gin = (gin,) if not isinstance(gin, list) else tuple(gin)
-            if anomaly:
-                _anomaly_backward(ctx, g, gin)
-            args = ctx.args
-            for i, p in enumerate(ctx.next_nodes):
-                if p is None:
-                    continue
-                gi = gin[i] if i < len(gin) else None
-                if gi is None:
-                    continue
-                shape = args[i].array.shape
-                if gi.shape != shape:
-                    if type(gi) is SliceGrad:
-                        raise AutogradError(f"internal: {ctx.name} returned a sparse gradient of shape "
-                                            f"{tuple(gi.shape)} for argument {i} of shape {tuple(shape)}")
-                    gi = _unbroadcast(gi, shape, create_graph)
-                kp = id(p)
-                prev = grads.get(kp)
-                if prev is None:
-                    grads[kp] = gi
-                elif create_graph:
-                    grads[kp] = prev + gi
-                else:
-                    grads[kp] = _sum_grads(prev, gi, owned)
-            if not retain_graph:
-                ctx.release()
-            release_edges(ctx)
+                    # ops run inside a backward are checked as part of that backward, not as forwards
+                    STATE.anomaly = False
+                try:
+                    gin = NotImplemented
+                    if not create_graph and fn.fast_backward is not None:
+                        gin = fn.fast_backward(ctx, g.array)
+                        if gin is not NotImplemented:
+                            gin = _wrap_fast(gin)
+                    if gin is NotImplemented:
+                        gin = fn.backward(ctx, g)
+                finally:
+                    if anomaly:
+                        STATE.anomaly = True
+                if type(gin) is not tuple:
+                    gin = (gin,) if not isinstance(gin, list) else tuple(gin)
+                if anomaly:
+                    _anomaly_backward(ctx, g, gin)
+                args = ctx.args
+                i = 0
+                for p in ctx.next_nodes:
+                    if p is not None:
+                        gi = gin[i] if i < len(gin) else None
+                        if gi is not None:
+                            shape = args[i].array.shape
+                            if gi.shape != shape:
+                                if type(gi) is SliceGrad:
+                                    raise AutogradError(f"internal: {ctx.name} returned a sparse gradient of shape "
+                                                        f"{tuple(gi.shape)} for argument {i} of shape {tuple(shape)}")
+                                gi = _unbroadcast(gi, shape, create_graph)
+                            prev = grads.get(p)
+                            if prev is None:
+                                grads[p] = gi
+                            elif create_graph:
+                                grads[p] = prev + gi
+                            else:
+                                grads[p] = _sum_grads(prev, gi, owned)
+                    i += 1
+                if not retain_graph:
+                    ctx.release()
+            # this op has passed on its gradients: finish the leaves it was the last reader of
+            for p in ctx.next_nodes:
+                if p is not None and type(p) is not Context:
+                    left = pending[p] - 1
+                    pending[p] = left
+                    if left == 0:
+                        finish_leaf(p)
         for leaf in root_leaves:
             finish_leaf(leaf)
     finally:
         STATE.enabled = prev_mode
     if capture is not None:
-        return [results[id(c)] for c in capture]
+        return [results[c] for c in capture]
     return None
 
 

@@ -151,69 +151,96 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        T = Tensor
-        needs = None  # per-argument requires_grad flags, built only when some argument requires grad
+        # the hottest function of the library: one pass over the arguments, nothing built that is not needed
         raw = []
-        arr_type = dev = None
-        for i, a in enumerate(args):
-            if isinstance(a, T):
+        push = raw.append
+        needs = None  # per-argument requires_grad flags, built only when some argument requires grad
+        arr_type = None
+        i = 0
+        for a in args:
+            if isinstance(a, Tensor):
                 d = a.array
                 if arr_type is None:
                     arr_type = type(d)
-                    if arr_type is not np.ndarray:
-                        dev = d.device.id  # a GPU array: cuda:0 and cuda:1 do not mix either
-                elif type(d) is not arr_type or (dev is not None and d.device.id != dev):
+                elif type(d) is not arr_type:
                     raise DeviceError(f"{cls.__name__}: tensors on different devices: {_describe(args)}")
                 if a.requires_grad:
                     if needs is None:
                         needs = [False] * len(args)
                     needs[i] = True
-                raw.append(d)
+                push(d)
             else:
-                raw.append(a)
-        record = needs is not None and STATE.enabled and cls.differentiable
-        if record:
+                push(a)
+            i += 1
+        if arr_type is not None and arr_type is not np.ndarray:
+            _check_one_gpu(cls, args)
+        if needs is not None and STATE.enabled and cls.differentiable:
             ctx = Context()
-            ctx.needs_input_grad = tuple(needs)
+            ctx.needs_input_grad = needs = tuple(needs)
         else:
+            needs = None
             ctx = _NoGradContext()
-            n = len(args)
-            ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
+            ctx.needs_input_grad = _NO_GRAD[i] if i < 8 else (False,) * i
         try:
             out = cls.forward(ctx, *raw, **kwargs)
         except MinigenError:
             raise
         except (ValueError, IndexError, TypeError, ZeroDivisionError) as e:
-            err = {IndexError: IndexOutOfRangeError, TypeError: DTypeError}.get(type(e), InvalidArgumentError)
-            if err is InvalidArgumentError and ("broadcast" in str(e) or "shape" in str(e) or "dimension" in str(e)):
-                err = ShapeError
-            raise err(f"{cls.__name__}: {e} (arguments: {_describe(args)})") from None
+            raise _translate(cls, e, args) from None
         if type(out) is not np.ndarray and (arr_type is None or type(out) is not arr_type):
             # NumPy returns scalars (not 0-d arrays) from some ops on 0-d inputs
             out = (np if arr_type in (None, np.ndarray) else _xp_of_type(arr_type)).asarray(out)
-        res = T._make(out, record)
+        res = Tensor._make(out, needs is not None)
         if STATE.anomaly:
             _anomaly_forward(cls, args, res, ctx)
-        if record:
+        if needs is not None:
             ctx.fn = cls
             ctx.args = args
             ctx.next_nodes = [(a._ctx or a) if f else None for a, f in zip(args, needs)]
-            reads = cls.reads
-            if reads is None:
-                ctx.saved = [(i, a._vc[0]) for i, a in enumerate(args) if isinstance(a, T)]
-            else:
-                pos = set()
-                if reads:
-                    for i, f in enumerate(needs):
-                        if f:
-                            pos.update(reads[i])
+            if cls.reads != ():
+                pos = _saved_positions(cls, needs, args)
                 if pos:
-                    ctx.saved = [(i, args[i]._vc[0]) for i in sorted(pos) if isinstance(args[i], T)]
+                    ctx.saved = [(j, args[j]._vc[0]) for j in pos]
             if cls.uses_output:
                 ctx.output = res
                 ctx.out_version = res._vc[0]
             res._ctx = ctx
         return res
+
+
+_SAVED_PLANS: dict = {}
+
+
+def _saved_positions(cls, needs, args):
+    """The tensor arguments the needed gradients read (``cls.reads``), cached per (op, needs, tensor mask)."""
+    key = (cls, needs, tuple(isinstance(a, Tensor) for a in args))
+    pos = _SAVED_PLANS.get(key)
+    if pos is None:
+        reads = cls.reads
+        if reads is None:
+            want = set(range(len(args)))
+        else:
+            want = set()
+            for j, f in enumerate(needs):
+                if f:
+                    want.update(reads[j])
+        pos = _SAVED_PLANS[key] = tuple(j for j in sorted(want) if key[2][j])
+    return pos
+
+
+def _check_one_gpu(cls, args):
+    """GPU arrays: cuda:0 and cuda:1 do not mix either."""
+    devs = {a.array.device.id for a in args if isinstance(a, Tensor)}
+    if len(devs) > 1:
+        raise DeviceError(f"{cls.__name__}: tensors on different devices: {_describe(args)}")
+
+
+def _translate(cls, e, args):
+    """A NumPy/Python error inside a forward as the minigen error naming the op and its arguments."""
+    err = {IndexError: IndexOutOfRangeError, TypeError: DTypeError}.get(type(e), InvalidArgumentError)
+    if err is InvalidArgumentError and ("broadcast" in str(e) or "shape" in str(e) or "dimension" in str(e)):
+        err = ShapeError
+    return err(f"{cls.__name__}: {e} (arguments: {_describe(args)})")
 
 
 def _xp_of_type(arr_type):
