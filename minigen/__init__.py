@@ -17,6 +17,7 @@ from .tensor import (  # noqa: F401
     full_like, eye, arange, linspace, rand, randn, normal, randint, randperm, rand_like, randn_like,
     randint_like, bernoulli, multinomial, set_default_dtype, get_default_dtype, as_dtype,
     float16, half, float32, float64, double, int8, uint8, int16, int32, int64, long, bool_, short,
+    complex64, cfloat, complex128, cdouble, bfloat16,
 )
 from .tensor import float as float, int as int  # noqa: F401,E402  (mg.float / mg.int as in PyTorch)
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode, grad  # noqa: F401
@@ -36,10 +37,20 @@ def _lazy(name):
 
 def __getattr__(name):
     # sub-packages are imported on first use so `import minigen` stays fast
-    if name in ("nn", "optim", "data", "testing", "models", "cuda", "cli", "utils", "io", "kernels", "train"):
-        mod = _lazy(name)
+    if name in ("nn", "optim", "data", "testing", "models", "cuda", "cli", "utils", "io", "kernels", "train",
+                "backends", "amp", "accelerator", "compiler", "distributed", "recipes"):
+        try:
+            mod = _lazy(name)
+        except ModuleNotFoundError as e:  # hasattr(minigen, x) must answer False, not raise
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'minigen' has no attribute {name!r}") from None
         globals()[name] = mod
         return mod
+    if name in ("compile", "autocast", "GradScaler"):
+        from . import amp, compiler
+
+        return {"compile": compiler.compile, "autocast": amp.autocast, "GradScaler": amp.GradScaler}[name]
     if name in ("save", "load"):
         from . import io
 

@@ -136,3 +136,12 @@ def empty_cache() -> None:
     cp = backend.cupy_module()
     if cp is not None:
         cp.get_default_memory_pool().free_all_blocks()
+
+
+def __getattr__(name):
+    # torch.cuda.amp.GradScaler / autocast: the same objects as minigen.amp.cuda (disabled-by-default no-ops)
+    if name == "amp":
+        from .amp import cuda as amp_cuda
+
+        return amp_cuda
+    raise AttributeError(f"module 'minigen.cuda' has no attribute {name!r}")

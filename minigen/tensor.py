@@ -41,6 +41,22 @@ int16 = short = np.dtype("int16")
 int32 = int = np.dtype("int32")
 int64 = long = np.dtype("int64")
 bool_ = np.dtype("bool")
+complex64 = cfloat = np.dtype("complex64")
+complex128 = cdouble = np.dtype("complex128")
+
+
+class UnsupportedDType:
+    """A PyTorch dtype NumPy cannot hold (``mg.bfloat16``): it exists so programs that name it import and
+    run on the CPU path, and using it to make a tensor raises a DTypeError saying so."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"minigen.{self.name}"
+
+
+bfloat16 = UnsupportedDType("bfloat16")
 _builtin_int, _builtin_float, _builtin_bool = builtins.int, builtins.float, builtins.bool
 
 _default_dtype = [np.dtype("float32")]
@@ -69,6 +85,9 @@ def as_dtype(dtype):
         return _default_dtype[0]
     if dtype is _builtin_int:
         return int64
+    if isinstance(dtype, UnsupportedDType):
+        raise DTypeError(f"{dtype.name} is not supported: NumPy (minigen's array library) has no {dtype.name}; "
+                         "use float32 or float16")
     try:
         d = np.dtype(dtype)
     except (TypeError, ValueError):
@@ -268,8 +287,7 @@ class Tensor:
             raise DTypeError(f"only integer tensors of one element can be used as an index, got {self.dtype}")
         return _builtin_int(self.item())
 
-    def __hash__(self):
-        return id(self)
+    __hash__ = object.__hash__  # identity (C-level: tensors are dict keys in the engine's walk)
 
     # ---------------------------------------------------------------- autograd
     def requires_grad_(self, requires_grad=True):
@@ -463,6 +481,21 @@ def _number(v, name, op):
     return v
 
 
+def _sizes(size, kw, op):
+    """``*size`` or PyTorch's ``size=`` keyword (not both); other unknown keywords are an error."""
+    if kw:
+        extra = set(kw) - {"size", "out", "layout", "pin_memory", "memory_format"}
+        if extra:
+            raise TypeError(f"{op}() got unexpected keyword argument(s) {sorted(extra)}")
+        if kw.get("out") is not None:
+            raise InvalidArgumentError(f"{op}: out= is not supported by minigen (assign the result instead)")
+        if "size" in kw:
+            if size:
+                raise InvalidArgumentError(f"{op}: give the size positionally or as size=, not both")
+            size = (kw["size"],)
+    return size
+
+
 def _fill(fn_name, size, dtype, device, requires_grad, *extra):
     xp = backend.xp_for_device(device) if device is not None else np
     dt = as_dtype(dtype) or _default_dtype[0]
@@ -475,16 +508,16 @@ def _fill(fn_name, size, dtype, device, requires_grad, *extra):
     return t
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return _fill("zeros", size, dtype, device, requires_grad)
+def zeros(*size, dtype=None, device=None, requires_grad=False, **kw):
+    return _fill("zeros", _sizes(size, kw, "zeros"), dtype, device, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _fill("ones", size, dtype, device, requires_grad)
+def ones(*size, dtype=None, device=None, requires_grad=False, **kw):
+    return _fill("ones", _sizes(size, kw, "ones"), dtype, device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _fill("empty", size, dtype, device, requires_grad)
+def empty(*size, dtype=None, device=None, requires_grad=False, **kw):
+    return _fill("empty", _sizes(size, kw, "empty"), dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -542,9 +575,14 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return t.requires_grad_(True) if requires_grad else t
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+def arange(start=None, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """[start, end) in steps: ``arange(end)``, ``arange(start, end[, step])`` or keywords (PyTorch's forms)."""
     if end is None:
+        if start is None:
+            raise InvalidArgumentError("arange: needs end (arange(end) or arange(start, end, step))")
         start, end = 0, start
+    elif start is None:
+        start = 0
     start, end, step = (_number(v, k, "arange") for v, k in ((start, "start"), (end, "end"), (step, "step")))
     if step == 0:
         raise InvalidArgumentError("arange: step must be nonzero")
@@ -594,16 +632,16 @@ def _random_tensor(arr, dtype, requires_grad, device=None):
     return t.requires_grad_(True) if requires_grad else t
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, **kw):
     """Uniform samples on [0, 1)."""
     r, _ = _rng(generator, device)
-    return _random_tensor(r.random(_shape_arg(size)), dtype, requires_grad, device)
+    return _random_tensor(r.random(_shape_arg(_sizes(size, kw, "rand"))), dtype, requires_grad, device)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, **kw):
     """Standard normal samples."""
     r, _ = _rng(generator, device)
-    return _random_tensor(r.standard_normal(_shape_arg(size)), dtype, requires_grad, device)
+    return _random_tensor(r.standard_normal(_shape_arg(_sizes(size, kw, "randn"))), dtype, requires_grad, device)
 
 
 def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None, requires_grad=False):
@@ -621,12 +659,16 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None
                           dtype, requires_grad, device)
 
 
-def randint(low, high=None, size=(), generator=None, dtype=None, device=None):
-    """Integers uniform on [low, high): ``randint(high, size)`` or ``randint(low, high, size)`` (PyTorch's overloads)."""
+def randint(low=None, high=None, size=(), generator=None, dtype=None, device=None, requires_grad=False):
+    """Integers uniform on [low, high): ``randint(high, size)``, ``randint(low, high, size)`` or keywords."""
     if isinstance(high, (tuple, list)) and size == ():
         low, high, size = 0, low, high  # randint(high, size)
     if high is None:
+        if low is None:
+            raise InvalidArgumentError("randint: needs high (randint(high, size) or randint(low, high, size))")
         low, high = 0, low
+    elif low is None:
+        low = 0
     low, high = _dim_int(low, (low,)) if not isinstance(low, Tensor) else low.item(), _dim_int(high, (high,))
     if high <= low:
         raise InvalidArgumentError(f"randint: need low < high, got low={low}, high={high}")
@@ -638,7 +680,8 @@ def randint(low, high=None, size=(), generator=None, dtype=None, device=None):
     r, xp = _rng(generator, device)
     arr = r.integers(low, high, size=_shape_arg(_size_or_int(size)))
     arr = (np.asarray(arr) if xp is np else arr).astype(as_dtype(dtype) or int64)
-    return Tensor._make(backend.move_array(arr, device) if device is not None else arr)
+    t = Tensor._make(backend.move_array(arr, device) if device is not None else arr)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def randperm(n, generator=None, dtype=None, device=None):
@@ -659,20 +702,22 @@ def _check_like(t, op):
     return check_tensor(t, op)
 
 
-def rand_like(t, generator=None, dtype=None):
+def rand_like(t, generator=None, dtype=None, device=None, requires_grad=False):
     _check_like(t, "rand_like")
-    return rand(*t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype, device=t.device)
+    return rand(*t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype,
+                device=t.device if device is None else device, requires_grad=requires_grad)
 
 
-def randn_like(t, generator=None, dtype=None):
+def randn_like(t, generator=None, dtype=None, device=None, requires_grad=False):
     _check_like(t, "randn_like")
-    return randn(*t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype, device=t.device)
+    return randn(*t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype,
+                 device=t.device if device is None else device, requires_grad=requires_grad)
 
 
-def randint_like(t, low, high=None, generator=None, dtype=None):
+def randint_like(t, low, high=None, generator=None, dtype=None, device=None, requires_grad=False):
     _check_like(t, "randint_like")
     return randint(low, high, t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype,
-                   device=t.device)
+                   device=t.device if device is None else device, requires_grad=requires_grad)
 
 
 def bernoulli(p, generator=None):

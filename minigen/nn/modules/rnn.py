@@ -204,6 +204,10 @@ class RNNBase(Module):
             raise ShapeError(f"{type(self).__name__}: expected {name} of shape {want}, got {tuple(h.shape)}")
 
     def forward(self, x, hx=None):
+        from ..utils.rnn import PackedSequence, packed_rnn_forward
+
+        if isinstance(x, PackedSequence):  # variable-length batch: each sequence runs for its own length
+            return packed_rnn_forward(self, x, hx)
         check_float_tensor(x, type(self).__name__)
         if x.ndim not in (2, 3):
             raise ShapeError(f"{type(self).__name__} expects a 3-d (batched) or 2-d (unbatched) input, "
