@@ -10,34 +10,10 @@ from hypothesis.extra import numpy as hnp
 import minigen as mg
 from minigen.errors import DTypeError, InvalidArgumentError, ShapeError
 from minigen.ops import pointwise as pw
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch as _compare_with_torch, gradcheck, gradgradcheck, to_torch
 from minigen.testing import strategies as mst
 from tests.conftest import requires_torch
-
-
-def _to_torch(x):
-    import torch
-
-    return torch.tensor(np.array(x.array), requires_grad=x.requires_grad)
-
-
-def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
-    """Forward and vector-Jacobian products on the same inputs (non-tensors are passed through)."""
-    import torch
-
-    ts = [_to_torch(x) if isinstance(x, mg.Tensor) else x for x in xs]
-    y, yt = mg_fn(*xs), th_fn(*ts)
-    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=rtol, atol=atol)
-    assert y.dtype == np.dtype(str(yt.dtype).replace("torch.", "")), (y.dtype, yt.dtype)
-    wrt = [i for i, x in enumerate(xs) if isinstance(x, mg.Tensor) and x.requires_grad]
-    if not wrt or not yt.requires_grad:
-        return
-    v = np.random.default_rng(0).standard_normal(y.shape)
-    gs = mg.grad(y, [xs[i] for i in wrt], grad_outputs=mg.tensor(v), allow_unused=True)
-    gts = torch.autograd.grad(yt, [ts[i] for i in wrt], grad_outputs=torch.tensor(v), allow_unused=True)
-    for g, gt in zip(gs, gts):
-        gt = np.zeros(g.shape) if gt is None else gt.numpy()
-        np.testing.assert_allclose(g.array, gt, rtol=rtol, atol=atol)
+from tests.op_table import row as op_row
 
 
 def _not_near_int(lo, hi, margin=0.05):
@@ -45,63 +21,10 @@ def _not_near_int(lo, hi, margin=0.05):
 
 
 # ------------------------------------------------------------------ unary float ops
-# name -> (minigen fn, torch fn name, elements)
-UNARY = {
-    "sqrt": (mg.sqrt, "sqrt", mst.floats(0.1, 3)),
-    "rsqrt": (mg.rsqrt, "rsqrt", mst.floats(0.1, 3)),
-    "sin": (mg.sin, "sin", mst.floats(-3, 3)),
-    "cos": (mg.cos, "cos", mst.floats(-3, 3)),
-    "tan": (mg.tan, "tan", mst.floats(-1.2, 1.2)),
-    "asin": (mg.asin, "asin", mst.floats(-0.9, 0.9)),
-    "acos": (mg.acos, "acos", mst.floats(-0.9, 0.9)),
-    "atan": (mg.atan, "atan", mst.floats(-3, 3)),
-    "sinh": (mg.sinh, "sinh", mst.floats(-2, 2)),
-    "cosh": (mg.cosh, "cosh", mst.floats(-2, 2)),
-    "asinh": (mg.asinh, "asinh", mst.floats(-3, 3)),
-    "acosh": (mg.acosh, "acosh", mst.floats(1.1, 3)),
-    "atanh": (mg.atanh, "atanh", mst.floats(-0.9, 0.9)),
-    "erf": (mg.erf, "erf", mst.floats(-3, 3)),
-    "erfc": (mg.erfc, "erfc", mst.floats(-3, 3)),
-    "log1p": (mg.log1p, "log1p", mst.floats(-0.9, 3)),
-    "expm1": (mg.expm1, "expm1", mst.floats(-2, 2)),
-    "log2": (mg.log2, "log2", mst.floats(0.1, 3)),
-    "log10": (mg.log10, "log10", mst.floats(0.1, 3)),
-    "exp2": (mg.exp2, "exp2", mst.floats(-2, 2)),
-    "square": (mg.square, "square", mst.floats(-2, 2)),
-    "reciprocal": (mg.reciprocal, "reciprocal", mst.away_from(0.0, -2, 2, 0.2)),
-    "abs": (mg.abs, "abs", mst.away_from(0.0)),
-    "frac": (mg.frac, "frac", _not_near_int(-3, 3)),
-    "nan_to_num": (mg.nan_to_num, "nan_to_num", mst.floats(-2, 2)),
-}
-
-
-@pytest.mark.parametrize("name", list(UNARY))
-@given(data=st.data())
-def test_unary_gradcheck(name, data):
-    fn, _, elems = UNARY[name]
-    x = data.draw(mst.tensors(elements=elems))
-    y = fn(x)
-    assert y.shape == x.shape and y.dtype == x.dtype
-    assert gradcheck(fn, (x,))
-
-
-@pytest.mark.parametrize("name", list(UNARY))
-@given(data=st.data())
-def test_unary_gradgradcheck(name, data):
-    fn, _, elems = UNARY[name]
-    x = data.draw(mst.tensors(shape=mst.shapes(max_dims=2, max_side=3), elements=elems))
-    assert gradgradcheck(fn, (x,))
-
-
-@requires_torch
-@pytest.mark.parametrize("name", list(UNARY))
-@given(data=st.data())
-def test_unary_matches_torch(name, data):
-    import torch
-
-    fn, tname, elems = UNARY[name]
-    x = data.draw(mst.tensors(elements=elems))
-    _compare_with_torch(fn, getattr(torch, tname), [x])
+# gradcheck, gradgradcheck and the PyTorch oracle of every unary op: rows of tests/op_table.py
+UNARY = ["sqrt", "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+         "erf", "erfc", "log1p", "expm1", "log2", "log10", "exp2", "square", "reciprocal", "abs", "frac",
+         "nan_to_num"]
 
 
 def test_unary_hand_computed():
@@ -199,45 +122,8 @@ def broadcast_pair(draw, elems_a=None, elems_b=None):
     return a, b
 
 
-BINARY = {  # name -> (minigen fn, torch fn, elements a, elements b)
-    "maximum": (mg.maximum, "maximum", GRID_A, GRID_B),
-    "minimum": (mg.minimum, "minimum", GRID_A, GRID_B),
-    "fmax": (mg.fmax, "fmax", GRID_A, GRID_B),
-    "fmin": (mg.fmin, "fmin", GRID_A, GRID_B),
-    "atan2": (mg.atan2, "atan2", mst.away_from(0.0, -2, 2, 0.2), mst.away_from(0.0, -2, 2, 0.2)),
-    "hypot": (mg.hypot, "hypot", mst.away_from(0.0, -2, 2, 0.2), mst.floats()),
-    "logaddexp": (mg.logaddexp, "logaddexp", mst.floats(-3, 3), mst.floats(-3, 3)),
-}
-
-
-@pytest.mark.parametrize("name", list(BINARY))
-@given(data=st.data())
-def test_binary_gradcheck(name, data):
-    fn, _, ea, eb = BINARY[name]
-    a, b = data.draw(broadcast_pair(ea, eb))
-    assert gradcheck(fn, (a, b))
-
-
-@pytest.mark.parametrize("name", ["maximum", "minimum", "logaddexp", "atan2"])
-@given(data=st.data())
-def test_binary_gradgradcheck(name, data):
-    fn, _, ea, eb = BINARY[name]
-    shp = mst.shapes(max_dims=2, max_side=3)
-    a = data.draw(mst.tensors(shape=shp, elements=ea))
-    b = data.draw(mst.tensors(shape=a.shape, elements=eb))
-    # max(a, b) * a has a nonzero second derivative where a wins
-    assert gradgradcheck(lambda u, w: fn(u, w) * u, (a, b))
-
-
-@requires_torch
-@pytest.mark.parametrize("name", list(BINARY))
-@given(data=st.data())
-def test_binary_matches_torch(name, data):
-    import torch
-
-    fn, tname, ea, eb = BINARY[name]
-    a, b = data.draw(broadcast_pair(ea, eb))
-    _compare_with_torch(fn, getattr(torch, tname), [a, b])
+# binary ops (maximum, minimum, fmax, fmin, atan2, hypot, logaddexp): gradcheck, gradgradcheck and the
+# PyTorch oracle are rows of tests/op_table.py
 
 
 @requires_torch
@@ -286,7 +172,7 @@ def test_ties_and_nans_match_torch():
     a = mg.tensor([1.0, 2.0, np.nan, 3.0, np.nan], dtype=mg.float64, requires_grad=True)
     b = mg.tensor([1.0, 2.0, 1.0, np.nan, np.nan], dtype=mg.float64, requires_grad=True)
     for name in ("maximum", "minimum", "fmax", "fmin"):
-        ta, tb = _to_torch(a), _to_torch(b)
+        ta, tb = to_torch(a), to_torch(b)
         y, yt = getattr(mg, name)(a, b), getattr(torch, name)(ta, tb)
         np.testing.assert_array_equal(y.array, yt.detach().numpy())
         ga, gb = mg.grad(y.sum(), [a, b])
@@ -559,7 +445,7 @@ def test_logic_predicates_and_nan_to_num_match_torch():
     import torch
 
     x = mg.tensor([1.0, np.nan, np.inf, -np.inf, 0.0, -2.5], dtype=mg.float64, requires_grad=True)
-    tx = _to_torch(x)
+    tx = to_torch(x)
     for name in ("isnan", "isinf", "isposinf", "isneginf", "isfinite", "logical_not"):
         np.testing.assert_array_equal(getattr(mg, name)(x).array, getattr(torch, name)(tx).numpy(), err_msg=name)
     y = mg.tensor([1.0, 0.0, np.inf, 2.0, 0.0, -2.5], dtype=mg.float64)
@@ -826,7 +712,7 @@ def test_editing_the_input_after_the_forward_never_gives_a_wrong_gradient(name):
     """Each op saves only what its gradient reads: editing its input in place after the forward either raises
     InplaceError or leaves the gradient exactly as without the edit (never a silently wrong gradient)."""
     if name in UNARY:
-        fn, lo, hi = UNARY[name][0], 0.2, 0.9
+        fn, lo, hi = op_row(name).fn, 0.2, 0.9
         if name == "acosh":
             lo, hi = 1.2, 2.5
     else:
