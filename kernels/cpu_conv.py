@@ -381,6 +381,59 @@ def _nonempty(N, C, O, L):
     return N > 0 and C > 0 and O > 0 and L > 0
 
 
+# ---- the column matrix is bounded: a convolution whose columns would exceed COLS_CHUNK_BYTES runs over
+# chunks of the batch (each chunk its own im2col + GEMM), so the columns never dwarf the tensors.
+COLS_CHUNK_BYTES = 32 << 20
+
+
+def _batch_chunks(N, per_sample_bytes):
+    """[(n0, n1), ...] covering range(N), each chunk's column matrix at most COLS_CHUNK_BYTES (>= 1 sample)."""
+    nb = max(1, COLS_CHUNK_BYTES // max(1, per_sample_bytes))
+    return [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
+
+
+def _cols_bytes(C, kh, kw, L, itemsize):
+    return C * kh * kw * L * itemsize
+
+
+def _is_1x1(kh, kw, pads, G):
+    """A 1x1 kernel without padding and groups: the columns ARE the (subsampled) input, no im2col at all."""
+    return kh == 1 and kw == 1 and G == 1 and all(p == 0 for pp in pads for p in pp)
+
+
+def _sub(x, s):
+    """x[:, :, ::sh, ::sw] as (N, C, L) (a copy only when a stride skips pixels)."""
+    if s != (1, 1):
+        x = x[:, :, ::s[0], ::s[1]]
+    x = c(x)
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _fwd_1x1(x, w, s, out_hw):
+    """y[n] = W (O, C) @ x[n] (C, L): one GEMM per sample, no column matrix."""
+    N, O = x.shape[0], w.shape[0]
+    return np.matmul(c(w).reshape(O, -1), _sub(x, s)).reshape(N, O, out_hw[0], out_hw[1])
+
+
+def _input_1x1(g, w, s, input_hw):
+    """dx[n] = W^T @ g[n], scattered to the strided pixels (the others get no gradient)."""
+    N, O, Ho, Wo = g.shape
+    C = w.shape[1]
+    d = np.matmul(c(w).reshape(O, C).T, c(g).reshape(N, O, Ho * Wo)).reshape(N, C, Ho, Wo)
+    if s == (1, 1):
+        return d
+    dx = np.zeros((N, C) + tuple(input_hw), g.dtype)
+    dx[:, :, ::s[0], ::s[1]] = d
+    return dx
+
+
+def _weight_1x1(x, g, s):
+    """dw = sum_n g[n] (O, L) @ x[n]^T (L, C) as one GEMM over (n, l)."""
+    N, O = g.shape[:2]
+    dw = np.tensordot(c(g).reshape(N, O, -1), _sub(x, s), axes=([0, 2], [0, 2]))
+    return dw.reshape(O, -1, 1, 1).astype(g.dtype, copy=False)
+
+
 @register("conv2d_forward", requires=_conv_requires, reference="minigen.ops.conv:conv2d_forward_ref")
 def conv2d_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
     """y[n, o, i, j] = sum_{c,a,b} x_pad[n, grp(o)*C/G + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]
@@ -395,16 +448,25 @@ def conv2d_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
 @register("conv2d_forward_cols", requires=_conv_requires, reference="minigen.ops.conv:conv2d_forward_ref")
 def conv2d_forward_cols(x, w, stride=1, padding=0, dilation=1, groups=1, keep_cols=True):
     """(y, cols): conv2d_forward plus its column matrix (C*kh*kw, N*L), for the weight gradient
-    (:func:`conv2d_backward`); cols is None when ``keep_cols`` is False or it is larger than
-    ``CACHE_COLS_MAX_BYTES``."""
+    (:func:`conv2d_backward`); cols is None when ``keep_cols`` is False, when it is larger than
+    ``CACHE_COLS_MAX_BYTES``, when the batch was cut into chunks, or for a 1x1 kernel (none is built)."""
     N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
     s, d, pads, (Ho, Wo) = _geometry((H, W), (kh, kw), stride, padding, dilation)
+    G = int(groups)
     if not _nonempty(N, C, O, Ho * Wo):
         return np.zeros((N, O, max(Ho, 0), max(Wo, 0)), x.dtype), None
+    if _is_1x1(kh, kw, pads, G):
+        return _fwd_1x1(x, w, s, (Ho, Wo)), None
+    chunks = _batch_chunks(N, _cols_bytes(C, kh, kw, Ho * Wo, x.itemsize))
+    if len(chunks) > 1:
+        y = np.empty((N, O, Ho, Wo), x.dtype)
+        for n0, n1 in chunks:
+            y[n0:n1] = conv2d_forward_cols(x[n0:n1], w, s, pads, d, G, keep_cols=False)[0]
+        return y, None
     bi = _batch_inner(x.shape, w.shape, (Ho, Wo))
     cols = _cols(x, kh, kw, s, d, pads, (Ho, Wo), bi)
-    y = _forward_from_cols(cols, w, N, (Ho, Wo), int(groups), bi)
+    y = _forward_from_cols(cols, w, N, (Ho, Wo), G, bi)
     return y, (cols if keep_cols and cols.nbytes <= CACHE_COLS_MAX_BYTES else None)
 
 
@@ -414,7 +476,8 @@ def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, group
 
     dcols_g = W_g^T @ dY_g, then col2im: dx_pad[n, c, i*sh + a*dh, j*sw + b*dw] += dcols[(c,a,b),(n,i,j)].
     Same arguments as ``conv2d_backward_input_ref`` (``input_hw`` = (H, W)). Also the forward of
-    conv_transpose2d (wired into ``ConvTranspose2d.forward`` and ``Conv2d``'s backward).
+    conv_transpose2d (wired into ``ConvTranspose2d.forward`` and ``Conv2d``'s backward). The batch is cut
+    into chunks when dcols would exceed COLS_CHUNK_BYTES; a 1x1 kernel needs no dcols at all.
     """
     N, O, Ho, Wo = g.shape
     _, Cg, kh, kw = w.shape
@@ -423,6 +486,14 @@ def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, group
     G = int(groups)
     if not _nonempty(N, Cg, O, Ho * Wo):
         return np.zeros((N, Cg * G, H, W), g.dtype)
+    if _is_1x1(kh, kw, pads, G):
+        return _input_1x1(g, w, s, (H, W))
+    chunks = _batch_chunks(N, _cols_bytes(Cg * G, kh, kw, Ho * Wo, g.itemsize))
+    if len(chunks) > 1:
+        dx = np.empty((N, Cg * G, H, W), g.dtype)
+        for n0, n1 in chunks:
+            dx[n0:n1] = conv2d_backward_input(g[n0:n1], w, (H, W), s, pads, d, G)
+        return dx
     bi = _batch_inner((N, Cg * G, H, W), w.shape, (Ho, Wo))
     return _input_from_dy(_dy_matrix(g, bi), w, N, (H, W), (Ho, Wo), s, d, pads, G, bi)
 
@@ -430,7 +501,8 @@ def conv2d_backward_input(g, w, input_hw, stride=1, padding=0, dilation=1, group
 @register("conv2d_backward_weight", requires=_conv_requires, reference="minigen.ops.conv:conv2d_backward_weight_ref")
 def conv2d_backward_weight(x, g, kernel_hw, stride=1, padding=0, dilation=1, groups=1):
     """dw[o, c, a, b] = sum_{n,i,j} g[n, o, i, j] * x_pad[n, grp(o)*C/G + c, i*sh + a*dh, j*sw + b*dw]
-    = dY_g @ cols_g^T per group. Same arguments as ``conv2d_backward_weight_ref``.
+    = dY_g @ cols_g^T per group, summed over batch chunks when the columns would exceed COLS_CHUNK_BYTES.
+    Same arguments as ``conv2d_backward_weight_ref``.
     """
     N, C, H, W = x.shape
     _, O, Ho, Wo = g.shape
@@ -439,6 +511,14 @@ def conv2d_backward_weight(x, g, kernel_hw, stride=1, padding=0, dilation=1, gro
     G = int(groups)
     if not _nonempty(N, C, O, Ho * Wo):
         return np.zeros((O, C // G, kh, kw), x.dtype)
+    if _is_1x1(kh, kw, pads, G):
+        return _weight_1x1(x, g, s)
+    chunks = _batch_chunks(N, _cols_bytes(C, kh, kw, Ho * Wo, x.itemsize))
+    if len(chunks) > 1:
+        dw = np.zeros((O, C // G, kh, kw), x.dtype)
+        for n0, n1 in chunks:
+            dw += conv2d_backward_weight(x[n0:n1], g[n0:n1], (kh, kw), s, pads, d, G)
+        return dw
     bi = _batch_inner(x.shape, (O, C // G, kh, kw), (Ho, Wo))
     return _weight_from_cols(_dy_matrix(g, bi), _cols(x, kh, kw, s, d, pads, (Ho, Wo), bi), (O, C // G, kh, kw), G)
 
@@ -449,7 +529,8 @@ def conv2d_backward(g, x, w, cols, need_input, need_weight, stride=1, padding=0,
     """(dx, dw) of y = conv2d(x, w) for the upstream gradient g, in one pass: one dY matrix for both,
     and the weight gradient from ``cols`` (the forward's column matrix, :func:`conv2d_forward_cols`) when
     given, else from a fresh im2col of x. An entry is None when not needed. The first-order backward of
-    ``Conv2d`` in minigen/ops/conv.py (equal to conv2d_backward_input / conv2d_backward_weight)."""
+    ``Conv2d`` in minigen/ops/conv.py (equal to conv2d_backward_input / conv2d_backward_weight). Without
+    kept columns the batch is cut into chunks as in those two kernels."""
     N, C, H, W = x.shape
     _, O, Ho, Wo = g.shape
     _, Cg, kh, kw = w.shape
@@ -458,6 +539,20 @@ def conv2d_backward(g, x, w, cols, need_input, need_weight, stride=1, padding=0,
     if not _nonempty(N, C, O, Ho * Wo):
         return (np.zeros(x.shape, g.dtype) if need_input else None,
                 np.zeros(w.shape, g.dtype) if need_weight else None)
+    if _is_1x1(kh, kw, pads, G):
+        return (_input_1x1(g, w, s, (H, W)) if need_input else None,
+                _weight_1x1(x, g, s) if need_weight else None)
+    chunks = _batch_chunks(N, _cols_bytes(C, kh, kw, Ho * Wo, x.itemsize))
+    if cols is None and len(chunks) > 1:
+        dx = np.empty(x.shape, g.dtype) if need_input else None
+        dw = np.zeros(w.shape, g.dtype) if need_weight else None
+        for n0, n1 in chunks:
+            dxc, dwc = conv2d_backward(g[n0:n1], x[n0:n1], w, None, need_input, need_weight, s, pads, d, G)
+            if need_input:
+                dx[n0:n1] = dxc
+            if need_weight:
+                dw += dwc
+        return dx, dw
     bi = _batch_inner(x.shape, w.shape, (Ho, Wo))
     dy = _dy_matrix(g, bi)
     dw = dx = None
@@ -465,6 +560,7 @@ def conv2d_backward(g, x, w, cols, need_input, need_weight, stride=1, padding=0,
         if cols is None:
             cols = _cols(x, kh, kw, s, d, pads, (Ho, Wo), bi)
         dw = _weight_from_cols(dy, cols, w.shape, G)
+        cols = None  # the columns may go before col2im's buffer is made
     if need_input:
         dx = _input_from_dy(dy, w, N, (H, W), (Ho, Wo), s, d, pads, G, bi)
     return dx, dw
@@ -475,7 +571,8 @@ def conv2d_backward(g, x, w, cols, need_input, need_weight, stride=1, padding=0,
 def conv_transpose2d_backward(G_, g, w, need_g, need_weight, stride=1, padding=0, dilation=1, groups=1):
     """(dg, dw) of y = conv2d_backward_input(g, w, ...) (a transposed convolution) for the upstream gradient
     G_ (N, C, H, W): dg = conv2d_forward(G_, w), dw = conv2d_backward_weight(G_, g), both from ONE column
-    matrix of G_. The first-order backward of ``ConvTranspose2d`` in minigen/ops/conv.py."""
+    matrix of G_ (per batch chunk when it would exceed COLS_CHUNK_BYTES). The first-order backward of
+    ``ConvTranspose2d`` in minigen/ops/conv.py."""
     N, C, H, W = G_.shape
     _, O, Ho, Wo = g.shape
     _, Cg, kh, kw = w.shape
@@ -484,6 +581,19 @@ def conv_transpose2d_backward(G_, g, w, need_g, need_weight, stride=1, padding=0
     if not _nonempty(N, C, O, Ho * Wo):
         return (np.zeros(g.shape, G_.dtype) if need_g else None,
                 np.zeros(w.shape, G_.dtype) if need_weight else None)
+    if _is_1x1(kh, kw, pads, Gr):
+        return (_fwd_1x1(G_, w, s, out_hw) if need_g else None, _weight_1x1(G_, g, s) if need_weight else None)
+    chunks = _batch_chunks(N, _cols_bytes(C, kh, kw, Ho * Wo, G_.itemsize))
+    if len(chunks) > 1:
+        dg = np.empty(g.shape, G_.dtype) if need_g else None
+        dw = np.zeros(w.shape, G_.dtype) if need_weight else None
+        for n0, n1 in chunks:
+            dgc, dwc = conv_transpose2d_backward(G_[n0:n1], g[n0:n1], w, need_g, need_weight, s, pads, d, Gr)
+            if need_g:
+                dg[n0:n1] = dgc
+            if need_weight:
+                dw += dwc
+        return dg, dw
     bi = _batch_inner(G_.shape, w.shape, out_hw)
     cols = _cols(G_, kh, kw, s, d, pads, out_hw, bi)
     dg = _forward_from_cols(cols, w, N, out_hw, Gr, bi) if need_g else None
@@ -687,3 +797,7 @@ def avg_pool2d_backward(g, in_hw, kernel_hw, stride, padding, count_include_pad=
     parallel_for(_avgpool_bwd, N * C, c(g).reshape(N * C, Ho, Wo), dx, k[0], k[1], s[0], s[1], p[0], p[1], inv,
                  parallel=g.size * k[0] * k[1] >= _PAR_MIN)
     return dx.reshape(N, C, H, W)
+
+
+# the direct kernels (few output channels) register themselves next to these
+from . import cpu_conv_direct  # noqa: E402,F401

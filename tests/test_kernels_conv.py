@@ -137,3 +137,132 @@ def test_avg_pool(H, W, k, s, pd, cip, div, dt, seed):
     # adjointness against the (linear) reference forward
     assert np.isclose((dx * x).sum(), (g * ref_avg(x, k, s, pd, out_hw, cip, div)).sum(),
                       rtol=1e-4 if dt == np.float32 else 1e-10)
+
+
+# ------------------------------------------------------------------ conv algorithm per shape
+from minigen.kernels import cpu_conv_direct as KD  # noqa: E402
+from minigen.kernels import dispatch  # noqa: E402
+
+
+@st.composite
+def edge_conv_case(draw):
+    """Edge geometries: batch 1, one output channel (the K = 1 input-gradient GEMM), one input channel,
+    1x1 kernels, strides past the kernel, crop (negative) paddings, groups."""
+    G = draw(st.sampled_from([1, 1, 1, 2]))
+    C = G * draw(st.sampled_from([1, 1, 2, 3]))
+    O = G * draw(st.sampled_from([1, 1, 2, 5]))
+    kh, kw = draw(st.sampled_from([(1, 1), (1, 1), (1, 3), (3, 1), (2, 2), (5, 5)]))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pads = tuple(tuple(draw(st.integers(-1, 2)) for _ in range(2)) for _ in range(2))
+    H = draw(st.integers(max(1, dh * (kh - 1) + 1 - sum(pads[0]), 1 - min(0, pads[0][0]) - min(0, pads[0][1])), 9))
+    W = draw(st.integers(max(1, dw * (kw - 1) + 1 - sum(pads[1]), 1 - min(0, pads[1][0]) - min(0, pads[1][1])), 9))
+    N = draw(st.sampled_from([1, 1, 2, 3]))
+    return N, C, H, W, O, (kh, kw), (sh, sw), pads, (dh, dw), G
+
+
+def _maps(mod, names, case, dt, seed, nc=False):
+    N, C, H, W, O, k, s, p, d, G = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    w = rng.standard_normal((O, C // G) + k).astype(dt)
+    xin = x.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2) if nc else x
+    fwd, inp, wgt = (getattr(mod, n) for n in names)
+    yr = conv_ops.conv2d_forward_ref(x, w, s, p, d, G)
+    y = fwd(xin, w, s, p, d, G)
+    assert y.shape == yr.shape and y.dtype == x.dtype
+    np.testing.assert_allclose(y, yr, **tol(dt))
+    g = rng.standard_normal(yr.shape).astype(dt)
+    dx = inp(g, w, (H, W), s, p, d, G)
+    assert dx.shape == x.shape and dx.dtype == x.dtype
+    np.testing.assert_allclose(dx, conv_ops.conv2d_backward_input_ref(g, w, (H, W), s, p, d, G), **tol(dt))
+    dw = wgt(xin, g, k, s, p, d, G)
+    assert dw.shape == w.shape and dw.dtype == x.dtype
+    np.testing.assert_allclose(dw, conv_ops.conv2d_backward_weight_ref(x, g, k, s, p, d, G), **tol(dt))
+    return x, w, g
+
+
+DIRECT = ("conv2d_forward_direct", "conv2d_backward_input_direct", "conv2d_backward_weight_direct")
+IM2COL = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
+
+
+@given(case=edge_conv_case(), dt=DTYPES, seed=st.integers(0, 2**31), nc=st.booleans())
+def test_direct_kernels_equal_the_references(case, dt, seed, nc):
+    _maps(KD, DIRECT, case, dt, seed, nc)
+
+
+@given(case=conv_case(), dt=DTYPES, seed=st.integers(0, 2**31))
+def test_direct_kernels_equal_the_references_general(case, dt, seed):
+    _maps(KD, DIRECT, case, dt, seed)
+
+
+@given(case=edge_conv_case(), dt=DTYPES, seed=st.integers(0, 2**31))
+def test_im2col_kernels_on_edge_shapes(case, dt, seed):
+    """1x1 (no column matrix), K = 1, Cout = 1, batch 1, crop paddings through the im2col + BLAS kernels."""
+    _maps(K, IM2COL, case, dt, seed)
+
+
+@given(case=edge_conv_case(), dt=DTYPES, seed=st.integers(0, 2**31), budget=st.sampled_from([1, 64, 400]))
+def test_im2col_batch_chunks_equal_the_references(case, dt, seed, budget):
+    """A column budget of a few bytes cuts the batch into 1-sample chunks: results must not change."""
+    old = K.COLS_CHUNK_BYTES
+    K.COLS_CHUNK_BYTES = budget
+    try:
+        x, w, g = _maps(K, IM2COL, case, dt, seed)
+        N, C, H, W, O, k, s, p, d, G = case
+        dx, dw = K.conv2d_backward(g, x, w, None, True, True, s, p, d, G)
+        np.testing.assert_allclose(dx, conv_ops.conv2d_backward_input_ref(g, w, (H, W), s, p, d, G), **tol(dt))
+        np.testing.assert_allclose(dw, conv_ops.conv2d_backward_weight_ref(x, g, k, s, p, d, G), **tol(dt))
+        # the transposed conv's fused backward: its "input" g has w.shape[0] channels, its output x's shape
+        dg, dw2 = K.conv_transpose2d_backward(x, g, w, True, True, s, p, d, G)
+        np.testing.assert_allclose(dg, conv_ops.conv2d_forward_ref(x, w, s, p, d, G), **tol(dt))
+        np.testing.assert_allclose(dw2, conv_ops.conv2d_backward_weight_ref(x, g, k, s, p, d, G), **tol(dt))
+    finally:
+        K.COLS_CHUNK_BYTES = old
+
+
+@given(case=edge_conv_case(), dt=DTYPES, seed=st.integers(0, 2**31))
+def test_direct_fused_backwards_equal_the_separate_maps(case, dt, seed):
+    x, w, g = _maps(KD, DIRECT, case, dt, seed)
+    N, C, H, W, O, k, s, p, d, G = case
+    dx, dw = KD.conv2d_backward_direct(g, x, w, True, False, s, p, d, G)
+    assert dw is None
+    np.testing.assert_allclose(dx, conv_ops.conv2d_backward_input_ref(g, w, (H, W), s, p, d, G), **tol(dt))
+    dg, dw2 = KD.conv_transpose2d_backward_direct(x, g, w, True, True, s, p, d, G)
+    np.testing.assert_allclose(dg, conv_ops.conv2d_forward_ref(x, w, s, p, d, G), **tol(dt))
+    np.testing.assert_allclose(dw2, conv_ops.conv2d_backward_weight_ref(x, g, k, s, p, d, G), **tol(dt))
+
+
+def test_dcgan_output_conv_has_no_column_matrix():
+    """The 32 -> 1 channel 5x5 output conv (the issue's 160 MB column matrix at batch 64) at batch 4:
+    the direct kernels equal the reference, and the rule picks them (and not for a wide conv)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 32, 28, 28)).astype(np.float32)
+    w = (rng.standard_normal((1, 32, 5, 5)) * 0.1).astype(np.float32)
+    np.testing.assert_allclose(KD.conv2d_forward_direct(x, w, 1, 2), conv_ops.conv2d_forward_ref(x, w, 1, 2),
+                               rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(KD.conv2d_backward_input_direct(g, w, (28, 28), 1, 2),
+                               conv_ops.conv2d_backward_input_ref(g, w, (28, 28), 1, 2), rtol=1e-4, atol=1e-4)
+    with dispatch.set_mode("auto"):
+        assert dispatch.applies("conv2d_forward_direct", x, w, (1, 1))
+        assert dispatch.applies("conv2d_backward_input_direct", g, w, (1, 1))
+        assert dispatch.applies("conv2d_backward_weight_direct", x, g, (1, 1))
+        assert not dispatch.applies("conv2d_forward_direct", x, w, (2, 2)) or w.shape[0] <= KD.DIRECT_MAX_O_STRIDED
+        wide = np.zeros((64, 32, 5, 5), np.float32)
+        assert not dispatch.applies("conv2d_forward_direct", x, wide, (1, 1))
+        assert not dispatch.applies("conv2d_backward_input_direct", g, wide, (1, 1))
+
+
+def test_direct_rule_is_the_measured_table():
+    assert KD.direct_worth("forward", 8) and not KD.direct_worth("forward", 9)
+    assert KD.direct_worth("input", 4) and not KD.direct_worth("input", 5)
+    assert KD.direct_worth("weight", 4) and not KD.direct_worth("weight", 5)
+    assert KD.direct_worth("input", 1, (2, 2)) and not KD.direct_worth("input", 2, (2, 1))
+
+
+def test_chunks_bound_the_column_matrix():
+    assert K._batch_chunks(64, 5 << 20) == [(0, 6), (6, 12), (12, 18), (18, 24), (24, 30), (30, 36), (36, 42),
+                                           (42, 48), (48, 54), (54, 60), (60, 64)]
+    assert K._batch_chunks(3, 1 << 40) == [(0, 1), (1, 2), (2, 3)]
+    assert K._batch_chunks(64, 1000) == [(0, 64)]

@@ -4,7 +4,7 @@ PyTorch oracle for forward, gradients and double backward, fast_backward == back
 reference mode), and input validation."""
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import minigen as mg
@@ -371,7 +371,8 @@ def kernel_modes():
     reference everywhere (fast_backward then declines and the formula runs on both paths)."""
     from minigen.kernels import dispatch
 
-    return [("kernels", dispatch.use_kernels), ("reference", dispatch.use_reference)]
+    return [("kernels", dispatch.use_kernels), ("reference", dispatch.use_reference),
+            ("auto", lambda: dispatch.set_mode("auto"))]
 
 
 def assert_paths_equal(fn, inputs, mode, kernel=None, seed=0, rtol=1e-10, atol=1e-12):
@@ -384,35 +385,44 @@ def assert_paths_equal(fn, inputs, mode, kernel=None, seed=0, rtol=1e-10, atol=1
         fast, formula = both_paths(fn, inputs, seed)
         ran = dispatch.stats()
     if kernel is not None:
-        if mode == "kernels" and dispatch.available():
-            assert ran.get(kernel, 0) > 0, (kernel, ran)
+        kernels = (kernel,) if isinstance(kernel, str) else kernel
+        if mode in ("kernels", "auto") and dispatch.available():
+            assert any(ran.get(k, 0) > 0 for k in kernels), (kernel, ran)
         if mode == "reference":
             assert ran == {}
     for a, b in zip(fast, formula):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("mode", ["kernels", "reference"])
+# forced kernels: the direct kernels (they apply to every shape); auto: the measured rule picks direct or im2col
+FAST = {"conv2d": {"kernels": "conv2d_backward_direct", "auto": ("conv2d_backward_direct", "conv2d_backward"),
+                   "reference": None},
+        "conv_transpose2d": {"kernels": "conv_transpose2d_backward_direct",
+                             "auto": ("conv_transpose2d_backward_direct", "conv_transpose2d_backward"),
+                             "reference": None}}
+
+
+@pytest.mark.parametrize("mode", ["kernels", "auto", "reference"])
 @given(conv_cases(2, allow_str_padding=False), st.integers(0, 2 ** 16))
 def test_conv2d_fast_backward_equals_formula(mode, case, seed):
     arrs, _ = _arrays(case, seed)
     x, w = t64(arrs[0]), t64(arrs[1])
     fn = lambda x, w: mg.conv2d(x, w, None, case["stride"], case["padding"], case["dilation"],  # noqa: E731
                                 case["groups"])
-    assert_paths_equal(fn, [x, w], mode, "conv2d_backward", seed)
+    assert_paths_equal(fn, [x, w], mode, FAST["conv2d"][mode] or "conv2d_backward", seed)
 
 
-@pytest.mark.parametrize("mode", ["kernels", "reference"])
+@pytest.mark.parametrize("mode", ["kernels", "auto", "reference"])
 @given(conv_transpose_cases(2), st.integers(0, 2 ** 16))
 def test_conv_transpose2d_fast_backward_equals_formula(mode, case, seed):
     arrs, _ = _arrays(case, seed)
     x, w = t64(arrs[0]), t64(arrs[1])
     fn = lambda x, w: mg.conv_transpose2d(x, w, None, case["stride"], case["padding"],  # noqa: E731
                                           case["output_padding"], case["groups"], case["dilation"])
-    assert_paths_equal(fn, [x, w], mode, "conv_transpose2d_backward", seed)
+    assert_paths_equal(fn, [x, w], mode, FAST["conv_transpose2d"][mode] or "conv_transpose2d_backward", seed)
 
 
-@pytest.mark.parametrize("mode", ["kernels", "reference"])
+@pytest.mark.parametrize("mode", ["kernels", "auto", "reference"])
 @pytest.mark.parametrize("need", ["x", "w"])
 def test_conv_fast_backward_with_one_gradient_needed(mode, need):
     """Only dx (constant weight) or only dw (constant input) is asked for: the kernel computes just that one."""
@@ -432,17 +442,26 @@ def test_conv_forward_uses_the_kernels_or_the_reference():
         dispatch.reset_stats()
         y_ref = mg.conv2d(x, w, padding=1)
         assert dispatch.stats() == {}
-    with dispatch.use_kernels():
+    with dispatch.use_kernels():  # forced: the direct kernel applies to every shape
         dispatch.reset_stats()
         y = mg.conv2d(x, w, padding=1)
-        if dispatch.available():  # the weight needs a gradient: the forward keeps its im2col columns
-            assert dispatch.stats().get("conv2d_forward_cols") == 1
-        with mg.no_grad():
-            y2 = mg.conv2d(x, w, padding=1)
         if dispatch.available():
-            assert dispatch.stats().get("conv2d_forward") == 1
+            assert dispatch.stats() == {"conv2d_forward_direct": 1}
+    wide = mg.randn(16, 2, 3, 3, requires_grad=True)
+    with dispatch.set_mode("auto"):  # the measured rule: 3 output channels direct, 16 through im2col + BLAS
+        dispatch.reset_stats()
+        y3 = mg.conv2d(x, w, padding=1)
+        yw = mg.conv2d(x, wide, padding=1)  # the weight needs a gradient: the forward keeps its im2col columns
+        with mg.no_grad():
+            yw2 = mg.conv2d(x, wide, padding=1)
+        if dispatch.available():
+            assert dispatch.stats() == {"conv2d_forward_direct": 1, "conv2d_forward_cols": 1, "conv2d_forward": 1}
+    with dispatch.use_reference():
+        yw_ref = mg.conv2d(x, wide, padding=1)
     np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(y2.numpy(), y_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y3.detach().numpy(), y_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(yw.detach().numpy(), yw_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(yw2.numpy(), yw_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_reference_helpers_are_usable_on_arrays():
@@ -507,3 +526,41 @@ def test_errors_for_bad_arguments_and_dtypes():
         mg.conv2d(x, w.double())
     with pytest.raises(DTypeError, match="must be a Tensor"):
         mg.conv2d(np.ones((1, 2, 5, 5)), w)
+
+
+# ------------------------------------------------------------------ gradchecks with each algorithm on
+@pytest.mark.parametrize("algo", ["direct", "im2col", "im2col-chunked"])
+@settings(max_examples=6)
+@given(data=st.data())
+def test_gradcheck_with_each_conv_algorithm(algo, data):
+    """gradcheck / gradgradcheck with the kernels on: the direct loops (forced mode), im2col + BLAS (a
+    wide conv, O = 10 > every direct limit, in auto mode) and im2col over 1-sample batch chunks."""
+    from minigen.kernels import cpu_conv, dispatch
+
+    case = data.draw(conv_cases(2, max_side=4, allow_str_padding=False))
+    tcase = data.draw(conv_transpose_cases(2))
+    if algo != "direct":
+        g = case["groups"]
+        case = dict(case, w=(10 * g,) + case["w"][1:], b=(10 * g,))
+        tcase = dict(tcase, x=tcase["x"][:1] + (10 * tcase["groups"],) + tcase["x"][2:],
+                     w=(10 * tcase["groups"],) + tcase["w"][1:])
+    x, w, b = _draw_tensors(data, case)
+    xt, wt, bt = _draw_tensors(data, tcase)
+    old = cpu_conv.COLS_CHUNK_BYTES
+    if algo == "im2col-chunked":
+        cpu_conv.COLS_CHUNK_BYTES = 1
+    try:
+        with (dispatch.use_kernels() if algo == "direct" else dispatch.set_mode("auto")):
+            dispatch.reset_stats()
+            assert gradcheck(_conv_fn(2, case), (x, w, b))
+            assert gradcheck(_convt_fn(2, tcase), (xt, wt, bt))
+            assert gradgradcheck(_conv_fn(2, case), (x, w))
+            ran = dispatch.stats()
+    finally:
+        cpu_conv.COLS_CHUNK_BYTES = old
+    if dispatch.available():
+        if algo == "direct":
+            assert ran.get("conv2d_forward_direct", 0) > 0 and ran.get("conv2d_backward_input_direct", 0) > 0, ran
+        else:
+            assert ran.get("conv2d_forward_cols", 0) + ran.get("conv2d_forward", 0) > 0, ran
+            assert "conv2d_forward_direct" not in ran, ran

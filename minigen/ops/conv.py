@@ -37,6 +37,12 @@ the oracle the kernels must equal. ``Conv2d`` and ``ConvTranspose2d`` also decla
 the engine calls it for a first-order backward (no ``create_graph``), and it computes both gradients
 with one fused kernel (``conv2d_backward``, ``conv_transpose2d_backward``: one dY matrix, and the
 forward's im2col matrix reused for the weight gradient); ``backward`` stays the one formula.
+
+Algorithm per shape (the kernels' measured ``worth`` rules; benchmarks/results/notes.md): convolutions
+with few output channels per group run the direct loops of ``minigen.kernels.cpu_conv_direct`` (no
+column matrix: for O = 1 im2col's GEMM is a matrix-vector product over a matrix kh*kw times the input);
+the others im2col + one BLAS GEMM per group (per batch chunk when the columns would pass 32 MB); a 1x1
+kernel without padding or groups is a GEMM on the input itself.
 """
 from __future__ import annotations
 
@@ -192,6 +198,8 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, stride, pads, dilation, groups):
+        if (k := dispatch.get("conv2d_forward_direct", x, w, stride)) is not None:  # few output channels
+            return k(x, w, stride, pads, dilation, groups)
         if ctx.needs_input_grad[1] and (k := dispatch.get("conv2d_forward_cols", x, w)) is not None:
             y, ctx.cols = k(x, w, stride, pads, dilation, groups)  # the columns serve dw in fast_backward
             return y
@@ -209,10 +217,12 @@ class Conv2d(Function):
     @staticmethod
     def fast_backward(ctx, g):
         x, w, stride, pads, dilation, groups = ctx.args
+        need_x, need_w = ctx.needs_input_grad[:2]
+        if (k := dispatch.get("conv2d_backward_direct", g, x.array, w.array, stride)) is not None:
+            return k(g, x.array, w.array, need_x, need_w, stride, pads, dilation, groups)
         k = dispatch.get("conv2d_backward", g, x.array, w.array)
         if k is None:
             return NotImplemented
-        need_x, need_w = ctx.needs_input_grad[:2]
         return k(g, x.array, w.array, getattr(ctx, "cols", None), need_x, need_w, stride, pads, dilation, groups)
 
 
@@ -230,7 +240,8 @@ class ConvTranspose2d(Function):
 
     @staticmethod
     def forward(ctx, g, w, input_hw, stride, pads, dilation, groups):
-        k = dispatch.get("conv2d_backward_input", g, w) or conv2d_backward_input_ref
+        k = (dispatch.get("conv2d_backward_input_direct", g, w, stride) or dispatch.get("conv2d_backward_input", g, w)
+             or conv2d_backward_input_ref)
         return k(g, w, input_hw, stride, pads, dilation, groups)
 
     @staticmethod
@@ -244,10 +255,11 @@ class ConvTranspose2d(Function):
     @staticmethod
     def fast_backward(ctx, G):
         g, w, _, stride, pads, dilation, groups = ctx.args
-        k = dispatch.get("conv_transpose2d_backward", G, g.array, w.array)
+        need_g, need_w = ctx.needs_input_grad[:2]
+        k = (dispatch.get("conv_transpose2d_backward_direct", G, g.array, w.array, stride)
+             or dispatch.get("conv_transpose2d_backward", G, g.array, w.array))
         if k is None:
             return NotImplemented
-        need_g, need_w = ctx.needs_input_grad[:2]
         return k(G, g.array, w.array, need_g, need_w, stride, pads, dilation, groups)
 
 
@@ -263,7 +275,8 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx, x, g, kernel_hw, stride, pads, dilation, groups):
-        k = dispatch.get("conv2d_backward_weight", x, g) or conv2d_backward_weight_ref
+        k = (dispatch.get("conv2d_backward_weight_direct", x, g, stride) or dispatch.get("conv2d_backward_weight", x, g)
+             or conv2d_backward_weight_ref)
         return k(x, g, kernel_hw, stride, pads, dilation, groups)
 
     @staticmethod
