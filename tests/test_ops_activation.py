@@ -8,99 +8,17 @@ from hypothesis import given, strategies as st
 
 import minigen as mg
 from minigen.errors import DimError, DTypeError, InvalidArgumentError
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch as _compare_with_torch
 from minigen.testing import strategies as mst
 from tests.conftest import requires_torch
+from tests.op_table import row as op_row
 
 F = mg  # every functional op is exported as mg.<name> (and as mg.nn.functional.<name>)
 
-# name -> (minigen fn, torch fn name + kwargs, element strategy, second-order check?)
-# element strategies keep finite differences away from the kinks (checked exactly in test_kinks).
-UNARY = {
-    "sigmoid": (mg.sigmoid, ("sigmoid", {}), mst.floats(-4, 4), True),
-    "tanh": (mg.tanh, ("tanh", {}), mst.floats(-3, 3), True),
-    "relu": (mg.relu, ("relu", {}), mst.away_from(0.0), True),
-    "leaky_relu": (lambda x: F.leaky_relu(x, 0.1), ("leaky_relu", {"negative_slope": 0.1}), mst.away_from(0.0), True),
-    "elu": (lambda x: F.elu(x, 0.7), ("elu", {"alpha": 0.7}), mst.away_from(0.0), True),
-    "selu": (F.selu, ("selu", {}), mst.away_from(0.0), True),
-    "celu": (lambda x: F.celu(x, 0.5), ("celu", {"alpha": 0.5}), mst.away_from(0.0), True),
-    "gelu": (F.gelu, ("gelu", {}), mst.floats(-3, 3), True),
-    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), ("gelu", {"approximate": "tanh"}), mst.floats(-3, 3),
-                  True),
-    "silu": (F.silu, ("silu", {}), mst.floats(-3, 3), True),
-    "mish": (F.mish, ("mish", {}), mst.floats(-3, 3), True),
-    "softplus": (lambda x: F.softplus(x, beta=2.0, threshold=3.0), ("softplus", {"beta": 2.0, "threshold": 3.0}),
-                 mst.away_from(1.5, -3, 3), True),
-    "logsigmoid": (F.logsigmoid, ("logsigmoid", {}), mst.floats(-4, 4), True),
-    "hardtanh": (lambda x: F.hardtanh(x, -0.5, 1.0), ("hardtanh", {"min_val": -0.5, "max_val": 1.0}),
-                 mst.away_from((-0.5, 1.0)), False),
-    "relu6": (F.relu6, ("relu6", {}), mst.away_from((0.0, 6.0), -2, 8), False),
-    "hardsigmoid": (F.hardsigmoid, ("hardsigmoid", {}), mst.away_from((-3.0, 3.0), -4, 4), False),
-    "hardswish": (F.hardswish, ("hardswish", {}), mst.away_from((-3.0, 3.0), -4, 4), True),
-    "softsign": (F.softsign, ("softsign", {}), mst.away_from(0.0), True),
-    "tanhshrink": (F.tanhshrink, ("tanhshrink", {}), mst.floats(-3, 3), True),
-    "threshold": (lambda x: F.threshold(x, 0.5, -1.0), ("threshold", {"threshold": 0.5, "value": -1.0}),
-                  mst.away_from(0.5), False),
-}
-SECOND_ORDER = [k for k, v in UNARY.items() if v[3]]
-
-
-def _torch_fn(spec):
-    import torch
-
-    name, kw = spec
-    fn = getattr(torch.nn.functional, name)
-    return lambda t: fn(t, **kw)
-
-
-def _to_torch(x):
-    import torch
-
-    return torch.tensor(np.array(x.array), requires_grad=x.requires_grad)
-
-
-def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
-    """Forward and vector-Jacobian products of mg_fn and th_fn on the same float64 inputs."""
-    import torch
-
-    ts = [_to_torch(x) for x in xs]
-    y, yt = mg_fn(*xs), th_fn(*ts)
-    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=rtol, atol=atol)
-    v = np.random.default_rng(0).standard_normal(y.shape)
-    gs = mg.grad(y, list(xs), grad_outputs=mg.tensor(v))
-    gts = torch.autograd.grad(yt, ts, grad_outputs=torch.tensor(v))
-    for g, gt in zip(gs, gts):
-        np.testing.assert_allclose(g.array, gt.numpy(), rtol=rtol, atol=atol)
-
-
-# ------------------------------------------------------------------ elementwise activations
-@pytest.mark.parametrize("name", list(UNARY))
-@given(data=st.data())
-def test_unary_gradcheck(name, data):
-    fn, _, elems, _ = UNARY[name]
-    x = data.draw(mst.tensors(elements=elems))
-    y = fn(x)
-    assert y.shape == x.shape and y.dtype == x.dtype
-    assert gradcheck(fn, (x,))
-
-
-@pytest.mark.parametrize("name", SECOND_ORDER)
-@given(data=st.data())
-def test_unary_gradgradcheck(name, data):
-    fn, _, elems, _ = UNARY[name]
-    x = data.draw(mst.tensors(shape=mst.shapes(max_dims=2, max_side=3), elements=elems))
-    assert gradgradcheck(fn, (x,))
-
-
-@requires_torch
-@pytest.mark.parametrize("name", list(UNARY))
-@given(data=st.data())
-def test_unary_matches_torch(name, data):
-    fn, spec, elems, _ = UNARY[name]
-    x = data.draw(mst.tensors(elements=elems))
-    # PyTorch's float64 hardsigmoid backward multiplies by a float32 1/6 (0.16666667163...)
-    rtol = 1e-7 if name == "hardsigmoid" else 1e-10
-    _compare_with_torch(fn, _torch_fn(spec), [x], rtol=rtol)
+# gradcheck, gradgradcheck (second order where marked), the PyTorch oracle and kernel == reference of every
+# activation: rows of tests/op_table.py (fn: op_row(name).fn, torch twin: op_row(name).torch_fn())
+UNARY = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "celu", "gelu", "gelu_tanh", "silu", "mish", "softplus",
+         "logsigmoid", "hardtanh", "relu6", "hardsigmoid", "hardswish", "softsign", "tanhshrink", "threshold"]
 
 
 KINKS = {  # op, points, expected derivative at each point (PyTorch's conventions)
@@ -131,9 +49,9 @@ def test_kinks(name):
 @pytest.mark.parametrize("name", [k for k in KINKS if k in UNARY or k == "softplus_threshold"])
 def test_kinks_match_torch(name):
     fn, points, _ = KINKS[name]
-    spec = UNARY["softplus" if name == "softplus_threshold" else name][1]
+    tfn = op_row("softplus" if name == "softplus_threshold" else name).torch_fn()
     x = mg.tensor(points, dtype=mg.float64, requires_grad=True)
-    _compare_with_torch(fn, _torch_fn(spec), [x], rtol=1e-7 if name == "hardsigmoid" else 1e-10)
+    _compare_with_torch(fn, tfn, [x], rtol=1e-7 if name == "hardsigmoid" else 1e-10)
 
 
 def test_hand_computed_values():
@@ -170,8 +88,8 @@ def test_stable_at_extremes():
 
 def test_float32_stays_float32():
     x = mg.randn(3, 4)
-    for name, (fn, *_rest) in UNARY.items():
-        assert fn(x).dtype == mg.float32, name
+    for name in UNARY:
+        assert op_row(name).fn(x).dtype == mg.float32, name
     assert F.softmax(x, -1).dtype == mg.float32
 
 
@@ -207,21 +125,7 @@ def tensor_and_dim(draw, **kw):
     return x, draw(mst.valid_dim(x.ndim))
 
 
-@given(tensor_and_dim())
-def test_softmax_gradcheck(xd):
-    x, d = xd
-    y = mg.softmax(x, d)
-    np.testing.assert_allclose(y.array.sum(axis=d if x.ndim else None), 1.0, rtol=1e-12)
-    assert gradcheck(lambda t: mg.softmax(t, d), (x,))
-    assert gradcheck(lambda t: mg.log_softmax(t, d), (x,))
-    assert gradcheck(lambda t: F.softmin(t, d), (x,))
-
-
-@given(tensor_and_dim(shape=mst.shapes(max_dims=2, max_side=3)))
-def test_softmax_gradgradcheck(xd):
-    x, d = xd
-    assert gradgradcheck(lambda t: mg.softmax(t, d), (x,))
-    assert gradgradcheck(lambda t: mg.log_softmax(t, d), (x,))
+# softmax / log_softmax / softmin gradcheck and gradgradcheck: rows of tests/op_table.py
 
 
 @requires_torch
@@ -300,39 +204,8 @@ def test_errors():
         F.hardtanh(mg.zeros(2), 1.0, -1.0)
 
 
-# ------------------------------------------------------------------ compiled kernels == reference
-KERNEL_OPS = {
-    "softmax": lambda t: mg.softmax(t, -1),
-    "log_softmax": lambda t: mg.log_softmax(t, -1),
-    "gelu": F.gelu,
-    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
-    "silu": F.silu,
-}
-
-
-@pytest.mark.parametrize("name", list(KERNEL_OPS))
-@given(x=mst.tensors(shape=mst.shapes(max_side=5), elements=mst.floats(-6, 6)), f32=st.booleans())
-def test_kernel_path_equals_reference(name, x, f32):
-    """The op with its Numba kernels forced on (forward and first-order backward) agrees with the
-    NumPy reference formulas (the same inputs, the same cotangent)."""
-    dispatch = pytest.importorskip("minigen.kernels.dispatch")
-    if not dispatch.available():
-        pytest.skip("Numba is not installed: no kernels")
-    fn = KERNEL_OPS[name]
-    if f32:
-        x = x.detach().float().requires_grad_(True)
-    v = mg.tensor(np.random.default_rng(0).standard_normal(x.shape), dtype=x.dtype)
-    results = []
-    for mode in ("numba", "reference"):
-        with dispatch.set_mode(mode):
-            y = fn(x)
-            (gx,) = mg.grad(y, x, grad_outputs=v)
-        results.append((y.array, gx.array))
-    (yk, gk), (yr, gr) = results
-    assert yk.dtype == yr.dtype == x.dtype and gk.dtype == x.dtype
-    tol = dict(rtol=1e-5, atol=1e-6) if f32 else dict(rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(yk, yr, **tol)
-    np.testing.assert_allclose(gk, gr, **tol)
+# compiled kernels == reference (softmax, log_softmax, gelu, gelu tanh, silu; float32 and float64) and
+# fast_backward == backward: test_kernel_path_equals_reference in tests/test_op_table.py
 
 
 # ------------------------------------------------------------------ NaN, as PyTorch
@@ -348,7 +221,7 @@ def test_nan_and_kinks_match_torch(name, mode):
     import torch
     from minigen.kernels import dispatch
 
-    fn, spec, _, _ = UNARY[name]
+    fn, tfn = op_row(name).fn, op_row(name).torch_fn()
     vals = [float("nan"), -3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 6.0, 7.0]
     for dt in ("float64", "float32"):
         x = mg.tensor(vals, dtype=dt, requires_grad=True)
@@ -356,7 +229,7 @@ def test_nan_and_kinks_match_torch(name, mode):
             y = fn(x)
             y.sum().backward()
         tx = torch.tensor(vals, dtype=getattr(torch, dt), requires_grad=True)
-        ty = _torch_fn(spec)(tx)
+        ty = tfn(tx)
         ty.sum().backward()
         # float32: PyTorch's GELU loses digits to cancellation in 1 + erf(x / sqrt 2) for x << 0 (ours keeps
         # them: gelu(-3) = -0.00404969, torch -0.00405023); float64: its hardsigmoid slope is 1/6 rounded to
@@ -379,36 +252,10 @@ def test_relu_of_nan_is_nan():
 
 
 # ------------------------------------------------------------------ fast_backward == backward
-FAST = {  # name -> (fn, kernels the first-order backward must use)
-    "softmax": (lambda t: mg.softmax(t, -1), ["softmax_backward"]),
-    "log_softmax": (lambda t: mg.log_softmax(t, -1), ["log_softmax_backward"]),
-    "gelu": (F.gelu, ["gelu_forward_grad"]),
-    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"), ["gelu_backward"]),
-    "silu": (F.silu, ["silu_backward"]),
-}
-
-
-@pytest.mark.parametrize("name", list(FAST))
-@given(x=mst.tensors(shape=mst.shapes(min_dims=1, max_side=5), elements=mst.floats(-6, 6)), f32=st.booleans())
-def test_fast_backward_equals_backward(name, x, f32):
-    """With the kernels forced on, the engine's first-order path (the op's fast_backward, a fused kernel)
-    gives the gradient of the op's backward formula (what create_graph=True runs)."""
-    from minigen.kernels import dispatch
-
-    if not dispatch.available():
-        pytest.skip("Numba is not installed: no kernels")
-    fn, kernels = FAST[name]
-    if f32:
-        x = x.detach().float().requires_grad_(True)
-    v = mg.tensor(np.random.default_rng(1).standard_normal(x.shape), dtype=x.dtype)
-    with dispatch.use_kernels():
-        dispatch.reset_stats()
-        (fast,) = mg.grad(fn(x), x, grad_outputs=v)
-        assert all(dispatch.stats().get(k, 0) >= 1 for k in kernels), dispatch.stats()
-        (formula,) = mg.grad(fn(x), x, grad_outputs=v, create_graph=True)
-    assert fast.dtype == formula.dtype == x.dtype
-    tol = dict(rtol=2e-5, atol=1e-6) if f32 else dict(rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(fast.array, formula.array, **tol)
+# (with the kernels forced on: test_kernel_path_equals_reference in tests/test_op_table.py compares the fused
+# first-order gradient with the create_graph formula and the reference, and checks which kernels ran)
+FAST = {"softmax": lambda t: mg.softmax(t, -1), "log_softmax": lambda t: mg.log_softmax(t, -1), "gelu": F.gelu,
+        "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "silu": F.silu}
 
 
 @pytest.mark.parametrize("name", list(FAST))
@@ -416,7 +263,7 @@ def test_fast_backward_declines_without_a_kernel(name):
     """In reference mode fast_backward returns NotImplemented and the engine runs the formula."""
     from minigen.kernels import dispatch
 
-    fn, _ = FAST[name]
+    fn = FAST[name]
     x = mg.tensor(np.linspace(-2, 2, 12).reshape(3, 4), requires_grad=True)
     with dispatch.use_reference():
         dispatch.reset_stats()
@@ -434,7 +281,7 @@ def test_editing_the_input_after_the_forward_never_gives_a_wrong_gradient(name):
     raises InplaceError (the gradient reads it) or leaves the gradient exactly as without the edit."""
     from minigen.errors import InplaceError
 
-    fn = UNARY[name][0] if name in UNARY else (lambda t: getattr(mg, name)(t, -1))
+    fn = op_row(name).fn if name in UNARY else (lambda t: getattr(mg, name)(t, -1))
     base = mg.tensor(np.linspace(-2.5, 2.7, 12).reshape(3, 4), requires_grad=True)
     v = mg.tensor(np.random.default_rng(0).standard_normal((3, 4)))
     (want,) = mg.grad(fn(base * 1.0), base, grad_outputs=v)
