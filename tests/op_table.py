@@ -198,6 +198,7 @@ _UNARY = [  # name, fn, torch path, elements, second order
     ("trunc", mg.trunc, not_near_int(-3, 3), False), ("sign", mg.sign, mst.away_from(0.0), False),
     ("sgn", mg.sgn, mst.away_from(0.0), False),
 ]
+_UNARY[2] = ("neg", lambda x: -x, None, True)  # the operator (mg.neg is the same Function)
 for _n, _f, _e, _so in _UNARY:
     op(_n, _f, f"torch.{_n}", unary(_e), second_order=_so, kernels=(_n,) if _n in ("erf", "erfc") else ())
 op("round_decimals", mg.round, "torch.round", unary(mst.floats(-3, 3).filter(lambda v: abs(v * 10 - math.floor(v * 10) - 0.5) > 0.05)),
@@ -205,12 +206,15 @@ op("round_decimals", mg.round, "torch.round", unary(mst.floats(-3, 3).filter(lam
 op("pow_scalar", lambda x: x ** 3, "torch.pow", unary(), second_order=True, tcall=lambda f, x: f(x, 3))
 op("pow_half", lambda x: x ** 0.5, "torch.pow", unary(POS), second_order=True, tcall=lambda f, x: f(x, 0.5))
 op("pow_neg", lambda x: mg.pow(x, -1.5), "torch.pow", unary(POS), second_order=True, tcall=lambda f, x: f(x, -1.5))
+op("pow_two", lambda x: x ** 2, "torch.pow", unary(), second_order=True, tcall=lambda f, x: f(x, 2))
 op("rpow", lambda x: 2.0 ** x, "torch.pow", unary(), second_order=True, tcall=lambda f, x: f(2.0, x))
 op("nan_to_num_values", lambda x: mg.nan_to_num(mg.log(x), nan=0.5, posinf=3.0, neginf=-3.0), "torch.nan_to_num",
    st.tuples(mst.arrays((2, 3), "float64", _SPECIAL_VALUES).map(mg.tensor)),
    tcall=lambda f, x: f(x.log(), nan=0.5, posinf=3.0, neginf=-3.0), differentiable=False)
 
 # ================================================================== pointwise: binary (broadcasting)
+_OPERATORS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,  # (mg.add with
+              "div": lambda a, b: a / b, "pow": lambda a, b: a ** b}                          # alpha: add_alpha)
 GRID_A = st.integers(-20, 20).map(lambda k: k * 0.1 + 0.05)  # a and b never tie: |a - b| >= 0.05
 GRID_B = st.integers(-20, 20).map(lambda k: k * 0.1)
 for _n, _ea, _eb, _so in [("add", None, None, True), ("sub", None, None, True), ("mul", None, None, True),
@@ -219,7 +223,7 @@ for _n, _ea, _eb, _so in [("add", None, None, True), ("sub", None, None, True), 
                           ("fmax", GRID_A, GRID_B, False), ("fmin", GRID_A, GRID_B, False),
                           ("atan2", NONZERO, NONZERO, True), ("hypot", NONZERO, None, False),
                           ("logaddexp", mst.floats(-3, 3), mst.floats(-3, 3), True)]:
-    op(_n, getattr(mg, _n), f"torch.{_n}", broadcast_pair(_ea, _eb), second_order=_so)
+    op(_n, _OPERATORS.get(_n, getattr(mg, _n)), f"torch.{_n}", broadcast_pair(_ea, _eb), second_order=_so)
 op("add_alpha", mg.add, "torch.add", broadcast_pair(), kwargs=dict(alpha=2.5))
 op("sub_alpha", mg.sub, "torch.sub", broadcast_pair(), kwargs=dict(alpha=-0.5))
 op("rsub", mg.rsub, "torch.rsub", broadcast_pair())
