@@ -8,29 +8,9 @@ from hypothesis import given, strategies as st
 
 import minigen as mg
 from minigen.errors import DimError, DTypeError, InvalidArgumentError
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch as _compare_with_torch, gradcheck, gradgradcheck, to_torch
 from minigen.testing import strategies as mst
 from tests.conftest import requires_torch
-
-
-def _to_torch(x):
-    import torch
-
-    return torch.tensor(np.array(x.array), requires_grad=x.requires_grad)
-
-
-def _compare_with_torch(mg_fn, th_fn, xs, rtol=1e-10, atol=1e-12):
-    import torch
-
-    ts = [_to_torch(x) for x in xs]
-    y, yt = mg_fn(*xs), th_fn(*ts)
-    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=rtol, atol=atol)
-    assert tuple(y.shape) == tuple(yt.shape)
-    v = np.random.default_rng(0).standard_normal(y.shape)
-    gs = mg.grad(y, list(xs), grad_outputs=mg.tensor(v))
-    gts = torch.autograd.grad(yt, ts, grad_outputs=torch.tensor(v))
-    for g, gt in zip(gs, gts):
-        np.testing.assert_allclose(g.array, gt.numpy(), rtol=rtol, atol=atol)
 
 
 @st.composite
@@ -476,7 +456,7 @@ def test_errors():
 def test_index_and_truth_reductions_match_torch(x, data):
     import torch
 
-    t = torch.tensor(np.array(x.array))
+    t = to_torch(x)
     d = data.draw(mst.valid_dim(x.ndim))
     keepdim = data.draw(st.booleans())
     for name in ("argmax", "argmin"):  # ties: the first occurrence in both
