@@ -23,6 +23,7 @@ setup(
     install_requires=[
         "numpy>=2.0",
         "numba>=0.60",
+        "threadpoolctl>=3.1",
         "safetensors>=0.4",
         "tqdm>=4.60",
         "pillow>=9.0",

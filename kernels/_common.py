@@ -17,7 +17,10 @@ Parallel pattern
 A kernel body is a serial ``jit`` function whose last two arguments are a range ``[i0, i1)`` of rows /
 channels / heads / elements; :func:`parallel_for` cuts the range into one chunk per thread and runs
 the chunks on a small persistent thread pool (the calling thread takes the first chunk). Threads =
-``numba.get_num_threads()``, which respects NUMBA_NUM_THREADS (and ``numba.set_num_threads``).
+:func:`minigen.kernels.threads.kernel_threads` (``mg.set_num_threads``, else OMP_NUM_THREADS, else the
+usable cores; capped by NUMBA_NUM_THREADS). Thread ownership (:mod:`minigen.kernels.threads`): the pool
+and BLAS never compute at the same time -- chunks that call BLAS (a ``cblas_?gemm`` object among the
+arguments) run it single-threaded while the pool owns the cores.
 Why not ``parallel=True``/``prange``: measured on this 2-core machine, a ``prange`` driver adds 0.6 s
 (simple loops) to 3.5 s (attention) of compile time per dtype specialisation, for the same 1.9-2x
 speedup that the thread pool gives at ~15 us dispatch cost; compile time is what the cold start and the
@@ -42,6 +45,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 from numba import types
+
+from . import threads as _threads
+
+try:  # Numba's own count (numba.get_num_threads, dispatch.num_threads) agrees with the pool's
+    nb.set_num_threads(min(_threads.kernel_threads(), nb.config.NUMBA_NUM_THREADS))
+except Exception:  # pragma: no cover - Numba without a threading layer
+    pass
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -78,7 +88,8 @@ def c(a):
 
 
 def threads() -> int:
-    return int(nb.get_num_threads())
+    """Threads of the kernel pool (:func:`minigen.kernels.threads.kernel_threads`)."""
+    return _threads.kernel_threads()
 
 
 def chunks(n: int, min_per_chunk: int = 1) -> int:
@@ -112,6 +123,14 @@ def parallel_for(fn, n, *args, parallel=True, min_per_chunk=1):
     if nch <= 1 or threading.current_thread().name.startswith("minigen-kernel"):
         fn(*args, 0, n)
         return
+    if any(isinstance(a, _GemmWAP) for a in args):  # the chunks call BLAS: one BLAS thread each
+        with _threads.blas_single():
+            _run_chunks(fn, n, nch, args)
+    else:
+        _run_chunks(fn, n, nch, args)
+
+
+def _run_chunks(fn, n, nch, args):
     pool = _pool(nch - 1)
     futs = [pool.submit(fn, *args, k * n // nch, (k + 1) * n // nch) for k in range(1, nch)]
     try:

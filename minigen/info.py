@@ -1,4 +1,5 @@
-"""``minigen info``: versions, kernel backend, devices and threads, as a dict or as text."""
+"""``minigen info``: versions, kernel backend, devices and threads (who owns the cores: the thread budget,
+the kernel pool, BLAS with its library, version and thread count), as a dict or as text."""
 from __future__ import annotations
 
 import os
@@ -77,7 +78,14 @@ def collect() -> dict:
         info["kernels_mode"] = None
         info["kernels_backend"] = f"numpy reference ({type(e).__name__}: kernels unavailable)"
         info["kernel_threads"] = None
-    for var in ("MINIGEN_KERNELS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MINIGEN_DATA"):
+    try:  # who owns the cores (minigen.kernels.threads): the budget, the kernel pool, BLAS
+        from minigen.kernels import threads
+
+        info.update(threads.owners())
+    except Exception as e:
+        info["threads"] = f"unknown ({type(e).__name__})"
+    for var in ("MINIGEN_KERNELS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "MINIGEN_DATA"):
         info[var] = os.environ.get(var)
     ok, desc = _cuda()
     info["cuda_available"] = ok
