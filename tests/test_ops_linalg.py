@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigen as mg
 from minigen.errors import DTypeError, InvalidArgumentError, ShapeError
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch as torch_compare, gradcheck, gradgradcheck
 from minigen.testing.strategies import tensors
 
 from conftest import requires_torch
@@ -16,35 +16,6 @@ from conftest import requires_torch
 
 def t64(values, requires_grad=True):
     return mg.tensor(values, dtype=mg.float64, requires_grad=requires_grad)
-
-
-def torch_compare(mg_fn, torch_fn, inputs, rtol=1e-10, atol=1e-12):
-    """Forward values and vector-Jacobian products of ``mg_fn`` vs ``torch_fn`` on the same inputs."""
-    import torch
-
-    outs = mg_fn(*inputs)
-    outs = [outs] if isinstance(outs, mg.Tensor) else list(outs)
-    tin = [torch.tensor(np.array(a.array), requires_grad=a.requires_grad) if isinstance(a, mg.Tensor) else a
-           for a in inputs]
-    touts = torch_fn(*tin)
-    touts = [touts] if isinstance(touts, torch.Tensor) else list(touts)
-    for o, to in zip(outs, touts):
-        assert tuple(o.shape) == tuple(to.shape)
-        np.testing.assert_allclose(o.detach().numpy(), to.detach().numpy(), rtol=rtol, atol=atol)
-    wrt = [i for i, a in enumerate(inputs) if isinstance(a, mg.Tensor) and a.requires_grad]
-    diff = [k for k, o in enumerate(outs) if o.requires_grad]
-    if not wrt or not diff:
-        return
-    rng = np.random.default_rng(0)
-    vs = [rng.standard_normal(outs[k].shape) for k in diff]
-    gs = mg.grad([outs[k] for k in diff], [inputs[i] for i in wrt],
-                 grad_outputs=[mg.tensor(v, dtype=mg.float64) for v in vs], allow_unused=True)
-    tgs = torch.autograd.grad([touts[k] for k in diff], [tin[i] for i in wrt],
-                              grad_outputs=[torch.tensor(v) for v in vs], allow_unused=True)
-    for g, tg, i in zip(gs, tgs, wrt):
-        a = np.zeros(inputs[i].shape) if g is None else g.numpy()
-        b = np.zeros(inputs[i].shape) if tg is None else tg.numpy()
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
 
 
 @st.composite
