@@ -413,6 +413,56 @@ def test_w_avg_tracks_the_mean_w_in_training():
     np.testing.assert_allclose(G.w_avg.detach().numpy(), 0.5 * w, rtol=1e-5)   # no update in eval mode
 
 
+def test_skip_synthesis_sums_the_upsampled_torgb_images():
+    """skip=True: img = up(up(ToRGB_7(x_7, w_1)) + ToRGB_14(x_14, w_3)) + ToRGB_28(x_28, w_6), by hand."""
+    from minigen.nn import functional as F
+
+    mg.manual_seed(0)
+    S = stylegan.SynthesisNetwork(w_dim=4, width=8, skip=True)
+    ws = mg.randn(2, stylegan.N_STYLES, 4)
+    noise = [mg.randn(1, 1, s, s) for s in (7, 7, 14, 14, 28, 28)]
+    got = S(ws, noise).detach().numpy()
+    x, c = S.const.expand(2, 8, 7, 7), S.convs
+    x = c[1](c[0](x, ws[:, 0], noise[0]), ws[:, 1], noise[1])
+    img = S.to_rgb_7(x, ws[:, 1])
+
+    def up(t):
+        return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
+
+    x = up(x)
+    x = c[3](c[2](x, ws[:, 2], noise[2]), ws[:, 3], noise[3])
+    img = up(img) + S.to_rgb_14(x, ws[:, 3])
+    x = up(x)
+    x = c[5](c[4](x, ws[:, 4], noise[4]), ws[:, 5], noise[5])
+    want = (up(img) + S.to_rgb(x, ws[:, 6])).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert got.shape == (2, 1, 28, 28)
+    # the 7x7 image depends on the coarse styles only: changing w_0 changes the output, so does w_6
+    ws2 = ws.detach().clone()
+    ws2.array[:, 6] += 1.0
+    assert not np.allclose(S(ws2, noise).detach().numpy(), got)
+    flat = stylegan.SynthesisNetwork(w_dim=4, width=8, skip=False)
+    assert not hasattr(flat, "to_rgb_7") and flat(ws, noise).shape == (2, 1, 28, 28)
+
+
+def test_ema_of_generator_weights_by_hand():
+    """theta_ema <- beta theta_ema + (1 - beta) theta; buffers copied; beta = 0.5 ** (B / min(h, 0.05 n))."""
+    mg.manual_seed(0)
+    G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1)
+    E = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1)
+    before = {k: v.detach().numpy().copy() for k, v in E.state_dict().items()}
+    G.w_avg.array[:] = 3.0
+    stylegan.ema_update_(E, G, 0.75)
+    gs = G.state_dict()
+    for k, v in E.state_dict().items():
+        want = gs[k].detach().numpy() if k == "w_avg" else 0.75 * before[k] + 0.25 * gs[k].detach().numpy()
+        np.testing.assert_allclose(v.detach().numpy(), want, rtol=1e-6, atol=1e-7, err_msg=k)
+    assert E.synthesis.convs[0].noise_strength.array.shape == ()          # 0-d parameters stay 0-d arrays
+    assert stylegan.ema_beta(32, 10**7, half_life=10_000) == pytest.approx(0.5 ** (32 / 10_000))
+    assert stylegan.ema_beta(32, 6400, half_life=10_000) == pytest.approx(0.5 ** (32 / 320))   # ramp-up: 5% of 6400
+    assert stylegan.ema_beta(32, 0) == pytest.approx(0.0)                 # the first step copies G
+
+
 def test_adain_generator_runs_and_r1_by_hand():
     G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1, mode="adain")
     assert G(mg.randn(2, 4)).shape == (2, 1, 28, 28)

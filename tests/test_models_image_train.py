@@ -200,6 +200,31 @@ def test_stylegan_writes_style_mixing_pngs(tmp_path):
     assert Image.open(s["style_mixing_coarse"]).size == (7 * 30 + 2, 6 * 30 + 2)   # (1 + 6) x (1 + 5) cells
 
 
+def test_stylegan_keeps_an_ema_generator_and_samples_from_it(tmp_path):
+    from minigen.recipes import stylegan as recipe
+
+    out = str(tmp_path / "sg")
+    common = ["--width", "8", "--d-width", "4", "--z-dim", "8", "--w-dim", "8", "--classifier", "none"] + TINY
+    assert cli.main(["train", "stylegan", "--out", out, "--max-steps", "3"] + common) == 0
+    p = _params(os.path.join(out, "checkpoint.safetensors"))
+    g = {k[2:]: v for k, v in p.items() if k.startswith("G.")}
+    e = {k[6:]: v for k, v in p.items() if k.startswith("G_ema.")}
+    assert g.keys() == e.keys() and "synthesis.to_rgb_7.weight" in e          # skip generator by default
+    # early in training the ramp-up keeps the half-life at 5% of the images seen: G_ema follows G closely,
+    # but it is an average, not a copy
+    assert any(not np.array_equal(g[k], e[k]) for k in g)
+    assert all(np.allclose(g[k], e[k], rtol=0.05, atol=0.05) for k in g)
+    model = recipe.build_model(argparse.Namespace(**_config(out)["args"]))
+    assert recipe.sampler(model) is model.G_ema
+    plain = str(tmp_path / "plain")
+    assert cli.main(["train", "stylegan", "--out", plain, "--max-steps", "1", "--ema-half-life", "0", "--skip", "0"]
+                    + common) == 0
+    p = _params(os.path.join(plain, "checkpoint.safetensors"))
+    assert not any(k.startswith("G_ema.") or "to_rgb_7" in k for k in p)
+    assert cli.main(["sample", plain, "--mix", "fine", "--out", str(tmp_path / "mix.png")]) == 0
+    assert _png_size(str(tmp_path / "mix.png")) == (7 * 30 + 2, 6 * 30 + 2)   # (1 + 6 B columns) x (1 + 5 A rows)
+
+
 def test_vae_cli_latent_2_pictures_and_resume(tmp_path):
     out = str(tmp_path / "vae")
     args = ["train", "vae", "--out", out, "--latent-dim", "2", "--hidden", "16"] + TINY

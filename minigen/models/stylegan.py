@@ -14,8 +14,18 @@ resolutions the maps are upsampled x2 (bilinear)::
       -> up -> StyleConv(w_4) -> StyleConv(w_5)                          fine    (28 x 28, C/4)
       -> ToRGB(w_6): modulated 1x1 conv without demodulation, + bias     (1 channel, linear output)
 
+With ``skip=True`` (StyleGAN2's "skip" generator, the default) every resolution also has a ToRGB and the
+image is their upsampled sum::
+
+    img = up( up( ToRGB_7(x_7, w_1) ) + ToRGB_14(x_14, w_3) ) + ToRGB_28(x_28, w_6)
+
 Each layer reads its own copy w_l of w (``ws`` of shape (B, 7, w_dim)); giving different layers the w of
-different z is **style mixing**.
+different z is **style mixing**: w_0, w_1 (7 x 7) set the coarse shape of the digit, w_2, w_3 (14 x 14) the
+middle-scale strokes, w_4..w_6 (28 x 28) the fine detail (stroke width, edges).
+
+**EMA of G** (:func:`ema_update_`, :func:`ema_beta`): the generator that is sampled and scored is a running
+average of G's weights, theta_ema <- beta theta_ema + (1 - beta) theta after every G step, beta =
+0.5 ** (B / h), h = min(10k images, 5% of the images seen) (StyleGAN2-ADA's half-life with its ramp-up).
 
 **Weight modulation / demodulation** (StyleGAN2, the default ``mode='modconv'``): with style s = A(w)
 (an affine map, bias initialised to 1) and conv weight W (Cout, Cin, k, k)::
@@ -55,7 +65,7 @@ from ..tensor import Tensor
 
 __all__ = ["pixel_norm", "adain", "modulated_conv2d", "EqLinear", "EqConv2d", "minibatch_stddev", "StyleDiscriminator",
            "ScaledLeakyReLU", "MappingNetwork", "StyleConv", "ToRGB", "SynthesisNetwork", "StyleGenerator",
-           "r1_penalty", "N_STYLES"]
+           "r1_penalty", "ema_update_", "ema_beta", "N_STYLES"]
 
 N_STYLES = 7
 LRELU_GAIN = math.sqrt(2.0)
@@ -242,36 +252,54 @@ class ToRGB(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
-    """ws (B, 7, w_dim) -> image (B, 1, 28, 28): const 7x7 -> 2 StyleConvs per resolution 7/14/28 -> ToRGB."""
+    """ws (B, 7, w_dim) -> image (B, 1, 28, 28): const 7x7 -> 2 StyleConvs per resolution 7/14/28.
 
-    def __init__(self, w_dim=64, width=64, mode="modconv"):
+    ``skip=True`` (StyleGAN2's "skip" generator, the default): every resolution adds its own ToRGB image to
+    the upsampled image of the one below, img_7 = ToRGB(x_7, w_1), img_14 = up(img_7) + ToRGB(x_14, w_3),
+    img_28 = up(img_14) + ToRGB(x_28, w_6), so the coarse layers draw the digit's outline from the first step
+    on. ``skip=False``: one ToRGB(w_6) at 28 x 28 (StyleGAN1's output layer).
+    """
+
+    TORGB_STYLES = (1, 3, 6)   # which w_l each resolution's ToRGB reads (skip=True)
+
+    def __init__(self, w_dim=64, width=64, mode="modconv", skip=True):
         super().__init__()
         C = width
+        self.skip = bool(skip)
         self.const = nn.Parameter(np.zeros((1, C, 7, 7), dtype=np.float32))
         nn.init.normal_(self.const, 0.0, 1.0)
         chans = [(C, C), (C, C), (C, C // 2), (C // 2, C // 2), (C // 2, C // 4), (C // 4, C // 4)]
         self.convs = nn.ModuleList([StyleConv(a, b, w_dim, mode) for a, b in chans])
         self.to_rgb = ToRGB(C // 4, w_dim)
+        if self.skip:
+            self.to_rgb_7 = ToRGB(C, w_dim)
+            self.to_rgb_14 = ToRGB(C // 2, w_dim)
 
     def forward(self, ws, noise=None):
         B = ws.shape[0]
         x = self.const.expand(B, *self.const.shape[1:])
+        img = None
         for i, conv in enumerate(self.convs):
             if i in (2, 4):
+                if self.skip:
+                    rgb = (self.to_rgb_7 if i == 2 else self.to_rgb_14)(x, ws[:, self.TORGB_STYLES[i // 2 - 1]])
+                    img = rgb if img is None else img + rgb
+                    img = F.interpolate(img, scale_factor=2, mode="bilinear", align_corners=False)
                 x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = conv(x, ws[:, i], None if noise is None else noise[i])
-        return self.to_rgb(x, ws[:, N_STYLES - 1])
+        out = self.to_rgb(x, ws[:, N_STYLES - 1])
+        return out if img is None else img + out
 
 
 class StyleGenerator(nn.Module):
     """G(z) = synthesis(broadcast(mapping(z))); ``mix`` / ``truncation`` as in StyleGAN."""
 
     def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995,
-                 mapping_lr_mul=0.01):
+                 mapping_lr_mul=0.01, skip=True):
         super().__init__()
         self.z_dim, self.w_dim, self.w_avg_beta = z_dim, w_dim, w_avg_beta
         self.mapping = MappingNetwork(z_dim, w_dim, n_mapping, mapping_lr_mul)
-        self.synthesis = SynthesisNetwork(w_dim, width, mode)
+        self.synthesis = SynthesisNetwork(w_dim, width, mode, skip)
         self.register_buffer("w_avg", Tensor(np.zeros((w_dim,), dtype=np.float32)))
 
     def broadcast(self, w):
@@ -303,6 +331,31 @@ class StyleGenerator(nn.Module):
                 w2 = self.w_avg + (w2 - self.w_avg) * truncation
             ws = self.mix(ws, self.broadcast(w2), cut)
         return self.synthesis(ws, noise)
+
+
+def ema_update_(ema, model, beta):
+    """theta_ema <- beta * theta_ema + (1 - beta) * theta for every parameter; buffers (w_avg) copied.
+
+    StyleGAN samples from this exponential moving average of G's weights: G's own weights, moved by Adam with
+    beta1 = 0 at a high learning rate, jitter from step to step; their running mean draws cleaner digits.
+    ``ema`` and ``model`` have the same architecture. Returns ``ema``.
+    """
+    b = float(beta)
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.array[...] = pe.array * b + p.array * (1.0 - b)        # in place: 0-d arrays stay arrays
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.array[...] = bm.array
+    return ema
+
+
+def ema_beta(batch_size, images_seen, half_life=10_000, rampup=0.05):
+    """StyleGAN2-ADA's EMA decay per step: beta = 0.5 ** (B / h), h = min(half_life, rampup * images_seen).
+
+    The ramp-up keeps the average short early in training (h = 5% of the images seen so far), so a run of a
+    few epochs is not dominated by its random initial weights.
+    """
+    h = max(min(float(half_life), float(rampup) * float(images_seen)), 1e-8)
+    return 0.5 ** (float(batch_size) / h)
 
 
 # ----------------------------------------------------------------------------- regularisation
