@@ -18,6 +18,7 @@ from .tensor import (  # noqa: F401
     randint_like, bernoulli, multinomial, set_default_dtype, get_default_dtype, as_dtype,
     float16, half, float32, float64, double, int8, uint8, int16, int32, int64, long, bool_, short,
     complex64, cfloat, complex128, cdouble, bfloat16,
+    FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor, BoolTensor,
 )
 from .tensor import float as float, int as int  # noqa: F401,E402  (mg.float / mg.int as in PyTorch)
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode, grad  # noqa: F401

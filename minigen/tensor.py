@@ -759,3 +759,35 @@ def multinomial(probs, num_samples, replacement=False, generator=None):
     if squeeze:
         out = out[0]
     return Tensor._make(backend.move_array(out.astype(np.int64), probs.device))
+
+
+# -------------------------------------------------------------------- legacy typed constructors
+class _TypedTensor:
+    """PyTorch's legacy constructors (``torch.FloatTensor(data)``, ``torch.LongTensor(2, 3)``): data -> a tensor of
+    that dtype; sizes -> an uninitialised tensor of that shape; ``isinstance(t, mg.FloatTensor)`` checks the dtype."""
+
+    def __init__(self, name, dtype):
+        self.__name__ = self.__qualname__ = name
+        self.dtype = dtype
+
+    def __call__(self, *args, device=None):
+        if len(args) == 1 and not isinstance(args[0], (_builtin_int, np.integer)):
+            return tensor(args[0], dtype=self.dtype, device=device)
+        return empty(*args, dtype=self.dtype, device=device)
+
+    def __instancecheck__(self, obj):
+        return isinstance(obj, Tensor) and obj.dtype == self.dtype
+
+    def __repr__(self):
+        return f"<class 'minigen.{self.__name__}'>"
+
+
+FloatTensor = _TypedTensor("FloatTensor", float32)
+DoubleTensor = _TypedTensor("DoubleTensor", float64)
+HalfTensor = _TypedTensor("HalfTensor", float16)
+LongTensor = _TypedTensor("LongTensor", int64)
+IntTensor = _TypedTensor("IntTensor", int32)
+ShortTensor = _TypedTensor("ShortTensor", int16)
+CharTensor = _TypedTensor("CharTensor", int8)
+ByteTensor = _TypedTensor("ByteTensor", uint8)
+BoolTensor = _TypedTensor("BoolTensor", bool_)

@@ -1462,24 +1462,11 @@ PROGRAMS = {"forward_forward": FORWARD_FORWARD, "gat": GAT, "regression": REGRES
 # (old, new, why): edits the minigen run still needs beyond the import lines. Keep empty where possible.
 PATCHES = {
     "forward_forward": [],
-    "gat": [
-        ("torch.FloatTensor(data[\"features\"])", "torch.tensor(data[\"features\"], dtype=torch.float32)",
-         "the legacy typed constructors torch.FloatTensor / torch.LongTensor are missing (10+ uses in "
-         "pytorch/examples)"),
-        ("torch.LongTensor(data[\"labels\"])", "torch.tensor(data[\"labels\"], dtype=torch.long)", "(same)"),
-        ("features = torch.diag(scale_vector) @ features", "features = scale_vector.unsqueeze(1) * features",
-         "torch.diag / Tensor.diag are missing"),
-        ("torch.empty(size=", "torch.empty(", "zeros/ones/empty/rand/randn reject PyTorch's size= keyword"),
-    ],
+    "gat": [],
     "regression": [],
     "translation": [],
     "super_resolution": [],
-    "fast_neural_style": [
-        ("import minigen.nn as nn\n", "import minigen.nn as nn\nimport minigen.nn.modules.padding\n",
-         "the padding layers exist in minigen/nn/modules/padding.py but are not exported from minigen.nn yet "
-         "(nn/modules/__init__.py)"),
-        ("torch.nn.ReflectionPad2d(", "torch.nn.modules.padding.ReflectionPad2d(", "(same)"),
-    ],
+    "fast_neural_style": [],
     "reinforce": [
         ("from minigen.distributions import Categorical\n",
          "class Categorical:\n    def __init__(self, probs):\n"
@@ -1494,29 +1481,12 @@ PATCHES = {
     "transformer_lm": [],
     "micrograd_engine": [],
     "dcgan": [],
-    "nanogpt_flash": [
-        ("import minigen as torch\n", "import minigen as torch\nimport minigen.backends\nimport minigen.amp\n"
-         "import minigen.compiler\n",
-         "minigen.backends / minigen.amp are not in minigen/__init__.py's lazy-import list yet"),
-        ("model = torch.compile(model)", "model = torch.compiler.compile(model)",
-         "minigen.compile is not in minigen/__init__.py's lazy-import list yet"),
-        ("'bfloat16': torch.bfloat16, ", "", "minigen has no bfloat16 dtype (item 9 of issue 11)"),
-    ],
-    "nanogpt_manual": [
-        ("import minigen as torch\n", "import minigen as torch\nimport minigen.backends\nimport minigen.amp\n"
-         "import minigen.compiler\n",
-         "minigen.backends / minigen.amp are not in minigen/__init__.py's lazy-import list yet"),
-        ("model = torch.compile(model)", "model = torch.compiler.compile(model)",
-         "minigen.compile is not in minigen/__init__.py's lazy-import list yet"),
-        ("'bfloat16': torch.bfloat16, ", "", "minigen has no bfloat16 dtype (item 9 of issue 11)"),
-    ],
+    "nanogpt_flash": [],
+    "nanogpt_manual": [],
     "vae": [],
     "mnist_cnn_adadelta": [],
     "word_lstm_lm": [],
-    "packed_sentence_lm": [
-        ("out, (h, c) = self.rnn(packed)", "out, (h, c) = torch.nn.utils.rnn.packed_rnn_forward(self.rnn, packed)",
-         "nn.LSTM.forward does not accept a PackedSequence yet (hook in nn/modules/rnn.py)"),
-    ],
+    "packed_sentence_lm": [],
 }
 
 

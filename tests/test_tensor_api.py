@@ -149,3 +149,33 @@ def test_creation_overloads_like_torch():
     mm = np.memmap("/tmp/minigen_test_memmap.bin", dtype=np.float32, mode="w+", shape=(3,))
     t = mg.from_numpy(mm)
     np.testing.assert_array_equal((t + 1).numpy(), [1, 1, 1])
+
+
+@requires_torch
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(-3, 3))
+def test_diag_matches_torch_and_gradchecks(r, c, k):
+    rng = np.random.default_rng(r * 10 + c)
+    m = rng.standard_normal((r, c))
+    v = rng.standard_normal(r)
+    np.testing.assert_array_equal(mg.diag(mg.tensor(m), k).numpy(), torch.diag(torch.tensor(m), k).numpy())
+    np.testing.assert_array_equal(mg.tensor(v).diag(k).numpy(), torch.tensor(v).diag(k).numpy())
+    mt = mg.tensor(m, requires_grad=True)
+    vt = mg.tensor(v, requires_grad=True)
+    if min(r, c) > 0 and -r < k < c:
+        assert gradcheck(lambda t: mg.diag(t, k), (mt,))
+    assert gradcheck(lambda t: mg.diag(t, k), (vt,))
+
+
+def test_diag_bad_input_and_legacy_constructors():
+    with pytest.raises(ShapeError):
+        mg.diag(mg.zeros(2, 2, 2))
+    with pytest.raises(DTypeError):
+        mg.diag(mg.zeros(2), 1.5)
+    assert mg.FloatTensor([1, 2]).dtype == mg.float32 and mg.LongTensor([1, 2]).dtype == mg.int64
+    assert mg.FloatTensor(2, 3).shape == (2, 3)
+    assert isinstance(mg.zeros(2), mg.FloatTensor) and not isinstance(mg.zeros(2), mg.LongTensor)
+    assert mg.zeros(size=(2, 3)).shape == (2, 3) and mg.arange(end=3).tolist() == [0, 1, 2]
+    assert mg.randint(high=5, size=(4,)).max().item() < 5
+    with pytest.raises(DTypeError):
+        mg.zeros(2, dtype=mg.bfloat16)
+    assert not hasattr(mg, "no_such_subpackage") and hasattr(mg, "amp") and hasattr(mg, "backends")

@@ -31,7 +31,7 @@ from ..tensor import Tensor, as_tensor
 from .shape import reshape, transpose
 
 __all__ = ["matmul", "linear", "bilinear", "mm", "bmm", "mv", "dot", "inner", "outer", "ger", "addmm", "baddbmm",
-           "einsum", "tensordot"]
+           "einsum", "tensordot", "diag"]
 
 _int = builtins.int
 
@@ -486,3 +486,44 @@ def tensordot(a, b, dims=2):
     return einsum(f"{''.join(ta)},{''.join(tb)}->{out}", a, b)
 
 
+# ------------------------------------------------------------------ diag
+class Diag(Function):
+    """1-d x -> the matrix with x on diagonal k;  2-d x -> its diagonal k (PyTorch's ``torch.diag``).
+
+    forward  y = diag(x, k)       backward  dx = diag(g, k) (the other direction: put back / read off)
+    ``shape``: the 2-d shape to build when called from a 2-d input's backward (non-square inputs).
+    """
+
+    reads = ()
+
+    @staticmethod
+    def forward(ctx, x, k, shape):
+        ctx.in_shape = x.shape
+        xp = get_array_module(x)
+        if x.ndim == 2:
+            return xp.diagonal(x, k).copy()
+        if shape is None:
+            return xp.diag(x, k)
+        out = xp.zeros(shape, dtype=x.dtype)
+        n = x.shape[0]
+        r0, c0 = (0, k) if k >= 0 else (-k, 0)
+        out[xp.arange(n) + r0, xp.arange(n) + c0] = x
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        k = ctx.args[1]
+        return Diag.apply(g, k, ctx.in_shape if len(ctx.in_shape) == 2 else None), None, None
+
+
+def diag(input, diagonal=0):
+    """``diag(v, k)``: a square matrix with the 1-d ``v`` on diagonal ``k``; ``diag(m, k)``: the 1-d diagonal k of a
+    2-d ``m``. (See :class:`Diag` for the formulas.)"""
+    from ..argcheck import check_tensor
+
+    check_tensor(input, "diag")
+    if isinstance(diagonal, bool) or not isinstance(diagonal, (int, np.integer)):
+        raise DTypeError(f"diag: diagonal must be an int, got {type(diagonal).__name__}")
+    if input.ndim not in (1, 2):
+        raise ShapeError(f"diag expects a 1-d or 2-d tensor, got shape {tuple(input.shape)}")
+    return Diag.apply(input, int(diagonal), None)

@@ -33,7 +33,7 @@ SAME_NAME = (
 ).split()
 
 # more x.name(...) == ops.name(x, ...): sorting/selection, and PyTorch methods added for ported programs
-SAME_NAME += "sort argsort msort topk kthvalue unique nonzero".split()
+SAME_NAME += "sort argsort msort topk kthvalue unique nonzero diag".split()
 
 # x.name_(...) writes ops.name(x, ...) into x (see minigen.ops.inplace)
 IN_PLACE = (
