@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import minigen as mg
 from minigen.errors import DTypeError, InvalidArgumentError, ShapeError
 from minigen.ops import conv as C
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch, gradcheck, gradgradcheck
 from minigen.testing.strategies import tensors
 
 from conftest import requires_torch
@@ -244,19 +244,9 @@ def test_conv1d_gradgradcheck_fixed_case():
 
 # ------------------------------------------------------------------ PyTorch oracle
 def _torch_compare(mg_fn, torch_fn, arrays, rng, atol=1e-10):
-    import torch
-
-    ts = [None if a is None else torch.tensor(a, requires_grad=True) for a in arrays]
+    """Same arrays into both libraries (every array requires grad): forward and VJP agree."""
     ms = [None if a is None else mg.tensor(a, requires_grad=True) for a in arrays]
-    yt, ym = torch_fn(*ts), mg_fn(*ms)
-    assert ym.shape == tuple(yt.shape)
-    np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), atol=atol, rtol=1e-6)
-    g = rng.standard_normal(ym.shape).astype(arrays[0].dtype)
-    yt.backward(torch.tensor(g))
-    ym.backward(mg.tensor(g))
-    for a, t, m in zip(arrays, ts, ms):
-        if a is not None:
-            np.testing.assert_allclose(m.grad.numpy(), t.grad.numpy(), atol=atol, rtol=1e-6)
+    compare_with_torch(mg_fn, torch_fn, ms, rtol=1e-6, atol=atol, seed=int(rng.integers(2 ** 31)))
 
 
 def _arrays(case, seed, dtype=np.float64):

@@ -7,7 +7,7 @@ from hypothesis import assume, given, strategies as st
 
 import minigen as mg
 from minigen.errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch as _compare, gradcheck, gradgradcheck
 from minigen.testing.strategies import arrays, floats
 from tests.conftest import requires_torch
 
@@ -23,21 +23,10 @@ small_shapes = st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple)
 
 
 def compare_with_torch(ours_fn, torch_fn, arrays_, grad_mask, rtol=1e-9, atol=1e-11, **kw):
-    """Run both libraries on the same arrays; compare the forward and the VJP for a random cotangent."""
-    import torch
-
-    ours = [T(a, g) for a, g in zip(arrays_, grad_mask)]
-    theirs = [torch.tensor(a, requires_grad=bool(g and np.asarray(a).dtype.kind == "f")) for a, g in
-              zip(arrays_, grad_mask)]
-    out, ref = ours_fn(*ours, **kw), torch_fn(*theirs, **kw)
-    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=rtol, atol=atol)
-    wrt = [i for i, g in enumerate(grad_mask) if g]
-    if wrt:
-        v = np.random.default_rng(0).standard_normal(out.shape)
-        g1 = mg.grad(out, [ours[i] for i in wrt], grad_outputs=mg.tensor(v))
-        g2 = torch.autograd.grad(ref, [theirs[i] for i in wrt], grad_outputs=torch.tensor(v))
-        for a, c in zip(g1, g2):
-            np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=rtol, atol=atol)
+    """Run both libraries on the same arrays (``grad_mask``: which require grad; ``kw`` go to both):
+    minigen.testing.compare_with_torch checks the forward and the VJP for a random cotangent."""
+    _compare(lambda *a: ours_fn(*a, **kw), lambda *a: torch_fn(*a, **kw), [T(a, g) for a, g in zip(arrays_, grad_mask)],
+             rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------------ regression losses

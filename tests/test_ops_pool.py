@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import minigen as mg
 from minigen.errors import DTypeError, InvalidArgumentError, ShapeError
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch, gradcheck, gradgradcheck
 from minigen.testing.strategies import tensors
 
 from conftest import requires_torch
@@ -285,19 +285,8 @@ def test_pool_kernels_equal_reference_on_both_backward_paths(kind, data):
 
 # ------------------------------------------------------------------ PyTorch oracle
 def _torch_compare(mg_fn, torch_fn, x, seed=0, atol=1e-10):
-    import torch
-
-    xt, xm = torch.tensor(x, requires_grad=True), mg.tensor(x, requires_grad=True)
-    yt, ym = torch_fn(xt), mg_fn(xm)
-    if isinstance(yt, tuple):                        # (values, indices)
-        np.testing.assert_array_equal(ym[1].numpy(), yt[1].numpy())
-        yt, ym = yt[0], ym[0]
-    assert ym.shape == tuple(yt.shape)
-    np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), atol=atol, rtol=1e-6)
-    g = np.random.default_rng(seed).standard_normal(ym.shape).astype(x.dtype)
-    yt.backward(torch.tensor(g))
-    ym.backward(mg.tensor(g))
-    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), atol=atol, rtol=1e-6)
+    """Same array into both libraries: outputs ((values, indices) included) and the VJP agree."""
+    compare_with_torch(mg_fn, torch_fn, [mg.tensor(x, requires_grad=True)], rtol=1e-6, atol=atol, seed=seed)
 
 
 @requires_torch
