@@ -199,6 +199,40 @@ class Tensor:
     def xp(self):
         return backend.get_array_module(self.array)
 
+    def nelement(self):
+        return _builtin_int(self.array.size)
+
+    def ndimension(self):
+        return self.ndim
+
+    @property
+    def itemsize(self):
+        return _builtin_int(self.array.itemsize)
+
+    @property
+    def nbytes(self):
+        return _builtin_int(self.array.nbytes)
+
+    def is_signed(self):
+        return self.dtype.kind in "fic"
+
+    def is_same_size(self, other):
+        return tuple(self.shape) == tuple(other.shape)
+
+    def is_nonzero(self):
+        if self.array.size != 1:
+            raise InvalidArgumentError(f"is_nonzero needs a tensor with one element, got shape {tuple(self.shape)}")
+        return _builtin_bool(self.item())
+
+    def get_device(self):
+        """-1 on the CPU (PyTorch's convention), the GPU index on a GPU."""
+        d = self.device
+        return -1 if d.type == "cpu" else d.index
+
+    @property
+    def retains_grad(self):
+        return self._ctx is not None and self._ctx.retained is not None
+
     def stride(self, dim=None):
         """Strides in elements (PyTorch's convention; NumPy's are in bytes)."""
         st = tuple(_builtin_int(b) // self.array.itemsize for b in self.array.strides)

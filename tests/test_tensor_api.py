@@ -179,3 +179,39 @@ def test_diag_bad_input_and_legacy_constructors():
     with pytest.raises(DTypeError):
         mg.zeros(2, dtype=mg.bfloat16)
     assert not hasattr(mg, "no_such_subpackage") and hasattr(mg, "amp") and hasattr(mg, "backends")
+
+
+_UNARY_INPLACE = ["absolute_", "acos_", "acosh_", "arccos_", "arcsin_", "arctan_", "asin_", "asinh_", "atan_",
+                  "atanh_", "cosh_", "erfc_", "exp2_", "fix_", "log10_", "log2_", "sgn_", "sinh_", "tan_", "tril_",
+                  "triu_", "logical_not_"]
+_BINARY_INPLACE = ["atan2_", "eq_", "ge_", "gt_", "le_", "lt_", "ne_", "hypot_", "floor_divide_", "true_divide_",
+                   "logical_and_", "logical_or_", "logical_xor_", "greater_", "less_equal_", "not_equal_"]
+
+
+@requires_torch
+@pytest.mark.parametrize("name", _UNARY_INPLACE + _BINARY_INPLACE)
+def test_inplace_variants_match_torch(name):
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.1, 0.9, (3, 4))
+    if name == "acosh_":
+        a = a + 1.0
+    b = rng.uniform(0.1, 0.9, (3, 4))
+    x, tx = mg.tensor(a), torch.tensor(a)
+    args = (mg.tensor(b),) if name in _BINARY_INPLACE else ()
+    targs = (torch.tensor(b),) if name in _BINARY_INPLACE else ()
+    r = getattr(x, name)(*args)
+    getattr(tx, name)(*targs)
+    assert r is x
+    np.testing.assert_allclose(x.numpy(), tx.numpy(), rtol=1e-12, err_msg=name)
+
+
+def test_more_tensor_conveniences():
+    x = mg.randn(2, 3)
+    assert x.byte().dtype == mg.uint8 and x.char().dtype == mg.int8 and x.short().dtype == mg.int16
+    assert x.nelement() == 6 and x.ndimension() == 2 and x.get_device() == -1 and x.is_signed()
+    assert x.H.shape == (3, 2) and x.mH.shape == (3, 2) and x.positive() is x
+    np.testing.assert_allclose(x.addcmul(x, x, value=2).numpy(), (x + 2 * x * x).numpy())
+    assert set(np.unique(mg.full((100,), 0.5).bernoulli().numpy())) <= {0.0, 1.0}
+    assert mg.tensor([0, 3, 0, 4]).argwhere().tolist() == [[1], [3]]
+    with pytest.raises(DTypeError):
+        mg.tensor([1, 2]).tan_()  # an integer tensor cannot hold tan's float result (PyTorch raises too)

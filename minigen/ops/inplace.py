@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd.grad_mode import STATE, no_grad
 from ..errors import AutogradError, DTypeError, ShapeError
-from ..tensor import Tensor, as_dtype, bool_, float16, float32, float64, int32, int64
+from ..tensor import Tensor, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 
 
 class _Methods:
@@ -61,6 +61,27 @@ class _Methods:
 
     def bool(self):
         return self.to(bool_)
+
+    def byte(self):
+        return self.to(uint8)
+
+    def char(self):
+        return self.to(int8)
+
+    def short(self):
+        return self.to(int16)
+
+    def bernoulli(self, p=None, *, generator=None):
+        """Samples in {0, 1}: with probability ``self`` (or ``p`` when given), as PyTorch's ``Tensor.bernoulli``."""
+        from ..tensor import bernoulli, full_like
+
+        probs = self if p is None else (p if isinstance(p, Tensor) else full_like(self, float(p)))
+        return bernoulli(probs, generator=generator)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from ..tensor import multinomial
+
+        return multinomial(self, num_samples, replacement=replacement, generator=generator)
 
     def type_as(self, other):
         return self.to(other.dtype)

@@ -41,9 +41,17 @@ IN_PLACE = (
     "remainder round rsqrt sign sin sqrt square trunc sigmoid tanh exp log neg"
 ).split()
 
+# more in-place variants of elementwise ops (shape-preserving), as PyTorch has them
+IN_PLACE += (
+    "absolute acos acosh addmm arccos arcsin arctan asin asinh atan2 atan atanh baddbmm bitwise_and bitwise_not "
+    "bitwise_or bitwise_xor cosh cumprod cumsum eq erfc exp2 fix floor_divide ge greater greater_equal gt hypot le "
+    "less less_equal log10 log2 logical_and logical_not logical_or logical_xor lt ne not_equal sgn sinh tan tril triu "
+    "true_divide"
+).split()
+
 # methods defined in minigen.ops.inplace (conversions and the in-place machinery)
 FROM_INPLACE = (
-    "to cpu cuda float double half long int bool type_as _inplace _view_chain add_ sub_ mul_ div_ pow_ "
+    "to cpu cuda float double half long int bool byte char short bernoulli multinomial type_as _inplace _view_chain add_ sub_ mul_ div_ pow_ "
     "neg_ zero_ fill_ copy_ __setitem__ __iadd__ __isub__ __imul__ __itruediv__"
 ).split()
 FROM_INPLACE += (
@@ -84,7 +92,8 @@ OPERATORS = {
 }
 
 # x.alias(...) == ops.name(x, ...)
-ALIASES = {"multiply": "mul", "subtract": "sub", "divide": "div", "negative": "neg"}
+ALIASES = {"multiply": "mul", "subtract": "sub", "divide": "div", "negative": "neg", "arctan2": "atan2",
+           "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh", "argwhere": "nonzero"}
 
 # methods whose body is not "the op of the same name"
 OTHER = {
@@ -95,6 +104,13 @@ OTHER = {
     "__getitem__": lambda x, index: _NS["getitem"](x, index),
     "where": lambda x, condition, other: _NS["where"](condition, x, other),
     "relu_": lambda x: _NS["relu"](x, inplace=True),
+    "multiply_": lambda x, other: x.mul_(other),
+    "divide_": lambda x, other: x.div_(other),
+    "subtract_": lambda x, other, alpha=1: x.sub_(other, alpha=alpha),
+    "negative_": lambda x: x.neg_(),
+    "positive": lambda x: x,
+    "addcmul": lambda x, t1, t2, value=1: x + value * (t1 * t2),
+    "addcdiv": lambda x, t1, t2, value=1: x + value * (t1 / t2),
     "index_add_": lambda x, *a, **k: _NS["_index_add_"](x, *a, **k),
     "masked_fill_": lambda x, *a, **k: _NS["_masked_fill_"](x, *a, **k),
     "scatter_": lambda x, *a, **k: _NS["_scatter_"](x, *a, **k),
@@ -104,6 +120,8 @@ OTHER = {
 PROPERTIES = {
     "T": lambda x: _NS["permute"](x, tuple(range(x.ndim))[::-1]),
     "mT": lambda x: _NS["transpose"](x, -2, -1),
+    "H": lambda x: _NS["permute"](x, tuple(range(x.ndim))[::-1]),  # real tensors: the conjugate is the tensor
+    "mH": lambda x: _NS["transpose"](x, -2, -1),
 }
 
 _NS: dict = {}
