@@ -30,7 +30,9 @@ setup(
         "matplotlib>=3.6",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        # the test extra brings MPI too (mpi4py + the mpich wheel, mpiexec included): the distributed tests run
+        # from the README test command on a fresh machine, no extra step
+        "test": ["pytest>=7", "hypothesis>=6.80", "mpi4py>=4", "mpich"],
         # pip install minigen[gpu] -> CuPy for CUDA 12.x; pick the wheel matching the driver's CUDA major:
         "gpu": ["cupy-cuda12x>=13"],
         "gpu-cuda12": ["cupy-cuda12x>=13"],
