@@ -18,6 +18,7 @@ import numbers
 
 from .. import functional as F
 from ...errors import InvalidArgumentError, ShapeError
+from ...argcheck import check_tensor
 from .module import Module
 
 __all__ = ["ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
@@ -28,11 +29,10 @@ __all__ = ["ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2
 def _ntuple(padding, n, cls):
     if isinstance(padding, numbers.Integral) and not isinstance(padding, bool):
         return (int(padding),) * (2 * n)
-    try:
-        pad = tuple(int(p) for p in padding)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{cls}: padding must be an int or a tuple of {2 * n} ints, "
-                                   f"got {padding!r}") from None
+    if not isinstance(padding, (tuple, list)) or not all(
+            isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in padding):
+        raise InvalidArgumentError(f"{cls}: padding must be an int or a tuple of {2 * n} ints, got {padding!r}")
+    pad = tuple(int(p) for p in padding)
     if len(pad) != 2 * n:
         raise InvalidArgumentError(f"{cls}: padding must have {2 * n} values, got {len(pad)} ({padding!r})")
     return pad
@@ -47,9 +47,12 @@ class _PadNd(Module):
         self.padding = _ntuple(padding, self._n, type(self).__name__)
         if self._mode != "constant" and any(p < 0 for p in self.padding):
             raise InvalidArgumentError(f"{type(self).__name__}: padding must be non-negative, got {self.padding}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidArgumentError(f"{type(self).__name__}: value must be a real number, got {type(value).__name__}")
         self.value = float(value)
 
     def forward(self, input):
+        check_tensor(input, type(self).__name__)
         if input.ndim not in (self._n + 1, self._n + 2):
             raise ShapeError(f"{type(self).__name__} expects a {self._n + 1}-d or {self._n + 2}-d input "
                              f"((C, *spatial) or (B, C, *spatial)), got shape {tuple(input.shape)}")
