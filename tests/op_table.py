@@ -610,6 +610,15 @@ op("batch_norm_2d_input", lambda x, w, b: F.batch_norm(x, None, None, w, b, trai
 op("batch_norm_no_affine", lambda x: F.batch_norm(x, None, None, training=True), "torch.nn.functional.batch_norm",
    tcall=_BN_T, inputs=unary(shape=(4, 3, 2)),
    second_order=True, kernels=("batch_norm_forward", "batch_norm_backward"))
+op("batch_norm_bias_only", lambda x, b: F.batch_norm(x, None, None, None, b, training=True),
+   "torch.nn.functional.batch_norm", st.tuples(T((4, 3)), T((3,))), second_order=True,
+   tcall=lambda f, x, b: f(x, None, None, None, b, training=True),
+   kernels=("batch_norm_forward", "batch_norm_backward"))  # bias without weight: the fast path handles it
+op("instance_norm_running_stats", lambda x: F.instance_norm(x, mg.zeros(3, dtype=x.dtype, device=x.device),
+                                                            mg.ones(3, dtype=x.dtype, device=x.device)),
+   "torch.nn.functional.instance_norm", unary(shape=(2, 3, 2, 3)), second_order=True,
+   tcall=lambda f, x: f(x, torch_full(x, 3, 0.0), torch_full(x, 3, 1.0)),
+   kernels=("layer_norm_backward",))  # the forward also updates the running stats: its own reference
 op("batch_norm_eval", lambda x, w, b: F.batch_norm(x, mg.full((3,), 0.5, dtype=x.dtype, device=x.device),
                                                    mg.full((3,), 2.0, dtype=x.dtype, device=x.device), w, b,
                                                    training=False),

@@ -7,7 +7,7 @@ from hypothesis import assume, given, strategies as st
 
 import minigen as mg
 from minigen.errors import DeviceError, DTypeError, InvalidArgumentError, ShapeError
-from minigen.testing import gradcheck, gradgradcheck
+from minigen.testing import compare_with_torch, gradcheck, gradgradcheck
 from minigen.testing.strategies import arrays, floats
 from tests.conftest import requires_torch
 
@@ -99,15 +99,10 @@ def test_layer_norm_matches_torch(case):
     import torch
 
     x, shape, w, b, eps = case
-    ours = [T(a) if a is not None else None for a in (x, w, b)]
-    theirs = [torch.tensor(a, requires_grad=True) if a is not None else None for a in (x, w, b)]
-    out = mg.layer_norm(ours[0], shape, ours[1], ours[2], eps)
-    ref = torch.nn.functional.layer_norm(theirs[0], shape, theirs[1], theirs[2], eps)
-    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
-    v = np.random.default_rng(0).standard_normal(x.shape)
-    for a, c in zip(mg_grads(out, [t for t in ours if t is not None], v),
-                    torch_grads(ref, [t for t in theirs if t is not None], v)):
-        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-9, atol=1e-11)
+    compare_with_torch(lambda x, w, b: mg.layer_norm(x, shape, w, b, eps),
+                       lambda x, w, b: torch.nn.functional.layer_norm(x, shape, w, b, eps),
+                       [T(a) if a is not None else None for a in (x, w, b)],
+                       rtol=1e-10, atol=1e-12, grad_rtol=1e-9, grad_atol=1e-11)
 
 
 def test_layer_norm_float32_stays_float32():
@@ -462,61 +457,8 @@ def test_norm_input_type_errors():
 
 
 # ------------------------------------------------------------------ fast_backward (fused kernels) == backward
-from minigen.kernels import dispatch  # noqa: E402
-
-requires_kernels = pytest.mark.skipif(not dispatch.available(), reason="Numba is not installed (no CPU kernels)")
-
-
-def _both_paths(fn, inputs, seed):
-    """Gradients of sum(fn(*inputs) * w) through the first-order path (the engine takes the op's
-    ``fast_backward``) and through create_graph=True (the engine takes ``backward``, the Tensor formula)."""
-    out = fn(*inputs)
-    w = mg.tensor(np.random.default_rng(seed).standard_normal(out.shape), dtype=out.dtype)
-    fast = mg.grad((out * w).sum(), inputs, allow_unused=True)
-    formula = mg.grad((fn(*inputs) * w).sum(), inputs, create_graph=True, allow_unused=True)
-    return fast, formula
-
-
-NORM_CASES = {
-    # name: (build inputs from rng, op, the backward kernel its fast_backward must use)
-    "layer_norm": (lambda r: (T(r.standard_normal((3, 4, 5))), T(r.standard_normal(5)), T(r.standard_normal(5))),
-                   lambda x, w, b: mg.layer_norm(x, 5, w, b), "layer_norm_backward"),
-    "layer_norm_2d_shape": (lambda r: (T(r.standard_normal((2, 3, 4))), T(r.standard_normal((3, 4))),
-                                       T(r.standard_normal((3, 4)))),
-                            lambda x, w, b: mg.layer_norm(x, (3, 4), w, b), "layer_norm_backward"),
-    "layer_norm_no_affine": (lambda r: (T(r.standard_normal((4, 6))),), lambda x: mg.layer_norm(x, 6),
-                             "layer_norm_backward"),
-    "group_norm": (lambda r: (T(r.standard_normal((2, 6, 3, 3))), T(r.standard_normal(6)), T(r.standard_normal(6))),
-                   lambda x, w, b: mg.group_norm(x, 3, w, b), "layer_norm_backward"),
-    "instance_norm": (lambda r: (T(r.standard_normal((2, 3, 5))), T(r.standard_normal(3)), T(r.standard_normal(3))),
-                      lambda x, w, b: mg.instance_norm(x, weight=w, bias=b), "layer_norm_backward"),
-    "instance_norm_running_stats": (lambda r: (T(r.standard_normal((2, 3, 2, 3))),),
-                                    lambda x: mg.instance_norm(x, mg.zeros(3, dtype=mg.float64),
-                                                               mg.ones(3, dtype=mg.float64)), "layer_norm_backward"),
-    "batch_norm_4d": (lambda r: (T(r.standard_normal((4, 3, 2, 5))), T(r.standard_normal(3)),
-                                 T(r.standard_normal(3))),
-                      lambda x, w, b: mg.batch_norm(x, None, None, w, b, training=True), "batch_norm_backward"),
-    "batch_norm_2d_input": (lambda r: (T(r.standard_normal((6, 4))), T(r.standard_normal(4)), T(r.standard_normal(4))),
-                            lambda x, w, b: mg.batch_norm(x, None, None, w, b, training=True), "batch_norm_backward"),
-    "batch_norm_no_affine": (lambda r: (T(r.standard_normal((5, 3, 4))),),
-                             lambda x: mg.batch_norm(x, None, None, training=True), "batch_norm_backward"),
-}
-
-
-@requires_kernels
-@pytest.mark.parametrize("name", sorted(NORM_CASES))
-@given(seed=st.integers(0, 2**31 - 1))
-def test_norm_fast_backward_equals_formula(name, seed):
-    """The fused backward kernel (fast_backward) and the Tensor formula (backward) give the same gradients;
-    the kernel was really used (dispatch.stats)."""
-    make, fn, kernel = NORM_CASES[name]
-    inputs = make(np.random.default_rng(seed))
-    with dispatch.use_kernels():
-        dispatch.reset_stats()
-        fast, formula = _both_paths(fn, inputs, seed)
-        assert dispatch.stats().get(kernel, 0) >= 1
-    for a, b in zip(fast, formula):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-11)
+# layer/group/instance/batch norm (affine or not, 2-d inputs, running stats): the rows of tests/op_table.py;
+# test_kernel_path_equals_reference there compares the fused gradient with the formula and the reference.
 
 
 def test_norm_gradient_reads_only_what_it_needs():
