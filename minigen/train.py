@@ -37,6 +37,8 @@ Each step goes through these phases, and an interrupt in each is handled so:
   its pre-step state, the step is counted) and saves; one raised *inside*
   ``optimizer.step()`` (parameters possibly half-updated) saves nothing, and the previous
   checkpoint stays;
+- *the end of an epoch* (closing the loader's epoch, counting it, an epoch scheduler's
+  step): rolled forward like the update;
 - *after the update* (logging, evaluation, checkpointing): the state is consistent and is
   saved. Evaluation runs with the RNG state saved and restored around it, so it never
   shifts the training's random stream; an evaluation cut short is re-run on resume.
@@ -224,6 +226,7 @@ class Trainer:
         self._abort_pending = False  # a second Ctrl-C arrived during an update: stop right after it
         self._eval_pending = False   # an evaluation was started and has not finished
         self._eval_rng = None
+        self._next_epoch, self._epoch_iter = 0, None
         self.interrupt_phase = None  # where the last interrupt landed (fit's result names it too)
         self._last_eval = -1
         self._last_saved = -1
@@ -255,8 +258,7 @@ class Trainer:
             "loader_generator": gen.get_state() if gen is not None else None,
             "buffers": ({k: b.detach().clone() for k, b in named_buffers() if b is not None}
                         if callable(named_buffers) else {}),
-            "scheduler": (copy.deepcopy(self.scheduler.state_dict())
-                          if self.scheduler is not None and self.scheduler_interval == "step" else None),
+            "scheduler": copy.deepcopy(self.scheduler.state_dict()) if self.scheduler is not None else None,
         }
 
     def _commit(self) -> None:
@@ -384,7 +386,7 @@ class Trainer:
 
         def handler(signum, frame):
             if self._stop:  # second Ctrl-C: stop now, unless an update or a checkpoint write is under way
-                if self._phase in ("update", "scheduler", "updated", "saving"):
+                if self._phase in ("update", "scheduler", "updated", "saving", "epoch_end", "epoch_scheduler"):
                     self._abort_pending = True
                     return
                 raise KeyboardInterrupt
@@ -426,12 +428,29 @@ class Trainer:
             n = self.max_steps if n is None else min(n, self.max_steps)
         return n
 
+    def _finish_epoch(self) -> None:
+        """The end of an epoch (phase "epoch_end"): close the loader's epoch (so the saved position reads "epoch
+        done", not "last batch taken", which resuming would count again), count it, step an epoch scheduler.
+        Safe to call again after an interrupt in the middle: each part is idempotent or redone from the snapshot."""
+        for _ in self._epoch_iter:  # (nothing is left: the generator just finishes)
+            break
+        self.epoch = self._next_epoch
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            self._phase = "epoch_scheduler"
+            self.scheduler.step()
+        self._phase, self._snapshot, self._epoch_iter = None, None, None
+        if self._abort_pending:
+            self._abort_pending = False
+            raise KeyboardInterrupt
+
     def _save_interrupted(self) -> None:
         """After a KeyboardInterrupt: save the consistent state of the phase it landed in (module docstring)."""
         phase, snap = self._phase, self._snapshot
+        self._abort_pending = False  # (we are stopping anyway)
         self.interrupt_phase = {None: "between steps", "pre": "before the update", "update": "inside the update",
                                 "scheduler": "scheduler step", "updated": "update complete",
-                                "saving": "checkpoint write"}.get(phase, str(phase))
+                                "saving": "checkpoint write", "epoch_end": "epoch end",
+                                "epoch_scheduler": "epoch end"}.get(phase, str(phase))
         if self._eval_pending and phase is None:
             self.interrupt_phase = "evaluation"
         if phase == "update":
@@ -450,6 +469,12 @@ class Trainer:
             self.step = self._next_step
         elif phase == "updated":  # roll forward: the update is complete, count it
             self.step = self._next_step
+        elif phase == "epoch_end":  # roll forward: finish the epoch's end
+            self._finish_epoch()
+        elif phase == "epoch_scheduler" and snap is not None:
+            self.scheduler.load_state_dict(snap["scheduler"])
+            self._phase = "epoch_end"
+            self._finish_epoch()
         self._phase, self._snapshot = None, None
         self.save_checkpoint(**kw)
 
@@ -497,8 +522,9 @@ class Trainer:
                     self._phase = "pre"
                     try:
                         batch = next(it)
-                    except StopIteration:
-                        self._phase, self._snapshot = None, None
+                    except StopIteration:  # the epoch is over: from here its end is rolled forward if interrupted
+                        self._next_epoch, self._epoch_iter = self.epoch + 1, it
+                        self._phase = "epoch_end"
                         epoch_done = True
                         break
                     self._next_step = self.step + 1
@@ -526,17 +552,16 @@ class Trainer:
                         break
                     if self._reached_max():
                         epoch_done = self._loader_exhausted()
-                        if epoch_done:  # close the loader's epoch as a full pass does, so the saved position
-                            for _ in it:  # is "epoch done" (resuming must not count this epoch's end twice)
-                                break
+                        if epoch_done:  # the last batch of the epoch: its end is done below, as after a full pass
+                            self._snapshot = self._take_snapshot()
+                            self._next_epoch, self._epoch_iter = self.epoch + 1, it
+                            self._phase = "epoch_end"
                         break
                 if self._stop:
                     interrupted = True
                     break
                 if epoch_done:
-                    self.epoch += 1
-                    if self.scheduler is not None and self.scheduler_interval == "epoch":
-                        self.scheduler.step()
+                    self._finish_epoch()
                     if self.eval_fn is not None and not self.eval_every:
                         self._evaluate_once()
                     self._save_once()
@@ -547,6 +572,8 @@ class Trainer:
             interrupted = True
             self._save_interrupted()
         finally:
+            if old_handler is not None:  # first: the process-wide state
+                signal.signal(signal.SIGINT, old_handler)
             # an interrupt raised where a `with no_grad()` block calls its __exit__ (or inside a `finally`)
             # skips that restoring code: put the modes back here, as a completed run leaves them
             set_grad_enabled(grad_mode)
@@ -554,8 +581,6 @@ class Trainer:
                 self.model.train()
             if bar is not None:
                 bar.close()
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
         return {"step": self.step, "epoch": self.epoch, "interrupted": interrupted, "resumed": resumed,
                 "interrupt_phase": self.interrupt_phase if interrupted else None,
                 "checkpoint": self.checkpoint_path if os.path.exists(self.checkpoint_path) else None,
