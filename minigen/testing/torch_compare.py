@@ -69,12 +69,15 @@ def _dtype_name(t):
 
 
 def compare_with_torch(fn_mg, fn_torch, inputs, rtol=1e-10, atol=1e-12, grad_rtol=None, grad_atol=None,
-                       check_dtype=True, check_grad=True, seed=0):
+                       check_dtype=True, check_grad=True, seed=0, params=None):
     """Assert that ``fn_mg(*inputs)`` and ``fn_torch(*torch_inputs)`` agree in value and in gradient.
 
     ``inputs``: a sequence; Tensors are converted with :func:`to_torch` (keeping ``requires_grad``), anything
     else is passed to both as is. Outputs may be a Tensor or a (nested) tuple/list of Tensors; they are
-    matched in order. ``grad_rtol``/``grad_atol`` default to ``rtol``/``atol``. Returns the minigen outputs.
+    matched in order. ``grad_rtol``/``grad_atol`` default to ``rtol``/``atol``. ``params``: an optional pair
+    ``(minigen_tensors, torch_tensors)`` read by the functions but not passed to them (a module's parameters):
+    their gradients are compared too. Returns the minigen outputs (their graph is kept: a caller may still
+    call ``backward`` on them).
     Raises AssertionError naming the output or input that disagrees.
     """
     import torch
@@ -95,23 +98,30 @@ def compare_with_torch(fn_mg, fn_torch, inputs, rtol=1e-10, atol=1e-12, grad_rto
     if not check_grad:
         return outs
     wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    mg_wrt, th_wrt = [inputs[i] for i in wrt], [tin[i] for i in wrt]
+    names = [f"input {i}" for i in wrt]
+    if params is not None:
+        pm, pt = list(params[0]), list(params[1])
+        assert len(pm) == len(pt), f"{len(pm)} minigen parameters, {len(pt)} torch parameters"
+        mg_wrt, th_wrt = mg_wrt + pm, th_wrt + pt
+        names += [f"parameter {j}" for j in range(len(pm))]
     diff = [k for k, (o, to) in enumerate(zip(outs, touts)) if to.requires_grad and o.dtype.kind == "f"]
-    if not wrt or not diff:
+    if not mg_wrt or not diff:
         return outs
     for k in diff:
         assert outs[k].requires_grad, f"output {k}: torch's requires grad, minigen's does not"
     rng = np.random.default_rng(seed)
     vs = [rng.standard_normal(tuple(outs[k].shape)) for k in diff]
-    gs = mg.grad([outs[k] for k in diff], [inputs[i] for i in wrt],
+    gs = mg.grad([outs[k] for k in diff], mg_wrt,
                  grad_outputs=[mg.tensor(v.astype(to_numpy(outs[k]).dtype), device=outs[k].device)
-                               for k, v in zip(diff, vs)], allow_unused=True)
-    tgs = torch.autograd.grad([touts[k] for k in diff], [tin[i] for i in wrt],
+                               for k, v in zip(diff, vs)], allow_unused=True, retain_graph=True)
+    tgs = torch.autograd.grad([touts[k] for k in diff], th_wrt,
                               grad_outputs=[torch.tensor(v, dtype=touts[k].dtype) for k, v in zip(diff, vs)],
                               allow_unused=True)
     grtol = rtol if grad_rtol is None else grad_rtol
     gatol = atol if grad_atol is None else grad_atol
-    for g, tg, i in zip(gs, tgs, wrt):
-        a = np.zeros(inputs[i].shape) if g is None else to_numpy(g)
-        b = np.zeros(inputs[i].shape) if tg is None else tg.cpu().numpy()
-        np.testing.assert_allclose(a, b, rtol=grtol, atol=gatol, err_msg=f"gradient of input {i}")
+    for g, tg, x, name in zip(gs, tgs, mg_wrt, names):
+        a = np.zeros(tuple(x.shape)) if g is None else to_numpy(g)
+        b = np.zeros(tuple(x.shape)) if tg is None else tg.detach().cpu().numpy(force=True)  # force: ZeroTensor
+        np.testing.assert_allclose(a, b, rtol=grtol, atol=gatol, err_msg=f"gradient of {name}")
     return outs
