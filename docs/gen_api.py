@@ -167,7 +167,7 @@ def op_sections(topic, tests, kernels):
         rows.append("| tests | " + ("<br>".join(f"`{h}`" for h in hits) + (f"<br>... and {total - len(hits)} more"
                                                                           if total > len(hits) else "")
                                     if hits else "none found by name") + " |")
-        lines.append("| | |\n|---|---|\n" + "\n".join(rows) + "\n")
+        lines.append(f"| | `{c.__name__}` |\n|---|---|\n" + "\n".join(rows) + "\n")
     return lines, len(classes)
 
 
@@ -201,7 +201,7 @@ def main():
         with mkdocs_gen_files.open(f"reference/{path}", "w") as f:
             # kernels/ is installed as minigen.kernels (setup.py package_dir); in the source tree, where
             # mkdocstrings reads it, it is the folder kernels/
-            ident = "kernels" + m[len("minigen.kernels"):] if m.startswith("minigen.kernels") else m
+            ident = "kernels" + m[len("minigen.kernels"):] if (m + ".").startswith("minigen.kernels.") else m
             f.write(f"# `{m}`\n\n::: {ident}\n    options:\n      heading_level: 2\n")
         nav.append(f"- [`{m}`]({path})")
     with mkdocs_gen_files.open("reference/index.md", "w") as f:

@@ -134,17 +134,19 @@ def main():
                 out.append(f'<div class="mg-card" markdown="1">\n![{rel}]({url})\n\n{cap}\n</div>\n')
             elif rel.endswith(".wav"):
                 out.append(f'<div class="mg-card" markdown="1">\n<audio controls preload="metadata" src="{url}">'
-                           f'</audio>\n\n`{rel}` -- {cap}\n</div>\n')
+                           f'</audio>\n\n`{rel}` — {cap}\n</div>\n')
             elif rel.endswith(".txt"):
                 with open(os.path.join(folder, rel), encoding="utf-8") as f:
                     sample = f.read().strip()
-                out.append(f'<div class="mg-card" markdown="1">\n```text\n{sample}\n```\n\n{cap}\n</div>\n')
+                out.append(f'<div class="mg-card mg-card-wide" markdown="1">\n```text\n{sample}\n```\n\n'
+                           f'{cap}\n</div>\n')
     out.append("</div>\n")
     out.append("## Tutorials\n")
     out.append("Each is a Python file (Jupytext percent format: `jupytext --to notebook` opens it as a notebook) "
                "that the test suite runs (`tests/test_tutorials.py`), so none of them can rot.\n")
     for name, title, info, _, _ in runs:
-        out.append(f"{int(name[:2])}. [{title}](tutorials/{name}.md) -- ran in {info['seconds']} s")
+        cpu = info.get("process_cpu_seconds", info["cpu_seconds"])
+        out.append(f"{int(name[:2])}. [{title}](tutorials/{name}.md) — ran in {info['seconds']} s (CPU {cpu} s)")
     out.append("\n## More\n")
     out.append("- [API reference](reference/index.md): every public module, and for every op its formula, "
                "PyTorch counterpart, kernels and tests.\n"

@@ -17,6 +17,9 @@ small executor the docs build and the test suite share (no Jupyter kernel needed
 Command line: ``python docs/nbrun.py TUTORIAL.py OUT_DIR`` writes ``OUT_DIR/page.md`` (image links are
 relative to ``OUT_DIR``'s name, so the page goes next to that folder) and ``OUT_DIR/run.json``
 (seconds, CPU seconds, cells).
+
+Cache: :func:`cached_run` reuses a run only when the tutorial, this runner and the library sources are
+unchanged (a hash); ``MINIGEN_DOCS_REUSE=1`` reuses whatever run is there (for editing the pages only).
 """
 from __future__ import annotations
 
@@ -67,11 +70,14 @@ def parse_cells(source: str):
 
 
 def _new_files(out_dir, before):
+    """Files created or rewritten since the snapshot ``before``: (their names, the new snapshot)."""
     now = set()
     for root, _, files in os.walk(out_dir):
         for f in files:
-            now.add(os.path.relpath(os.path.join(root, f), out_dir))
-    return sorted(now - before), now
+            p = os.path.join(root, f)
+            st = os.stat(p)
+            now.add((os.path.relpath(p, out_dir), st.st_mtime_ns, st.st_size))
+    return sorted({n for n, _, _ in now - before}), now
 
 
 def _embed(rel, out_dir, prefix):
@@ -194,9 +200,10 @@ def cached_run(path: str, cache_root: str, repo: str) -> tuple[str, dict]:
     out_dir = os.path.join(cache_root, name)
     key = source_key(path, repo)
     key_file = os.path.join(out_dir, "_key")
-    if os.path.exists(key_file) and os.path.exists(os.path.join(out_dir, "page.md")):
-        with open(key_file, encoding="utf-8") as f:
-            if f.read().strip() == key:
+    reuse_any = os.environ.get("MINIGEN_DOCS_REUSE") == "1"  # local iteration on the pages: keep old runs
+    if (os.path.exists(key_file) or reuse_any) and os.path.exists(os.path.join(out_dir, "page.md")):
+        with open(key_file if os.path.exists(key_file) else os.devnull, encoding="utf-8") as f:
+            if reuse_any or f.read().strip() == key:
                 with open(os.path.join(out_dir, "run.json"), encoding="utf-8") as f2:
                     return out_dir, json.load(f2)
     if os.path.isdir(out_dir):

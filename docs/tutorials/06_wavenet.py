@@ -85,8 +85,8 @@ ax.set_title("256 classes: μ-law vs uniform")
 # The model: a 1×1 input embedding, residual blocks with the gated unit
 # $z = \tanh(W_f * x) \odot \sigma(W_g * x)$, skip connections summed into a two-layer output head.
 # We train a small one (one stack of 7 blocks, receptive field 128 samples = 16 ms) on random
-# 1,000-sample crops of the bundled training recordings, conditioned on the digit, for a minute's budget,
-# then generate half a second with the cached fast generator (each step costs a few small
+# 500-sample crops (two per step) of the bundled training recordings, conditioned on the digit, for a
+# minute's budget, then generate half a second with the cached fast generator (each step costs a few small
 # matrix-vector products per block instead of a full forward over the receptive field).
 # At this budget the model learns the loudness envelope and the low-frequency texture of speech, not
 # intelligible digits: listen and compare with the real recording above.
@@ -102,10 +102,10 @@ train = FSDD(bundled=True, split="train")
 clips = [(mu_law_encode(train.audio(j)), train.digits[j]) for j in range(len(train))]
 opt = mg.optim.Adam(model.parameters(), lr=3e-3)
 rng = np.random.default_rng(0)
-L, B = 1000, 4
+L, B = 500, 2
 losses = []
 t0 = time.perf_counter()
-for step in range(120):
+for step in range(150):
     batch, labels = [], []
     for j in rng.integers(0, len(clips), B):
         q, dgt = clips[j]
@@ -120,7 +120,7 @@ for step in range(120):
     loss.backward()
     opt.step()
     losses.append(loss.item())
-print(f"120 steps in {time.perf_counter() - t0:.1f} s; loss {np.mean(losses[:10]):.2f} -> "
+print(f"150 steps in {time.perf_counter() - t0:.1f} s; loss {np.mean(losses[:10]):.2f} -> "
       f"{np.mean(losses[-10:]):.2f} nats/sample (uniform: ln 256 = {np.log(256):.2f})")
 
 t0 = time.perf_counter()

@@ -109,7 +109,7 @@ print("the naive formula at x=100 (float32):", naive[0], " reference:", referenc
 # %% [markdown]
 # ## Does it pay?
 #
-# A kernel is registered only where it measurably beats the reference. A quick check at two sizes
+# A kernel is registered only where it measurably beats the reference. A quick check at three sizes
 # (min of repeats; tutorial 8 shows how to measure properly):
 
 # %%

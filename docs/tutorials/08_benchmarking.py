@@ -35,7 +35,11 @@ except ImportError:                # torch is optional: compare with a hand-writ
     HAVE_TORCH = False
 import numba
 
-print("CPU:", platform.processor() or platform.machine(), "| cores:", os.cpu_count())
+cpu = platform.processor() or platform.machine()
+if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+print("CPU:", cpu, "| cores:", os.cpu_count())
 print("threads: numba", numba.get_num_threads(), "| torch", torch.get_num_threads() if HAVE_TORCH else "-",
       "| BLAS via OPENBLAS_NUM_THREADS =", os.environ["OPENBLAS_NUM_THREADS"])
 print("minigen", mg.__version__ if hasattr(mg, "__version__") else "", "| numpy", np.__version__,
