@@ -269,3 +269,28 @@ def test_no_function_backward_reads_grad_mode():
                         if "STATE." in s or "type(ctx)" in s:
                             offenders.append(f"{p.name}:{node.name}.{fn.name}")
     assert offenders == []
+
+
+def test_inplace_through_reshape_and_transpose_views_of_non_leaf():
+    x = mg.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    a = x * x
+    a.t()[0].mul_(10.0)      # column 0 of a, through a transpose view
+    a.view(3, 2).add_(1.0)   # all of a, through a reshape view
+    (a * mg.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])).sum().backward()
+    # a = x^2 with column 0 scaled by 10, plus 1; d/dx (c * a) = c * 2x (* 10 on column 0)
+    np.testing.assert_allclose(a.detach().numpy(), [[11, 5, 10], [161, 26, 37]])
+    np.testing.assert_allclose(x.grad.numpy(), [[20, 8, 18], [320, 50, 72]])
+
+
+@requires_torch
+def test_inplace_through_views_matches_torch():
+    out = []
+    for lib in (mg, torch):
+        x = lib.tensor([[1.0, -2.0, 3.0], [0.5, 5.0, -6.0]], requires_grad=True)
+        a = x.exp()
+        a.permute(1, 0)[1:].mul_(a.permute(1, 0)[:2].detach().clone())
+        a.reshape(6)[::2].zero_()
+        (a * a).sum().backward()
+        out.append((np.asarray(a.detach().numpy()), np.asarray(x.grad.numpy())))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-6)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-6)

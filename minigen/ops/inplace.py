@@ -131,7 +131,7 @@ class _Methods:
             self.array[...] = out_data
             new = out
             for o, (b, idx) in zip(olds, bases):
-                new = SetItem.apply(o, new, idx)
+                new = idx(new) if callable(idx) else SetItem.apply(o, new, idx)
                 b._ctx, b.requires_grad = new._ctx, True
             self._vc[0] += 1
             self._ctx, self.requires_grad = out._ctx, True
@@ -144,16 +144,13 @@ class _Methods:
         return self
 
     def _view_chain(self):
-        """[(base, index), ...] from this view up to the tensor that owns the storage."""
+        """[(base, index), ...] from this view up to the tensor that owns the storage.
+
+        ``index``: the ``x[index]`` that made the view, or a function giving the whole base from the view's
+        value (reshape/view/permute/transpose views cover their base)."""
         chain, t = [], self
         while t._view is not None:
             base, idx = t._view
-            if idx is None:
-                raise AutogradError(
-                    f"in-place operation on a view made by reshape/view/permute/transpose (shape "
-                    f"{tuple(self.shape)}) while autograd is recording: edit the base tensor, use .clone(), "
-                    f"or an out-of-place op"
-                )
             if base._ctx is None and base.requires_grad:
                 raise AutogradError(
                     f"a view of a leaf tensor that requires grad (shape {tuple(base.shape)}) is being used in an "

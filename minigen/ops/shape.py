@@ -63,10 +63,23 @@ def _shares_memory(a, b):
     return a.size == 0 or get_array_module(a).may_share_memory(a, b)
 
 
-def _link_view(out, x):
-    """Make ``out`` a view of ``x`` for autograd: one version counter; edits through it are tracked."""
-    out._vc, out._view = x._vc, (x, None)
+def _link_view(out, x, inverse):
+    """Make ``out`` a view of ``x`` for autograd: one version counter; edits through it are tracked.
+
+    ``inverse(new_view) -> new_base``: the whole base as a (differentiable) function of the view's new value,
+    so an in-place edit through the view can rebind the base's graph node (PyTorch allows it too).
+    """
+    out._vc, out._view = x._vc, (x, inverse)
     return out
+
+
+def _reshape_back(shape):
+    return lambda v: Reshape.apply(v, shape, False)
+
+
+def _permute_back(perm):
+    inv = tuple(sorted(range(len(perm)), key=perm.__getitem__))
+    return lambda v: Permute.apply(v, inv)
 
 
 # ------------------------------------------------------------------ broadcast / sum_to
@@ -152,7 +165,7 @@ def reshape(x, *shape):
     if x.shape == shape:
         return x
     out = Reshape.apply(x, shape, False)
-    return _link_view(out, x) if _shares_memory(x.array, out.array) else out
+    return _link_view(out, x, _reshape_back(x.shape)) if _shares_memory(x.array, out.array) else out
 
 
 def view(x, *shape):
@@ -162,7 +175,7 @@ def view(x, *shape):
     transposed tensor flattened): use :func:`reshape`, which copies then, or ``.contiguous()`` first.
     """
     shape = _shape_arg(shape, "view")
-    return _link_view(Reshape.apply(x, shape, True), x)
+    return _link_view(Reshape.apply(x, shape, True), x, _reshape_back(x.shape))
 
 
 class Permute(Function):
@@ -188,7 +201,7 @@ def permute(x, *dims):
     if len(perm) != x.ndim or sorted(perm) != list(range(x.ndim)):
         raise ShapeError(f"permute: dims {tuple(dims)} is not a permutation of the {x.ndim} dims of shape "
                          f"{tuple(x.shape)}")
-    return _link_view(Permute.apply(x, perm), x)
+    return _link_view(Permute.apply(x, perm), x, _permute_back(perm))
 
 
 def transpose(x, dim0, dim1):
@@ -197,7 +210,7 @@ def transpose(x, dim0, dim1):
     d0, d1 = norm_dim(dim0, x.ndim), norm_dim(dim1, x.ndim)
     perm = list(range(x.ndim))
     perm[d0], perm[d1] = perm[d1], perm[d0]
-    return _link_view(Permute.apply(x, tuple(perm)), x)
+    return _link_view(Permute.apply(x, tuple(perm)), x, _permute_back(tuple(perm)))
 
 
 
