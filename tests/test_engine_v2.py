@@ -287,7 +287,7 @@ def test_inplace_through_views_matches_torch():
     out = []
     for lib in (mg, torch):
         x = lib.tensor([[1.0, -2.0, 3.0], [0.5, 5.0, -6.0]], requires_grad=True)
-        a = x.exp()
+        a = x * 3.0  # (exp would save its output: PyTorch and minigen both refuse to edit it)
         a.permute(1, 0)[1:].mul_(a.permute(1, 0)[:2].detach().clone())
         a.reshape(6)[::2].zero_()
         (a * a).sum().backward()
