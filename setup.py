@@ -39,7 +39,7 @@ setup(
         "gpu-cuda13": ["cupy-cuda13x>=13"],
         "bench": ["torch"],
         "distributed": ["mpi4py>=4", "mpich"],
-        "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "mkdocs-gen-files>=0.5", "playwright>=1.40", "pytest>=7", "hypothesis>=6.80"],
+        "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "mkdocs-gen-files>=0.5", "playwright>=1.40", "jupytext>=1.16", "pytest>=7", "hypothesis>=6.80"],
     },
     entry_points={"console_scripts": ["minigen=minigen.cli:main"]},
 )

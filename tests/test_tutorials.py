@@ -97,3 +97,15 @@ def test_runner_reads_percent_format_and_names_a_failing_cell(tmp_path):
     nbrun.run_subprocess(str(src), str(tmp_path / "out"))
     page = (tmp_path / "out" / "page.md").read_text()
     assert "```text\n42\n```" in page and "```text\nhi\n```" in page
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_runner_reads_the_cells_jupytext_reads(name):
+    """The tutorials are real Jupytext percent files: Jupytext (``jupytext --to notebook``) sees the same cells."""
+    jupytext = pytest.importorskip("jupytext", reason='jupytext is in the docs extra (pip install -e ".[docs]")')
+    path = os.path.join(TUT_DIR, name)
+    nb = jupytext.read(path, fmt="py:percent")
+    theirs = [(c.cell_type, c.source.strip("\n")) for c in nb.cells if c.source.strip()]
+    with open(path, encoding="utf-8") as f:
+        assert nbrun.parse_cells(f.read()) == theirs
+    assert theirs[0][0] == "markdown" and theirs[0][1].startswith("# "), "each tutorial opens with its title"
