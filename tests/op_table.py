@@ -97,8 +97,9 @@ UNIT = mst.floats(-0.9, 0.9)
 PROB = mst.floats(0.05, 0.95)
 
 
-def T(shape=None, elements=None, grad=True):
-    return mst.tensors(shape=SHAPES if shape is None else shape, elements=elements, requires_grad=grad)
+def T(shape=None, elements=None, grad=True, noncontiguous=None):
+    return mst.tensors(shape=SHAPES if shape is None else shape, elements=elements, requires_grad=grad,
+                       noncontiguous=noncontiguous)
 
 
 def not_near_int(lo, hi, margin=0.05):
@@ -417,6 +418,14 @@ op("swapaxes", mg.swapaxes, "torch.swapaxes", unary(shape=(2, 3, 2)).map(lambda 
 op("clone", mg.clone, "torch.clone", unary())
 op("contiguous", lambda x: x.transpose(0, 1).contiguous(), "Tensor.contiguous", unary(shape=(2, 3)),
    tcall=lambda f, x: x.transpose(0, 1).contiguous())
+op("ravel", mg.ravel, "torch.ravel", unary(shape=(2, 3, 2)))
+op("expand_as", mg.expand_as, "Tensor.expand_as", st.tuples(T((3, 1)), T((2, 3, 3), grad=False)))
+op("reshape_as", mg.reshape_as, "Tensor.reshape_as", st.tuples(T((2, 3)), T((3, 2), grad=False)))
+op("view_as", mg.view_as, "Tensor.view_as", st.tuples(T((2, 3), noncontiguous=False), T((6,), grad=False)))
+op("sum_to_size", lambda x: mg.sum_to_size(x, 3, 1), "Tensor.sum_to_size", unary(shape=(2, 3, 4)),
+   second_order=True, tcall=lambda f, x: x.sum_to_size(3, 1))
+op("sum_to", lambda x: mg.sum_to(x, (1, 4)), "Tensor.sum_to_size", unary(shape=(2, 3, 4)),
+   tcall=lambda f, x: x.sum_to_size(1, 4))
 op("getitem_basic", lambda x: x[1:, ::2], "Tensor.__getitem__", unary(shape=(3, 4)), second_order=True,
    tcall=lambda f, x: x[1:, ::2])
 
@@ -426,6 +435,8 @@ op("matmul", mg.matmul, "torch.matmul", st.sampled_from([((3,), (3,)), ((2, 3), 
     lambda s: st.tuples(T(s[0]), T(s[1]))), second_order=True)
 op("mm", mg.mm, "torch.mm", st.tuples(T((2, 3)), T((3, 4))), second_order=True)
 op("bmm", mg.bmm, "torch.bmm", st.tuples(T((2, 2, 3)), T((2, 3, 4))), second_order=True)
+op("diag", mg.diag, "torch.diag", st.sampled_from([(3,), (3, 4), (4, 2)]).flatmap(
+    lambda s: st.tuples(T(s), st.integers(-1, 1))), second_order=True)
 op("mv", mg.mv, "torch.mv", st.tuples(T((2, 3)), T((3,))))
 op("dot", mg.dot, "torch.dot", st.tuples(T((4,)), T((4,))))
 op("inner", mg.inner, "torch.inner", st.tuples(T((2, 3)), T((4, 3))))
@@ -775,6 +786,17 @@ op("dropout_eval", lambda x: F.dropout(x, 0.5, training=False), "torch.nn.functi
    torch_kwargs={"p": 0.5, "training": False})
 op("dropout_p0", lambda x: F.dropout(x, 0.0), "torch.nn.functional.dropout", unary(), torch_kwargs={"p": 0.0})
 
+for _n in ("dropout1d", "dropout2d", "dropout3d"):
+    op(f"{_n}_eval", (lambda f: lambda x: f(x, 0.5, training=False))(getattr(F, _n)), f"torch.nn.functional.{_n}",
+       unary(shape={"dropout1d": (2, 3, 4), "dropout2d": (2, 3, 2, 2), "dropout3d": (1, 2, 2, 2, 2)}[_n]),
+       torch_kwargs={"p": 0.5, "training": False})
+op("upsample_nearest", lambda x: F.upsample_nearest(x, scale_factor=2), "torch.nn.functional.upsample_nearest",
+   unary(shape=(1, 2, 2, 3)), torch_kwargs={"scale_factor": 2}, may_use=("max_pool2d_backward",))
+op("upsample_bilinear", lambda x: F.upsample_bilinear(x, size=(3, 4)), "torch.nn.functional.upsample_bilinear",
+   unary(shape=(1, 2, 2, 3)), torch_kwargs={"size": (3, 4)})  # align_corners=True, as PyTorch's
+op("upsample", lambda x: F.upsample(x, scale_factor=2, mode="linear"), "torch.nn.functional.upsample",
+   unary(shape=(1, 2, 3)), torch_kwargs={"scale_factor": 2, "mode": "linear"})
+
 # ------------------------------------------------------------------ the index
 BY_NAME = {r.name: r for r in ROWS}
 assert len(BY_NAME) == len(ROWS), "duplicate row names"
@@ -783,8 +805,10 @@ ALIASES = {  # PyTorch alias -> the row whose minigen function it is
     "arcsin": "asin", "arccos": "acos", "arctan": "atan", "absolute": "abs", "fix": "trunc", "clip": "clamp",
     "true_divide": "div", "greater": "gt", "greater_equal": "ge", "less": "lt", "less_equal": "le",
     "not_equal": "ne", "concat": "cat", "concatenate": "cat", "moveaxis": "movedim", "swapdims": "swapaxes",
-    "swish": "silu",
+    "swish": "silu", "ger": "outer",
 }
+# public functions without a row: result_type, promote_types, can_cast, allclose and equal return dtypes or
+# bools, not tensors (compared with torch in tests/test_ops_pointwise.py)
 
 
 def row(name):
