@@ -48,10 +48,10 @@ from numba import types
 
 from . import threads as _threads
 
-try:  # Numba's own count (numba.get_num_threads, dispatch.num_threads) agrees with the pool's
-    nb.set_num_threads(min(_threads.kernel_threads(), nb.config.NUMBA_NUM_THREADS))
-except Exception:  # pragma: no cover - Numba without a threading layer
-    pass
+# Never call numba.get_num_threads / set_num_threads here: they launch Numba's threading layer (its
+# OpenMP pool, which shares the process's libgomp with PyTorch and resets the OpenMP thread count: measured,
+# a torch.set_num_threads(1) in the same process then ran its ops on 2 threads). No kernel uses prange, so
+# that layer is never needed; the pool size is :func:`threads`.
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 

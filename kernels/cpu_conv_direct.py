@@ -35,15 +35,17 @@ from .dispatch import register
 _U = np.uint64  # unsigned indices: Numba drops its negative-index wraparound test (see cpu_conv)
 
 # The measured rule (benchmarks/results/notes.md, "conv algorithm per shape"), per map: the direct loops
-# beat im2col + BLAS when the conv has at most DIRECT_MAX_O[map] output channels at stride 1, and only
-# for O = 1 at a larger stride (the inner loop then gathers every sh-th / sw-th pixel). Measured on an
-# Intel Xeon (Sapphire Rapids, AVX-512/AMX) 2-core VM, 1 thread, CPU time, batch 64 and 8, 5x5 kernels,
-# C = 32 at 28x28 (stride 1) and C = 64 at 14x14 (stride 2); direct / im2col time:
-#   stride 1, O = 1, 2, 4, 8, 16:  forward 0.25 0.30 0.46 0.88 1.61; input 0.14 0.34 0.56 1.37 2.05;
-#                                  weight 0.25 0.28 0.51 0.95 1.73
-#   stride 2, O = 1, 4, 8:         forward 0.86 1.66 2.60;           input 0.41 1.59 2.85;
-#                                  weight 0.92 1.97 3.70
-DIRECT_MAX_O = {"forward": 8, "input": 4, "weight": 4}
+# beat im2col + BLAS when the conv has at most DIRECT_MAX_O[map] output channels at stride 1; at a larger
+# stride (the inner loop then gathers every sh-th / sw-th pixel) only O = 1 goes direct (time within
+# 0.4-1.2x of im2col, and no column matrix). Measured on an Intel Xeon (Sapphire Rapids, AVX-512/AMX)
+# 2-core VM, 1 thread, CPU time, 5x5 kernels, C = 32 at 28x28 (stride 1) and C = 64 at 14x14 (stride 2);
+# direct / im2col time (batch 64; batch 8 alike):
+#   stride 1, O = 1, 2, 4, 8, 16:  forward 0.16 0.22 0.25 0.42 0.71;  input 0.06 0.22 0.39 0.60 1.07;
+#                                  weight  0.28 0.28 0.53 1.00 1.90
+#   stride 2, O = 1, 4, 8:         forward 1.10 2.12 4.64;  input 0.38 2.66 4.63;  weight 1.21 2.68 4.33
+# (im2col's GEMM needs rows -- output channels -- to run near BLAS speed; with O = 1 it is a
+# matrix-vector product and, for the input gradient, an outer product plus col2im.)
+DIRECT_MAX_O = {"forward": 16, "input": 8, "weight": 4}
 DIRECT_MAX_O_STRIDED = 1
 _PAR_MIN = 1 << 15  # multiply-adds below which one thread runs it (pool dispatch ~15 us)
 
@@ -132,6 +134,98 @@ def _bwd_weight(xp, g, dwt, sh, sw, dh, dw, G, p0, p1):
                 dwt[o, ch, a, b] = acc[a, b].sum()
 
 
+# ---- stride 1: flat loops over the padded row width
+# With stride 1 an output row is a contiguous run of the padded input row, and so is the whole output
+# plane if it is laid out with the padded width Wp (columns Wo..Wp-1 are junk): tap (a, b) is then ONE
+# contiguous loop of (Ho-1)*Wp + Wo elements at offset a*dh*Wp + b*dw. Rows of 28 pixels are shorter
+# than one unrolled AVX-512 vector loop (16 lanes x 4), so the per-row loops above ran scalar; the flat
+# loop runs ~900 elements per tap, vectorised. The junk columns cost (Wp - Wo)/Wp extra work and are
+# cropped (forward) or kept zero (the gradient's input, so nothing junk is scattered or summed).
+@jit
+def _fwd_s1(xp, w, yw, dh, dw, G, p0, p1):
+    """Planes p0..p1 of (n, o): yw[n, o] (Ho, Wp), flat, += w[o,c,a,b] * xp[n, c] shifted by (a*dh, b*dw)."""
+    N, C, Hp, Wp = xp.shape
+    O, Cg, kh, kw = w.shape
+    Ho, Wo = yw.shape[2], yw.shape[3]
+    Og = O // G
+    L = (Ho - 1) * Wp + Wo
+    for p in range(p0, p1):
+        n = p // O
+        o = p % O
+        cbase = (o // Og) * Cg
+        out = yw[n, o].reshape(Ho * Wp)
+        for ch in range(Cg):
+            src = xp[n, cbase + ch].reshape(Hp * Wp)
+            for a in range(kh):
+                for b in range(kw):
+                    wv = w[o, ch, a, b]
+                    off = a * dh * Wp + b * dw
+                    for l in range(_U(L)):
+                        out[l] += wv * src[_U(off) + l]
+
+
+@jit
+def _bwd_input_s1(gz, w, dxp, dh, dw, G, p0, p1):
+    """Planes p0..p1 of (n, c): dx_pad[n, c] (flat) += w[o,c,a,b] * gz[n, o] shifted by (a*dh, b*dw); gz is g
+    laid out with the padded width, junk columns zero."""
+    N, C, Hp, Wp = dxp.shape
+    O, Cg, kh, kw = w.shape
+    Ho = gz.shape[2]
+    Wo = gz.shape[3]
+    Og = O // G
+    L = (Ho - 1) * Wp + Wo
+    for p in range(p0, p1):
+        n = p // C
+        ci = p % C
+        grp = ci // Cg
+        ch = ci - grp * Cg
+        dst = dxp[n, ci].reshape(Hp * Wp)
+        for o in range(grp * Og, (grp + 1) * Og):
+            src = gz[n, o].reshape(Ho * Wp)
+            for a in range(kh):
+                for b in range(kw):
+                    wv = w[o, ch, a, b]
+                    off = a * dh * Wp + b * dw
+                    for l in range(_U(L)):
+                        dst[_U(off) + l] += wv * src[l]
+
+
+@jit
+def _bwd_weight_s1(xp, gz, dwt, dh, dw, G, p0, p1):
+    """Planes p0..p1 of (o, c): dw[o, c, a, b] = sum_n <gz[n, o], x_pad[n, c] shifted by (a*dh, b*dw)> (flat
+    dot products; gz's junk columns are zero)."""
+    N, C, Hp, Wp = xp.shape
+    O, Cg, kh, kw = dwt.shape
+    Ho = gz.shape[2]
+    Wo = gz.shape[3]
+    Og = O // G
+    L = (Ho - 1) * Wp + Wo
+    for p in range(p0, p1):
+        o = p // Cg
+        ch = p % Cg
+        ci = (o // Og) * Cg + ch
+        for a in range(kh):
+            for b in range(kw):
+                off = a * dh * Wp + b * dw
+                s = dwt[o, ch, a, b]  # zero, in the array's dtype (a float32 sum stays float32 and vectorises)
+                for n in range(N):
+                    gr = gz[n, o].reshape(Ho * Wp)
+                    src = xp[n, ci].reshape(Hp * Wp)
+                    for l in range(_U(L)):
+                        s += gr[l] * src[_U(off) + l]
+                dwt[o, ch, a, b] = s
+
+
+def _wide(g, Wp):
+    """g (N, O, Ho, Wo) laid out with row width Wp >= Wo, the extra columns zero."""
+    N, O, Ho, Wo = g.shape
+    if Wo == Wp:
+        return c(g)
+    gz = np.zeros((N, O, Ho, Wp), g.dtype)
+    gz[..., :Wo] = g
+    return gz
+
+
 def direct_worth(which, O, stride=1):
     """The measured rule (above): direct loops for map ``which`` ('forward', 'input', 'weight') of a conv
     with O output channels and this stride."""
@@ -160,8 +254,12 @@ def conv2d_forward_direct(x, w, stride=1, padding=0, dilation=1, groups=1):
     if not _nonempty(N, C, O, Ho * Wo):
         return y
     xp = _padded(x, pads)
-    parallel_for(_fwd, N * O, xp, c(w), y, s[0], s[1], d[0], d[1], int(groups),
-                 parallel=_macs(N, O, Cg, kh, kw, Ho * Wo) >= _PAR_MIN)
+    par = _macs(N, O, Cg, kh, kw, Ho * Wo) >= _PAR_MIN
+    if s == (1, 1):
+        yw = np.zeros((N, O, Ho, xp.shape[3]), x.dtype)
+        parallel_for(_fwd_s1, N * O, xp, c(w), yw, d[0], d[1], int(groups), parallel=par)
+        return np.ascontiguousarray(yw[..., :Wo])
+    parallel_for(_fwd, N * O, xp, c(w), y, s[0], s[1], d[0], d[1], int(groups), parallel=par)
     return y
 
 
@@ -183,8 +281,11 @@ def conv2d_backward_input_direct(g, w, input_hw, stride=1, padding=0, dilation=1
     Hf = max(H + pt + pb, (Ho - 1) * s[0] + d[0] * (kh - 1) + 1, H + pt)
     Wf = max(W + pl + pr, (Wo - 1) * s[1] + d[1] * (kw - 1) + 1, W + pl)
     dxp = np.zeros((N, C, Hf, Wf), g.dtype)
-    parallel_for(_bwd_input, N * C, c(g), c(w), dxp, s[0], s[1], d[0], d[1], G,
-                 parallel=_macs(N, O, Cg, kh, kw, Ho * Wo) >= _PAR_MIN)
+    par = _macs(N, O, Cg, kh, kw, Ho * Wo) >= _PAR_MIN
+    if s == (1, 1):
+        parallel_for(_bwd_input_s1, N * C, _wide(g, Wf), c(w), dxp, d[0], d[1], G, parallel=par)
+    else:
+        parallel_for(_bwd_input, N * C, c(g), c(w), dxp, s[0], s[1], d[0], d[1], G, parallel=par)
     return _unpadded(dxp, H, W, pt, pl)
 
 
@@ -202,8 +303,11 @@ def conv2d_backward_weight_direct(x, g, kernel_hw, stride=1, padding=0, dilation
     if not _nonempty(N, C, O, Ho * Wo):
         return dwt
     xp = _padded(x, pads)
-    parallel_for(_bwd_weight, O * (C // G), xp, c(g), dwt, s[0], s[1], d[0], d[1], G,
-                 parallel=_macs(N, O, C // G, kh, kw, Ho * Wo) >= _PAR_MIN)
+    par = _macs(N, O, C // G, kh, kw, Ho * Wo) >= _PAR_MIN
+    if s == (1, 1):
+        parallel_for(_bwd_weight_s1, O * (C // G), xp, _wide(g, xp.shape[3]), dwt, d[0], d[1], G, parallel=par)
+    else:
+        parallel_for(_bwd_weight, O * (C // G), xp, c(g), dwt, s[0], s[1], d[0], d[1], G, parallel=par)
     return dwt
 
 

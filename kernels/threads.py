@@ -22,12 +22,14 @@ Honoured environment variables: ``NUMBA_NUM_THREADS`` caps the kernel pool; ``OP
 not change BLAS's count until ``set_num_threads`` is called. BLAS is controlled through threadpoolctl
 (any BLAS NumPy loaded: OpenBLAS, MKL, BLIS); without threadpoolctl the BLAS count stays as loaded.
 
-This module imports neither Numba nor threadpoolctl at import time (``import minigen`` stays fast).
+Numba's own threading layer (``numba.get_num_threads``/``set_num_threads``, prange) is never started:
+no kernel uses prange, and starting it loads an OpenMP pool that shares the process's libgomp with
+PyTorch and resets its thread count (measured: after it, PyTorch's ops under ``torch.set_num_threads(1)``
+ran on 2 threads). This module imports neither Numba nor threadpoolctl at import time.
 """
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
 __all__ = ["set_num_threads", "get_num_threads", "kernel_threads", "blas_threads", "blas_info", "owners",
@@ -127,12 +129,6 @@ def set_num_threads(n: int) -> None:
         lc.set_num_threads(n)
     if _HOLD[0]:  # inside blas_single: restore to the new count at the end
         _HOLD[1] = [n] * len(_HOLD[1] or [])
-    nb = sys.modules.get("numba")
-    if nb is not None:
-        try:
-            nb.set_num_threads(min(kernel_threads(), nb.config.NUMBA_NUM_THREADS))
-        except Exception:  # pragma: no cover - Numba without a threading layer
-            pass
 
 
 class blas_single:

@@ -73,7 +73,6 @@ def collect() -> dict:
 
         info["kernels_mode"] = dispatch.mode()
         info["kernels_backend"] = "numba" if dispatch.available() else "numpy reference (Numba not importable)"
-        info["kernel_threads"] = dispatch.num_threads()
     except Exception as e:  # the kernels package may be absent in a stripped install
         info["kernels_mode"] = None
         info["kernels_backend"] = f"numpy reference ({type(e).__name__}: kernels unavailable)"

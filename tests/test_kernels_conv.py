@@ -155,8 +155,9 @@ def edge_conv_case(draw):
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     pads = tuple(tuple(draw(st.integers(-1, 2)) for _ in range(2)) for _ in range(2))
-    H = draw(st.integers(max(1, dh * (kh - 1) + 1 - sum(pads[0]), 1 - min(0, pads[0][0]) - min(0, pads[0][1])), 9))
-    W = draw(st.integers(max(1, dw * (kw - 1) + 1 - sum(pads[1]), 1 - min(0, pads[1][0]) - min(0, pads[1][1])), 9))
+    h0 = max(1, dh * (kh - 1) + 1 - sum(pads[0]), 1 - min(0, pads[0][0]) - min(0, pads[0][1]))
+    w0 = max(1, dw * (kw - 1) + 1 - sum(pads[1]), 1 - min(0, pads[1][0]) - min(0, pads[1][1]))
+    H, W = draw(st.integers(h0, max(h0, 9))), draw(st.integers(w0, max(w0, 9)))
     N = draw(st.sampled_from([1, 1, 2, 3]))
     return N, C, H, W, O, (kh, kw), (sh, sw), pads, (dh, dw), G
 
@@ -255,8 +256,8 @@ def test_dcgan_output_conv_has_no_column_matrix():
 
 
 def test_direct_rule_is_the_measured_table():
-    assert KD.direct_worth("forward", 8) and not KD.direct_worth("forward", 9)
-    assert KD.direct_worth("input", 4) and not KD.direct_worth("input", 5)
+    assert KD.direct_worth("forward", 16) and not KD.direct_worth("forward", 17)
+    assert KD.direct_worth("input", 8) and not KD.direct_worth("input", 9)
     assert KD.direct_worth("weight", 4) and not KD.direct_worth("weight", 5)
     assert KD.direct_worth("input", 1, (2, 2)) and not KD.direct_worth("input", 2, (2, 1))
 

@@ -158,8 +158,11 @@ def conv2d_backward_input_ref(g, w, input_hw, stride=1, padding=0, dilation=1, g
             xpad[..., rows, cols] += patches[:, :, :, a, b]
     xpad = xpad.reshape(N, groups * Cg, Hf, Wf)
     (t, _), (l, _) = pads
-    # rows t .. t+H-1 of the padded input are the real input (rows past Hf got no contribution)
-    return pad_axes(xp, xpad, ((-t, H + t - Hf), (-l, W + l - Wf)))
+    # rows t .. t+H-1 of the padded input are the real input; rows past Hf got no contribution (zero rows
+    # are appended first when t + H reaches past Hf, e.g. a top padding larger than the whole frame)
+    eh, ew = max(0, t + H - Hf), max(0, l + W - Wf)
+    xpad = pad_axes(xp, xpad, ((0, eh), (0, ew)))
+    return pad_axes(xp, xpad, ((-t, H + t - Hf - eh), (-l, W + l - Wf - ew)))
 
 
 def conv2d_backward_weight_ref(x, g, kernel_hw, stride=1, padding=0, dilation=1, groups=1):
