@@ -137,10 +137,13 @@ def _url(site, page):
 def test_page_renders_in_chromium(site, browser, page):
     tab = browser.new_page()
     errors = []
+    remote = []
     tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.on("request", lambda q: remote.append(q.url) if not q.url.startswith(("file:", "data:", "blob:")) else None)
     tab.goto(_url(site, page), wait_until="load")
     r = tab.evaluate(CHECK_JS)
     assert not errors, errors
+    assert not remote, f"{page} asked the network for {remote[:5]}"
     assert not r["broken"], f"images that did not load on {page}: {r['broken']}"
     assert not r["unrendered"], f"math KaTeX did not render on {page}: {r['unrendered']}"
     assert not r["raw"], f"raw TeX left on {page}: {r['raw']}"

@@ -91,7 +91,7 @@ def test_runner_reads_percent_format_and_names_a_failing_cell(tmp_path):
     cells = nbrun.parse_cells(src.read_text())
     assert cells == [("markdown", "# Title\nSome $x^2$ math."), ("code", "print(6 * 7)"),
                      ("code", 'raise ValueError("boom")')]
-    with pytest.raises(RuntimeError, match=r"t\.py \(exit 1\)[\s\S]*cell 3 failed[\s\S]*boom"):
+    with pytest.raises(RuntimeError, match=r"t\.py failed \(exit 1\)[\s\S]*cell 3 failed[\s\S]*boom"):
         nbrun.run_subprocess(str(src), str(tmp_path / "out"))
     src.write_text(src.read_text().replace('raise ValueError("boom")', 'open("note.txt", "w").write("hi")'))
     nbrun.run_subprocess(str(src), str(tmp_path / "out"))
