@@ -129,6 +129,18 @@ async () => {
 """
 
 
+AUDIO_JS = r"""
+async () => Promise.all([...document.querySelectorAll("audio")].map(a => new Promise(done => {
+  const report = () => done({src: a.getAttribute("src"), duration: a.duration || 0, error: a.error && a.error.code});
+  if (a.readyState >= 1) return report();
+  a.addEventListener("loadedmetadata", report);
+  a.addEventListener("error", report);
+  a.load();
+  setTimeout(report, 10000);
+})))
+"""
+
+
 def _url(site, page):
     return "file://" + urllib.parse.quote(os.path.join(os.path.abspath(site), page))
 
@@ -149,6 +161,9 @@ def test_page_renders_in_chromium(site, browser, page):
     assert not r["raw"], f"raw TeX left on {page}: {r['raw']}"
     for src in r["audio"]:
         assert os.path.getsize(os.path.join(site, os.path.dirname(page), src)) > 44, src  # more than a header
+    if r["audio"]:  # the browser decodes every sound: its duration is known and positive
+        audio = tab.evaluate(AUDIO_JS)
+        assert all(a["duration"] > 0.1 and a["error"] is None for a in audio), audio
     if page.startswith("tutorials/"):
         assert r["math"] > 0 and r["katex"] >= r["math"], r      # every tutorial has formulas, all rendered
         assert r["katexFont"], "the bundled KaTeX fonts did not load"
