@@ -57,7 +57,7 @@ plt.close(fig)
 #
 # Two small MLPs (the recipe uses the paper's larger maxout networks), Adam with $\beta_1 = 0.5$, images
 # scaled to $[-1, 1]$ to match $G$'s $\tanh$ output, one $D$ step then one $G$ step per batch
-# (Algorithm 1 with $k = 1$) and the non-saturating $G$ loss. The budget is a few seconds on a CPU,
+# (Algorithm 1 with $k = 1$) and the non-saturating $G$ loss. The budget is under a minute of CPU,
 # so expect blurry strokes, not crisp digits; `minigen train gan` trains the full model.
 
 # %%
