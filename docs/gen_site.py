@@ -123,7 +123,7 @@ def main():
            "(`mkdocs build --strict` writes the static site to `site/`; the tutorials run once and are cached in "
            "`build/docs-tutorials/`.)\n",
            "## Gallery\n",
-           "Produced by the code of the tutorials during this build, on CPU, in a few seconds each: small models "
+           "Produced by the code of the tutorials during this build, on CPU, each in under a minute: small models "
            "and tiny budgets, so judge the pictures as what one minute of training gives.\n",
            '<div class="mg-gallery" markdown="1">\n']
     for name, title, info, folder, gallery in runs:
