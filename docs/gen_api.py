@@ -188,11 +188,17 @@ def main():
         n_ops += n
         with mkdocs_gen_files.open(f"reference/ops/{topic}.md", "w") as f:
             f.write(f"# `minigen.ops.{topic}`\n\n")
-            f.write(f"{n} ops. Each section: the op's formula as its docstring states it, its public function, "
-                    "PyTorch counterpart, kernels and tests. The module's full docstrings follow.\n\n")
-            f.write("## Ops\n\n" + "\n".join(body) + "\n## Module reference\n\n")
+            if n:
+                f.write(f"{n} op{'s' if n > 1 else ''}. Each section: the op's formula as its docstring states it, "
+                        "its public function, PyTorch counterpart, kernels and tests. The module's full docstrings "
+                        "follow.\n\n")
+                f.write("## Ops\n\n" + "\n".join(body) + "\n")
+            else:
+                f.write("No `Function` of its own: the functions here are written with the ops of the other pages, "
+                        "so their gradients are those ops' gradients.\n\n")
+            f.write("## Module reference\n\n")
             f.write(f"::: minigen.ops.{topic}\n    options:\n      heading_level: 3\n")
-        nav.append(f"- [`minigen.ops.{topic}`](ops/{topic}.md) ({n} ops)")
+        nav.append(f"- [`minigen.ops.{topic}`](ops/{topic}.md) ({n} op{'' if n == 1 else 's'})")
     nav.append("\n## Kernels\n\n- [every kernel and its contract](kernels.md)\n\n## Modules\n")
     for m in mods:
         if m.startswith("minigen.ops.") and m != "minigen.ops.methods":
