@@ -256,10 +256,14 @@ def _global_state():
         mg.set_grad_enabled(grad)
 
 
+# CUDA reserves a large address space when it starts: no RLIMIT_AS where a GPU may be used
+_CUDA = mg.cuda.is_available()
+
+
 def _call(target, fn, args=(), kwargs=None, label=None, retry=True):
     """One bounded call, tallied; returns the Outcome."""
     kwargs = kwargs or {}
-    with _global_state(), fuzz.memory_limit():
+    with _global_state(), (fuzz.memory_limit() if not _CUDA else contextlib.nullcontext()):
         out = fuzz.call_bounded(fn, args, kwargs, LIMIT_S)
         if out.kind == "timeout" and retry:  # a first Numba compile can take seconds: retry once with a long limit
             out = fuzz.call_bounded(fn, args, kwargs, RETRY_S)
