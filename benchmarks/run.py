@@ -1,8 +1,20 @@
 """minigen benchmark suite: kernels vs reference vs NumPy vs PyTorch CPU eager, side by side in one run.
 
-    python benchmarks/run.py --threads 1      # everything, 1 thread for BLAS, Numba and torch alike
-    python benchmarks/run.py --quick          # fewer repeats
-    python benchmarks/run.py --only conv,models
+    python benchmarks/run.py                  # everything, at 1 and at 2 threads (minigen and torch alike)
+    python benchmarks/run.py --quick          # fewer repeats, no reference column at the 2nd count, no cold start
+    python benchmarks/run.py --only conv,models --threads 1,2,4
+
+Threads: every row runs at each count of ``--threads`` (default ``1,2``) in one process, set at run time
+for minigen with ``mg.set_num_threads`` (BLAS through threadpoolctl + the kernel pool;
+minigen/kernels/threads.py) and for PyTorch with ``torch.set_num_threads``; the columns of all the
+counts take turns repeat by repeat. The header records the CPU model, its vector ISA (AVX2 / AVX-512 /
+AMX), the BLAS library, version and threading layer (threadpoolctl), and each thread count's clock.
+
+Memory: for every model row the peak resident memory of the training step is measured in a FRESH
+subprocess per library (``--rss``; minigen's child never imports torch): the process's peak RSS over
+3 steps after a warm-up step, and the peak above the RSS just before those steps (the step's own working
+memory: activations, gradients, column matrices), read from /proc/self/status (VmHWM, reset through
+/proc/self/clear_refs). The ratio column of the memory table compares the step's own peaks.
 
 Writes benchmarks/results/results.json and benchmarks/results/results.md (command, machine, versions,
 thread count and load average at the top). Every row times the SAME inputs in every column, after
@@ -45,16 +57,10 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# --threads N must act before NumPy/OpenBLAS, Numba and torch start their thread pools
-for _i, _a in enumerate(sys.argv):
-    if _a == "--threads" and _i + 1 < len(sys.argv):
-        for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[_v] = sys.argv[_i + 1]
-
 import numpy as np  # noqa: E402
 
 import minigen as mg  # noqa: E402
-from minigen.kernels import dispatch  # noqa: E402
+from minigen.kernels import dispatch, threads  # noqa: E402
 
 try:
     if os.environ.get("MINIGEN_BENCH_NO_TORCH"):  # the cold-start child times minigen alone
@@ -127,33 +133,88 @@ def timeit_interleaved(fns, repeat=7):
     return res
 
 
+class _Threads:
+    """Context: minigen (BLAS + kernel pool) and torch both at ``n`` threads; optionally the reference mode."""
+
+    def __init__(self, n, reference=False):
+        self.n, self.reference, self.mode = n, reference, None
+
+    def __call__(self):
+        return self
+
+    def __enter__(self):
+        threads.set_num_threads(self.n)
+        if torch is not None:
+            torch.set_num_threads(self.n)
+        if self.reference:
+            self.mode = dispatch.use_reference()
+            self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.mode is not None:
+            self.mode.__exit__(*exc)
+            self.mode = None
+        return False
+
+
+def _clock(n):
+    """The headline clock at n threads: CPU time at 1 thread (immune to the load of a shared box), else wall."""
+    return CLOCK[0] if CLOCK[0] != "auto" else ("cpu" if n == 1 else "wall")
+
+
 class Suite:
-    def __init__(self, repeat):
+    def __init__(self, repeat, thread_counts=(1, 2), quick=False):
         self.rows = []
         self.repeat = repeat
+        self.thread_counts = tuple(thread_counts)
+        self.quick = quick
+        self.rss = False  # peak memory of the model rows in fresh processes (main sets it)
 
     def row(self, group, name, kernels=None, reference=None, numpy=None, torch_fn=None, note="", extra=None,
             unit="ms"):
-        r = {"group": group, "name": name, "note": note, "unit": unit, "clock": CLOCK[0]}
+        """Time the columns at every thread count, all interleaved. The row keeps, per count n,
+        ``r["threads"][n] = {column: {min, median}, ratio_vs_torch, ...}`` on that count's clock, and at the
+        top level the first count's values (the keys earlier versions wrote)."""
+        r = {"group": group, "name": name, "note": note, "unit": unit, "threads": {}}
         fns = {}
-        for key, fn in (("minigen_kernels", kernels), ("minigen_reference", reference), ("numpy", numpy),
-                        ("torch", torch_fn)):
-            r[key] = r[key + "_wall"] = r[key + "_cpu"] = None
-            if fn is not None:
-                fns[key] = (fn, dispatch.use_reference if key == "minigen_reference" else None)
-        for key, t in timeit_interleaved(fns, self.repeat).items():
-            if isinstance(t, Exception):
-                r["note"] = (r["note"] + f" [{key} failed: {type(t).__name__}: {str(t)[:120]}]").strip()
-                continue
+        for i, n in enumerate(self.thread_counts):
+            for key, fn in (("minigen_kernels", kernels), ("minigen_reference", reference), ("numpy", numpy),
+                            ("torch", torch_fn)):
+                if fn is None or (key == "minigen_reference" and i > 0 and self.quick):
+                    continue
+                fns[(n, key)] = (fn, _Threads(n, reference=key == "minigen_reference"))
+        res = timeit_interleaved(fns, self.repeat)
+        for i, n in enumerate(self.thread_counts):
+            clock = _clock(n)
+            d = {"clock": clock}
+            for key in ("minigen_kernels", "minigen_reference", "numpy", "torch"):
+                t = res.get((n, key))
+                d[key] = d[key + "_wall"] = d[key + "_cpu"] = None
+                if t is None:
+                    continue
+                if isinstance(t, Exception):
+                    r["note"] = (r["note"] + f" [{key}@{n} failed: {type(t).__name__}: {str(t)[:120]}]").strip()
+                    continue
+                for clk in ("wall", "cpu"):
+                    d[f"{key}_{clk}"] = {"min": t[clk][0], "median": t[clk][1]}
+                d[key] = d[f"{key}_{clock}"]
             for clk in ("wall", "cpu"):
-                r[f"{key}_{clk}"] = {"min": t[clk][0], "median": t[clk][1]}
-            r[key] = r[f"{key}_{CLOCK[0]}"]
-        for clk in ("wall", "cpu"):
-            k, t = r[f"minigen_kernels_{clk}"], r[f"torch_{clk}"]
-            r[f"ratio_vs_torch_{clk}"] = (k["min"] / t["min"]) if k and t else None
-            k, f = r[f"minigen_kernels_{clk}"], r[f"minigen_reference_{clk}"]
-            r[f"speedup_vs_reference_{clk}"] = (f["min"] / k["min"]) if k and f else None
-        r["ratio_vs_torch"] = r[f"ratio_vs_torch_{CLOCK[0]}"]
+                k, t = d[f"minigen_kernels_{clk}"], d[f"torch_{clk}"]
+                d[f"ratio_vs_torch_{clk}"] = (k["min"] / t["min"]) if k and t else None
+                d[f"ratio_vs_torch_median_{clk}"] = (k["median"] / t["median"]) if k and t else None
+                k, f = d[f"minigen_kernels_{clk}"], d[f"minigen_reference_{clk}"]
+                d[f"speedup_vs_reference_{clk}"] = (f["min"] / k["min"]) if k and f else None
+            d["ratio_vs_torch"] = d[f"ratio_vs_torch_{clock}"]
+            d["ratio_vs_torch_median"] = d[f"ratio_vs_torch_median_{clock}"]
+            r["threads"][n] = d
+            if i == 0:
+                r.update({k: v for k, v in d.items()})
+        if len(self.thread_counts) > 1:  # scaling from the first to the last count, on the wall clock
+            a, b = r["threads"][self.thread_counts[0]], r["threads"][self.thread_counts[-1]]
+            for key in ("minigen_kernels", "torch"):
+                if a[key + "_wall"] and b[key + "_wall"]:
+                    r[f"scaling_{key}"] = a[key + "_wall"]["min"] / b[key + "_wall"]["min"]
         if extra:
             r.update(extra(r))
         self.rows.append(r)
@@ -170,11 +231,14 @@ def _ratio(v):
 
 
 def _print_row(r):
-    ratio = _ratio(r.get("ratio_vs_torch"))
-    if r.get("ratio_vs_torch_wall") is not None:
-        ratio += f" (wall {_ratio(r['ratio_vs_torch_wall'])})"
-    print(f"  {r['name']:<58} k {_fmt(r['minigen_kernels']):>20}  ref {_fmt(r['minigen_reference']):>20}  "
-          f"np {_fmt(r['numpy']):>18}  torch {_fmt(r['torch']):>18}  ratio {ratio}  {r['note']}", flush=True)
+    per = r.get("threads") or {None: r}
+    for n, d in per.items():
+        ratio = _ratio(d.get("ratio_vs_torch"))
+        if d.get("ratio_vs_torch_wall") is not None:
+            ratio += f" (wall {_ratio(d['ratio_vs_torch_wall'])})"
+        tag = f"{n}T " if n is not None else ""
+        print(f"  {tag}{r['name']:<58} k {_fmt(d.get('minigen_kernels')):>20}  ref {_fmt(d.get('minigen_reference')):>20}  "
+              f"np {_fmt(d.get('numpy')):>18}  torch {_fmt(d.get('torch')):>18}  ratio {ratio}  {r['note']}", flush=True)
 
 
 def tt(a, grad=False):
@@ -224,6 +288,7 @@ def bench_conv(S):
     F = mg.nn.functional
     shapes = [("DCGAN D conv1 (64,1,28,28)->64 5x5 s2 p2", (64, 1, 28, 28), (64, 1, 5, 5), 2, 2),
               ("DCGAN D conv2 (64,64,14,14)->128 5x5 s2 p2", (64, 64, 14, 14), (128, 64, 5, 5), 2, 2),
+              ("DCGAN G output conv (64,32,28,28)->1 5x5 p2", (64, 32, 28, 28), (1, 32, 5, 5), 1, 2),
               ("LeNet conv1 (64,1,28,28)->6 5x5", (64, 1, 28, 28), (6, 1, 5, 5), 1, 0),
               ("LeNet conv2 (64,6,12,12)->16 5x5", (64, 6, 12, 12), (16, 6, 5, 5), 1, 0)]
     for name, xs, ws, s, p in shapes:
@@ -243,7 +308,7 @@ def bench_conv(S):
             def tf(tx=tx, tw=tw, tg=tg, s=s, p=p):
                 TF.conv2d(tx, tw, stride=s, padding=p).backward(tg)
 
-        S.row("micro", f"conv2d fwd+bwd {name} [minigen]", mg_conv, mg_conv, None, tf, note="target ratio <= 1.25")
+        S.row("micro", f"conv2d fwd+bwd {name} [minigen]", mg_conv, mg_conv, None, tf, note="target ratio <= 1.0")
 
     # the generator's transposed convolution (DCGAN G: 128x7x7 -> 64x14x14)
     za = np.random.randn(64, 128, 7, 7).astype(np.float32)
@@ -529,6 +594,52 @@ def _torch_threads():
     return torch.get_num_threads() if torch else None
 
 
+# ================================================================== peak memory per workload (fresh processes)
+RSS_SCRIPT = textwrap.dedent("""
+    import os, sys, json
+    sys.path.insert(0, {root!r} + "/benchmarks")
+    import run
+    run.threads.set_num_threads({n})
+    if run.torch is not None:
+        run.torch.set_num_threads({n})
+    name, mk, tk, _ = run.MODELS[{index}]
+    step = (mk if {lib!r} == "minigen" else tk)()
+    step()
+
+    def status(key):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak (VmHWM) to the current RSS
+        reset = True
+    except OSError:
+        reset = False
+    before = status("VmRSS")
+    for _ in range(3):
+        step()
+    print("RSS_JSON", json.dumps({{"before": before, "peak": status("VmHWM"), "reset": reset}}))
+""")
+
+
+def measure_rss(index, lib, n):
+    """{before, peak, step_peak} bytes of MODELS[index]'s step for ``lib`` ('minigen' or 'torch') at ``n``
+    threads, in a fresh process (minigen's child does not import torch)."""
+    env = dict(os.environ)
+    if lib == "minigen":
+        env["MINIGEN_BENCH_NO_TORCH"] = "1"
+    out = subprocess.run([sys.executable, "-c", RSS_SCRIPT.format(root=ROOT, index=index, lib=lib, n=n)],
+                         env=env, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    for line in out.stdout.splitlines():
+        if line.startswith("RSS_JSON"):
+            d = json.loads(line.split(" ", 1)[1])
+            d["step_peak"] = d["peak"] - d["before"]
+            return d
+    raise RuntimeError(out.stderr[-300:])
+
+
 def model_vae():
     nn, F = mg.nn, mg.nn.functional
 
@@ -590,10 +701,13 @@ def torch_vae():
 
 
 def _dcgan_modules(nn):
-    G = nn.Sequential(nn.Linear(100, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(),
-                      nn.Unflatten(1, (128, 7, 7)),
-                      nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-                      nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1), nn.Tanh())
+    """The DCGAN of the issue's table: a 64-channel G (7x7 -> 14x14 -> 28x28 transposed convs, then the
+    final 32 -> 1 channel 5x5 conv), a 64/128-channel D."""
+    G = nn.Sequential(nn.Linear(100, 64 * 7 * 7), nn.BatchNorm1d(64 * 7 * 7), nn.ReLU(),
+                      nn.Unflatten(1, (64, 7, 7)),
+                      nn.ConvTranspose2d(64, 64, 5, 2, 2, output_padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                      nn.ConvTranspose2d(64, 32, 5, 2, 2, output_padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                      nn.Conv2d(32, 1, 5, 1, 2), nn.Tanh())
     D = nn.Sequential(nn.Conv2d(1, 64, 5, 2, 2), nn.LeakyReLU(0.2),
                       nn.Conv2d(64, 128, 5, 2, 2), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
                       nn.Flatten(), nn.Linear(128 * 7 * 7, 1))
@@ -731,7 +845,8 @@ def torch_gpt():
 
 
 MODELS = [("VAE 784-400-20, batch 128: one train step (fwd+bwd+Adam)", model_vae, torch_vae, "<= 0.9"),
-          ("DCGAN 28x28, batch 64: D step + G step", model_dcgan, torch_dcgan, "<= 1.25"),
+          ("DCGAN 28x28, batch 64: D step + G step (64-ch G, 64/128-ch D, final 32->1 conv)", model_dcgan,
+           torch_dcgan, "<= 1.0"),
           ("char-LSTM 2x256, seq 64, batch 32: one train step", model_charlstm, torch_charlstm, "<= 0.9"),
           ("baby GPT L4 H4 E128 T64 B12: one iteration (AdamW)", model_gpt, torch_gpt, "<= 1.0")]
 
@@ -749,7 +864,21 @@ def bench_models(S):
             traceback.print_exc(limit=3)
             continue
         tstep = tk() if torch else None
-        S.row("model", name + " [minigen]", step, step, None, tstep, note=f"target ratio {target}")
+        r = S.row("model", name + " [minigen]", step, step, None, tstep, note=f"target ratio {target}")
+        if S.rss:
+            idx = [m[0] for m in MODELS].index(name)
+            mem = {}
+            for lib in ("minigen", "torch") if torch else ("minigen",):
+                try:
+                    mem[lib] = measure_rss(idx, lib, S.thread_counts[0])
+                except Exception as e:  # reported, not fatal
+                    mem[lib] = {"error": f"{type(e).__name__}: {str(e)[:160]}"}
+            r["memory"] = mem
+            m, t = mem.get("minigen", {}), mem.get("torch", {})
+            if "step_peak" in m and "step_peak" in t:
+                r["memory_ratio_step"] = m["step_peak"] / max(t["step_peak"], 1)
+                r["memory_ratio_process"] = m["peak"] / max(t["peak"], 1)
+            print(f"    memory: {json.dumps(mem)}", flush=True)
 
 
 # ================================================================== cold start
@@ -839,35 +968,84 @@ def machine_info():
     import numba
 
     info = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "platform": platform.platform(),
-            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "torch": torch.__version__ if torch else "absent",
-            "threads": dispatch.num_threads(), "torch_threads": _torch_threads(),
+            "cpu": cpu, "isa": vector_isa(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__ if torch else "absent",
+            "blas": threads.blas_info(), "torch_blas": _torch_blas(),
+            "threads": threads.get_num_threads(), "torch_threads": _torch_threads(),
             "kernel_mode": dispatch.mode(), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "clock": CLOCK[0]}
+            "clock": CLOCK[0]}
     return info
+
+
+def vector_isa():
+    """The widest vector ISA of this CPU from /proc/cpuinfo: 'AVX-512 + AMX', 'AVX-512', 'AVX2', ... ('?' when unknown)."""
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return "?"
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else \
+        "SSE" if "sse2" in flags else "?"
+    extra = [name for flag, name in (("avx512_bf16", "BF16"), ("avx512_fp16", "FP16"), ("amx_tile", "AMX"))
+             if flag in flags and isa == "AVX-512"]
+    return isa + (" (+ " + ", ".join(extra) + ")" if extra else "")
+
+
+def _torch_blas():
+    if torch is None:
+        return None
+    cfg = torch.__config__.show()
+    for key in ("BLAS_INFO=", "USE_MKL"):
+        for part in cfg.replace(",", "\n").splitlines():
+            if key in part:
+                return part.strip()
+    return None
+
+
+def _blas_text(info):
+    b = info.get("blas") or []
+    return ", ".join(f"{x['library']} {x['version']} ({x['threading_layer']}, {x.get('architecture')})" for x in b) \
+        or "not visible (threadpoolctl missing)"
+
+
+def _mb(v):
+    return "—" if v is None else f"{v / 2**20:.0f}"
 
 
 def write_reports(rows, info, command):
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "results.json"), "w") as f:
-        json.dump({"command": command, "machine": info, "rows": rows}, f, indent=1)
-    clock = info.get("clock", "cpu")
+        json.dump({"command": command, "machine": info, "rows": rows}, f, indent=1, default=str)
+    counts = info.get("thread_counts") or [info.get("threads")]
+    clocks = ", ".join(f"{n} thread{'s' if n != 1 else ''}: **{_clock(n)}**" for n in counts)
     L = ["# minigen benchmark results", "",
          f"Command: `{command}`  ", f"Date: {info['date']}  ",
-         f"Machine: {info['cpu']}, {info['cores']} cores, {info['platform']}  ",
+         f"CPU: **{info['cpu']}**, vector ISA **{info.get('isa')}**, {info['cores']} cores, {info['platform']}  ",
+         f"BLAS (minigen, through NumPy): {_blas_text(info)}; PyTorch: {info.get('torch_blas') or '?'}  ",
          f"Versions: Python {info['python']}, NumPy {info['numpy']}, Numba {info['numba']}, PyTorch {info['torch']}  ",
-         f"Threads: Numba {info['threads']}, torch {info['torch_threads']}, BLAS {info.get('blas_threads')}  ",
+         f"Threads: each row at {', '.join(map(str, counts))} thread(s), minigen through `mg.set_num_threads` (BLAS + "
+         "kernel pool), PyTorch through `torch.set_num_threads`, the same count for both, all columns interleaved  ",
          f"Load average at start: {_load(info['load_average'])}, at end: {_load(info.get('load_average_end'))} "
          "(a shared machine)  ",
-         f"Clock of the time columns: **{clock}** ({'process CPU time' if clock == 'cpu' else 'wall clock'}; "
-         "see the docstring of benchmarks/run.py); `ratio` = minigen (kernels) min / PyTorch min on that clock, "
-         "`wall` = the same ratio on the wall clock, `k/ref` = speedup of the kernels over the reference path.", "",
-         "Times in ms, `min / median` of the repeats after warm-up (< 1 in ratio: minigen faster). `[kernel]` rows "
-         "time the Numba kernels on arrays against the NumPy reference formula on arrays; `[minigen]` rows go "
-         "through Tensors + autograd (+ nn/optim), with the kernels on (auto) and off (reference).", "",
-         "Targets met / missed and what limits the misses (with profiles): [notes.md](notes.md).", "",
-         "| group | benchmark | minigen (kernels) | minigen (reference) | NumPy | PyTorch | ratio | wall | k/ref | note |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
+         f"Clock per thread count: {clocks} (CPU = process CPU time, immune to other load at 1 thread; wall with "
+         "several threads, where CPU time would add the threads up; see benchmarks/run.py).", "",
+         "Times in ms, `min / median` of the repeats after warm-up. `ratio` = minigen (kernels) / PyTorch of the "
+         "mins on that count's clock (< 1: minigen faster), `med` the same for the medians; `k/ref` = speedup of the "
+         "kernels over minigen's NumPy reference path (first thread count); `scaling` = wall time at "
+         f"{counts[0]} / at {counts[-1]} threads.", "",
+         "Targets met / missed and what limits the misses (with profiles): [notes.md](notes.md).", ""]
+    head = "| group | benchmark |"
+    sep = "|---|---|"
+    for n in counts:
+        head += f" minigen {n}T | PyTorch {n}T | ratio {n}T | med {n}T |"
+        sep += "---|---|---|---|"
+    head += " k/ref | NumPy | scaling mg / torch | note |"
+    sep += "---|---|---|---|"
+    L += [head, sep]
     for r in rows:
         note = r.get("note", "")
         if "gflops_minigen_kernels" in r:
@@ -875,10 +1053,30 @@ def write_reports(rows, info, command):
             note = (note + " GFLOP/s " + ", ".join(g)).strip()
             if "fraction_of_numpy" in r:
                 note += f"; fraction of NumPy {r['fraction_of_numpy']:.2f}"
-        L.append(f"| {r['group']} | {r['name']} | {_fmt(r.get('minigen_kernels'))} | "
-                 f"{_fmt(r.get('minigen_reference'))} | {_fmt(r.get('numpy'))} | {_fmt(r.get('torch'))} | "
-                 f"{_ratio(r.get('ratio_vs_torch'))} | {_ratio(r.get('ratio_vs_torch_wall'))} | "
-                 f"{_ratio(r.get('speedup_vs_reference_' + r.get('clock', clock)))} | {note} |")
+        line = f"| {r['group']} | {r['name']} |"
+        per = r.get("threads") or {}
+        for n in counts:
+            d = per.get(n, per.get(str(n), r if not per and n == counts[0] else {}))
+            line += (f" {_fmt(d.get('minigen_kernels'))} | {_fmt(d.get('torch'))} | {_ratio(d.get('ratio_vs_torch'))} |"
+                     f" {_ratio(d.get('ratio_vs_torch_median'))} |")
+        d0 = per.get(counts[0], r)
+        scal = f"{_ratio(r.get('scaling_minigen_kernels'))} / {_ratio(r.get('scaling_torch'))}"
+        line += (f" {_ratio(d0.get('speedup_vs_reference_' + d0.get('clock', 'cpu')))} | {_fmt(d0.get('numpy'))} |"
+                 f" {scal} | {note} |")
+        L.append(line)
+    mem_rows = [r for r in rows if r.get("memory")]
+    if mem_rows:
+        L += ["", f"## Peak resident memory per workload (fresh process per library, {counts[0]} thread(s))", "",
+              "MB. `step` = peak during 3 steps minus the RSS just before them (the step's own working memory), "
+              "`process` = the process's peak RSS over those steps (libraries included: PyTorch's alone are a few "
+              "hundred MB). Target: step peak <= 1.2x PyTorch's.", "",
+              "| workload | minigen step | PyTorch step | ratio | minigen process | PyTorch process | ratio |",
+              "|---|---|---|---|---|---|---|"]
+        for r in mem_rows:
+            m, t = r["memory"].get("minigen", {}), r["memory"].get("torch", {})
+            L.append(f"| {r['name']} | {_mb(m.get('step_peak'))} | {_mb(t.get('step_peak'))} | "
+                     f"{_ratio(r.get('memory_ratio_step'))} | {_mb(m.get('peak'))} | {_mb(t.get('peak'))} | "
+                     f"{_ratio(r.get('memory_ratio_process'))} |")
     with open(os.path.join(RESULTS, "results.md"), "w") as f:
         f.write("\n".join(L) + "\n")
 
@@ -894,28 +1092,38 @@ GROUPS = {"tiny": bench_tiny, "sgemm": bench_sgemm, "conv": bench_conv, "attenti
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 repeats instead of 7, the reference column at the first thread count only, no cold start")
     ap.add_argument("--only", default="", help="comma-separated groups: " + ",".join(GROUPS))
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
                     help="clock of the headline columns (auto: cpu with 1 thread, else wall); both are recorded")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for BLAS, Numba and torch alike (default: Numba's default, all cores); "
-                         "1 gives stable ratios on a busy shared machine")
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated thread counts; every row runs at each (minigen via mg.set_num_threads, "
+                         "torch via torch.set_num_threads), default 1,2")
+    ap.add_argument("--no-rss", action="store_true", help="skip the per-workload peak-memory subprocesses")
     args = ap.parse_args(argv)
+    counts = [int(v) for v in str(args.threads).split(",") if v.strip()]
+    if not counts or min(counts) < 1:
+        ap.error("--threads: positive integers, e.g. 1,2")
     np.random.seed(0)
     mg.manual_seed(0)
     if torch is not None:
         torch.manual_seed(0)
-        torch.set_num_threads(dispatch.num_threads())
-    threads = dispatch.num_threads()
-    CLOCK[0] = args.clock if args.clock != "auto" else ("cpu" if threads == 1 else "wall")
+    CLOCK[0] = args.clock
+    threads.set_num_threads(counts[0])
+    if torch is not None:
+        torch.set_num_threads(counts[0])
     info = machine_info()
-    print(json.dumps(info))
-    S = Suite(3 if args.quick else 7)
+    info["thread_counts"] = counts
+    print(json.dumps(info, default=str))
+    S = Suite(3 if args.quick else 7, counts, quick=args.quick)
+    S.rss = not args.no_rss
     only = [g for g in args.only.split(",") if g]
     for name, fn in GROUPS.items():
         if only and name not in only:
+            continue
+        if args.quick and name == "cold" and not only:
             continue
         print(f"[{name}]", flush=True)
         try:

@@ -47,6 +47,13 @@ _U = np.uint64  # unsigned indices: Numba drops its negative-index wraparound te
 # matrix-vector product and, for the input gradient, an outer product plus col2im.)
 DIRECT_MAX_O = {"forward": 16, "input": 8, "weight": 4}
 DIRECT_MAX_O_STRIDED = 1
+# ... and only where im2col's columns leave the caches and the flat loops are long: measured, im2col wins
+# or ties for small problems whatever O (LeNet conv2 (64,6,12,12) -> 16 5x5: columns 2.4 MB, direct
+# forward 1.6x, weight 14x slower; (64,64,8,8) -> 4 3x3: 9.4 MB, forward/input equal, weight 4.4x slower;
+# (64,3,32,32) -> 8 3x3: 7 MB, all equal), while every case with >= 20 MB of columns and 28x28 planes
+# above went direct. DIRECT_MIN_PLANE: the stride-1 loops run over (Ho-1)*Wp + Wo elements per tap.
+DIRECT_MIN_COLS_BYTES = 16 << 20
+DIRECT_MIN_PLANE = 256
 _PAR_MIN = 1 << 15  # multiply-adds below which one thread runs it (pool dispatch ~15 us)
 
 
@@ -226,12 +233,39 @@ def _wide(g, Wp):
     return gz
 
 
-def direct_worth(which, O, stride=1):
+def direct_worth(which, O, stride=1, cols_bytes=None, L=None):
     """The measured rule (above): direct loops for map ``which`` ('forward', 'input', 'weight') of a conv
-    with O output channels and this stride."""
+    with O output channels, this stride, an im2col column matrix of ``cols_bytes`` and L = Ho*Wo output
+    pixels per plane (None: not checked)."""
     st = tuple(stride) if isinstance(stride, (tuple, list)) else (stride, stride)
     limit = DIRECT_MAX_O[which] if all(int(v) == 1 for v in st) else DIRECT_MAX_O_STRIDED
-    return O <= limit
+    return (O <= limit and (cols_bytes is None or cols_bytes >= DIRECT_MIN_COLS_BYTES)
+            and (L is None or L >= DIRECT_MIN_PLANE))
+
+
+def _st(stride):
+    return tuple(int(v) for v in stride) if isinstance(stride, (tuple, list)) else (int(stride), int(stride))
+
+
+def _worth_forward(x, w, stride=1):
+    N, C, H, W = x.shape
+    kh, kw = w.shape[2:]
+    sh, sw = _st(stride)
+    L = -(-H // sh) * -(-W // sw)  # about Ho*Wo (padding and dilation ignored)
+    return direct_worth("forward", w.shape[0], (sh, sw), C * kh * kw * N * L * x.itemsize, L)
+
+
+def _worth_input(g, w, stride=1):
+    N, O, Ho, Wo = g.shape
+    Cg, kh, kw = w.shape[1:]
+    return direct_worth("input", O, stride, Cg * kh * kw * N * Ho * Wo * g.itemsize, Ho * Wo)
+
+
+def _worth_weight(x, g, stride=1, kernel_hw=(1, 1)):
+    N, C = x.shape[:2]
+    _, O, Ho, Wo = g.shape
+    kh, kw = kernel_hw
+    return direct_worth("weight", O, stride, C * kh * kw * N * Ho * Wo * x.itemsize, Ho * Wo)
 
 
 def _requires(a, w, *rest):
@@ -243,7 +277,7 @@ def _macs(N, O, Cg, kh, kw, L):
 
 
 @register("conv2d_forward_direct", requires=_requires,
-          worth=lambda x, w, stride=1: direct_worth("forward", w.shape[0], stride),
+          worth=_worth_forward,
           reference="minigen.ops.conv:conv2d_forward_ref")
 def conv2d_forward_direct(x, w, stride=1, padding=0, dilation=1, groups=1):
     """y = conv2d(x, w) by direct loops (module docstring); same arguments and result as ``conv2d_forward_ref``."""
@@ -264,7 +298,7 @@ def conv2d_forward_direct(x, w, stride=1, padding=0, dilation=1, groups=1):
 
 
 @register("conv2d_backward_input_direct", requires=_requires,
-          worth=lambda g, w, stride=1: direct_worth("input", w.shape[0], stride),
+          worth=_worth_input,
           reference="minigen.ops.conv:conv2d_backward_input_ref")
 def conv2d_backward_input_direct(g, w, input_hw, stride=1, padding=0, dilation=1, groups=1):
     """dx = conv2d's adjoint in x by direct loops; same arguments and result as ``conv2d_backward_input_ref``."""
@@ -290,7 +324,7 @@ def conv2d_backward_input_direct(g, w, input_hw, stride=1, padding=0, dilation=1
 
 
 @register("conv2d_backward_weight_direct", requires=_requires,
-          worth=lambda x, g, stride=1: direct_worth("weight", g.shape[1], stride),
+          worth=_worth_weight,
           reference="minigen.ops.conv:conv2d_backward_weight_ref")
 def conv2d_backward_weight_direct(x, g, kernel_hw, stride=1, padding=0, dilation=1, groups=1):
     """dw = conv2d's gradient in w by direct loops; same arguments and result as ``conv2d_backward_weight_ref``."""
@@ -312,8 +346,7 @@ def conv2d_backward_weight_direct(x, g, kernel_hw, stride=1, padding=0, dilation
 
 
 @register("conv2d_backward_direct", requires=lambda g, x, w, *r: _requires(g, w) and is_float(x, w),
-          worth=lambda g, x, w, stride=1: (direct_worth("input", w.shape[0], stride)
-                                           and direct_worth("weight", w.shape[0], stride)),
+          worth=lambda g, x, w, stride=1: _worth_input(g, w, stride) and _worth_weight(x, g, stride, w.shape[2:]),
           reference="minigen.ops.conv:Conv2d.backward")
 def conv2d_backward_direct(g, x, w, need_input, need_weight, stride=1, padding=0, dilation=1, groups=1):
     """(dx, dw) of y = conv2d(x, w) by the direct loops (None where not needed): Conv2d's first-order
@@ -325,7 +358,7 @@ def conv2d_backward_direct(g, x, w, need_input, need_weight, stride=1, padding=0
 
 
 @register("conv_transpose2d_backward_direct", requires=lambda G_, g, w, *r: _requires(G_, w) and is_float(g, w),
-          worth=lambda G_, g, w, stride=1: direct_worth("weight", w.shape[0], stride),  # the stricter of its two maps
+          worth=lambda G_, g, w, stride=1: _worth_weight(G_, g, stride, w.shape[2:]),  # the stricter of its two maps
           reference="minigen.ops.conv:ConvTranspose2d.backward")
 def conv_transpose2d_backward_direct(G_, g, w, need_g, need_weight, stride=1, padding=0, dilation=1, groups=1):
     """(dg, dw) of y = conv2d_backward_input(g, w, ...) (a transposed convolution whose INPUT has few

@@ -245,14 +245,18 @@ def test_dcgan_output_conv_has_no_column_matrix():
     g = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
     np.testing.assert_allclose(KD.conv2d_backward_input_direct(g, w, (28, 28), 1, 2),
                                conv_ops.conv2d_backward_input_ref(g, w, (28, 28), 1, 2), rtol=1e-4, atol=1e-4)
-    with dispatch.set_mode("auto"):
-        assert dispatch.applies("conv2d_forward_direct", x, w, (1, 1))
-        assert dispatch.applies("conv2d_backward_input_direct", g, w, (1, 1))
-        assert dispatch.applies("conv2d_backward_weight_direct", x, g, (1, 1))
-        assert not dispatch.applies("conv2d_forward_direct", x, w, (2, 2)) or w.shape[0] <= KD.DIRECT_MAX_O_STRIDED
+    with dispatch.set_mode("auto"):  # the rule looks at shapes only: the batch-64 arrays as views of zeros
+        x64, g64 = np.zeros((64, 32, 28, 28), np.float32), np.zeros((64, 1, 28, 28), np.float32)
+        assert dispatch.applies("conv2d_forward_direct", x64, w, (1, 1))
+        assert dispatch.applies("conv2d_backward_input_direct", g64, w, (1, 1))
+        assert dispatch.applies("conv2d_backward_weight_direct", x64, g64, (1, 1), (5, 5))
         wide = np.zeros((64, 32, 5, 5), np.float32)
-        assert not dispatch.applies("conv2d_forward_direct", x, wide, (1, 1))
-        assert not dispatch.applies("conv2d_backward_input_direct", g, wide, (1, 1))
+        assert not dispatch.applies("conv2d_forward_direct", x64, wide, (1, 1))
+        assert not dispatch.applies("conv2d_backward_input_direct", np.zeros((64, 64, 28, 28), np.float32), wide,
+                                    (1, 1))
+        # small problems stay on im2col whatever O: LeNet conv2 (64, 6, 12, 12) -> 1, 5x5 (2.4 MB of columns)
+        assert not dispatch.applies("conv2d_forward_direct", np.zeros((64, 6, 12, 12), np.float32),
+                                    np.zeros((1, 6, 5, 5), np.float32), (1, 1))
 
 
 def test_direct_rule_is_the_measured_table():
@@ -260,6 +264,9 @@ def test_direct_rule_is_the_measured_table():
     assert KD.direct_worth("input", 8) and not KD.direct_worth("input", 9)
     assert KD.direct_worth("weight", 4) and not KD.direct_worth("weight", 5)
     assert KD.direct_worth("input", 1, (2, 2)) and not KD.direct_worth("input", 2, (2, 1))
+    big, small = 160 << 20, 2 << 20
+    assert KD.direct_worth("input", 1, 1, big, 784) and not KD.direct_worth("input", 1, 1, small, 784)
+    assert not KD.direct_worth("input", 1, 1, big, 64)
 
 
 def test_chunks_bound_the_column_matrix():

@@ -278,7 +278,7 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx, x, g, kernel_hw, stride, pads, dilation, groups):
-        k = (dispatch.get("conv2d_backward_weight_direct", x, g, stride) or dispatch.get("conv2d_backward_weight", x, g)
+        k = (dispatch.get("conv2d_backward_weight_direct", x, g, stride, kernel_hw) or dispatch.get("conv2d_backward_weight", x, g)
              or conv2d_backward_weight_ref)
         return k(x, g, kernel_hw, stride, pads, dilation, groups)
 
