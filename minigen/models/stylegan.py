@@ -45,7 +45,7 @@ Every weight of G and D uses the **equalised learning rate**: stored ~ N(0, 1), 
 1/sqrt(fan_in) at run time (:class:`EqLinear`, :class:`EqConv2d`), so Adam changes every layer at the same
 relative rate; the mapping network's layers also carry lr_mul = 0.01 (they learn 100x slower, as StyleGAN).
 The discriminator's regulariser is R1 on real images, R1 = gamma/2 * E||grad_x D(x)||^2 (:func:`r1_penalty`).
-Training (the non-saturating logistic loss of :mod:`minigen.models.gan`, lazy R1, Adam 2e-3 / betas (0, 0.99),
+Training (the non-saturating logistic loss of :mod:`minigen.models.gan`, lazy R1, Adam 1e-3 / betas (0, 0.99),
 mixing regularisation) and the style-mixing figures: :mod:`minigen.recipes.stylegan`. The discriminator
 (:class:`StyleDiscriminator`) has the DCGAN layout with equalised layers, no dropout and no normalisation,
 plus StyleGAN's minibatch standard deviation feature (without it, the generator collapsed to one digit

@@ -2,7 +2,7 @@
 
 Recipe (StyleGAN2's, sized for a CPU): the non-saturating logistic loss of :mod:`minigen.models.gan`; R1 on
 real images, R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`` steps with weight
-``gamma/2 * r1_every``; Adam (lr 2e-3, betas (0, 0.99)); equalised learning rate everywhere, the mapping
+``gamma/2 * r1_every``; Adam (lr 1e-3, betas (0, 0.99)); equalised learning rate everywhere, the mapping
 network at lr_mul 0.01; minibatch standard deviation in D; mixing regularisation: with probability
 ``mixing_prob`` a batch uses two z with a random crossover layer; the skip generator (a ToRGB per
 resolution, summed); and an **EMA of G's weights** (half-life 10k images, ramped up as 5% of the images
@@ -27,7 +27,7 @@ MIX_LAYERS = {"coarse": (0, 2), "middle": (2, 4), "fine": (4, 7)}
 
 
 def add_arguments(p):
-    C.add_image_arguments(p, "out/stylegan", epochs=5, batch_size=32, lr=2e-3)
+    C.add_image_arguments(p, "out/stylegan", epochs=5, batch_size=32, lr=1e-3)
     p.add_argument("--mode", choices=["modconv", "adain"], default="modconv",
                    help="how w styles the convs: weight modulation/demodulation (StyleGAN2, default) or AdaIN")
     p.add_argument("--z-dim", type=int, default=64, help="default 64")
