@@ -281,3 +281,38 @@ def check_iterable(v, op: str, name: str) -> list:
         return list(v)
     except TypeError:
         raise InvalidArgumentError(f"{op}: {name} must be an iterable (a list or tuple), got {brief(v)}") from None
+
+
+def check_view_shape(shape: tuple, op: str, numel: int) -> tuple:
+    """A target shape for reshape/view: non-negative sizes and at most one ``-1`` (inferred); another
+    negative size is a ShapeError (NumPy would read any negative size as "infer")."""
+    bad = [s for s in shape if s < -1]
+    if bad or list(shape).count(-1) > 1:
+        raise ShapeError(f"{op}: invalid shape {tuple(shape)} for a tensor of {numel} elements (sizes must be "
+                         f">= 0, with at most one -1 to infer)")
+    return shape
+
+
+# more pieces than this, beyond the size of the dim split (all the extra ones empty), is refused
+MAX_EMPTY_PIECES = 1 << 16
+
+
+def check_piece_count(k: int, n: int, op: str, name: str) -> int:
+    """The number of pieces a split makes (``tensor_split(sections)``, ``chunk``): positive, and not more
+    than ``n + MAX_EMPTY_PIECES`` for a dim of size ``n`` (each piece is a Tensor object; ``2**40`` of them,
+    nearly all empty, would never finish)."""
+    if k <= 0:
+        raise InvalidArgumentError(f"{op}: {name} must be positive, got {k}")
+    if k > n + MAX_EMPTY_PIECES:
+        raise InvalidArgumentError(f"{op}: {name}={k} would make {k} tensors from a dim of size {n} (more than "
+                                   f"{MAX_EMPTY_PIECES} of them empty); use at most {n + MAX_EMPTY_PIECES}")
+    return k
+
+
+def check_addc(op: str, tensor1, tensor2, value):
+    """``addcmul``/``addcdiv`` (and their in-place forms): tensor1 and tensor2 Tensors, ``value`` a real number
+    (returned as given, so an int keeps integer arithmetic)."""
+    check_tensor(tensor1, op, "tensor1")
+    check_tensor(tensor2, op, "tensor2")
+    check_number(value, op, "value")
+    return value

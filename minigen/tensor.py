@@ -217,6 +217,8 @@ class Tensor:
         return self.dtype.kind in "fic"
 
     def is_same_size(self, other):
+        if not isinstance(other, Tensor):
+            raise DTypeError(f"is_same_size: other must be a Tensor, got {type(other).__name__}")
         return tuple(self.shape) == tuple(other.shape)
 
     def is_nonzero(self):
@@ -244,7 +246,10 @@ class Tensor:
 
     def __format__(self, spec):
         if self.array.size == 1 and self.ndim == 0:
-            return format(self.item(), spec)
+            try:
+                return format(self.item(), spec)
+            except ValueError as e:  # a spec the Python number does not take ('d' for a float)
+                raise InvalidArgumentError(f"format spec {spec!r} for a 0-d tensor of dtype {self.dtype}: {e}") from None
         if spec:
             raise InvalidArgumentError(
                 f"unsupported format string {spec!r} for a tensor of shape {tuple(self.shape)}; "
@@ -264,9 +269,13 @@ class Tensor:
         return self.array.itemsize
 
     def __len__(self):
-        if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
+        if self.ndim == 0:  # a TypeError, as Python's len() contract and PyTorch
+            raise DTypeError("len() of a 0-d tensor (it has no first dimension; use numel())")
         return self.array.shape[0]
+
+    def __delitem__(self, index):
+        raise DTypeError("Tensor does not support deleting items (a tensor's shape is fixed; index or mask "
+                         "the elements to keep instead)")
 
     @property
     def is_leaf(self):

@@ -303,7 +303,7 @@ def _index_tensor(index, op, x, what="index"):
     A Tensor comes back as itself (or, moved to x's device, sharing its version counter)."""
     if isinstance(index, Tensor):
         arr = index.array
-    elif hasattr(index, "dtype") and hasattr(index, "shape"):
+    elif isinstance(getattr(index, "dtype", None), np.dtype) and hasattr(index, "shape"):  # an array (not a type)
         arr = index
     elif isinstance(index, (list, tuple, builtins.int, builtins.float)):
         arr = np.asarray(index)
@@ -321,7 +321,7 @@ def _index_tensor(index, op, x, what="index"):
 
 def _mask_tensor(mask, op, x):
     """``mask`` as a bool Tensor on ``x``'s device (a Tensor comes back as itself or sharing its version)."""
-    arr = mask.array if isinstance(mask, Tensor) else (mask if hasattr(mask, "dtype") else np.asarray(mask))
+    arr = mask.array if isinstance(mask, Tensor) else (mask if isinstance(getattr(mask, "dtype", None), np.dtype) else np.asarray(mask))
     if arr.dtype.kind != "b":
         raise DTypeError(f"{op}: mask must be a bool tensor, got dtype {arr.dtype}")
     if type(arr) is not type(x.array):
@@ -549,7 +549,7 @@ def scatter(x, dim, index, src=None, value=None, reduce=None):
     if src is None:
         raise InvalidArgumentError("scatter: pass src= (a tensor) or value= (a number)")
     if reduce is not None:
-        if reduce == "add" and isinstance(src, Tensor):
+        if isinstance(reduce, str) and reduce == "add" and isinstance(src, Tensor):
             return scatter_add(x, dim, index, src)
         raise InvalidArgumentError(f"scatter: reduce={reduce!r} is not supported (use scatter_add for 'add')")
     d, idx = _prep_scatter("scatter", x, dim, index, src)

@@ -9,6 +9,7 @@ afterwards is caught at backward time.
 from __future__ import annotations
 
 from .. import backend
+from ..argcheck import check_addc, check_flag, check_generator, check_int_value, check_tensor
 from ..autograd.grad_mode import STATE, no_grad
 from ..errors import AutogradError, DTypeError, ShapeError
 from ..tensor import Tensor, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
@@ -25,6 +26,7 @@ class _Methods:
                 device, dtype = a.device, a.dtype
             else:
                 dtype = a
+        copy = check_flag(copy, "to", "copy")
         out = self
         if dtype is not None and as_dtype(dtype) != self.dtype:
             from .pointwise import Cast
@@ -75,7 +77,9 @@ class _Methods:
         """Samples in {0, 1}: with probability ``self`` (or ``p`` when given), as PyTorch's ``Tensor.bernoulli``."""
         from ..tensor import bernoulli, full_like
 
-        probs = self if p is None else (p if isinstance(p, Tensor) else full_like(self, float(p)))
+        if p is not None and not isinstance(p, Tensor):
+            p = _check_dist("bernoulli", p=p)["p"]
+        probs = self if p is None else (p if isinstance(p, Tensor) else full_like(self, p))
         return bernoulli(probs, generator=generator)
 
     def multinomial(self, num_samples, replacement=False, *, generator=None):
@@ -84,7 +88,7 @@ class _Methods:
         return multinomial(self, num_samples, replacement=replacement, generator=generator)
 
     def type_as(self, other):
-        return self.to(other.dtype)
+        return self.to(check_tensor(other, "type_as", "other").dtype)
 
     # ---------------------------------------------------------------- in place
     def _inplace(self, compute, *args):
@@ -225,44 +229,51 @@ class _Methods:
 
     def addcmul_(self, tensor1, tensor2, value=1):
         """x += value * tensor1 * tensor2 (in place)."""
+        value = check_addc("addcmul_", tensor1, tensor2, value)
         return self._inplace(lambda a, b, c: a + value * (b * c), tensor1, tensor2)
 
     def addcdiv_(self, tensor1, tensor2, value=1):
         """x += value * tensor1 / tensor2 (in place)."""
+        value = check_addc("addcdiv_", tensor1, tensor2, value)
         return self._inplace(lambda a, b, c: a + value * (b / c), tensor1, tensor2)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         from ..tensor import tensor
 
-        return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+        return tensor(data, dtype=self.dtype if dtype is None else dtype,
+                      device=self.device if device is None else device, requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         from ..tensor import zeros
 
-        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+        return zeros(*size, dtype=self.dtype if dtype is None else dtype,
+                     device=self.device if device is None else device, requires_grad=requires_grad)
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
         from ..tensor import ones
 
-        return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+        return ones(*size, dtype=self.dtype if dtype is None else dtype,
+                     device=self.device if device is None else device, requires_grad=requires_grad)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
         from ..tensor import empty
 
-        return empty(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+        return empty(*size, dtype=self.dtype if dtype is None else dtype,
+                     device=self.device if device is None else device, requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         from ..tensor import full
 
-        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
-                    requires_grad=requires_grad)
+        return full(size, fill_value, dtype=self.dtype if dtype is None else dtype,
+                    device=self.device if device is None else device, requires_grad=requires_grad)
 
     # in-place random fills: x[...] = a draw (never recorded by autograd, like PyTorch)
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
-        _check_dist("normal_", std=std)
+        mean, std = _check_dist("normal_", mean=mean, std=std).values()
         return _fill_random(self, lambda r, shape: r.normal(mean, std, shape), generator, "normal_")
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
+        a, b = _check_dist("uniform_", a=a, b=b).values()
         if not a <= b:
             from ..errors import InvalidArgumentError
 
@@ -271,31 +282,40 @@ class _Methods:
 
     def bernoulli_(self, p=0.5, *, generator=None):
         if isinstance(p, Tensor):
+            if p.device != self.device:
+                p = p.to(self.device)
+            _broadcasts_into(p.shape, self.shape, "bernoulli_", "p")
             p = p.array
         else:
-            _check_dist("bernoulli_", p=p)
+            p = _check_dist("bernoulli_", p=p)["p"]
         return _fill_random(self, lambda r, shape: (r.random(shape) < p), generator, "bernoulli_", any_dtype=True)
 
     def exponential_(self, lambd=1.0, *, generator=None):
-        _check_dist("exponential_", lambd=lambd)
+        lambd = _check_dist("exponential_", lambd=lambd)["lambd"]
         return _fill_random(self, lambda r, shape: r.exponential(1.0 / lambd, shape), generator, "exponential_")
 
     def geometric_(self, p, *, generator=None):
-        _check_dist("geometric_", p=p)
+        p = _check_dist("geometric_", p=p)["p"]
+        if not 0 < p < 1:
+            from ..errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"geometric_: expects p in (0, 1), got p={p}")
         return _fill_random(self, lambda r, shape: r.geometric(p, shape), generator, "geometric_", any_dtype=True)
 
     def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
-        _check_dist("log_normal_", std=std)
+        mean, std = _check_dist("log_normal_", mean=mean, std=std).values()
         return _fill_random(self, lambda r, shape: r.lognormal(mean, std, shape), generator, "log_normal_")
 
     def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
-        _check_dist("cauchy_", sigma=sigma)
+        median, sigma = _check_dist("cauchy_", median=median, sigma=sigma).values()
         return _fill_random(self, lambda r, shape: median + sigma * r.standard_cauchy(shape), generator, "cauchy_")
 
     def random_(self, from_=0, to=None, *, generator=None):
         """Integers uniform in [from_, to) (``to=None``: [0, from_) if only one bound... PyTorch: random_(to))."""
         import numpy as np
 
+        from_ = check_int_value(from_, "random_", "from")
+        to = None if to is None else check_int_value(to, "random_", "to")
         if to is None:
             lo, hi = 0, from_ if from_ else None
         else:
@@ -399,19 +419,35 @@ def _check_dist(op, **params):
 
     from ..errors import InvalidArgumentError
 
+    import numbers
+
+    out = {}
     for k, v in params.items():
-        if isinstance(v, Tensor):
-            continue
-        try:
-            fv = float(v)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(f"{op}: {k} must be a number, got {type(v).__name__}") from None
+        if isinstance(v, Tensor) and v.ndim == 0:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise InvalidArgumentError(f"{op}: {k} must be a real number, got {type(v).__name__}")
+        fv = out[k] = float(v)
         if math.isnan(fv):
             raise InvalidArgumentError(f"{op}: {k} is NaN")
         if k in ("std", "sigma", "lambd") and not fv > 0 and not (k == "std" and fv == 0):
             raise InvalidArgumentError(f"{op}: expects {k} > 0, got {k}={v}")
         if k == "p" and not 0 <= fv <= 1:
             raise InvalidArgumentError(f"{op}: expects 0 <= p <= 1, got p={v}")
+    return out
+
+
+def _broadcasts_into(shape, target, op, name):
+    """ShapeError unless ``shape`` broadcasts to ``target`` (an in-place fill's parameter tensor)."""
+    import numpy as np
+
+    try:
+        ok = np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ShapeError(f"{op}: {name} of shape {tuple(shape)} does not broadcast to the tensor's shape "
+                         f"{tuple(target)}")
 
 
 def _fill_random(t, draw, generator, op, any_dtype=False):
@@ -423,6 +459,7 @@ def _fill_random(t, draw, generator, op, any_dtype=False):
     if STATE.enabled and t.requires_grad and t._ctx is None:
         raise AutogradError(f"a leaf tensor that requires grad is being used in an in-place operation ({op}); "
                             "wrap it in mg.no_grad()")
+    check_generator(generator, op)
     xp = t.xp
     r = _gen(generator).xp_generator(xp)
     vals = draw(r, t.shape)

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from ..argcheck import check_addc, check_tensor
 from ..backend import get_array_module
 from ..errors import DTypeError
 from ..tensor import Tensor
@@ -78,6 +79,14 @@ def _binary(name, reflected=False):
     return op
 
 
+def _no_shift(symbol):
+    def op(a, b):
+        raise DTypeError(f"bit shift {symbol}: minigen has no shift ops (operands {type(a).__name__} and "
+                         f"{type(b).__name__}); multiply or floor-divide by 2**k instead")
+
+    return op
+
+
 # operator: (op name, reflected)
 OPERATORS = {
     "__add__": ("add", False), "__radd__": ("add", True), "__sub__": ("sub", False), "__rsub__": ("sub", True),
@@ -102,15 +111,21 @@ OTHER = {
     "__abs__": lambda x: _NS["abs"](x),
     "__invert__": lambda x: _NS["bitwise_not"](x),
     "__getitem__": lambda x, index: _NS["getitem"](x, index),
-    "where": lambda x, condition, other: _NS["where"](condition, x, other),
+    "where": lambda x, condition, other: _NS["where"](check_tensor(condition, "where", "condition"), x, other),
     "relu_": lambda x: _NS["relu"](x, inplace=True),
     "multiply_": lambda x, other: x.mul_(other),
     "divide_": lambda x, other: x.div_(other),
     "subtract_": lambda x, other, alpha=1: x.sub_(other, alpha=alpha),
     "negative_": lambda x: x.neg_(),
     "positive": lambda x: x,
-    "addcmul": lambda x, t1, t2, value=1: x + value * (t1 * t2),
-    "addcdiv": lambda x, t1, t2, value=1: x + value * (t1 / t2),
+    # divmod(a, b) = (a // b, a % b); without these NumPy's divmod ufunc would take ``divmod(t, ndarray)``
+    "__divmod__": lambda x, other: (x.__floordiv__(other), x.__mod__(other)),
+    "__rdivmod__": lambda x, other: (x.__rfloordiv__(other), x.__rmod__(other)),
+    # no shift ops: say so (else NumPy's shift ufunc takes ``t << ndarray`` and fails inside)
+    "__lshift__": _no_shift("<<"), "__rlshift__": _no_shift("<<"),
+    "__rshift__": _no_shift(">>"), "__rrshift__": _no_shift(">>"),
+    "addcmul": lambda x, t1, t2, value=1: x + check_addc("addcmul", t1, t2, value) * (t1 * t2),
+    "addcdiv": lambda x, t1, t2, value=1: x + check_addc("addcdiv", t1, t2, value) * (t1 / t2),
     "index_add_": lambda x, *a, **k: _NS["_index_add_"](x, *a, **k),
     "masked_fill_": lambda x, *a, **k: _NS["_masked_fill_"](x, *a, **k),
     "scatter_": lambda x, *a, **k: _NS["_scatter_"](x, *a, **k),

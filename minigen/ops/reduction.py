@@ -56,6 +56,11 @@ def _dims(dim, ndim):
     return dims if ndim > 0 else ()
 
 
+def _all_if_empty(dim):
+    """amax/amin's ``dim=()`` means every dim (None); anything else goes to the dim check as given."""
+    return None if isinstance(dim, (tuple, list)) and len(dim) == 0 else dim
+
+
 def _count(shape, dims):
     n = 1
     for d in dims:
@@ -387,8 +392,8 @@ def _max_min(x, dim, keepdim, largest, other):
     xp = get_array_module(x.array)
     if x.ndim == 0:
         idx = xp.zeros((), dtype=np.int64)
-    elif x.array.size == 0:
-        idx = None  # _extreme raises the error
+    elif x.array.size == 0:  # reduced dim non-empty (else _extreme raises): empty values and indices
+        idx = xp.zeros(tuple(1 if i == d else n for i, n in enumerate(x.shape)), dtype=np.int64)
     else:
         idx = (xp.argmax if largest else xp.argmin)(x.array, axis=d, keepdims=True)
     values = _extreme(x, d, keepdim, largest, idx)
@@ -412,13 +417,13 @@ def amax(x, dim=(), keepdim=False):
     """Largest value over ``dim`` (int or tuple; () or None = all dims); ties share the gradient evenly."""
     _tensor(x, "amax")
     keepdim = _flag(keepdim, "amax", "keepdim")
-    return _extreme(x, None if dim == () else dim, keepdim, True)
+    return _extreme(x, _all_if_empty(dim), keepdim, True)
 
 
 def amin(x, dim=(), keepdim=False):
     _tensor(x, "amin")
     keepdim = _flag(keepdim, "amin", "keepdim")
-    return _extreme(x, None if dim == () else dim, keepdim, False)
+    return _extreme(x, _all_if_empty(dim), keepdim, False)
 
 
 def aminmax(x, *, dim=None, keepdim=False):

@@ -27,7 +27,7 @@ from operator import index as _index
 
 import numpy as np
 
-from ..argcheck import check_int_value, check_tensor, norm_dim
+from ..argcheck import check_int_value, check_piece_count, check_tensor, check_view_shape, norm_dim
 from ..autograd import broadcast as _bc
 from ..autograd.function import Function
 from ..backend import get_array_module, move_array, to_numpy
@@ -161,7 +161,7 @@ class Reshape(Function):
 
 def reshape(x, *shape):
     """``x`` with a new shape: a view when x's strides allow one, else a copy (as PyTorch)."""
-    shape = _shape_arg(shape, "reshape")
+    shape = check_view_shape(_shape_arg(shape, "reshape"), "reshape", x.numel())
     if x.shape == shape:
         return x
     out = Reshape.apply(x, shape, False)
@@ -174,7 +174,7 @@ def view(x, *shape):
     Raises :class:`~minigen.errors.ShapeError` when x's strides make a view impossible (e.g. a
     transposed tensor flattened): use :func:`reshape`, which copies then, or ``.contiguous()`` first.
     """
-    shape = _shape_arg(shape, "view")
+    shape = check_view_shape(_shape_arg(shape, "view"), "view", x.numel())
     return _link_view(Reshape.apply(x, shape, True), x, _reshape_back(x.shape))
 
 
@@ -543,10 +543,10 @@ def split(x, split_size_or_sections, dim=0):
 def chunk(x, chunks, dim=0):
     """Split into ``chunks`` pieces of size ceil(n / chunks) (PyTorch: may return fewer pieces)."""
     chunks = _as_int(chunks, "chunk", "chunks")
-    if chunks <= 0:
-        raise InvalidArgumentError(f"chunk: chunks must be positive, got {chunks}")
     d = _dim(x, dim, "chunk")
     n = x.shape[d]
+    if chunks <= 0 or n == 0:  # an empty dim gives ``chunks`` empty pieces: bounded
+        check_piece_count(chunks, n, "chunk", "chunks")
     if n == 0:
         return tuple(x for _ in range(chunks))
     return split(x, -(-n // chunks), d)
@@ -562,9 +562,8 @@ def tensor_split(x, indices_or_sections, dim=0):
         # piece i is x[idx[i-1] : idx[i]] with Python slice semantics (a later index may be smaller: empty)
         bounds = [0] + [min(max(i + n if i < 0 else i, 0), n) for i in idx] + [n]
     else:
-        k = _as_int(indices_or_sections, "tensor_split", "sections")
-        if k <= 0:
-            raise InvalidArgumentError(f"tensor_split: number of sections must be positive, got {k}")
+        k = check_piece_count(_as_int(indices_or_sections, "tensor_split", "sections"), n, "tensor_split",
+                              "sections")
         q, r = divmod(n, k)
         bounds = [0]
         for i in range(k):
