@@ -15,9 +15,7 @@ class Generator:
 
     def __init__(self, device="cpu", seed=None):
         self.device = str(device)
-        self._seed = 0 if seed is None else int(seed)
-        self._np = np.random.Generator(np.random.PCG64(self._seed))
-        self._cupy = None
+        self.manual_seed(0 if seed is None else seed)  # checks the seed (an int; negatives taken modulo 2**64)
 
     def manual_seed(self, seed: int) -> "Generator":
         """Seed the stream. Any int is accepted (as in PyTorch, negatives too: taken modulo 2**64)."""

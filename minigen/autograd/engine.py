@@ -9,6 +9,8 @@ lead to ``inputs``, and returns their gradients instead.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..backend import get_array_module
@@ -336,7 +338,7 @@ def _make_grads(outputs, grad_outputs, create_graph):
             g = T._make(_ones_like(o.array), False)  # d o / d o = 1
         else:
             if not isinstance(g, T):
-                g = T._make(np.asarray(g, dtype=o.dtype), False)
+                g = _as_grad(g, o, i)
             if g.shape != o.shape:
                 from ..errors import ShapeError
 
@@ -345,6 +347,49 @@ def _make_grads(outputs, grad_outputs, create_graph):
                 g = g.detach()
         gs.append(g)
     return gs
+
+
+def _as_grad(g, o, i):
+    """A non-Tensor gradient (number, list, array) for output ``i`` as a Tensor of the output's dtype."""
+    from ..errors import DTypeError
+
+    if isinstance(g, (str, bytes)) or not isinstance(g, (numbers.Number, np.generic, np.ndarray, list, tuple)):
+        raise DTypeError(f"the gradient for output {i} (shape {tuple(o.shape)}) must be a Tensor or an array of "
+                         f"numbers, got {type(g).__name__}")
+    try:
+        a = np.asarray(g, dtype=o.dtype)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DTypeError(f"the gradient for output {i} (shape {tuple(o.shape)}, dtype {o.dtype}) cannot be read "
+                         f"from {type(g).__name__}: {e}") from None
+    return Tensor._make(a, False)
+
+
+def _tensor_list(v, op: str, what: str) -> list:
+    """``v`` (a Tensor or an iterable of Tensors) as a list of Tensors; DTypeError naming what it got."""
+    from ..argcheck import check_iterable, check_tensor
+
+    if isinstance(v, Tensor):
+        return [v]
+    items = check_iterable(v, op, what)
+    for k, t in enumerate(items):
+        check_tensor(t, op, f"{what}[{k}]")
+    return items
+
+
+def _grad_list(gs, n: int, op: str, what: str):
+    """The gradients given for ``n`` outputs: None, or a list/tuple of ``n`` (each None, a Tensor or numbers)."""
+    if gs is None:
+        return None
+    from ..errors import InvalidArgumentError
+
+    if isinstance(gs, Tensor) or (n == 1 and not isinstance(gs, (list, tuple))):
+        return [gs]
+    if not isinstance(gs, (list, tuple)):
+        raise InvalidArgumentError(f"{op}: {what} must be a list of tensors (one per output), got "
+                                   f"{type(gs).__name__}")
+    if len(gs) != n:
+        raise InvalidArgumentError(f"{op}: {what} has {len(gs)} entries for {n} output(s)")
+    return list(gs)
 
 
 def _ones_like(a):
@@ -359,10 +404,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad`` (``torch.autograd.backward``)."""
     T = Tensor
     if isinstance(tensors, T):
-        tensors = [tensors]
         if grad_tensors is not None and not isinstance(grad_tensors, (list, tuple)):
             grad_tensors = [grad_tensors]
-    tensors = list(tensors)
+    tensors = _tensor_list(tensors, "backward", "tensors")
+    grad_tensors = _grad_list(grad_tensors, len(tensors), "backward", "grad_tensors")
     for t in tensors:
         if not t.requires_grad:
             raise AutogradError(
@@ -373,7 +418,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         retain_graph = create_graph
     gs = _make_grads(tensors, grad_tensors, create_graph)
     if inputs is not None:
-        inputs = [inputs] if isinstance(inputs, T) else list(inputs)
+        inputs = _tensor_list(inputs, "backward", "inputs")
         res = _run(tensors, gs, retain_graph, create_graph, capture=[_node(i) for i in inputs])
         for t, g in zip(inputs, res):
             if g is not None:
@@ -386,10 +431,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """Gradients of ``outputs`` w.r.t. ``inputs`` (``torch.autograd.grad``); ``.grad`` is not touched."""
     T = Tensor
     single = isinstance(inputs, T)
-    outputs = [outputs] if isinstance(outputs, T) else list(outputs)
-    inputs = [inputs] if single else list(inputs)
+    outputs = _tensor_list(outputs, "grad", "outputs")
+    inputs = _tensor_list(inputs, "grad", "inputs")
     if grad_outputs is not None and isinstance(grad_outputs, T):
         grad_outputs = [grad_outputs]
+    grad_outputs = _grad_list(grad_outputs, len(outputs), "grad", "grad_outputs")
     for i, t in enumerate(inputs):
         if not isinstance(t, T) or not t.requires_grad:
             raise AutogradError(f"input {i} to grad() does not require grad")

@@ -10,6 +10,13 @@ from .function import Context
 
 
 def to_dot(tensor, name: str = "graph") -> str:
+    """Graphviz DOT text of the graph that computed ``tensor`` (a Tensor; ``name``: the digraph's name)."""
+    from ..argcheck import check_tensor
+    from ..errors import InvalidArgumentError
+
+    check_tensor(tensor, "to_dot", "tensor")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise InvalidArgumentError(f"to_dot: name must be an identifier string, got {name!r}"[:200])
     root = tensor._ctx if tensor._ctx is not None else tensor
     lines = [f"digraph {name} {{", "  rankdir=BT;", '  node [fontname="Helvetica", fontsize=10];']
     seen, stack = set(), [root]
