@@ -11,10 +11,11 @@ counts take turns repeat by repeat. The header records the CPU model, its vector
 AMX), the BLAS library, version and threading layer (threadpoolctl), and each thread count's clock.
 
 Memory: for every model row the peak resident memory of the training step is measured in a FRESH
-subprocess per library (``--rss``; minigen's child never imports torch): the process's peak RSS over
-3 steps after a warm-up step, and the peak above the RSS just before those steps (the step's own working
-memory: activations, gradients, column matrices), read from /proc/self/status (VmHWM, reset through
-/proc/self/clear_refs). The ratio column of the memory table compares the step's own peaks.
+subprocess per library (minigen's child never imports torch): after one warm-up step (libraries loaded,
+kernels compiled, optimizer state allocated), the process's peak RSS over 3 more steps, and that peak
+minus the RSS just before them (the steps' own working memory: activations, gradients, column matrices),
+read from /proc/self/status (VmHWM, reset through /proc/self/clear_refs). The memory table's ratio
+compares the steps' own peaks.
 
 Writes benchmarks/results/results.json and benchmarks/results/results.md (command, machine, versions,
 thread count and load average at the top). Every row times the SAME inputs in every column, after
@@ -604,7 +605,7 @@ RSS_SCRIPT = textwrap.dedent("""
         run.torch.set_num_threads({n})
     name, mk, tk, _ = run.MODELS[{index}]
     step = (mk if {lib!r} == "minigen" else tk)()
-    step()
+    step()  # warm-up: libraries loaded, kernels compiled / loaded from the cache
 
     def status(key):
         with open("/proc/self/status") as f:
@@ -617,7 +618,9 @@ RSS_SCRIPT = textwrap.dedent("""
         reset = True
     except OSError:
         reset = False
-    before = status("VmRSS")
+    import gc
+    gc.collect()
+    before = status("VmRSS")  # model, optimizer state and inputs built, one step run
     for _ in range(3):
         step()
     print("RSS_JSON", json.dumps({{"before": before, "peak": status("VmHWM"), "reset": reset}}))
@@ -1067,7 +1070,7 @@ def write_reports(rows, info, command):
     mem_rows = [r for r in rows if r.get("memory")]
     if mem_rows:
         L += ["", f"## Peak resident memory per workload (fresh process per library, {counts[0]} thread(s))", "",
-              "MB. `step` = peak during 3 steps minus the RSS just before them (the step's own working memory), "
+              "MB. `step` = peak during 3 steps minus the RSS after a warm-up step (the steps' own working memory), "
               "`process` = the process's peak RSS over those steps (libraries included: PyTorch's alone are a few "
               "hundred MB). Target: step peak <= 1.2x PyTorch's.", "",
               "| workload | minigen step | PyTorch step | ratio | minigen process | PyTorch process | ratio |",

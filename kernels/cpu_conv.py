@@ -383,13 +383,18 @@ def _nonempty(N, C, O, L):
 
 # ---- the column matrix is bounded: a convolution whose columns would exceed COLS_CHUNK_BYTES runs over
 # chunks of the batch (each chunk its own im2col + GEMM), so the columns never dwarf the tensors.
-COLS_CHUNK_BYTES = 32 << 20
+# Measured on the DCGAN step of benchmarks/run.py (batch 64, 1 thread, Xeon SPR): the step's peak memory
+# above its resting RSS was 51 MB with 32 MB chunks (+ D conv2's 20 MB columns kept for dW), 55 MB with
+# 16 MB, 30-32 MB with 8 MB (PyTorch: 30 MB), at the same step time within the noise (282-301 ms vs
+# 303-309 ms): the GEMMs of 8 MB chunks still have >= 1,500 columns.
+COLS_CHUNK_BYTES = 8 << 20
 
 
 def _batch_chunks(N, per_sample_bytes):
     """[(n0, n1), ...] covering range(N), each chunk's column matrix at most COLS_CHUNK_BYTES (>= 1 sample)."""
     nb = max(1, COLS_CHUNK_BYTES // max(1, per_sample_bytes))
-    return [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
+    k = -(-N // nb)  # chunks, of even sizes (64 samples at 53 a chunk: 32 + 32, not 53 + 11)
+    return [(i * N // k, (i + 1) * N // k) for i in range(k)]
 
 
 def _cols_bytes(C, kh, kw, L, itemsize):

@@ -270,7 +270,10 @@ def test_direct_rule_is_the_measured_table():
 
 
 def test_chunks_bound_the_column_matrix():
-    assert K._batch_chunks(64, 5 << 20) == [(0, 6), (6, 12), (12, 18), (18, 24), (24, 30), (30, 36), (36, 42),
-                                           (42, 48), (48, 54), (54, 60), (60, 64)]
+    B = K.COLS_CHUNK_BYTES
+    ch = K._batch_chunks(64, B // 6 + 1)  # 5 samples fit a chunk: 13 chunks of 4-5 samples
+    assert len(ch) == 13 and ch[0][0] == 0 and ch[-1][1] == 64 and all(a[1] == b[0] for a, b in zip(ch, ch[1:]))
+    assert all(4 <= b - a <= 5 for a, b in ch)
+    assert K._batch_chunks(64, B // 53) == [(0, 32), (32, 64)]  # 53 fit: two even chunks, not 53 + 11
     assert K._batch_chunks(3, 1 << 40) == [(0, 1), (1, 2), (2, 3)]
     assert K._batch_chunks(64, 1000) == [(0, 64)]

@@ -41,7 +41,7 @@ forward's im2col matrix reused for the weight gradient); ``backward`` stays the 
 Algorithm per shape (the kernels' measured ``worth`` rules; benchmarks/results/notes.md): convolutions
 with few output channels per group run the direct loops of ``minigen.kernels.cpu_conv_direct`` (no
 column matrix: for O = 1 im2col's GEMM is a matrix-vector product over a matrix kh*kw times the input);
-the others im2col + one BLAS GEMM per group (per batch chunk when the columns would pass 32 MB); a 1x1
+the others im2col + one BLAS GEMM per group (per batch chunk when the columns would pass 8 MB); a 1x1
 kernel without padding or groups is a GEMM on the input itself.
 """
 from __future__ import annotations
