@@ -17,8 +17,16 @@ Each row says, for one minigen op (or one fixed configuration of it):
   only the forward is compared;
 - ``gpu``: whether the op runs on the CuPy backend (emulated or real) and is compared with the CPU there.
 
+- ``may_use``: kernels that run for some drawn inputs only (softmax over the last dim, the conv family whose
+  kernel rule picks direct loops or im2col by geometry); ``gradcheck=False`` where finite differences cannot
+  see a documented convention (``padding_idx`` rows get no gradient by definition).
+
 Rows are named ``<op>`` or ``<op>_<variant>``; :data:`ALIASES` maps PyTorch's alias names to the row whose
 function they are.
+
+Adding an op: one ``op(name, fn, torch_path, inputs, second_order=..., kernels=...)`` call below; every
+check in tests/test_op_table.py then runs for it on every backend. ``tcall(torch_fn, *args)`` adapts the
+call where PyTorch takes the arguments differently (a list for ``cat``, ``reduction=`` as a keyword).
 """
 from __future__ import annotations
 
