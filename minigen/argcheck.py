@@ -316,3 +316,13 @@ def check_addc(op: str, tensor1, tensor2, value):
     check_tensor(tensor2, op, "tensor2")
     check_number(value, op, "value")
     return value
+
+
+def check_path(v, op: str, name: str = "path"):
+    """A file path (``str``, ``bytes`` or ``os.PathLike``), returned as given; an InvalidArgumentError naming
+    what it got otherwise (not the ``os.fspath`` TypeError from deep inside an ``open``)."""
+    import os
+
+    if isinstance(v, (str, bytes, os.PathLike)):
+        return v
+    raise InvalidArgumentError(f"{op}: {name} must be a file path (str or os.PathLike), got {brief(v)}")

@@ -37,6 +37,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..argcheck import check_path, check_size
 from ..errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
 from .dataset import DataError, Dataset, DatasetNotFoundError
 from .mnist import FILES_DIR, data_root
@@ -68,7 +69,7 @@ def read_wav(path, dtype=np.float32):
     ``dtype=np.int16`` returns the raw 16-bit integers (16-bit files only). Raises
     :class:`~minigen.data.DataError` for files that are not PCM WAV (naming the file).
     """
-    path = os.fspath(path)
+    path = os.fspath(check_path(path, "read_wav"))
     if not os.path.exists(path):
         raise DatasetNotFoundError(f"WAV file not found: {path}")
     try:
@@ -106,10 +107,15 @@ def write_wav(path, audio, sample_rate: int = FSDD_SAMPLE_RATE) -> str:
 
     Accepts NumPy/CuPy arrays or Tensors. Returns the path.
     """
+    check_path(path, "write_wav")
     a = audio.array if hasattr(audio, "array") and hasattr(audio, "requires_grad") else audio
     if hasattr(a, "get"):  # CuPy
         a = a.get()
-    a = np.asarray(a)
+    try:
+        a = np.asarray(a)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"write_wav: audio must be an array of samples, got {type(audio).__name__} "
+                                   f"({e})") from None
     if a.ndim not in (1, 2) or a.size == 0:
         raise ShapeError(f"write_wav: expected non-empty samples (T,) or (T, channels), got shape {a.shape}")
     if a.dtype == np.int16:
@@ -120,7 +126,7 @@ def write_wav(path, audio, sample_rate: int = FSDD_SAMPLE_RATE) -> str:
         s = np.round(np.clip(a.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
     else:
         raise DTypeError(f"write_wav: expected float samples in [-1, 1] or int16, got dtype {a.dtype}")
-    sr = int(sample_rate)
+    sr = check_size(sample_rate, "write_wav", "sample_rate", 1)
     if sr <= 0 or sr != sample_rate:
         raise InvalidArgumentError(f"write_wav: sample_rate must be a positive integer, got {sample_rate!r}")
     nch = 1 if s.ndim == 1 else s.shape[1]

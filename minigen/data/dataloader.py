@@ -71,7 +71,8 @@ import traceback
 import numpy as np
 
 from .. import backend
-from ..errors import InvalidArgumentError, MinigenError, ShapeError
+from ..argcheck import check_flag, check_generator
+from ..errors import DTypeError, InvalidArgumentError, MinigenError, ShapeError
 from ..random import _gen
 from ..tensor import Tensor
 from .dataset import IterableDataset
@@ -100,6 +101,17 @@ def _stack(arrays, what):
     return xp.stack(arrays)
 
 
+def _scalars(batch, dtype):
+    """Number samples as one (B,) Tensor of ``dtype``; samples of other types are a DTypeError."""
+    if any(not isinstance(b, (numbers.Number, np.generic)) or isinstance(b, complex) for b in batch):
+        raise DTypeError(f"default_collate: the samples mix numbers with {sorted({type(b).__name__ for b in batch})}; "
+                         "pass a collate_fn")
+    try:
+        return Tensor._make(np.array(batch, dtype=dtype))
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DTypeError(f"default_collate: cannot batch the numbers as {np.dtype(dtype)} ({e})") from None
+
+
 def default_collate(batch):
     """Merge a list of samples into a batch.
 
@@ -120,20 +132,24 @@ def default_collate(batch):
             return list(batch)
         return Tensor._make(_stack([np.asarray(b) for b in batch], "arrays"))
     if isinstance(elem, np.generic):
-        return Tensor._make(np.array(batch, dtype=elem.dtype))
+        return _scalars(batch, elem.dtype)
     if isinstance(elem, bool):
-        return Tensor._make(np.array(batch, dtype=np.bool_))
+        return _scalars(batch, np.bool_)
     if isinstance(elem, numbers.Integral):
-        return Tensor._make(np.array(batch, dtype=np.int64))
+        return _scalars(batch, np.int64)
     if isinstance(elem, numbers.Real):
-        return Tensor._make(np.array(batch, dtype=np.float64))
+        return _scalars(batch, np.float64)
     if isinstance(elem, (str, bytes)) or elem is None:
         return list(batch)
     if isinstance(elem, collections.abc.Mapping):
+        if any(not isinstance(d, collections.abc.Mapping) or any(k not in d for k in elem) for d in batch):
+            raise InvalidArgumentError(f"default_collate: the samples are not all dicts with the keys {sorted(elem)!r}"[:300])
         return {k: default_collate([d[k] for d in batch]) for k in elem}
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
         return type(elem)(*(default_collate(list(f)) for f in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
+        if any(not isinstance(b, collections.abc.Sequence) or isinstance(b, (str, bytes)) for b in batch):
+            raise InvalidArgumentError("default_collate: the samples mix sequences with other types; pass a collate_fn")
         n = len(elem)
         if any(len(b) != n for b in batch):
             raise ShapeError(f"default_collate: samples have different lengths {sorted({len(b) for b in batch})}")
@@ -205,9 +221,9 @@ class RandomSampler(Sampler):
 
     def __init__(self, data_source, replacement=False, num_samples=None, generator=None):
         self.data_source = data_source
-        self.replacement = bool(replacement)
+        self.replacement = check_flag(replacement, "RandomSampler", "replacement")
         self._num_samples = num_samples
-        self.generator = generator
+        self.generator = check_generator(generator, "RandomSampler")
         self.last_seed = None
         if num_samples is not None and (not isinstance(num_samples, numbers.Integral) or num_samples <= 0):
             raise InvalidArgumentError(f"RandomSampler: num_samples must be a positive int, got {num_samples!r}")
@@ -238,12 +254,26 @@ class RandomSampler(Sampler):
         return self.num_samples
 
 
+def _index_array(indices, op):
+    """``indices`` (a sequence of ints, an int array or Tensor) as a flat int64 array; InvalidArgumentError else."""
+    if isinstance(indices, Tensor):
+        indices = backend.to_numpy(indices.array)
+    try:
+        a = np.asarray(indices)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"{op}: indices must be a sequence of ints, got {type(indices).__name__} "
+                                   f"({e})") from None
+    if a.size and a.dtype.kind not in "iu":
+        raise InvalidArgumentError(f"{op}: indices must be ints, got dtype {a.dtype}")
+    return a.astype(np.int64).reshape(-1)
+
+
 class SubsetRandomSampler(Sampler):
     """The given indices, in a random order each epoch."""
 
     def __init__(self, indices, generator=None):
-        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        self.generator = generator
+        self.indices = _index_array(indices, "SubsetRandomSampler")
+        self.generator = check_generator(generator, "SubsetRandomSampler")
 
     def __iter__(self):
         perm = _gen(self.generator).numpy.permutation(len(self.indices))
@@ -691,6 +721,13 @@ class DataLoader:
                  multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False,
                  pin_memory_device="", in_order=True, device=None):
         shuffle = bool(shuffle) if shuffle is not None else False
+        if not isinstance(dataset, IterableDataset) and not hasattr(dataset, "__getitem__"):
+            raise InvalidArgumentError(f"DataLoader: dataset must be a Dataset (with __getitem__ and __len__) or "
+                                       f"an IterableDataset, got {type(dataset).__name__}")
+        if (not isinstance(dataset, IterableDataset) and sampler is None and batch_sampler is None
+                and not hasattr(dataset, "__len__")):
+            raise InvalidArgumentError(f"DataLoader: a map-style dataset without __len__ ({type(dataset).__name__}) "
+                                       "needs a sampler or batch_sampler")
         self.dataset = dataset
         self.generator = generator
         self.device = None if device is None else backend.as_device(device)
@@ -807,10 +844,33 @@ class DataLoader:
                 raise InvalidArgumentError(f"DataLoader.load_state_dict: {key!r} must be a non-negative int or None, "
                                            f"got {v!r}")
         done = int(state.get("batches_done") or 0)
+        self._check_state_fits(state, done)
         if done == 0 and state.get("epoch_seed") is None:
             self._resume = None
         else:
             self._resume = (state.get("epoch_seed"), done, state.get("worker_base_seed"))
+
+    def _check_state_fits(self, state, done):
+        """Refuse a state this loader cannot continue (another loader's): a shuffled epoch's seed for a loader
+        that does not shuffle (or no seed for one that does, mid-epoch), or more batches done than an epoch
+        of this loader has. Either would silently yield a different epoch, or nothing."""
+        shuffles = isinstance(self.sampler, RandomSampler)
+        seed = state.get("epoch_seed")
+        if seed is not None and not shuffles:
+            raise InvalidArgumentError("DataLoader.load_state_dict: the state holds a shuffled epoch's seed but "
+                                       "this loader does not shuffle (a state from another loader?)")
+        if seed is None and done > 0 and shuffles:
+            raise InvalidArgumentError(f"DataLoader.load_state_dict: the state is {done} batches into an epoch "
+                                       "without a shuffle seed, but this loader shuffles (a state from another "
+                                       "loader?)")
+        if done > 0:
+            try:
+                n = len(self)
+            except TypeError:  # a stream without a length: nothing to compare with
+                return
+            if done > n:
+                raise InvalidArgumentError(f"DataLoader.load_state_dict: the state has {done} batches done but an "
+                                           f"epoch of this loader has {n} (a state from another loader?)")
 
     def _index_iter(self, seed):
         it_src = self.sampler

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .. import backend
+from ..argcheck import check_number, check_path, check_size
 from ..errors import InvalidArgumentError, ShapeError
 from ..tensor import Tensor
 
@@ -22,10 +23,23 @@ def _as_images(images) -> np.ndarray:
     if isinstance(images, Tensor):
         arr = backend.to_numpy(images.detach().array)
     elif isinstance(images, (list, tuple)):
-        arr = np.stack([backend.to_numpy(i.detach().array) if isinstance(i, Tensor) else np.asarray(i)
-                        for i in images])
-    else:
+        if not images:
+            raise ShapeError("images: need at least one image, got an empty list")
+        try:
+            parts = [backend.to_numpy(i.detach().array) if isinstance(i, Tensor) else np.asarray(i) for i in images]
+        except (TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"images: a list of images must hold arrays or Tensors ({e})") from None
+        shapes = sorted({tuple(p.shape) for p in parts})
+        if len(shapes) != 1:
+            raise ShapeError(f"images: a list of images must share one shape, got shapes {shapes}")
+        arr = np.stack(parts)
+    elif isinstance(images, np.ndarray) or hasattr(images, "__cuda_array_interface__"):
         arr = backend.to_numpy(images)
+    else:
+        raise InvalidArgumentError(f"images must be a Tensor, an array or a list of them, got "
+                                   f"{type(images).__name__}")
+    if arr.dtype.kind not in "biuf":
+        raise InvalidArgumentError(f"images must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim == 2:  # one H x W image
         arr = arr[None, None]
     elif arr.ndim == 3:  # N x H x W (grey)
@@ -48,6 +62,9 @@ def make_grid(images, nrow=8, padding=2, normalize=False, value_range=None, scal
     without it, values are only clipped to [0, 1].
     """
     x = _as_images(images)
+    nrow = check_size(nrow, "make_grid", "nrow", 1)
+    padding = check_size(padding, "make_grid", "padding", 0)
+    check_number(pad_value, "make_grid", "pad_value")
     if nrow < 1 or padding < 0:
         raise InvalidArgumentError(f"make_grid: need nrow >= 1 and padding >= 0, got nrow={nrow}, padding={padding}")
     if normalize:
@@ -82,6 +99,7 @@ def save_image_grid(images, path, nrow=8, padding=2, normalize=False, value_rang
     """Write ``images`` (N, C, H, W) as one PNG grid (see :func:`make_grid` for the options). Returns the path."""
     from PIL import Image
 
+    check_path(path, "save_image_grid")
     grid = make_grid(images, nrow, padding, normalize, value_range, scale_each, pad_value)
     u8 = np.round(grid * 255.0).astype(np.uint8)
     if u8.shape[0] == 1:

@@ -36,6 +36,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..argcheck import check_path
 from ..errors import InvalidArgumentError
 from .dataset import DataError, DatasetNotFoundError, TensorDataset
 
@@ -79,7 +80,7 @@ _IDX_CODES = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
 def _read_bytes(source) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
-    path = os.fspath(source)
+    path = os.fspath(check_path(source, "read_idx", "source"))
     try:
         with open(path, "rb") as f:
             return f.read(), path
@@ -125,7 +126,12 @@ def read_idx(source) -> np.ndarray:
 
 def write_idx(array, path, compress=None) -> None:
     """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in .gz or ``compress=True``)."""
-    a = np.ascontiguousarray(array)
+    check_path(path, "write_idx")
+    try:
+        a = np.ascontiguousarray(array)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"write_idx: array must be an array of numbers, got {type(array).__name__} "
+                                   f"({e})") from None
     dt = a.dtype.newbyteorder("=")
     if dt not in _IDX_CODES:
         raise InvalidArgumentError(f"write_idx: dtype {a.dtype} has no IDX code "
@@ -135,7 +141,7 @@ def write_idx(array, path, compress=None) -> None:
     code = _IDX_CODES[dt]
     data = (bytes([0, 0, code, a.ndim]) + np.asarray(a.shape, dtype=">u4").tobytes()
             + a.astype(np.dtype(_IDX_DTYPES[code])).tobytes())
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if compress if compress is not None else path.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
     with open(path, "wb") as f:

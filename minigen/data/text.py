@@ -19,6 +19,7 @@ import json
 import numpy as np
 
 from .. import backend
+from ..argcheck import check_flag, check_iterable, check_size
 from ..errors import InvalidArgumentError, ShapeError
 from ..random import _gen
 from ..tensor import Tensor
@@ -47,7 +48,7 @@ class CharTokenizer:
     """
 
     def __init__(self, chars, unk=None):
-        chars = list(chars)
+        chars = check_iterable(chars, "CharTokenizer", "chars") if not isinstance(chars, str) else list(chars)
         if any(not isinstance(c, str) or len(c) != 1 for c in chars):
             raise InvalidArgumentError("CharTokenizer: the vocabulary must be single characters")
         if len(set(chars)) != len(chars):
@@ -151,7 +152,11 @@ def shakespeare_splits(tokenizer=None, train_fraction=0.9):
 
 
 def _as_1d_ids(data, what):
-    arr = backend.to_numpy(data.array) if isinstance(data, Tensor) else np.asarray(data)
+    try:
+        arr = backend.to_numpy(data.array) if isinstance(data, Tensor) else np.asarray(data)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"{what}: data must be a 1-d sequence of token ids, got "
+                                   f"{type(data).__name__} ({e})") from None
     if arr.ndim != 1:
         raise ShapeError(f"{what}: data must be a 1-d sequence of token ids, got shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
@@ -167,6 +172,8 @@ def get_batch(data, block_size, batch_size, generator=None, device=None):
     (the next token at every position).
     """
     arr = _as_1d_ids(data, "get_batch")
+    block_size = check_size(block_size, "get_batch", "block_size", 1)
+    batch_size = check_size(batch_size, "get_batch", "batch_size", 1)
     if block_size < 1 or batch_size < 1:
         raise InvalidArgumentError(f"get_batch: block_size and batch_size must be positive, "
                                    f"got {block_size} and {batch_size}")
@@ -190,6 +197,7 @@ def batchify(data, batch_size):
     leftover tail is dropped.
     """
     arr = _as_1d_ids(data, "batchify")
+    batch_size = check_size(batch_size, "batchify", "batch_size", 1)
     if batch_size < 1:
         raise InvalidArgumentError(f"batchify: batch_size must be positive, got {batch_size}")
     t = len(arr) // batch_size
@@ -209,12 +217,13 @@ class BPTTIterator:
     """
 
     def __init__(self, data, batch_size, seq_len, batch_first=True, drop_last=False, device=None):
+        seq_len = check_size(seq_len, "BPTTIterator", "seq_len", 1)
         if seq_len < 1:
             raise InvalidArgumentError(f"BPTTIterator: seq_len must be positive, got {seq_len}")
         self.rows = batchify(data, batch_size)
         self.seq_len = int(seq_len)
-        self.batch_first = bool(batch_first)
-        self.drop_last = bool(drop_last)
+        self.batch_first = check_flag(batch_first, "BPTTIterator", "batch_first")
+        self.drop_last = check_flag(drop_last, "BPTTIterator", "drop_last")
         self.device = device
 
     def __len__(self):
