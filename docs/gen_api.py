@@ -75,6 +75,15 @@ def collect_tests():
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
                 out.append((fn, node.name, ast.get_source_segment(src, node) or ""))
+    # the op table (tests/op_table.py): each row is checked by test_op_table.py on every backend
+    table = os.path.join(tdir, "op_table.py")
+    if os.path.exists(table):
+        with open(table, encoding="utf-8") as f:
+            tsrc = f.read()
+        for m in re.finditer(r'^op\(\s*"([^"]+)",\s*([^\n]*)', tsrc, re.M):
+            row, body = m.group(1), re.sub(r"^((?:mg|F)\.\w+)", r"\1(", m.group(2))  # `F.x,` reads as a call
+            for test in ("test_gradcheck", "test_matches_torch"):
+                out.append(("test_op_table.py", f"{test}[reference-{row}]", body))
     return out
 
 
