@@ -69,4 +69,25 @@ def load(name: str):
     if mod.NAME != mod_name.replace("_", "-"):
         raise AttributeError(f"recipe minigen.recipes.{mod_name}: NAME is {mod.NAME!r}, expected "
                              f"{mod_name.replace('_', '-')!r}")
+    _range_checked(mod)
     return mod
+
+
+def _range_checked(mod):
+    """Wrap the recipe's ``add_arguments`` (and ``add_sample_arguments``) once so that every numeric option
+    gets a range-checked argparse type (:func:`._common.check_numeric_options`): one rule for every recipe."""
+    from . import _common
+
+    for attr in ("add_arguments", "add_sample_arguments"):
+        fn = getattr(mod, attr, None)
+        if fn is None or getattr(fn, "_range_checked", False):
+            continue
+
+        def wrapped(parser, *a, _fn=fn, **k):
+            out = _fn(parser, *a, **k)
+            _common.check_numeric_options(parser)
+            return out
+
+        wrapped._range_checked = True
+        wrapped.__doc__, wrapped.__name__, wrapped.__wrapped__ = fn.__doc__, fn.__name__, fn
+        setattr(mod, attr, wrapped)

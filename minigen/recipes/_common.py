@@ -82,6 +82,75 @@ def add_sample_arguments(p):
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
 
 
+# ----------------------------------------------------------------------------- numeric option ranges
+def _number_type(kind, lo=None, hi=None, lo_open=False, hi_open=False, name=None):
+    """An argparse ``type``: ``kind`` (int or float) of the string, finite, within the bounds; else an
+    ``argparse.ArgumentTypeError`` (argparse prints "invalid value" and exits 2, no traceback)."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an int' if kind is int else 'a number'}") from None
+        if kind is float and v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+        bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi))
+        if bad:
+            left = "(" if lo_open else "["
+            right = ")" if hi_open else "]"
+            raise argparse.ArgumentTypeError(f"{text} is out of range {left}{'-inf' if lo is None else lo}, "
+                                             f"{'inf' if hi is None else hi}{right}")
+        return v
+
+    parse.__name__ = name or kind.__name__  # argparse names the type in its message
+    return parse
+
+
+positive_int = _number_type(int, 1, name="positive int")
+nonnegative_int = _number_type(int, 0, name="non-negative int")
+any_int = _number_type(int, name="int")
+positive_float = _number_type(float, 0.0, lo_open=True, name="positive number")
+nonnegative_float = _number_type(float, 0.0, name="non-negative number")
+any_float = _number_type(float, name="number")
+probability = _number_type(float, 0.0, 1.0, name="probability")
+unit_open = _number_type(float, 0.0, 1.0, hi_open=True, name="number in [0, 1)")
+
+# option dest -> its argparse type, for the options whose range is not the default one (ints >= 0,
+# floats finite and >= 0); used by check_numeric_options on every recipe's parser
+OPTION_TYPES = {
+    "seed": any_int, "truncation": any_float,
+    "epochs": positive_int, "iters": positive_int, "steps": positive_int, "batch_size": positive_int,
+    "eval_batch_size": positive_int, "block_size": positive_int, "seq_len": positive_int,
+    "eval_interval": positive_int, "eval_iters": positive_int,
+    "log_every": positive_int, "checkpoint_every": positive_int, "hidden": positive_int, "width": positive_int,
+    "g_width": positive_int, "d_width": positive_int, "g_hidden": positive_int, "d_hidden": positive_int,
+    "nz": positive_int, "z_dim": positive_int, "w_dim": positive_int, "latent_dim": positive_int,
+    "layers": positive_int, "n_layer": positive_int, "n_head": positive_int, "nhead": positive_int,
+    "n_embd": positive_int, "d_model": positive_int, "ff": positive_int, "dim": positive_int,
+    "pieces": positive_int, "d_steps": positive_int, "n_critic": positive_int, "kernel_size": positive_int,
+    "stacks": positive_int, "layers_per_stack": positive_int, "residual_channels": positive_int,
+    "gate_channels": positive_int, "skip_channels": positive_int, "end_channels": positive_int,
+    "vocab_size": positive_int, "bpe_vocab": positive_int, "window": positive_int, "max_len": positive_int,
+    "max_steps": positive_int, "limit": positive_int, "limit_words": positive_int, "r1_every": positive_int,
+    "lr": positive_float, "dropout": unit_open, "top_p": _number_type(float, 0.0, 1.0, lo_open=True, name="p in (0, 1]"),
+    "mixing_prob": probability, "beta1": unit_open, "beta2": unit_open, "adam_eps": positive_float,
+    "lr_decay": positive_float, "mapping_lr_mul": positive_float, "alpha": unit_open,
+}
+
+
+def check_numeric_options(parser):
+    """Give every int/float option of ``parser`` a range-checked type: :data:`OPTION_TYPES` by dest, else
+    ints >= 0 and finite floats >= 0. A bad value (``--epochs -1``, ``--lr nan``) is then argparse's
+    usage error (exit 2, one line), never a traceback from deep inside a trainer."""
+    for action in parser._actions:
+        if action.type in (int, float) and action.nargs in (None, "?"):
+            default = nonnegative_int if action.type is int else nonnegative_float
+            chosen = OPTION_TYPES.get(action.dest, default)
+            if (chosen.__name__.endswith("int") or chosen.__name__ == "int") != (action.type is int):
+                chosen = default  # the table names a float where this recipe takes an int (or back)
+            action.type = chosen
+    return parser
+
+
 # ----------------------------------------------------------------------------- run files
 def write_json(obj, path):
     with open(path, "w", encoding="utf-8") as f:
