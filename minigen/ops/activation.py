@@ -368,6 +368,9 @@ class GELU(Function):
     'tanh':          y = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) * (x + 0.044715 x^3)
                      (computed as x * sigmoid(2u), the same value without cancellation for u << 0)
                      dx = g * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3*0.044715 x^2)),  t = tanh(u)
+
+    Infinities (a deliberate difference from PyTorch): gelu(+inf) = +inf in both forms (the limit of
+    x * Phi(x); PyTorch's exact form gives NaN), gelu(-inf) = NaN in both libraries (-inf * 0).
     """
 
     @staticmethod
@@ -411,6 +414,8 @@ class GELU(Function):
 
 
 def gelu(x, approximate="none"):
+    """GELU (see :class:`GELU` for both forms and their gradients). gelu(+inf) = +inf here, where PyTorch's
+    exact form gives NaN; gelu(-inf) = NaN in both."""
     _float_input(x, "gelu")
     if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
         raise InvalidArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
