@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # everything, at 1 and at 2 threads (minigen and torch alike)
     python benchmarks/run.py --quick          # fewer repeats, no reference column at the 2nd count, no cold start
     python benchmarks/run.py --only conv,models --threads 1,2,4
+    python benchmarks/run.py --only convrule --threads 1 --no-write   # re-measure the conv algorithm rule
 
 Threads: every row runs at each count of ``--threads`` (default ``1,2``) in one process, set at run time
 for minigen with ``mg.set_num_threads`` (BLAS through threadpoolctl + the kernel pool;
@@ -238,8 +239,9 @@ def _print_row(r):
         if d.get("ratio_vs_torch_wall") is not None:
             ratio += f" (wall {_ratio(d['ratio_vs_torch_wall'])})"
         tag = f"{n}T " if n is not None else ""
-        print(f"  {tag}{r['name']:<58} k {_fmt(d.get('minigen_kernels')):>20}  ref {_fmt(d.get('minigen_reference')):>20}  "
-              f"np {_fmt(d.get('numpy')):>18}  torch {_fmt(d.get('torch')):>18}  ratio {ratio}  {r['note']}", flush=True)
+        print(f"  {tag}{r['name']:<58} k {_fmt(d.get('minigen_kernels')):>20}  "
+              f"ref {_fmt(d.get('minigen_reference')):>20}  np {_fmt(d.get('numpy')):>18}  "
+              f"torch {_fmt(d.get('torch')):>18}  ratio {ratio}  {r['note']}", flush=True)
 
 
 def tt(a, grad=False):
@@ -330,6 +332,41 @@ def bench_conv(S):
 
     S.row("micro", "conv_transpose2d fwd+bwd DCGAN G (64,128,7,7)->64 5x5 s2 p2 op1 [minigen]", mg_convt, mg_convt,
           None, tf)
+
+
+CONV_RULE_SHAPES = [  # (N, C, H, W, O, k, stride, pad): the shapes the direct-vs-im2col rule was measured on
+    *[(64, 32, 28, 28, O, 5, 1, 2) for O in (1, 2, 4, 8, 16, 32)],
+    *[(64, 64, 14, 14, O, 5, 2, 2) for O in (1, 4, 8)],
+    *[(8, 32, 28, 28, O, 5, 1, 2) for O in (1, 4, 8)],
+    (64, 6, 12, 12, 16, 5, 1, 0), (64, 1, 28, 28, 6, 5, 1, 0), (64, 16, 14, 14, 16, 3, 1, 1),
+    (64, 3, 32, 32, 8, 3, 1, 1), (64, 64, 8, 8, 4, 3, 1, 1)]
+
+
+def bench_conv_rule(S):
+    """The measurement behind the conv algorithm rule (minigen/kernels/cpu_conv_direct.py, ``direct_worth``):
+    each map (forward, input gradient, weight gradient) by the direct kernel and by im2col + BLAS on arrays,
+    interleaved, at each thread count. Rows: ``[kernel]`` times; ``ratio`` here = direct / im2col (< 1: the
+    direct loops win); the note says what the rule picks for the shape."""
+    from minigen.kernels import cpu_conv as K, cpu_conv_direct as D
+
+    rng = np.random.default_rng(0)
+    for (N, C, H, W, O, k, s, p) in CONV_RULE_SHAPES:
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = (rng.standard_normal((O, C, k, k)) * 0.1).astype(np.float32)
+        y = K.conv2d_forward(x, w, s, p)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        maps = {"forward": (lambda: K.conv2d_forward(x, w, s, p), lambda: D.conv2d_forward_direct(x, w, s, p),
+                            D._worth_forward(x, w, (s, s))),
+                "input": (lambda: K.conv2d_backward_input(g, w, (H, W), s, p),
+                          lambda: D.conv2d_backward_input_direct(g, w, (H, W), s, p), D._worth_input(g, w, (s, s))),
+                "weight": (lambda: K.conv2d_backward_weight(x, g, (k, k), s, p),
+                           lambda: D.conv2d_backward_weight_direct(x, g, (k, k), s, p),
+                           D._worth_weight(x, g, (s, s), (k, k)))}
+        for which, (im2col, direct, picked) in maps.items():
+            # the "torch" column holds im2col, so that `ratio` reads direct / im2col
+            S.row("conv rule", f"{which} ({N},{C},{H},{W})->{O} {k}x{k} s{s} p{p}: direct vs im2col [kernel]",
+                  direct, None, None, im2col,
+                  note=f"PyTorch column = im2col + BLAS; rule picks {'direct' if picked else 'im2col'}")
 
 
 def bench_attention(S):
@@ -981,7 +1018,7 @@ def machine_info():
 
 
 def vector_isa():
-    """The widest vector ISA of this CPU from /proc/cpuinfo: 'AVX-512 + AMX', 'AVX-512', 'AVX2', ... ('?' when unknown)."""
+    """The widest vector ISA from /proc/cpuinfo: 'AVX-512 (+ BF16, FP16, AMX)', 'AVX2', ... ('?' when unknown)."""
     flags = set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -1005,7 +1042,7 @@ def _torch_blas():
     for key in ("BLAS_INFO=", "USE_MKL"):
         for part in cfg.replace(",", "\n").splitlines():
             if key in part:
-                return part.strip()
+                return part.split(":")[-1].strip()
     return None
 
 
@@ -1090,7 +1127,8 @@ def _load(la):
 
 GROUPS = {"tiny": bench_tiny, "sgemm": bench_sgemm, "conv": bench_conv, "attention": bench_attention,
           "lstm": bench_lstm, "norm": bench_norm_ce, "adam": bench_adam, "models": bench_models,
-          "cold": bench_cold_start}
+          "cold": bench_cold_start, "convrule": bench_conv_rule}
+DEFAULT_OFF = ("convrule",)  # run only when named in --only (re-measuring the conv rule on a new CPU)
 
 
 def main(argv=None):
@@ -1127,6 +1165,8 @@ def main(argv=None):
         if only and name not in only:
             continue
         if args.quick and name == "cold" and not only:
+            continue
+        if name in DEFAULT_OFF and not only:
             continue
         print(f"[{name}]", flush=True)
         try:

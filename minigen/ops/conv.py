@@ -278,8 +278,8 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx, x, g, kernel_hw, stride, pads, dilation, groups):
-        k = (dispatch.get("conv2d_backward_weight_direct", x, g, stride, kernel_hw) or dispatch.get("conv2d_backward_weight", x, g)
-             or conv2d_backward_weight_ref)
+        k = (dispatch.get("conv2d_backward_weight_direct", x, g, stride, kernel_hw)
+             or dispatch.get("conv2d_backward_weight", x, g) or conv2d_backward_weight_ref)
         return k(x, g, kernel_hw, stride, pads, dilation, groups)
 
     @staticmethod
