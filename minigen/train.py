@@ -78,6 +78,7 @@ __all__ = ["Trainer", "MetricsLogger", "clip_grad_norm", "batch_size_of", "accur
            "MLP", "LeNet", "mnist_model", "train_mnist"]
 
 CHECKPOINT = "checkpoint.safetensors"
+_END = object()  # the end of a loader's epoch
 
 
 # ----------------------------------------------------------------------------- metrics log
@@ -520,9 +521,8 @@ class Trainer:
                     # the state from before this step: an interrupt before its update rolls back to it
                     self._snapshot = self._take_snapshot()
                     self._phase = "pre"
-                    try:
-                        batch = next(it)
-                    except StopIteration:  # the epoch is over: from here its end is rolled forward if interrupted
+                    batch = next(it, _END)  # (no inner try: an interrupt at a `try:` line can skip the outer one)
+                    if batch is _END:  # the epoch is over: from here its end is rolled forward if interrupted
                         self._next_epoch, self._epoch_iter = self.epoch + 1, it
                         self._phase = "epoch_end"
                         epoch_done = True

@@ -453,9 +453,10 @@ def test_stop_at_every_step_then_resume(tmp_path, tmp_path_factory, stop, interv
     _check_saved_and_resume(tmp_path, tmp_path_factory, run, stop, interval)
 
 
-def _fit_with_interrupt_at_line(tr, target):
+def _fit_with_interrupt_at_line(tr, target, lines=None):
     """Run ``tr.fit()`` raising KeyboardInterrupt at the ``target``-th line executed in minigen/train.py
-    (0: never); returns (fit result or {'escaped': True}, number of such lines executed)."""
+    (0: never; ``lines``, a list, receives (function, line number) of each); returns (fit result or
+    {'escaped': True}, number of such lines executed)."""
     import sys
 
     count = [0]
@@ -464,6 +465,8 @@ def _fit_with_interrupt_at_line(tr, target):
     def local(frame, event, arg):
         if event == "line":
             count[0] += 1
+            if lines is not None:
+                lines.append((frame.f_code.co_name, frame.f_lineno))
             if count[0] == target:
                 raise KeyboardInterrupt  # raised in the traced frame, at this line; tracing then stops
         return local
@@ -493,7 +496,13 @@ def test_interrupt_at_any_line_of_the_trainer(tmp_path, tmp_path_factory, interv
     import os
     import random
 
-    _, total = _fit_with_interrupt_at_line(_trainer(tmp_path / "count", interval=interval), 0)
+    lines = []
+    _, total = _fit_with_interrupt_at_line(_trainer(tmp_path / "count", interval=interval), 0, lines)
+    # fit's protected block: from the `try:` after the Ctrl-C handler is installed to its `finally:`
+    src = open(mtrain.__file__).read().splitlines()
+    blk_start = next(i for i, t in enumerate(src, 1) if "old_handler = self._install_sigint()" in t) + 1
+    blk_end = next(i for i in range(blk_start, len(src)) if src[i - 1].startswith("        finally:"))
+    assert src[blk_start - 1].strip() == "try:"
     want = os.environ.get("MINIGEN_LINE_TRIALS", "30")
     targets = range(1, total + 1) if want == "all" else sorted(random.Random(5).sample(range(1, total + 1), int(want)))
     outcomes = {}
@@ -502,6 +511,9 @@ def test_interrupt_at_any_line_of_the_trainer(tmp_path, tmp_path_factory, interv
         tr = _trainer(run, interval=interval)
         res, _ = _fit_with_interrupt_at_line(tr, n)
         assert mg.is_grad_enabled() and tr.model.training, n  # fit leaves the modes as a finished run does
+        if res.get("escaped"):  # only from fit's setup before its protected block, or its finally/return
+            fn, line = lines[n - 1]
+            assert fn == "_install_sigint" or (fn == "fit" and not blk_start <= line < blk_end), (n, fn, line)
         kind = "escaped fit" if res.get("escaped") else (
             f"interrupted: {res['interrupt_phase']}" if res.get("interrupted") else "finished")
         outcomes[kind] = outcomes.get(kind, 0) + 1
@@ -517,5 +529,3 @@ def test_interrupt_at_any_line_of_the_trainer(tmp_path, tmp_path_factory, interv
             _same({k: end[k] for k in ("model", "optimizer", "scheduler", "rng", "epoch", "loader")},
                   {k: ref[k] for k in ("model", "optimizer", "scheduler", "rng", "epoch", "loader")})
     print(f"{len(targets)} of {total} Trainer lines interrupted: {outcomes}")
-    # only a line of fit's first statements (before any state exists to save) may let the interrupt out
-    assert outcomes.get("escaped fit", 0) <= (total if want != "all" else 12)
