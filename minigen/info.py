@@ -73,6 +73,9 @@ def collect() -> dict:
 
         info["kernels_mode"] = dispatch.mode()
         info["kernels_backend"] = "numba" if dispatch.available() else "numpy reference (Numba not importable)"
+        from minigen.kernels import threads as _threads  # not dispatch.num_threads(): no Numba threading layer
+
+        info["kernel_threads"] = _threads.kernel_threads() if dispatch.available() else 1
     except Exception as e:  # the kernels package may be absent in a stripped install
         info["kernels_mode"] = None
         info["kernels_backend"] = f"numpy reference ({type(e).__name__}: kernels unavailable)"
