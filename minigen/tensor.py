@@ -98,10 +98,9 @@ def as_dtype(dtype):
 
 
 class Tensor:
-    __slots__ = ("array", "requires_grad", "_vc", "__weakref__", "__dict__")
-    # rarely-set fields default on the class: making a tensor writes only data, requires_grad, _vc
+    __slots__ = ("array", "requires_grad", "_vc", "_ctx", "__weakref__", "__dict__")
+    # rarely-set fields default on the class: making a tensor writes only array, requires_grad, _vc, _ctx
     grad = None
-    _ctx = None
     _hooks = None
     _post_hooks = None
     name = None
@@ -146,6 +145,7 @@ class Tensor:
         t.array = data
         t.requires_grad = requires_grad
         t._vc = [0]
+        t._ctx = None
         return t
 
     @property

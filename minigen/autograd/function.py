@@ -61,14 +61,13 @@ class Context:
     Ops may set any other attribute in forward (masks, indices, shapes...).
     """
 
-    __slots__ = ("fn", "args", "next_nodes", "needs_input_grad", "out_version", "__dict__")
+    __slots__ = ("fn", "args", "next_nodes", "needs_input_grad", "saved", "out_version", "__dict__")
     # defaults live on the class so creating a Context costs no attribute writes
     freed = False
     output = None
     hooks = None
     retained = None
     stack = None
-    saved = ()
 
     @property
     def name(self) -> str:
@@ -197,10 +196,10 @@ class Function:
             ctx.fn = cls
             ctx.args = args
             ctx.next_nodes = [(a._ctx or a) if f else None for a, f in zip(args, needs)]
-            if cls.reads != ():
-                pos = _saved_positions(cls, needs, args)
-                if pos:
-                    ctx.saved = [(j, args[j]._vc[0]) for j in pos]
+            pos = _SAVED_PLANS.get((cls, needs)) if cls.reads != () else ()
+            if pos is None:
+                pos = _saved_positions(cls, needs)
+            ctx.saved = [(j, args[j]._vc[0]) for j in pos if isinstance(args[j], Tensor)] if pos else ()
             if cls.uses_output:
                 ctx.output = res
                 ctx.out_version = res._vc[0]
@@ -211,20 +210,17 @@ class Function:
 _SAVED_PLANS: dict = {}
 
 
-def _saved_positions(cls, needs, args):
-    """The tensor arguments the needed gradients read (``cls.reads``), cached per (op, needs, tensor mask)."""
-    key = (cls, needs, tuple(isinstance(a, Tensor) for a in args))
-    pos = _SAVED_PLANS.get(key)
-    if pos is None:
-        reads = cls.reads
-        if reads is None:
-            want = set(range(len(args)))
-        else:
-            want = set()
-            for j, f in enumerate(needs):
-                if f:
-                    want.update(reads[j])
-        pos = _SAVED_PLANS[key] = tuple(j for j in sorted(want) if key[2][j])
+def _saved_positions(cls, needs):
+    """The arguments the needed gradients read (``cls.reads``; None = all), planned once per (op, needs)."""
+    reads = cls.reads
+    if reads is None:
+        want = set(range(len(needs)))
+    else:
+        want = set()
+        for j, f in enumerate(needs):
+            if f:
+                want.update(reads[j])
+    pos = _SAVED_PLANS[(cls, needs)] = tuple(sorted(want))
     return pos
 
 

@@ -65,14 +65,16 @@ _OPERAND = (Tensor, np.ndarray, list, tuple) + _NUMBER
 
 
 def _binary(name, reflected=False):
+    fn = _NS[name]  # bound once, when the table is attached
+
     def op(a, b):
-        if not isinstance(b, _OPERAND) and get_array_module(b) is np:  # (a CuPy array is an operand)
+        if type(b) is not Tensor and not isinstance(b, _OPERAND) and get_array_module(b) is np:
+            # (a CuPy array is an operand)
             if name in ("eq", "ne"):
                 return NotImplemented  # t == None is False (Python's identity fallback), as PyTorch
             x, y = (b, a) if reflected else (a, b)
             raise DTypeError(f"{name}: unsupported operand types {type(x).__name__} and {type(y).__name__} "
                              f"(expected Tensors, arrays or real numbers)")
-        fn = _NS[name]
         return fn(b, a) if reflected else fn(a, b)
 
     op.__name__ = name
