@@ -45,7 +45,7 @@ __all__ = ["MODES", "mode", "set_mode", "use_reference", "use_kernels", "registe
 
 MODES = ("auto", "reference", "numba")
 KERNEL_MODULES = ("cpu_softmax", "cpu_norm", "cpu_activation", "cpu_optim", "cpu_rnn", "cpu_attention",
-                  "cpu_conv", "cpu_matmul")
+                  "cpu_conv", "cpu_conv_direct", "cpu_matmul")
 
 
 def _env_mode() -> str:
@@ -126,12 +126,13 @@ def available() -> bool:
 
 
 def num_threads() -> int:
-    """Threads the parallel kernels use (Numba's, which respects NUMBA_NUM_THREADS); 1 without Numba."""
+    """Threads the parallel kernels use (minigen.kernels.threads' budget; never starts Numba's OpenMP layer,
+    which would reset a PyTorch in the same process); 1 without Numba."""
     if not available():
         return 1
-    import numba
+    from .threads import kernel_threads
 
-    return int(numba.get_num_threads())
+    return int(kernel_threads())
 
 
 def register(name: str, requires=None, worth=None, xp: str = "numpy", reference=None):

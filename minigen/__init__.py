@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from . import errors  # noqa: F401
 from . import kernels_loader as _kernels_loader  # noqa: F401  (minigen.kernels: wheel, editable or checkout)
+from .kernels.threads import set_num_threads, get_num_threads  # noqa: F401,E402  (PyTorch's names)
 from .errors import MinigenError  # noqa: F401
 from .backend import Device, get_array_module  # noqa: F401
 from .random import Generator, manual_seed, initial_seed, get_rng_state, set_rng_state, default_generator  # noqa: F401
