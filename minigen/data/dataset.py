@@ -217,7 +217,11 @@ class Subset(Dataset):
         n = _check_map_style(dataset, "Subset")
         raw = (backend.to_numpy(indices.array) if isinstance(indices, Tensor) else indices
                if isinstance(indices, np.ndarray) else check_iterable(indices, "Subset", "indices"))
-        raw = np.asarray(raw)
+        try:
+            raw = np.asarray(raw)
+        except (TypeError, ValueError) as e:  # ragged or non-numeric items
+            raise InvalidArgumentError(f"Subset: indices must be a sequence of ints, got {type(indices).__name__} "
+                                       f"({e})"[:300]) from None
         if raw.size and raw.dtype.kind not in "iu":
             raise InvalidArgumentError(f"Subset: indices must be ints, got dtype {raw.dtype}")
         idx = raw.astype(np.int64).reshape(-1)
@@ -273,7 +277,9 @@ def _split_lengths(lengths, n):
             raise InvalidArgumentError(
                 f"random_split: lengths {lengths} sum to {sum(lengths)} but the dataset has {n} items")
         return [int(x) for x in lengths]
-    fr = [float(x) for x in lengths]
+    from ..argcheck import check_number
+
+    fr = [check_number(x, "random_split", "a length (an int or a fraction)") for x in lengths]
     if any(f < 0 or f > 1 for f in fr) or not math.isclose(sum(fr), 1.0, abs_tol=1e-6):
         raise InvalidArgumentError(
             f"random_split: fractions must lie in [0, 1] and sum to 1, got {lengths} (sum {sum(fr)})")
