@@ -14,8 +14,8 @@ resolutions the maps are upsampled x2 (bilinear)::
       -> up -> StyleConv(w_4) -> StyleConv(w_5)                          fine    (28 x 28, C/4)
       -> ToRGB(w_6): modulated 1x1 conv without demodulation, + bias     (1 channel, linear output)
 
-With ``skip=True`` (StyleGAN2's "skip" generator, the default) every resolution also has a ToRGB and the
-image is their upsampled sum::
+With ``skip=True`` (StyleGAN2's "skip" generator; not the default, which was measured better on MNIST at a CPU
+budget) every resolution also has a ToRGB and the image is their upsampled sum::
 
     img = up( up( ToRGB_7(x_7, w_1) ) + ToRGB_14(x_14, w_3) ) + ToRGB_28(x_28, w_6)
 
@@ -45,7 +45,7 @@ Every weight of G and D uses the **equalised learning rate**: stored ~ N(0, 1), 
 1/sqrt(fan_in) at run time (:class:`EqLinear`, :class:`EqConv2d`), so Adam changes every layer at the same
 relative rate; the mapping network's layers also carry lr_mul = 0.01 (they learn 100x slower, as StyleGAN).
 The discriminator's regulariser is R1 on real images, R1 = gamma/2 * E||grad_x D(x)||^2 (:func:`r1_penalty`).
-Training (the non-saturating logistic loss of :mod:`minigen.models.gan`, lazy R1, Adam 1e-3 / betas (0, 0.99),
+Training (the non-saturating logistic loss of :mod:`minigen.models.gan`, lazy R1, Adam 2e-3 / betas (0, 0.99),
 mixing regularisation) and the style-mixing figures: :mod:`minigen.recipes.stylegan`. The discriminator
 (:class:`StyleDiscriminator`) has the DCGAN layout with equalised layers, no dropout and no normalisation,
 plus StyleGAN's minibatch standard deviation feature (without it, the generator collapsed to one digit
@@ -254,7 +254,7 @@ class ToRGB(nn.Module):
 class SynthesisNetwork(nn.Module):
     """ws (B, 7, w_dim) -> image (B, 1, 28, 28): const 7x7 -> 2 StyleConvs per resolution 7/14/28.
 
-    ``skip=True`` (StyleGAN2's "skip" generator, the default): every resolution adds its own ToRGB image to
+    ``skip=True`` (StyleGAN2's "skip" generator): every resolution adds its own ToRGB image to
     the upsampled image of the one below, img_7 = ToRGB(x_7, w_1), img_14 = up(img_7) + ToRGB(x_14, w_3),
     img_28 = up(img_14) + ToRGB(x_28, w_6), so the coarse layers draw the digit's outline from the first step
     on. ``skip=False``: one ToRGB(w_6) at 28 x 28 (StyleGAN1's output layer).
@@ -262,7 +262,7 @@ class SynthesisNetwork(nn.Module):
 
     TORGB_STYLES = (1, 3, 6)   # which w_l each resolution's ToRGB reads (skip=True)
 
-    def __init__(self, w_dim=64, width=64, mode="modconv", skip=True):
+    def __init__(self, w_dim=64, width=64, mode="modconv", skip=False):
         super().__init__()
         C = width
         self.skip = bool(skip)
@@ -295,7 +295,7 @@ class StyleGenerator(nn.Module):
     """G(z) = synthesis(broadcast(mapping(z))); ``mix`` / ``truncation`` as in StyleGAN."""
 
     def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995,
-                 mapping_lr_mul=0.01, skip=True):
+                 mapping_lr_mul=0.01, skip=False):
         super().__init__()
         self.z_dim, self.w_dim, self.w_avg_beta = z_dim, w_dim, w_avg_beta
         self.mapping = MappingNetwork(z_dim, w_dim, n_mapping, mapping_lr_mul)
