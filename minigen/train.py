@@ -499,8 +499,9 @@ class Trainer:
         from .autograd import is_grad_enabled, set_grad_enabled
 
         grad_mode = is_grad_enabled()
-        old_handler = self._install_sigint()
+        old_handler = None
         try:
+            old_handler = self._install_sigint()
             progress = self.progress if self.progress is not None else sys.stderr.isatty()
             from tqdm.auto import tqdm
 
