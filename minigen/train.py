@@ -296,6 +296,13 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        missing = [k for k in ("model", "optimizer", "rng", "step", "epoch")
+                   if not isinstance(state, dict) or k not in state]
+        if missing:
+            from .errors import CheckpointError
+
+            raise CheckpointError(f"not a training state saved by Trainer: missing {missing} (got "
+                                  f"{sorted(state)[:8] if isinstance(state, dict) else type(state).__name__})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:

@@ -660,8 +660,6 @@ def test_cli_resume_truncated_checkpoint_is_one_line(trained_run, tmp_path, caps
     assert err.count("\n") == 1 and err.startswith("minigen: error:") and "truncated" in err
 
 
-@pytest.mark.xfail(strict=True, reason="minigen/train.py (owned elsewhere): a valid checkpoint without the trainer's "
-                                       "'model' entry raises a raw KeyError('model') on --resume")
 def test_cli_resume_foreign_checkpoint_is_one_line(trained_run, tmp_path, capsys):
     import shutil
 
