@@ -76,14 +76,23 @@ def _report(request, tmp_path_factory):
 
 @contextlib.contextmanager
 def _global_state():
-    """Undo what a fuzzed call may change globally: default dtype, RNG state, grad mode."""
+    """Undo what a fuzzed call may change globally: default dtype, RNG state, grad mode, anomaly mode, the
+    kernel mode and the thread count (a fuzzed ``set_detect_anomaly(True)`` must not leak into later tests)."""
+    from minigen.autograd.grad_mode import STATE
+    from minigen.kernels import dispatch
+
     dtype, rng, grad = mg.get_default_dtype(), mg.get_rng_state(), mg.is_grad_enabled()
+    anomaly, kmode, threads = STATE.anomaly, dispatch.mode(), mg.get_num_threads()
     try:
         yield
     finally:
         mg.set_default_dtype(dtype)
         mg.set_rng_state(rng)
         mg.set_grad_enabled(grad)
+        STATE.anomaly = anomaly
+        dispatch.set_mode(kmode)
+        if mg.get_num_threads() != threads:
+            mg.set_num_threads(threads)
 
 
 # CUDA reserves a large address space when it starts: no RLIMIT_AS where a GPU may be used

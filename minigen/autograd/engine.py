@@ -317,7 +317,8 @@ def _anomaly_backward(ctx, g, gin):
     if not bool(xp.isfinite(g.array).all()):
         return
     for i, gi in enumerate(gin):
-        if gi is not None and gi.dtype.kind == "f" and not bool(xp.isfinite(gi.array).all()):
+        arr = None if gi is None else (gi.values if type(gi) is SliceGrad else gi.array)
+        if arr is not None and arr.dtype.kind == "f" and not bool(xp.isfinite(arr).all()):
             raise AnomalyError(
                 f"anomaly: backward of {ctx.fn.__name__} produced NaN/Inf in the gradient of argument {i} "
                 f"from a finite incoming gradient; the forward op was called at {ctx.stack or '<unknown>'}"

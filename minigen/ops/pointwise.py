@@ -446,7 +446,7 @@ class ToDevice(Function):
         ctx.needs_input_grad = (record, False)
         out = Tensor._make(cls.forward(ctx, x.array, device), record)
         if record:
-            ctx.fn, ctx.args = cls, (x, device)
+            ctx.fn, ctx.args, ctx.saved = cls, (x, device), ()
             ctx.next_nodes = [x._ctx if x._ctx is not None else x, None]
             out._ctx = ctx
         return out
