@@ -10,10 +10,11 @@ sample``. ``--skip 1`` gives StyleGAN2's skip generator (a ToRGB per resolution,
 style-mixing grids (:func:`style_mixing_grid`: coarse 7x7, middle 14x14 and fine 28x28 styles taken from a
 second image).
 
-Measured (batch 32, epochs of the 9k images, classifier-scored IS / mean max-prob of 1,000 samples, one seed):
-this recipe 2.92 / 3.96 / 4.59 (max-prob 0.77) after 1 / 2 / 3 epochs, the DCGAN's pytorch-examples preset
-4.47 / 4.79 / 4.33 (max-prob 0.78) after the same epochs: slower to start, level by the third epoch, with
-thicker, unbroken strokes. Tried and not kept (all with the skip generator + EMA): lr 2e-3 (3.59 / 2.23 /
+Measured (batch 32, epochs of the 9k images, classifier-scored IS of 1,000 samples, seeds 0 and 1): this recipe
+2.92, 2.72 / 3.96, 2.57 / 4.59, 3.33 after 1 / 2 / 3 epochs; the DCGAN's pytorch-examples preset 4.47, 3.35 /
+4.79, 4.02 / 4.33, 3.00 after the same epochs. It starts slower and is level with the DCGAN, within the
+seed-to-seed spread, by the third epoch (thicker, unbroken strokes; a faint grey haze in some backgrounds).
+Tried and not kept (all with the skip generator + EMA): lr 2e-3 (3.59 / 2.23 /
 3.03), lr 1e-3 (3.02 / 3.40 / 2.35), lr 1e-3 without mixing regularisation and with 2 mapping layers (3.33 /
 3.13), R1 gamma 0.1 (3.00 at 1 epoch, vs 3.58 with gamma 1), width 128 (2.99 at 1 epoch). Scores swing by ~1
 from epoch to epoch. The EMA scores within 0.1 of G itself at these budgets (4.61 vs 4.52 after 3 epochs; its
