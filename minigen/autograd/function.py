@@ -172,7 +172,11 @@ class Function:
                 push(a)
             i += 1
         if arr_type is not None and arr_type is not np.ndarray:
-            _check_one_gpu(cls, args)
+            if issubclass(arr_type, (np.generic, np.ndarray)):  # a NumPy scalar (or subclass) stored as t.array
+                raw = [np.asarray(r) if isinstance(r, (np.generic, np.ndarray)) else r for r in raw]
+                arr_type = np.ndarray
+            else:
+                _check_one_gpu(cls, args)
         if needs is not None and STATE.enabled and cls.differentiable:
             ctx = Context()
             ctx.needs_input_grad = needs = tuple(needs)
