@@ -161,7 +161,8 @@ class Function:
                 d = a.array
                 if arr_type is None:
                     arr_type = type(d)
-                elif type(d) is not arr_type:
+                elif type(d) is not arr_type and not (
+                        isinstance(d, (np.ndarray, np.generic)) and issubclass(arr_type, (np.ndarray, np.generic))):
                     raise DeviceError(f"{cls.__name__}: tensors on different devices: {_describe(args)}")
                 if a.requires_grad:
                     if needs is None:
@@ -172,7 +173,7 @@ class Function:
                 push(a)
             i += 1
         if arr_type is not None and arr_type is not np.ndarray:
-            if issubclass(arr_type, (np.generic, np.ndarray)):  # a NumPy scalar (or subclass) stored as t.array
+            if issubclass(arr_type, (np.generic, np.ndarray)):  # a NumPy scalar stored as t.array (0-d math)
                 raw = [np.asarray(r) if isinstance(r, (np.generic, np.ndarray)) else r for r in raw]
                 arr_type = np.ndarray
             else:
