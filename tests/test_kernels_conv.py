@@ -189,18 +189,21 @@ IM2COL = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
 
 @given(case=edge_conv_case(), dt=DTYPES, seed=st.integers(0, 2**31), nc=st.booleans())
 def test_direct_kernels_equal_the_references(case, dt, seed, nc):
-    _maps(KD, DIRECT, case, dt, seed, nc)
+    x, w, g = _maps(KD, DIRECT, case, dt, seed, nc)  # asserts the three maps == the references
+    assert x.shape[1] == w.shape[1] * case[9]
 
 
 @given(case=conv_case(), dt=DTYPES, seed=st.integers(0, 2**31))
 def test_direct_kernels_equal_the_references_general(case, dt, seed):
-    _maps(KD, DIRECT, case, dt, seed)
+    x, w, g = _maps(KD, DIRECT, case, dt, seed)  # asserts the three maps == the references
+    assert x.shape[1] == w.shape[1] * case[9]
 
 
 @given(case=edge_conv_case(), dt=DTYPES, seed=st.integers(0, 2**31))
 def test_im2col_kernels_on_edge_shapes(case, dt, seed):
     """1x1 (no column matrix), K = 1, Cout = 1, batch 1, crop paddings through the im2col + BLAS kernels."""
-    _maps(K, IM2COL, case, dt, seed)
+    x, w, g = _maps(K, IM2COL, case, dt, seed)  # asserts forward, input and weight maps == the references
+    assert x.shape[0] == case[0] and w.shape[0] == case[4] and np.isfinite(g).all()
 
 
 @given(case=edge_conv_case(), dt=DTYPES, seed=st.integers(0, 2**31), budget=st.sampled_from([1, 64, 400]))

@@ -231,7 +231,7 @@ def test_gradcheck_wavenet_stack(seed, T, K):
     rng = np.random.default_rng(seed)
     x = mg.tensor(rng.integers(0, 5, (2, T)))
     lab = mg.tensor(rng.integers(0, 3, (2,)))
-    gradcheck(lambda *ps: m(x, lab), params)
+    assert gradcheck(lambda *ps: m(x, lab), params)
 
 
 @given(seed=st.integers(0, 2 ** 16), d=st.sampled_from([1, 2, 3]))
@@ -241,7 +241,7 @@ def test_gradcheck_residual_block_input_and_condition(seed, d):
     rng = np.random.default_rng(seed)
     h = mg.tensor(rng.standard_normal((2, 2, 6)), requires_grad=True)
     cond = mg.tensor(rng.standard_normal((2, 6)), requires_grad=True)
-    gradcheck(lambda h, c: blk(h, c), (h, cond))
+    assert gradcheck(lambda h, c: blk(h, c), (h, cond))
 
 
 def test_training_loss_decreases():
