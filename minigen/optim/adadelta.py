@@ -34,15 +34,13 @@ class Adadelta(Optimizer):
                                       capturable=capturable, maximize=maximize, differentiable=differentiable))
 
     def _update(self, p, grad, state, group):
-        lr, rho, eps, wd = group["lr"], group["rho"], group["eps"], group["weight_decay"]
+        lr, rho, eps = group["lr"], group["rho"], group["eps"]
         if "square_avg" not in state:
             state["step"] = 0
             state["square_avg"] = self._zeros_state(p)
             state["acc_delta"] = self._zeros_state(p)
         state["step"] += 1
-        g = -grad if group["maximize"] else grad
-        if wd != 0:
-            g = g + wd * p.array
+        g = self._step_grad(p, grad, group)
         v, u = state["square_avg"].array, state["acc_delta"].array
         v *= rho
         v += (1 - rho) * (g * g)

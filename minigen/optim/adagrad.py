@@ -45,9 +45,7 @@ class Adagrad(Optimizer):
         self._init_state(p, state, group)
         state["step"] += 1
         t = state["step"]
-        g = -grad if group["maximize"] else grad
-        if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.array
+        g = self._step_grad(p, grad, group)
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
         s = state["sum"].array
         s += g * g

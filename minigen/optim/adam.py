@@ -69,16 +69,11 @@ class Adam(Optimizer):
                amsgrad=amsgrad, decoupled=self._decoupled, maximize=group["maximize"])
 
     def _update(self, p, grad, state, group):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
         self._init_state(p, state, group["amsgrad"])
         state["step"] += 1
         t = state["step"]
-        g = -grad if group["maximize"] else grad
-        if wd != 0:
-            if self._decoupled:
-                p.array *= 1 - lr * wd
-            else:
-                g = g + wd * p.array
+        g = self._step_grad(p, grad, group, lr, self._decoupled)
         m, v = state["exp_avg"].array, state["exp_avg_sq"].array
         m *= b1
         m += (1 - b1) * g

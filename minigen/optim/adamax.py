@@ -54,16 +54,14 @@ class Adamax(Optimizer):
                                       maximize=maximize, differentiable=differentiable, capturable=capturable))
 
     def _update(self, p, grad, state, group):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
         if "exp_avg" not in state:
             state["step"] = 0
             state["exp_avg"] = self._zeros_state(p)
             state["exp_inf"] = self._zeros_state(p)
         state["step"] += 1
         t = state["step"]
-        g = -grad if group["maximize"] else grad
-        if wd != 0:
-            g = g + wd * p.array
+        g = self._step_grad(p, grad, group)
         xp = get_array_module(p.array)
         m, u = state["exp_avg"].array, state["exp_inf"].array
         _lerp_(m, g, 1 - b1)

@@ -42,7 +42,7 @@ class ASGD(Optimizer):
 
     def _update(self, p, grad, state, group):
         sd = _scalar_dtype()
-        lr, lambd, alpha, t0, wd = group["lr"], group["lambd"], group["alpha"], group["t0"], group["weight_decay"]
+        lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
         if "ax" not in state:
             state["step"] = 0
             state["eta"] = float(sd(lr))
@@ -50,9 +50,7 @@ class ASGD(Optimizer):
             state["ax"] = self._zeros_state(p)
         state["step"] += 1
         t = state["step"]
-        g = -grad if group["maximize"] else grad
-        if wd != 0:
-            g = g + wd * p.array
+        g = self._step_grad(p, grad, group)
         eta, mu = float(state["eta"]), float(state["mu"])
         p.array *= 1 - lambd * eta
         p.array -= eta * g

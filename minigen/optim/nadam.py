@@ -52,7 +52,7 @@ class NAdam(Optimizer):
                                       differentiable=differentiable))
 
     def _update(self, p, grad, state, group):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
         psi = group["momentum_decay"]
         if "exp_avg" not in state:
             state["step"] = 0
@@ -61,12 +61,7 @@ class NAdam(Optimizer):
             state["exp_avg_sq"] = self._zeros_state(p)
         state["step"] += 1
         t = state["step"]
-        g = -grad if group["maximize"] else grad
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p.array *= 1 - lr * wd
-            else:
-                g = g + wd * p.array
+        g = self._step_grad(p, grad, group, lr, group["decoupled_weight_decay"])
         bc2 = 1 - b2 ** t
         mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))

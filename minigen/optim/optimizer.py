@@ -156,6 +156,19 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
+    def _step_grad(p, grad, group, lr=0.0, decoupled=False):
+        """The gradient an update rule uses: g = -grad under ``maximize``; then weight decay wd, either as the L2
+        term g + wd * p, or (``decoupled``, AdamW-style) applied to the parameter itself: p *= 1 - lr * wd."""
+        g = -grad if group["maximize"] else grad
+        wd = group["weight_decay"]
+        if wd != 0:
+            if decoupled:
+                p.array *= 1 - lr * wd
+            else:
+                g = g + wd * p.array
+        return g
+
+    @staticmethod
     def _zeros_state(p):
         return Tensor._make(get_array_module(p.array).zeros_like(p.array))
 

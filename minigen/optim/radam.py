@@ -45,19 +45,14 @@ class RAdam(Optimizer):
                                       maximize=maximize, capturable=capturable, differentiable=differentiable))
 
     def _update(self, p, grad, state, group):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
         if "exp_avg" not in state:
             state["step"] = 0
             state["exp_avg"] = self._zeros_state(p)
             state["exp_avg_sq"] = self._zeros_state(p)
         state["step"] += 1
         t = state["step"]
-        g = -grad if group["maximize"] else grad
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p.array *= 1 - lr * wd
-            else:
-                g = g + wd * p.array
+        g = self._step_grad(p, grad, group, lr, group["decoupled_weight_decay"])
         m, v = state["exp_avg"].array, state["exp_avg_sq"].array
         _lerp_(m, g, 1 - b1)
         v *= b2
