@@ -3,7 +3,9 @@
 ::
 
     minigen info [--json]                       versions, kernel backend, CUDA, threads
-    minigen train <name> [options]              train a model (the recipes of minigen.recipes)
+    minigen train <name> [options] [--ddp N]    train a model (the recipes of minigen.recipes); --ddp N: on N
+                                                data-parallel processes under mpiexec (or: mpiexec -n N
+                                                python -m minigen train <name> ...)
     minigen sample RUN_DIR [--n N] [--out PATH] [options]
                                                 what a trained run's model produces (images, text, audio),
                                                 read from RUN_DIR's config.json and checkpoint, no training
@@ -50,13 +52,24 @@ def _recipe_help(name):
         return f"(unavailable: {type(e).__name__}: {e})"
 
 
+def _run_trainer(mod, args, argv):
+    """``minigen train NAME``: join (or, for ``--ddp N``, start under mpiexec) the data-parallel world, then train."""
+    from .recipes import _common
+
+    _common.start_data_parallel(mod, args, argv)
+    return _common.run_recipe(mod, args)
+
+
 def _add_train(sub, argv):
     from . import recipes
+    from .recipes import _common
 
     p = sub.add_parser("train", help="train a model (see 'minigen train --help' for the list)",
                        description="Train a model. Each trainer has its own options: 'minigen train <name> --help'. "
                                    "Every run writes config.json, a checkpoint, metrics.jsonl/.csv and pictures or "
-                                   "text into --out; --resume continues from its checkpoint.")
+                                   "text into --out; --resume continues from its checkpoint. '--ddp N' (or "
+                                   "'mpiexec -n N python -m minigen train <name> ...') trains on N data-parallel "
+                                   "processes, --batch-size per process (docs/DISTRIBUTED.md).")
     tsub = p.add_subparsers(dest="trainer", metavar="<model>")
     chosen = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
     for name in recipes.names():
@@ -67,7 +80,8 @@ def _add_train(sub, argv):
             if chosen != name:
                 tsub.choices[chosen] = tp
             mod.add_arguments(tp)
-            tp.set_defaults(func=mod.run)
+            _common.add_ddp_argument(tp, mod)
+            tp.set_defaults(func=lambda a, mod=mod: _run_trainer(mod, a, argv))
         elif chosen is None:
             tsub.add_parser(name, help=_recipe_help(name))
         else:

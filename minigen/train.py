@@ -74,8 +74,8 @@ from .io import load as _load, save as _save
 from .random import get_rng_state, set_rng_state
 from .tensor import Tensor
 
-__all__ = ["Trainer", "MetricsLogger", "clip_grad_norm", "batch_size_of", "accuracy",
-           "MLP", "LeNet", "mnist_model", "train_mnist"]
+__all__ = ["Trainer", "MetricsLogger", "DataParallel", "ShardedLoader", "clip_grad_norm", "batch_size_of",
+           "accuracy", "MLP", "LeNet", "mnist_model", "train_mnist"]
 
 CHECKPOINT = "checkpoint.safetensors"
 _END = object()  # the end of a loader's epoch
@@ -88,15 +88,17 @@ class MetricsLogger:
     Every row has a ``split`` ('train', 'val', ...) and a ``step``. The CSV has the
     union of all columns seen so far (a new column rewrites the CSV from the rows).
     ``truncate(step)`` drops rows after ``step`` (used on resume, so the log matches
-    the checkpoint).
+    the checkpoint). ``write=False`` keeps the rows in memory only and touches no file (the
+    ranks other than 0 of a data-parallel run).
     """
 
-    def __init__(self, out_dir, name="metrics"):
+    def __init__(self, out_dir, name="metrics", write=True):
         self.jsonl_path = os.path.join(out_dir, name + ".jsonl")
         self.csv_path = os.path.join(out_dir, name + ".csv")
         self.rows = []
         self.columns = []
-        if os.path.exists(self.jsonl_path):
+        self.write = bool(write)
+        if self.write and os.path.exists(self.jsonl_path):
             with open(self.jsonl_path, encoding="utf-8") as f:
                 for line in f:
                     line = line.strip()
@@ -116,6 +118,8 @@ class MetricsLogger:
         self.columns = []
         for r in self.rows:
             self._add_columns(r)
+        if not self.write:
+            return
         with open(self.jsonl_path, "w", encoding="utf-8") as f:
             for r in self.rows:
                 f.write(json.dumps(r) + "\n")
@@ -127,6 +131,9 @@ class MetricsLogger:
     def log(self, row: dict) -> None:
         row = {k: _jsonable(v) for k, v in row.items()}
         self.rows.append(row)
+        if not self.write:
+            self._add_columns(row)
+            return
         with open(self.jsonl_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         if self._add_columns(row) or not os.path.exists(self.csv_path):
@@ -192,6 +199,240 @@ def accuracy(logits, target) -> float:
     return float((pred == backend.to_numpy(target.array)).mean())
 
 
+# ----------------------------------------------------------------------------- data parallelism
+class DataParallel:
+    """The data-parallel world of one training run: which rank this process is, of how many, and the few
+    collective steps a training loop needs (PyTorch DDP's conventions).
+
+    Built after the process group exists (``minigen.distributed.init_from_env()`` or ``init_process_group``);
+    without one, or in a world of one process, it is *inactive*: every method is the identity (``wrap`` returns
+    the module, ``shard_loader`` the loader, ``all_sum`` its input), so a single-process run is unchanged.
+
+    How a run is split over W processes (all of them hold the whole model):
+
+    - **parameters**: :meth:`wrap` puts the model in a ``DistributedDataParallel`` (rank 0's parameters and
+      buffers broadcast at construction, gradients averaged during the backward);
+    - **data**: every rank draws the same *global* batch of ``W * B`` samples (``B`` = the per-process batch,
+      :meth:`global_batch`) from the same seeded loader and keeps its own rows (:meth:`shard`:
+      rows ``[r*N/W, (r+1)*N/W)`` of a global batch of N rows). The shards are disjoint and cover the global batch,
+      so W processes x B see exactly the samples of one process x W*B, in the same order of steps;
+    - **loss weight**: a shard of n_r of the N rows gets weight ``W * n_r / N`` on its mean loss (1 for equal
+      shards), so the averaged gradient is the gradient of the mean over the whole global batch even when the
+      last batch of an epoch does not split evenly (a rank with no row gets one row at weight 0);
+    - **randomness** (dropout, noise, augmentation): the global generator is reseeded at every step with
+      (seed, step, rank) (:meth:`seed_step`): different on every rank, reproducible, and independent of where a
+      run was stopped and resumed;
+    - **stopping**: :meth:`all_sum` of a stop flag once per step, so a Ctrl-C, a time budget or ``request_stop``
+      on any rank stops every rank after the same step;
+    - **files**: only rank 0 (:attr:`is_main`) writes (checkpoints, logs, pictures, samples).
+    """
+
+    def __init__(self, seed=0):
+        from . import distributed as dist
+
+        if dist.is_initialized():
+            self.rank, self.world = int(dist.get_rank()), int(dist.get_world_size())
+        else:
+            self.rank, self.world = 0, 1
+        self.seed = int(seed)
+        self._shard = None  # (weight, rows) of the latest shard handed out
+
+    def __repr__(self):
+        return f"DataParallel(rank={self.rank}, world={self.world})"
+
+    @property
+    def active(self) -> bool:
+        """True when there is more than one process."""
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0 (the process that writes files)."""
+        return self.rank == 0
+
+    # ---- model and data
+    def wrap(self, module, **kw):
+        """``DistributedDataParallel(module, **kw)`` in a world of several processes, else ``module`` itself."""
+        if not self.active:
+            return module
+        from .nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module, **kw)
+
+    def global_batch(self, batch_size) -> int:
+        """The number of samples of one step over all processes: ``world * batch_size``."""
+        return int(batch_size) * self.world
+
+    def bounds(self, n):
+        """``(lo, hi)``: this rank's rows of a global batch of ``n`` rows (equal shares when W divides n)."""
+        return (self.rank * n) // self.world, ((self.rank + 1) * n) // self.world
+
+    def shard(self, batch):
+        """This rank's rows of a global ``batch`` (Tensors and arrays whose first dimension is the batch's length,
+        inside tuples, lists and dicts; other leaves are kept). Records the loss weight (class docstring)."""
+        if not self.active:
+            return batch
+        n = batch_size_of(batch)
+        lo, hi = self.bounds(n)
+        rows = hi - lo
+        if rows == 0:  # fewer rows than processes: a placeholder row that does not count
+            lo, hi = 0, 1
+        self._shard = (self.world * rows / n if n else 0.0, rows)
+        return _take_rows(batch, n, lo, hi)
+
+    def pop_shard(self, batch):
+        """``(loss weight, rows that count)`` of the latest :meth:`shard` (``(1.0, len(batch))`` if none)."""
+        info, self._shard = self._shard, None
+        return info if info is not None else (1.0, batch_size_of(batch))
+
+    def shard_loader(self, loader):
+        """``loader`` (yielding global batches) as a :class:`ShardedLoader` of this rank's rows; ``loader`` itself
+        in a world of one."""
+        return ShardedLoader(loader, self) if self.active else loader
+
+    # ---- randomness
+    def seed_step(self, step) -> None:
+        """Reseed minigen's global generator for ``step`` on this rank (only when active): a stream of its own
+        per (seed, step, rank)."""
+        if self.active:
+            from .random import manual_seed
+
+            state = np.random.SeedSequence([self.seed % 2**63, int(step), self.rank]).generate_state(2, np.uint32)
+            manual_seed(int(state[0]) << 32 | int(state[1]))
+
+    # ---- collectives (identity when inactive)
+    def all_sum(self, values):
+        """The element-wise sum over the ranks of a list of numbers, as a float64 NumPy array."""
+        arr = np.asarray(values, dtype=np.float64).reshape(-1).copy()
+        if self.active:
+            from . import distributed as dist
+
+            t = Tensor._make(arr)
+            dist.all_reduce(t, dist.ReduceOp.SUM)
+            arr = t.array
+        return arr
+
+    def any(self, flag) -> bool:
+        """True on every rank when ``flag`` is true on some rank."""
+        return bool(self.all_sum([1.0 if flag else 0.0])[0] > 0)
+
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` (JSON-serialisable) on every rank."""
+        if not self.active:
+            return obj
+        from . import distributed as dist
+
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def mean_dict(self, d):
+        """Each number of ``d`` averaged over the ranks that have it (rank 0's keys, in its order)."""
+        if not self.active:
+            return d
+        from . import distributed as dist
+
+        mine = {k: _jsonable(v) for k, v in d.items()}
+        every = [None] * self.world
+        dist.all_gather_object(every, mine)
+        out = {}
+        for k, v in every[0].items():
+            vals = [e[k] for e in every if isinstance(e.get(k), (int, float)) and not isinstance(e.get(k), bool)]
+            out[k] = sum(vals) / len(vals) if vals and isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        return out
+
+    def barrier(self) -> None:
+        if self.active:
+            from . import distributed as dist
+
+            dist.barrier()
+
+    def main_first(self):
+        """A context: rank 0 runs the block first (e.g. writes a cache file), the others after it."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            if self.active and not self.is_main:
+                self.barrier()
+            try:
+                yield
+            finally:
+                if self.active and self.is_main:
+                    self.barrier()
+
+        return ctx()
+
+    def gather_rows(self, t, dim=0):
+        """Concatenate every rank's ``t`` along ``dim`` (rank order): e.g. the whole global batch's carried state."""
+        if not self.active:
+            return t
+        from . import distributed as dist
+
+        xp_arr = np.ascontiguousarray(np.moveaxis(backend.to_numpy(t.array if isinstance(t, Tensor) else t), dim, 0))
+        counts = [None] * self.world
+        dist.all_gather_object(counts, int(xp_arr.shape[0]))
+        pieces = [Tensor._make(np.empty((int(c),) + xp_arr.shape[1:], xp_arr.dtype)) for c in counts]
+        dist.all_gather(pieces, Tensor._make(xp_arr))
+        full = np.concatenate([backend.to_numpy(p.array) for p in pieces], axis=0)
+        return Tensor._make(np.moveaxis(full, 0, dim))
+
+    def rows(self, t, dim=0):
+        """This rank's share of ``t`` along ``dim`` (the inverse of :meth:`gather_rows` for equal shares)."""
+        if not self.active:
+            return t
+        lo, hi = self.bounds(t.shape[dim])
+        idx = [slice(None)] * len(t.shape)
+        idx[dim] = slice(lo, hi)
+        return t[tuple(idx)]
+
+
+def _take_rows(obj, n, lo, hi):
+    if isinstance(obj, (Tensor, np.ndarray)):
+        return obj[lo:hi] if obj.ndim and obj.shape[0] == n else obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
+        return type(obj)(*(_take_rows(o, n, lo, hi) for o in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_take_rows(o, n, lo, hi) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _take_rows(v, n, lo, hi) for k, v in obj.items()}
+    return obj
+
+
+class ShardedLoader:
+    """A loader of global batches seen through one rank: yields :meth:`DataParallel.shard` of each batch of
+    ``loader``. Length, ``generator``, ``batch_size`` and the resumable state are the wrapped loader's (plus the
+    global batch size, so a resume with another global batch can say so)."""
+
+    def __init__(self, loader, dp):
+        self.loader, self.dp = loader, dp
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield self.dp.shard(batch)
+
+    def __len__(self):
+        return len(self.loader)
+
+    @property
+    def generator(self):
+        return getattr(self.loader, "generator", None)
+
+    @property
+    def batch_size(self):
+        return getattr(self.loader, "batch_size", None)
+
+    def state_dict(self):
+        st = dict(self.loader.state_dict()) if hasattr(self.loader, "state_dict") else {}
+        if self.batch_size is not None:
+            st["global_batch_size"] = int(self.batch_size)
+        return st
+
+    def load_state_dict(self, st):
+        if hasattr(self.loader, "load_state_dict"):
+            self.loader.load_state_dict({k: v for k, v in st.items() if k != "global_batch_size"})
+
+
 # ----------------------------------------------------------------------------- Trainer
 class Trainer:
     """The training loop with logging, evaluation, checkpoints, resume and clean Ctrl-C (module docstring)."""
@@ -199,7 +440,7 @@ class Trainer:
     def __init__(self, model, optimizer, loss_fn, train_loader, *, out_dir, scheduler=None, eval_fn=None,
                  epochs=1, max_steps=None, log_every=10, eval_every=None, checkpoint_every=None,
                  grad_clip=None, progress=None, scheduler_interval="step", monitor="val_loss",
-                 extra_state=None, checkpoint_name=CHECKPOINT, log_name="metrics"):
+                 extra_state=None, checkpoint_name=CHECKPOINT, log_name="metrics", data_parallel=None):
         if epochs is None and max_steps is None:
             raise InvalidArgumentError("Trainer: give epochs or max_steps")
         if scheduler_interval not in ("step", "epoch"):
@@ -213,14 +454,17 @@ class Trainer:
         self.progress = progress
         self.scheduler_interval, self.monitor = scheduler_interval, monitor
         self.extra_state = extra_state  # an object with state_dict()/load_state_dict(), saved too
+        # a DataParallel of several processes (else None: the single-process loop, unchanged)
+        self.dp = data_parallel if data_parallel is not None and data_parallel.active else None
         self.out_dir = os.fspath(out_dir)
         os.makedirs(self.out_dir, exist_ok=True)
         self.checkpoint_path = os.path.join(self.out_dir, checkpoint_name)
-        self.logger = MetricsLogger(self.out_dir, log_name)
+        self.logger = MetricsLogger(self.out_dir, log_name, write=self.dp is None or self.dp.is_main)
         self.step = 0
         self.epoch = 0
         self.last_eval = {}
         self._stop = False
+        self._stop_requested = False  # data-parallel runs: a stop asked on this rank, agreed at the next step
         self._phase = None       # where the step in progress is (see the module docstring)
         self._snapshot = None    # state from before the step in progress (rollback / roll-forward)
         self._next_step = 0      # the step counter once the step in progress is complete
@@ -231,11 +475,16 @@ class Trainer:
         self.interrupt_phase = None  # where the last interrupt landed (fit's result names it too)
         self._last_eval = -1
         self._last_saved = -1
+        self._shard_weight = 1.0  # data-parallel: the loss weight of this rank's shard of the step's batch
 
     def request_stop(self) -> None:
         """Ask a running ``fit`` (e.g. in another thread, where no Ctrl-C handler can be installed) to finish its
-        current step, save a checkpoint and return, as a first Ctrl-C does."""
-        self._stop = True
+        current step, save a checkpoint and return, as a first Ctrl-C does. In a data-parallel run every rank
+        stops after the same step (the request is agreed on at the end of the step in progress)."""
+        if self.dp is not None:
+            self._stop_requested = True
+        else:
+            self._stop = True
 
     # ---- phases
     @property
@@ -309,7 +558,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         if state.get("loader") is not None and hasattr(self.loader, "load_state_dict"):
-            self.loader.load_state_dict(state["loader"])
+            self.loader.load_state_dict(self._adapt_loader_state(state["loader"]))
         gen = getattr(self.loader, "generator", None)
         if gen is not None and state.get("loader_generator") is not None:
             gen.set_state(state["loader_generator"])
@@ -319,9 +568,33 @@ class Trainer:
         self.last_eval = dict(state.get("last_eval") or {})
         self._eval_pending = bool(state.get("eval_pending", False))
 
+    def _adapt_loader_state(self, st):
+        """A loader position saved with another global batch size (a data-parallel run resumed on another number
+        of processes x batch): the same epoch, at the first batch not entirely seen (a few samples of the
+        epoch may be seen twice; a note says how many)."""
+        saved = st.get("global_batch_size") if isinstance(st, dict) else None
+        now = getattr(self.loader, "batch_size", None)
+        done = st.get("batches_done") if isinstance(st, dict) else None
+        if not saved or not now or saved == now or not done:
+            return st
+        try:
+            len(self.loader)
+        except TypeError:  # an endless stream of random batches: its position has no epoch to keep
+            return st
+        seen = int(done) * int(saved)
+        st = dict(st, batches_done=seen // int(now))
+        if seen % int(now):
+            print(f"resume: the checkpoint's global batch is {saved} samples, this run's is {now}: continuing the "
+                  f"epoch after {st['batches_done']} batches of {now} ({seen % int(now)} samples of it are seen "
+                  "again)", file=sys.stderr)
+        return st
+
     def save_checkpoint(self, path=None, **kw) -> str:
+        """Write the training state (data-parallel runs: every rank computes it, rank 0 alone writes it)."""
         path = path or self.checkpoint_path
         state = self.state_dict(**kw)
+        if self.dp is not None and not self.dp.is_main:
+            return path
         phase, self._phase = self._phase, "saving"  # a second Ctrl-C waits for the write (atomic anyway)
         try:
             _save(state, path)
@@ -356,12 +629,15 @@ class Trainer:
         self.model.eval()
         try:
             with no_grad():
-                metrics = dict(self.eval_fn())
+                # data-parallel: rank 0 evaluates (the replicas are equal), the others receive its metrics
+                metrics = dict(self.eval_fn()) if self.dp is None or self.dp.is_main else {}
         finally:
             self.model.train(was_training)
             set_rng_state(self._eval_rng)
         self._eval_pending = False
         metrics = {k: _jsonable(v) for k, v in metrics.items()}
+        if self.dp is not None:
+            metrics = self.dp.broadcast_object(metrics)
         self.last_eval = metrics
         self.logger.log({"split": "val", "step": self.step, "epoch": self.epoch, **metrics})
         if self.scheduler is not None and type(self.scheduler).__name__ == "ReduceLROnPlateau":
@@ -375,7 +651,10 @@ class Trainer:
         self.optimizer.zero_grad()
         out = self.loss_fn(batch)
         loss, extra = (out if isinstance(out, tuple) else (out, {}))
-        loss.backward()
+        if self.dp is not None and self._shard_weight != 1.0:  # an uneven shard (DataParallel docstring)
+            (loss * self._shard_weight).backward()
+        else:
+            loss.backward()
         if self.grad_clip:
             clip_grad_norm([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
         value = float(loss.item())
@@ -393,6 +672,13 @@ class Trainer:
             return None
 
         def handler(signum, frame):
+            if self.dp is not None:  # data-parallel: agreed on by every rank after this step; a second one aborts
+                if self._stop_requested:
+                    raise KeyboardInterrupt
+                self._stop_requested = True
+                print(f"\nCtrl-C (rank {self.dp.rank}): every rank stops after this step and rank 0 saves a "
+                      "checkpoint (Ctrl-C again aborts the job)", file=sys.stderr, flush=True)
+                return
             if self._stop:  # second Ctrl-C: stop now, unless an update or a checkpoint write is under way
                 if self._phase in ("update", "scheduler", "updated", "saving", "epoch_end", "epoch_scheduler"):
                     self._abort_pending = True
@@ -496,7 +782,7 @@ class Trainer:
         resumed = False
         if resume:
             resumed = self.resume(resume if isinstance(resume, (str, os.PathLike)) else None)
-        self._stop = False
+        self._stop = self._stop_requested = False
         self._phase, self._snapshot, self._abort_pending = None, None, False
         t_start = time.perf_counter()
         win_loss, win_n, win_samples, win_t = 0.0, 0, 0, time.perf_counter()
@@ -512,6 +798,8 @@ class Trainer:
             progress = self.progress if self.progress is not None else sys.stderr.isatty()
             from tqdm.auto import tqdm
 
+            if self.dp is not None and not self.dp.is_main:
+                progress = False
             bar = tqdm(total=self._total_steps(), initial=self.step, disable=not progress, unit="step",
                        dynamic_ncols=True, leave=False, file=sys.stderr)
             self.model.train()
@@ -536,13 +824,24 @@ class Trainer:
                         epoch_done = True
                         break
                     self._next_step = self.step + 1
+                    if self.dp is not None:
+                        self.dp.seed_step(self.step)
+                        self._shard_weight, rows = self.dp.pop_shard(batch)
                     loss, extra = self._train_step(batch)
                     self._commit()
+                    n_samples = batch_size_of(batch)
+                    if self.dp is not None:  # the global batch's mean loss and size; a stop asked on any rank
+                        tot = self.dp.all_sum([loss * rows, rows, 1.0 if self._stop_requested else 0.0])
+                        loss = float(tot[0] / tot[1]) if tot[1] else loss
+                        n_samples = int(tot[1])
+                        self._stop = bool(tot[2] > 0)
                     last_loss = loss
                     win_loss += loss
                     win_n += 1
-                    win_samples += batch_size_of(batch)
+                    win_samples += n_samples
                     if self.log_every and self.step % self.log_every == 0:
+                        if self.dp is not None and extra:
+                            extra = self.dp.mean_dict(extra)
                         dt = time.perf_counter() - win_t
                         row = {"split": "train", "step": self.step, "epoch": self.epoch, "loss": win_loss / win_n,
                                "lr": self._lr(), "samples_per_s": win_samples / dt if dt > 0 else None,
@@ -577,6 +876,8 @@ class Trainer:
                 self._evaluate_once()
             self._save_once()
         except KeyboardInterrupt:
+            if self.dp is not None:  # a second Ctrl-C in a data-parallel run: the ranks may be anywhere; abort
+                raise
             interrupted = True
             self._save_interrupted()
         finally:

@@ -67,18 +67,28 @@ def mpiexec_command(nproc, program_argv, hostfile=None, python=None):
     return cmd + [python or sys.executable] + list(program_argv)
 
 
-def relaunch(nproc, hostfile=None, argv=None):
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def relaunch(nproc, hostfile=None, argv=None, threads_per_process=None):
     """Re-execute the current command under ``mpiexec -n nproc`` unless MPI already launched this process.
 
     Returns False at once inside an MPI job (or when ``nproc`` is 1 and there is no hostfile); otherwise it
-    replaces this process by mpiexec (never returns). ``argv`` defaults to ``sys.orig_argv[1:]``."""
+    replaces this process by mpiexec (never returns). ``argv`` defaults to ``sys.orig_argv[1:]`` (the arguments
+    after the Python executable: ``-m minigen train ...`` or ``script.py ...``). ``threads_per_process``: the
+    thread count given to each process through OMP/OpenBLAS/MKL/Numba's variables, unless already set (the
+    processes of one machine otherwise fight for its cores)."""
     if launched_by_mpi() or (nproc == 1 and hostfile is None):
         return False
     argv = list(getattr(sys, "orig_argv", [sys.executable] + sys.argv)[1:] if argv is None else argv)
     cmd = mpiexec_command(int(nproc), argv, hostfile)
+    env = dict(os.environ)
+    if threads_per_process is not None:
+        for v in THREAD_VARS:
+            env.setdefault(v, str(int(threads_per_process)))
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, env)
 
 
 def main(argv=None):

@@ -151,8 +151,110 @@ def check_numeric_options(parser):
     return parser
 
 
+# ----------------------------------------------------------------------------- data parallelism (--ddp N)
+DDP_HELP = ("train on N data-parallel processes: re-runs this command under 'mpiexec -n N' (needs mpi4py + an "
+            "MPI: pip install 'minigen[distributed]'); the same as 'mpiexec -n N python -m minigen train ...'. "
+            "--batch-size is per process (PyTorch's convention): each step trains on N x batch-size samples, "
+            "rank r taking its own rows of that global batch; rank 0 alone writes files. See docs/DISTRIBUTED.md")
+
+
+def add_ddp_argument(p, recipe):
+    """``--ddp N`` for ``minigen train NAME`` (every trainer gets it; those that cannot run data-parallel
+    refuse it with a clear error, see :func:`start_data_parallel`)."""
+    why = getattr(recipe, "DATA_PARALLEL", None)
+    help_ = DDP_HELP if why is True or isinstance(why, str) else (
+        f"not available for this trainer: {getattr(recipe, 'NO_DATA_PARALLEL', 'it has no gradient steps')}")
+    if isinstance(why, str):
+        help_ += f". This trainer: {why}"
+    p.add_argument("--ddp", type=positive_int, default=None, metavar="N", help=help_)
+
+
+def is_main_process() -> bool:
+    """False on the ranks other than 0 of a data-parallel run (they write no file)."""
+    from .. import distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def start_data_parallel(recipe, args, argv):
+    """Before ``recipe.run(args)``: join or start the data-parallel world the command line asks for.
+
+    ``--ddp N`` outside an MPI job re-executes ``python -m minigen <argv>`` under ``mpiexec -n N`` (this process is
+    replaced); inside one (``mpiexec -n N python -m minigen train ...``, with or without ``--ddp N``) every
+    process joins the world (:func:`minigen.distributed.init_from_env`). Raises a minigen error (one line on the
+    command line) for a trainer that cannot run data-parallel, a missing mpi4py or mpiexec, or ``--ddp N`` under
+    an MPI job of another size."""
+    from .. import distributed as dist
+    from ..distributed.launch import relaunch
+    from ..errors import InvalidArgumentError
+
+    n = getattr(args, "ddp", None)
+    under_mpi = dist.launched_by_mpi()
+    world = dist.env_world_size() if under_mpi else 1
+    if not getattr(recipe, "DATA_PARALLEL", False):
+        if (n or 1) > 1 or world > 1:
+            how = f"--ddp {n}" if n else f"an MPI job of {world} processes"
+            raise InvalidArgumentError(
+                f"minigen train {recipe.NAME} cannot run data-parallel ({how}): "
+                f"{getattr(recipe, 'NO_DATA_PARALLEL', 'it has no gradient steps to average')}. Run it as one "
+                "process, without --ddp / mpiexec")
+        return
+    if n is not None and under_mpi and n != world:
+        raise InvalidArgumentError(f"--ddp {n} but mpiexec started {world} processes: give the same number (or "
+                                   "leave --ddp out under mpiexec)")
+    if (n or 1) > 1 or (under_mpi and world > 1):
+        if not dist.is_mpi_available():
+            raise dist.DistributedError(
+                f"--ddp {n or world} needs mpi4py and an MPI library: pip install 'minigen[distributed]' "
+                "(= pip install mpi4py mpich), or run without --ddp")
+    if n is not None and n > 1 and not under_mpi:
+        relaunch(n, argv=["-m", "minigen", *argv], threads_per_process=max(1, (os.cpu_count() or 1) // n))
+    if under_mpi and dist.is_mpi_available():
+        dist.init_from_env()
+
+
+def run_recipe(recipe, args):
+    """``recipe.run(args)``; in a world of several processes an exception escaping the trainer on one rank (or
+    a second Ctrl-C) ends the whole MPI job with its traceback, instead of leaving the other ranks waiting in a
+    collective (:func:`minigen.distributed.init_process_group`'s abort-on-exception hook)."""
+    from .. import distributed as dist
+
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return recipe.run(args)
+    try:
+        return recipe.run(args)
+    except (Exception, KeyboardInterrupt):
+        sys.excepthook(*sys.exc_info())  # prints the traceback with the rank, then MPI_Abort (ends every rank)
+        raise
+
+
+def data_parallel(args=None, seed=None):
+    """The run's :class:`minigen.train.DataParallel` (inactive in a single-process run)."""
+    from ..train import DataParallel
+
+    return DataParallel(seed=seed if seed is not None else int(getattr(args, "seed", 0) or 0))
+
+
+def dp_main(dp) -> bool:
+    """True unless ``dp`` is an active DataParallel on a rank other than 0."""
+    return dp is None or dp.is_main
+
+
+def forward_no_sync(net, *a, **kw):
+    """``net(*a, **kw)`` whose backward does not average gradients: for a DistributedDataParallel ``net``, a forward
+    under ``no_sync()`` (the G step of a GAN backpropagates through D, whose gradients are not used there)."""
+    no_sync = getattr(net, "no_sync", None)
+    if no_sync is None:
+        return net(*a, **kw)
+    with no_sync():
+        return net(*a, **kw)
+
+
 # ----------------------------------------------------------------------------- run files
 def write_json(obj, path):
+    """Write ``obj`` as JSON (not on the ranks other than 0 of a data-parallel run: they write no file)."""
+    if not is_main_process():
+        return path
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1, default=str)
     return path
@@ -168,7 +270,8 @@ def _jsonable_args(args):
 
 
 def write_config(out, name, args, **extra):
-    """``out/config.json`` = ``{"recipe": name, "args": vars(args), **extra}``: what sample() rebuilds from."""
+    """``out/config.json`` = ``{"recipe": name, "args": vars(args), **extra}``: what sample() rebuilds from
+    (written by rank 0 alone in a data-parallel run)."""
     os.makedirs(out, exist_ok=True)
     return write_json({"recipe": name, "args": _jsonable_args(args), **extra}, os.path.join(out, CONFIG))
 
@@ -307,6 +410,17 @@ def mnist_loader(split="train", batch_size=64, shuffle=True, seed=0, limit=None,
         drop_last = bool(shuffle) and len(ds) > batch_size
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, device=device,
                       generator=mg.Generator().manual_seed(seed) if shuffle else None)
+
+
+def train_loader(loader, dp):
+    """A training loader of *global* batches (built with ``dp.global_batch(B)``) as this rank's shard of each:
+    ``dp.shard_loader(loader)``; the loader itself when ``dp`` is None or a world of one."""
+    return loader if dp is None else dp.shard_loader(loader)
+
+
+def global_batch(batch_size, dp):
+    """``batch_size`` x the number of processes (``batch_size`` in a single-process run)."""
+    return batch_size if dp is None else dp.global_batch(batch_size)
 
 
 def to_pm1(x):

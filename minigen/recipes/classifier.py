@@ -18,6 +18,9 @@ from . import _common as C
 
 NAME = "classifier"
 HELP = "MNIST CNN (at least 98.5 percent val accuracy) scoring generated digits; weights cached in --out"
+#: data-parallel (``--ddp N``): what each rank gets
+DATA_PARALLEL = ("each rank takes its rows of every shuffled global batch of N x --batch-size images "
+                 "(random shifts drawn per rank); rank 0 evaluates and writes")
 WEIGHTS = "classifier.safetensors"
 
 __all__ = ["NAME", "HELP", "add_arguments", "run", "sample", "add_sample_arguments", "random_shift",
@@ -62,10 +65,11 @@ def build_classifier(arch="cnn", width=32, hidden=256, dropout=0.3):
 
 def train_classifier(out="out/classifier", arch="cnn", epochs=6, batch_size=64, lr=1e-3, lr_decay=0.85, width=32,
                      hidden=256, shift=1, seed=0, limit=None, max_steps=None, device=None, progress=None,
-                     resume=False, log_every=20, quiet=False, name=NAME, args=None):
+                     resume=False, log_every=20, quiet=False, name=NAME, args=None, dp=None):
     """Train an MNIST classifier on the bundled 9k split; writes metrics, loss curve, checkpoint, the weights
     file ``classifier.safetensors`` and ``summary.json`` (val accuracy, scores of real val digits).
-    ``args``: the CLI options, written to ``config.json`` for ``minigen sample``. Returns (model, summary)."""
+    ``args``: the CLI options, written to ``config.json`` for ``minigen sample``. ``dp``: a
+    :class:`minigen.train.DataParallel` (``batch_size`` per process; rank 0 alone writes). Returns (model, summary)."""
     import minigen as mg
     from .. import optim
     from ..data import BundledMNIST
@@ -79,14 +83,16 @@ def train_classifier(out="out/classifier", arch="cnn", epochs=6, batch_size=64, 
     model = build_classifier(arch, width, hidden)
     if device is not None:
         model.to(device)
-    loader = C.mnist_loader("train", batch_size, shuffle=True, seed=seed, limit=limit, device=device, drop_last=False)
+    loader = C.train_loader(C.mnist_loader("train", C.global_batch(batch_size, dp), shuffle=True, seed=seed,
+                                           limit=limit, device=device, drop_last=False), dp)
+    net = model if dp is None else dp.wrap(model)
     val_loader = C.mnist_loader("val", 500, shuffle=False, device=device)
     opt = optim.Adam(model.parameters(), lr=lr)
     sched = optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay) if lr_decay != 1.0 else None
 
     def loss_fn(batch):
         x, y = batch
-        return F.cross_entropy(model(random_shift(x, shift)), y)
+        return F.cross_entropy(net(random_shift(x, shift)), y)
 
     def eval_fn():
         tot, correct, n = 0.0, 0, 0
@@ -106,12 +112,14 @@ def train_classifier(out="out/classifier", arch="cnn", epochs=6, batch_size=64, 
     C.write_config(out, name, args, model=model.config)
     trainer = Trainer(model, opt, loss_fn, loader, out_dir=out, scheduler=sched, scheduler_interval="epoch",
                       eval_fn=C.rng_isolated(eval_fn), epochs=epochs, max_steps=max_steps,
-                      log_every=max(1, min(log_every, len(loader) // 2)), progress=progress)
+                      log_every=max(1, min(log_every, len(loader) // 2)), progress=progress, data_parallel=dp)
     if not resume:
         C.fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     wall = time.perf_counter() - t0
+    if not C.dp_main(dp):  # the other ranks of a data-parallel run write nothing
+        return model, {"step": res["step"], "epoch": res["epoch"], "interrupted": res["interrupted"]}
     weights = os.path.join(out, WEIGHTS)
     save({"config": model.config, "state_dict": model.state_dict()}, weights)
     real = classifier_scores(model, BundledMNIST("val").images)
@@ -178,7 +186,9 @@ def run(args, arch="cnn", name=NAME):
                                   lr_decay=args.lr_decay, width=getattr(args, "width", 32), hidden=args.hidden,
                                   shift=args.shift, seed=args.seed, limit=args.limit, max_steps=args.max_steps,
                                   device=args.device, progress=C.progress_flag(args), resume=args.resume,
-                                  log_every=args.log_every, name=name, args=args)
+                                  log_every=args.log_every, name=name, args=args, dp=C.data_parallel(args))
+    if not C.is_main_process():
+        return 130 if summary["interrupted"] else 0
     print(f"outputs in {args.out}/")
     return C.exit_code(summary)
 

@@ -8,6 +8,7 @@ from . import classifier as _classifier
 NAME = "cnn"
 HELP = "MNIST classifier: the zoo's CNN, plain recipe (bundled 9k/1k split)"
 
+DATA_PARALLEL = _classifier.DATA_PARALLEL
 add_sample_arguments = _classifier.add_sample_arguments
 sample = _classifier.sample
 

@@ -7,6 +7,7 @@ from . import classifier as _classifier
 NAME = "mlp"
 HELP = "MNIST classifier: 2-hidden-layer MLP (bundled 9k/1k split)"
 
+DATA_PARALLEL = _classifier.DATA_PARALLEL
 add_sample_arguments = _classifier.add_sample_arguments
 sample = _classifier.sample
 
