@@ -569,7 +569,7 @@ def _eval_name(trainer, n_batches):
 def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=5, max_steps=None, batch_size=64,
                     seed=0, limit=None, device=None, progress=None, resume=False, log_every=10, classifier="none",
                     score_samples=1000, grid_fn=None, curve_keys=("d_loss", "g_loss"), extra_state=None,
-                    finish_fn=None, quiet=False, keep_every_epoch=False):
+                    finish_fn=None, quiet=False, keep_every_epoch=False, dp=None):
     """Train a GAN-like ``model`` with an :class:`AdversarialTrainer` and write what a person looks at.
 
     ``step_fn(batch) -> {metric: float}`` makes the updates of one step; ``sample_fn(n, generator)`` returns
@@ -581,7 +581,9 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
     epoch end is also kept as :func:`epoch_checkpoint_path` (one file per epoch, none overwritten).
     ``finish_fn(out) -> dict`` adds outputs
     (e.g. a style-mixing grid). Evaluations leave the global RNG untouched (:func:`rng_isolated`).
-    Returns the summary dict.
+    ``dp``: a :class:`minigen.train.DataParallel` (``batch_size`` per process; ``step_fn`` must forward through
+    the DistributedDataParallel wrappers, e.g. :func:`gan_step` with the same ``dp``); rank 0 alone scores,
+    draws and writes. Returns the summary dict (on the other ranks: step, epoch, interrupted).
     """
     import shutil
     import time
@@ -593,11 +595,12 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
     os.makedirs(out, exist_ok=True)
     mg.manual_seed(seed)
     scorer = None
-    if classifier and str(classifier).lower() != "none" and score_samples:
+    if classifier and str(classifier).lower() != "none" and score_samples and dp_main(dp):
         scorer = load_or_train_classifier(classifier, device=device, progress=progress)
     if device is not None:
         model.to(device)
-    loader = mnist_loader("train", batch_size, shuffle=True, seed=seed, limit=limit, device=device)
+    loader = train_loader(mnist_loader("train", global_batch(batch_size, dp), shuffle=True, seed=seed, limit=limit,
+                                       device=device), dp)
     n_batches = len(loader)
     grids = []
 
@@ -621,12 +624,14 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
     trainer = AdversarialTrainer(model, optimizers, step_fn, loader, out_dir=out, eval_fn=rng_isolated(eval_fn),
                                  epochs=epochs, max_steps=max_steps, log_every=max(1, min(log_every, n_batches)),
                                  progress=progress, extra_state=extra_state, main=curve_keys[0],
-                                 keep_every_epoch=keep_every_epoch)
+                                 keep_every_epoch=keep_every_epoch, data_parallel=dp)
     if not resume:
         fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     wall = time.perf_counter() - t0
+    if not dp_main(dp):  # the other ranks of a data-parallel run write nothing
+        return {"model": name, "step": res["step"], "epoch": res["epoch"], "interrupted": res["interrupted"]}
     lg = trainer.logger
     loss_curve = plot_loss_curves(lg, list(curve_keys), os.path.join(out, "loss_curve.png"), f"{name}: losses")
     score_curve = None
@@ -643,7 +648,7 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
     last_train = next((r for r in reversed(lg.rows) if r.get("split") == "train"), {})
     summary = {"model": name, "step": res["step"], "epoch": res["epoch"], "interrupted": res["interrupted"],
                "resumed": res.get("resumed", False), "wall_s": wall,
-               "s_per_step": median_step_time(lg, batch_size) or (wall / max(res["step"], 1)),
+               "s_per_step": median_step_time(lg, global_batch(batch_size, dp)) or (wall / max(res["step"], 1)),
                **{k: last_train.get(k) for k in curve_keys},
                "scores": {k: res.get(k) for k in ("score_is", "score_max_prob", "score_entropy", "class_freq")}
                if scorer is not None else None,
@@ -672,10 +677,19 @@ def run_adversarial(name, model, optimizers, step_fn, sample_fn, *, out, epochs=
 
 
 def gan_common_kwargs(args):
-    """The :func:`run_adversarial` keyword arguments from the options of :func:`add_image_arguments`."""
+    """The :func:`run_adversarial` keyword arguments from the options of :func:`add_image_arguments` (with the
+    run's :func:`data_parallel`)."""
     return dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
                 limit=args.limit, device=args.device, progress=progress_flag(args), resume=args.resume,
-                log_every=args.log_every, classifier=args.classifier, score_samples=args.score_samples)
+                log_every=args.log_every, classifier=args.classifier, score_samples=args.score_samples,
+                dp=data_parallel(args))
+
+
+def gan_exit_code(summary) -> int:
+    """:func:`exit_code` on rank 0; the other ranks of a data-parallel run only return the code."""
+    if is_main_process():
+        return exit_code(summary)
+    return 130 if summary.get("interrupted") else 0
 
 
 def sample_gan_grid(args, G, nz, default_name="samples_generated.png", nrow=8):
@@ -691,21 +705,29 @@ def sample_gan_grid(args, G, nz, default_name="samples_generated.png", nrow=8):
     return 0
 
 
-def gan_step(G, D, opt_g, opt_d, nz, g_loss="non-saturating", d_steps=1, conditional=False, n_classes=10):
+def gan_step(G, D, opt_g, opt_d, nz, g_loss="non-saturating", d_steps=1, conditional=False, n_classes=10,
+             dp=None):
     """One iteration of Goodfellow et al.'s Algorithm 1 as a function ``step(batch) -> metrics``.
 
     ``d_steps`` (k) discriminator updates, then one generator update (losses of :mod:`minigen.models.gan`).
     With k = 1 the generated batch of the D update is reused for the G update (as the PyTorch DCGAN example
     does): D sees it detached, G gets gradients through D's logits of the same images. ``conditional``:
     G(z, y) and D(x, y), fake labels drawn uniformly (the conditional GAN).
+
+    ``dp`` (data-parallel): G and D each in a DistributedDataParallel (built here, on every rank in the same
+    order). D's gradients are averaged in the D update; in the G update the backward goes through D under
+    ``no_sync()`` (D's gradients there are discarded by the next ``opt_d.zero_grad()``), so only G's are averaged.
     """
     import minigen as mg
     from ..models.gan import discriminator_loss, generator_loss
     from ..nn import functional as F
 
+    Gn = G if dp is None else dp.wrap(G)
+    Dn = D if dp is None else dp.wrap(D)
+
     def d_update(x, y, fake, y_fake):
         opt_d.zero_grad()
-        lr_, lf_ = (D(x, y), D(fake.detach(), y_fake)) if conditional else (D(x), D(fake.detach()))
+        lr_, lf_ = (Dn(x, y), Dn(fake.detach(), y_fake)) if conditional else (Dn(x), Dn(fake.detach()))
         loss = discriminator_loss(lr_, lf_)
         loss.backward()
         opt_d.step()
@@ -715,8 +737,8 @@ def gan_step(G, D, opt_g, opt_d, nz, g_loss="non-saturating", d_steps=1, conditi
         z = sample_noise(B, nz, device=device)
         if conditional:
             yf = mg.randint(0, n_classes, (B,), device=device)
-            return G(z, yf), yf
-        return G(z), None
+            return Gn(z, yf), yf
+        return Gn(z), None
 
     def step(batch):
         x, y = batch
@@ -729,7 +751,10 @@ def gan_step(G, D, opt_g, opt_d, nz, g_loss="non-saturating", d_steps=1, conditi
         fake, yf = gen(B, dev)
         ld, lr_, lf_ = d_update(x, y, fake, yf)
         opt_g.zero_grad()
-        logits = D(fake, yf) if conditional else D(fake)
+        if Dn is D:
+            logits = D(fake, yf) if conditional else D(fake)
+        else:
+            logits = forward_no_sync(Dn, fake, yf) if conditional else forward_no_sync(Dn, fake)
         lg = generator_loss(logits, g_loss)
         lg.backward()
         opt_g.step()

@@ -12,6 +12,8 @@ from . import _common as C
 
 NAME = "cgan"
 HELP = "conditional DCGAN on MNIST digits and labels; sample grid with one row per digit"
+DATA_PARALLEL = ("G and D each in a DistributedDataParallel; each rank takes its rows of every shuffled global "
+                 "batch of N x --batch-size real images and draws its own noise; rank 0 scores, draws and writes")
 
 
 def add_arguments(p):
@@ -78,7 +80,7 @@ def run(args):
     G, D = model.G, model.D
     opt_g = optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    step = C.gan_step(G, D, opt_g, opt_d, args.nz, conditional=True)
+    step = C.gan_step(G, D, opt_g, opt_d, args.nz, conditional=True, dp=C.data_parallel(args))
 
     def device():
         return next(G.parameters()).device
@@ -99,7 +101,7 @@ def run(args):
                           grid_fn=grid, finish_fn=finish, **C.gan_common_kwargs(args))
     if s.get("label_accuracy") is not None:
         print(f"cgan: the classifier reads the requested digit in {100 * s['label_accuracy']:.1f}% of samples")
-    return C.exit_code(s)
+    return C.gan_exit_code(s)
 
 
 def add_sample_arguments(p):

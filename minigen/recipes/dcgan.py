@@ -25,6 +25,9 @@ from . import _common as C
 
 NAME = "dcgan"
 HELP = "DCGAN on MNIST (--preset pytorch-examples | article); sample grid every epoch"
+DATA_PARALLEL = ("G and D each in a DistributedDataParallel (BatchNorm statistics per rank, rank 0's running "
+                 "statistics broadcast); each rank takes its rows of every shuffled global batch of "
+                 "N x --batch-size real images and draws its own noise; rank 0 scores, draws and writes")
 
 #: option -> value, per preset (options left at None on the command line take the preset's value)
 PRESETS = {
@@ -95,7 +98,7 @@ def train_dcgan(out="out/dcgan", epochs=5, batch_size=None, lr=None, beta1=None,
     a = argparse.Namespace(out=out, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, nz=nz,
                            g_width=g_width, d_width=d_width, seed=seed, preset=preset, adam_eps=adam_eps,
                            keep_every_epoch=keep_every_epoch,
-                           **{k: v for k, v in kw.items() if k not in ("progress",)})
+                           **{k: v for k, v in kw.items() if k not in ("progress", "dp")})
     resolve_preset(a)
     if args is not None:  # the config records the resolved values, so sample() rebuilds the same model
         for k in PRESETS[a.preset]:
@@ -106,7 +109,7 @@ def train_dcgan(out="out/dcgan", epochs=5, batch_size=None, lr=None, beta1=None,
     G, D = model.G, model.D
     opt_g = optim.Adam(G.parameters(), lr=a.lr, betas=(a.beta1, 0.999), eps=a.adam_eps)
     opt_d = optim.Adam(D.parameters(), lr=a.lr, betas=(a.beta1, 0.999), eps=a.adam_eps)
-    step = C.gan_step(G, D, opt_g, opt_d, nz)
+    step = C.gan_step(G, D, opt_g, opt_d, nz, dp=kw.get("dp"))
 
     def sample_fn(n, generator):
         return G(C.sample_noise(n, nz, device=next(G.parameters()).device, generator=generator))
@@ -124,7 +127,7 @@ def run(args):
     s = train_dcgan(args.out, args.epochs, args.batch_size, args.lr, args.beta1, args.nz, args.g_width,
                     args.d_width, args.seed, args=args, preset=args.preset, adam_eps=args.adam_eps,
                     keep_every_epoch=args.keep_every_epoch, **kw)
-    return C.exit_code(s)
+    return C.gan_exit_code(s)
 
 
 def sample(args):

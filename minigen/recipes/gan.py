@@ -11,6 +11,8 @@ from . import _common as C
 
 NAME = "gan"
 HELP = "GAN (Goodfellow 2014) on MNIST: MLP generator, maxout discriminator; minimax or non-saturating G loss"
+DATA_PARALLEL = ("G and D each in a DistributedDataParallel; each rank takes its rows of every shuffled global "
+                 "batch of N x --batch-size real images and draws its own noise; rank 0 scores, draws and writes")
 
 
 def add_arguments(p):
@@ -47,7 +49,7 @@ def run(args):
     G, D = model.G, model.D
     opt_g = optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    step = C.gan_step(G, D, opt_g, opt_d, args.nz, args.g_loss, args.d_steps)
+    step = C.gan_step(G, D, opt_g, opt_d, args.nz, args.g_loss, args.d_steps, dp=C.data_parallel(args))
 
     def sample_fn(n, generator):
         return G(C.sample_noise(n, args.nz, device=next(G.parameters()).device, generator=generator))
@@ -55,7 +57,7 @@ def run(args):
     C.write_config(args.out, NAME, args)
     s = C.run_adversarial(NAME, model, C.Optimizers(D=opt_d, G=opt_g), step, sample_fn, out=args.out,
                           **C.gan_common_kwargs(args))
-    return C.exit_code(s)
+    return C.gan_exit_code(s)
 
 
 def sample(args):

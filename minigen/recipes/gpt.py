@@ -29,6 +29,8 @@ from . import _common as C
 
 NAME = "gpt"
 HELP = "GPT char-LM on tiny-shakespeare (decoder-only Transformer; nanoGPT's baby config by default)"
+DATA_PARALLEL = ("every rank draws the same N x --batch-size random windows per step (the run's seeded "
+                 "generator) and trains on its own rows of them; rank 0 estimates the losses and writes")
 
 BABY_CONFIG = dict(block_size=64, batch_size=12, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
                    max_iters=2000, lr=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000,
@@ -139,9 +141,10 @@ def _schedule(opt, cfg):
 
 def train_gpt(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, out_dir: str, resume: bool = False,
               progress=None, decode=None, sample_tokens: int = 500, checkpoint_every: int = None,
-              temperature: float = 0.8, top_k=None, top_p=None, args=None, name=NAME):
+              temperature: float = 0.8, top_k=None, top_p=None, args=None, name=NAME, dp=None):
     """Train a GPT with nanoGPT's recipe up to step ``cfg.max_iters``; writes metrics.jsonl/csv, checkpoint,
     loss curve, samples, ``config.json`` (``args``: the CLI options; else the config) and ``summary.json``.
+    ``dp``: a :class:`minigen.train.DataParallel` (``cfg.batch_size`` windows per process and step).
 
     Returns (model, summary dict (final train/val loss estimates, seconds per iteration, paths), sample text).
     """
@@ -159,15 +162,17 @@ def train_gpt(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, out_dir: st
     model = GPT(mcfg, generator=mg.Generator().manual_seed(cfg.seed))
     opt = optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     sched = _schedule(opt, cfg)
-    loader = RandomBatches(train_ids, cfg.block_size, cfg.batch_size, mg.Generator().manual_seed(cfg.seed + 1))
+    loader = C.train_loader(RandomBatches(train_ids, cfg.block_size, C.global_batch(cfg.batch_size, dp),
+                                          mg.Generator().manual_seed(cfg.seed + 1)), dp)
+    net = model if dp is None else dp.wrap(model)
 
     def loss_fn(batch):
-        return model(*batch)[1]
+        return net(*batch)[1]
 
     def eval_fn():
         g = mg.Generator().manual_seed(cfg.seed + 2 + 7919 * trainer.step)
-        est = estimate_loss(model, {"train": train_ids, "val": val_ids}, cfg.block_size, cfg.batch_size,
-                            cfg.eval_iters, g)
+        est = estimate_loss(model, {"train": train_ids, "val": val_ids}, cfg.block_size,
+                            C.global_batch(cfg.batch_size, dp), cfg.eval_iters, g)  # (rank 0: the global batch)
         return {"train_loss_est": est["train"], "val_loss": est["val"]}
 
     config = {"model": asdict(mcfg), "train": asdict(cfg)}
@@ -178,12 +183,14 @@ def train_gpt(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, out_dir: st
     trainer = Trainer(model, opt, loss_fn, loader, out_dir=out_dir, scheduler=sched, eval_fn=C.rng_isolated(eval_fn),
                       epochs=None, max_steps=cfg.max_iters, log_every=cfg.log_interval,
                       eval_every=cfg.eval_interval, checkpoint_every=checkpoint_every or cfg.eval_interval,
-                      grad_clip=cfg.grad_clip, progress=progress)
+                      grad_clip=cfg.grad_clip, progress=progress, data_parallel=dp)
     if not resume:
         C.fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     elapsed = time.perf_counter() - t0
+    if not C.dp_main(dp):  # the other ranks of a data-parallel run write nothing
+        return model, {"step": res["step"], "interrupted": res["interrupted"]}, None
     rows = trainer.logger.rows
     tr = [(r["step"], r["loss"]) for r in rows if r.get("split") == "train" and r.get("loss") is not None]
     va = [(r["step"], r["val_loss"]) for r in rows if r.get("split") == "val" and r.get("val_loss") is not None]
@@ -205,7 +212,7 @@ def train_gpt(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, out_dir: st
         with open(os.path.join(out_dir, "samples.txt"), "w", encoding="utf-8") as f:
             f.write(sample_text)
     # time per iteration without the evaluations: the median over the logging windows
-    s_iter = C.median_step_time(trainer.logger, cfg.batch_size) or elapsed / max(res["step"], 1)
+    s_iter = C.median_step_time(trainer.logger, C.global_batch(cfg.batch_size, dp)) or elapsed / max(res["step"], 1)
     summary = {"step": res["step"], "val_loss": res.get("val_loss"), "train_loss_est": res.get("train_loss_est"),
                "elapsed_s": elapsed, "s_per_iter": s_iter, "interrupted": res["interrupted"],
                "resumed": res.get("resumed", False), "params": model.num_parameters(), "loss_curve": curve_path,
@@ -215,9 +222,9 @@ def train_gpt(cfg: TrainConfig, train_ids, val_ids, vocab_size: int, out_dir: st
 
 
 # ----------------------------------------------------------------------------- data
-def text_data(tokenizer, bpe_vocab, out):
+def text_data(tokenizer, bpe_vocab, out, write=True):
     """(train_ids, val_ids, vocab_size, encode, decode, chars_per_val_token) for the chosen tokenizer; the
-    tokenizer is saved in ``out`` (``tokenizer.json`` or ``bpe.json``)."""
+    tokenizer is saved in ``out`` (``tokenizer.json`` or ``bpe.json``) unless ``write`` is False."""
     import numpy as np
 
     from ..data import CharTokenizer, load_shakespeare
@@ -228,14 +235,16 @@ def text_data(tokenizer, bpe_vocab, out):
     if tokenizer == "char":
         tok = CharTokenizer.fit(text)
         ids = tok.encode_array(text)
-        tok.save(os.path.join(out, "tokenizer.json"))
+        if write:
+            tok.save(os.path.join(out, "tokenizer.json"))
         return ids[:n], ids[n:], tok.vocab_size, tok.encode, tok.decode, 1.0
     path = os.path.join(out, "bpe.json")
     if os.path.exists(path):
         tok = BPETokenizer.load(path)
     else:
         tok = BPETokenizer.train(text[:n], bpe_vocab)  # merges learnt on the training split only
-        tok.save(path)
+        if write:
+            tok.save(path)
     tr = np.array(tok.encode(text[:n]), dtype=np.int64)
     va = np.array(tok.encode(text[n:]), dtype=np.int64)
     return tr, va, tok.vocab_size, tok.encode, tok.decode, (len(text) - n) / len(va)
@@ -305,12 +314,18 @@ def run(args):
     import minigen as mg
 
     os.makedirs(args.out, exist_ok=True)
-    tr, va, V, encode, decode, cpt = text_data(args.tokenizer, args.bpe_vocab, args.out)
+    dp = C.data_parallel(args)
+    with dp.main_first():  # rank 0 writes the tokenizer (a BPE's merges) before the others read it
+        tr, va, V, encode, decode, cpt = text_data(args.tokenizer, args.bpe_vocab, args.out, write=dp.is_main)
     cfg = _config(args)
-    print(f"gpt: {args.tokenizer} tokens, vocab {V}, train {len(tr):,} / val {len(va):,} tokens", file=sys.stderr)
+    if dp.is_main:
+        print(f"gpt: {args.tokenizer} tokens, vocab {V}, train {len(tr):,} / val {len(va):,} tokens"
+              + (f"; {dp.world} processes x batch {cfg.batch_size}" if dp.active else ""), file=sys.stderr)
     prompt = encode(args.prompt) if args.prompt else [0]
     model, summary, _ = train_gpt(cfg, tr, va, V, args.out, resume=args.resume, progress=C.progress_flag(args),
-                                  decode=decode, sample_tokens=0, args=args)
+                                  decode=decode, sample_tokens=0, args=args, dp=dp)
+    if not dp.is_main:
+        return 130 if summary["interrupted"] else 0
     if args.samples:
         out = model.generate(np.array([prompt], dtype=np.int64), args.samples, args.temperature, args.top_k,
                              args.top_p, generator=mg.Generator().manual_seed(cfg.seed + 3))

@@ -19,6 +19,9 @@ from . import _common as C
 
 NAME = "seq2seq"
 HELP = "Transformer encoder-decoder on a generated task (reverse a digit string)"
+DATA_PARALLEL = ("every rank generates the same N x --batch-size task strings per step (the run's seeded "
+                 "generator) and trains on its own rows (the loss is each rank's mean over its target tokens, "
+                 "then averaged over the ranks); rank 0 evaluates and writes")
 
 __all__ = ["NAME", "HELP", "Seq2SeqConfig", "reverse_batch", "exact_match", "train_seq2seq", "add_arguments", "run",
            "add_sample_arguments", "sample"]
@@ -93,20 +96,30 @@ def exact_match(model, src, tgt_out) -> dict:
 class _TaskBatches:
     """Fresh batches of the toy task without end (resumable: the Trainer saves the generator state)."""
 
-    def __init__(self, cfg: Seq2SeqConfig, generator):
+    def __init__(self, cfg: Seq2SeqConfig, generator, batch_size=None):
         self.cfg, self.generator, self.batches_done = cfg, generator, 0
+        self.batch_size = int(batch_size or cfg.batch_size)
 
     def __iter__(self):
         c = self.cfg
         while True:
             self.batches_done += 1
-            yield reverse_batch(c.batch_size, c.min_len, c.max_len, self.generator, c.task)
+            yield reverse_batch(self.batch_size, c.min_len, c.max_len, self.generator, c.task)
 
     def state_dict(self):
         return {"batches_done": self.batches_done}
 
     def load_state_dict(self, st):
         self.batches_done = int(st["batches_done"])
+
+
+def _ddp_loss(net, model, src, tgt_in, tgt_out):
+    """``model.loss`` with the forward through the DistributedDataParallel wrapper ``net``."""
+    from ..nn import functional as F
+
+    logits = net(src, tgt_in)
+    B, T, V = logits.shape
+    return F.cross_entropy(logits.reshape(B * T, V), tgt_out.reshape(B * T), ignore_index=model.pad_id)
 
 
 def build_model(cfg: Seq2SeqConfig):
@@ -121,8 +134,9 @@ def _show(row):
 
 
 def train_seq2seq(cfg: Seq2SeqConfig, out_dir: str, resume: bool = False, progress=None, n_examples: int = 10,
-                  args=None):
-    """Train on freshly generated batches; evaluate exact match on a fixed held-out set. Returns (model, summary)."""
+                  args=None, dp=None):
+    """Train on freshly generated batches; evaluate exact match on a fixed held-out set. ``dp``: a
+    :class:`minigen.train.DataParallel` (``cfg.batch_size`` strings per process). Returns (model, summary)."""
     import minigen as mg
     from .. import optim
     from ..data import plot_curves
@@ -134,13 +148,15 @@ def train_seq2seq(cfg: Seq2SeqConfig, out_dir: str, resume: bool = False, progre
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.0)
     decay = cfg.lr_decay_iters or cfg.max_iters
     sched = optim.lr_scheduler.WarmupCosineLR(opt, min(cfg.warmup_iters, decay), decay, min_lr=cfg.min_lr)
-    loader = _TaskBatches(cfg, mg.Generator().manual_seed(cfg.seed + 1))
+    loader = C.train_loader(_TaskBatches(cfg, mg.Generator().manual_seed(cfg.seed + 1),
+                                         C.global_batch(cfg.batch_size, dp)), dp)
+    net = model if dp is None else dp.wrap(model)
     # the held-out set: a different stream of random strings (seed), fixed for the whole run
     ev_src, _, ev_out = reverse_batch(cfg.eval_size, cfg.min_len, cfg.max_len,
                                       mg.Generator().manual_seed(cfg.seed + 1000), cfg.task)
 
     def loss_fn(batch):
-        return model.loss(*batch)
+        return model.loss(*batch) if net is model else _ddp_loss(net, model, *batch)
 
     def eval_fn():
         return exact_match(model, ev_src, ev_out)
@@ -152,12 +168,14 @@ def train_seq2seq(cfg: Seq2SeqConfig, out_dir: str, resume: bool = False, progre
     trainer = Trainer(model, opt, loss_fn, loader, out_dir=out_dir, scheduler=sched, eval_fn=C.rng_isolated(eval_fn),
                       epochs=None, max_steps=cfg.max_iters, log_every=cfg.log_interval,
                       eval_every=cfg.eval_interval, checkpoint_every=cfg.eval_interval, grad_clip=cfg.grad_clip,
-                      progress=progress)
+                      progress=progress, data_parallel=dp)
     if not resume:
         C.fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     elapsed = time.perf_counter() - t0
+    if not C.dp_main(dp):  # the other ranks of a data-parallel run write nothing
+        return model, {"step": res["step"], "interrupted": res["interrupted"]}
     rows = trainer.logger.rows
     tr = [(r["step"], r["loss"]) for r in rows if r.get("split") == "train" and r.get("loss") is not None]
     em = [(r["step"], r["exact_match"]) for r in rows if r.get("split") == "val" and r.get("exact_match") is not None]
@@ -209,7 +227,10 @@ def run(args):
                         max_iters=args.iters, lr=args.lr, warmup_iters=args.warmup,
                         lr_decay_iters=args.lr_decay_iters, eval_interval=args.eval_interval,
                         eval_size=args.eval_size, seed=args.seed)
-    _, summary = train_seq2seq(cfg, args.out, resume=args.resume, progress=C.progress_flag(args), args=args)
+    _, summary = train_seq2seq(cfg, args.out, resume=args.resume, progress=C.progress_flag(args), args=args,
+                               dp=C.data_parallel(args))
+    if not C.is_main_process():
+        return 130 if summary["interrupted"] else 0
     print("\n".join(summary["examples"]))
     C.print_summary("seq2seq", summary, args.out)
     return C.exit_code(summary)

@@ -30,6 +30,9 @@ from . import _common as C
 
 NAME = "stylegan"
 HELP = "StyleGAN-style generator on MNIST: mapping network, modulated convs, style-mixing PNGs"
+DATA_PARALLEL = ("G and D each in a DistributedDataParallel (the EMA of G follows the averaged G on every "
+                 "rank); each rank takes its rows of every shuffled global batch of N x --batch-size real images "
+                 "and draws its own noise and mixing; rank 0 scores, draws and writes")
 
 MIX_LAYERS = {"coarse": (0, 2), "middle": (2, 4), "fine": (4, 7)}
 
@@ -51,6 +54,9 @@ def add_arguments(p):
     p.add_argument("--skip", type=int, choices=[0, 1], default=0,
                    help="1: StyleGAN2's skip generator (a ToRGB at every resolution, summed); "
                         "0 (default): one ToRGB at 28 x 28 (measured better here at 2 epochs)")
+    p.add_argument("--rgb-bias-init", type=float, default=0.0,
+                   help="initial bias of the output ToRGB (default 0)")
+    p.add_argument("--d-lr", type=float, default=None, help="D's Adam learning rate (default: --lr)")
     p.add_argument("--ema-half-life", type=float, default=10_000,
                    help="half-life in images of the EMA of G's weights that is sampled and scored "
                         "(default 10000, ramped up as 5%% of the images seen; 0 = no EMA)")
@@ -62,7 +68,8 @@ def build_model(a):
     from ..models.stylegan import StyleDiscriminator, StyleGenerator
 
     mg.manual_seed(a.seed)  # the equalised layers draw their N(0, 1) weights from the global generator
-    kw = dict(mapping_lr_mul=getattr(a, "mapping_lr_mul", 0.01), skip=bool(getattr(a, "skip", 0)))
+    kw = dict(mapping_lr_mul=getattr(a, "mapping_lr_mul", 0.01), skip=bool(getattr(a, "skip", 0)),
+              rgb_bias_init=getattr(a, "rgb_bias_init", 0.0))
     G = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode, **kw)
     D = StyleDiscriminator(a.d_width)
     model = GAN(G, D)
@@ -95,22 +102,26 @@ class _StepCount:
 
 
 def stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_prob=0.5, count=None, G_ema=None,
-                  ema_half_life=10_000):
+                  ema_half_life=10_000, dp=None):
     """D update (logistic loss, lazy R1), then G update (non-saturating), with mixing regularisation;
-    then ``G_ema`` (if given) moves towards G (:func:`~minigen.models.stylegan.ema_update_`)."""
+    then ``G_ema`` (if given) moves towards G (:func:`~minigen.models.stylegan.ema_update_`). ``dp``
+    (data-parallel): as :func:`~minigen.recipes._common.gan_step`; ``B`` in the EMA's beta is the global batch."""
     import minigen as mg
     from ..models.gan import discriminator_loss, generator_loss
     from ..models.stylegan import N_STYLES, ema_beta, ema_update_, r1_penalty
     from ..nn import functional as F
 
     count = count if count is not None else _StepCount()
+    Gn = G if dp is None else dp.wrap(G)
+    Dn = D if dp is None else dp.wrap(D)
+    world = 1 if dp is None else dp.world
 
     def fake_batch(B, dev):
         g = mg.default_generator
         z = C.sample_noise(B, z_dim, device=dev)
         if mixing_prob > 0 and g.numpy.random() < mixing_prob:
-            return G(z, C.sample_noise(B, z_dim, device=dev), cut=int(g.numpy.integers(1, N_STYLES)))
-        return G(z)
+            return Gn(z, C.sample_noise(B, z_dim, device=dev), cut=int(g.numpy.integers(1, N_STYLES)))
+        return Gn(z)
 
     def step(batch):
         x, _ = batch
@@ -118,22 +129,22 @@ def stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_pr
         B, dev = x.shape[0], x.device
         fake = fake_batch(B, dev)
         opt_d.zero_grad()
-        lr_, lf_ = D(x), D(fake.detach())
+        lr_, lf_ = Dn(x), Dn(fake.detach())
         ld = discriminator_loss(lr_, lf_)
         out = {"d_loss": ld.item()}
         if r1_gamma > 0 and count.n % r1_every == 0:
-            r1 = r1_penalty(D, x)
+            r1 = r1_penalty(Dn, x)
             ld = ld + r1 * (0.5 * r1_gamma * r1_every)
             out["r1"] = r1.item()
         ld.backward()
         opt_d.step()
         count.n += 1
         opt_g.zero_grad()
-        lg = generator_loss(D(fake))
+        lg = generator_loss(D(fake) if Dn is D else C.forward_no_sync(Dn, fake))
         lg.backward()
         opt_g.step()
         if G_ema is not None:
-            ema_update_(G_ema, G, ema_beta(B, count.n * B, ema_half_life))
+            ema_update_(G_ema, G, ema_beta(B * world, count.n * B * world, ema_half_life))
         out.update({"g_loss": lg.item(), "D(x)": F.sigmoid(lr_.detach()).mean().item(),
                     "D(G(z))": F.sigmoid(lf_.detach()).mean().item()})
         return out
@@ -172,11 +183,12 @@ def run(args):
     mg.manual_seed(args.seed)
     G, D = model.G, model.D
     opt_g = optim.Adam(G.parameters(), lr=args.lr, betas=(0.0, 0.99))
-    opt_d = optim.Adam(D.parameters(), lr=args.lr, betas=(0.0, 0.99))
+    opt_d = optim.Adam(D.parameters(), lr=getattr(args, "d_lr", None) or args.lr, betas=(0.0, 0.99))
     count = _StepCount()
     Gs = sampler(model)
     step = stylegan_step(G, D, opt_g, opt_d, args.z_dim, args.r1_gamma, args.r1_every, args.mixing_prob, count,
-                         G_ema=getattr(model, "G_ema", None), ema_half_life=getattr(args, "ema_half_life", 0))
+                         G_ema=getattr(model, "G_ema", None), ema_half_life=getattr(args, "ema_half_life", 0),
+                         dp=C.data_parallel(args))
 
     def sample_fn(n, generator):
         return Gs(C.sample_noise(n, args.z_dim, device=next(Gs.parameters()).device, generator=generator))
@@ -190,7 +202,7 @@ def run(args):
     s = C.run_adversarial(NAME, model, C.Optimizers(D=opt_d, G=opt_g), step, sample_fn, out=args.out,
                           finish_fn=finish, curve_keys=("d_loss", "g_loss", "r1"), extra_state=count,
                           **C.gan_common_kwargs(args))
-    return C.exit_code(s)
+    return C.gan_exit_code(s)
 
 
 def add_sample_arguments(p):

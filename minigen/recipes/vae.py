@@ -21,6 +21,8 @@ from . import _common as C
 
 NAME = "vae"
 HELP = "VAE on MNIST (784-400-20 MLP or conv): reconstructions, samples, 2-D latent map"
+DATA_PARALLEL = ("each rank takes its rows of every shuffled global batch of N x --batch-size images (its own "
+                 "eps draws); rank 0 evaluates, draws the pictures and writes")
 
 
 def build_model(a):
@@ -144,8 +146,9 @@ def _pictures(model, out, val_images, val_labels, seed):
 
 def train_vae(out="out/vae", arch="mlp", epochs=10, batch_size=128, lr=1e-3, latent_dim=20, hidden=400, width=32,
               seed=0, limit=None, max_steps=None, device=None, progress=None, resume=False, log_every=10, quiet=False,
-              args=None):
-    """Train a VAE on the bundled MNIST 9k split; validation on the 1k split. Returns (model, summary)."""
+              args=None, dp=None):
+    """Train a VAE on the bundled MNIST 9k split; validation on the 1k split. ``dp``: a
+    :class:`minigen.train.DataParallel` (``batch_size`` per process). Returns (model, summary)."""
     import argparse
 
     import minigen as mg
@@ -161,13 +164,15 @@ def train_vae(out="out/vae", arch="mlp", epochs=10, batch_size=128, lr=1e-3, lat
     model = build_model(a)
     if device is not None:
         model.to(device)
-    loader = C.mnist_loader("train", batch_size, shuffle=True, seed=seed, limit=limit, device=device, drop_last=False)
+    loader = C.train_loader(C.mnist_loader("train", C.global_batch(batch_size, dp), shuffle=True, seed=seed,
+                                           limit=limit, device=device, drop_last=False), dp)
+    net = model if dp is None else dp.wrap(model)
     val = BundledMNIST("val")
     opt = optim.Adam(model.parameters(), lr=lr)
 
     def loss_fn(batch):
         x, _ = batch
-        logits, mu, logvar = model(x)
+        logits, mu, logvar = net(x)
         total, bce, kl = vae_loss(x, logits, mu, logvar)
         B = x.shape[0]
         return total / B, {"bce": bce.item() / B, "kl": kl.item() / B}
@@ -177,12 +182,15 @@ def train_vae(out="out/vae", arch="mlp", epochs=10, batch_size=128, lr=1e-3, lat
 
     C.write_config(out, NAME, args if args is not None else a)
     trainer = Trainer(model, opt, loss_fn, loader, out_dir=out, eval_fn=C.rng_isolated(eval_fn), epochs=epochs,
-                      max_steps=max_steps, log_every=max(1, min(log_every, len(loader))), progress=progress)
+                      max_steps=max_steps, log_every=max(1, min(log_every, len(loader))), progress=progress,
+                      data_parallel=dp)
     if not resume:
         C.fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     wall = time.perf_counter() - t0
+    if not C.dp_main(dp):  # the other ranks of a data-parallel run write nothing
+        return model, {"step": res["step"], "epoch": res["epoch"], "interrupted": res["interrupted"]}
     model.eval()
     paths = C.rng_isolated(_pictures)(model, out, val.images, val.labels, seed)
     lg = trainer.logger
@@ -213,8 +221,8 @@ def add_arguments(p):
 def run(args):
     _, s = train_vae(args.out, args.arch, args.epochs, args.batch_size, args.lr, args.latent_dim, args.hidden,
                      args.width, args.seed, args.limit, args.max_steps, args.device, C.progress_flag(args),
-                     args.resume, args.log_every, args=args)
-    return C.exit_code(s)
+                     args.resume, args.log_every, args=args, dp=C.data_parallel(args))
+    return C.exit_code(s) if C.is_main_process() else (130 if s["interrupted"] else 0)
 
 
 def add_sample_arguments(p):

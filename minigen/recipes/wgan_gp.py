@@ -13,6 +13,9 @@ from . import _common as C
 
 NAME = "wgan-gp"
 HELP = "WGAN-GP on MNIST: critic with gradient penalty on interpolates (second-order gradients)"
+DATA_PARALLEL = ("G and the critic each in a DistributedDataParallel (the penalty's second-order gradients are "
+                 "averaged like the others); each rank takes its rows of every shuffled global batch of "
+                 "N x --batch-size real images and draws its own noise; rank 0 scores, draws and writes")
 
 
 def add_arguments(p):
@@ -37,10 +40,15 @@ def build_model(a):
     return GAN(G, D)
 
 
-def wgan_gp_step(G, D, opt_g, opt_d, nz, n_critic=5, lam=10.0):
-    """``n_critic`` critic updates (L_D with the gradient penalty), then one generator update (L_G)."""
+def wgan_gp_step(G, D, opt_g, opt_d, nz, n_critic=5, lam=10.0, dp=None):
+    """``n_critic`` critic updates (L_D with the gradient penalty), then one generator update (L_G).
+    ``dp`` (data-parallel): as :func:`~minigen.recipes._common.gan_step` (the critic's gradients averaged in
+    its updates only)."""
     import minigen as mg
     from ..models.wgan_gp import critic_loss, generator_loss
+
+    Gn = G if dp is None else dp.wrap(G)
+    Dn = D if dp is None else dp.wrap(D)
 
     def step(batch):
         x, _ = batch
@@ -51,11 +59,14 @@ def wgan_gp_step(G, D, opt_g, opt_d, nz, n_critic=5, lam=10.0):
                 fake = G(C.sample_noise(B, nz, device=dev))
             eps = mg.rand(B, device=dev)
             opt_d.zero_grad()
-            ld, w, gp = critic_loss(D, x, fake, eps, lam)
+            ld, w, gp = critic_loss(Dn, x, fake, eps, lam)
             ld.backward()
             opt_d.step()
         opt_g.zero_grad()
-        lg = generator_loss(D, G(C.sample_noise(B, nz, device=dev)))
+        if Dn is D:
+            lg = generator_loss(D, G(C.sample_noise(B, nz, device=dev)))
+        else:
+            lg = generator_loss(lambda v: C.forward_no_sync(Dn, v), Gn(C.sample_noise(B, nz, device=dev)))
         lg.backward()
         opt_g.step()
         return {"d_loss": ld.item(), "g_loss": lg.item(), "w_estimate": w.item(), "gp": gp.item()}
@@ -73,7 +84,7 @@ def run(args):
     betas = (args.beta1, args.beta2)
     opt_g = optim.Adam(G.parameters(), lr=args.lr, betas=betas)
     opt_d = optim.Adam(D.parameters(), lr=args.lr, betas=betas)
-    step = wgan_gp_step(G, D, opt_g, opt_d, args.nz, args.n_critic, args.lam)
+    step = wgan_gp_step(G, D, opt_g, opt_d, args.nz, args.n_critic, args.lam, dp=C.data_parallel(args))
 
     def sample_fn(n, generator):
         return G(C.sample_noise(n, args.nz, device=next(G.parameters()).device, generator=generator))
@@ -81,7 +92,7 @@ def run(args):
     C.write_config(args.out, NAME, args)
     s = C.run_adversarial(NAME, model, C.Optimizers(D=opt_d, G=opt_g), step, sample_fn, out=args.out,
                           curve_keys=("d_loss", "g_loss", "w_estimate", "gp"), **C.gan_common_kwargs(args))
-    return C.exit_code(s)
+    return C.gan_exit_code(s)
 
 
 def sample(args):
