@@ -780,3 +780,38 @@ def benchmarks_module(name):
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+class StopSignal:
+    """For a recipe's own training loop in a data-parallel run: a first Ctrl-C only sets :attr:`requested` (the
+    loop agrees on it with the other ranks, ``dp.any(...)``, and every rank stops after the same step); a second
+    raises KeyboardInterrupt (which ends the whole MPI job). A no-op (Ctrl-C raises as usual) when ``dp`` is not
+    active. Use as a context manager."""
+
+    def __init__(self, dp):
+        self.dp = dp if dp is not None and dp.active else None
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if self.dp is not None and threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                if self.requested:
+                    raise KeyboardInterrupt
+                self.requested = True
+                print(f"\nCtrl-C (rank {self.dp.rank}): every rank stops after this step (Ctrl-C again aborts the job)",
+                      file=sys.stderr, flush=True)
+
+            self._old = signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+        return False

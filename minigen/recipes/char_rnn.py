@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -21,6 +22,9 @@ from . import _common as C
 
 NAME = "char-rnn"
 HELP = "RNN/LSTM/GRU char-LM on tiny-shakespeare with truncated BPTT (char-rnn defaults)"
+DATA_PARALLEL = ("the stream is cut into N x --batch-size rows and rank r trains on rows [r*B, (r+1)*B), carrying "
+                 "their hidden state (the checkpoint holds all rows' state, gathered); --clip-mode value clamps the "
+                 "averaged gradient; rank 0 evaluates and writes")
 
 __all__ = ["NAME", "HELP", "CharRNNConfig", "evaluate_stream", "train_char_rnn", "add_arguments", "run",
            "add_sample_arguments", "sample"]
@@ -103,9 +107,11 @@ class _Carry:
     the update) holds the state from before that step, and one after the update holds the new state.
     """
 
-    def __init__(self):
+    def __init__(self, dp=None, global_rows=None):
         self.state = None
         self.pending = None
+        self.dp = dp if dp is not None and dp.active else None  # data-parallel: this rank holds its rows only
+        self.global_rows = global_rows  # (data-parallel) the rows of the whole stream: world x batch
 
     def commit(self):
         self.state, self.pending = self.pending, None
@@ -113,14 +119,26 @@ class _Carry:
     def state_dict(self):
         if self.state is None:
             return {"kind": "none"}
+        rows = (lambda t: t) if self.dp is None else (lambda t: self.dp.gather_rows(t, dim=1))  # (L, B, H)
         if isinstance(self.state, tuple):
-            return {"kind": "pair", "h": self.state[0], "c": self.state[1]}
-        return {"kind": "single", "h": self.state}
+            return {"kind": "pair", "h": rows(self.state[0]), "c": rows(self.state[1])}
+        return {"kind": "single", "h": rows(self.state)}
 
     def load_state_dict(self, st):
         k = st.get("kind")
         self.state = None if k == "none" else ((st["h"], st["c"]) if k == "pair" else st["h"])
         self.pending = None
+        if self.dp is not None and self.state is not None:
+            import minigen as mg
+
+            h = self.state[0] if isinstance(self.state, tuple) else self.state
+            if int(h.shape[1]) != self.global_rows:
+                print(f"char-rnn: the checkpoint carries {int(h.shape[1])} rows, this run has {self.global_rows}: "
+                      "the rows start again from a zero state", file=sys.stderr)
+                self.state = None  # the stream was cut for another global batch
+                return
+            share = (lambda t: self.dp.rows(t if hasattr(t, "shape") else mg.tensor(t), dim=1))
+            self.state = tuple(share(t) for t in self.state) if isinstance(self.state, tuple) else share(self.state)
 
 
 def build_model(cfg: CharRNNConfig, vocab_size):
@@ -133,9 +151,10 @@ def build_model(cfg: CharRNNConfig, vocab_size):
 
 def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_dir: str, resume: bool = False,
                    progress=None, decode=None, prime=None, sample_tokens: int = 500, temperature: float = 0.8,
-                   top_k=None, top_p=None, args=None):
+                   top_k=None, top_p=None, args=None, dp=None):
     """Truncated-BPTT training up to step ``cfg.max_iters``; writes metrics, checkpoint, loss curve, samples,
-    config and a summary. Returns (model, summary, sample text)."""
+    config and a summary. ``dp``: a :class:`minigen.train.DataParallel` (``cfg.batch_size`` rows per process).
+    Returns (model, summary, sample text)."""
     import minigen as mg
     from .. import optim
     from ..data import plot_curves
@@ -146,29 +165,38 @@ def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_
     os.makedirs(out_dir, exist_ok=True)
     mg.manual_seed(cfg.seed)
     model = build_model(cfg, vocab_size)
-    carry = _Carry()
+    active = dp is not None and dp.active
+    carry = _Carry(dp, C.global_batch(cfg.batch_size, dp))
+    # data-parallel + value clipping: clamp the averaged gradient (as one process clamps its whole batch's)
+    clamp_after = float(cfg.grad_clip) if active and cfg.clip_mode == "value" and cfg.grad_clip else None
 
     class RMSprop(optim.RMSprop):
         def step(self, closure=None):  # the carried state advances with the parameters, in the same update
+            if clamp_after is not None:
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p.grad.array[...] = p.grad.array.clip(-clamp_after, clamp_after)
             out = super().step(closure)
             carry.commit()
             return out
 
     opt = RMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.alpha, eps=1e-8)
-    if cfg.clip_mode == "value" and cfg.grad_clip:
+    if cfg.clip_mode == "value" and cfg.grad_clip and not active:
         c = float(cfg.grad_clip)
         for p in model.parameters():  # clamp each parameter's (summed) gradient of the step
             p.register_hook(lambda g, c=c: g.clamp(-c, c))
     elif cfg.clip_mode not in ("value", "norm"):
         raise InvalidArgumentError(f"clip_mode must be 'value' or 'norm', got {cfg.clip_mode!r}")
-    loader = _Stream(train_ids, cfg.batch_size, cfg.seq_len)
+    stream = _Stream(train_ids, C.global_batch(cfg.batch_size, dp), cfg.seq_len)
+    loader = C.train_loader(stream, dp)
+    net = model if dp is None else dp.wrap(model)
 
     def loss_fn(batch):
         x, y = batch
         start = carry.state
-        if loader.batches_done % loader.n == 1 or loader.n == 1:  # a new pass starts from a zero state
+        if stream.batches_done % stream.n == 1 or stream.n == 1:  # a new pass starts from a zero state
             start = None
-        logits, state = model(x, start)
+        logits, state = net(x, start)
         carry.pending = model.detach_state(state)
         k = y.numel()
         return F.cross_entropy(logits.reshape(k, -1), y.reshape(k))
@@ -185,12 +213,14 @@ def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_
                       max_steps=cfg.max_iters, log_every=cfg.log_interval, eval_every=cfg.eval_interval,
                       checkpoint_every=cfg.eval_interval,
                       grad_clip=cfg.grad_clip if cfg.clip_mode == "norm" else None, progress=progress,
-                      extra_state=carry)
+                      extra_state=carry, data_parallel=dp)
     if not resume:
         C.fresh_log(trainer)
     t0 = time.perf_counter()
     res = trainer.fit(resume=resume)
     elapsed = time.perf_counter() - t0
+    if not C.dp_main(dp):  # the other ranks of a data-parallel run write nothing
+        return model, {"step": res["step"], "interrupted": res["interrupted"]}, None
     rows = trainer.logger.rows
     tr = [(r["step"], r["loss"]) for r in rows if r.get("split") == "train" and r.get("loss") is not None]
     va = [(r["step"], r["val_loss"]) for r in rows if r.get("split") == "val" and r.get("val_loss") is not None]
@@ -206,7 +236,7 @@ def train_char_rnn(cfg: CharRNNConfig, train_ids, val_ids, vocab_size: int, out_
         text = decode(ids) if decode is not None else " ".join(map(str, ids))
         with open(os.path.join(out_dir, "samples.txt"), "w", encoding="utf-8") as f:
             f.write(text)
-    s_iter = C.median_step_time(trainer.logger, cfg.batch_size) or elapsed / max(res["step"], 1)
+    s_iter = C.median_step_time(trainer.logger, C.global_batch(cfg.batch_size, dp)) or elapsed / max(res["step"], 1)
     summary = {"cell": cfg.cell, "step": res["step"], "val_loss": res.get("val_loss"),
                "val_bits_per_char": (res["val_loss"] / math.log(2)) if res.get("val_loss") is not None else None,
                "elapsed_s": elapsed, "s_per_iter": s_iter, "interrupted": res["interrupted"],
@@ -243,7 +273,9 @@ def run(args):
 
     os.makedirs(args.out, exist_ok=True)
     tr, va, tok = shakespeare_splits()
-    tok.save(os.path.join(args.out, "tokenizer.json"))
+    dp = C.data_parallel(args)
+    if dp.is_main:
+        tok.save(os.path.join(args.out, "tokenizer.json"))
     cfg = CharRNNConfig(cell=args.cell, hidden_size=args.hidden, num_layers=args.layers, dropout=args.dropout,
                         batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, alpha=args.alpha,
                         grad_clip=args.grad_clip, clip_mode=args.clip_mode, max_iters=args.iters,
@@ -252,7 +284,9 @@ def run(args):
                                       progress=C.progress_flag(args), decode=tok.decode,
                                       prime=tok.encode(args.prime) if args.prime else None,
                                       sample_tokens=args.samples, temperature=args.temperature, top_k=args.top_k,
-                                      top_p=args.top_p, args=args)
+                                      top_p=args.top_p, args=args, dp=dp)
+    if not dp.is_main:
+        return 130 if summary["interrupted"] else 0
     if text:
         print("---- sample ----\n" + text + "\n----------------")
     C.print_summary(f"char-{args.cell}", summary, args.out)

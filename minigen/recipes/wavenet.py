@@ -45,6 +45,10 @@ from . import _common as C
 
 NAME = "wavenet"
 HELP = "WaveNet on spoken digits (FSDD, 8 kHz mu-law): gated dilated causal convs, digit-conditioned"
+DATA_PARALLEL = ("every rank draws the same N x --batch-size windows per step (seeded by (seed, step)) and trains on "
+                 "its own rows, its loss weighted by its share of the scored samples (so the averaged gradient is "
+                 "the whole batch's); --time-limit and Ctrl-C are agreed on by all ranks; rank 0 evaluates, writes "
+                 "and runs the baselines")
 
 CHECKPOINT = C.CHECKPOINT
 CONFIG = C.CONFIG
@@ -368,13 +372,16 @@ def run(args) -> int:
 
     import minigen as mg
     from ..models.wavenet import WaveNet
+    from ..nn import functional as F
     from ..train import MetricsLogger
 
     out = args.out
     os.makedirs(out, exist_ok=True)
     mg.manual_seed(args.seed)
+    dp = C.data_parallel(args)
+    say = (lambda *a, **k: print(*a, **k)) if dp.is_main else (lambda *a, **k: None)
     train_ds, test_ds = _load_data(args)
-    print(f"wavenet: data {train_ds.source} ({train_ds.folder}): {len(train_ds)} train / {len(test_ds)} test "
+    say(f"wavenet: data {train_ds.source} ({train_ds.folder}): {len(train_ds)} train / {len(test_ds)} test "
           "recordings", file=sys.stderr)
     train_utts = prepare_split(train_ds)
     eval_utts = prepare_split(test_ds, indices=_parse_indices(args.eval_indices))
@@ -391,29 +398,30 @@ def run(args) -> int:
     if dev:
         model.to(dev)
     opt = mg.optim.Adam(model.parameters(), lr=args.lr)
+    net = dp.wrap(model, find_unused_parameters=True)  # (the last block's residual output feeds nothing)
     rf = model.receptive_field
     step = 0
     kpath = os.path.join(out, CHECKPOINT)
-    logger = MetricsLogger(out)
+    logger = MetricsLogger(out, write=dp.is_main)
     if args.resume and os.path.exists(kpath):
         state = mg.load(kpath)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
         logger.truncate(step)
-        print(f"wavenet: resumed at step {step}", file=sys.stderr)
+        say(f"wavenet: resumed at step {step}", file=sys.stderr)
     elif not args.resume:
         logger.truncate(-1)
     C.write_config(out, NAME, args, model=config.to_dict(), receptive_field=rf, sample_rate=8000,
                    quantization="mu-law 256", data_source=train_ds.source, data_folder=train_ds.folder,
                    train_recordings=len(train_ds), eval_recordings=len(eval_utts), eval_samples=n_eval)
     n_params = sum(int(p.numel()) for p in model.parameters())
-    print(f"wavenet: {n_params} parameters, receptive field {rf} samples ({rf / 8:.1f} ms), "
+    say(f"wavenet: {n_params} parameters, receptive field {rf} samples ({rf / 8:.1f} ms), "
           f"{len(config.dilations)} blocks", file=sys.stderr)
 
     summary = {"parameters": n_params, "receptive_field": rf, "eval_recordings": len(eval_utts),
                "eval_samples": n_eval, "data_source": train_ds.source, "train_recordings": len(train_ds)}
-    if not args.no_baselines:
+    if not args.no_baselines and dp.is_main:
         t0 = time.perf_counter()
         summary["baselines"] = _baselines(train_utts, eval_utts, train_ds.indices)
         print(f"wavenet: baselines on the {len(eval_utts)} test recordings ({time.perf_counter() - t0:.1f} s): "
@@ -436,41 +444,69 @@ def run(args) -> int:
     acc, acc_n, seen, t_log = 0.0, 0, 0, time.perf_counter()
     params = list(model.parameters())
     model.train()
+    stop = C.StopSignal(dp)
     try:
-        while step < args.steps:
-            if args.time_limit is not None and time.perf_counter() - t_start > args.time_limit:
-                print(f"wavenet: time limit {args.time_limit} s reached at step {step}", file=sys.stderr)
-                break
-            rng = np.random.default_rng([args.seed, step])
-            X, Y, lab = make_batch(train_utts, args.batch_size, args.window, rf, rng)
-            opt.zero_grad()
-            loss = model.loss(mg.tensor(X, device=dev), mg.tensor(Y, device=dev),
-                              mg.tensor(lab, device=dev) if cond else None)
-            loss.backward()
-            if args.clip and args.clip > 0:
-                mg.nn.utils.clip_grad_norm_(params, args.clip)
-            opt.step()
-            step += 1
-            acc += float(loss.item())
-            acc_n += 1
-            seen += int((Y != -100).sum())
-            if step % args.log_every == 0 or step == args.steps:
-                dt = time.perf_counter() - t_log
-                logger.log({"split": "train", "step": step, "loss_nats": acc / acc_n, "loss_bits": acc / acc_n / LN2,
-                            "samples_per_s": seen / dt if dt > 0 else None, "lr": args.lr})
-                print(f"wavenet: step {step} train {acc / acc_n:.4f} nats/sample ({seen / dt:.0f} samples/s)",
-                      file=sys.stderr)
-                acc, acc_n, seen, t_log = 0.0, 0, 0, time.perf_counter()
-            if args.checkpoint_every and step % args.checkpoint_every == 0:
-                _save_checkpoint(out, model, opt, step)
-            if args.eval_every and step % args.eval_every == 0 and step < args.steps:
-                evaluate()
+        with stop:
+            while step < args.steps:
+                over = args.time_limit is not None and time.perf_counter() - t_start > args.time_limit
+                if dp.active:  # every rank stops after the same step (a time budget or Ctrl-C on any of them)
+                    flags = dp.all_sum([1.0 if over else 0.0, 1.0 if stop.requested else 0.0])
+                    over, interrupted = bool(flags[0] > 0), bool(flags[1] > 0)
+                    if interrupted:
+                        break
+                if over:
+                    say(f"wavenet: time limit {args.time_limit} s reached at step {step}", file=sys.stderr)
+                    break
+                rng = np.random.default_rng([args.seed, step])
+                X, Y, lab = make_batch(train_utts, dp.global_batch(args.batch_size), args.window, rf, rng)
+                n_all = int((Y != -100).sum())
+                X, Y, lab = dp.shard((X, Y, lab))
+                weight, _ = dp.pop_shard(X)
+                n_mine = int((Y != -100).sum()) if weight else 0
+                dp.seed_step(step)
+                opt.zero_grad()
+                if dp.active:  # this rank's mean over its scored samples, weighted by its share of them
+                    loss = F.cross_entropy(net(mg.tensor(X, device=dev), mg.tensor(lab, device=dev) if cond else None),
+                                           mg.tensor(Y, device=dev))
+                    (loss * (dp.world * n_mine / max(n_all, 1))).backward()
+                else:
+                    loss = model.loss(mg.tensor(X, device=dev), mg.tensor(Y, device=dev),
+                                      mg.tensor(lab, device=dev) if cond else None)
+                    loss.backward()
+                if args.clip and args.clip > 0:
+                    mg.nn.utils.clip_grad_norm_(params, args.clip)
+                opt.step()
+                step += 1
+                value = float(loss.item())
+                if dp.active:  # the whole batch's mean loss
+                    value = float(dp.all_sum([value * n_mine])[0] / max(n_all, 1))
+                acc += value
+                acc_n += 1
+                seen += n_all
+                if step % args.log_every == 0 or step == args.steps:
+                    dt = time.perf_counter() - t_log
+                    logger.log({"split": "train", "step": step, "loss_nats": acc / acc_n,
+                                "loss_bits": acc / acc_n / LN2, "samples_per_s": seen / dt if dt > 0 else None,
+                                "lr": args.lr})
+                    say(f"wavenet: step {step} train {acc / acc_n:.4f} nats/sample ({seen / dt:.0f} samples/s)",
+                        file=sys.stderr)
+                    acc, acc_n, seen, t_log = 0.0, 0, 0, time.perf_counter()
+                if args.checkpoint_every and step % args.checkpoint_every == 0 and dp.is_main:
+                    _save_checkpoint(out, model, opt, step)
+                if args.eval_every and step % args.eval_every == 0 and step < args.steps and dp.is_main:
+                    evaluate()
     except KeyboardInterrupt:
+        if dp.active:  # a second Ctrl-C in a data-parallel run: the ranks may be anywhere; end the job
+            raise
         interrupted = True
+    if not dp.is_main:  # the other ranks of a data-parallel run write nothing
+        return 130 if interrupted else 0
     _save_checkpoint(out, model, opt, step)
     summary["train_seconds"] = time.perf_counter() - t_start
     summary["steps"] = step
     summary["interrupted"] = interrupted
+    if dp.active:
+        summary["processes"] = dp.world
     if interrupted:
         print(f"wavenet: interrupted; checkpoint saved to {kpath} (continue with --resume)", file=sys.stderr)
         _write_summary(out, summary)
