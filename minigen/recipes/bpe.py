@@ -15,6 +15,9 @@ from . import _common as C
 
 NAME = "bpe"
 HELP = "train a byte-level BPE tokenizer (tiny-shakespeare by default), save it as JSON"
+#: why ``--ddp N`` is refused (see :func:`minigen.recipes._common.start_data_parallel`)
+DATA_PARALLEL = False
+NO_DATA_PARALLEL = "BPE training is a greedy sequence of pair merges, not gradient steps"
 
 
 def add_arguments(p):

@@ -17,6 +17,10 @@ from . import _common as C
 
 NAME = "ngram"
 HELP = "n-gram LMs (add-k, interpolated Kneser-Ney): validation perplexity table on tiny-shakespeare"
+#: why ``--ddp N`` is refused (see :func:`minigen.recipes._common.start_data_parallel`)
+DATA_PARALLEL = False
+NO_DATA_PARALLEL = ("an n-gram model is fitted by counting (deterministic, no gradient steps to average); it "
+                    "takes seconds in one process")
 MODEL_FILE = "ngram.safetensors"
 
 

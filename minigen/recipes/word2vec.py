@@ -16,13 +16,16 @@ from . import _common as C
 
 NAME = "word2vec"
 HELP = "Word2Vec skip-gram with negative sampling on tiny-shakespeare; nearest neighbours"
+DATA_PARALLEL = ("every rank draws the same subsampled, shuffled pairs and negatives (the run's seeded generator) "
+                 "and takes its rows of each global batch of N x --batch-size pairs; the embedding gradients are "
+                 "averaged dense and the summed-step update uses the global batch size; rank 0 writes")
 
 _QUERY = "king,queen,love,romeo,thou,blood,good,day,father,war"
 
 
 def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, negatives=5, epochs=1,
                    batch_size=1024, lr=0.025, min_lr=1e-4, sample=1e-3, min_count=5, generator=None,
-                   log=None, progress=False, out_dir=None, resume=False, stop_after=None):
+                   log=None, progress=False, out_dir=None, resume=False, stop_after=None, dp=None):
     """Train a :class:`Word2Vec` by minibatch SGD on the mean loss, learning rate decayed linearly.
 
     ``sentences_or_ids``: a list of words (tokens; the vocabulary is built with ``min_count``) or an
@@ -36,6 +39,9 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
     With ``out_dir``, a checkpoint (model, vocabulary, step, RNG state) is written after every epoch
     to ``out_dir/checkpoint.safetensors`` and ``resume=True`` continues from it (the same run, exactly).
     ``stop_after``: stop after that many epochs of this call (a checkpoint is there to resume from).
+    ``dp`` (a :class:`minigen.train.DataParallel`): ``batch_size`` pairs per process; every rank draws the same
+    pairs and negatives for the global batch and trains on its rows (the update is the global batch's), rank 0
+    alone writes the checkpoint; the records hold the global batch's mean loss.
     Returns the model (with ``model.itos`` set) and a list of {step, epoch, loss, lr, time} records.
     """
     import numpy as np
@@ -59,6 +65,9 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
     V = len(itos)
     model = Word2Vec(V, dim, generator=g)
     model.itos = list(itos)
+    active = dp is not None and dp.active
+    net = dp.wrap(model) if active else model
+    batch_size = batch_size * dp.world if active else batch_size  # from here: the global batch
     noise = counts.astype(np.float64) ** 0.75
     noise_cdf = np.cumsum(noise / noise.sum())
     # the number of steps, for the linear decay (estimated from one pass of subsampling + windows)
@@ -74,7 +83,7 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
         g.set_state(st["rng"])
         step, start_epoch, history = int(st["step"]), int(st["epoch"]), list(st["history"])
     bar = None
-    if progress:
+    if progress and (not active or dp.is_main):
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="word2vec", unit="step")
@@ -87,9 +96,19 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
         for s in range(0, len(c_all), batch_size):
             c, o = c_all[s:s + batch_size], o_all[s:s + batch_size]
             neg = np.minimum(np.searchsorted(noise_cdf, rng.random((len(c), negatives))), V - 1)
-            loss = model(c, o, neg)
-            model.zero_grad()
-            loss.backward()
+            if active:  # this rank's rows of the global batch, its mean loss weighted by its share
+                n_all = len(c)
+                c, o, neg = dp.shard((c, o, neg))
+                weight, rows = dp.pop_shard(c)
+                loss = net(c, o, neg)
+                model.zero_grad()
+                (loss * weight).backward() if weight != 1.0 else loss.backward()
+                loss_value = float(dp.all_sum([float(loss.item()) * rows])[0] / n_all)
+                c = c_all[s:s + batch_size]  # (the update below is the global batch's: lr * N * mean gradient)
+            else:
+                loss = model(c, o, neg)
+                model.zero_grad()
+                loss.backward()
             a = max(min_lr, lr * (1.0 - step / total_steps))
             with no_grad():
                 # lr * (sum of the per-pair gradients) = lr * batch * grad(mean loss)
@@ -97,15 +116,15 @@ def train_word2vec(sentences_or_ids, itos=None, counts=None, dim=100, window=5, 
                     p.array -= (a * len(c)) * p.grad.array
             step += 1
             if step % 50 == 0 or s + batch_size >= len(c_all):
-                rec = {"split": "train", "step": step, "epoch": ep, "loss": float(loss.item()), "lr": a,
-                       "time": time.time() - t0}
+                value = loss_value if active else float(loss.item())
+                rec = {"split": "train", "step": step, "epoch": ep, "loss": value, "lr": a, "time": time.time() - t0}
                 history.append(rec)
                 if log is not None:
                     log(rec)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.item()):.4f}")
-        if ckpt:
+        if ckpt and (not active or dp.is_main):
             _save({"model": model.state_dict(), "itos": model.itos, "rng": g.get_state(), "step": step,
                    "epoch": ep + 1, "history": history}, ckpt)
     if bar is not None:
@@ -154,18 +173,21 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     C.write_config(args.out, NAME, args)
     words = tokenize_words(load_shakespeare())[:args.limit_words]
-    logger = MetricsLogger(args.out)
+    logger = MetricsLogger(args.out, write=C.is_main_process())
     ckpt = os.path.join(args.out, C.CHECKPOINT)
     # keep the log rows the checkpoint already covers (resume), or start a fresh log
     logger.truncate(int(mg.load(ckpt)["step"]) if args.resume and os.path.exists(ckpt) else -1)
     t0 = time.perf_counter()
+    dp = C.data_parallel(args)
     model, hist = train_word2vec(words, dim=args.dim, window=args.window, negatives=args.negatives,
                                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  min_count=args.min_count, sample=args.sample,
                                  generator=mg.Generator().manual_seed(args.seed),
                                  progress=not args.no_progress and sys.stderr.isatty(), out_dir=args.out,
-                                 resume=args.resume, log=logger.log, stop_after=args.stop_after)
+                                 resume=args.resume, log=logger.log, stop_after=args.stop_after, dp=dp)
     elapsed = time.perf_counter() - t0
+    if not dp.is_main:  # the other ranks of a data-parallel run write nothing
+        return 0
     plot_curves({"SGNS loss (batch)": [(r["step"], r["loss"]) for r in hist]},
                 os.path.join(args.out, "loss_curve.png"), title="word2vec (skip-gram, negative sampling)",
                 ylabel="loss per pair")
