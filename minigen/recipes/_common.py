@@ -211,6 +211,11 @@ def start_data_parallel(recipe, args, argv):
         relaunch(n, argv=["-m", "minigen", *argv], threads_per_process=max(1, (os.cpu_count() or 1) // n))
     if under_mpi and dist.is_mpi_available():
         dist.init_from_env()
+        if dist.get_world_size() > 1 and dist.get_rank() == 0:
+            b = getattr(args, "batch_size", None)
+            print(f"minigen train {recipe.NAME}: {dist.get_world_size()} data-parallel processes "
+                  f"({dist.get_backend()})" + (f", batch {b} per process = {b * dist.get_world_size()} per step"
+                                              if isinstance(b, int) else ""), file=sys.stderr, flush=True)
 
 
 def run_recipe(recipe, args):
