@@ -238,13 +238,13 @@ class StyleConv(nn.Module):
 class ToRGB(nn.Module):
     """A modulated 1x1 conv without demodulation, + bias: the image (linear output)."""
 
-    def __init__(self, cin, w_dim, channels=1):
+    def __init__(self, cin, w_dim, channels=1, bias_init=0.0):
         super().__init__()
         self.weight = nn.Parameter(np.zeros((channels, cin, 1, 1), dtype=np.float32))
         nn.init.normal_(self.weight, 0.0, 1.0)
         self.scale = 1.0 / math.sqrt(cin)
         self.affine = _Affine(w_dim, cin, 1.0)
-        self.bias = nn.Parameter(np.zeros((channels,), dtype=np.float32))
+        self.bias = nn.Parameter(np.full((channels,), bias_init, dtype=np.float32))
 
     def forward(self, x, w):
         y = modulated_conv2d(x, self.weight * self.scale, self.affine(w), demodulate=False)
@@ -262,7 +262,7 @@ class SynthesisNetwork(nn.Module):
 
     TORGB_STYLES = (1, 3, 6)   # which w_l each resolution's ToRGB reads (skip=True)
 
-    def __init__(self, w_dim=64, width=64, mode="modconv", skip=False):
+    def __init__(self, w_dim=64, width=64, mode="modconv", skip=False, rgb_bias_init=0.0):
         super().__init__()
         C = width
         self.skip = bool(skip)
@@ -270,7 +270,7 @@ class SynthesisNetwork(nn.Module):
         nn.init.normal_(self.const, 0.0, 1.0)
         chans = [(C, C), (C, C), (C, C // 2), (C // 2, C // 2), (C // 2, C // 4), (C // 4, C // 4)]
         self.convs = nn.ModuleList([StyleConv(a, b, w_dim, mode) for a, b in chans])
-        self.to_rgb = ToRGB(C // 4, w_dim)
+        self.to_rgb = ToRGB(C // 4, w_dim, bias_init=rgb_bias_init)
         if self.skip:
             self.to_rgb_7 = ToRGB(C, w_dim)
             self.to_rgb_14 = ToRGB(C // 2, w_dim)
@@ -295,11 +295,11 @@ class StyleGenerator(nn.Module):
     """G(z) = synthesis(broadcast(mapping(z))); ``mix`` / ``truncation`` as in StyleGAN."""
 
     def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995,
-                 mapping_lr_mul=0.01, skip=False):
+                 mapping_lr_mul=0.01, skip=False, rgb_bias_init=0.0):
         super().__init__()
         self.z_dim, self.w_dim, self.w_avg_beta = z_dim, w_dim, w_avg_beta
         self.mapping = MappingNetwork(z_dim, w_dim, n_mapping, mapping_lr_mul)
-        self.synthesis = SynthesisNetwork(w_dim, width, mode, skip)
+        self.synthesis = SynthesisNetwork(w_dim, width, mode, skip, rgb_bias_init)
         self.register_buffer("w_avg", Tensor(np.zeros((w_dim,), dtype=np.float32)))
 
     def broadcast(self, w):

@@ -54,7 +54,7 @@ def add_arguments(p):
     p.add_argument("--skip", type=int, choices=[0, 1], default=0,
                    help="1: StyleGAN2's skip generator (a ToRGB at every resolution, summed); "
                         "0 (default): one ToRGB at 28 x 28 (measured better here at 2 epochs)")
-    p.add_argument("--rgb-bias-init", type=float, default=0.0,
+    p.add_argument("--rgb-bias-init", type=C.any_float, default=0.0,
                    help="initial bias of the output ToRGB (default 0)")
     p.add_argument("--d-lr", type=float, default=None, help="D's Adam learning rate (default: --lr)")
     p.add_argument("--ema-half-life", type=float, default=10_000,
