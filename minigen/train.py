@@ -51,6 +51,15 @@ thread. Limits: a subclass whose ``_train_step`` updates parameters must set
 back; an interrupt that lands inside the interrupt handling itself propagates out of
 ``fit``, leaving the checkpoint file as it was (writes are atomic).
 
+**Data parallelism.** ``Trainer(..., data_parallel=DataParallel(seed))`` in a world of several processes
+(``mpiexec -n N``, :class:`DataParallel`): the loss_fn forwards through ``dp.wrap(model)``, the loader yields
+this rank's rows of each global batch (``dp.shard_loader``); the Trainer reseeds minigen's global generator per
+(seed, step, rank), weights an uneven shard's loss, all-reduces ``[loss * rows, rows, stop flag]`` once per
+step (the logged loss is the global batch's; a stop asked on any rank stops every rank after the same step),
+lets rank 0 alone evaluate (its metrics broadcast), log and write checkpoints, and treats a second Ctrl-C as an
+abort of the whole job (no rollback checkpoint: the ranks may be in different phases). Without
+``data_parallel`` (or in a world of one) nothing of this runs: the loop is the single-process one, bit for bit.
+
 The second half of this module is the recipe behind ``minigen train mlp|cnn``:
 an MLP and a LeNet-style CNN trained on the bundled MNIST 9k/1k split.
 """

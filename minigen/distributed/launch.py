@@ -4,7 +4,7 @@ its own and opens no connections).
 From the shell::
 
     python -m minigen.distributed.launch -n 2 train.py --lr 1e-3            # = mpiexec -n 2 python train.py ...
-    python -m minigen.distributed.launch -n 16 --hostfile hosts -m minigen train gpt --ddp
+    python -m minigen.distributed.launch -n 16 --hostfile hosts -m minigen train gpt --batch-size 1
 
 From a program that wants a ``--ddp N`` option (the CLI)::
 

@@ -14,6 +14,12 @@
 - **pictures**: :func:`save_grid`, :func:`plot_loss_curves`.
 - **the GAN driver**: :class:`Optimizers`, :class:`AdversarialTrainer`, :func:`run_adversarial`,
   :func:`sample_gan_grid`.
+- **data parallelism** (``--ddp N`` / ``mpiexec -n N``): :func:`add_ddp_argument`, :func:`start_data_parallel`,
+  :func:`run_recipe` (the CLI's), :func:`data_parallel` (the run's :class:`minigen.train.DataParallel`),
+  :func:`train_loader` / :func:`global_batch` (global batches, this rank's rows), :func:`forward_no_sync`,
+  :class:`StopSignal`, :func:`is_main_process` (only rank 0 writes). A recipe that can run data-parallel sets
+  ``DATA_PARALLEL`` to a line saying what each rank does (shown by ``--help``); one that cannot sets it False
+  and ``NO_DATA_PARALLEL`` to the reason (``--ddp`` is then refused with it).
 """
 from __future__ import annotations
 
