@@ -244,6 +244,39 @@ if pytest is not None:
         _, st = weights(tmp_path)
         assert int(st["step"]) == 3
 
+    @needs_mpi
+    def test_ctrl_c_stops_both_ranks_after_the_same_step_and_rank0_saves_it(tmp_path):
+        """Ctrl-C to ``minigen train gpt --ddp 2`` (mpiexec forwards it to every rank): exit 130, both ranks agree
+        on the last step, rank 0's checkpoint holds it, and ``--resume`` continues from it."""
+        import signal
+        import time
+
+        out = tmp_path / "run"
+        argv = [sys.executable, "-m", "minigen", "train", "gpt", "--out", str(out), "--iters", "100000",
+                "--eval-interval", "100000", "--batch-size", "2", "--ddp", "2", *GPT[:8], "--samples", "0",
+                "--no-progress"]
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+        try:
+            t0 = time.monotonic()
+            while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().strip()):
+                assert p.poll() is None and time.monotonic() - t0 < 120, "the run did not start"
+                time.sleep(0.2)
+            p.send_signal(signal.SIGINT)  # the same process: --ddp execs mpiexec in place
+            stdout, stderr = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode == 130, stderr[-3000:]
+        assert "Ctrl-C (rank 0)" in stderr and "Ctrl-C (rank 1)" in stderr, stderr[-3000:]
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["interrupted"] is True
+        _, st = weights(out)
+        assert int(st["step"]) == summary["step"] > 0
+        ok(minigen("train", "gpt", "--out", out, "--iters", summary["step"] + 2, "--batch-size", 4, "--resume",
+                   *GPT[:8], "--samples", "0", "--no-progress"))
+        _, st = weights(out)
+        assert int(st["step"]) == summary["step"] + 2
+
     # ------------------------------------------------------------------ (d) trainers that cannot, bad launches
     @pytest.mark.parametrize("model", ["ngram", "bpe"])
     def test_ddp_on_a_trainer_without_gradient_steps_is_a_clear_error(model, tmp_path):

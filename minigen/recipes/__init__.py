@@ -19,7 +19,10 @@ here, one module per trainer, all written to one convention.
   ``args`` always has ``run_dir``, ``n``, ``out`` (None: the recipe picks a path inside ``run_dir``),
   ``seed`` and ``device``;
 - optionally ``add_sample_arguments(parser)``: the extra options of ``minigen sample`` for this recipe
-  (``--temperature``, ``--truncation``, ...).
+  (``--temperature``, ``--truncation``, ...);
+- ``DATA_PARALLEL``: a line saying what each process does under ``--ddp N`` / ``mpiexec -n N`` (shown in
+  ``--help``; ``run`` then takes the process group from :func:`._common.data_parallel`), or False with
+  ``NO_DATA_PARALLEL`` = why not (``--ddp`` is refused with that reason). Missing means False.
 
 Module-level code imports only the standard library and :mod:`._common`; models, data and NumPy are
 imported inside the functions, so ``minigen --help`` stays fast.

@@ -539,6 +539,8 @@ def _adversarial_trainer_class():
             import shutil
 
             saved = super().save_checkpoint(path, **kw)
+            if self.dp is not None and not self.dp.is_main:  # (data-parallel: rank 0 alone writes)
+                return saved
             n = len(self.loader)
             if self.keep_every_epoch and path is None and self.step > 0 and n and self.step % n == 0:
                 shutil.copyfile(saved, epoch_checkpoint_path(self.out_dir, self.step // n))

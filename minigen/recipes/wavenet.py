@@ -380,7 +380,8 @@ def run(args) -> int:
     mg.manual_seed(args.seed)
     dp = C.data_parallel(args)
     say = (lambda *a, **k: print(*a, **k)) if dp.is_main else (lambda *a, **k: None)
-    train_ds, test_ds = _load_data(args)
+    with dp.main_first():  # (--download: rank 0 fills the cache before the others read it)
+        train_ds, test_ds = _load_data(args)
     say(f"wavenet: data {train_ds.source} ({train_ds.folder}): {len(train_ds)} train / {len(test_ds)} test "
           "recordings", file=sys.stderr)
     train_utts = prepare_split(train_ds)
