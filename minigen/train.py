@@ -849,7 +849,7 @@ class Trainer:
                     win_n += 1
                     win_samples += n_samples
                     if self.log_every and self.step % self.log_every == 0:
-                        if self.dp is not None and extra:
+                        if self.dp is not None:  # (a collective: every rank, at every log step)
                             extra = self.dp.mean_dict(extra)
                         dt = time.perf_counter() - win_t
                         row = {"split": "train", "step": self.step, "epoch": self.epoch, "loss": win_loss / win_n,
