@@ -187,13 +187,19 @@ class StyleDiscriminator(nn.Module):
     """The DCGAN discriminator's layout with equalised-learning-rate layers, no dropout, no normalisation,
     and StyleGAN's minibatch standard deviation before the output layer:
     x -> EqConv 5x5 s2 (W) -> sqrt(2) LeakyReLU(0.2) -> EqConv 5x5 s2 (2W) -> sqrt(2) LeakyReLU(0.2)
-      -> minibatch stddev (+1 map) -> EqLinear 1 (a logit)."""
+      -> minibatch stddev (+1 map) -> EqLinear 1 (a logit). ``dropout`` > 0 adds the DCGAN discriminator's
+    dropout after each conv block."""
 
-    def __init__(self, width=64, in_channels=1, mbstd_group=4):
+    def __init__(self, width=64, in_channels=1, mbstd_group=4, dropout=0.0):
         super().__init__()
         self.mbstd_group = mbstd_group
-        self.features = nn.Sequential(EqConv2d(in_channels, width, 5, 2, 2), ScaledLeakyReLU(),
-                                      EqConv2d(width, 2 * width, 5, 2, 2), ScaledLeakyReLU())
+        layers = [EqConv2d(in_channels, width, 5, 2, 2), ScaledLeakyReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers += [EqConv2d(width, 2 * width, 5, 2, 2), ScaledLeakyReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.features = nn.Sequential(*layers)
         self.out = EqLinear((2 * width + 1) * 7 * 7, 1)
 
     def forward(self, x):
