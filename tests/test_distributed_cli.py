@@ -141,9 +141,9 @@ if pytest is not None:
     # ------------------------------------------------------------------ (b) equivalence with one process x 2B
     @needs_mpi
     def test_mlp_two_processes_batch_B_equal_one_process_batch_2B(tmp_path):
-        """101 images, 2 x 8 per step = 16: 6 full steps + an uneven last batch of 5 rows (2 + 3, weighted) per
-        epoch; 2 epochs = 14 Adam steps."""
-        common = MLP + ["--epochs", "2"]
+        """97 images, 2 x 8 per step = 16: 6 full steps + a last batch of 1 row per epoch (rank 1 takes it, rank 0
+        runs a placeholder row at weight 0, rank 1's loss gets weight 2); 2 epochs = 14 Adam steps."""
+        common = MLP + ["--epochs", "2", "--limit", "97"]
         ok(minigen("train", "mlp", "--out", tmp_path / "ddp", "--ddp", 2, "--batch-size", 8, *common))
         ok(minigen("train", "mlp", "--out", tmp_path / "one", "--batch-size", 16, *common))
         ok(minigen("train", "mlp", "--out", tmp_path / "half", "--batch-size", 8, "--max-steps", 14, *common))
@@ -312,6 +312,22 @@ if pytest is not None:
         err = capsys.readouterr().err
         assert code == 1
         assert "minigen: error: --ddp 2 needs mpi4py and an MPI library: pip install 'minigen[distributed]'" in err
+
+    def test_ddp_without_mpiexec_is_a_clear_error(monkeypatch, capsys, tmp_path):
+        import minigen.distributed as dist
+        import minigen.distributed.launch as launch
+        from minigen import cli
+
+        monkeypatch.setattr(dist, "is_mpi_available", lambda: True)
+        monkeypatch.setattr(launch.sys, "executable", str(tmp_path / "bin" / "python"))  # no mpiexec beside it
+        monkeypatch.setattr(launch.shutil, "which", lambda name: None)                   # nor on PATH
+        monkeypatch.setattr(launch.os, "execve", lambda *a: pytest.fail("must not exec"))
+        for v in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"):
+            monkeypatch.delenv(v, raising=False)
+        code = cli.main(["train", "gpt", "--out", str(tmp_path / "x"), "--ddp", "2"])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "minigen: error: mpiexec not found: pip install 'minigen[distributed]'" in err
 
     def test_ddp_one_is_a_plain_single_process_run(tmp_path):
         """``--ddp 1`` needs no MPI and trains exactly as without it."""
