@@ -268,10 +268,10 @@ class SynthesisNetwork(nn.Module):
 
     TORGB_STYLES = (1, 3, 6)   # which w_l each resolution's ToRGB reads (skip=True)
 
-    def __init__(self, w_dim=64, width=64, mode="modconv", skip=False, rgb_bias_init=0.0):
+    def __init__(self, w_dim=64, width=64, mode="modconv", skip=False, rgb_bias_init=0.0, tanh=False):
         super().__init__()
         C = width
-        self.skip = bool(skip)
+        self.skip, self.tanh = bool(skip), bool(tanh)
         self.const = nn.Parameter(np.zeros((1, C, 7, 7), dtype=np.float32))
         nn.init.normal_(self.const, 0.0, 1.0)
         chans = [(C, C), (C, C), (C, C // 2), (C // 2, C // 2), (C // 2, C // 4), (C // 4, C // 4)]
@@ -294,18 +294,19 @@ class SynthesisNetwork(nn.Module):
                 x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = conv(x, ws[:, i], None if noise is None else noise[i])
         out = self.to_rgb(x, ws[:, N_STYLES - 1])
-        return out if img is None else img + out
+        out = out if img is None else img + out
+        return out.tanh() if self.tanh else out
 
 
 class StyleGenerator(nn.Module):
     """G(z) = synthesis(broadcast(mapping(z))); ``mix`` / ``truncation`` as in StyleGAN."""
 
     def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995,
-                 mapping_lr_mul=0.01, skip=False, rgb_bias_init=0.0):
+                 mapping_lr_mul=0.01, skip=False, rgb_bias_init=0.0, tanh=False):
         super().__init__()
         self.z_dim, self.w_dim, self.w_avg_beta = z_dim, w_dim, w_avg_beta
         self.mapping = MappingNetwork(z_dim, w_dim, n_mapping, mapping_lr_mul)
-        self.synthesis = SynthesisNetwork(w_dim, width, mode, skip, rgb_bias_init)
+        self.synthesis = SynthesisNetwork(w_dim, width, mode, skip, rgb_bias_init, tanh)
         self.register_buffer("w_avg", Tensor(np.zeros((w_dim,), dtype=np.float32)))
 
     def broadcast(self, w):

@@ -56,6 +56,8 @@ def add_arguments(p):
                         "0 (default): one ToRGB at 28 x 28 (measured better here at 2 epochs)")
     p.add_argument("--rgb-bias-init", type=C.any_float, default=0.0,
                    help="initial bias of the output ToRGB (default 0)")
+    p.add_argument("--g-output", choices=["linear", "tanh"], default="linear",
+                   help="G's output: linear (StyleGAN's, default) or tanh (the DCGAN's)")
     p.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's conv blocks (default 0)")
     p.add_argument("--d-lr", type=float, default=None, help="D's Adam learning rate (default: --lr)")
     p.add_argument("--ema-half-life", type=float, default=10_000,
@@ -70,7 +72,7 @@ def build_model(a):
 
     mg.manual_seed(a.seed)  # the equalised layers draw their N(0, 1) weights from the global generator
     kw = dict(mapping_lr_mul=getattr(a, "mapping_lr_mul", 0.01), skip=bool(getattr(a, "skip", 0)),
-              rgb_bias_init=getattr(a, "rgb_bias_init", 0.0))
+              rgb_bias_init=getattr(a, "rgb_bias_init", 0.0), tanh=getattr(a, "g_output", "linear") == "tanh")
     G = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode, **kw)
     D = StyleDiscriminator(a.d_width, dropout=getattr(a, "d_dropout", 0.0))
     model = GAN(G, D)
