@@ -11,6 +11,7 @@ from minigen.ops import attention as attn
 from minigen.testing import gradcheck, gradgradcheck
 from minigen.testing.strategies import arrays, floats
 from tests.conftest import requires_torch
+from test_ops_conv import assert_paths_equal  # (imported here: importing it inside a @given test nests @given)
 
 sdpa = mg.scaled_dot_product_attention
 
@@ -233,8 +234,6 @@ def _qkv(seed, lead=(2, 3), L=5, S=7, E=4, Ev=3, grad=True):
 def test_sdpa_op_fast_backward_equals_formula(mode, causal, seed, lead, L, S):
     """The SDPA op: its fast_backward (the sdpa_backward kernel) == its backward formula, kernels forced and on
     the reference; and both == the gradient of the composed reference."""
-    from test_ops_conv import assert_paths_equal
-
     q, k, v = _qkv(seed, lead, L, S)
     op = lambda q, k, v: attn.SDPA.apply(q, k, v, causal, 0.7)  # noqa: E731
     assert_paths_equal(op, [q, k, v], mode, "sdpa_backward", seed)
