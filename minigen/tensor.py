@@ -389,9 +389,12 @@ class Tensor:
         product). ``create_graph=True`` records the backward itself, so the
         gradients can be differentiated again.
         """
-        from .autograd.engine import backward  # the engine sits beside Tensor in the same layer
+        global _engine_backward
+        if _engine_backward is None:
+            from .autograd.engine import backward  # the engine sits beside Tensor in the same layer
 
-        backward(self, None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+            _engine_backward = backward
+        _engine_backward(self, None if gradient is None else [gradient], retain_graph, create_graph, inputs)
 
     # ---------------------------------------------------------------- printing
     def __repr__(self):
@@ -409,6 +412,9 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
     __str__ = __repr__
+
+
+_engine_backward = None  # minigen.autograd.engine.backward, bound on first use (tensor.py imports no engine code)
 
 
 def _to_array(data, dtype):

@@ -72,10 +72,12 @@ def _node(t):
 
 
 def _topo(roots):
-    """Op nodes (Contexts) reachable from ``roots``, outputs first (reverse DFS postorder).
+    """Op nodes (Contexts) reachable from ``roots``, outputs first (reverse DFS postorder), and for each
+    leaf how many of those ops read it.
 
     Leaves are not listed: they have no inputs; each is finished once the last op that reads it ran."""
     post = []
+    pending = {}  # leaf -> number of listed ops with an edge to it
     done = set()
     expanded = set()
     stack = [r for r in roots if type(r) is Context]
@@ -89,10 +91,14 @@ def _topo(roots):
             continue
         expanded.add(n)
         for p in n.next_nodes:
-            if p is not None and type(p) is Context and p not in expanded:
-                stack.append(p)
+            if p is not None:
+                if type(p) is Context:
+                    if p not in expanded:
+                        stack.append(p)
+                else:
+                    pending[p] = pending.get(p, 0) + 1
     post.reverse()
-    return post
+    return post, pending
 
 
 def _check_versions(ctx):
@@ -149,7 +155,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     first gradients while the rest of the backward still runs.
     """
     nodes = [_node(r) for r in roots]
-    order = _topo(nodes)
+    order, pending = _topo(nodes)
     run = results = None
     if capture is not None:
         # prune: only nodes with a path to one of the captured nodes need their backward run
@@ -164,11 +170,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
         results = dict.fromkeys(capture)
     grads = {}   # node -> gradient reaching it so far (nodes hash by identity)
     owned = {}
-    pending = {}  # leaf -> how many ops still have to pass it a gradient
-    for ctx in order:
-        for p in ctx.next_nodes:
-            if p is not None and type(p) is not Context:
-                pending[p] = pending.get(p, 0) + 1
+    # pending: leaf -> how many ops still have to pass it a gradient
     root_leaves = []
     for n, g in zip(nodes, root_grads):
         grads[n] = g if n not in grads else grads[n] + g
@@ -247,10 +249,11 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 if anomaly:
                     _anomaly_backward(ctx, g, gin)
                 args = ctx.args
+                ng = len(gin)
                 i = 0
                 for p in ctx.next_nodes:
                     if p is not None:
-                        gi = gin[i] if i < len(gin) else None
+                        gi = gin[i] if i < ng else None
                         if gi is not None:
                             shape = args[i].array.shape
                             if gi.shape != shape:
@@ -265,16 +268,23 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                                 grads[p] = prev + gi
                             else:
                                 grads[p] = _sum_grads(prev, gi, owned)
+                        if type(p) is not Context:
+                            # a leaf: finished once the last op that reads it has passed its gradient on
+                            left = pending[p] - 1
+                            pending[p] = left
+                            if left == 0:
+                                finish_leaf(p)
                     i += 1
                 if not retain_graph:
                     ctx.release()
-            # this op has passed on its gradients: finish the leaves it was the last reader of
-            for p in ctx.next_nodes:
-                if p is not None and type(p) is not Context:
-                    left = pending[p] - 1
-                    pending[p] = left
-                    if left == 0:
-                        finish_leaf(p)
+            else:
+                # no gradient reached this op: its leaves have one reader fewer to wait for
+                for p in ctx.next_nodes:
+                    if p is not None and type(p) is not Context:
+                        left = pending[p] - 1
+                        pending[p] = left
+                        if left == 0:
+                            finish_leaf(p)
         for leaf in root_leaves:
             finish_leaf(leaf)
     finally:
@@ -296,7 +306,8 @@ def _checked_hook_result(r, g, what):
 
 def _accumulate(t, g, create_graph):
     T = Tensor
-    if g.array.dtype != t.array.dtype:
+    gd, td = g.array.dtype, t.array.dtype
+    if gd is not td and gd != td:
         g = g.to(t.dtype)
     if t.grad is None:
         if create_graph:
@@ -395,6 +406,8 @@ def _grad_list(gs, n: int, op: str, what: str):
 
 def _ones_like(a):
     if type(a) is np.ndarray:
+        if not a.ndim:
+            return np.array(1, dtype=a.dtype)
         return np.ones(a.shape, a.dtype)
     from ..backend import get_array_module
 
@@ -404,11 +417,14 @@ def _ones_like(a):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad`` (``torch.autograd.backward``)."""
     T = Tensor
-    if isinstance(tensors, T):
+    if type(tensors) is T:  # the common call, t.backward()
         if grad_tensors is not None and not isinstance(grad_tensors, (list, tuple)):
             grad_tensors = [grad_tensors]
-    tensors = _tensor_list(tensors, "backward", "tensors")
-    grad_tensors = _grad_list(grad_tensors, len(tensors), "backward", "grad_tensors")
+        tensors = [tensors]
+    else:
+        tensors = _tensor_list(tensors, "backward", "tensors")
+    if grad_tensors is not None:
+        grad_tensors = _grad_list(grad_tensors, len(tensors), "backward", "grad_tensors")
     for t in tensors:
         if not t.requires_grad:
             raise AutogradError(

@@ -151,11 +151,14 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         # the hottest function of the library: one pass over the arguments, nothing built that is not needed
+        record = STATE.enabled and cls.differentiable
         raw = []
         push = raw.append
-        needs = None  # per-argument requires_grad flags, built only when some argument requires grad
+        if record:  # graph edges and requires-grad flags, built during the pass
+            nodes = []
+            flags = []
+        req = False
         arr_type = None
-        i = 0
         for a in args:
             if isinstance(a, Tensor):
                 d = a.array
@@ -164,46 +167,53 @@ class Function:
                 elif type(d) is not arr_type and not (
                         isinstance(d, (np.ndarray, np.generic)) and issubclass(arr_type, (np.ndarray, np.generic))):
                     raise DeviceError(f"{cls.__name__}: tensors on different devices: {_describe(args)}")
-                if a.requires_grad:
-                    if needs is None:
-                        needs = [False] * len(args)
-                    needs[i] = True
                 push(d)
+                if record:
+                    if a.requires_grad:
+                        req = True
+                        nodes.append(a._ctx or a)
+                        flags.append(True)
+                    else:
+                        nodes.append(None)
+                        flags.append(False)
             else:
                 push(a)
-            i += 1
-        if arr_type is not None and arr_type is not np.ndarray:
+                if record:
+                    nodes.append(None)
+                    flags.append(False)
+        if arr_type is not None and arr_type is not _ndarray:
             if issubclass(arr_type, (np.generic, np.ndarray)):  # a NumPy scalar stored as t.array (0-d math)
                 raw = [np.asarray(r) if isinstance(r, (np.generic, np.ndarray)) else r for r in raw]
-                arr_type = np.ndarray
+                arr_type = _ndarray
             else:
                 _check_one_gpu(cls, args)
-        if needs is not None and STATE.enabled and cls.differentiable:
+        if req:
+            needs = tuple(flags)
+            pos = _PLANS.get((cls, needs))
+            if pos is None:
+                pos = _plan(cls, needs)
             ctx = Context()
-            ctx.needs_input_grad = needs = tuple(needs)
+            ctx.needs_input_grad = needs
         else:
-            needs = None
             ctx = _NoGradContext()
-            ctx.needs_input_grad = _NO_GRAD[i] if i < 8 else (False,) * i
+            n = len(args)
+            ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
         try:
             out = cls.forward(ctx, *raw, **kwargs)
         except MinigenError:
             raise
         except (ValueError, IndexError, TypeError, ZeroDivisionError) as e:
             raise _translate(cls, e, args) from None
-        if type(out) is not np.ndarray and (arr_type is None or type(out) is not arr_type):
+        if type(out) is not _ndarray and (arr_type is None or type(out) is not arr_type):
             # NumPy returns scalars (not 0-d arrays) from some ops on 0-d inputs
-            out = (np if arr_type in (None, np.ndarray) else _xp_of_type(arr_type)).asarray(out)
-        res = Tensor._make(out, needs is not None)
+            out = (np if arr_type in (None, _ndarray) else _xp_of_type(arr_type)).asarray(out)
+        res = Tensor._make(out, req)
         if STATE.anomaly:
             _anomaly_forward(cls, args, res, ctx)
-        if needs is not None:
+        if req:
             ctx.fn = cls
             ctx.args = args
-            ctx.next_nodes = [(a._ctx or a) if f else None for a, f in zip(args, needs)]
-            pos = _SAVED_PLANS.get((cls, needs)) if cls.reads != () else ()
-            if pos is None:
-                pos = _saved_positions(cls, needs)
+            ctx.next_nodes = nodes
             ctx.saved = [(j, args[j]._vc[0]) for j in pos if isinstance(args[j], Tensor)] if pos else ()
             if cls.uses_output:
                 ctx.output = res
@@ -212,20 +222,26 @@ class Function:
         return res
 
 
-_SAVED_PLANS: dict = {}
+_ndarray = np.ndarray
 
 
-def _saved_positions(cls, needs):
-    """The arguments the needed gradients read (``cls.reads``; None = all), planned once per (op, needs)."""
+_PLANS: dict = {}  # (Function class, needs) -> positions of the arguments to save
+
+
+def _plan(cls, needs):
+    """What a node of ``cls`` saves when the gradients flagged in ``needs`` are wanted: the tensor
+    arguments those gradients read (``cls.reads``; None = every argument), planned once per (op, needs)."""
     reads = cls.reads
     if reads is None:
         want = set(range(len(needs)))
+    elif reads == ():  # no gradient reads an argument
+        want = set()
     else:
         want = set()
         for j, f in enumerate(needs):
             if f:
                 want.update(reads[j])
-    pos = _SAVED_PLANS[(cls, needs)] = tuple(sorted(want))
+    pos = _PLANS[(cls, needs)] = tuple(sorted(want))
     return pos
 
 

@@ -39,6 +39,7 @@ from ..backend import get_array_module
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..kernels import dispatch
 from ..tensor import Tensor
+from .activation import softmax
 from .indexing import SetItem
 from .dropout import dropout
 from .shape import broadcast_to, reshape, transpose
@@ -133,8 +134,6 @@ def sdpa_reference(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=F
 
 def _attention(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, generator):
     """:func:`sdpa_reference` on validated arguments."""
-    from .activation import softmax
-
     if enable_gqa:
         rep = q.shape[-3] // k.shape[-3]
         k, v = _repeat_heads(k, rep), _repeat_heads(v, rep)
@@ -227,8 +226,6 @@ class SDPA(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .activation import softmax
-
         q, k, v, is_causal, scale = ctx.args
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
         scores = (q @ transpose(k, -2, -1)) * scale

@@ -12,6 +12,7 @@ from ..argcheck import check_flag, check_float_tensor, check_generator, check_nu
 from ..autograd.function import Function
 from ..backend import get_array_module
 from ..errors import ShapeError
+from ..random import _gen
 from ..tensor import Tensor
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
@@ -33,8 +34,6 @@ class Dropout(Function):
 
 
 def _dropout(x, p, training, generator, mask_shape, op):
-    from ..random import _gen
-
     x = check_float_tensor(x, op)
     p = check_number(p, op, "p", lo=0.0, hi=1.0)
     check_generator(generator, op)

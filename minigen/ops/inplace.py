@@ -12,6 +12,7 @@ from .. import backend
 from ..argcheck import check_addc, check_flag, check_generator, check_int_value, check_tensor
 from ..autograd.grad_mode import STATE, no_grad
 from ..errors import AutogradError, DTypeError, ShapeError
+from . import pointwise as _pw
 from ..tensor import Tensor, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 
 
@@ -29,13 +30,9 @@ class _Methods:
         copy = check_flag(copy, "to", "copy")
         out = self
         if dtype is not None and as_dtype(dtype) != self.dtype:
-            from .pointwise import Cast
-
-            out = Cast.apply(out, as_dtype(dtype))
+            out = _pw.Cast.apply(out, as_dtype(dtype))
         if device is not None and backend.as_device(device) != self.device:
-            from .pointwise import ToDevice
-
-            out = ToDevice.apply(out, backend.as_device(device))
+            out = _pw.ToDevice.apply(out, backend.as_device(device))
         if copy and out is self:
             out = self.clone()
         return out
@@ -165,14 +162,10 @@ class _Methods:
         return chain
 
     def add_(self, other, alpha=1):
-        from .pointwise import add
-
-        return self._inplace(lambda a, b: add(a, b, alpha=alpha), other)
+        return self._inplace(lambda a, b: _pw.add(a, b, alpha=alpha), other)
 
     def sub_(self, other, alpha=1):
-        from .pointwise import sub
-
-        return self._inplace(lambda a, b: sub(a, b, alpha=alpha), other)
+        return self._inplace(lambda a, b: _pw.sub(a, b, alpha=alpha), other)
 
     def mul_(self, other):
         return self._inplace(lambda a, b: a * b, other)

@@ -83,16 +83,21 @@ def _binary(name, reflected=False):
     fn = _NS[name]  # bound once, when the table is attached
     ff = _fast_function(name)
     state = STATE
+    ndarray = np.ndarray
 
     def op(a, b):
-        if ff is not None and type(b) is Tensor and not (state.enabled and (a.requires_grad or b.requires_grad)) \
-                and not state.anomaly:
-            # nothing is recorded (no_grad, or a first-order backward's formula): two same-dtype float NumPy
-            # arrays need no promotion or graph node, so the op's forward runs on the arrays directly
+        if ff is not None and type(b) is Tensor and not state.anomaly:
+            # the four arithmetic operators on two tensors of one float dtype: no promotion to work out, so
+            # the public function's argument handling is skipped (the result is the same Function's)
             x, y = (b.array, a.array) if reflected else (a.array, b.array)
-            if type(x) is np.ndarray and type(y) is np.ndarray and x.dtype == y.dtype and x.dtype.kind == "f" \
-                    and (x.shape == y.shape or x.ndim == 0 or y.ndim == 0):
-                return Tensor._make(ff.forward(_SCRATCH, x, y))
+            if x.dtype == y.dtype and x.dtype.kind == "f":
+                if not (state.enabled and (a.requires_grad or b.requires_grad)):
+                    # nothing is recorded (no_grad, or a first-order backward's formula): NumPy arrays of
+                    # one shape (or a 0-d side) need no graph node either -- the op's forward on the arrays
+                    if type(x) is ndarray and type(y) is ndarray and (x.shape == y.shape or x.ndim == 0
+                                                                        or y.ndim == 0):
+                        return Tensor._make(ff.forward(_SCRATCH, x, y))
+                return ff.apply(b, a) if reflected else ff.apply(a, b)
         if type(b) is not Tensor and not isinstance(b, _OPERAND) and get_array_module(b) is np:
             # (a CuPy array is an operand)
             if name in ("eq", "ne"):

@@ -110,16 +110,25 @@ class ExpandReduced(Function):
     @staticmethod
     def forward(ctx, g, in_shape, dims, keepdim):
         ctx.dims, ctx.keepdim = dims, keepdim
-        xp = get_array_module(g)
-        if g.size == 1 and len(dims) == len(in_shape):  # full reduction: a filled array is cheaper
-            return xp.full(in_shape, g.reshape(()), dtype=g.dtype)
-        if not keepdim:
-            g = g.reshape(_keep_shape(in_shape, dims))
-        return xp.broadcast_to(g, in_shape)
+        return _expand_array(g, in_shape, dims, keepdim)
 
     @staticmethod
     def backward(ctx, gg):
         return Sum.apply(gg, ctx.dims, ctx.keepdim), None, None, None
+
+
+def _expand_array(g, in_shape, dims, keepdim):
+    """ExpandReduced's forward on arrays (read-only where it is a broadcast view)."""
+    xp = get_array_module(g)
+    if g.size == 1 and len(dims) == len(in_shape):  # full reduction: a filled array is cheaper
+        if xp is not np:
+            return xp.full(in_shape, g.reshape(()), dtype=g.dtype)
+        out = np.empty(in_shape, dtype=g.dtype)
+        out.fill(g.reshape(()))
+        return out
+    if not keepdim:
+        g = g.reshape(_keep_shape(in_shape, dims))
+    return xp.broadcast_to(g, in_shape)
 
 
 def expand_reduced(g, in_shape, dims, keepdim):
@@ -141,6 +150,10 @@ class Sum(Function):
     def backward(ctx, g):
         return _expand(g, ctx), None, None
 
+    @staticmethod
+    def fast_backward(ctx, g):  # first order: the broadcast on arrays, no node for it
+        return _expand_array(g, ctx.in_shape, ctx.dims, ctx.keepdim), None, None
+
 
 class Mean(Function):
     """y = (1/N) sum_{i in dims} x_i.   dx = G / N."""
@@ -157,6 +170,10 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, g):
         return expand_reduced(g * (1.0 / builtins.max(ctx.n, 1)), ctx.in_shape, ctx.dims, ctx.keepdim), None, None
+
+    @staticmethod
+    def fast_backward(ctx, g):  # first order: the same on arrays, no nodes for it
+        return _expand_array(g * (1.0 / builtins.max(ctx.n, 1)), ctx.in_shape, ctx.dims, ctx.keepdim), None, None
 
 
 def sum(x, dim=None, keepdim=False, dtype=None):
