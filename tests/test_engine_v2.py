@@ -294,3 +294,28 @@ def test_inplace_through_views_matches_torch():
         out.append((np.asarray(a.detach().numpy()), np.asarray(x.grad.numpy())))
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-6)
     np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-6)
+
+
+def test_grad_accumulates_in_place_as_torch():
+    """A second backward adds into the existing .grad tensor (PyTorch's AccumulateGrad): a reference to the old
+    .grad sees the sum; a .grad that records a graph (create_graph) is replaced, not edited."""
+    out = []
+    libs = [mg] + ([torch] if torch is not None else [])
+    for lib in libs:
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        (x * 2.0).sum().backward()
+        g0 = x.grad
+        (x * x).sum().backward()
+        out.append((x.grad is g0, np.asarray(g0.numpy()).copy()))
+    assert out[0][0] is True
+    np.testing.assert_allclose(out[0][1], [4.0, 6.0])  # 2 + 2x
+    if len(out) > 1:
+        assert out[1][0] is True
+        np.testing.assert_allclose(out[0][1], out[1][1])
+    y = mg.tensor([1.0, 2.0], requires_grad=True)
+    (y * y).sum().backward(create_graph=True)
+    g1 = y.grad
+    (y * 3.0).sum().backward()
+    assert y.grad is not g1 and g1.requires_grad
+    np.testing.assert_allclose(g1.detach().numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(y.grad.detach().numpy(), [5.0, 7.0])

@@ -80,7 +80,10 @@ def _topo(roots):
     pending = {}  # leaf -> number of listed ops with an edge to it
     done = set()
     expanded = set()
-    stack = [r for r in roots if type(r) is Context]
+    stack = []
+    for r in roots:
+        if type(r) is Context:
+            stack.append(r)
     while stack:
         n = stack[-1]
         if n in expanded:
@@ -143,7 +146,10 @@ def _unbroadcast(gi, shape, create_graph):
 def _wrap_fast(out):
     if type(out) is not tuple:
         out = (out,) if not isinstance(out, list) else tuple(out)
-    return tuple(o if (o is None or type(o) is SliceGrad) else Tensor._make(o) for o in out)
+    wrapped = []
+    for o in out:
+        wrapped.append(o if (o is None or type(o) is SliceGrad) else Tensor._make(o))
+    return wrapped
 
 
 def _run(roots, root_grads, retain_graph, create_graph, capture=None):
@@ -154,7 +160,9 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     reads it has run, not at the end of the walk: data-parallel training starts reducing the
     first gradients while the rest of the backward still runs.
     """
-    nodes = [_node(r) for r in roots]
+    nodes = []
+    for r in roots:
+        nodes.append(r._ctx if r._ctx is not None else r)
     order, pending = _topo(nodes)
     run = results = None
     if capture is not None:
@@ -244,8 +252,8 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 finally:
                     if anomaly:
                         STATE.anomaly = True
-                if type(gin) is not tuple:
-                    gin = (gin,) if not isinstance(gin, list) else tuple(gin)
+                if type(gin) is not tuple and type(gin) is not list:
+                    gin = (gin,)
                 if anomaly:
                     _anomaly_backward(ctx, g, gin)
                 args = ctx.args
@@ -305,20 +313,29 @@ def _checked_hook_result(r, g, what):
 
 
 def _accumulate(t, g, create_graph):
+    """``t.grad += g``: in place on an existing, writable NumPy gradient that records no graph (as PyTorch's
+    AccumulateGrad: a tensor holding the old ``.grad`` sees the sum, its version counter bumped), otherwise
+    a new tensor; ``create_graph`` keeps the sum differentiable."""
     T = Tensor
     gd, td = g.array.dtype, t.array.dtype
     if gd is not td and gd != td:
         g = g.to(t.dtype)
-    if t.grad is None:
+    cur = t.grad
+    if cur is None:
         if create_graph:
             t.grad = g
         else:
             t.grad = T._make(g.array.copy(), False)
+    elif create_graph:
+        t.grad = cur + g
     else:
-        if create_graph:
-            t.grad = t.grad + g
+        ca, ga = cur.array, g.array
+        if (type(ca) is np.ndarray and not cur.requires_grad and ca.dtype is ga.dtype and ca.shape == ga.shape
+                and ca.flags.writeable):
+            ca += ga
+            cur._vc[0] += 1
         else:
-            t.grad = T._make(t.grad.array + g.array, False)
+            t.grad = T._make(ca + ga, False)
 
 
 def _anomaly_backward(ctx, g, gin):
