@@ -463,6 +463,29 @@ def test_ema_of_generator_weights_by_hand():
     assert stylegan.ema_beta(32, 0) == pytest.approx(0.0)                 # the first step copies G
 
 
+def test_tanh_output_torgb_bias_init_and_d_dropout():
+    """tanh=True: img = tanh(ToRGB(x_28, w_6)) of the same network; rgb_bias_init sets ToRGB's bias;
+    StyleDiscriminator(dropout=p) drops in training only."""
+    mg.manual_seed(0)
+    lin = stylegan.SynthesisNetwork(w_dim=4, width=8, rgb_bias_init=-1.0)
+    th = stylegan.SynthesisNetwork(w_dim=4, width=8, tanh=True)
+    th.load_state_dict(lin.state_dict())
+    np.testing.assert_array_equal(lin.to_rgb.bias.detach().numpy(), [-1.0])
+    ws = mg.randn(2, stylegan.N_STYLES, 4)
+    noise = [mg.randn(1, 1, s, s) for s in (7, 7, 14, 14, 28, 28)]
+    a, b = lin(ws, noise).detach().numpy(), th(ws, noise).detach().numpy()
+    np.testing.assert_allclose(b, np.tanh(a), rtol=1e-5, atol=1e-6)
+    assert np.abs(b).max() < 1.0 and np.abs(a).max() > 1.0     # the linear output leaves [-1, 1], tanh does not
+    G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1, tanh=True)
+    assert G.synthesis.tanh and not stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1).synthesis.tanh
+    D = stylegan.StyleDiscriminator(width=4, dropout=0.5)
+    x = mg.randn(4, 1, 28, 28)
+    D.eval()
+    np.testing.assert_array_equal(D(x).detach().numpy(), D(x).detach().numpy())
+    D.train()
+    assert not np.allclose(D(x).detach().numpy(), D(x).detach().numpy())
+
+
 def test_adain_generator_runs_and_r1_by_hand():
     G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1, mode="adain")
     assert G(mg.randn(2, 4)).shape == (2, 1, 28, 28)

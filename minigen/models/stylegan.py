@@ -13,6 +13,11 @@ resolutions the maps are upsampled x2 (bilinear)::
       -> up -> StyleConv(w_2) -> StyleConv(w_3)                          middle  (14 x 14, C/2)
       -> up -> StyleConv(w_4) -> StyleConv(w_5)                          fine    (28 x 28, C/4)
       -> ToRGB(w_6): modulated 1x1 conv without demodulation, + bias     (1 channel, linear output)
+      [-> tanh, with ``tanh=True``: img = tanh(ToRGB(x_28, w_6))]
+
+``tanh=True`` (the recipe's default for MNIST) is the DCGAN's output layer, not StyleGAN's: MNIST's
+background is exactly -1 on ~80% of the pixels, which a tanh reaches by saturating, while the linear output had
+to hit -1 exactly and left grey, blotchy backgrounds after a few epochs (see :mod:`minigen.recipes.stylegan`).
 
 With ``skip=True`` (StyleGAN2's "skip" generator; not the default, which was measured better on MNIST at a CPU
 budget) every resolution also has a ToRGB and the image is their upsampled sum::

@@ -38,7 +38,7 @@ MIX_LAYERS = {"coarse": (0, 2), "middle": (2, 4), "fine": (4, 7)}
 
 
 def add_arguments(p):
-    C.add_image_arguments(p, "out/stylegan", epochs=5, batch_size=32, lr=2e-3)
+    C.add_image_arguments(p, "out/stylegan", epochs=5, batch_size=64, lr=2e-3)
     p.add_argument("--mode", choices=["modconv", "adain"], default="modconv",
                    help="how w styles the convs: weight modulation/demodulation (StyleGAN2, default) or AdaIN")
     p.add_argument("--z-dim", type=int, default=64, help="default 64")
@@ -56,8 +56,9 @@ def add_arguments(p):
                         "0 (default): one ToRGB at 28 x 28 (measured better here at 2 epochs)")
     p.add_argument("--rgb-bias-init", type=C.any_float, default=0.0,
                    help="initial bias of the output ToRGB (default 0)")
-    p.add_argument("--g-output", choices=["linear", "tanh"], default="linear",
-                   help="G's output: linear (StyleGAN's, default) or tanh (the DCGAN's)")
+    p.add_argument("--g-output", choices=["linear", "tanh"], default="tanh",
+                   help="G's output: tanh (default; the DCGAN's: MNIST's flat -1 background is reached by "
+                        "saturating) or linear (StyleGAN's own: grey, blotchy backgrounds here)")
     p.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's conv blocks (default 0)")
     p.add_argument("--d-lr", type=float, default=None, help="D's Adam learning rate (default: --lr)")
     p.add_argument("--ema-half-life", type=float, default=10_000,
