@@ -25,6 +25,7 @@ over 127.0.0.1 (PyTorch's transport, only for the anchor).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -64,8 +65,11 @@ def _gan_step(F, G, D, optG, optD, real, z, ones, zeros):
     lossD.backward()
     optD.step()
     optG.zero_grad()
-    lossG = F.binary_cross_entropy_with_logits(D(fake), ones)
-    lossG.backward()
+    # the G step passes through D without averaging D's gradients (they are zeroed before D's next step):
+    # under DDP, D.no_sync() -- as the trainers do -- so a step all-reduces G once and D once
+    with (D.no_sync() if hasattr(D, "no_sync") else contextlib.nullcontext()):
+        lossG = F.binary_cross_entropy_with_logits(D(fake), ones)
+        lossG.backward()
     optG.step()
 
 
