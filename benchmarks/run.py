@@ -103,6 +103,19 @@ def _batch(fn, number):
     return (w1 - w0) / number * 1e3, (c1 - c0) / number * 1e3
 
 
+SETTLE_S = 0.15
+
+
+def _settle():
+    """With several threads, wait until the thread pools of the column measured before have gone to sleep.
+
+    OpenBLAS's idle threads keep spinning (sched_yield) for about 2**28 cycles (~0.1 s) after a call, and
+    OpenMP pools spin briefly too; on a 2-core machine the next column's threads would share the cores with
+    them (the 2-thread PyTorch column used to read 5 ms for a 0.3 ms sgemm 256 right after minigen's)."""
+    if threads.get_num_threads() > 1:
+        time.sleep(SETTLE_S)
+
+
 def timeit_interleaved(fns, repeat=7):
     """Time several callables side by side: after calibrating each, the repeats take turns (column 1,
     column 2, ..., then again), so a change of load on the shared machine hits every column alike.
@@ -124,6 +137,7 @@ def timeit_interleaved(fns, repeat=7):
                 continue
             try:
                 with (ctx() if ctx else contextlib.nullcontext()):
+                    _settle()
                     w, c = _batch(fn, numbers[key])
                 res[key]["wall"].append(w)
                 res[key]["cpu"].append(c)
