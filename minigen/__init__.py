@@ -7,7 +7,9 @@ function (``mg.exp``, ``mg.matmul``...) and as a Tensor method, autograd
 """
 __version__ = "0.1.0"
 
-from . import errors  # noqa: F401
+from . import _malloc  # noqa: E402
+_malloc.tune()  # freed arrays stay in the process for the next step's arrays (glibc; see minigen/_malloc.py)
+from . import errors  # noqa: F401,E402
 from . import kernels_loader as _kernels_loader  # noqa: F401  (minigen.kernels: wheel, editable or checkout)
 from .kernels.threads import set_num_threads, get_num_threads  # noqa: F401,E402  (PyTorch's names)
 from .errors import MinigenError  # noqa: F401

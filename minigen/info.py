@@ -86,7 +86,11 @@ def collect() -> dict:
         info.update(threads.owners())
     except Exception as e:
         info["threads"] = f"unknown ({type(e).__name__})"
-    for var in ("MINIGEN_KERNELS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+    from minigen import _malloc
+
+    info["malloc_tuning"] = (f"on (arrays up to {_malloc.MMAP_THRESHOLD >> 20} MB reused from the heap; "
+                             "MINIGEN_MALLOC_TUNING=0 turns it off)") if _malloc.applied else "off"
+    for var in ("MINIGEN_KERNELS", "MINIGEN_MALLOC_TUNING", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "MINIGEN_DATA"):
         info[var] = os.environ.get(var)
     ok, desc = _cuda()
