@@ -250,19 +250,53 @@ def test_vae_evaluation_protocol_is_fixed():
 
 
 def test_demo_quick_run(tmp_path, capsys):
+    import math
+    import wave
+
+    from minigen.demo import PARTS, WAVENET_DIGITS
+
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--minutes", "0.01", "--limit", "64", "--no-progress"]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert set(s["parts"]) == {"classifier", "dcgan", "vae", "gpt"}
+    assert set(s["parts"]) == {"classifier", "dcgan", "vae", "wavenet", "gpt"} == set(PARTS)
     assert s["parts"]["dcgan"]["scores"]["score_is"] >= 1.0
     assert s["parts"]["gpt"]["val_loss"] > 0 and s["parts"]["vae"]["val_loss"] > 0
     for f in ("summary.md", "mnist_val_predictions.png", "dcgan/samples.png", "vae/reconstructions.png",
-              "gpt/samples.txt", "classifier/classifier.safetensors"):
+              "gpt/samples.txt", "classifier/classifier.safetensors", "wavenet/waveform.png",
+              "wavenet/spectrogram.png", "wavenet/loss_curve.png", "wavenet/checkpoint.safetensors"):
         assert (out / f).exists(), f
+    w = s["parts"]["wavenet"]
+    # the bundled FSDD subset only: 40 training recordings, the 20 test recordings scored from their first sample
+    assert w["data_source"] == "bundled" and w["train_recordings"] == 40 and w["eval_recordings"] == 20
+    assert w["steps"] == 1 and w["part_wall_s"] > 0
+    assert math.isfinite(w["val_nll_nats"]) and 0 < w["val_nll_nats"] < 8
+    assert w["val_nll_bits"] == pytest.approx(w["val_nll_nats"] / math.log(2))
+    b = w["baselines"]
+    assert 0 < b["bigram_nats"] < b["unigram_nats"] < math.log(256)   # the baselines on the same samples
+    assert len(w["generation"]["files"]) == len(WAVENET_DIGITS)
+    for d in WAVENET_DIGITS:
+        with wave.open(str(out / "wavenet" / f"wavenet_digit{d}.wav"), "rb") as f:
+            assert (f.getframerate(), f.getnchannels(), f.getsampwidth(), f.getnframes()) == (8000, 1, 2, 400)
     md = (out / "summary.md").read_text()
     assert "| dcgan |" in md and "| gpt |" in md
-    assert "demo finished" in capsys.readouterr().out
+    row = next(line for line in md.splitlines() if line.startswith("| wavenet | test NLL"))
+    assert f"{w['val_nll_nats']:.3f} ({w['val_nll_bits']:.3f})" in row
+    assert f"{b['bigram_nats']:.3f}" in md and "wavenet/spectrogram.png" in md
+    printed = capsys.readouterr().out
+    assert "demo finished" in printed and "not intelligible" in printed and "mu-law bigram" in printed
     assert cli.main(["demo", "--out", str(out), "--parts", "nope"]) == 2
+
+
+def test_demo_wavenet_part_alone(tmp_path):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--minutes", "0.01", "--limit", "8", "--parts", "wavenet",
+                     "--no-progress", "--seed", "1"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s["parts"]) == ["wavenet"]
+    # the part's folder is an ordinary run folder: `minigen sample` reads it
+    assert cli.main(["sample", str(out / "wavenet"), "--digits", "5", "--seconds", "0.01",
+                     "--out", str(tmp_path / "more")]) == 0
+    assert (tmp_path / "more" / "wavenet_digit5.wav").exists()
 
 
 _GPU_BACKENDS = [pytest.param("emulated", marks=pytest.mark.skipif(not compiler_available(),
