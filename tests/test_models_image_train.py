@@ -299,6 +299,20 @@ def test_demo_wavenet_part_alone(tmp_path):
     assert (tmp_path / "more" / "wavenet_digit5.wav").exists()
 
 
+def test_demo_wavenet_part_ctrl_c(tmp_path, monkeypatch):
+    from minigen.recipes import wavenet as W
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(W, "run", interrupted)
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--parts", "wavenet,gpt", "--limit", "8", "--no-progress"]) == 130
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s["parts"]) == ["wavenet"] and s["parts"]["wavenet"]["interrupted"] is True   # gpt never started
+    assert "| wavenet | test NLL" in (out / "summary.md").read_text()
+
+
 _GPU_BACKENDS = [pytest.param("emulated", marks=pytest.mark.skipif(not compiler_available(),
                                                                     reason="no C++ compiler for the GPU emulation")),
                  pytest.param("cuda", marks=pytest.mark.skipif(not real_gpu_available(), reason="no CUDA GPU"))]
