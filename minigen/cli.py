@@ -9,7 +9,7 @@
     minigen sample RUN_DIR [--n N] [--out PATH] [options]
                                                 what a trained run's model produces (images, text, audio),
                                                 read from RUN_DIR's config.json and checkpoint, no training
-    minigen demo [--out DIR] [--minutes M]      the tour: classifier, DCGAN, VAE, char-GPT on bundled data
+    minigen demo [--out DIR] [--minutes M]      the tour: classifier, DCGAN, VAE, WaveNet, char-GPT on bundled data
     minigen bench [GROUP ...] [--quick]         the benchmark suite (benchmarks/run.py of a source checkout)
     minigen gradcheck OP|all [--list]           float64 gradient checks of ops from the command line
 
@@ -254,10 +254,12 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                    add_help=False)
 
     p = sub.add_parser("demo", help=f"a ~5-minute tour: trains {', '.join(PARTS[:-1])} and a char-{PARTS[-1]} on "
-                                    "the bundled MNIST / tiny-shakespeare, writes scores, samples, curves to out/",
-                       description="Train a scoring MNIST CNN, a DCGAN (scored by the CNN), a VAE and a char-level "
-                                   "GPT on the data shipped with minigen and write results (metrics, curves, sample "
-                                   "grids, generated text, checkpoints, summary.md) to --out.")
+                                    "the bundled MNIST / spoken digits (FSDD subset) / tiny-shakespeare, writes scores, "
+                                    "samples, audio, curves to out/",
+                       description="Train a scoring MNIST CNN, a DCGAN (scored by the CNN), a VAE, a digit-conditioned "
+                                   "WaveNet (on the bundled spoken-digit subset) and a char-level GPT on the data "
+                                   "shipped with minigen and write results (metrics, curves, sample grids, generated "
+                                   "audio and text, checkpoints, summary.md) to --out.")
     add_demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
 
