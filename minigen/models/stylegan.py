@@ -30,7 +30,8 @@ middle-scale strokes, w_4..w_6 (28 x 28) the fine detail (stroke width, edges).
 
 **EMA of G** (:func:`ema_update_`, :func:`ema_beta`): the generator that is sampled and scored is a running
 average of G's weights, theta_ema <- beta theta_ema + (1 - beta) theta after every G step, beta =
-0.5 ** (B / h), h = min(10k images, 5% of the images seen) (StyleGAN2-ADA's half-life with its ramp-up).
+0.5 ** (B / h), h = min(10k images, r x the images seen) (StyleGAN2-ADA's half-life with its ramp-up, r = 0.05
+there; the recipe's default is r = 0.25, which averages over more of a short run).
 
 **Weight modulation / demodulation** (StyleGAN2, the default ``mode='modconv'``): with style s = A(w)
 (an affine map, bias initialised to 1) and conv weight W (Cout, Cin, k, k)::

@@ -54,6 +54,10 @@ def add_arguments(p):
     p.add_argument("--skip", type=int, choices=[0, 1], default=0,
                    help="1: StyleGAN2's skip generator (a ToRGB at every resolution, summed); "
                         "0 (default): one ToRGB at 28 x 28 (measured better here at 2 epochs)")
+    p.add_argument("--ema-rampup", type=float, default=0.25,
+                   help="EMA ramp-up: the half-life is at most this fraction of the images seen so far "
+                        "(default 0.25; StyleGAN2-ADA's 0.05 scored IS 4.97 / 4.18 / 4.76 after epochs 1 / 2 / 3 "
+                        "against 0.25's 4.62 / 4.94 / 4.91 on the same training run, seed 0)")
     p.add_argument("--rgb-bias-init", type=C.any_float, default=0.0,
                    help="initial bias of the output ToRGB (default 0)")
     p.add_argument("--g-output", choices=["linear", "tanh"], default="tanh",
@@ -106,7 +110,7 @@ class _StepCount:
 
 
 def stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_prob=0.5, count=None, G_ema=None,
-                  ema_half_life=10_000, dp=None):
+                  ema_half_life=10_000, dp=None, ema_rampup=0.25):
     """D update (logistic loss, lazy R1), then G update (non-saturating), with mixing regularisation;
     then ``G_ema`` (if given) moves towards G (:func:`~minigen.models.stylegan.ema_update_`). ``dp``
     (data-parallel): as :func:`~minigen.recipes._common.gan_step`; ``B`` in the EMA's beta is the global batch."""
@@ -148,7 +152,7 @@ def stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_pr
         lg.backward()
         opt_g.step()
         if G_ema is not None:
-            ema_update_(G_ema, G, ema_beta(B * world, count.n * B * world, ema_half_life))
+            ema_update_(G_ema, G, ema_beta(B * world, count.n * B * world, ema_half_life, ema_rampup))
         out.update({"g_loss": lg.item(), "D(x)": F.sigmoid(lr_.detach()).mean().item(),
                     "D(G(z))": F.sigmoid(lf_.detach()).mean().item()})
         return out
@@ -192,7 +196,8 @@ def run(args):
     Gs = sampler(model)
     step = stylegan_step(G, D, opt_g, opt_d, args.z_dim, args.r1_gamma, args.r1_every, args.mixing_prob, count,
                          G_ema=getattr(model, "G_ema", None), ema_half_life=getattr(args, "ema_half_life", 0),
-                         dp=C.data_parallel(args))
+                         dp=C.data_parallel(args),
+                         ema_rampup=getattr(args, "ema_rampup", 0.05))  # a run from before the option: 0.05
 
     def sample_fn(n, generator):
         return Gs(C.sample_noise(n, args.z_dim, device=next(Gs.parameters()).device, generator=generator))
