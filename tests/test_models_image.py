@@ -486,6 +486,19 @@ def test_tanh_output_torgb_bias_init_and_d_dropout():
     assert not np.allclose(D(x).detach().numpy(), D(x).detach().numpy())
 
 
+def test_noise_maps_give_the_stochastic_variation_only():
+    """y = lrelu(conv + strength * noise + b): with the noise maps at 0 the output is a function of z alone;
+    with fresh N(0, 1) maps and a nonzero strength two calls differ."""
+    mg.manual_seed(0)
+    G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1, tanh=True).eval()
+    for c in G.synthesis.convs:
+        c.noise_strength.array[...] = 0.5
+    z = mg.randn(2, 4)
+    zeros = [mg.zeros(1, 1, s, s) for s in (7, 7, 14, 14, 28, 28)]
+    np.testing.assert_array_equal(G(z, noise=zeros).detach().numpy(), G(z, noise=zeros).detach().numpy())
+    assert not np.allclose(G(z).detach().numpy(), G(z).detach().numpy())
+
+
 def test_adain_generator_runs_and_r1_by_hand():
     G = stylegan.StyleGenerator(z_dim=4, w_dim=4, width=8, n_mapping=1, mode="adain")
     assert G(mg.randn(2, 4)).shape == (2, 1, 28, 28)

@@ -423,6 +423,11 @@ def test_sample_stylegan_truncation_and_mixing(tiny_runs, tmp_path):
     mix = str(tmp_path / "mix.png")
     assert cli.main(["sample", run, "--mix", "coarse", "--out", mix]) == 0
     assert _png_size(mix) == (7 * 30 + 2, 6 * 30 + 2)
+    # --no-noise: the per-pixel noise maps at 0 (a grid and a mixing grid; the default names say so)
+    assert cli.main(["sample", run, "--n", "8", "--no-noise"]) == 0
+    assert cli.main(["sample", run, "--mix", "fine", "--no-noise"]) == 0
+    assert os.path.exists(os.path.join(run, "samples_psi1_nonoise.png"))
+    assert _png_size(os.path.join(run, "style_mixing_fine_psi1_nonoise.png")) == (7 * 30 + 2, 6 * 30 + 2)
 
 
 @pytest.mark.parametrize("name", ["classifier", "cnn", "mlp"])

@@ -160,7 +160,7 @@ def stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_pr
     return step
 
 
-def style_mixing_grid(G, path, layers, n_a=5, n_b=6, generator=None, truncation=1.0):
+def style_mixing_grid(G, path, layers, n_a=5, n_b=6, generator=None, truncation=1.0, no_noise=False):
     """StyleGAN's figure: row i is source A_i, column j source B_j; cell (i, j) is A_i with the styles of
     ``layers`` = (lo, hi) taken from B_j. Top row: the B images; left column: the A images."""
     import minigen as mg
@@ -171,6 +171,8 @@ def style_mixing_grid(G, path, layers, n_a=5, n_b=6, generator=None, truncation=
     # one fixed noise map per layer, shared by every image, so the cells differ only by their styles
     gen = generator if generator is not None else mg.default_generator
     noise = [mg.randn(1, 1, s, s, generator=gen, device=dev) for s in (7, 7, 14, 14, 28, 28)]
+    if no_noise:
+        noise = [mg.zeros(1, 1, s, s, device=dev) for s in (7, 7, 14, 14, 28, 28)]
     img_a = G(za, truncation=truncation, noise=noise)
     img_b = G(zb, truncation=truncation, noise=noise)
     za_rep = mg.cat([za[i:i + 1].expand(n_b, G.z_dim) for i in range(n_a)], dim=0)
@@ -219,6 +221,9 @@ def add_sample_arguments(p):
                    help="psi of the truncation trick w = w_avg + psi (w - w_avg) (default 1 = off; 0.7 is typical)")
     p.add_argument("--mix", choices=sorted(MIX_LAYERS), default=None,
                    help="write a style-mixing grid instead: take the coarse / middle / fine styles from B")
+    p.add_argument("--no-noise", action="store_true",
+                   help="set the per-pixel noise inputs of every synthesis layer to 0 (StyleGAN's 'no noise' "
+                        "figure: the fine stochastic texture goes, the digit stays)")
 
 
 def sample(args):
@@ -231,15 +236,19 @@ def sample(args):
     G = sampler(model)
     mg.manual_seed(args.seed)  # the per-pixel noise of the synthesis layers
     gen = mg.Generator().manual_seed(args.seed)
+    no_noise = bool(getattr(args, "no_noise", False))
+    tag = "_nonoise" if no_noise else ""
+    dev = next(G.parameters()).device
     with mg.no_grad():
         if args.mix:
-            path = C.sample_path(args, f"style_mixing_{args.mix}_psi{args.truncation:g}.png")
-            style_mixing_grid(G, path, MIX_LAYERS[args.mix], generator=gen, truncation=args.truncation)
+            path = C.sample_path(args, f"style_mixing_{args.mix}_psi{args.truncation:g}{tag}.png")
+            style_mixing_grid(G, path, MIX_LAYERS[args.mix], generator=gen, truncation=args.truncation,
+                              no_noise=no_noise)
             print(f"wrote a style-mixing grid ({args.mix} styles from the top row) to {path}")
             return 0
         n = args.n or 64
-        imgs = G(C.sample_noise(n, G.z_dim, device=next(G.parameters()).device, generator=gen),
-                 truncation=args.truncation)
-        path = C.save_grid(imgs, C.sample_path(args, f"samples_psi{args.truncation:g}.png"), nrow=8)
-    print(f"wrote {n} samples (truncation psi = {args.truncation:g}) to {path}")
+        noise = [mg.zeros(1, 1, s, s, device=dev) for s in (7, 7, 14, 14, 28, 28)] if no_noise else None
+        imgs = G(C.sample_noise(n, G.z_dim, device=dev, generator=gen), truncation=args.truncation, noise=noise)
+        path = C.save_grid(imgs, C.sample_path(args, f"samples_psi{args.truncation:g}{tag}.png"), nrow=8)
+    print(f"wrote {n} samples (truncation psi = {args.truncation:g}{', no noise' if no_noise else ''}) to {path}")
     return 0
