@@ -152,6 +152,29 @@ def _wrap_fast(out):
     return wrapped
 
 
+def _finish_leaf(leaf, grads, results, create_graph):
+    """A leaf whose gradient is complete: its hooks, then ``.grad`` (or the result slot of ``mg.grad``:
+    ``results`` is not None) and its post-accumulate hooks."""
+    g = grads.pop(leaf, None)
+    if g is None:
+        return
+    if type(g) is SliceGrad:
+        g = g.materialize()
+    if leaf._hooks:
+        for h in leaf._hooks:
+            r = h(g)
+            if r is not None:
+                g = _checked_hook_result(r, g, "a tensor hook")
+    if results is not None:
+        if leaf in results:
+            results[leaf] = g if results[leaf] is None else results[leaf] + g
+    else:
+        _accumulate(leaf, g, create_graph)
+        if leaf._post_hooks:
+            for h in leaf._post_hooks:
+                h(leaf)
+
+
 def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     """Core walk. ``capture``: list of nodes whose incoming gradient is returned
     (mg.grad); when None, gradients are accumulated into leaf ``.grad``.
@@ -184,26 +207,6 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
         grads[n] = g if n not in grads else grads[n] + g
         if type(n) is not Context and n not in pending:
             root_leaves.append(n)
-
-    def finish_leaf(leaf):
-        g = grads.pop(leaf, None)
-        if g is None:
-            return
-        if type(g) is SliceGrad:
-            g = g.materialize()
-        if leaf._hooks:
-            for h in leaf._hooks:
-                r = h(g)
-                if r is not None:
-                    g = _checked_hook_result(r, g, "a tensor hook")
-        if capture is not None:
-            if leaf in results:
-                results[leaf] = g if results[leaf] is None else results[leaf] + g
-        else:
-            _accumulate(leaf, g, create_graph)
-            if leaf._post_hooks:
-                for h in leaf._post_hooks:
-                    h(leaf)
 
     anomaly = STATE.anomaly
     prev_mode = STATE.enabled
@@ -281,7 +284,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                             left = pending[p] - 1
                             pending[p] = left
                             if left == 0:
-                                finish_leaf(p)
+                                _finish_leaf(p, grads, results, create_graph)
                     i += 1
                 if not retain_graph:
                     ctx.release()
@@ -292,9 +295,9 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                         left = pending[p] - 1
                         pending[p] = left
                         if left == 0:
-                            finish_leaf(p)
+                            _finish_leaf(p, grads, results, create_graph)
         for leaf in root_leaves:
-            finish_leaf(leaf)
+            _finish_leaf(leaf, grads, results, create_graph)
     finally:
         STATE.enabled = prev_mode
     if capture is not None:
