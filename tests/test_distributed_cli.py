@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -29,18 +28,8 @@ except ImportError:  # the worker processes do not need pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = dict(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
 
-
-def _mpiexec():
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-def _have_mpi():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return _mpiexec() is not None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_distributed_ddp import _have_mpi, _mpiexec  # noqa: E402  (one way to find MPI for every MPI test)
 
 
 def _env():
