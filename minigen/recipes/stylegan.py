@@ -2,27 +2,40 @@
 
 Recipe (StyleGAN2's, sized for a CPU): the non-saturating logistic loss of :mod:`minigen.models.gan`; R1 on
 real images, R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`` steps with weight
-``gamma/2 * r1_every``; Adam (lr 2e-3, betas (0, 0.99)); equalised learning rate everywhere, the mapping
-network at lr_mul 0.01; minibatch standard deviation in D; mixing regularisation: with probability
+``gamma/2 * r1_every``; Adam (lr 2e-3, betas (0, 0.99)), batch 64; equalised learning rate everywhere, the
+mapping network at lr_mul 0.01; minibatch standard deviation in D; mixing regularisation: with probability
 ``mixing_prob`` a batch uses two z with a random crossover layer; and an **EMA of G's weights** (half-life
-10k images, ramped up as 5% of the images seen), which is what is sampled, scored and saved for ``minigen
-sample``. ``--skip 1`` gives StyleGAN2's skip generator (a ToRGB per resolution, summed). At the end: three
-style-mixing grids (:func:`style_mixing_grid`: coarse 7x7, middle 14x14 and fine 28x28 styles taken from a
-second image).
+10k images, ramped up as 25% of the images seen, ``--ema-rampup``), which is what is sampled, scored and saved
+for ``minigen sample``. One departure from StyleGAN for MNIST: **G's output goes through a tanh**
+(``--g-output tanh``, the DCGAN's output layer): with StyleGAN's linear output the generator has to hit the
+flat -1 background exactly and after an epoch its samples had grey, blotchy backgrounds (IS 3.03 against 4.97
+with the tanh, same run otherwise, seed 0). ``--skip 1`` gives StyleGAN2's skip generator (a ToRGB per
+resolution, summed). At the end: three style-mixing grids (:func:`style_mixing_grid`: coarse 7x7, middle 14x14
+and fine 28x28 styles taken from a second image).
 
-Measured (batch 32, epochs of the 9k images, classifier-scored IS of 1,000 samples, seeds 0 and 1): this recipe
-2.92, 2.72 / 3.96, 2.57 / 4.59, 3.33 after 1 / 2 / 3 epochs; the DCGAN's pytorch-examples preset 4.47, 3.35 /
-4.79, 4.02 / 4.33, 3.00 after the same epochs. It starts slower and is level with the DCGAN, within the
-seed-to-seed spread, by the third epoch (thicker, unbroken strokes; a faint grey haze in some backgrounds).
-Tried and not kept (all with the skip generator + EMA): lr 2e-3 (3.59 / 2.23 /
-3.03), lr 1e-3 (3.02 / 3.40 / 2.35), lr 1e-3 without mixing regularisation and with 2 mapping layers (3.33 /
-3.13), R1 gamma 0.1 (3.00 at 1 epoch, vs 3.58 with gamma 1), width 128 (2.99 at 1 epoch). Scores swing by ~1
-from epoch to epoch. The EMA scores within 0.1 of G itself at these budgets (4.61 vs 4.52 after 3 epochs; its
-ramp-up keeps it short); it matters for longer runs. Truncation psi = 0.7 raises the mean max-prob (0.80) and
-lowers the IS (3.80): fewer, more typical digits.
+Measured against the DCGAN's pytorch-examples preset (epochs of the 9k images, classifier-scored IS of 1,000
+samples, seeds 0 / 1 / 2; CPU = process seconds in the training steps, one thread):
 
-``minigen sample RUN_DIR [--truncation PSI] [--mix coarse|middle|fine]``: a grid of G(z) with the truncation
-trick w = w_avg + psi (w - w_avg), or a style-mixing grid.
+- at equal epochs, this recipe 4.62, 4.90, 3.91 (mean 4.48) / 4.94, 5.29, 4.26 (4.83) / 4.91, 5.06, 4.79
+  (4.92) after 1 / 2 / 3 epochs; the DCGAN 4.43, 3.43, 3.63 (3.83) / 4.71, 3.84, 3.83 (4.13) / 4.96, 4.47,
+  5.40 (4.94). Ahead at 1 and 2 epochs, level at 3 (the DCGAN's seed 2 jumps 3.83 -> 5.40 in its 3rd epoch).
+- at equal CPU: a step here costs ~0.41 CPU s against the DCGAN's ~0.28 (an epoch ~57 s against ~40 s), so
+  the DCGAN's 1 / 2 / 3 epochs buy 102 / 204 / 305 steps here: 3.76, 3.89, 3.62 (mean 3.76) / 4.97, 5.16, 4.13
+  (4.76) / 4.97, 5.25, 4.24 (4.82) against the DCGAN's 3.83 / 4.13 / 4.94 -- level, ahead, level.
+
+The samples: rounder, fuller digits than the DCGAN's, with salt-and-pepper speckle inside the strokes. The
+speckle is the per-pixel noise (its learned strengths reach ~0.24 at the 14x14 and first 28x28 convs):
+``minigen sample RUN --no-noise`` draws the same digits with smooth strokes and scores IS 5.39 / 5.23 / 5.14
+after 3 epochs (against 4.91 / 5.09 / 4.73 with noise, same z). Tried and not kept (1-epoch probes, batch 64):
+StyleGAN2-ADA's auto settings (lr 2.5e-3, gamma 0.01, 2 mapping layers: 3.51 linear; with the tanh 4.09 at
+seed 0 but collapsed to 1s at seed 1), lr 5e-3 / 1e-2 (2.93 / 2.42), ToRGB bias started at -1 (3.04), D
+dropout 0.3 (2.78), R1 every 16 (2.37, linear output), EMA ramp-up 0.05 (4.97 / 4.18 / 4.76 against 4.62 /
+4.94 / 4.91 on the same seed-0 training run). Scores swing by ~1 from epoch to epoch. Truncation psi = 0.7
+after 3 epochs: max-prob 0.78-0.80 -> 0.81-0.82, class entropy 2.17 -> 1.96, IS ~4.9 -> ~4.3 (fewer, more
+typical digits).
+
+``minigen sample RUN_DIR [--truncation PSI] [--mix coarse|middle|fine] [--no-noise]``: a grid of G(z) with the
+truncation trick w = w_avg + psi (w - w_avg), or a style-mixing grid; ``--no-noise`` sets the noise maps to 0.
 """
 from __future__ import annotations
 
