@@ -76,6 +76,8 @@ def add_arguments(p):
     p.add_argument("--g-output", choices=["linear", "tanh"], default="tanh",
                    help="G's output: tanh (default; the DCGAN's: MNIST's flat -1 background is reached by "
                         "saturating) or linear (StyleGAN's own: grey, blotchy backgrounds here)")
+    p.add_argument("--mbstd-group", type=C.positive_int, default=4,
+                   help="minibatch-stddev group size in D (default 4; 1 = the feature is a constant, i.e. off)")
     p.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's conv blocks (default 0)")
     p.add_argument("--d-lr", type=float, default=None, help="D's Adam learning rate (default: --lr)")
     p.add_argument("--ema-half-life", type=float, default=10_000,
@@ -92,7 +94,7 @@ def build_model(a):
     kw = dict(mapping_lr_mul=getattr(a, "mapping_lr_mul", 0.01), skip=bool(getattr(a, "skip", 0)),
               rgb_bias_init=getattr(a, "rgb_bias_init", 0.0), tanh=getattr(a, "g_output", "linear") == "tanh")
     G = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode, **kw)
-    D = StyleDiscriminator(a.d_width, dropout=getattr(a, "d_dropout", 0.0))
+    D = StyleDiscriminator(a.d_width, mbstd_group=getattr(a, "mbstd_group", 4), dropout=getattr(a, "d_dropout", 0.0))
     model = GAN(G, D)
     if getattr(a, "ema_half_life", 0):
         G_ema = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode, **kw)
