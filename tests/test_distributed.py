@@ -131,11 +131,11 @@ if pytest is not None:
 
         state = {"polls": 0, "fin": 0}
 
-        def test():
+        def poll():
             state["polls"] += 1
             return state["polls"] > 3
 
-        w = Work(test, lambda: state.__setitem__("fin", state["fin"] + 1), timeout=5)
+        w = Work(poll, lambda: state.__setitem__("fin", state["fin"] + 1), timeout=5)
         assert not w.is_completed()
         assert w.wait() and w.is_completed() and w.wait()
         assert state["fin"] == 1
