@@ -1033,14 +1033,10 @@ def machine_info():
 
 def vector_isa():
     """The widest vector ISA from /proc/cpuinfo: 'AVX-512 (+ BF16, FP16, AMX)', 'AVX2', ... ('?' when unknown)."""
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
+    from minigen.backends.cpu import cpu_flags
+
+    flags = cpu_flags()
+    if flags is None:
         return "?"
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else \
         "SSE" if "sse2" in flags else "?"
