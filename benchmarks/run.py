@@ -104,16 +104,23 @@ def _batch(fn, number):
 
 
 SETTLE_S = 0.15
+_last_threads = [1]
 
 
 def _settle():
-    """With several threads, wait until the thread pools of the column measured before have gone to sleep.
+    """Wait until the thread pools of the column measured before have gone to sleep, whenever that column or
+    this one runs on several threads.
 
     OpenBLAS's idle threads keep spinning (sched_yield) for about 2**28 cycles (~0.1 s) after a call, and
     OpenMP pools spin briefly too; on a 2-core machine the next column's threads would share the cores with
-    them (the 2-thread PyTorch column used to read 5 ms for a 0.3 ms sgemm 256 right after minigen's)."""
-    if threads.get_num_threads() > 1:
+    them (the 2-thread PyTorch column used to read 5 ms for a 0.3 ms sgemm 256 right after minigen's). A
+    1-thread column right after a 2-thread one is hit as well, and on the CPU clock more than on the wall
+    clock: process CPU time counts the spinning pool threads of the same process (minigen's 1-thread sgemm
+    1024 read 17.2 ms against NumPy's 14.8 ms that way; alone, both take 12.8 ms)."""
+    n = threads.get_num_threads()
+    if max(n, _last_threads[0]) > 1:
         time.sleep(SETTLE_S)
+    _last_threads[0] = n
 
 
 def timeit_interleaved(fns, repeat=7):
