@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import _math
-from ._common import blas_gemm, c, gemm, is_float, jit
+from ._common import blas_gemm, c, gemm, is_float, jit, transposed
 from .dispatch import register
 
 # The cell loops run over j with unsigned indices on row views, and take sigmoid / tanh from
@@ -267,12 +267,14 @@ def gru_cell_backward(dh_new, h, acts, gh):
 
 # ------------------------------------------------------------------ LSTM sequence (one layer)
 @jit
-def _lstm_seq_fwd_loop(gemm_fn, one, xw, w_hh, hs, cs, acts, tcs):
+def _lstm_seq_fwd_loop(gemm_fn, one, xw, w_hh_t, hs, cs, acts, tcs):
     """xw: (T, B, 4H) input projections (+ bias), overwritten with the full pre-activations.
-    hs, cs: (T+1, B, H) with hs[0] = h0, cs[0] = c0 filled in; acts (T, B, 4H); tcs (T, B, H)."""
+    hs, cs: (T+1, B, H) with hs[0] = h0, cs[0] = c0 filled in; acts (T, B, 4H); tcs (T, B, H).
+    w_hh_t: W_hh^T as a contiguous (H, 4H) matrix (see ``_common.transposed``: h @ Wt runs ~1.4x faster
+    than h @ W^T in OpenBLAS at a batch of 32)."""
     T = xw.shape[0]
     for t in range(T):
-        gemm(gemm_fn, False, True, one, hs[t], w_hh, one, xw[t])  # xw[t] += h_{t-1} @ W_hh^T
+        gemm(gemm_fn, False, False, one, hs[t], w_hh_t, one, xw[t])  # xw[t] += h_{t-1} @ W_hh^T
         _lstm_cell_fwd(xw[t], cs[t], hs[t + 1], cs[t + 1], acts[t], tcs[t])
 
 
@@ -343,7 +345,7 @@ def lstm_seq_forward(x, w_ih, w_hh, bias=None, h0=None, c0=None):
     fn = blas_gemm(dt)
     if T > 0:
         if fn is not None:
-            _lstm_seq_fwd_loop(fn, dt.type(1), xw, w_hh, hs, cs, acts, tcs)
+            _lstm_seq_fwd_loop(fn, dt.type(1), xw, transposed(w_hh), hs, cs, acts, tcs)
         else:
             _py_seq_fwd(xw, w_hh, hs, cs, acts, tcs)
     return hs[1:], hs[T].copy(), cs[T].copy(), (hs, cs, acts, tcs)
@@ -393,12 +395,12 @@ def _add_row_bias(a, b):
 
 
 @jit
-def _gru_seq_fwd_loop(gemm_fn, one, zero, xw, w_hh, b_hh, hs, acts, ghs):
+def _gru_seq_fwd_loop(gemm_fn, one, zero, xw, w_hh_t, b_hh, hs, acts, ghs):
     """xw (T, B, 3H) = x W_ih^T + b_ih; hs (T+1, B, H) with hs[0] = h0; out: ghs[t] = h_{t-1} W_hh^T + b_hh,
-    acts[t] = [r, z, n], hs[t+1] = h_t."""
+    acts[t] = [r, z, n], hs[t+1] = h_t. w_hh_t: W_hh^T contiguous (H, 3H), as in the LSTM loop."""
     T = xw.shape[0]
     for t in range(T):
-        gemm(gemm_fn, False, True, one, hs[t], w_hh, zero, ghs[t])
+        gemm(gemm_fn, False, False, one, hs[t], w_hh_t, zero, ghs[t])
         _add_row_bias(ghs[t], b_hh)
         _gru_cell_fwd(xw[t], ghs[t], hs[t], hs[t + 1], acts[t])
 
@@ -444,7 +446,7 @@ def gru_seq_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None):
     fn = blas_gemm(dt)
     if T > 0:
         if fn is not None:
-            _gru_seq_fwd_loop(fn, dt.type(1), dt.type(0), xw, w_hh, bh, hs, acts, ghs)
+            _gru_seq_fwd_loop(fn, dt.type(1), dt.type(0), xw, transposed(w_hh), bh, hs, acts, ghs)
         else:
             for t in range(T):
                 ghs[t] = hs[t] @ w_hh.T + bh

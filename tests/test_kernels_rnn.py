@@ -208,3 +208,15 @@ def test_seq_kernels_equal_the_references_of_minigen_ops_rnn(T, B, I, H, dt, bia
     for a, e in zip((got[0],) + tuple(got[1]), (want[0],) + tuple(want[1])):
         assert a.dtype == e.dtype == dt
         np.testing.assert_allclose(a, e, **tol)
+
+
+@given(m=st.integers(0, 80), n=st.integers(0, 80), dt=st.sampled_from([np.float32, np.float64, np.int64]),
+       view=st.sampled_from(["c", "f", "slice"]), seed=st.integers(0, 2**31))
+def test_transposed_equals_numpy(m, n, dt, view, seed):
+    """The blocked transpose the recurrent loops use for W_hh^T: equal to NumPy's a.T for any size (block
+    edges at 32 included), contiguous, for C-ordered, F-ordered and sliced inputs."""
+    a = np.random.default_rng(seed).standard_normal((m, 2 * n)).astype(dt)
+    a = {"c": a[:, :n], "f": np.asfortranarray(a[:, :n]), "slice": a[:, ::2]}[view]
+    t = _common.transposed(a)
+    assert t.flags.c_contiguous and t.dtype == a.dtype and t.shape == (a.shape[1], a.shape[0])
+    np.testing.assert_array_equal(t, a.T)
