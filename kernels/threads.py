@@ -35,7 +35,7 @@ import threading
 __all__ = ["set_num_threads", "get_num_threads", "kernel_threads", "blas_threads", "blas_info", "owners",
            "blas_single"]
 
-_STATE = {"budget": None, "ctl": None, "blas": None}
+_STATE = {"budget": None, "ctl": None, "blas": None, "default": None, "numba_cap": None}
 _LOCK = threading.Lock()
 _HOLD = [0, None]  # nesting depth of blas_single, BLAS counts to restore
 
@@ -61,14 +61,18 @@ def get_num_threads() -> int:
     :func:`set_num_threads`, else ``OMP_NUM_THREADS``, else the usable cores."""
     b = _STATE["budget"]
     if b is None:
-        b = _env_int("OMP_NUM_THREADS") or _cores()
-    return int(b)
+        b = _STATE["default"]
+        if b is None:  # read once (as PyTorch reads OMP_NUM_THREADS once): every kernel call asks
+            b = _STATE["default"] = _env_int("OMP_NUM_THREADS") or _cores()
+    return b
 
 
 def kernel_threads() -> int:
     """Threads of the Numba kernel pool: the budget, capped by ``NUMBA_NUM_THREADS`` when set."""
     n = get_num_threads()
-    cap = _env_int("NUMBA_NUM_THREADS")
+    cap = _STATE["numba_cap"]
+    if cap is None:  # read once: an environment lookup per kernel call cost ~1 us
+        cap = _STATE["numba_cap"] = _env_int("NUMBA_NUM_THREADS") or 0
     return min(n, cap) if cap else n
 
 
