@@ -336,6 +336,99 @@ def test_modulated_conv_gradcheck():
     assert gradcheck(lambda x, W, s: stylegan.modulated_conv2d(x, W, s, padding=1), (x, W, s))
 
 
+def test_modulated_conv_transpose_by_hand_1x1():
+    # one input pixel x, Cin = 2, Cout = 1, 2x2 kernel, stride 2: y = s-weighted kernel * x on the 2x2 output,
+    # demodulated by 1 / sqrt(sum_i s_i^2 sum_k W_ik^2 / 4 + 1e-8)
+    W = np.array([[1.0, 2.0], [3.0, 4.0], [-1.0, 0.5], [0.0, 2.0]]).reshape(2, 1, 2, 2)
+    s, x = np.array([[2.0, -1.0]]), np.array([0.5, 3.0]).reshape(1, 2, 1, 1)
+    y = stylegan.modulated_conv_transpose2d(mg.tensor(x), mg.tensor(W), mg.tensor(s), stride=2, padding=0)
+    raw = 2.0 * 0.5 * W[0, 0] - 1.0 * 3.0 * W[1, 0]                      # sum_i s_i x_i W_i
+    d = 1.0 / math.sqrt((4.0 * (W[0] ** 2).sum() + 1.0 * (W[1] ** 2).sum()) / 4 + 1e-8)
+    np.testing.assert_allclose(y.detach().numpy()[0, 0], raw * d, rtol=1e-12)
+    y_mod = stylegan.modulated_conv_transpose2d(mg.tensor(x), mg.tensor(W), mg.tensor(s), demodulate=False,
+                                                stride=2, padding=0)
+    np.testing.assert_allclose(y_mod.detach().numpy()[0, 0], raw, rtol=1e-12)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_modulated_conv_transpose_equals_per_sample_weights(B, cin, cout, seed):
+    """d * conv_transpose(x * s, W) == conv_transpose(x_b, W''_b), W''_b = (s_b W) / sqrt(sum (s_b W)^2 / 4 + eps)."""
+    rng = np.random.default_rng(seed)
+    x, W, s = rng.standard_normal((B, cin, 4, 4)), rng.standard_normal((cin, cout, 4, 4)), rng.standard_normal((B, cin))
+    y = stylegan.modulated_conv_transpose2d(mg.tensor(x), mg.tensor(W), mg.tensor(s), stride=2, padding=1)
+    y = y.detach().numpy()
+    assert y.shape == (B, cout, 8, 8)
+    for b in range(B):
+        Wb = W * s[b][:, None, None, None]
+        Wb = Wb / np.sqrt((Wb ** 2).sum(axis=(0, 2, 3), keepdims=True) / 4 + 1e-8)
+        yb = mg.nn.functional.conv_transpose2d(mg.tensor(x[b:b + 1]), mg.tensor(Wb), stride=2, padding=1)
+        np.testing.assert_allclose(y[b:b + 1], yb.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_modulated_conv_transpose_keeps_unit_variance_and_gradcheck():
+    """The /stride^2 in the demodulation: unit-variance inputs give unit-variance outputs (each output pixel of
+    a 4x4 stride-2 transposed conv reads a quarter of the taps); gradients checked in float64."""
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((64, 16, 8, 8)))
+    y = stylegan.modulated_conv_transpose2d(x, mg.tensor(rng.standard_normal((16, 8, 4, 4))),
+                                            mg.tensor(rng.uniform(0.5, 2.0, (64, 16))), stride=2, padding=1)
+    inner = y.detach().numpy()[:, :, 1:-1, 1:-1]          # the border pixels read fewer input pixels
+    assert 0.9 < inner.std() < 1.1
+    xs, W, s = (_leaf(rng.standard_normal(sh)) for sh in ((2, 2, 2, 2), (2, 3, 4, 4), (2, 2)))
+    assert gradcheck(lambda x, W, s: stylegan.modulated_conv_transpose2d(x, W, s, stride=2, padding=1), (xs, W, s))
+
+
+def test_up_conv_synthesis_and_noise_lr_mul():
+    """up='transposed': the 14x14 and 28x28 blocks' first StyleConv doubles the resolution itself (no bilinear
+    upsampling); noise_lr_mul m: the strength used is m * the stored parameter, and its gradient is m times
+    the gradient with respect to the strength."""
+    mg.manual_seed(0)
+    S = stylegan.SynthesisNetwork(w_dim=4, width=8, up="transposed", noise_lr_mul=0.1)
+    assert [c.up for c in S.convs] == [None, None, "transposed", None, "transposed", None]
+    assert S.convs[2].weight.shape == (8, 4, 4, 4) and S.convs[4].weight.shape == (4, 2, 4, 4)
+    ws = mg.randn(2, stylegan.N_STYLES, 4)
+    noise = [mg.randn(1, 1, s, s) for s in (7, 7, 14, 14, 28, 28)]
+    assert S(ws, noise).shape == (2, 1, 28, 28)
+    c = stylegan.StyleConv(3, 2, 4, up="transposed", noise_lr_mul=0.1)
+    c.noise_strength.array[...] = 2.0
+    x, w = mg.randn(2, 3, 5, 5), mg.randn(2, 4)
+    n = mg.randn(1, 1, 10, 10)
+    ref = stylegan.StyleConv(3, 2, 4, up="transposed")
+    ref.load_state_dict(c.state_dict())
+    ref.noise_strength.array[...] = 0.2                    # 0.1 * 2.0
+    np.testing.assert_allclose(c(x, w, n).detach().numpy(), ref(x, w, n).detach().numpy(), rtol=1e-6)
+    c(x, w, n).sum().backward()
+    ref(x, w, n).sum().backward()
+    assert c.noise_strength.grad.item() == pytest.approx(0.1 * ref.noise_strength.grad.item(), rel=1e-4)
+    with pytest.raises(mg.errors.InvalidArgumentError, match="upsampling"):
+        stylegan.SynthesisNetwork(w_dim=4, width=8, up="nearest")
+    with pytest.raises(mg.errors.InvalidArgumentError, match="StyleConv up"):
+        stylegan.StyleConv(3, 2, 4, up="before")
+
+
+def test_conv_then_upsample_style_conv_by_hand():
+    """up='after': y = sqrt(2) lrelu(up(modconv(x, W, A(w))) + strength * noise + b, 0.2), the conv at the low
+    resolution; in the synthesis network the 14x14 and 28x28 blocks' first conv is such a layer."""
+    from minigen.nn import functional as F
+
+    mg.manual_seed(0)
+    c = stylegan.StyleConv(3, 2, 4, up="after")
+    c.noise_strength.array[...] = 0.3
+    c.bias.array[...] = np.array([0.5, -0.25], dtype=np.float32)
+    x, w, n = mg.randn(2, 3, 5, 5), mg.randn(2, 4), mg.randn(1, 1, 10, 10)
+    y = stylegan.modulated_conv2d(x, c.weight * c.scale, c.affine(w), padding=1)
+    y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+    want = F.leaky_relu(y + 0.3 * n + c.bias.reshape(1, 2, 1, 1), 0.2) * math.sqrt(2)
+    got = c(x, w, n)
+    assert got.shape == (2, 2, 10, 10)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
+    S = stylegan.SynthesisNetwork(w_dim=4, width=8, up="after")
+    assert [c.up for c in S.convs] == [None, None, "after", None, "after", None]
+    assert S.convs[2].weight.shape == (4, 8, 3, 3)
+    noise = [mg.zeros(1, 1, s, s) for s in (7, 7, 14, 14, 28, 28)]
+    assert S(mg.randn(2, stylegan.N_STYLES, 4), noise).shape == (2, 1, 28, 28)
+
+
 def test_equalised_learning_rate_layers_by_hand():
     # EqLinear(2 -> 1, bias 0.5, lr_mul 0.1): stored b = 0.5 / 0.1 = 5; effective W = stored * 0.1 / sqrt(2)
     lin = stylegan.EqLinear(2, 1, bias_init=0.5, lr_mul=0.1)

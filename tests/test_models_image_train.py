@@ -473,6 +473,36 @@ def test_stylegan_resume_is_exact(tmp_path):
         np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
 
 
+def test_stylegan_step_leaves_d_untouched_by_the_g_step():
+    """The G step freezes D's weights (no gradients for them) and gives requires_grad back; the D update is the
+    same as without the freeze (D's gradients are cleared before the next D step anyway)."""
+    import minigen as mg
+    from minigen import optim
+    from minigen.models.stylegan import StyleDiscriminator, StyleGenerator
+    from minigen.recipes import stylegan as recipe
+
+    mg.manual_seed(0)
+    G, D = StyleGenerator(4, 4, 8, 1, tanh=True, up="transposed"), StyleDiscriminator(4)
+    og, od = optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.99)), optim.Adam(D.parameters(), lr=1e-3, betas=(0.0, 0.99))
+    step = recipe.stylegan_step(G, D, og, od, 4, r1_every=1, mixing_prob=0.5)
+    seen = {}
+    d_step = od.step
+
+    def record_then_step():                 # D's gradients when the D update is made
+        seen.update({id(p): p.grad.numpy().copy() for p in D.parameters()})
+        d_step()
+
+    od.step = record_then_step
+    out = step((mg.rand(4, 1, 28, 28), None))
+    assert {"d_loss", "g_loss", "r1"} <= set(out)
+    assert all(p.requires_grad for p in D.parameters()) and all(p.requires_grad for p in G.parameters())
+    # after the G step D's gradients are still exactly those of its own update: the G step added nothing
+    assert len(seen) == len(list(D.parameters()))
+    for p in D.parameters():
+        np.testing.assert_array_equal(p.grad.numpy(), seen[id(p)])
+    assert all(p.grad is not None and np.abs(p.grad.numpy()).sum() > 0 for p in G.synthesis.convs[0].parameters())
+
+
 def test_classifier_resume_from_a_stop_point_at_an_epoch_end(tmp_path):
     """--max-steps 4 ends exactly on the last batch of epoch 1: the resumed run must not count that epoch end
     twice (nor step the per-epoch lr schedule twice)."""

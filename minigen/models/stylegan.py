@@ -66,10 +66,11 @@ import numpy as np
 
 from .. import nn
 from ..autograd.engine import grad as autograd_grad
+from ..errors import InvalidArgumentError
 from ..nn import functional as F
 from ..tensor import Tensor
 
-__all__ = ["pixel_norm", "adain", "modulated_conv2d", "EqLinear", "EqConv2d", "minibatch_stddev", "StyleDiscriminator",
+__all__ = ["pixel_norm", "adain", "modulated_conv2d", "modulated_conv_transpose2d", "EqLinear", "EqConv2d", "minibatch_stddev", "StyleDiscriminator",
            "ScaledLeakyReLU", "MappingNetwork", "StyleConv", "ToRGB", "SynthesisNetwork", "StyleGenerator",
            "r1_penalty", "ema_update_", "ema_beta", "N_STYLES"]
 
@@ -93,6 +94,25 @@ def adain(x, ys, yb, eps=1e-5):
     sigma = ((xc * xc).mean(dim=(2, 3), keepdim=True) + eps).sqrt()
     B, C = ys.shape
     return ys.reshape(B, C, 1, 1) * (xc / sigma) + yb.reshape(B, C, 1, 1)
+
+
+def modulated_conv_transpose2d(x, weight, s, demodulate=True, stride=2, padding=1, eps=1e-8):
+    """The upsampling modulated convolution: y_b = conv_transpose(x_b, W''_b, stride), weight (Cin, Cout, k, k).
+
+    W'_{b,i,j,k} = s_{b,i} W_{i,j,k};  W''_{b,i,j,k} = W'_{b,i,j,k} / sqrt( sum_{i,k} W'_{b,i,j,k}^2 / stride^2 + eps ).
+    A stride-``stride`` transposed conv gives every output pixel 1 / stride^2 of the kernel's taps (for k a
+    multiple of the stride), so the /stride^2 makes the expected output variance 1 for unit-variance inputs, as
+    the demodulation of :func:`modulated_conv2d` does (StyleGAN2 gets the same factor from its upsampling
+    filter's gain up^2). Computed as d * conv_transpose(x * s, W), d_{b,j} = 1 / sqrt( sum_i s_{b,i}^2
+    sum_k W_{i,j,k}^2 / stride^2 + eps ).
+    """
+    B, Cin = s.shape
+    y = F.conv_transpose2d(x * s.reshape(B, Cin, 1, 1), weight, stride=stride, padding=padding)
+    if not demodulate:
+        return y
+    w2 = (weight * weight).sum(dim=(2, 3)) * (1.0 / (stride * stride))   # (Cin, Cout)
+    d = ((s * s) @ w2 + eps).rsqrt()                                      # (B, Cout)
+    return y * d.reshape(B, -1, 1, 1)
 
 
 def modulated_conv2d(x, weight, s, demodulate=True, padding=0, eps=1e-8):
@@ -214,16 +234,33 @@ class StyleDiscriminator(nn.Module):
 
 
 class StyleConv(nn.Module):
-    """conv 3x3 modulated by w ('modconv') or followed by AdaIN ('adain'), + noise + bias, LeakyReLU(0.2)."""
+    """conv 3x3 modulated by w ('modconv') or followed by AdaIN ('adain'), + noise + bias, LeakyReLU(0.2).
 
-    def __init__(self, cin, cout, w_dim, mode="modconv", kernel=3):
+    ``up``: the layer doubles the resolution itself. ``"transposed"``: a 4x4 stride-2 transposed conv
+    (:func:`modulated_conv_transpose2d`; weight (Cin, Cout, 4, 4), every output pixel reads 2 x 2 input pixels
+    per channel, fan-in Cin * 4). ``"after"``: the 3x3 conv runs at the input's (low) resolution and its output
+    is upsampled x2 (bilinear) before the noise, bias and activation: y = lrelu(up(conv(x)) + noise + b), a
+    quarter of the multiply-adds of conv(up(x)). ``None``: no upsampling (the synthesis network may upsample
+    the input, ``up="bilinear"``). ``noise_lr_mul``: the per-pixel noise strength is ``noise_lr_mul`` times
+    its stored parameter (the equalised-lr device: Adam moves the strength ``noise_lr_mul`` times slower).
+    """
+
+    def __init__(self, cin, cout, w_dim, mode="modconv", kernel=3, up=None, noise_lr_mul=1.0):
         super().__init__()
         if mode not in ("modconv", "adain"):
             raise ValueError(f"style mode must be 'modconv' or 'adain', got {mode!r}")
-        self.mode, self.pad = mode, kernel // 2
-        self.weight = nn.Parameter(np.zeros((cout, cin, kernel, kernel), dtype=np.float32))
+        if up not in (None, "transposed", "after"):
+            raise InvalidArgumentError(f"StyleConv up must be None, 'transposed' or 'after', got {up!r}")
+        self.mode, self.up, self.noise_lr_mul = mode, up, float(noise_lr_mul)
+        if self.up == "transposed":
+            kernel = 4
+            shape, fan_in = (cin, cout, kernel, kernel), cin * kernel * kernel // 4
+        else:
+            shape, fan_in = (cout, cin, kernel, kernel), cin * kernel * kernel
+        self.pad = 1 if self.up == "transposed" else kernel // 2
+        self.weight = nn.Parameter(np.zeros(shape, dtype=np.float32))
         nn.init.normal_(self.weight, 0.0, 1.0)
-        self.scale = 1.0 / math.sqrt(cin * kernel * kernel)        # equalised learning rate
+        self.scale = 1.0 / math.sqrt(fan_in)                       # equalised learning rate
         self.affine = _Affine(w_dim, cin, 1.0) if mode == "modconv" else None
         self.adain_scale = _Affine(w_dim, cout, 1.0) if mode == "adain" else None
         self.adain_bias = _Affine(w_dim, cout, 0.0) if mode == "adain" else None
@@ -232,16 +269,24 @@ class StyleConv(nn.Module):
 
     def forward(self, x, w, noise=None):
         W = self.weight * self.scale
-        if self.mode == "modconv":
+        if self.up == "transposed":
+            if self.mode == "modconv":
+                y = modulated_conv_transpose2d(x, W, self.affine(w), demodulate=True, stride=2, padding=1)
+            else:
+                y = F.conv_transpose2d(x, W, stride=2, padding=1)
+        elif self.mode == "modconv":
             y = modulated_conv2d(x, W, self.affine(w), demodulate=True, padding=self.pad)
         else:
             y = F.conv2d(x, W, padding=self.pad)
+        if self.up == "after":
+            y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
         B, C, H, Wd = y.shape
         if noise is None:
             import minigen as mg
 
             noise = mg.randn(B, 1, H, Wd, device=y.device)
-        y = F.leaky_relu(y + self.noise_strength * noise + self.bias.reshape(1, C, 1, 1), 0.2) * LRELU_GAIN
+        strength = self.noise_strength * self.noise_lr_mul if self.noise_lr_mul != 1.0 else self.noise_strength
+        y = F.leaky_relu(y + strength * noise + self.bias.reshape(1, C, 1, 1), 0.2) * LRELU_GAIN
         if self.mode == "adain":
             y = adain(y, self.adain_scale(w), self.adain_bias(w))
         return y
@@ -274,14 +319,18 @@ class SynthesisNetwork(nn.Module):
 
     TORGB_STYLES = (1, 3, 6)   # which w_l each resolution's ToRGB reads (skip=True)
 
-    def __init__(self, w_dim=64, width=64, mode="modconv", skip=False, rgb_bias_init=0.0, tanh=False):
+    def __init__(self, w_dim=64, width=64, mode="modconv", skip=False, rgb_bias_init=0.0, tanh=False, up="bilinear",
+                 noise_lr_mul=1.0):
         super().__init__()
+        if up not in ("bilinear", "transposed", "after"):
+            raise InvalidArgumentError(f"synthesis upsampling must be 'bilinear', 'transposed' or 'after', got {up!r}")
         C = width
-        self.skip, self.tanh = bool(skip), bool(tanh)
+        self.skip, self.tanh, self.up = bool(skip), bool(tanh), up
         self.const = nn.Parameter(np.zeros((1, C, 7, 7), dtype=np.float32))
         nn.init.normal_(self.const, 0.0, 1.0)
         chans = [(C, C), (C, C), (C, C // 2), (C // 2, C // 2), (C // 2, C // 4), (C // 4, C // 4)]
-        self.convs = nn.ModuleList([StyleConv(a, b, w_dim, mode) for a, b in chans])
+        self.convs = nn.ModuleList([StyleConv(a, b, w_dim, mode, up=(up if up != "bilinear" and i in (2, 4) else None),
+                                              noise_lr_mul=noise_lr_mul) for i, (a, b) in enumerate(chans)])
         self.to_rgb = ToRGB(C // 4, w_dim, bias_init=rgb_bias_init)
         if self.skip:
             self.to_rgb_7 = ToRGB(C, w_dim)
@@ -297,7 +346,8 @@ class SynthesisNetwork(nn.Module):
                     rgb = (self.to_rgb_7 if i == 2 else self.to_rgb_14)(x, ws[:, self.TORGB_STYLES[i // 2 - 1]])
                     img = rgb if img is None else img + rgb
                     img = F.interpolate(img, scale_factor=2, mode="bilinear", align_corners=False)
-                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+                if self.up == "bilinear":
+                    x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = conv(x, ws[:, i], None if noise is None else noise[i])
         out = self.to_rgb(x, ws[:, N_STYLES - 1])
         out = out if img is None else img + out
@@ -308,11 +358,11 @@ class StyleGenerator(nn.Module):
     """G(z) = synthesis(broadcast(mapping(z))); ``mix`` / ``truncation`` as in StyleGAN."""
 
     def __init__(self, z_dim=64, w_dim=64, width=64, n_mapping=4, mode="modconv", w_avg_beta=0.995,
-                 mapping_lr_mul=0.01, skip=False, rgb_bias_init=0.0, tanh=False):
+                 mapping_lr_mul=0.01, skip=False, rgb_bias_init=0.0, tanh=False, up="bilinear", noise_lr_mul=1.0):
         super().__init__()
         self.z_dim, self.w_dim, self.w_avg_beta = z_dim, w_dim, w_avg_beta
         self.mapping = MappingNetwork(z_dim, w_dim, n_mapping, mapping_lr_mul)
-        self.synthesis = SynthesisNetwork(w_dim, width, mode, skip, rgb_bias_init, tanh)
+        self.synthesis = SynthesisNetwork(w_dim, width, mode, skip, rgb_bias_init, tanh, up, noise_lr_mul)
         self.register_buffer("w_avg", Tensor(np.zeros((w_dim,), dtype=np.float32)))
 
     def broadcast(self, w):

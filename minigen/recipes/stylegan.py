@@ -76,6 +76,12 @@ def add_arguments(p):
     p.add_argument("--g-output", choices=["linear", "tanh"], default="tanh",
                    help="G's output: tanh (default; the DCGAN's: MNIST's flat -1 background is reached by "
                         "saturating) or linear (StyleGAN's own: grey, blotchy backgrounds here)")
+    p.add_argument("--up", choices=["bilinear", "after", "transposed"], default="bilinear",
+                   help="how the synthesis network doubles the resolution: bilinear upsampling then a 3x3 modulated "
+                        "conv (bilinear), the 3x3 modulated conv at the low resolution then bilinear upsampling "
+                        "(after), or a 4x4 stride-2 modulated transposed conv (transposed)")
+    p.add_argument("--noise-lr-mul", type=float, default=1.0,
+                   help="learning-rate multiplier of the per-pixel noise strengths (default 1)")
     p.add_argument("--mbstd-group", type=C.positive_int, default=4,
                    help="minibatch-stddev group size in D (default 4; 1 = the feature is a constant, i.e. off)")
     p.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's conv blocks (default 0)")
@@ -92,7 +98,8 @@ def build_model(a):
 
     mg.manual_seed(a.seed)  # the equalised layers draw their N(0, 1) weights from the global generator
     kw = dict(mapping_lr_mul=getattr(a, "mapping_lr_mul", 0.01), skip=bool(getattr(a, "skip", 0)),
-              rgb_bias_init=getattr(a, "rgb_bias_init", 0.0), tanh=getattr(a, "g_output", "linear") == "tanh")
+              rgb_bias_init=getattr(a, "rgb_bias_init", 0.0), tanh=getattr(a, "g_output", "linear") == "tanh",
+              up=getattr(a, "up", "bilinear"), noise_lr_mul=getattr(a, "noise_lr_mul", 1.0))
     G = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode, **kw)
     D = StyleDiscriminator(a.d_width, mbstd_group=getattr(a, "mbstd_group", 4), dropout=getattr(a, "d_dropout", 0.0))
     model = GAN(G, D)
@@ -163,8 +170,15 @@ def stylegan_step(G, D, opt_g, opt_d, z_dim, r1_gamma=1.0, r1_every=4, mixing_pr
         opt_d.step()
         count.n += 1
         opt_g.zero_grad()
-        lg = generator_loss(D(fake) if Dn is D else C.forward_no_sync(Dn, fake))
-        lg.backward()
+        d_params = [p for p in D.parameters() if p.requires_grad]
+        for p in d_params:            # D is not updated by the G step: no gradients for its weights (StyleGAN2)
+            p.requires_grad_(False)
+        try:
+            lg = generator_loss(D(fake) if Dn is D else C.forward_no_sync(Dn, fake))
+            lg.backward()
+        finally:
+            for p in d_params:
+                p.requires_grad_(True)
         opt_g.step()
         if G_ema is not None:
             ema_update_(G_ema, G, ema_beta(B * world, count.n * B * world, ema_half_life, ema_rampup))
