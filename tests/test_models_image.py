@@ -579,6 +579,26 @@ def test_tanh_output_torgb_bias_init_and_d_dropout():
     assert not np.allclose(D(x).detach().numpy(), D(x).detach().numpy())
 
 
+def test_discriminator_kernel_option():
+    """kernel=3: two 3x3 stride-2 convs, 28 -> 14 -> 7, the same 7x7 logit layer; the output equals the
+    layers applied by hand; kernel 4 is refused."""
+    from minigen.nn import functional as F
+
+    mg.manual_seed(0)
+    D = stylegan.StyleDiscriminator(width=4, kernel=3, mbstd_group=1)
+    c1, c2 = D.features[0], D.features[2]
+    assert c1.weight.shape == (4, 1, 3, 3) and c2.weight.shape == (8, 4, 3, 3)
+    x = mg.randn(2, 1, 28, 28)
+    h = F.leaky_relu(F.conv2d(x, c1.weight / 3.0, c1.bias, stride=2, padding=1), 0.2) * math.sqrt(2)
+    h = F.leaky_relu(F.conv2d(h, c2.weight / 6.0, c2.bias, stride=2, padding=1), 0.2) * math.sqrt(2)
+    assert h.shape == (2, 8, 7, 7)
+    h = mg.cat([h, mg.zeros(2, 1, 7, 7) + math.sqrt(1e-8)], dim=1)      # group 1: the stddev map is sqrt(eps)
+    want = D.out(h.reshape(2, -1)).reshape(-1)
+    np.testing.assert_allclose(D(x).detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(mg.errors.InvalidArgumentError, match="kernel"):
+        stylegan.StyleDiscriminator(width=4, kernel=4)
+
+
 def test_noise_maps_give_the_stochastic_variation_only():
     """y = lrelu(conv + strength * noise + b): with the noise maps at 0 the output is a function of z alone;
     with fresh N(0, 1) maps and a nonzero strength two calls differ."""

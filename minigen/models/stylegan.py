@@ -214,15 +214,19 @@ class StyleDiscriminator(nn.Module):
     and StyleGAN's minibatch standard deviation before the output layer:
     x -> EqConv 5x5 s2 (W) -> sqrt(2) LeakyReLU(0.2) -> EqConv 5x5 s2 (2W) -> sqrt(2) LeakyReLU(0.2)
       -> minibatch stddev (+1 map) -> EqLinear 1 (a logit). ``dropout`` > 0 adds the DCGAN discriminator's
-    dropout after each conv block."""
+    dropout after each conv block; ``kernel=3``: 3x3 stride-2 convs (StyleGAN's kernel size) instead of the
+    DCGAN's 5x5, 9/25 of the multiply-adds."""
 
-    def __init__(self, width=64, in_channels=1, mbstd_group=4, dropout=0.0):
+    def __init__(self, width=64, in_channels=1, mbstd_group=4, dropout=0.0, kernel=5):
         super().__init__()
+        if kernel not in (3, 5):
+            raise InvalidArgumentError(f"StyleDiscriminator kernel must be 3 or 5, got {kernel!r}")
         self.mbstd_group = mbstd_group
-        layers = [EqConv2d(in_channels, width, 5, 2, 2), ScaledLeakyReLU()]
+        k, p = int(kernel), int(kernel) // 2
+        layers = [EqConv2d(in_channels, width, k, 2, p), ScaledLeakyReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))
-        layers += [EqConv2d(width, 2 * width, 5, 2, 2), ScaledLeakyReLU()]
+        layers += [EqConv2d(width, 2 * width, k, 2, p), ScaledLeakyReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))
         self.features = nn.Sequential(*layers)

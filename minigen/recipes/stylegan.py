@@ -84,6 +84,8 @@ def add_arguments(p):
                    help="learning-rate multiplier of the per-pixel noise strengths (default 1)")
     p.add_argument("--mbstd-group", type=C.positive_int, default=4,
                    help="minibatch-stddev group size in D (default 4; 1 = the feature is a constant, i.e. off)")
+    p.add_argument("--d-kernel", type=int, choices=[3, 5], default=5,
+                   help="kernel size of D's two stride-2 convs (default 5, the DCGAN's; 3 is StyleGAN's)")
     p.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's conv blocks (default 0)")
     p.add_argument("--d-lr", type=float, default=None, help="D's Adam learning rate (default: --lr)")
     p.add_argument("--ema-half-life", type=float, default=10_000,
@@ -101,7 +103,8 @@ def build_model(a):
               rgb_bias_init=getattr(a, "rgb_bias_init", 0.0), tanh=getattr(a, "g_output", "linear") == "tanh",
               up=getattr(a, "up", "bilinear"), noise_lr_mul=getattr(a, "noise_lr_mul", 1.0))
     G = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode, **kw)
-    D = StyleDiscriminator(a.d_width, mbstd_group=getattr(a, "mbstd_group", 4), dropout=getattr(a, "d_dropout", 0.0))
+    D = StyleDiscriminator(a.d_width, mbstd_group=getattr(a, "mbstd_group", 4), dropout=getattr(a, "d_dropout", 0.0),
+                           kernel=getattr(a, "d_kernel", 5))
     model = GAN(G, D)
     if getattr(a, "ema_half_life", 0):
         G_ema = StyleGenerator(a.z_dim, a.w_dim, a.width, a.n_mapping, a.mode, **kw)
