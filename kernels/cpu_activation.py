@@ -119,6 +119,30 @@ def _silu_bwd(x, g, dx, i0, i1):
         dx[i] = g[i] * (s * (1.0 + v * (1.0 - s)))
 
 
+
+@jit
+def _sigmoid_fwd(x, y, i0, i1):
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        y[i] = _math.sigmoid(np.float64(x[i]))
+
+
+@jit
+def _sigmoid_fwd32(x, y, i0, i1):
+    """float32 arrays: e^{-x} to ~1e-8 relative (kernels/_math.exp_f32acc), below float32 rounding."""
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        y[i] = 1.0 / (1.0 + _math.exp_f32acc(-np.float64(x[i])))
+
+
+@jit
+def _sigmoid_bwd(y, g, dx, i0, i1):
+    """From the forward's output y: dx = g y (1 - y)."""
+    for k in range(_U(i1 - i0)):
+        i = _U(i0) + k
+        v = np.float64(y[i])
+        dx[i] = np.float64(g[i]) * v * (1.0 - v)
+
 # Element functions by kind code (ints keep one compiled specialisation per dtype), for loops that
 # switch on the kind (the fused linear epilogue of cpu_matmul): 0 gelu, 1 gelu-tanh, 2 silu, 3 relu,
 # -1 identity. Same formulas as the loops above.
@@ -159,7 +183,7 @@ def act_grad(v, kind):
     return 1.0
 
 
-_FWD = {"gelu": _gelu_fwd, "gelu_tanh": _gelu_tanh_fwd, "silu": _silu_fwd}
+_FWD = {"gelu": _gelu_fwd, "gelu_tanh": _gelu_tanh_fwd, "silu": _silu_fwd, "sigmoid": _sigmoid_fwd}
 _BWD = {"gelu": _gelu_bwd, "gelu_tanh": _gelu_tanh_bwd, "silu": _silu_bwd}
 
 
@@ -167,12 +191,12 @@ def _flat(a):
     return c(a).reshape(-1)
 
 
-_FWD32 = {"gelu": _gelu_fwd32}
+_FWD32 = {"gelu": _gelu_fwd32, "sigmoid": _sigmoid_fwd32}
 _BWD32 = {"gelu": _gelu_bwd32}
 
 
 def act_forward(x, kind):
-    """y = act(x) elementwise for a kind name ('gelu', 'gelu_tanh', 'silu')."""
+    """y = act(x) elementwise for a kind name ('gelu', 'gelu_tanh', 'silu', 'sigmoid')."""
     xf = _flat(x)
     y = np.empty_like(xf)
     fn = _FWD32.get(kind, _FWD[kind]) if xf.dtype == np.float32 else _FWD[kind]
@@ -250,6 +274,27 @@ def silu_backward(x, g):
     """dx = g * s (1 + x (1 - s)), s = sigmoid(x).  Used by ``SiLU.fast_backward``."""
     return act_backward(x, g, "silu")
 
+
+
+@register("sigmoid_forward", requires=_fl, reference="minigen.ops.activation:Sigmoid.forward")
+def sigmoid_forward(x):
+    """y = 1 / (1 + e^{-x}), one pass (float64 math; float32 inputs use the float32-accurate exponential).
+
+    Used by minigen/ops/activation.py ``Sigmoid.forward``. Measured (1 thread, CPU time, Xeon SPR, float32,
+    the VAE's (128, 784) output): 0.11 ms against 0.60 ms for the NumPy reference (exp, abs, where and two
+    divisions over the whole array).
+    """
+    return act_forward(x, "sigmoid")
+
+
+@register("sigmoid_backward", requires=_fl, reference="minigen.ops.activation:Sigmoid.backward")
+def sigmoid_backward(y, g):
+    """dx = g * y * (1 - y) from the forward's output y, one pass. Used by ``Sigmoid.fast_backward``."""
+    yf = _flat(y)
+    gf = _flat(g).astype(yf.dtype, copy=False)
+    dx = np.empty_like(yf)
+    parallel_for(_sigmoid_bwd, yf.size, yf, gf, dx, parallel=yf.size >= _PAR_MIN)
+    return dx.reshape(y.shape)
 
 # ------------------------------------------------------------------ relu / leaky relu
 @jit

@@ -283,7 +283,7 @@ for _n in ("isnan", "isinf", "isposinf", "isneginf", "isfinite"):
 
 # ================================================================== activations
 _ACT = [  # name, fn, torch path, torch kwargs, elements, second order, kernels
-    ("sigmoid", mg.sigmoid, "torch.sigmoid", {}, mst.floats(-4, 4), True, ()),
+    ("sigmoid", mg.sigmoid, "torch.sigmoid", {}, mst.floats(-4, 4), True, ("sigmoid_forward", "sigmoid_backward")),
     ("tanh", mg.tanh, "torch.tanh", {}, mst.floats(-3, 3), True, ()),
     ("relu", F.relu, "torch.nn.functional.relu", {}, mst.away_from(0.0), True, ("masked_linear_forward",)),
     ("leaky_relu", lambda x: F.leaky_relu(x, 0.1), "torch.nn.functional.leaky_relu", {"negative_slope": 0.1},
@@ -310,10 +310,12 @@ _ACT = [  # name, fn, torch path, torch kwargs, elements, second order, kernels
     ("threshold", lambda x: F.threshold(x, 0.5, -1.0), "torch.nn.functional.threshold",
      {"threshold": 0.5, "value": -1.0}, mst.away_from(0.5), False, ()),
 ]
+SIGMOID_KERNELS = ("sigmoid_forward", "sigmoid_backward")  # ops whose formulas go through sigmoid()
 for _n, _f, _tp, _tk, _e, _so, _k in _ACT:
     # PyTorch's float64 hardsigmoid backward multiplies by a float32 1/6 (0.16666667163...)
     op(_n, _f, _tp, unary(_e), second_order=_so, kernels=_k, torch_kwargs=_tk,
-       rtol=1e-7 if _n == "hardsigmoid" else 1e-10)
+       rtol=1e-7 if _n == "hardsigmoid" else 1e-10,
+       may_use=SIGMOID_KERNELS if _n in ("logsigmoid", "mish", "softplus") else ())
 op("softmax", mg.softmax, "torch.softmax", with_dim(mst.floats(-4, 4)), second_order=True,
    may_use=("softmax_forward", "softmax_backward"))
 op("softmax_last", lambda x: mg.softmax(x, -1), "torch.softmax", unary(mst.floats(-6, 6), SHAPES1),
@@ -334,7 +336,7 @@ def _glu_inputs(draw):
     return draw(T(tuple(shp))), d
 
 
-op("glu", F.glu, "torch.nn.functional.glu", _glu_inputs(), second_order=True)
+op("glu", F.glu, "torch.nn.functional.glu", _glu_inputs(), second_order=True, may_use=SIGMOID_KERNELS)
 
 # ================================================================== reductions
 op("sum", mg.sum, "torch.sum", with_dim(keepdim=True, kind="dims"), second_order=True)
@@ -538,7 +540,7 @@ op("binary_cross_entropy", lambda x, y, r: F.binary_cross_entropy(x, y, reductio
    "torch.nn.functional.binary_cross_entropy", _loss_pair(PROB, PROB), second_order=True, tcall=_kw_reduction)
 op("binary_cross_entropy_with_logits", lambda x, y, r: F.binary_cross_entropy_with_logits(x, y, reduction=r),
    "torch.nn.functional.binary_cross_entropy_with_logits", _loss_pair(None, PROB), second_order=True,
-   tcall=_kw_reduction)
+   tcall=_kw_reduction, may_use=SIGMOID_KERNELS)
 
 
 @st.composite
@@ -550,7 +552,7 @@ def _bce_pos_weight(draw):
 op("binary_cross_entropy_with_logits_pos_weight",
    lambda x, y, p, r: F.binary_cross_entropy_with_logits(x, y, reduction=r, pos_weight=p),
    "torch.nn.functional.binary_cross_entropy_with_logits", _bce_pos_weight(), second_order=True,
-   tcall=lambda f, x, y, p, r: f(x, y, reduction=r, pos_weight=p))
+   tcall=lambda f, x, y, p, r: f(x, y, reduction=r, pos_weight=p), may_use=SIGMOID_KERNELS)
 
 
 @st.composite
@@ -760,8 +762,8 @@ def _cell(draw, gates, lstm=False):
 
 op("rnn_tanh_cell", _rnn.rnn_tanh_cell, "torch.rnn_tanh_cell", _cell(1), second_order=True)
 op("lstm_cell", _rnn.lstm_cell, "torch.lstm_cell", _cell(4, lstm=True), second_order=True,
-   tcall=lambda f, x, h, c, *w: f(x, (h, c), *w))
-op("gru_cell", _rnn.gru_cell, "torch.gru_cell", _cell(3), second_order=True)
+   tcall=lambda f, x, h, c, *w: f(x, (h, c), *w), may_use=SIGMOID_KERNELS)
+op("gru_cell", _rnn.gru_cell, "torch.gru_cell", _cell(3), second_order=True, may_use=SIGMOID_KERNELS)
 
 
 @st.composite

@@ -141,3 +141,32 @@ def test_bmm_small(B, m, k, n, dt, seed):
     a = rng.standard_normal((B, m, k)).astype(dt)
     b = rng.standard_normal((B, k, n)).astype(dt)
     np.testing.assert_allclose(M.bmm_small(a, b), a @ b, **TOL[dt])
+
+
+@given(shape=st.lists(st.integers(0, 9), min_size=0, max_size=3), dt=DTYPES, seed=st.integers(0, 2**31),
+       nc=st.booleans(), scale=st.sampled_from([1.0, 4.0, 60.0]))
+def test_sigmoid_kernels_equal_the_reference(shape, dt, seed, nc, scale):
+    """sigmoid_forward == the op file's stable NumPy formula (inputs up to |x| ~ 200: saturated ends, no
+    overflow warning), sigmoid_backward == g y (1 - y), both for strided inputs too."""
+    from minigen.ops.activation import _stable_sigmoid
+
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * scale).astype(dt)
+    g = rng.standard_normal(shape).astype(dt)
+    y = A.sigmoid_forward(noncontig(x, nc))
+    ref = 1 / (1 + np.exp(-x.astype(np.float64)))
+    assert y.dtype == dt and y.shape == x.shape
+    np.testing.assert_allclose(y, ref, **TOL[dt])
+    np.testing.assert_allclose(y, _stable_sigmoid(np, x), **TOL[dt])
+    dx = A.sigmoid_backward(noncontig(y, nc), g)
+    y64 = y.astype(np.float64)
+    assert dx.dtype == dt
+    np.testing.assert_allclose(dx, g * y64 * (1 - y64), **TOL[dt])
+
+
+def test_sigmoid_hand_values():
+    # sigmoid(0) = 1/2, sigmoid(ln 3) = 3/4; the ends saturate to exactly 0 and 1 without overflow
+    for dt in (np.float32, np.float64):
+        y = A.sigmoid_forward(np.array([0.0, math.log(3.0), -1000.0, 1000.0], dt))
+        np.testing.assert_allclose(y, [0.5, 0.75, 0.0, 1.0], rtol=1e-7, atol=0)
+        assert A.sigmoid_backward(np.array([0.5], dt), np.array([2.0], dt))[0] == 0.5

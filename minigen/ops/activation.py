@@ -186,12 +186,22 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
+        if (k := dispatch.get("sigmoid_forward", x)) is not None:
+            return k(x)
         return _stable_sigmoid(get_array_module(x), x)
 
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
         return (g * y * (1 - y),)
+
+    @staticmethod
+    def fast_backward(ctx, g):
+        """The formula above in one fused pass (kernels/cpu_activation.py)."""
+        y = ctx.output.array
+        if (k := dispatch.get("sigmoid_backward", y, g)) is None:
+            return NotImplemented
+        return (k(y, g),)
 
 
 class Tanh(Function):
