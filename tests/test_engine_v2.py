@@ -319,3 +319,39 @@ def test_grad_accumulates_in_place_as_torch():
     assert y.grad is not g1 and g1.requires_grad
     np.testing.assert_allclose(g1.detach().numpy(), [2.0, 4.0])
     np.testing.assert_allclose(y.grad.detach().numpy(), [5.0, 7.0])
+
+
+def test_first_gradient_moved_into_grad_only_when_nothing_else_sees_it():
+    """The engine moves a leaf's finished gradient array into ``.grad`` instead of copying it (PyTorch's
+    AccumulateGrad), but only when nothing else holds it: a gradient shared by two leaves (y = a + b hands
+    the same upstream array to both), one a hook kept, or one that is a view of another array is copied, so
+    the next in-place accumulation cannot change what someone else sees."""
+    a = mg.tensor(np.ones(3, np.float32), requires_grad=True)
+    b = mg.tensor(np.ones(3, np.float32), requires_grad=True)
+    (a + b).sum().backward()
+    assert not np.shares_memory(a.grad.array, b.grad.array)
+    (a + b).sum().backward()
+    np.testing.assert_array_equal(a.grad.array, [2, 2, 2])
+    np.testing.assert_array_equal(b.grad.array, [2, 2, 2])
+
+    kept = []
+    w = mg.tensor(np.ones(3, np.float32), requires_grad=True)
+    w.register_hook(kept.append)
+    (w * 2).sum().backward()
+    assert not np.shares_memory(kept[0].array, w.grad.array)
+    (w * 2).sum().backward()
+    np.testing.assert_array_equal(kept[0].array, [2, 2, 2])  # the hook's tensor was not accumulated into
+    np.testing.assert_array_equal(w.grad.array, [4, 4, 4])
+
+    # a Linear layer's weight gradient is a fresh product nobody else holds: it becomes .grad as it is
+    lin = mg.nn.Linear(4, 3)
+    x = mg.tensor(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))
+    lin(x).sum().backward()
+    g1 = lin.weight.grad.array
+    assert g1.base is None and g1.flags.owndata
+    np.testing.assert_allclose(g1, np.ones((3, 1), np.float32) * x.array.sum(0), rtol=1e-6)
+    lin(x).sum().backward()  # accumulates in place into that array
+    assert lin.weight.grad.array is g1
+    np.testing.assert_allclose(g1, 2 * np.ones((3, 1), np.float32) * x.array.sum(0), rtol=1e-6)
+    # the bias gradient is the upstream gradient itself (still referenced by the walk): copied, not moved
+    assert lin.bias.grad.array.base is None

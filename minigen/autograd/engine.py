@@ -10,6 +10,7 @@ lead to ``inputs``, and returns their gradients instead.
 from __future__ import annotations
 
 import numbers
+from sys import getrefcount as _getrefcount
 
 import numpy as np
 
@@ -152,9 +153,10 @@ def _wrap_fast(out):
     return wrapped
 
 
-def _finish_leaf(leaf, grads, results, create_graph):
+def _finish_leaf(leaf, grads, results, create_graph, held=0):
     """A leaf whose gradient is complete: its hooks, then ``.grad`` (or the result slot of ``mg.grad``:
-    ``results`` is not None) and its post-accumulate hooks."""
+    ``results`` is not None) and its post-accumulate hooks. ``held``: references to the gradient tensor the
+    caller still holds (see ``_accumulate``'s ``steal``)."""
     g = grads.pop(leaf, None)
     if g is None:
         return
@@ -169,7 +171,7 @@ def _finish_leaf(leaf, grads, results, create_graph):
         if leaf in results:
             results[leaf] = g if results[leaf] is None else results[leaf] + g
     else:
-        _accumulate(leaf, g, create_graph)
+        _accumulate(leaf, g, create_graph, held)
         if leaf._post_hooks:
             for h in leaf._post_hooks:
                 h(leaf)
@@ -283,8 +285,8 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                             # a leaf: finished once the last op that reads it has passed its gradient on
                             left = pending[p] - 1
                             pending[p] = left
-                            if left == 0:
-                                _finish_leaf(p, grads, results, create_graph)
+                            if left == 0:  # the walk holds gi twice when it is the leaf's gradient: gin, gi
+                                _finish_leaf(p, grads, results, create_graph, 2 if grads.get(p) is gi else 0)
                     i += 1
                 if not retain_graph:
                     ctx.release()
@@ -315,10 +317,17 @@ def _checked_hook_result(r, g, what):
     return r
 
 
-def _accumulate(t, g, create_graph):
+def _accumulate(t, g, create_graph, steal=None):
     """``t.grad += g``: in place on an existing, writable NumPy gradient that records no graph (as PyTorch's
     AccumulateGrad: a tensor holding the old ``.grad`` sees the sum, its version counter bumped), otherwise
-    a new tensor; ``create_graph`` keeps the sum differentiable."""
+    a new tensor; ``create_graph`` keeps the sum differentiable.
+
+    A first gradient is copied into ``.grad``, unless ``steal`` is given (a leaf's finished gradient; the
+    number of references the engine's walk still holds to it) and nothing else can see its array: a NumPy
+    array that views no other memory, is referenced only by the gradient tensor (no view of it, no second
+    tensor), whose tensor is referenced only by the engine (``_finish_leaf``, this frame, and ``steal``
+    more). Then the array itself becomes ``.grad`` (PyTorch's AccumulateGrad does the same when the
+    gradient's use count is 1), saving one copy per parameter per step."""
     T = Tensor
     gd, td = g.array.dtype, t.array.dtype
     if gd is not td and gd != td:
@@ -328,7 +337,15 @@ def _accumulate(t, g, create_graph):
         if create_graph:
             t.grad = g
         else:
-            t.grad = T._make(g.array.copy(), False)
+            ga = g.array
+            # references: g (the caller's frame, this frame, getrefcount's argument, + steal held by the walk);
+            # ga (g's attribute, ga, the argument). Any other holder (a hook that kept g, another tensor or a
+            # view of the array, an upstream gradient still in use) raises a count, and the array is copied.
+            if (steal is not None and type(ga) is np.ndarray and ga.base is None and ga.flags.writeable
+                    and _getrefcount(g) <= 3 + steal and _getrefcount(ga) <= 3):
+                t.grad = T._make(ga, False)
+            else:
+                t.grad = T._make(ga.copy(), False)
     elif create_graph:
         t.grad = cur + g
     else:
