@@ -503,6 +503,25 @@ def test_stylegan_step_leaves_d_untouched_by_the_g_step():
     assert all(p.grad is not None and np.abs(p.grad.numpy()).sum() > 0 for p in G.synthesis.convs[0].parameters())
 
 
+def test_stylegan_recipe_defaults_and_old_run_configs():
+    """The recipe's defaults are the measured equal-CPU configuration (width 48, the up blocks' conv before the
+    upsampling, noise strengths at lr x 0.1); a run config from before these options (no 'up', no
+    'noise_lr_mul') rebuilds the generator it trained: bilinear upsampling first, noise lr x 1."""
+    from minigen.recipes import stylegan as recipe
+
+    p = argparse.ArgumentParser()
+    recipe.add_arguments(p)
+    a = p.parse_args([])
+    assert (a.width, a.up, a.noise_lr_mul, a.d_kernel, a.g_output) == (48, "after", 0.1, 5, "tanh")
+    G = recipe.build_model(a).G
+    assert [c.up for c in G.synthesis.convs] == [None, None, "after", None, "after", None]
+    assert all(c.noise_lr_mul == 0.1 for c in G.synthesis.convs) and G.synthesis.const.shape == (1, 48, 7, 7)
+    old = vars(p.parse_args(["--width", "8"]))
+    del old["up"], old["noise_lr_mul"], old["d_kernel"]
+    G = recipe.build_model(argparse.Namespace(**old)).G
+    assert G.synthesis.up == "bilinear" and all(c.up is None and c.noise_lr_mul == 1.0 for c in G.synthesis.convs)
+
+
 def test_classifier_resume_from_a_stop_point_at_an_epoch_end(tmp_path):
     """--max-steps 4 ends exactly on the last batch of epoch 1: the resumed run must not count that epoch end
     twice (nor step the per-epoch lr schedule twice)."""

@@ -15,6 +15,17 @@ resolutions the maps are upsampled x2 (bilinear)::
       -> ToRGB(w_6): modulated 1x1 conv without demodulation, + bias     (1 channel, linear output)
       [-> tanh, with ``tanh=True``: img = tanh(ToRGB(x_28, w_6))]
 
+Where the x2 upsampling sits (``up``): ``"bilinear"`` (the class default, StyleGAN1's order) upsamples the
+maps and then runs StyleConv(w_2) / StyleConv(w_4) at the new resolution, x -> conv(up(x)); ``"after"`` (the
+recipe's default) runs those two convs at the low resolution and upsamples their output before the noise,
+bias and activation, y = sqrt(2) lrelu(up(modconv(x, w)) + noise + b): the same two styled 3x3 convs and noise
+maps (noise still at 14 x 14 and 28 x 28), a quarter of their multiply-adds (measured: a training step 355 ->
+285 ms, one thread, batch 64); ``"transposed"``: a 4x4 stride-2 modulated transposed conv
+(:func:`modulated_conv_transpose2d`, StyleGAN2's upsampling conv without its blur filter; it drew checkerboard
+speckle here, see :mod:`minigen.recipes.stylegan`). ``noise_lr_mul`` scales the noise strengths' learning rate
+(strength = noise_lr_mul x the stored parameter, the equalised-lr device used for the mapping network): at 1
+the strengths grew to ~0.24 within 3 epochs and the samples carried salt-and-pepper speckle; the recipe uses 0.1.
+
 ``tanh=True`` (the recipe's default for MNIST) is the DCGAN's output layer, not StyleGAN's: MNIST's
 background is exactly -1 on ~80% of the pixels, which a tanh reaches by saturating, while the linear output had
 to hit -1 exactly and left grey, blotchy backgrounds after a few epochs (see :mod:`minigen.recipes.stylegan`).
@@ -53,8 +64,8 @@ relative rate; the mapping network's layers also carry lr_mul = 0.01 (they learn
 The discriminator's regulariser is R1 on real images, R1 = gamma/2 * E||grad_x D(x)||^2 (:func:`r1_penalty`).
 Training (the non-saturating logistic loss of :mod:`minigen.models.gan`, lazy R1, Adam 2e-3 / betas (0, 0.99),
 mixing regularisation) and the style-mixing figures: :mod:`minigen.recipes.stylegan`. The discriminator
-(:class:`StyleDiscriminator`) has the DCGAN layout with equalised layers, no dropout and no normalisation,
-plus StyleGAN's minibatch standard deviation feature (without it, the linear-output generator collapsed to one
+(:class:`StyleDiscriminator`) has the DCGAN layout (5x5 stride-2 convs; ``kernel=3`` for StyleGAN's 3x3)
+with equalised layers, no dropout and no normalisation, plus StyleGAN's minibatch standard deviation feature (without it, the linear-output generator collapsed to one
 digit within three epochs here; the tanh-output one did not, on one seed).
 ``w_avg`` (a running mean of w) allows the truncation trick w = w_avg + psi (w - w_avg).
 """

@@ -6,7 +6,9 @@ real images, R1 = gamma/2 * E||grad_x D(x)||^2, applied lazily every ``r1_every`
 mapping network at lr_mul 0.01; minibatch standard deviation in D; mixing regularisation: with probability
 ``mixing_prob`` a batch uses two z with a random crossover layer; and an **EMA of G's weights** (half-life
 10k images, ramped up as 25% of the images seen, ``--ema-rampup``), which is what is sampled, scored and saved
-for ``minigen sample``. One departure from StyleGAN for MNIST: **G's output goes through a tanh**
+for ``minigen sample``. Departures from StyleGAN, each measured below: the up blocks' first conv runs before the
+upsampling (``--up after``, cost), the noise strengths learn at lr x 0.1 (``--noise-lr-mul``, speckle), and
+**G's output goes through a tanh**
 (``--g-output tanh``, the DCGAN's output layer): with StyleGAN's linear output the generator has to hit the
 flat -1 background exactly and after an epoch its samples had grey, blotchy backgrounds (IS 3.03 against 4.97
 with the tanh, same run otherwise, seed 0). ``--skip 1`` gives StyleGAN2's skip generator (a ToRGB per
@@ -14,25 +16,38 @@ resolution, summed). At the end: three style-mixing grids (:func:`style_mixing_g
 and fine 28x28 styles taken from a second image).
 
 Measured against the DCGAN's pytorch-examples preset (epochs of the 9k images, classifier-scored IS of 1,000
-samples, seeds 0 / 1 / 2; CPU = process seconds in the training steps, one thread):
+samples, seeds 0 / 1 / 2; CPU = process seconds in the training steps, one thread). The defaults are the
+configuration measured best at **equal CPU** (issue 10, third session):
 
-- at equal epochs, this recipe 4.62, 4.90, 3.91 (mean 4.48) / 4.94, 5.29, 4.26 (4.83) / 4.91, 5.06, 4.79
-  (4.92) after 1 / 2 / 3 epochs; the DCGAN 4.43, 3.43, 3.63 (3.83) / 4.71, 3.84, 3.83 (4.13) / 4.96, 4.47,
-  5.40 (4.94). Ahead at 1 and 2 epochs, level at 3 (the DCGAN's seed 2 jumps 3.83 -> 5.40 in its 3rd epoch).
-- at equal CPU: a step here costs ~0.41 CPU s against the DCGAN's ~0.28 (an epoch ~57 s against ~40 s), so
-  the DCGAN's 1 / 2 / 3 epochs buy 102 / 204 / 305 steps here: 3.76, 3.89, 3.62 (mean 3.76) / 4.97, 5.16, 4.13
-  (4.76) / 4.97, 5.25, 4.24 (4.82) against the DCGAN's 3.83 / 4.13 / 4.94 -- level, ahead, level.
+- ``--width 48`` (48 / 24 / 12 channels at 7 / 14 / 28) and ``--up after`` (the up blocks' first conv at the
+  low resolution, then bilinear upsampling; :mod:`minigen.models.stylegan`) make a step cheaper (back to back,
+  one thread: 355 ms bilinear at width 64 -> 285 ms after at 64 -> 255 ms after at 48, the DCGAN 240 ms), and
+  the G step no longer computes gradients for D's weights (-17 ms, same updates).
+- ``--noise-lr-mul 0.1``: the per-pixel noise strengths learn 10x slower. At 1 they grew to ~0.24 at the 14x14
+  second and 28x28 first convs within 3 epochs, and the samples carried salt-and-pepper speckle (with the noise
+  maps at 0 the same runs scored IS ~5.25 instead of ~4.9). At 0.1 they stay below 0.01 in 3 epochs: the noise
+  inputs are kept (StyleGAN's stochastic-variation channel) but at this budget they are nearly silent, and
+  the strokes are smooth.
 
-The samples: rounder, fuller digits than the DCGAN's, with salt-and-pepper speckle inside the strokes. The
-speckle is the per-pixel noise (its learned strengths reach ~0.24 at the 14x14 and first 28x28 convs):
-``minigen sample RUN --no-noise`` draws the same digits with smooth strokes and scores IS 5.39 / 5.23 / 5.14
-after 3 epochs (against 4.91 / 5.09 / 4.73 with noise, same z). Tried and not kept (1-epoch probes, batch 64):
-StyleGAN2-ADA's auto settings (lr 2.5e-3, gamma 0.01, 2 mapping layers: 3.51 linear; with the tanh 4.09 at
-seed 0 but collapsed to 1s at seed 1), lr 5e-3 / 1e-2 (2.93 / 2.42), ToRGB bias started at -1 (3.04), D
-dropout 0.3 (2.78), R1 every 16 (2.37, linear output), EMA ramp-up 0.05 (4.97 / 4.18 / 4.76 against 4.62 /
-4.94 / 4.91 on the same seed-0 training run). Scores swing by ~1 from epoch to epoch. Truncation psi = 0.7
-after 3 epochs: max-prob 0.78-0.80 -> 0.81-0.82, class entropy 2.17 -> 1.96, IS ~4.9 -> ~4.3 (fewer, more
-typical digits).
+At equal CPU the DCGAN's 1 / 2 / 3 epochs buy 128 / 257 / 385 steps here (step CPU ratio ~0.91 measured back
+to back). IS at those budgets: 4.84, 4.34, 4.41 (mean 4.53) / 5.32, 5.37, 4.90 (5.20) / 5.16, 5.17, 4.78 (5.04)
+against the DCGAN's 4.43, 3.43, 3.63 (3.83) / 4.71, 3.84, 3.83 (4.13) / 4.96, 4.47, 5.40 (4.94): ahead on the
+mean at every budget and on every seed but seed 2 at the last (the DCGAN's seed 2 jumps 3.83 -> 5.40 in its
+3rd epoch). At equal epochs: 4.90, 4.36, 4.44 (4.56) / 5.35, 5.45, 4.96 (5.25) / 5.10, 5.12, 4.76 (4.99).
+The previous defaults (width 64, bilinear then conv, noise lr x 1) scored 3.76 / 4.76 / 4.82 at the DCGAN's
+CPU of 1 / 2 / 3 epochs (102 / 204 / 305 of their steps).
+
+Tried and not kept. At equal CPU (seed 0 unless said; IS at the DCGAN's 1 / 2 / 3 epochs of CPU):
+``--up transposed`` (4x4 stride-2 modulated transposed conv, StyleGAN2's upsampling conv without its blur
+filter) drew checkerboard speckle, IS 1.91 at 1 epoch of CPU (noise lr x 1 or x 0.1 alike); ``--d-kernel 3``
+(StyleGAN's 3x3 kernels in D, 240 ms a step at width 64) 4.15 / 4.94 / 4.16 (class entropy down to 2.09 at
+the end), and with ``--r1-every 16`` (StyleGAN2's lazy interval) 3.47 / 3.36 / 4.46 (entropy 1.71 at epoch 2:
+near collapse); width 64 with ``--up after --noise-lr-mul 0.1`` (3 seeds) 3.81 / 4.66 / 4.97 at 115 / 230 /
+344 steps. Earlier (session 2, 1-epoch probes, batch 64): StyleGAN2-ADA's auto settings (lr 2.5e-3, gamma
+0.01, 2 mapping layers: 3.51 linear; with the tanh 4.09 at seed 0 but collapsed to 1s at seed 1), lr 5e-3 /
+1e-2 (2.93 / 2.42), ToRGB bias started at -1 (3.04), D dropout 0.3 (2.78), R1 every 16 (2.37, linear
+output), EMA ramp-up 0.05 (4.97 / 4.18 / 4.76 against 4.62 / 4.94 / 4.91 on the same seed-0 training run).
+Scores swing by ~0.5-1 from checkpoint to checkpoint.
 
 ``minigen sample RUN_DIR [--truncation PSI] [--mix coarse|middle|fine] [--no-noise]``: a grid of G(z) with the
 truncation trick w = w_avg + psi (w - w_avg), or a style-mixing grid; ``--no-noise`` sets the noise maps to 0.
@@ -56,7 +71,9 @@ def add_arguments(p):
                    help="how w styles the convs: weight modulation/demodulation (StyleGAN2, default) or AdaIN")
     p.add_argument("--z-dim", type=int, default=64, help="default 64")
     p.add_argument("--w-dim", type=int, default=64, help="default 64")
-    p.add_argument("--width", type=int, default=64, help="synthesis channels at 7x7 (C, C/2, C/4; default 64)")
+    p.add_argument("--width", type=int, default=48,
+                   help="synthesis channels at 7x7 (C, C/2, C/4; default 48: a cheaper step, measured better at "
+                        "equal CPU than 64)")
     p.add_argument("--n-mapping", type=int, default=4, help="mapping network layers (default 4)")
     p.add_argument("--d-width", type=int, default=64, help="discriminator channels (default 64)")
     p.add_argument("--r1-gamma", type=float, default=1.0, help="R1 weight gamma (default 1; 0 = off)")
@@ -76,12 +93,14 @@ def add_arguments(p):
     p.add_argument("--g-output", choices=["linear", "tanh"], default="tanh",
                    help="G's output: tanh (default; the DCGAN's: MNIST's flat -1 background is reached by "
                         "saturating) or linear (StyleGAN's own: grey, blotchy backgrounds here)")
-    p.add_argument("--up", choices=["bilinear", "after", "transposed"], default="bilinear",
-                   help="how the synthesis network doubles the resolution: bilinear upsampling then a 3x3 modulated "
-                        "conv (bilinear), the 3x3 modulated conv at the low resolution then bilinear upsampling "
-                        "(after), or a 4x4 stride-2 modulated transposed conv (transposed)")
-    p.add_argument("--noise-lr-mul", type=float, default=1.0,
-                   help="learning-rate multiplier of the per-pixel noise strengths (default 1)")
+    p.add_argument("--up", choices=["bilinear", "after", "transposed"], default="after",
+                   help="how the synthesis network doubles the resolution: the up block's first 3x3 modulated conv "
+                        "at the low resolution, then bilinear upsampling (after, default: a quarter of that conv's "
+                        "multiply-adds); bilinear upsampling then the conv (bilinear, StyleGAN1's order); or a 4x4 "
+                        "stride-2 modulated transposed conv (transposed: checkerboard speckle here, no blur filter)")
+    p.add_argument("--noise-lr-mul", type=float, default=0.1,
+                   help="learning-rate multiplier of the per-pixel noise strengths (default 0.1; at 1 they grew to "
+                        "~0.24 and the samples carried salt-and-pepper speckle)")
     p.add_argument("--mbstd-group", type=C.positive_int, default=4,
                    help="minibatch-stddev group size in D (default 4; 1 = the feature is a constant, i.e. off)")
     p.add_argument("--d-kernel", type=int, choices=[3, 5], default=5,
@@ -90,7 +109,7 @@ def add_arguments(p):
     p.add_argument("--d-lr", type=float, default=None, help="D's Adam learning rate (default: --lr)")
     p.add_argument("--ema-half-life", type=float, default=10_000,
                    help="half-life in images of the EMA of G's weights that is sampled and scored "
-                        "(default 10000, ramped up as 5%% of the images seen; 0 = no EMA)")
+                        "(default 10000, ramped up as --ema-rampup of the images seen; 0 = no EMA)")
 
 
 def build_model(a):
