@@ -29,13 +29,19 @@ configuration measured best at **equal CPU** (issue 10, third session):
   inputs are kept (StyleGAN's stochastic-variation channel) but at this budget they are nearly silent, and
   the strokes are smooth.
 
-At equal CPU the DCGAN's 1 / 2 / 3 epochs buy 128 / 257 / 385 steps here (step CPU ratio ~0.91 measured back
-to back). IS at those budgets: 4.84, 4.34, 4.41 (mean 4.53) / 5.32, 5.37, 4.90 (5.20) / 5.16, 5.17, 4.78 (5.04)
-against the DCGAN's 4.43, 3.43, 3.63 (3.83) / 4.71, 3.84, 3.83 (4.13) / 4.96, 4.47, 5.40 (4.94): ahead on the
-mean at every budget and on every seed but seed 2 at the last (the DCGAN's seed 2 jumps 3.83 -> 5.40 in its
-3rd epoch). At equal epochs: 4.90, 4.36, 4.44 (4.56) / 5.35, 5.45, 4.96 (5.25) / 5.10, 5.12, 4.76 (4.99).
+At equal CPU: a step here costs ~1.07x the DCGAN's (back to back, one thread: 251 vs 235 ms), so the DCGAN's
+1 / 2 / 3 epochs (32.5-33.6 / 65-66 / 97-99 CPU s) buy ~131 / 262 / 393 steps; scored at 128 / 257 / 385 steps
+(seed 0 at 127 / 246 / 374, the last steps within its DCGAN's CPU; every checkpoint's CPU measured within 1% of
+or below the same seed's DCGAN's): IS 4.83, 4.34, 4.41 (mean 4.52) / 5.32, 5.37, 4.90 (5.20) / 5.19, 5.17, 4.78
+(5.05) against the DCGAN's 4.43, 3.43, 3.63 (3.83) / 4.71, 3.84, 3.83 (4.13) / 4.96, 4.47, 5.40 (4.94): ahead
+on the mean at every budget and on every seed but seed 2 at the last (the DCGAN's seed 2 jumps 3.83 -> 5.40 in
+its 3rd epoch). At equal epochs: 4.90, 4.36, 4.44 (4.56) / 5.35, 5.45, 4.96 (5.25) / 5.10, 5.12, 4.76 (4.99).
 The previous defaults (width 64, bilinear then conv, noise lr x 1) scored 3.76 / 4.76 / 4.82 at the DCGAN's
-CPU of 1 / 2 / 3 epochs (102 / 204 / 305 of their steps).
+CPU of 1 / 2 / 3 epochs (102 / 204 / 305 of their steps). Sampling with the noise maps at 0 now changes
+nothing (IS 5.10 / 5.12 / 4.76 against 5.11 / 5.11 / 4.76 with noise, same z, after 3 epochs); truncation psi
+0.7: IS 4.70 / 4.66 / 4.44, max-prob 0.80-0.82, class entropy 1.98-2.08 (fewer, more typical digits). The
+samples: smooth strokes without speckle, rounder and thicker than the DCGAN's; a part of the cells are
+fragments or ambiguous glyphs, where the DCGAN draws thinner, more connected strokes with scratchy artifacts.
 
 Tried and not kept. At equal CPU (seed 0 unless said; IS at the DCGAN's 1 / 2 / 3 epochs of CPU):
 ``--up transposed`` (4x4 stride-2 modulated transposed conv, StyleGAN2's upsampling conv without its blur
@@ -43,7 +49,7 @@ filter) drew checkerboard speckle, IS 1.91 at 1 epoch of CPU (noise lr x 1 or x 
 (StyleGAN's 3x3 kernels in D, 240 ms a step at width 64) 4.15 / 4.94 / 4.16 (class entropy down to 2.09 at
 the end), and with ``--r1-every 16`` (StyleGAN2's lazy interval) 3.47 / 3.36 / 4.46 (entropy 1.71 at epoch 2:
 near collapse); width 64 with ``--up after --noise-lr-mul 0.1`` (3 seeds) 3.81 / 4.66 / 4.97 at 115 / 230 /
-344 steps. Earlier (session 2, 1-epoch probes, batch 64): StyleGAN2-ADA's auto settings (lr 2.5e-3, gamma
+344 steps (~8% over the DCGAN's CPU). Earlier (session 2, 1-epoch probes, batch 64): StyleGAN2-ADA's auto settings (lr 2.5e-3, gamma
 0.01, 2 mapping layers: 3.51 linear; with the tanh 4.09 at seed 0 but collapsed to 1s at seed 1), lr 5e-3 /
 1e-2 (2.93 / 2.42), ToRGB bias started at -1 (3.04), D dropout 0.3 (2.78), R1 every 16 (2.37, linear
 output), EMA ramp-up 0.05 (4.97 / 4.18 / 4.76 against 4.62 / 4.94 / 4.91 on the same seed-0 training run).
