@@ -365,17 +365,29 @@ def test_modulated_conv_transpose_equals_per_sample_weights(B, cin, cout, seed):
         np.testing.assert_allclose(y[b:b + 1], yb.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
-def test_modulated_conv_transpose_keeps_unit_variance_and_gradcheck():
+def test_modulated_conv_transpose_keeps_unit_variance():
     """The /stride^2 in the demodulation: unit-variance inputs give unit-variance outputs (each output pixel of
-    a 4x4 stride-2 transposed conv reads a quarter of the taps); gradients checked in float64."""
+    a 4x4 stride-2 transposed conv reads a quarter of the taps)."""
     rng = np.random.default_rng(0)
     x = mg.tensor(rng.standard_normal((64, 16, 8, 8)))
     y = stylegan.modulated_conv_transpose2d(x, mg.tensor(rng.standard_normal((16, 8, 4, 4))),
                                             mg.tensor(rng.uniform(0.5, 2.0, (64, 16))), stride=2, padding=1)
     inner = y.detach().numpy()[:, :, 1:-1, 1:-1]          # the border pixels read fewer input pixels
     assert 0.9 < inner.std() < 1.1
-    xs, W, s = (_leaf(rng.standard_normal(sh)) for sh in ((2, 2, 2, 2), (2, 3, 4, 4), (2, 2)))
-    assert gradcheck(lambda x, W, s: stylegan.modulated_conv_transpose2d(x, W, s, stride=2, padding=1), (xs, W, s))
+
+
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 2), st.integers(2, 3), st.integers(0, 2**31 - 1))
+def test_modulated_upsampling_convs_gradcheck(B, cin, cout, hw, seed):
+    """float64 gradcheck of the two upsampling styled convs: the modulated transposed conv (4x4, stride 2) and
+    up='after''s up(modconv(x)) (3x3 conv at the low resolution, then bilinear x2), w.r.t. x, W and s."""
+    from minigen.nn import functional as F
+
+    rng = np.random.default_rng(seed)
+    x, s = _leaf(rng.standard_normal((B, cin, hw, hw))), _leaf(rng.uniform(0.5, 2.0, (B, cin)))
+    Wt, Wc = _leaf(rng.standard_normal((cin, cout, 4, 4))), _leaf(rng.standard_normal((cout, cin, 3, 3)))
+    assert gradcheck(lambda x, W, s: stylegan.modulated_conv_transpose2d(x, W, s, stride=2, padding=1), (x, Wt, s))
+    assert gradcheck(lambda x, W, s: F.interpolate(stylegan.modulated_conv2d(x, W, s, padding=1), scale_factor=2,
+                                                   mode="bilinear", align_corners=False), (x, Wc, s))
 
 
 def test_up_conv_synthesis_and_noise_lr_mul():
