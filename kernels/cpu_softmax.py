@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 from . import _math
-from ._common import c, is_float, jit, parallel_for
+from ._common import c, is_float, jit, parallel_for, row_max
 from .dispatch import register
 
 _FM = {"contract", "nsz"}
@@ -42,10 +42,7 @@ _U = np.uint64
 
 @jit
 def _row_max(x):
-    m = -np.inf
-    for j in range(_U(x.size)):
-        v = x[j]
-        m = v if v > m else m
+    m = np.float64(row_max(x))
     return m if m != -np.inf else 0.0  # a row of all -inf: exp(-inf - 0) = 0, sum 0 -> NaN as the reference
 
 
