@@ -121,7 +121,10 @@ class Linear(Function):
         n_out, n_in = w.shape
         y = (x.reshape(_rows(x.shape), n_in) @ w.T).reshape(x.shape[:-1] + (n_out,))
         if b is not None:
-            y = y + b
+            if b.dtype == y.dtype and type(y) is type(b):
+                y += b  # y is the product's fresh array: no second output array, one pass fewer
+            else:
+                y = y + b  # mixed dtypes promote as before
         return y
 
     @staticmethod
